@@ -1,0 +1,854 @@
+//! The SQL catalog: every query Cairn runs lives in this module.
+//!
+//! One code path serves SQLite (embedded default, WAL, `synchronous=NORMAL`, foreign
+//! keys on) and PostgreSQL (larger sites): runtime queries through sqlx's `Any` driver,
+//! `$N` placeholders (which both accept), and plain column types (BIGINT/INTEGER, TEXT).
+//! Each backend has its own migration tree under `migrations/`.
+//!
+//! Bulk work is set-based: packages are inserted in multi-row batches inside one
+//! transaction, and a snapshot is an `INSERT … SELECT` of the repository's content.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
+
+use crate::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
+use crate::repodata::Fragments;
+
+/// Catalog errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unknown repository {0:?}")]
+    UnknownRepo(String),
+    #[error("repository {repo:?} has no snapshot {snapshot:?}")]
+    UnknownSnapshot { repo: String, snapshot: String },
+    #[error("repository {repo:?} already has a snapshot named {snapshot:?}")]
+    SnapshotExists { repo: String, snapshot: String },
+    #[error("unsupported database URL {0:?} (expected sqlite:… or postgres://…)")]
+    BadUrl(String),
+}
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// Which SQL engine is behind the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A repository row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RepoRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub latest_publication_id: Option<i64>,
+    pub package_count: i64,
+    pub total_size: i64,
+    pub snapshot_count: i64,
+}
+
+/// A snapshot row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotRow {
+    #[serde(skip)]
+    pub id: i64,
+    pub repo: String,
+    pub name: String,
+    pub created_at: i64,
+    #[serde(skip)]
+    pub publication_id: i64,
+    pub package_count: i64,
+    pub total_size: i64,
+}
+
+/// One package as placed in a repository or snapshot, with what a publish needs.
+#[derive(Debug, Clone)]
+pub struct PlacedFragments {
+    pub sha256: String,
+    pub location: String,
+    pub time_file: i64,
+    pub fragments: Fragments,
+}
+
+/// One package of a tree, as the server's index needs it.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: i64,
+    pub mtime: i64,
+}
+
+/// A published tree: a snapshot or a repository's `latest`.
+#[derive(Debug, Clone)]
+pub struct TreeRow {
+    pub repo: String,
+    /// Snapshot name, or `latest`.
+    pub name: String,
+    pub publication_id: i64,
+    pub revision: i64,
+    pub immutable: bool,
+}
+
+/// A package entry of a repository's current content.
+#[derive(Debug, Clone)]
+pub struct ContentRow {
+    pub location: String,
+    pub package_id: i64,
+    pub sha256: String,
+}
+
+/// The metadata files of a publication.
+#[derive(Debug, Clone)]
+pub struct PublicationFile {
+    pub path: String,
+    pub kind: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
+/// Handle on the catalog database.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Rows per multi-row INSERT (keeps parameters under both engines' limits).
+const BATCH_ROWS: usize = 500;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `($1,$2,…),(…)` for `rows` rows of `cols` columns. Dynamic SQL in this module is
+/// only ever built from constant text and placeholder numbers (never from input), which
+/// is what each `AssertSqlSafe` asserts.
+fn values_clause(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn in_clause(start: usize, count: usize) -> String {
+    (start..start + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Catalog {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`).
+    pub async fn connect(url: &str) -> Result<Catalog> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(CatalogError::BadUrl(url.to_string()));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(60));
+        if backend == Backend::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                         PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(options).await?;
+        Ok(Catalog { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations for this backend.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- repositories -------------------------------------------------------------
+
+    /// Returns the id of repository `name`, creating the row if needed.
+    pub async fn ensure_repo(&self, name: &str) -> Result<i64> {
+        sqlx::query("INSERT INTO repos (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT id FROM repos WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    fn repo_from_row(row: &AnyRow) -> Result<RepoRow> {
+        Ok(RepoRow {
+            id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            created_at: row.try_get(2)?,
+            latest_publication_id: row.try_get(3)?,
+            package_count: row.try_get(4)?,
+            total_size: row.try_get(5)?,
+            snapshot_count: row.try_get(6)?,
+        })
+    }
+
+    const REPO_SELECT: &'static str = "SELECT r.id, r.name, r.created_at, r.latest_publication_id, \
+        (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id), \
+        (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = r.id), \
+        (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id) \
+        FROM repos r";
+
+    /// Every repository, by name.
+    pub async fn repos(&self) -> Result<Vec<RepoRow>> {
+        let sql = format!("{} ORDER BY r.name", Self::REPO_SELECT);
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(Self::repo_from_row).collect()
+    }
+
+    /// Repository `name`, if it exists in the catalog.
+    pub async fn repo(&self, name: &str) -> Result<Option<RepoRow>> {
+        let sql = format!("{} WHERE r.name = $1", Self::REPO_SELECT);
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
+        row.as_ref().map(Self::repo_from_row).transpose()
+    }
+
+    // ---- packages -----------------------------------------------------------------
+
+    /// Which of `shas` are already in the catalog: sha → package id.
+    pub async fn package_ids(&self, shas: &[&str]) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::with_capacity(shas.len());
+        for chunk in shas.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT sha256, id FROM packages WHERE sha256 IN ({})",
+                in_clause(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(*s);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts packages (with their dependency, file and changelog rows and their
+    /// rendered fragments) in one transaction; packages already present are left as
+    /// they are. Returns sha → id for all of them.
+    pub async fn insert_packages(
+        &self,
+        packages: &[(Package, Fragments)],
+    ) -> Result<HashMap<String, i64>> {
+        let shas: Vec<&str> = packages.iter().map(|(p, _)| p.pkgid.as_str()).collect();
+        let mut ids = self.package_ids(&shas).await?;
+        let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for item in packages {
+            if !ids.contains_key(&item.0.pkgid) && seen.insert(item.0.pkgid.as_str()) {
+                fresh.push(item);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(ids);
+        }
+        let created = now();
+        let mut tx = self.pool.begin().await?;
+        const COLS: usize = 27;
+        for chunk in fresh.chunks(BATCH_ROWS / 2) {
+            let sql = format!(
+                "INSERT INTO packages (sha256, name, arch, epoch, version, release, summary, \
+                 description, packager, url, time_file, time_build, size_package, size_installed, \
+                 size_archive, license, vendor, rpm_group, buildhost, sourcerpm, header_start, \
+                 header_end, primary_xml, primary_href_at, filelists_xml, other_xml, created_at) \
+                 VALUES {} RETURNING sha256, id",
+                values_clause(chunk.len(), COLS)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (p, f) in chunk.iter().map(|x| (&x.0, &x.1)) {
+                q = q
+                    .bind(p.pkgid.as_str())
+                    .bind(p.name.as_str())
+                    .bind(p.arch.as_str())
+                    .bind(p.epoch.as_str())
+                    .bind(p.version.as_str())
+                    .bind(p.release.as_str())
+                    .bind(p.summary.as_str())
+                    .bind(p.description.as_str())
+                    .bind(p.packager.as_str())
+                    .bind(p.url.as_str())
+                    .bind(p.time_file)
+                    .bind(p.time_build)
+                    .bind(p.size_package)
+                    .bind(p.size_installed)
+                    .bind(p.size_archive)
+                    .bind(p.license.as_str())
+                    .bind(p.vendor.as_str())
+                    .bind(p.group.as_str())
+                    .bind(p.buildhost.as_str())
+                    .bind(p.sourcerpm.as_str())
+                    .bind(p.header_start)
+                    .bind(p.header_end)
+                    .bind(f.primary.as_str())
+                    .bind(f.href_at as i64)
+                    .bind(f.filelists.as_str())
+                    .bind(f.other.as_str())
+                    .bind(created);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                ids.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+            }
+        }
+        // Child rows, batched across packages.
+        let mut deps: Vec<(i64, i64, &Dependency)> = Vec::new();
+        let mut files: Vec<(i64, i64, &PackageFile)> = Vec::new();
+        let mut logs: Vec<(i64, i64, &Changelog)> = Vec::new();
+        for (p, _) in fresh.iter().map(|x| (&x.0, &x.1)) {
+            let id = ids[&p.pkgid];
+            deps.extend(p.deps.iter().enumerate().map(|(i, d)| (id, i as i64, d)));
+            files.extend(p.files.iter().enumerate().map(|(i, f)| (id, i as i64, f)));
+            logs.extend(p.changelogs.iter().enumerate().map(|(i, c)| (id, i as i64, c)));
+        }
+        for chunk in deps.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO package_deps (package_id, seq, kind, name, flags, epoch, ver, rel, pre) VALUES {}",
+                values_clause(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, seq, d) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(*seq)
+                    .bind(d.kind as i64)
+                    .bind(d.name.as_str())
+                    .bind(d.flags.as_deref())
+                    .bind(d.epoch.as_deref())
+                    .bind(d.ver.as_deref())
+                    .bind(d.rel.as_deref())
+                    .bind(i64::from(d.pre));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in files.chunks(BATCH_ROWS * 2) {
+            let sql = format!(
+                "INSERT INTO package_files (package_id, seq, path, kind) VALUES {}",
+                values_clause(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, seq, f) in chunk {
+                q = q.bind(*id).bind(*seq).bind(f.path.as_str()).bind(f.kind as i64);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in logs.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO package_changelogs (package_id, seq, author, date, text) VALUES {}",
+                values_clause(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, seq, c) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(*seq)
+                    .bind(c.author.as_str())
+                    .bind(c.date)
+                    .bind(c.text.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Reads a package back, with its dependencies, files and changelogs.
+    pub async fn package(&self, sha256: &str) -> Result<Option<Package>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, sha256, name, arch, epoch, version, release, summary, description, \
+             packager, url, time_file, time_build, size_package, size_installed, size_archive, \
+             license, vendor, rpm_group, buildhost, sourcerpm, header_start, header_end \
+             FROM packages WHERE sha256 = $1",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get(0)?;
+        let deps = sqlx::query(
+            "SELECT kind, name, flags, epoch, ver, rel, pre FROM package_deps WHERE package_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| -> Result<Dependency> {
+            Ok(Dependency {
+                kind: DepKind::from_code(r.try_get(0)?).unwrap_or(DepKind::Requires),
+                name: r.try_get(1)?,
+                flags: r.try_get(2)?,
+                epoch: r.try_get(3)?,
+                ver: r.try_get(4)?,
+                rel: r.try_get(5)?,
+                pre: r.try_get::<i64, _>(6)? != 0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let files = sqlx::query("SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| -> Result<PackageFile> {
+                Ok(PackageFile {
+                    path: r.try_get(0)?,
+                    kind: FileKind::from_code(r.try_get(1)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let changelogs = sqlx::query(
+            "SELECT author, date, text FROM package_changelogs WHERE package_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| -> Result<Changelog> {
+            Ok(Changelog {
+                author: r.try_get(0)?,
+                date: r.try_get(1)?,
+                text: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Package {
+            pkgid: row.try_get(1)?,
+            name: row.try_get(2)?,
+            arch: row.try_get(3)?,
+            epoch: row.try_get(4)?,
+            version: row.try_get(5)?,
+            release: row.try_get(6)?,
+            summary: row.try_get(7)?,
+            description: row.try_get(8)?,
+            packager: row.try_get(9)?,
+            url: row.try_get(10)?,
+            time_file: row.try_get(11)?,
+            time_build: row.try_get(12)?,
+            size_package: row.try_get(13)?,
+            size_installed: row.try_get(14)?,
+            size_archive: row.try_get(15)?,
+            license: row.try_get(16)?,
+            vendor: row.try_get(17)?,
+            group: row.try_get(18)?,
+            buildhost: row.try_get(19)?,
+            sourcerpm: row.try_get(20)?,
+            header_start: row.try_get(21)?,
+            header_end: row.try_get(22)?,
+            deps,
+            files,
+            changelogs,
+        }))
+    }
+
+    // ---- repository content -------------------------------------------------------
+
+    /// The current content of a repository.
+    pub async fn repo_content(&self, repo_id: i64) -> Result<Vec<ContentRow>> {
+        let rows = sqlx::query(
+            "SELECT rp.location, rp.package_id, p.sha256 FROM repo_packages rp \
+             JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ContentRow {
+                    location: r.try_get(0)?,
+                    package_id: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Places packages in a repository's current content (a package at an occupied
+    /// location replaces the one there) and points the repository's `latest` at
+    /// `publication_id`, in one transaction.
+    pub async fn place_in_repo(
+        &self,
+        repo_id: i64,
+        placements: &[(String, i64)],
+        publication_id: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let added = now();
+        for chunk in placements.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO repo_packages (repo_id, location, package_id, added_at) VALUES {} \
+                 ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
+                 added_at = excluded.added_at",
+                values_clause(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (location, id) in chunk {
+                q = q.bind(repo_id).bind(location.as_str()).bind(*id).bind(added);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE repos SET latest_publication_id = $1 WHERE id = $2")
+            .bind(publication_id)
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Points a repository's `latest` at a publication.
+    pub async fn set_repo_latest(&self, repo_id: i64, publication_id: i64) -> Result<()> {
+        sqlx::query("UPDATE repos SET latest_publication_id = $1 WHERE id = $2")
+            .bind(publication_id)
+            .bind(repo_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn placed_fragments(&self, sql: &'static str, id: i64) -> Result<Vec<PlacedFragments>> {
+        let rows = sqlx::query(sql).bind(id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PlacedFragments {
+                    sha256: r.try_get(0)?,
+                    location: r.try_get(1)?,
+                    time_file: r.try_get(2)?,
+                    fragments: Fragments {
+                        primary: r.try_get(3)?,
+                        href_at: usize::try_from(r.try_get::<i64, _>(4)?).unwrap_or(0),
+                        filelists: r.try_get(5)?,
+                        other: r.try_get(6)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Fragments of a repository's current content, for publishing `latest`.
+    pub async fn repo_fragments(&self, repo_id: i64) -> Result<Vec<PlacedFragments>> {
+        self.placed_fragments(
+            "SELECT p.sha256, rp.location, p.time_file, p.primary_xml, p.primary_href_at, \
+             p.filelists_xml, p.other_xml FROM repo_packages rp JOIN packages p ON p.id = rp.package_id \
+             WHERE rp.repo_id = $1",
+            repo_id,
+        )
+        .await
+    }
+
+    // ---- publications -------------------------------------------------------------
+
+    /// The publication with `content_key`, if one was made before.
+    pub async fn publication_by_key(&self, content_key: &str) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT id FROM publications WHERE content_key = $1")
+            .bind(content_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Records a publication whose files are already durable in the pool.
+    pub async fn insert_publication(
+        &self,
+        content_key: &str,
+        revision: i64,
+        package_count: i64,
+        files: &[PublicationFile],
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO publications (content_key, revision, package_count, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (content_key) DO NOTHING RETURNING id",
+        )
+        .bind(content_key)
+        .bind(revision)
+        .bind(package_count)
+        .bind(now())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            // Someone else published the same content meanwhile.
+            tx.rollback().await?;
+            return self
+                .publication_by_key(content_key)
+                .await?
+                .ok_or(CatalogError::Sql(sqlx::Error::RowNotFound));
+        };
+        let id: i64 = row.try_get(0)?;
+        let sql = format!(
+            "INSERT INTO publication_files (publication_id, path, kind, sha256, size) VALUES {}",
+            values_clause(files.len(), 5)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for f in files {
+            q = q
+                .bind(id)
+                .bind(f.path.as_str())
+                .bind(f.kind.as_str())
+                .bind(f.sha256.as_str())
+                .bind(f.size);
+        }
+        if !files.is_empty() {
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The metadata files of a publication.
+    pub async fn publication_files(&self, publication_id: i64) -> Result<Vec<PublicationFile>> {
+        let rows = sqlx::query(
+            "SELECT path, kind, sha256, size FROM publication_files WHERE publication_id = $1 ORDER BY path",
+        )
+        .bind(publication_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PublicationFile {
+                    path: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                    size: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- snapshots ----------------------------------------------------------------
+
+    /// Freezes the current content of `repo_id` as snapshot `name`, published as
+    /// `publication_id`: one set copy, in one transaction.
+    pub async fn create_snapshot(
+        &self,
+        repo_id: i64,
+        repo: &str,
+        name: &str,
+        publication_id: i64,
+    ) -> Result<SnapshotRow> {
+        let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM snapshots WHERE repo_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(CatalogError::SnapshotExists {
+                repo: repo.to_string(),
+                snapshot: name.to_string(),
+            });
+        }
+        let row = sqlx::query(
+            "INSERT INTO snapshots (repo_id, name, created_at, publication_id, package_count, total_size) \
+             VALUES ($1, $2, $3, $4, 0, 0) RETURNING id",
+        )
+        .bind(repo_id)
+        .bind(name)
+        .bind(now())
+        .bind(publication_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get(0)?;
+        sqlx::query(
+            "INSERT INTO snapshot_packages (snapshot_id, package_id, location) \
+             SELECT $1, package_id, location FROM repo_packages WHERE repo_id = $2",
+        )
+        .bind(id)
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE snapshots SET \
+             package_count = (SELECT COUNT(*) FROM snapshot_packages WHERE snapshot_id = $1), \
+             total_size = (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM snapshot_packages sp \
+                           JOIN packages p ON p.id = sp.package_id WHERE sp.snapshot_id = $1) \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.snapshot(repo, name).await
+    }
+
+    fn snapshot_from_row(r: &AnyRow) -> Result<SnapshotRow> {
+        Ok(SnapshotRow {
+            id: r.try_get(0)?,
+            repo: r.try_get(1)?,
+            name: r.try_get(2)?,
+            created_at: r.try_get(3)?,
+            publication_id: r.try_get(4)?,
+            package_count: r.try_get(5)?,
+            total_size: r.try_get(6)?,
+        })
+    }
+
+    const SNAPSHOT_SELECT: &'static str = "SELECT s.id, r.name, s.name, s.created_at, s.publication_id, \
+        s.package_count, s.total_size FROM snapshots s JOIN repos r ON r.id = s.repo_id";
+
+    /// Snapshots of one repository (or all), oldest first.
+    pub async fn snapshots(&self, repo: Option<&str>) -> Result<Vec<SnapshotRow>> {
+        let rows = match repo {
+            Some(repo) => {
+                let sql = format!("{} WHERE r.name = $1 ORDER BY s.created_at, s.id", Self::SNAPSHOT_SELECT);
+                sqlx::query(AssertSqlSafe(sql)).bind(repo).fetch_all(&self.pool).await?
+            }
+            None => {
+                let sql = format!("{} ORDER BY r.name, s.created_at, s.id", Self::SNAPSHOT_SELECT);
+                sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter().map(Self::snapshot_from_row).collect()
+    }
+
+    /// One snapshot.
+    pub async fn snapshot(&self, repo: &str, name: &str) -> Result<SnapshotRow> {
+        let sql = format!("{} WHERE r.name = $1 AND s.name = $2", Self::SNAPSHOT_SELECT);
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(repo)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Self::snapshot_from_row(&r),
+            None => Err(CatalogError::UnknownSnapshot {
+                repo: repo.to_string(),
+                snapshot: name.to_string(),
+            }),
+        }
+    }
+
+    // ---- serving index ------------------------------------------------------------
+
+    /// Every published tree: each snapshot, and each repository's `latest`.
+    pub async fn trees(&self) -> Result<Vec<TreeRow>> {
+        let mut out = Vec::new();
+        let rows = sqlx::query(
+            "SELECT r.name, s.name, s.publication_id, p.revision FROM snapshots s \
+             JOIN repos r ON r.id = s.repo_id JOIN publications p ON p.id = s.publication_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            out.push(TreeRow {
+                repo: r.try_get(0)?,
+                name: r.try_get(1)?,
+                publication_id: r.try_get(2)?,
+                revision: r.try_get(3)?,
+                immutable: true,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT r.name, r.latest_publication_id, p.revision FROM repos r \
+             JOIN publications p ON p.id = r.latest_publication_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            out.push(TreeRow {
+                repo: r.try_get(0)?,
+                name: "latest".to_string(),
+                publication_id: r.try_get(1)?,
+                revision: r.try_get(2)?,
+                immutable: false,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The package files of a tree. A publication's content key covers every package
+    /// and location, so all trees sharing a publication hold the same files.
+    pub async fn tree_packages(&self, tree: &TreeRow) -> Result<Vec<TreeFile>> {
+        let rows = if tree.immutable {
+            sqlx::query(
+                "SELECT sp.location, p.sha256, p.size_package, p.time_file FROM snapshot_packages sp \
+                 JOIN packages p ON p.id = sp.package_id JOIN snapshots s ON s.id = sp.snapshot_id \
+                 JOIN repos r ON r.id = s.repo_id WHERE r.name = $1 AND s.name = $2",
+            )
+            .bind(tree.repo.as_str())
+            .bind(tree.name.as_str())
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            sqlx::query(
+                "SELECT rp.location, p.sha256, p.size_package, p.time_file FROM repo_packages rp \
+                 JOIN packages p ON p.id = rp.package_id JOIN repos r ON r.id = rp.repo_id \
+                 WHERE r.name = $1",
+            )
+            .bind(tree.repo.as_str())
+            .fetch_all(&self.pool)
+            .await?
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(TreeFile {
+                    path: r.try_get(0)?,
+                    sha256: r.try_get(1)?,
+                    size: r.try_get(2)?,
+                    mtime: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,456 @@
+//! The `cairn` command line: argument parsing, output formatting and exit codes.
+//! This is the only layer that uses `anyhow`; everything below returns typed errors.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::datadir::DataDir;
+use crate::pool::Pool;
+use crate::repodata::Compression;
+
+/// Cairn: an RPM mirror appliance.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    /// Configuration file (default: $CAIRN_CONFIG, else ./cairn.toml if present).
+    #[arg(long, global = true, env = "CAIRN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter config (if missing), create the data dir and apply migrations.
+    Init,
+    /// Serve every snapshot and `latest` over HTTP.
+    Serve {
+        /// Override `server.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Add local .rpm files (files or directories, recursively) to a local repository.
+    Import {
+        repo: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repositories.
+    Repo {
+        #[command(subcommand)]
+        command: RepoCommand,
+    },
+    /// Immutable snapshots of repositories.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Build sample packages, import, snapshot and serve them: works offline.
+    Demo {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Keep the demo's files in this directory instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// List repositories.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one repository.
+    Show {
+        repo: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Freeze a repository's current content.
+    Create {
+        repo: String,
+        /// Snapshot name (default: the UTC date and time, e.g. 2026-11-23T120000Z).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots (of one repository, or all).
+    List {
+        repo: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one snapshot.
+    Show {
+        repo: String,
+        snapshot: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// Everything a command needs: config, data dir, pool, catalog.
+pub struct App {
+    pub config: Config,
+    pub datadir: DataDir,
+    pub pool: Pool,
+    pub catalog: Catalog,
+}
+
+impl App {
+    /// Opens the data dir, pool and catalog described by `config`, applying migrations.
+    pub async fn open(config: Config) -> Result<App> {
+        let datadir = DataDir::open(&config.server.data_dir)
+            .with_context(|| format!("creating data dir {}", config.server.data_dir.display()))?;
+        let pool = Pool::open(datadir.pool_dir())?;
+        let url = config.database_url();
+        let catalog = Catalog::connect(&url)
+            .await
+            .with_context(|| format!("opening the catalog at {}", redact(&url)))?;
+        catalog.migrate().await?;
+        Ok(App {
+            config,
+            datadir,
+            pool,
+            catalog,
+        })
+    }
+
+    fn compression(&self, repo: &str) -> Compression {
+        self.config.repo(repo).map(|r| r.compression).unwrap_or_default()
+    }
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None if Path::new("cairn.toml").is_file() => Ok(Config::load(Path::new("cairn.toml"))?),
+        None => Ok(Config::default()),
+    }
+}
+
+const STARTER_CONFIG: &str = include_str!("../config/cairn.example.toml");
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Demo { listen, dir } = &cli.command {
+        return crate::demo::run(*listen, dir.clone()).await;
+    }
+    if let Command::Init = cli.command {
+        let path = cli.config.clone().unwrap_or_else(|| PathBuf::from("cairn.toml"));
+        if !path.exists() {
+            std::fs::write(&path, STARTER_CONFIG)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote a starter config to {}", path.display());
+        }
+        let app = App::open(Config::load(&path)?).await?;
+        println!(
+            "data dir {} ready, catalog migrated ({:?})",
+            app.datadir.root().display(),
+            app.catalog.backend()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = load_config(cli.config.as_deref())?;
+    let app = App::open(config).await?;
+    match cli.command {
+        Command::Init | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Serve { listen } => serve(app, listen).await,
+        Command::Import { repo, paths, json } => import(&app, &repo, &paths, json).await,
+        Command::Repo { command } => repo_cmd(&app, command).await,
+        Command::Snapshot { command } => snapshot_cmd(&app, command).await,
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<ExitCode> {
+    let addr = listen.unwrap_or(app.config.server.listen);
+    for repo in &app.config.repos {
+        app.catalog.ensure_repo(&repo.id).await?;
+    }
+    let server = crate::serve::Server::start(
+        app.catalog.clone(),
+        app.pool.clone(),
+        app.datadir.clone(),
+        addr,
+        app.config.server.workers,
+    )
+    .await?;
+    println!("listening on http://{}/", server.addr);
+    wait_for_shutdown().await;
+    tracing::info!("shutting down: draining connections");
+    tokio::task::spawn_blocking(move || server.stop()).await?;
+    app.catalog.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<ExitCode> {
+    if app.config.repo(repo).is_none() {
+        bail!("repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})");
+    }
+    let report = crate::import::import(
+        &app.catalog,
+        &app.pool,
+        &app.datadir,
+        repo,
+        app.compression(repo),
+        paths,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report.replaced {
+            println!(
+                "replaced {} ({} -> {})",
+                r.location,
+                &r.old_sha256[..12],
+                &r.new_sha256[..12]
+            );
+        }
+        for s in &report.skipped {
+            eprintln!("skipped {}: {}", s.path.display(), s.reason);
+        }
+        println!(
+            "{repo}: {} added, {} replaced, {} already present, {} skipped",
+            report.added.len(),
+            report.replaced.len(),
+            report.unchanged,
+            report.skipped.len()
+        );
+        if let Some(p) = &report.published {
+            println!(
+                "published {repo}/latest: {} packages{}",
+                p.package_count,
+                if p.rendered { "" } else { " (unchanged metadata reused)" }
+            );
+        }
+    }
+    Ok(if report.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn fmt_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
+    for repo in &app.config.repos {
+        app.catalog.ensure_repo(&repo.id).await?;
+    }
+    match command {
+        RepoCommand::List { json } => {
+            let repos = app.catalog.repos().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&repos)?);
+            } else {
+                println!("{:<24} {:>9} {:>14} {:>9}", "REPO", "PACKAGES", "BYTES", "SNAPSHOTS");
+                for r in repos {
+                    println!(
+                        "{:<24} {:>9} {:>14} {:>9}",
+                        r.name, r.package_count, r.total_size, r.snapshot_count
+                    );
+                }
+            }
+        }
+        RepoCommand::Show { repo, json } => {
+            let Some(r) = app.catalog.repo(&repo).await? else {
+                bail!("unknown repository {repo:?}");
+            };
+            let snaps = app.catalog.snapshots(Some(&repo)).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"repo": r, "snapshots": snaps}))?
+                );
+            } else {
+                println!("repo:      {}", r.name);
+                println!("packages:  {}", r.package_count);
+                println!("bytes:     {}", r.total_size);
+                println!("snapshots: {}", r.snapshot_count);
+                for s in snaps {
+                    println!("  {} ({}, {} packages)", s.name, fmt_time(s.created_at), s.package_count);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
+    match command {
+        SnapshotCommand::Create { repo, name, json } => {
+            if app.config.repo(&repo).is_none() && app.catalog.repo(&repo).await?.is_none() {
+                bail!("unknown repository {repo:?}");
+            }
+            let name = name.unwrap_or_else(|| {
+                time::OffsetDateTime::now_utc()
+                    .format(&time::macros::format_description!(
+                        "[year]-[month]-[day]T[hour][minute][second]Z"
+                    ))
+                    .unwrap_or_else(|_| "snapshot".into())
+            });
+            let _lock = app
+                .datadir
+                .lock_repo(&repo)
+                .with_context(|| format!("locking repository {repo}"))?;
+            let (snap, published) = crate::publish::create_snapshot(
+                &app.catalog,
+                &app.pool,
+                &app.datadir,
+                &repo,
+                &name,
+                app.compression(&repo),
+            )
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"snapshot": snap, "publish": published}))?
+                );
+            } else {
+                println!(
+                    "created snapshot {}/{} with {} packages ({}; {:.3} s)",
+                    snap.repo,
+                    snap.name,
+                    snap.package_count,
+                    if published.rendered { "metadata written" } else { "metadata reused" },
+                    published.seconds
+                );
+            }
+        }
+        SnapshotCommand::List { repo, json } => {
+            let snaps = app.catalog.snapshots(repo.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snaps)?);
+            } else {
+                println!("{:<20} {:<28} {:<21} {:>9} {:>14}", "REPO", "SNAPSHOT", "CREATED", "PACKAGES", "BYTES");
+                for s in snaps {
+                    println!(
+                        "{:<20} {:<28} {:<21} {:>9} {:>14}",
+                        s.repo,
+                        s.name,
+                        fmt_time(s.created_at),
+                        s.package_count,
+                        s.total_size
+                    );
+                }
+            }
+        }
+        SnapshotCommand::Show { repo, snapshot, json } => {
+            let s = app.catalog.snapshot(&repo, &snapshot).await?;
+            let files = app.catalog.publication_files(s.publication_id).await?;
+            if json {
+                let files: Vec<_> = files
+                    .iter()
+                    .map(|f| serde_json::json!({"path": f.path, "type": f.kind, "sha256": f.sha256, "size": f.size}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"snapshot": s, "repodata": files}))?
+                );
+            } else {
+                println!("snapshot: {}/{}", s.repo, s.name);
+                println!("created:  {}", fmt_time(s.created_at));
+                println!("packages: {}", s.package_count);
+                println!("bytes:    {}", s.total_size);
+                println!("url:      /repos/{}/{}/", s.repo, s.name);
+                for f in files {
+                    println!("  {} ({} bytes)", f.path, f.size);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

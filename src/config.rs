@@ -1,0 +1,213 @@
+//! The TOML configuration file: `[server]`, `[[repo]]`.
+//!
+//! Every key is documented in `config/cairn.example.toml`. Unknown keys and bad values
+//! are errors that name the key and the line; cross-field checks (duplicate repo ids,
+//! ids that are not URL-safe) name the repo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::repodata::Compression;
+
+/// Configuration errors, each naming the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default, rename = "repo")]
+    pub repos: Vec<RepoConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address `cairn serve` listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the pool, the SQLite catalog and the publish marker live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means `sqlite://<data_dir>/catalog.db`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Serving threads (one io_uring runtime each); 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            database_url: None,
+            workers: 0,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./cairn-data")
+}
+
+/// `[[repo]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// The repository id used in commands and URLs.
+    pub id: String,
+    /// Metadata compression for this repo's published trees.
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+/// Is `id` usable as a repository, snapshot or alias name in a URL?
+pub fn valid_name(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b':'))
+        && !id.starts_with('.')
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for repo in &config.repos {
+            if !valid_name(&repo.id) {
+                return Err(invalid(format!(
+                    "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
+                    repo.id
+                )));
+            }
+            if !seen.insert(repo.id.clone()) {
+                return Err(invalid(format!("repo id {:?} is declared twice", repo.id)));
+            }
+        }
+        if let Some(url) = &config.server.database_url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(format!(
+                    "server.database_url {url:?}: expected sqlite://… or postgres://…"
+                )));
+            }
+        }
+        if config.server.data_dir.as_os_str().is_empty() {
+            return Err(invalid("server.data_dir must not be empty".into()));
+        }
+        // Environment override for secrets (a database password does not belong in a file).
+        if let Ok(url) = std::env::var("CAIRN_DATABASE_URL") {
+            if !url.is_empty() {
+                config.server.database_url = Some(url);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The repo declared as `id`.
+    pub fn repo(&self, id: &str) -> Option<&RepoConfig> {
+        self.repos.iter().find(|r| r.id == id)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.server.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.server.data_dir.join("catalog.db").display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::parse("", Path::new("x.toml")).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.data_dir, PathBuf::from("./cairn-data"));
+        assert!(c.database_url().starts_with("sqlite://./cairn-data/catalog.db"));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        let err = Config::parse("[[repo]]\nid = \"a\"\nfeeed = \"x\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("feeed"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::parse("[server]\nlisten = \"nowhere\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = Config::parse("[[repo]]\nid = \"../x\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("../x"), "{err}");
+        let err = Config::parse("[[repo]]\nid = \"a\"\n[[repo]]\nid = \"a\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("twice"), "{err}");
+        let err = Config::parse("[[repo]]\nid = \"a\"\ncompression = \"lz4\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lz4") || err.contains("compression"), "{err}");
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cairn.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(!c.repos.is_empty());
+    }
+}

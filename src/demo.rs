@@ -1,0 +1,75 @@
+//! `cairn demo`: a self-contained tour that works offline. It builds a few sample
+//! packages with dependencies between them, imports them into a fresh data dir,
+//! snapshots the repository, serves it and prints the `dnf` command to try.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::cli::App;
+use crate::config::{Config, RepoConfig};
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let (_tmp, root) = match dir {
+        Some(d) => (None, d),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("cairn-demo-")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let rpms = root.join("rpms");
+    let files = crate::samples::demo_packages(&rpms)?;
+    println!("built {} sample packages in {}", files.len(), rpms.display());
+
+    let mut config = Config::default();
+    config.server.data_dir = root.join("data");
+    config.server.listen = listen;
+    config.repos.push(RepoConfig {
+        id: "demo".into(),
+        compression: Default::default(),
+    });
+    let app = App::open(config).await?;
+    let report = crate::import::import(
+        &app.catalog,
+        &app.pool,
+        &app.datadir,
+        "demo",
+        Default::default(),
+        &[rpms.clone()],
+    )
+    .await?;
+    println!("imported {} packages into repo 'demo'", report.added.len());
+    let (snap, _) = {
+        let _lock = app.datadir.lock_repo("demo")?;
+        crate::publish::create_snapshot(&app.catalog, &app.pool, &app.datadir, "demo", "first", Default::default())
+            .await?
+    };
+    println!("created snapshot demo/{} ({} packages)", snap.name, snap.package_count);
+    let server = crate::serve::Server::start(
+        app.catalog.clone(),
+        app.pool.clone(),
+        app.datadir.clone(),
+        listen,
+        app.config.server.workers,
+    )
+    .await?;
+    let base = format!("http://{}/repos/demo/first/", server.addr);
+    println!("\nServing on http://{}/  (Ctrl-C to stop)\n", server.addr);
+    println!("Browse:   {base}");
+    println!("Install with dnf (as root, into a scratch root):\n");
+    println!(
+        "  dnf --installroot=/tmp/cairn-demo-root --releasever=1 --setopt=reposdir=/dev/null \\\n      \
+         --setopt=cachedir=/tmp/cairn-demo-root-cache --repofrompath=demo,{base} \\\n      \
+         --repo=demo --nogpgcheck -y install demo-app\n"
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    tokio::task::spawn_blocking(move || server.stop()).await?;
+    Ok(ExitCode::SUCCESS)
+}

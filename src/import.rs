@@ -1,0 +1,302 @@
+//! Importing local `.rpm` files into a local repository.
+//!
+//! Files are hashed while being copied into the pool and their headers parsed, on all
+//! cores. The batch's blobs are made durable together, then the catalog rows are
+//! committed, then the repository's content and its `latest` publication switch in
+//! one transaction. A file that is not a valid package is reported with its path and
+//! the reason, and skipped; the rest of the batch lands.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::catalog::{Catalog, CatalogError, PlacedFragments};
+use crate::datadir::DataDir;
+use crate::package::Package;
+use crate::pool::{Pool, PoolError, Staged};
+use crate::publish::{self, PublishError, Published};
+use crate::repodata::{xml, Compression, Fragments};
+use crate::rpmread::{self, FileFacts};
+
+/// Errors that stop a whole import (per-file problems are reported, not raised).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("locking repository {repo:?}: {source}")]
+    Lock {
+        repo: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A file that was not imported, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A package that took the place of another with the same file name.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replaced {
+    pub location: String,
+    pub old_sha256: String,
+    pub new_sha256: String,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ImportReport {
+    /// NEVRAs newly placed in the repository.
+    pub added: Vec<String>,
+    /// Files whose exact bytes the repository already held.
+    pub unchanged: usize,
+    pub replaced: Vec<Replaced>,
+    pub skipped: Vec<Skipped>,
+    pub published: Option<Published>,
+}
+
+/// Expands files and directories (recursively, `*.rpm` only inside directories).
+/// Paths that do not exist are reported as skipped.
+pub fn collect_files(paths: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(p)
+                .follow_links(true)
+                .into_iter()
+                .filter_map(|e| match e {
+                    Ok(e) => Some(e),
+                    Err(err) => {
+                        skipped.push(Skipped {
+                            path: err.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone()),
+                            reason: err.to_string(),
+                        });
+                        None
+                    }
+                })
+                .filter(|e| e.file_type().is_file())
+                .map(|e| e.into_path())
+                .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            skipped.push(Skipped {
+                path: p.clone(),
+                reason: "no such file or directory".into(),
+            });
+        }
+    }
+    out
+}
+
+struct Read {
+    staged: Staged,
+    package: Package,
+    fragments: Fragments,
+}
+
+fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let staged = pool.stage_file(path).map_err(|e| e.to_string())?;
+    let facts = FileFacts {
+        sha256: staged.sha256.clone(),
+        size: staged.size,
+        mtime,
+    };
+    // Parse the bytes that were hashed, not the source (which could change meanwhile).
+    let staged_path = staged.path().map(Path::to_path_buf).unwrap_or_else(|| path.to_path_buf());
+    let package = rpmread::read_package(&staged_path, &facts).map_err(|e| e.to_string())?;
+    let fragments = xml::render(&package);
+    Ok(Read {
+        staged,
+        package,
+        fragments,
+    })
+}
+
+/// Reads all `files` on all cores. Returns the readable ones in input order.
+fn read_all(pool: &Pool, files: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<Read> {
+    let slots: Vec<Mutex<Option<Result<Read, String>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                let r = read_one(pool, path);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(files.len());
+    for (path, slot) in files.iter().zip(slots) {
+        match slot.into_inner().ok().flatten() {
+            Some(Ok(r)) => out.push(r),
+            Some(Err(reason)) => {
+                tracing::warn!("skipped {}: {reason}", path.display());
+                skipped.push(Skipped {
+                    path: path.clone(),
+                    reason,
+                })
+            }
+            None => skipped.push(Skipped {
+                path: path.clone(),
+                reason: "reader thread failed".into(),
+            }),
+        }
+    }
+    out
+}
+
+/// Imports `paths` into repository `repo` and republishes its `latest`.
+pub async fn import(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    repo: &str,
+    compression: Compression,
+    paths: &[PathBuf],
+) -> Result<ImportReport, ImportError> {
+    let mut report = ImportReport::default();
+    let files = collect_files(paths, &mut report.skipped);
+    let pool2 = pool.clone();
+    let (reads, skipped) = tokio::task::spawn_blocking(move || {
+        let mut skipped = Vec::new();
+        let reads = read_all(&pool2, &files, &mut skipped);
+        (reads, skipped)
+    })
+    .await
+    .map_err(|e| PoolError::Io {
+        path: pool.root().to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    report.skipped.extend(skipped);
+
+    // Blobs durable first, then catalog rows.
+    let mut staged = Vec::with_capacity(reads.len());
+    let mut packages = Vec::with_capacity(reads.len());
+    for r in reads {
+        staged.push(r.staged);
+        packages.push((r.package, r.fragments));
+    }
+    let pool3 = pool.clone();
+    tokio::task::spawn_blocking(move || pool3.commit(staged))
+        .await
+        .map_err(|e| PoolError::Io {
+            path: pool.root().to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    let ids = catalog.insert_packages(&packages).await?;
+
+    let _lock = datadir.lock_repo(repo).map_err(|source| ImportError::Lock {
+        repo: repo.to_string(),
+        source,
+    })?;
+    let repo_id = catalog.ensure_repo(repo).await?;
+    let current: HashMap<String, String> = catalog
+        .repo_content(repo_id)
+        .await?
+        .into_iter()
+        .map(|c| (c.location, c.sha256))
+        .collect();
+
+    // The last file given for a location wins within one batch.
+    let mut by_location: HashMap<String, &(Package, Fragments)> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut replaced_in_batch: HashMap<String, String> = HashMap::new();
+    for item in &packages {
+        let loc = item.0.location();
+        match by_location.insert(loc.clone(), item) {
+            None => order.push(loc),
+            Some(prev) if prev.0.pkgid != item.0.pkgid => {
+                tracing::info!(
+                    "{} appears twice in this import with different content; the later file wins",
+                    item.0.nevra()
+                );
+                replaced_in_batch.insert(loc, prev.0.pkgid.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    let mut placements: Vec<(String, i64)> = Vec::new();
+    for loc in &order {
+        let (p, _) = by_location[loc];
+        match current.get(loc) {
+            Some(old) if *old == p.pkgid => report.unchanged += 1,
+            Some(old) => {
+                tracing::info!(
+                    "{} replaces the package at {loc} ({} → {})",
+                    p.nevra(),
+                    &old[..12.min(old.len())],
+                    &p.pkgid[..12]
+                );
+                report.replaced.push(Replaced {
+                    location: loc.clone(),
+                    old_sha256: old.clone(),
+                    new_sha256: p.pkgid.clone(),
+                });
+                placements.push((loc.clone(), ids[&p.pkgid]));
+            }
+            None => {
+                if let Some(old) = replaced_in_batch.get(loc) {
+                    report.replaced.push(Replaced {
+                        location: loc.clone(),
+                        old_sha256: old.clone(),
+                        new_sha256: p.pkgid.clone(),
+                    });
+                }
+                report.added.push(p.nevra());
+                placements.push((loc.clone(), ids[&p.pkgid]));
+            }
+        }
+    }
+
+    let repo_row = catalog.repo(repo).await?;
+    let has_latest = repo_row.is_some_and(|r| r.latest_publication_id.is_some());
+    if placements.is_empty() && has_latest {
+        return Ok(report);
+    }
+    // The new content = current content with the placements applied.
+    let mut items: Vec<PlacedFragments> = catalog.repo_fragments(repo_id).await?;
+    let placed: std::collections::HashSet<&str> = placements.iter().map(|(l, _)| l.as_str()).collect();
+    items.retain(|i| !placed.contains(i.location.as_str()));
+    for loc in &placed {
+        let (p, f) = by_location[*loc];
+        items.push(PlacedFragments {
+            sha256: p.pkgid.clone(),
+            location: (*loc).to_string(),
+            time_file: p.time_file,
+            fragments: f.clone(),
+        });
+    }
+    let published = publish::publish_set(catalog, pool, &items, compression, false).await?;
+    catalog
+        .place_in_repo(repo_id, &placements, published.publication_id)
+        .await?;
+    let _ = datadir.bump_generation();
+    report.published = Some(published);
+    Ok(report)
+}

@@ -1,0 +1,344 @@
+//! The content-addressed blob pool: every package and metadata file, stored once under
+//! its sha256 at `pool/ab/cd/<sha256>`.
+//!
+//! Durability without an fsync per file: blobs are first written to `pool/tmp/` while
+//! being hashed ([`Pool::stage_file`], [`Pool::stage_bytes`]). [`Pool::commit`] then
+//! makes the whole batch durable with one `syncfs`, renames each temp file to its final
+//! name and syncs again so the renames are durable. A file under its final name is
+//! therefore always complete; a crash leaves at most stray files in `tmp/` (removed
+//! when they are old) and never a partial blob. Callers commit catalog rows only after
+//! [`Pool::commit`] returned, so no row ever points at a blob that is not durable.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+/// The pool layout this code reads and writes.
+pub const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_FILE: &str = "LAYOUT";
+const TMP_DIR: &str = "tmp";
+/// Temp files older than this are leftovers of a crashed writer.
+const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
+
+/// Errors of the pool layer; each names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: pool layout version {found} is not supported (expected {LAYOUT_VERSION})")]
+    Layout { path: PathBuf, found: String },
+    #[error("{0:?} is not a sha256 address")]
+    BadAddress(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PoolError + '_ {
+    move |source| PoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A handle on the pool directory.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    root: PathBuf,
+}
+
+/// A blob written to `tmp/` and hashed, not yet under its final name.
+/// Dropping it without [`Pool::commit`] removes the temp file.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: Option<PathBuf>,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Staged {
+    /// The temp file holding the staged bytes (valid until commit or drop).
+    pub fn path(&self) -> Option<&Path> {
+        self.tmp.as_deref()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// What [`Pool::verify`] found for one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobState {
+    Ok,
+    Missing,
+    /// The content hashes to something else.
+    Corrupt { actual: String },
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Is `s` a lower-case hex sha256?
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Pool {
+    /// Opens (creating if needed) the pool at `root`, checking its layout version.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Pool, PoolError> {
+        let root = root.into();
+        let tmp = root.join(TMP_DIR);
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        let layout = root.join(LAYOUT_FILE);
+        match fs::read_to_string(&layout) {
+            Ok(text) => {
+                let found = text.trim().to_string();
+                if found != format!("cairn-pool {LAYOUT_VERSION}") {
+                    return Err(PoolError::Layout {
+                        path: layout,
+                        found,
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let pool = Pool { root: root.clone() };
+                let staged_tmp = pool.tmp_path();
+                fs::write(&staged_tmp, format!("cairn-pool {LAYOUT_VERSION}\n"))
+                    .map_err(io_err(&staged_tmp))?;
+                File::open(&staged_tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(&staged_tmp))?;
+                fs::rename(&staged_tmp, &layout).map_err(io_err(&layout))?;
+                sync_dir(&root)?;
+            }
+            Err(e) => return Err(io_err(&layout)(e)),
+        }
+        let pool = Pool { root };
+        pool.remove_stale_tmp();
+        Ok(pool)
+    }
+
+    /// The pool directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `sha256` lives (whether or not it exists).
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
+        let (a, b) = (&sha256[..2.min(sha256.len())], &sha256[2.min(sha256.len())..4.min(sha256.len())]);
+        self.root.join(a).join(b).join(sha256)
+    }
+
+    /// Is the blob present under its final name?
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.path_of(sha256).is_file()
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        self.root
+            .join(TMP_DIR)
+            .join(format!("{}-{n}-{nanos}.tmp", std::process::id()))
+    }
+
+    /// Copies `reader` into a temp file while hashing it.
+    pub fn stage_reader(&self, reader: &mut dyn Read) -> Result<Staged, PoolError> {
+        let tmp = self.tmp_path();
+        let mut staged = Staged {
+            tmp: Some(tmp.clone()),
+            sha256: String::new(),
+            size: 0,
+        };
+        let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(&tmp)(e)),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
+            staged.size += n as u64;
+        }
+        out.flush().map_err(io_err(&tmp))?;
+        staged.sha256 = hex::encode(hasher.finalize());
+        Ok(staged)
+    }
+
+    /// Stages the file at `src` (hashing while copying).
+    pub fn stage_file(&self, src: &Path) -> Result<Staged, PoolError> {
+        let mut f = File::open(src).map_err(io_err(src))?;
+        self.stage_reader(&mut f)
+    }
+
+    /// Stages `bytes`.
+    pub fn stage_bytes(&self, bytes: &[u8]) -> Result<Staged, PoolError> {
+        self.stage_reader(&mut &bytes[..])
+    }
+
+    /// Makes every staged blob durable under its final name (see the module docs).
+    pub fn commit(&self, staged: Vec<Staged>) -> Result<(), PoolError> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        self.syncfs()?;
+        let mut dirs = std::collections::BTreeSet::new();
+        for mut s in staged {
+            let Some(tmp) = s.tmp.take() else { continue };
+            let dest = self.path_of(&s.sha256);
+            let existing = fs::metadata(&dest).ok().map(|m| m.len());
+            if existing == Some(s.size) {
+                // Already stored (content addressed): keep the existing blob.
+                let _ = fs::remove_file(&tmp);
+                continue;
+            }
+            let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+            dirs.insert(dir);
+        }
+        if !dirs.is_empty() {
+            self.syncfs()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the pool's filesystem (data and directory entries).
+    fn syncfs(&self) -> Result<(), PoolError> {
+        let dir = File::open(&self.root).map_err(io_err(&self.root))?;
+        // SAFETY: syncfs takes a valid open file descriptor, which `dir` owns.
+        let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+        if rc != 0 {
+            return Err(io_err(&self.root)(io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Re-hashes the blob `sha256`.
+    pub fn verify(&self, sha256: &str) -> Result<BlobState, PoolError> {
+        if !is_sha256(sha256) {
+            return Err(PoolError::BadAddress(sha256.to_string()));
+        }
+        let path = self.path_of(sha256);
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BlobState::Missing),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).map_err(io_err(&path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let actual = hex::encode(hasher.finalize());
+        Ok(if actual == sha256 {
+            BlobState::Ok
+        } else {
+            BlobState::Corrupt { actual }
+        })
+    }
+
+    fn remove_stale_tmp(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join(TMP_DIR)) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PoolError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_are_content_addressed_and_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let a = pool.stage_bytes(b"hello").unwrap();
+        let sha = a.sha256.clone();
+        assert_eq!(
+            sha,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert!(!pool.contains(&sha));
+        pool.commit(vec![a]).unwrap();
+        assert!(pool.contains(&sha));
+        assert!(pool.path_of(&sha).ends_with(format!("2c/f2/{sha}")));
+        let b = pool.stage_bytes(b"hello").unwrap();
+        pool.commit(vec![b]).unwrap();
+        assert_eq!(pool.verify(&sha).unwrap(), BlobState::Ok);
+        assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dropped_stage_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let s = pool.stage_bytes(b"abandoned").unwrap();
+        let sha = s.sha256.clone();
+        drop(s);
+        assert!(!pool.contains(&sha));
+        assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn verify_detects_corruption_and_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let s = pool.stage_bytes(b"payload").unwrap();
+        let sha = s.sha256.clone();
+        pool.commit(vec![s]).unwrap();
+        fs::write(pool.path_of(&sha), b"tampered").unwrap();
+        assert!(matches!(pool.verify(&sha).unwrap(), BlobState::Corrupt { .. }));
+        fs::remove_file(pool.path_of(&sha)).unwrap();
+        assert_eq!(pool.verify(&sha).unwrap(), BlobState::Missing);
+    }
+
+    #[test]
+    fn unknown_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pool");
+        Pool::open(&root).unwrap();
+        fs::write(root.join(LAYOUT_FILE), "cairn-pool 99\n").unwrap();
+        let err = Pool::open(&root).unwrap_err().to_string();
+        assert!(err.contains("layout version"), "{err}");
+    }
+}

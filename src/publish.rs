@@ -1,0 +1,168 @@
+//! Publishing: turning a set of placed packages into a durable `repodata/` and a
+//! catalog publication; publishing a repository's `latest` and creating snapshots.
+//!
+//! A publication is identified by a content key (a hash over the metadata format, the
+//! compression and every package's sha256 and location), so publishing a package set
+//! that was published before costs one lookup and reuses the same bytes.
+
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, CatalogError, PlacedFragments, PublicationFile, SnapshotRow};
+use crate::datadir::DataDir;
+use crate::pool::{Pool, PoolError};
+use crate::repodata::{self, Compression, Entry};
+
+/// Bump when the rendered metadata format changes, so old publications are not reused.
+const FORMAT_VERSION: &str = "cairn-repodata-1";
+
+/// Errors of publishing.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("rendering metadata: {0}")]
+    Render(#[from] std::io::Error),
+    #[error("invalid snapshot name {0:?}: use letters, digits, '-', '_', '.', '+' or ':'")]
+    BadName(String),
+    #[error("{0:?} is reserved and cannot name a snapshot")]
+    Reserved(String),
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Published {
+    pub publication_id: i64,
+    /// False when an identical publication already existed and was reused.
+    pub rendered: bool,
+    pub package_count: usize,
+    pub seconds: f64,
+}
+
+/// The content key of a package set.
+pub fn content_key(items: &[PlacedFragments], compression: Compression) -> String {
+    let mut sorted: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| (i.location.as_str(), i.sha256.as_str()))
+        .collect();
+    sorted.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(FORMAT_VERSION.as_bytes());
+    h.update(b"\n");
+    h.update(compression.name().as_bytes());
+    h.update(b"\n");
+    for (loc, sha) in sorted {
+        h.update(sha.as_bytes());
+        h.update(b" ");
+        h.update(loc.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Publishes `items` (reusing an identical earlier publication) and returns its id.
+pub async fn publish_set(
+    catalog: &Catalog,
+    pool: &Pool,
+    items: &[PlacedFragments],
+    compression: Compression,
+    force_render: bool,
+) -> Result<Published, PublishError> {
+    let started = Instant::now();
+    let key = content_key(items, compression);
+    if !force_render {
+        if let Some(id) = catalog.publication_by_key(&key).await? {
+            return Ok(Published {
+                publication_id: id,
+                rendered: false,
+                package_count: items.len(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    let pool2 = pool.clone();
+    let items_owned: Vec<PlacedFragments> = items.to_vec();
+    // Rendering and compression are CPU work on all cores: keep them off the runtime.
+    let (revision, files) = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
+        let mut entries: Vec<Entry<'_>> = items_owned
+            .iter()
+            .map(|i| Entry {
+                fragments: &i.fragments,
+                href: &i.location,
+                time_file: i.time_file,
+            })
+            .collect();
+        repodata::sort_entries(&mut entries);
+        let data = repodata::build(&entries, compression)?;
+        let mut staged = Vec::with_capacity(data.files.len());
+        let mut files = Vec::with_capacity(data.files.len());
+        for f in &data.files {
+            staged.push(pool2.stage_bytes(&f.bytes)?);
+            files.push(PublicationFile {
+                path: f.path.clone(),
+                kind: f.kind.clone(),
+                sha256: f.sha256.clone(),
+                size: f.bytes.len() as i64,
+            });
+        }
+        pool2.commit(staged)?;
+        Ok((data.revision, files))
+    })
+    .await
+    .map_err(|e| PublishError::Render(std::io::Error::other(e.to_string())))??;
+    let id = catalog
+        .insert_publication(&key, revision, items.len() as i64, &files)
+        .await?;
+    Ok(Published {
+        publication_id: id,
+        rendered: true,
+        package_count: items.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Republishes `latest` of a repository from its current content.
+pub async fn publish_latest(
+    catalog: &Catalog,
+    pool: &Pool,
+    repo_id: i64,
+    compression: Compression,
+) -> Result<Published, PublishError> {
+    let items = catalog.repo_fragments(repo_id).await?;
+    let published = publish_set(catalog, pool, &items, compression, false).await?;
+    catalog
+        .set_repo_latest(repo_id, published.publication_id)
+        .await?;
+    Ok(published)
+}
+
+/// Names that cannot be snapshot names because URLs use them.
+pub const RESERVED_NAMES: [&str; 3] = ["latest", "repodata", "Packages"];
+
+/// Freezes the current content of `repo` as snapshot `name` (repo lock held by caller).
+pub async fn create_snapshot(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    repo: &str,
+    name: &str,
+    compression: Compression,
+) -> Result<(SnapshotRow, Published), PublishError> {
+    if !crate::config::valid_name(name) {
+        return Err(PublishError::BadName(name.to_string()));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(PublishError::Reserved(name.to_string()));
+    }
+    let repo_id = catalog.ensure_repo(repo).await?;
+    let items = catalog.repo_fragments(repo_id).await?;
+    let published = publish_set(catalog, pool, &items, compression, false).await?;
+    let snap = catalog
+        .create_snapshot(repo_id, repo, name, published.publication_id)
+        .await?;
+    let _ = datadir.bump_generation();
+    Ok((snap, published))
+}

@@ -1,0 +1,226 @@
+//! Repository metadata: rendering `repodata/` from pre-rendered package fragments.
+//!
+//! A publish is an ordered concatenation of fragments ([`xml::Fragments`]) plus
+//! compression. Each metadata file is cut into chunks at package boundaries (about
+//! [`CHUNK_BYTES`] of XML each); chunks are compressed independently on all cores and
+//! concatenated (gzip members or zstd frames, both of which dnf reads as one stream).
+//! The result is deterministic: the same packages at the same locations give the same
+//! bytes, and `repomd.xml`'s revision and timestamps come from the packages' own file
+//! times, never from the clock.
+
+pub mod xml;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+pub use xml::Fragments;
+
+/// Uncompressed bytes per independently compressed chunk.
+pub const CHUNK_BYTES: usize = 512 * 1024;
+
+/// How metadata files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// `.xml.gz`, what createrepo_c 0.17 writes and every yum/dnf reads.
+    #[default]
+    Gzip,
+    /// `.xml.zst`: smaller and faster; dnf reads it, EL7 yum does not.
+    Zstd,
+}
+
+impl Compression {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gz",
+            Compression::Zstd => "zst",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// One package as it is placed into a published tree.
+pub struct Entry<'a> {
+    pub fragments: &'a Fragments,
+    /// `<location href>`, relative to the tree root.
+    pub href: &'a str,
+    /// The package's recorded file time (feeds the revision).
+    pub time_file: i64,
+}
+
+/// One file of a generated `repodata/`.
+#[derive(Debug, Clone)]
+pub struct MetadataFile {
+    /// Path relative to the tree root, e.g. `repodata/<sha>-primary.xml.gz`.
+    pub path: String,
+    /// The record type in repomd.xml (`primary`, …); `repomd` for repomd.xml itself.
+    pub kind: String,
+    pub bytes: Vec<u8>,
+    /// sha256 of `bytes`, hex.
+    pub sha256: String,
+}
+
+/// A complete generated `repodata/`: the compressed files and repomd.xml (last).
+#[derive(Debug, Clone)]
+pub struct Repodata {
+    pub revision: i64,
+    pub files: Vec<MetadataFile>,
+}
+
+/// Sorts entries into createrepo_c's package order: by file name, then by full href.
+pub fn sort_entries(entries: &mut [Entry<'_>]) {
+    fn base(h: &str) -> &str {
+        h.rsplit('/').next().unwrap_or(h)
+    }
+    entries.sort_by(|a, b| base(a.href).cmp(base(b.href)).then(a.href.cmp(b.href)));
+}
+
+const PRIMARY_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"";
+const FILELISTS_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"";
+const OTHER_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Primary,
+    Filelists,
+    Other,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Primary => "primary",
+            Kind::Filelists => "filelists",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// Builds `repodata/` for `entries`, which must already be in [`sort_entries`] order.
+pub fn build(entries: &[Entry<'_>], compression: Compression) -> std::io::Result<Repodata> {
+    let revision = entries.iter().map(|e| e.time_file).max().unwrap_or(0);
+    let n = entries.len();
+    let kinds = [Kind::Primary, Kind::Filelists, Kind::Other];
+
+    // Cut every file into chunks of whole packages.
+    let mut chunks: Vec<(usize, String)> = Vec::new();
+    for (k, kind) in kinds.iter().enumerate() {
+        let (head, foot) = match kind {
+            Kind::Primary => (PRIMARY_HEAD, "</metadata>"),
+            Kind::Filelists => (FILELISTS_HEAD, "</filelists>"),
+            Kind::Other => (OTHER_HEAD, "</otherdata>"),
+        };
+        let mut cur = String::with_capacity(CHUNK_BYTES + 64 * 1024);
+        cur.push_str(head);
+        cur.push_str(&n.to_string());
+        cur.push_str("\">\n");
+        for e in entries {
+            match kind {
+                Kind::Primary => e.fragments.write_primary(e.href, &mut cur),
+                Kind::Filelists => cur.push_str(&e.fragments.filelists),
+                Kind::Other => cur.push_str(&e.fragments.other),
+            }
+            if cur.len() >= CHUNK_BYTES {
+                chunks.push((k, std::mem::take(&mut cur)));
+                cur.reserve(CHUNK_BYTES + 64 * 1024);
+            }
+        }
+        cur.push_str(foot);
+        chunks.push((k, cur));
+    }
+
+    // Compress all chunks on all cores; hash the open bytes meanwhile.
+    let compressed: Vec<Mutex<Option<std::io::Result<Vec<u8>>>>> =
+        chunks.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(chunks.len().max(1));
+    let mut open = [(Sha256::new(), 0u64), (Sha256::new(), 0u64), (Sha256::new(), 0u64)];
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((_, text)) = chunks.get(i) else { break };
+                let out = compress(text.as_bytes(), compression);
+                if let Ok(mut slot) = compressed[i].lock() {
+                    *slot = Some(out);
+                }
+            });
+        }
+        for (k, text) in &chunks {
+            open[*k].0.update(text.as_bytes());
+            open[*k].1 += text.len() as u64;
+        }
+    });
+
+    let mut stored: [Vec<u8>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for ((k, _), slot) in chunks.iter().zip(compressed) {
+        let part = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Err(std::io::Error::other("compression worker failed")))?;
+        stored[*k].extend_from_slice(&part);
+    }
+
+    let mut files = Vec::with_capacity(4);
+    let mut repomd = String::with_capacity(2048);
+    repomd.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n");
+    repomd.push_str(&format!("  <revision>{revision}</revision>\n"));
+    for (k, kind) in kinds.iter().enumerate() {
+        let bytes = std::mem::take(&mut stored[k]);
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let (hasher, open_size) = std::mem::replace(&mut open[k], (Sha256::new(), 0));
+        let open_sha = hex::encode(hasher.finalize());
+        let path = format!(
+            "repodata/{sha}-{}.xml.{}",
+            kind.name(),
+            compression.suffix()
+        );
+        repomd.push_str(&format!(
+            "  <data type=\"{name}\">\n    <checksum type=\"sha256\">{sha}</checksum>\n    <open-checksum type=\"sha256\">{open_sha}</open-checksum>\n    <location href=\"{path}\"/>\n    <timestamp>{revision}</timestamp>\n    <size>{size}</size>\n    <open-size>{open_size}</open-size>\n  </data>\n",
+            name = kind.name(),
+            size = bytes.len(),
+        ));
+        files.push(MetadataFile {
+            path,
+            kind: kind.name().to_string(),
+            bytes,
+            sha256: sha,
+        });
+    }
+    repomd.push_str("</repomd>\n");
+    let bytes = repomd.into_bytes();
+    files.push(MetadataFile {
+        path: "repodata/repomd.xml".to_string(),
+        kind: "repomd".to_string(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        bytes,
+    });
+    Ok(Repodata { revision, files })
+}
+
+fn compress(data: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {
+    match compression {
+        Compression::Gzip => {
+            let mut enc = flate2::GzBuilder::new().write(
+                Vec::with_capacity(data.len() / 4),
+                flate2::Compression::default(),
+            );
+            enc.write_all(data)?;
+            enc.finish()
+        }
+        Compression::Zstd => zstd::bulk::compress(data, 3),
+    }
+}

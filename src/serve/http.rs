@@ -1,0 +1,449 @@
+//! The HTTP request path: URL → tree → blob, with the headers and conditional/range
+//! semantics dnf, browsers and caches rely on.
+//!
+//! Request paths are looked up in the in-memory [`Index`]; nothing from a URL is ever
+//! joined to a filesystem path (blobs are opened by sha256 only). Paths with `..`,
+//! encoded dots or slashes, NUL or backslashes are refused before any lookup.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::blob::{Blob, ReadMode, CHUNK, SMALL_FILE};
+use super::index::{FileEntry, Index, Tree};
+use crate::pool::Pool;
+
+/// Response body type: in-memory or streamed from a blob.
+pub type ResBody = UnsyncBoxBody<Bytes, io::Error>;
+
+/// What every request handler shares on one worker.
+pub struct Shared {
+    pub index: Arc<ArcSwap<Index>>,
+    pub pool: Pool,
+    pub mode: ReadMode,
+}
+
+fn full(body: impl Into<Bytes>) -> ResBody {
+    Full::new(body.into()).map_err(|e: Infallible| match e {}).boxed_unsync()
+}
+
+fn empty() -> ResBody {
+    Empty::<Bytes>::new().map_err(|e: Infallible| match e {}).boxed_unsync()
+}
+
+fn text(status: StatusCode, msg: &str) -> Response<ResBody> {
+    let mut r = Response::new(full(format!("{msg}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Is the raw request path safe to interpret?
+pub fn path_is_safe(raw: &str) -> bool {
+    if !raw.starts_with('/') || raw.contains('\\') || raw.contains('\0') {
+        return false;
+    }
+    let lower = raw.to_ascii_lowercase();
+    // Encoded dot, slash, backslash, NUL, or percent: never needed by our URLs.
+    if ["%2e", "%2f", "%5c", "%00", "%25"].iter().any(|e| lower.contains(e)) {
+        return false;
+    }
+    !raw.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+/// Handles one request.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
+    let head_only = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head_only {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(r);
+    }
+    let raw = req.uri().path();
+    if !path_is_safe(raw) {
+        return Ok(text(StatusCode::BAD_REQUEST, "invalid path"));
+    }
+    let decoded = match percent_encoding::percent_decode_str(raw).decode_utf8() {
+        Ok(p) => p.into_owned(),
+        Err(_) => return Ok(text(StatusCode::BAD_REQUEST, "invalid path")),
+    };
+    let mut resp = route(&shared, &req, &decoded).await;
+    if head_only {
+        let (parts, _) = resp.into_parts();
+        resp = Response::from_parts(parts, empty());
+    }
+    Ok(resp)
+}
+
+async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ResBody> {
+    if path == "/healthz" {
+        return text(StatusCode::OK, "ok");
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
+    let index = shared.index.load();
+    match segs.as_slice() {
+        [""] => listing(&index, None),
+        ["repos"] | ["repos", ""] => listing(&index, None),
+        ["repos", repo] | ["repos", repo, ""] => listing(&index, Some(repo)),
+        ["repos", repo, tree] => redirect(&format!("/repos/{repo}/{tree}/"), index.tree(repo, tree).is_some()),
+        ["repos", repo, tree, rest] => {
+            let Some(t) = index.tree(repo, tree) else {
+                return text(StatusCode::NOT_FOUND, "no such repository or snapshot");
+            };
+            if rest.is_empty() || rest.ends_with('/') {
+                return tree_listing(repo, tree, t, rest);
+            }
+            match t.files.files.get(*rest) {
+                Some(entry) => serve_file(shared, req, entry, cache_control(t, rest)).await,
+                None => text(StatusCode::NOT_FOUND, "not found"),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn redirect(to: &str, exists: bool) -> Response<ResBody> {
+    if !exists {
+        return text(StatusCode::NOT_FOUND, "no such repository or snapshot");
+    }
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn cache_control(tree: &Tree, path: &str) -> &'static str {
+    if tree.immutable {
+        "public, max-age=31536000, immutable"
+    } else if path == "repodata/repomd.xml" {
+        "no-cache"
+    } else {
+        "public, max-age=300"
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+fn html(title: &str, items: &[(String, String)]) -> Response<ResBody> {
+    let mut body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><ul>\n",
+        t = html_escape(title)
+    );
+    for (href, label) in items {
+        body.push_str(&format!(
+            "<li><a href=\"{}\">{}</a></li>\n",
+            html_escape(href),
+            html_escape(label)
+        ));
+    }
+    body.push_str("</ul></body></html>\n");
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn listing(index: &Index, repo: Option<&str>) -> Response<ResBody> {
+    match repo {
+        None => {
+            let mut repos: Vec<&String> = index.repos.keys().collect();
+            repos.sort();
+            let items: Vec<_> = repos
+                .into_iter()
+                .map(|r| (format!("/repos/{r}/"), format!("{r}/")))
+                .collect();
+            html("Repositories", &items)
+        }
+        Some(repo) => {
+            let Some(trees) = index.repos.get(repo) else {
+                return text(StatusCode::NOT_FOUND, "no such repository");
+            };
+            let mut names: Vec<&String> = trees.keys().collect();
+            names.sort();
+            let items: Vec<_> = names
+                .into_iter()
+                .map(|n| (format!("/repos/{repo}/{n}/"), format!("{n}/")))
+                .collect();
+            html(&format!("Repository {repo}"), &items)
+        }
+    }
+}
+
+fn tree_listing(repo: &str, tree_name: &str, tree: &Tree, dir: &str) -> Response<ResBody> {
+    let mut entries: Vec<String> = tree
+        .files
+        .files
+        .keys()
+        .filter_map(|p| p.strip_prefix(dir))
+        .map(|rest| match rest.find('/') {
+            Some(i) => rest[..=i].to_string(),
+            None => rest.to_string(),
+        })
+        .collect();
+    if entries.is_empty() {
+        return text(StatusCode::NOT_FOUND, "not found");
+    }
+    entries.sort();
+    entries.dedup();
+    let base = format!("/repos/{repo}/{tree_name}/{dir}");
+    let items: Vec<_> = entries
+        .into_iter()
+        .map(|e| (format!("{base}{e}"), e))
+        .collect();
+    html(&base, &items)
+}
+
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header.split(',').map(str::trim).any(|t| {
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
+}
+
+/// A parsed single `Range: bytes=…` header.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeReq {
+    /// Serve the whole file (no header, a multi-range, or one we do not understand).
+    Full,
+    /// Serve `start..=end`.
+    Part(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// Parses a Range header against a file of `size` bytes.
+pub fn parse_range(value: &str, size: u64) -> RangeReq {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeReq::Full;
+    };
+    if spec.contains(',') {
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // Suffix: the last N bytes.
+        let Ok(n) = b.parse::<u64>() else {
+            return RangeReq::Full;
+        };
+        if n == 0 || size == 0 {
+            return RangeReq::Unsatisfiable;
+        }
+        return RangeReq::Part(size.saturating_sub(n), size - 1);
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeReq::Full;
+    };
+    let end = if b.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        match b.parse::<u64>() {
+            Ok(e) if e >= start => e.min(size.saturating_sub(1)),
+            _ => return RangeReq::Full,
+        }
+    };
+    if start >= size {
+        return RangeReq::Unsatisfiable;
+    }
+    RangeReq::Part(start, end)
+}
+
+async fn serve_file(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    entry: &FileEntry,
+    cache: &'static str,
+) -> Response<ResBody> {
+    let etag = format!("\"{}\"", entry.sha256);
+    let last_modified =
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(entry.mtime.max(0) as u64));
+    let mut builder = Response::builder()
+        .header(header::ETAG, etag.as_str())
+        .header(header::LAST_MODIFIED, last_modified)
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if etag_matches(inm, &etag) {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(empty())
+                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+        }
+    }
+    let size = entry.size;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| parse_range(v, size))
+        .unwrap_or(RangeReq::Full);
+    let (status, start, len) = match range {
+        RangeReq::Full => (StatusCode::OK, 0, size),
+        RangeReq::Part(s, e) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{size}"));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+        RangeReq::Unsatisfiable => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(empty())
+                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+        }
+    };
+    let path = shared.pool.path_of(&entry.sha256);
+    let blob = match Blob::open(shared.mode, &path).await {
+        Ok((blob, on_disk)) if on_disk == size => blob,
+        Ok((_, on_disk)) => {
+            tracing::error!(
+                "blob {} is {on_disk} bytes on disk, {size} in the catalog: run `cairn db verify`",
+                entry.sha256
+            );
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
+        }
+        Err(e) => {
+            tracing::error!("blob {} cannot be opened: {e}", entry.sha256);
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is missing");
+        }
+    };
+    builder = builder
+        .status(status)
+        .header(header::CONTENT_TYPE, entry.content_type)
+        .header(header::CONTENT_LENGTH, len);
+    if req.method() == Method::HEAD {
+        return builder
+            .body(empty())
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+    }
+    let body = if len <= SMALL_FILE {
+        match blob.read_exact_at(start, len as usize).await {
+            Ok(bytes) => full(bytes),
+            Err(e) => {
+                tracing::error!("blob {} read failed: {e}", entry.sha256);
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
+            }
+        }
+    } else {
+        stream_body(blob, start, len, entry.sha256.clone())
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"))
+}
+
+/// A body fed by a local task that reads the blob in [`CHUNK`]s; the bounded channel
+/// keeps at most two chunks in memory per response.
+fn stream_body(blob: Blob, start: u64, len: u64, sha: String) -> ResBody {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
+    tokio::task::spawn_local(async move {
+        let mut off = start;
+        let end = start + len;
+        while off < end {
+            let n = ((end - off) as usize).min(CHUNK);
+            let res = blob.read_exact_at(off, n).await;
+            let failed = res.is_err();
+            if let Err(e) = &res {
+                tracing::error!("blob {sha} read failed mid-body at {off}: {e}");
+            }
+            if tx.send(res).await.is_err() || failed {
+                return;
+            }
+            off += n as u64;
+        }
+    });
+    ChannelBody { rx }.boxed_unsync()
+}
+
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeReq::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeReq::Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeReq::Part(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), RangeReq::Part(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeReq::Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeReq::Full);
+        assert_eq!(parse_range("items=0-1", 100), RangeReq::Full);
+        assert_eq!(parse_range("bytes=9-3", 100), RangeReq::Full);
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        assert!(path_is_safe("/repos/a/b/Packages/x/y.rpm"));
+        assert!(!path_is_safe("/repos/a/../../etc/passwd"));
+        assert!(!path_is_safe("/repos/a/%2e%2e/x"));
+        assert!(!path_is_safe("/repos/a/%2E%2E/x"));
+        assert!(!path_is_safe("/repos/a/b%2fc"));
+        assert!(!path_is_safe("/repos/a\\b"));
+        assert!(!path_is_safe("/repos/a/%00"));
+        assert!(!path_is_safe("/repos/./a"));
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("\"x\", W/\"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

@@ -1,0 +1,282 @@
+//! `cairn serve`: hyper 1 on one io_uring runtime per core.
+//!
+//! Each worker thread runs its own current-thread runtime (`tokio_uring::start`, or a
+//! plain tokio runtime with a `LocalSet` where io_uring is refused) and its own
+//! listening socket bound with `SO_REUSEPORT`, so the kernel spreads connections over
+//! the workers without any shared accept lock. The published index is an immutable map
+//! behind an `ArcSwap`; a control thread reloads it when the data directory's
+//! generation marker changes (a `cairn` command in another process published) and
+//! swaps it in. SIGTERM or SIGINT stops accepting, lets in-flight requests finish
+//! (up to [`DRAIN_TIMEOUT`]) and exits.
+
+pub mod blob;
+pub mod http;
+pub mod index;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::watch;
+
+use crate::catalog::Catalog;
+use crate::datadir::DataDir;
+use crate::pool::Pool;
+use blob::ReadMode;
+use http::Shared;
+use index::Index;
+
+/// How long SIGTERM waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slow clients must send their request headers within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("watching {path}: {source}")]
+    Watch {
+        path: std::path::PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("worker thread: {0}")]
+    Worker(String),
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<StdListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// A running server's handle (for the CLI and tests).
+pub struct Server {
+    pub addr: SocketAddr,
+    pub index: Arc<ArcSwap<Index>>,
+    shutdown: watch::Sender<bool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Server {
+    /// Binds, loads the index and starts the workers. Must be called inside a tokio
+    /// runtime (the control runtime, which also reloads the index).
+    pub async fn start(
+        catalog: Catalog,
+        pool: Pool,
+        datadir: DataDir,
+        listen: SocketAddr,
+        workers: usize,
+    ) -> Result<Server, ServeError> {
+        let index = Arc::new(ArcSwap::from_pointee(Index::load(&catalog).await?));
+        let mode = if blob::uring_available() {
+            ReadMode::Uring
+        } else {
+            tracing::warn!(
+                "io_uring is not available here (kernel or seccomp refused it); serving with ordinary reads"
+            );
+            ReadMode::Blocking
+        };
+        let n = if workers == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            workers
+        };
+        let first = bind(listen).map_err(|source| ServeError::Bind { addr: listen, source })?;
+        let addr = first
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr: listen, source })?;
+        let mut listeners = vec![first];
+        for _ in 1..n {
+            listeners.push(bind(addr).map_err(|source| ServeError::Bind { addr, source })?);
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut handles = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let shared = Arc::new(Shared {
+                index: index.clone(),
+                pool: pool.clone(),
+                mode,
+            });
+            let rx = shutdown_rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("cairn-http-{i}"))
+                .spawn(move || run_worker(listener, shared, rx, mode))
+                .map_err(|e| ServeError::Worker(e.to_string()))?;
+            handles.push(handle);
+        }
+        let watcher = watch_generation(&datadir, catalog, index.clone())?;
+        tracing::info!(
+            "serving {} trees on http://{addr}/ with {n} workers ({mode:?} reads)",
+            index.load().tree_count()
+        );
+        Ok(Server {
+            addr,
+            index,
+            shutdown,
+            workers: handles,
+            _watcher: Some(watcher),
+        })
+    }
+
+    /// Stops accepting, drains in-flight requests and joins the workers.
+    pub fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn run_worker(listener: StdListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>, mode: ReadMode) {
+    let fut = accept_loop(listener, shared, shutdown);
+    match mode {
+        ReadMode::Uring => tokio_uring::start(fut),
+        ReadMode::Blocking => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("cannot start a worker runtime: {e}");
+                    return;
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, fut);
+        }
+    }
+}
+
+async fn accept_loop(listener: StdListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot register the listener: {e}");
+            return;
+        }
+    };
+    let active = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let (drained_tx, mut drained_rx) = watch::channel(());
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Out of fds or similar: back off briefly instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let mut stop = shutdown.clone();
+                let active2 = active.clone();
+                let drained = drained_tx.clone();
+                active.set(active.get() + 1);
+                tokio::task::spawn_local(async move {
+                    let svc = service_fn(move |req| http::handle(shared.clone(), req));
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        res = conn.as_mut() => {
+                            if let Err(e) = res {
+                                tracing::debug!("connection ended: {e}");
+                            }
+                        }
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                    active2.set(active2.get() - 1);
+                    let _ = drained.send(());
+                });
+            }
+        }
+    }
+    drop(listener);
+    let deadline = tokio::time::sleep(DRAIN_TIMEOUT);
+    tokio::pin!(deadline);
+    while active.get() > 0 {
+        tokio::select! {
+            _ = &mut deadline => {
+                tracing::warn!("{} connections still open after the drain timeout", active.get());
+                break;
+            }
+            _ = drained_rx.changed() => {}
+        }
+    }
+}
+
+/// Watches the generation marker and reloads the index when it changes.
+fn watch_generation(
+    datadir: &DataDir,
+    catalog: Catalog,
+    index: Arc<ArcSwap<Index>>,
+) -> Result<notify::RecommendedWatcher, ServeError> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let marker = datadir.generation_path();
+    let marker_name = marker.file_name().map(|n| n.to_os_string());
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            if ev
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|n| n.to_os_string()) == marker_name)
+            {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .map_err(|source| ServeError::Watch {
+        path: datadir.root().to_path_buf(),
+        source,
+    })?;
+    watcher
+        .watch(datadir.root(), RecursiveMode::NonRecursive)
+        .map_err(|source| ServeError::Watch {
+            path: datadir.root().to_path_buf(),
+            source,
+        })?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Coalesce bursts of events into one reload.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while rx.try_recv().is_ok() {}
+            match Index::load(&catalog).await {
+                Ok(new) => {
+                    tracing::info!("published content changed: {} trees indexed", new.tree_count());
+                    index.store(Arc::new(new));
+                }
+                Err(e) => tracing::error!("reloading the index failed (serving the previous one): {e}"),
+            }
+        }
+    });
+    Ok(watcher)
+}

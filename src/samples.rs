@@ -139,7 +139,7 @@ pub fn tricky_packages(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
     a.using_config(config())
         .epoch(7)
         .release("4.fc40")
-        .description("Line one with <tags> & ampersands.\nLine two: ümlaut, \"quotes\", 'apos'.\r\nCR above.\tTab.")
+        .description("Line one with <tags> & ampersands.\nLine two: ümlaut, \"quotes\", 'apos'.\n  indented ]]> line.")
         .packager("Jane Doe <jane@example.com>")
         .url("https://example.com/demo?a=1&b=2")
         .vendor("Example & Sons")

@@ -1,0 +1,483 @@
+//! Shared helpers for the integration tests: sample packages, isolated data dirs on
+//! every catalog backend, the `cairn` binary, a served instance, and an XML tree
+//! comparison for metadata parity.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// The folder of real third-party packages, when the environment provides it.
+pub fn real_rpms() -> Option<PathBuf> {
+    let dir = std::env::var_os("CAIRN_REAL_RPMS")?;
+    let dir = PathBuf::from(dir);
+    assert!(dir.is_dir(), "CAIRN_REAL_RPMS={} is not a directory", dir.display());
+    Some(dir)
+}
+
+/// Copies `*.rpm` from `src` into `dst`, keeping modification times.
+pub fn copy_rpms(src: &Path, dst: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dst).unwrap();
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(src).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "rpm") {
+            let to = dst.join(e.file_name());
+            std::fs::copy(&p, &to).unwrap();
+            let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&to)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+            out.push(to);
+        }
+    }
+    out
+}
+
+/// Requires an external tool the suite compares against (installed by `.ci/run`).
+pub fn require_tool(name: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(found, "`{name}` is not installed; `.ci/run` installs it (apt-get install)");
+}
+
+/// A catalog backend to run a test against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// Admin URL of a PostgreSQL server; each test gets a fresh database.
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// SQLite always; PostgreSQL when `CAIRN_TEST_POSTGRES_URL` is set. Under CI the
+/// PostgreSQL run is mandatory.
+pub fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    match std::env::var("CAIRN_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => out.push(Backend::Postgres(url)),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set CAIRN_TEST_POSTGRES_URL so the suite runs on PostgreSQL too"
+            );
+            eprintln!("note: CAIRN_TEST_POSTGRES_URL is not set; PostgreSQL variants not run here");
+        }
+    }
+    out
+}
+
+fn create_pg_database(admin_url: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "cairn_test_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let out = Command::new("psql")
+        .arg(admin_url)
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        .arg("-c")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "creating a test database: {}", String::from_utf8_lossy(&out.stderr));
+    let (base, _) = admin_url.rsplit_once('/').expect("admin URL ends with /dbname");
+    format!("{base}/{name}")
+}
+
+/// An isolated Cairn installation: config file, data dir, catalog.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub backend: Backend,
+}
+
+impl Env {
+    /// A new installation declaring `repos`.
+    pub fn new(backend: &Backend, repos: &[&str]) -> Env {
+        Env::with_repo_toml(backend, &repos.iter().map(|r| format!("[[repo]]\nid = \"{r}\"\n")).collect::<String>())
+    }
+
+    pub fn with_repo_toml(backend: &Backend, repo_toml: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let db = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres(admin) => format!("database_url = \"{}\"\n", create_pg_database(admin)),
+        };
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nworkers = 2\n{db}\n{repo_toml}",
+            dir.path().join("data").display()
+        );
+        let config = dir.path().join("cairn.toml");
+        std::fs::write(&config, text).unwrap();
+        Env {
+            dir,
+            config,
+            backend: backend.clone(),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(&self.config).args(args);
+        c.env_remove("CAIRN_DATABASE_URL").env("CAIRN_LOG", "warn");
+        c
+    }
+
+    /// Runs `cairn ARGS`, returning the output (whatever the exit code).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("cairn runs")
+    }
+
+    /// Runs `cairn ARGS` and insists on success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cairn {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `cairn ARGS --json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).expect("valid JSON")
+    }
+
+    pub fn serve(&self) -> Server {
+        let mut child = self
+            .cmd(&["serve"])
+            .env("CAIRN_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cairn serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines.next().expect("serve prints its address").unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|s| s.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        Server { child: Some(child), addr }
+    }
+}
+
+/// A running `cairn serve`; stopped (SIGTERM) on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        for _ in 0..200 {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().ok();
+        panic!("cairn serve did not exit within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Waits until `f` is true (polling), or panics with `what`.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Runs dnf against `baseurl` in a fresh install root and returns the installed names.
+pub fn dnf_install(baseurl: &str, packages: &[&str]) -> Vec<String> {
+    require_tool("dnf");
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().join("root");
+    let cache = root.path().join("cache");
+    let out = Command::new("dnf")
+        .arg(format!("--installroot={}", r.display()))
+        .arg("--releasever=1")
+        .arg("--setopt=reposdir=/dev/null")
+        .arg(format!("--setopt=cachedir={}", cache.display()))
+        .arg("--setopt=skip_if_unavailable=False")
+        .arg(format!("--repofrompath=t,{baseurl}"))
+        .arg("--repo=t")
+        .arg("--nogpgcheck")
+        .arg("-y")
+        .arg("install")
+        .args(packages)
+        .output()
+        .expect("dnf runs");
+    assert!(
+        out.status.success(),
+        "dnf install from {baseurl} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q = Command::new("rpm")
+        .arg("--root")
+        .arg(&r)
+        .arg("-qa")
+        .arg("--qf")
+        .arg("%{NAME}\n")
+        .output()
+        .expect("rpm runs");
+    assert!(q.status.success(), "rpm -qa failed: {}", String::from_utf8_lossy(&q.stderr));
+    let mut names: Vec<String> = String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|s| !s.is_empty() && !s.starts_with("gpg-pubkey"))
+        .collect();
+    names.sort();
+    names
+}
+
+// ---- generic XML trees, for field-by-field comparison ---------------------------------
+
+/// An XML element with sorted attributes, its text (whitespace-only text dropped) and
+/// children in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: String,
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn child_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.children.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn set_attr(&mut self, k: &str, v: &str) {
+        if let Some(a) = self.attrs.iter_mut().find(|(a, _)| a == k) {
+            a.1 = v.to_string();
+        }
+    }
+}
+
+/// Parses a whole document into its root element.
+#[allow(deprecated)]
+pub fn parse_xml(bytes: &[u8]) -> Node {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(bytes);
+    reader.config_mut().trim_text(false);
+    let mut stack: Vec<Node> = Vec::new();
+    let mut root = None;
+    let mut buf = Vec::new();
+    let make = |e: &quick_xml::events::BytesStart| {
+        let mut attrs: Vec<(String, String)> = e
+            .attributes()
+            .map(|a| {
+                let a = a.unwrap();
+                (
+                    a.key.as_ref().to_string(),
+                    a.unescape_value().unwrap().into_owned(),
+                )
+            })
+            .collect();
+        attrs.sort();
+        Node {
+            name: e.name().as_ref().to_string(),
+            attrs,
+            text: String::new(),
+            children: Vec::new(),
+        }
+    };
+    loop {
+        match reader.read_event_into(&mut buf).unwrap() {
+            Event::Start(e) => stack.push(make(&e)),
+            Event::Empty(e) => {
+                let n = make(&e);
+                match stack.last_mut() {
+                    Some(p) => p.children.push(n),
+                    None => root = Some(n),
+                }
+            }
+            Event::End(_) => {
+                let mut n = stack.pop().unwrap();
+                if n.text.trim().is_empty() && !n.children.is_empty() {
+                    n.text.clear();
+                }
+                match stack.last_mut() {
+                    Some(p) => p.children.push(n),
+                    None => root = Some(n),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(n) = stack.last_mut() {
+                    n.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(n) = stack.last_mut() {
+                    let name = r.xml10_content();
+                    let s = match name.as_ref() {
+                        "amp" => "&".to_string(),
+                        "lt" => "<".to_string(),
+                        "gt" => ">".to_string(),
+                        "quot" => "\"".to_string(),
+                        "apos" => "'".to_string(),
+                        other => {
+                            let code = other
+                                .strip_prefix("#x")
+                                .map(|h| u32::from_str_radix(h, 16).unwrap())
+                                .or_else(|| other.strip_prefix('#').map(|d| d.parse().unwrap()))
+                                .unwrap_or_else(|| panic!("unknown entity {other}"));
+                            char::from_u32(code).unwrap().to_string()
+                        }
+                    };
+                    n.text.push_str(&s);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(n) = stack.last_mut() {
+                    n.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    root.expect("document has a root element")
+}
+
+/// Decompresses gzip (multi-member) or zstd by magic.
+pub fn decompress(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        out = zstd::stream::decode_all(bytes).unwrap();
+    } else {
+        out = bytes.to_vec();
+    }
+    out
+}
+
+/// The `<package>` elements of a primary/filelists/other document, by pkgid, with the
+/// location href removed (it differs by design).
+pub fn packages_by_pkgid(doc: &Node) -> std::collections::BTreeMap<String, Node> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in &doc.children {
+        let mut p = p.clone();
+        let id = match p.child("checksum") {
+            Some(c) => c.text.clone(),
+            None => p.attr("pkgid").unwrap().to_string(),
+        };
+        if let Some(loc) = p.child_mut("location") {
+            loc.set_attr("href", "-");
+        }
+        out.insert(id, p);
+    }
+    out
+}
+
+/// Describes the first difference between two trees.
+pub fn first_difference(a: &Node, b: &Node, path: &str) -> Option<String> {
+    let here = format!("{path}/{}", a.name);
+    if a.name != b.name {
+        return Some(format!("{here}: element {} vs {}", a.name, b.name));
+    }
+    if a.attrs != b.attrs {
+        return Some(format!("{here}: attributes {:?} vs {:?}", a.attrs, b.attrs));
+    }
+    if a.text != b.text {
+        return Some(format!("{here}: text {:?} vs {:?}", a.text, b.text));
+    }
+    for (i, (x, y)) in a.children.iter().zip(&b.children).enumerate() {
+        if let Some(d) = first_difference(x, y, &format!("{here}[{i}]")) {
+            return Some(d);
+        }
+    }
+    if a.children.len() != b.children.len() {
+        return Some(format!(
+            "{here}: {} children vs {} ({:?} vs {:?})",
+            a.children.len(),
+            b.children.len(),
+            a.children.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            b.children.iter().map(|c| &c.name).collect::<Vec<_>>()
+        ));
+    }
+    None
+}

@@ -1,0 +1,202 @@
+//! Metadata parity: what Cairn writes for a package equals what createrepo_c writes,
+//! field by field (primary, filelists, other), for the real third-party packages and
+//! for tricky packages built here.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cairn::repodata::{self, Compression, Entry};
+use cairn::rpmread::{self, FileFacts};
+use common::*;
+
+/// Every test package in one directory: the real ones (when provided) and built ones.
+fn package_dir(root: &Path) -> Vec<PathBuf> {
+    let dir = root.join("rpms");
+    let mut files = Vec::new();
+    if let Some(real) = real_rpms() {
+        files.extend(copy_rpms(&real, &dir));
+    }
+    files.extend(cairn::samples::tricky_packages(&dir).unwrap());
+    files.extend(cairn::samples::demo_packages(&dir).unwrap());
+    files
+}
+
+fn createrepo(dir: &Path) -> BTreeMap<&'static str, Node> {
+    require_tool("createrepo_c");
+    let out = Command::new("createrepo_c")
+        .arg("--no-database")
+        .arg("--workers=2")
+        .arg(dir)
+        .output()
+        .expect("createrepo_c runs");
+    assert!(out.status.success(), "createrepo_c failed: {}", String::from_utf8_lossy(&out.stderr));
+    let repomd = parse_xml(&std::fs::read(dir.join("repodata/repomd.xml")).unwrap());
+    let mut docs = BTreeMap::new();
+    for data in repomd.children.iter().filter(|c| c.name == "data") {
+        let kind = data.attr("type").unwrap();
+        let kind: &'static str = match kind {
+            "primary" => "primary",
+            "filelists" => "filelists",
+            "other" => "other",
+            _ => continue,
+        };
+        let href = data.child("location").unwrap().attr("href").unwrap();
+        docs.insert(kind, parse_xml(&decompress(&std::fs::read(dir.join(href)).unwrap())));
+    }
+    docs
+}
+
+fn compare(kind: &str, ours: &BTreeMap<String, Node>, reference: &BTreeMap<String, Node>) {
+    let mut problems = Vec::new();
+    for (id, node) in ours {
+        match reference.get(id) {
+            None => problems.push(format!("{kind}: package {id} is not in createrepo_c's output")),
+            Some(r) => {
+                if let Some(d) = first_difference(node, r, "") {
+                    problems.push(format!("{kind}: package {id}: {d}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+}
+
+/// Every file, rendered on its own, equals createrepo_c's entry for it.
+#[test]
+fn every_package_renders_like_createrepo_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = package_dir(tmp.path());
+    let reference = createrepo(&tmp.path().join("rpms"));
+    let mut read = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let meta = std::fs::metadata(f).unwrap();
+        let facts = FileFacts {
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            size: meta.len(),
+            mtime: meta
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+        };
+        let pkg = rpmread::read_package(f, &facts).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        read.push((repodata::xml::render(&pkg), pkg));
+    }
+    let hrefs: Vec<String> = read.iter().map(|(_, p)| format!("x/{}", p.pkgid)).collect();
+    let mut entries: Vec<Entry> = read
+        .iter()
+        .zip(&hrefs)
+        .map(|((f, p), h)| Entry {
+            fragments: f,
+            href: h,
+            time_file: p.time_file,
+        })
+        .collect();
+    repodata::sort_entries(&mut entries);
+    let data = repodata::build(&entries, Compression::Gzip).unwrap();
+    for f in &data.files {
+        if f.kind == "repomd" {
+            continue;
+        }
+        let ours = packages_by_pkgid(&parse_xml(&decompress(&f.bytes)));
+        let theirs = packages_by_pkgid(&reference[f.kind.as_str()]);
+        assert_eq!(ours.len(), files.len(), "{}: one entry per file", f.kind);
+        compare(&f.kind, &ours, &theirs);
+        // The header's package count matches.
+        let doc = parse_xml(&decompress(&f.bytes));
+        assert_eq!(doc.attr("packages"), Some(files.len().to_string().as_str()));
+    }
+    if real_rpms().is_some() {
+        assert!(files.len() >= 41 + 6, "the real packages were all read");
+    }
+}
+
+/// The metadata of a published snapshot (through import, catalog and publish) equals
+/// createrepo_c's for the packages it holds, on every catalog backend.
+#[test]
+fn published_snapshot_metadata_matches_createrepo_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    package_dir(tmp.path());
+    let reference = createrepo(&tmp.path().join("rpms"));
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        let out = env.run(&["import", "fx", tmp.path().join("rpms").to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
+        let show = env.json(&["snapshot", "show", "fx", "s1"]);
+        let pool = env.data().join("pool");
+        let mut seen = 0;
+        for f in show["repodata"].as_array().unwrap() {
+            let kind = f["type"].as_str().unwrap();
+            if kind == "repomd" {
+                continue;
+            }
+            let sha = f["sha256"].as_str().unwrap();
+            let bytes = std::fs::read(pool.join(&sha[..2]).join(&sha[2..4]).join(sha)).unwrap();
+            let ours = packages_by_pkgid(&parse_xml(&decompress(&bytes)));
+            let theirs = packages_by_pkgid(&reference[kind]);
+            assert_eq!(
+                ours.len() as u64,
+                show["snapshot"]["package_count"].as_u64().unwrap(),
+                "{}: {kind} lists every package of the snapshot",
+                backend.name()
+            );
+            compare(kind, &ours, &theirs);
+            seen += 1;
+        }
+        assert_eq!(seen, 3, "primary, filelists and other are published");
+    }
+}
+
+/// The tricky package's requires follow createrepo_c's filtering rules exactly (checked
+/// here on its own, so the rules stay pinned even if the reference tool changes).
+#[test]
+fn requires_filtering_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = cairn::samples::tricky_packages(tmp.path()).unwrap();
+    let f = files.iter().find(|f| f.to_string_lossy().contains("tricky-escapes")).unwrap();
+    let facts = FileFacts {
+        sha256: "0".repeat(64),
+        size: 1,
+        mtime: 1,
+    };
+    let pkg = rpmread::read_package(f, &facts).unwrap();
+    let requires: Vec<String> = pkg
+        .deps
+        .iter()
+        .filter(|d| d.kind == cairn::package::DepKind::Requires)
+        .map(|d| {
+            format!(
+                "{}{}{}{}",
+                d.name,
+                d.flags.as_deref().map(|f| format!(" {f}")).unwrap_or_default(),
+                d.ver.as_deref().map(|v| format!(" {}:{v}", d.epoch.as_deref().unwrap_or(""))).unwrap_or_default(),
+                if d.pre { " pre" } else { "" }
+            )
+        })
+        .collect();
+    // rpmlib() requires, the self-provided `selfprov = 0:1.0` and the primary file
+    // /usr/bin/tricky are dropped; /usr/share/tricky/data.txt (not a primary file) is
+    // kept; the duplicate dup-req collapses; the highest libc.so.6 comes last.
+    assert!(!requires.iter().any(|r| r.starts_with("rpmlib(")), "{requires:?}");
+    assert!(!requires.iter().any(|r| r.starts_with("/usr/bin/tricky")), "{requires:?}");
+    assert!(requires.iter().any(|r| r == "/usr/share/tricky/data.txt"), "{requires:?}");
+    assert!(requires.iter().any(|r| r == "selfprov EQ 0:1.0"), "raw-string compare keeps `= 1.0`: {requires:?}");
+    assert_eq!(requires.iter().filter(|r| r.starts_with("selfprov")).count(), 1, "{requires:?}");
+    assert_eq!(requires.iter().filter(|r| *r == "dup-req").count(), 1, "{requires:?}");
+    assert_eq!(requires.last().map(String::as_str), Some("libc.so.6(GLIBC_2.34)(64bit)"), "{requires:?}");
+    assert_eq!(requires.iter().filter(|r| r.starts_with("libc.so.6")).count(), 1, "{requires:?}");
+    assert!(requires.iter().any(|r| r == "shadow-utils pre"), "{requires:?}");
+    assert!(requires.iter().any(|r| r == "coreutils"), "preun never sets pre: {requires:?}");
+    assert!(requires.iter().any(|r| r == "/bin/sh") && requires.iter().any(|r| r == "/bin/sh pre"), "{requires:?}");
+    // Ten changelog entries (the limit), oldest first, shared timestamps moved apart.
+    assert_eq!(pkg.changelogs.len(), 10);
+    let dates: Vec<i64> = pkg.changelogs.iter().map(|c| c.date).collect();
+    assert!(dates.windows(2).all(|w| w[0] < w[1]), "strictly ascending: {dates:?}");
+    assert!(pkg.changelogs.iter().all(|c| !c.author.ends_with(' ')));
+}

@@ -779,6 +779,19 @@ impl Catalog {
         }
     }
 
+    /// Every blob the catalog references (packages and published metadata) with its
+    /// recorded size: what `db verify` checks and what GC must keep.
+    pub async fn referenced_blobs(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT sha256, size_package FROM packages UNION SELECT sha256, size FROM publication_files",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     // ---- serving index ------------------------------------------------------------
 
     /// Every published tree: each snapshot, and each repository's `latest`.

@@ -1,0 +1,32 @@
+//! Real dnf installs from what `cairn serve` publishes, on every catalog backend.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn dnf_installs_with_dependencies_from_a_snapshot_and_latest() {
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        let rpms = env.dir.path().join("rpms");
+        cairn::samples::demo_packages(&rpms).unwrap();
+        if let Some(real) = real_rpms() {
+            // Real packages ride along so the repo is not only our own builds.
+            copy_rpms(&real, &rpms.join("real"));
+        }
+        env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+        env.ok(&["snapshot", "create", "fx", "--name", "2026-11-23"]);
+        let server = env.serve();
+
+        let installed = dnf_install(&server.url("/repos/fx/2026-11-23/"), &["demo-app"]);
+        for name in ["demo-app", "demo-lib", "demo-tools", "demo-docs"] {
+            assert!(
+                installed.iter().any(|n| n == name),
+                "{}: {name} installed from the snapshot (got {installed:?})",
+                backend.name()
+            );
+        }
+        let installed = dnf_install(&server.url("/repos/fx/latest/"), &["demo-lib"]);
+        assert_eq!(installed, vec!["demo-lib".to_string()], "{}", backend.name());
+    }
+}

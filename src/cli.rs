@@ -169,7 +169,10 @@ impl App {
     }
 
     fn compression(&self, repo: &str) -> Compression {
-        self.config.repo(repo).map(|r| r.compression).unwrap_or_default()
+        self.config
+            .repo(repo)
+            .map(|r| r.compression)
+            .unwrap_or_default()
     }
 }
 
@@ -202,7 +205,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return crate::demo::run(*listen, dir.clone()).await;
     }
     if let Command::Init = cli.command {
-        let path = cli.config.clone().unwrap_or_else(|| PathBuf::from("cairn.toml"));
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("cairn.toml"));
         if !path.exists() {
             std::fs::write(&path, STARTER_CONFIG)
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -251,7 +257,10 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
 
 async fn wait_for_shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -266,7 +275,9 @@ async fn wait_for_shutdown() {
 
 async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<ExitCode> {
     if app.config.repo(repo).is_none() {
-        bail!("repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})");
+        bail!(
+            "repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})"
+        );
     }
     let report = crate::import::import(
         &app.catalog,
@@ -302,7 +313,11 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
             println!(
                 "published {repo}/latest: {} packages{}",
                 p.package_count,
-                if p.rendered { "" } else { " (unchanged metadata reused)" }
+                if p.rendered {
+                    ""
+                } else {
+                    " (unchanged metadata reused)"
+                }
             );
         }
     }
@@ -335,7 +350,10 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&repos)?);
             } else {
-                println!("{:<24} {:>9} {:>14} {:>9}", "REPO", "PACKAGES", "BYTES", "SNAPSHOTS");
+                println!(
+                    "{:<24} {:>9} {:>14} {:>9}",
+                    "REPO", "PACKAGES", "BYTES", "SNAPSHOTS"
+                );
                 for r in repos {
                     println!(
                         "{:<24} {:>9} {:>14} {:>9}",
@@ -352,7 +370,9 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"repo": r, "snapshots": snaps}))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"repo": r, "snapshots": snaps})
+                    )?
                 );
             } else {
                 println!("repo:      {}", r.name);
@@ -360,7 +380,12 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
                 println!("bytes:     {}", r.total_size);
                 println!("snapshots: {}", r.snapshot_count);
                 for s in snaps {
-                    println!("  {} ({}, {} packages)", s.name, fmt_time(s.created_at), s.package_count);
+                    println!(
+                        "  {} ({}, {} packages)",
+                        s.name,
+                        fmt_time(s.created_at),
+                        s.package_count
+                    );
                 }
             }
         }
@@ -397,7 +422,9 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"snapshot": snap, "publish": published}))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"snapshot": snap, "publish": published})
+                    )?
                 );
             } else {
                 println!(
@@ -405,7 +432,11 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
                     snap.repo,
                     snap.name,
                     snap.package_count,
-                    if published.rendered { "metadata written" } else { "metadata reused" },
+                    if published.rendered {
+                        "metadata written"
+                    } else {
+                        "metadata reused"
+                    },
                     published.seconds
                 );
             }
@@ -415,7 +446,10 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&snaps)?);
             } else {
-                println!("{:<20} {:<28} {:<21} {:>9} {:>14}", "REPO", "SNAPSHOT", "CREATED", "PACKAGES", "BYTES");
+                println!(
+                    "{:<20} {:<28} {:<21} {:>9} {:>14}",
+                    "REPO", "SNAPSHOT", "CREATED", "PACKAGES", "BYTES"
+                );
                 for s in snaps {
                     println!(
                         "{:<20} {:<28} {:<21} {:>9} {:>14}",
@@ -428,7 +462,11 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
                 }
             }
         }
-        SnapshotCommand::Show { repo, snapshot, json } => {
+        SnapshotCommand::Show {
+            repo,
+            snapshot,
+            json,
+        } => {
             let s = app.catalog.snapshot(&repo, &snapshot).await?;
             let files = app.catalog.publication_files(s.publication_id).await?;
             if json {
@@ -438,7 +476,9 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
                     .collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"snapshot": s, "repodata": files}))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"snapshot": s, "repodata": files})
+                    )?
                 );
             } else {
                 println!("snapshot: {}/{}", s.repo, s.name);

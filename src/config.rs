@@ -124,7 +124,10 @@ impl Config {
             }
         }
         if let Some(url) = &config.server.database_url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
                 return Err(invalid(format!(
                     "server.database_url {url:?}: expected sqlite://… or postgres://…"
                 )));
@@ -168,14 +171,19 @@ mod tests {
         let c = Config::parse("", Path::new("x.toml")).unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.server.data_dir, PathBuf::from("./cairn-data"));
-        assert!(c.database_url().starts_with("sqlite://./cairn-data/catalog.db"));
+        assert!(c
+            .database_url()
+            .starts_with("sqlite://./cairn-data/catalog.db"));
     }
 
     #[test]
     fn unknown_keys_name_the_key_and_line() {
-        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("lisen"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         let err = Config::parse("[[repo]]\nid = \"a\"\nfeeed = \"x\"\n", Path::new("c.toml"))
@@ -194,13 +202,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("../x"), "{err}");
-        let err = Config::parse("[[repo]]\nid = \"a\"\n[[repo]]\nid = \"a\"\n", Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\n[[repo]]\nid = \"a\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("twice"), "{err}");
-        let err = Config::parse("[[repo]]\nid = \"a\"\ncompression = \"lz4\"\n", Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\ncompression = \"lz4\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("lz4") || err.contains("compression"), "{err}");
     }
 

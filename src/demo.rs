@@ -26,7 +26,11 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
     };
     let rpms = root.join("rpms");
     let files = crate::samples::demo_packages(&rpms)?;
-    println!("built {} sample packages in {}", files.len(), rpms.display());
+    println!(
+        "built {} sample packages in {}",
+        files.len(),
+        rpms.display()
+    );
 
     let mut config = Config::default();
     config.server.data_dir = root.join("data");
@@ -42,16 +46,26 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         &app.datadir,
         "demo",
         Default::default(),
-        &[rpms.clone()],
+        std::slice::from_ref(&rpms),
     )
     .await?;
     println!("imported {} packages into repo 'demo'", report.added.len());
     let (snap, _) = {
         let _lock = app.datadir.lock_repo("demo")?;
-        crate::publish::create_snapshot(&app.catalog, &app.pool, &app.datadir, "demo", "first", Default::default())
-            .await?
+        crate::publish::create_snapshot(
+            &app.catalog,
+            &app.pool,
+            &app.datadir,
+            "demo",
+            "first",
+            Default::default(),
+        )
+        .await?
     };
-    println!("created snapshot demo/{} ({} packages)", snap.name, snap.package_count);
+    println!(
+        "created snapshot demo/{} ({} packages)",
+        snap.name, snap.package_count
+    );
     let server = crate::serve::Server::start(
         app.catalog.clone(),
         app.pool.clone(),

@@ -76,7 +76,10 @@ pub fn collect_files(paths: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<PathB
                     Ok(e) => Some(e),
                     Err(err) => {
                         skipped.push(Skipped {
-                            path: err.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone()),
+                            path: err
+                                .path()
+                                .map(Path::to_path_buf)
+                                .unwrap_or_else(|| p.clone()),
                             reason: err.to_string(),
                         });
                         None
@@ -121,7 +124,10 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
         mtime,
     };
     // Parse the bytes that were hashed, not the source (which could change meanwhile).
-    let staged_path = staged.path().map(Path::to_path_buf).unwrap_or_else(|| path.to_path_buf());
+    let staged_path = staged
+        .path()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| path.to_path_buf());
     let package = rpmread::read_package(&staged_path, &facts).map_err(|e| e.to_string())?;
     let fragments = xml::render(&package);
     Ok(Read {
@@ -133,7 +139,8 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
 
 /// Reads all `files` on all cores. Returns the readable ones in input order.
 fn read_all(pool: &Pool, files: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<Read> {
-    let slots: Vec<Mutex<Option<Result<Read, String>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<Result<Read, String>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -211,10 +218,12 @@ pub async fn import(
         })??;
     let ids = catalog.insert_packages(&packages).await?;
 
-    let _lock = datadir.lock_repo(repo).map_err(|source| ImportError::Lock {
-        repo: repo.to_string(),
-        source,
-    })?;
+    let _lock = datadir
+        .lock_repo(repo)
+        .map_err(|source| ImportError::Lock {
+            repo: repo.to_string(),
+            source,
+        })?;
     let repo_id = catalog.ensure_repo(repo).await?;
     let current: HashMap<String, String> = catalog
         .repo_content(repo_id)
@@ -281,7 +290,8 @@ pub async fn import(
     }
     // The new content = current content with the placements applied.
     let mut items: Vec<PlacedFragments> = catalog.repo_fragments(repo_id).await?;
-    let placed: std::collections::HashSet<&str> = placements.iter().map(|(l, _)| l.as_str()).collect();
+    let placed: std::collections::HashSet<&str> =
+        placements.iter().map(|(l, _)| l.as_str()).collect();
     items.retain(|i| !placed.contains(i.location.as_str()));
     for loc in &placed {
         let (p, f) = by_location[*loc];

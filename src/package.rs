@@ -140,7 +140,10 @@ impl Package {
     /// `name-[epoch:]version-release.arch`, the way people write it.
     pub fn nevra(&self) -> String {
         if self.epoch == "0" || self.epoch.is_empty() {
-            format!("{}-{}-{}.{}", self.name, self.version, self.release, self.arch)
+            format!(
+                "{}-{}-{}.{}",
+                self.name, self.version, self.release, self.arch
+            )
         } else {
             format!(
                 "{}-{}:{}-{}.{}",

@@ -83,14 +83,18 @@ pub enum BlobState {
     Ok,
     Missing,
     /// The content hashes to something else.
-    Corrupt { actual: String },
+    Corrupt {
+        actual: String,
+    },
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Is `s` a lower-case hex sha256?
 pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl Pool {
@@ -135,7 +139,10 @@ impl Pool {
 
     /// Where the blob `sha256` lives (whether or not it exists).
     pub fn path_of(&self, sha256: &str) -> PathBuf {
-        let (a, b) = (&sha256[..2.min(sha256.len())], &sha256[2.min(sha256.len())..4.min(sha256.len())]);
+        let (a, b) = (
+            &sha256[..2.min(sha256.len())],
+            &sha256[2.min(sha256.len())..4.min(sha256.len())],
+        );
         self.root.join(a).join(b).join(sha256)
     }
 
@@ -327,7 +334,10 @@ mod tests {
         let sha = s.sha256.clone();
         pool.commit(vec![s]).unwrap();
         fs::write(pool.path_of(&sha), b"tampered").unwrap();
-        assert!(matches!(pool.verify(&sha).unwrap(), BlobState::Corrupt { .. }));
+        assert!(matches!(
+            pool.verify(&sha).unwrap(),
+            BlobState::Corrupt { .. }
+        ));
         fs::remove_file(pool.path_of(&sha)).unwrap();
         assert_eq!(pool.verify(&sha).unwrap(), BlobState::Missing);
     }

@@ -83,7 +83,10 @@ pub fn package_from_metadata(
             .map_err(|_| RpmError::MissingTag("arch"))?
             .to_string()
     };
-    let epoch = meta.get_epoch().map(|e| e.to_string()).unwrap_or_else(|_| "0".into());
+    let epoch = meta
+        .get_epoch()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|_| "0".into());
     let offsets = meta.get_package_segment_offsets();
     let archive = meta
         .signature
@@ -189,7 +192,11 @@ pub fn split_evr(s: &str) -> Option<(Option<String>, Option<String>, Option<Stri
             if !e.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            let epoch = if e.is_empty() { "0".to_string() } else { e.to_string() };
+            let epoch = if e.is_empty() {
+                "0".to_string()
+            } else {
+                e.to_string()
+            };
             (epoch, &s[i + 1..])
         }
         None => ("0".to_string(), s),
@@ -209,14 +216,38 @@ const RPMSENSE_SCRIPT_POST: u32 = 1 << 10;
 /// The header tags holding the names and versions of each dependency kind.
 fn dep_tags(kind: DepKind) -> (IndexTag, IndexTag) {
     match kind {
-        DepKind::Provides => (IndexTag::RPMTAG_PROVIDENAME, IndexTag::RPMTAG_PROVIDEVERSION),
-        DepKind::Requires => (IndexTag::RPMTAG_REQUIRENAME, IndexTag::RPMTAG_REQUIREVERSION),
-        DepKind::Conflicts => (IndexTag::RPMTAG_CONFLICTNAME, IndexTag::RPMTAG_CONFLICTVERSION),
-        DepKind::Obsoletes => (IndexTag::RPMTAG_OBSOLETENAME, IndexTag::RPMTAG_OBSOLETEVERSION),
-        DepKind::Suggests => (IndexTag::RPMTAG_SUGGESTNAME, IndexTag::RPMTAG_SUGGESTVERSION),
-        DepKind::Enhances => (IndexTag::RPMTAG_ENHANCENAME, IndexTag::RPMTAG_ENHANCEVERSION),
-        DepKind::Recommends => (IndexTag::RPMTAG_RECOMMENDNAME, IndexTag::RPMTAG_RECOMMENDVERSION),
-        DepKind::Supplements => (IndexTag::RPMTAG_SUPPLEMENTNAME, IndexTag::RPMTAG_SUPPLEMENTVERSION),
+        DepKind::Provides => (
+            IndexTag::RPMTAG_PROVIDENAME,
+            IndexTag::RPMTAG_PROVIDEVERSION,
+        ),
+        DepKind::Requires => (
+            IndexTag::RPMTAG_REQUIRENAME,
+            IndexTag::RPMTAG_REQUIREVERSION,
+        ),
+        DepKind::Conflicts => (
+            IndexTag::RPMTAG_CONFLICTNAME,
+            IndexTag::RPMTAG_CONFLICTVERSION,
+        ),
+        DepKind::Obsoletes => (
+            IndexTag::RPMTAG_OBSOLETENAME,
+            IndexTag::RPMTAG_OBSOLETEVERSION,
+        ),
+        DepKind::Suggests => (
+            IndexTag::RPMTAG_SUGGESTNAME,
+            IndexTag::RPMTAG_SUGGESTVERSION,
+        ),
+        DepKind::Enhances => (
+            IndexTag::RPMTAG_ENHANCENAME,
+            IndexTag::RPMTAG_ENHANCEVERSION,
+        ),
+        DepKind::Recommends => (
+            IndexTag::RPMTAG_RECOMMENDNAME,
+            IndexTag::RPMTAG_RECOMMENDVERSION,
+        ),
+        DepKind::Supplements => (
+            IndexTag::RPMTAG_SUPPLEMENTNAME,
+            IndexTag::RPMTAG_SUPPLEMENTVERSION,
+        ),
     }
 }
 
@@ -374,13 +405,11 @@ fn read_changelogs(meta: &PackageMetadata, raw: &RawStrings, limit: usize) -> Ve
         if last_time == time {
             // Entries sharing a timestamp: the newer ones (earlier in the header) move
             // forward one second each, as createrepo_c does.
-            let mut tmp = time;
-            for prev in out.iter_mut().rev().skip(1) {
-                if prev.date != tmp {
+            for (expected, prev) in (time..).zip(out.iter_mut().rev().skip(1)) {
+                if prev.date != expected {
                     break;
                 }
                 prev.date += 1;
-                tmp += 1;
             }
         } else {
             last_time = time;
@@ -393,7 +422,8 @@ fn read_changelogs(meta: &PackageMetadata, raw: &RawStrings, limit: usize) -> Ve
 /// Rejects packages whose strings hold bytes XML 1.0 cannot carry.
 fn check_control_chars(pkg: &Package) -> Result<(), RpmError> {
     fn bad(s: &str) -> bool {
-        s.bytes().any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
+        s.bytes()
+            .any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
     }
     let fields: [(&'static str, &str); 13] = [
         ("name", &pkg.name),
@@ -416,14 +446,22 @@ fn check_control_chars(pkg: &Package) -> Result<(), RpmError> {
         }
     }
     for d in &pkg.deps {
-        if bad(&d.name) || [&d.epoch, &d.ver, &d.rel].iter().any(|v| v.as_deref().is_some_and(bad)) {
+        if bad(&d.name)
+            || [&d.epoch, &d.ver, &d.rel]
+                .iter()
+                .any(|v| v.as_deref().is_some_and(bad))
+        {
             return Err(RpmError::ControlChar("dependency"));
         }
     }
     if pkg.files.iter().any(|f| bad(&f.path)) {
         return Err(RpmError::ControlChar("file list"));
     }
-    if pkg.changelogs.iter().any(|c| bad(&c.author) || bad(&c.text)) {
+    if pkg
+        .changelogs
+        .iter()
+        .any(|c| bad(&c.author) || bad(&c.text))
+    {
         return Err(RpmError::ControlChar("changelog"));
     }
     Ok(())
@@ -507,17 +545,32 @@ mod tests {
         let s = |x: &str| Some(x.to_string());
         assert_eq!(split_evr(""), Some((None, None, None)));
         assert_eq!(split_evr("1.0"), Some((s("0"), s("1.0"), None)));
-        assert_eq!(split_evr("2:1.0-3.fc40"), Some((s("2"), s("1.0"), s("3.fc40"))));
+        assert_eq!(
+            split_evr("2:1.0-3.fc40"),
+            Some((s("2"), s("1.0"), s("3.fc40")))
+        );
         assert_eq!(split_evr("1.0-1-2"), Some((s("0"), s("1.0"), s("1-2"))));
         assert_eq!(split_evr("x:1.0"), None);
     }
 
     #[test]
     fn libc_keeps_the_highest_glibc_version() {
-        assert!(libc_version_higher("libc.so.6(GLIBC_2.4)(64bit)", "libc.so.6(GLIBC_2.34)(64bit)"));
-        assert!(!libc_version_higher("libc.so.6(GLIBC_2.34)(64bit)", "libc.so.6(GLIBC_2.4)(64bit)"));
-        assert!(libc_version_higher("libc.so.6()(64bit)", "libc.so.6(GLIBC_2.2.5)(64bit)"));
-        assert!(!libc_version_higher("libc.so.6(GLIBC_2.2.5)(64bit)", "libc.so.6()(64bit)"));
+        assert!(libc_version_higher(
+            "libc.so.6(GLIBC_2.4)(64bit)",
+            "libc.so.6(GLIBC_2.34)(64bit)"
+        ));
+        assert!(!libc_version_higher(
+            "libc.so.6(GLIBC_2.34)(64bit)",
+            "libc.so.6(GLIBC_2.4)(64bit)"
+        ));
+        assert!(libc_version_higher(
+            "libc.so.6()(64bit)",
+            "libc.so.6(GLIBC_2.2.5)(64bit)"
+        ));
+        assert!(!libc_version_higher(
+            "libc.so.6(GLIBC_2.2.5)(64bit)",
+            "libc.so.6()(64bit)"
+        ));
     }
 
     #[test]

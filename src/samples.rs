@@ -70,11 +70,24 @@ pub fn demo_packages(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
         .release("1")
         .description("Data files the demo application needs.")
         .provides(Dependency::eq("demo-lib-data", "1.2.0"))
-        .with_file_contents(content("answer=42\n"), FileOptions::new("/usr/share/demo-lib/data.conf"))
+        .with_file_contents(
+            content("answer=42\n"),
+            FileOptions::new("/usr/share/demo-lib/data.conf"),
+        )
         .map_err(e)?;
-    out.push(write(build(&mut lib, "demo-lib")?, dir, "demo-lib-1.2.0-1.noarch")?);
+    out.push(write(
+        build(&mut lib, "demo-lib")?,
+        dir,
+        "demo-lib-1.2.0-1.noarch",
+    )?);
 
-    let mut tools = PackageBuilder::new("demo-tools", "0.9.1", "MIT", "noarch", "Demo command-line tools");
+    let mut tools = PackageBuilder::new(
+        "demo-tools",
+        "0.9.1",
+        "MIT",
+        "noarch",
+        "Demo command-line tools",
+    );
     tools
         .using_config(config())
         .release("3")
@@ -84,17 +97,40 @@ pub fn demo_packages(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
             FileOptions::new("/usr/bin/demo-tool").mode(rpm::FileMode::regular(0o755)),
         )
         .map_err(e)?;
-    out.push(write(build(&mut tools, "demo-tools")?, dir, "demo-tools-0.9.1-3.noarch")?);
+    out.push(write(
+        build(&mut tools, "demo-tools")?,
+        dir,
+        "demo-tools-0.9.1-3.noarch",
+    )?);
 
-    let mut docs = PackageBuilder::new("demo-docs", "1.0", "CC-BY-4.0", "noarch", "Demo documentation");
+    let mut docs = PackageBuilder::new(
+        "demo-docs",
+        "1.0",
+        "CC-BY-4.0",
+        "noarch",
+        "Demo documentation",
+    );
     docs.using_config(config())
         .release("1")
         .description("Documentation for the demo.")
-        .with_file_contents(content("Read me.\n"), FileOptions::new("/usr/share/doc/demo/README"))
+        .with_file_contents(
+            content("Read me.\n"),
+            FileOptions::new("/usr/share/doc/demo/README"),
+        )
         .map_err(e)?;
-    out.push(write(build(&mut docs, "demo-docs")?, dir, "demo-docs-1.0-1.noarch")?);
+    out.push(write(
+        build(&mut docs, "demo-docs")?,
+        dir,
+        "demo-docs-1.0-1.noarch",
+    )?);
 
-    let mut app = PackageBuilder::new("demo-app", "2.0.0", "MIT", "noarch", "Demo application for Cairn");
+    let mut app = PackageBuilder::new(
+        "demo-app",
+        "2.0.0",
+        "MIT",
+        "noarch",
+        "Demo application for Cairn",
+    );
     app.using_config(config())
         .epoch(1)
         .release("1")
@@ -104,13 +140,21 @@ pub fn demo_packages(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
         .requires(Dependency::greater_eq("demo-lib", "1.0"))
         .requires(Dependency::any("/usr/bin/demo-tool"))
         .recommends(Dependency::any("demo-docs"))
-        .add_changelog_entry("Demo Packager <demo@example.invalid> - 2.0.0-1", "- First demo release", BUILD_TIME)
+        .add_changelog_entry(
+            "Demo Packager <demo@example.invalid> - 2.0.0-1",
+            "- First demo release",
+            BUILD_TIME,
+        )
         .with_file_contents(
             content("#!/bin/sh\nexec /usr/bin/demo-tool \"$@\"\n"),
             FileOptions::new("/usr/bin/demo-app").mode(rpm::FileMode::regular(0o755)),
         )
         .map_err(e)?;
-    out.push(write(build(&mut app, "demo-app")?, dir, "demo-app-2.0.0-1.noarch")?);
+    out.push(write(
+        build(&mut app, "demo-app")?,
+        dir,
+        "demo-app-2.0.0-1.noarch",
+    )?);
     Ok(out)
 }
 
@@ -201,23 +245,44 @@ pub fn tricky_packages(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
             t,
         );
     }
-    out.push(write(build(&mut a, "tricky-escapes")?, dir, "tricky-escapes-1.2.3-4.fc40.x86_64")?);
+    out.push(write(
+        build(&mut a, "tricky-escapes")?,
+        dir,
+        "tricky-escapes-1.2.3-4.fc40.x86_64",
+    )?);
 
     let mut b = PackageBuilder::new("tricky-minimal", "0", "Public Domain", "noarch", "");
     b.using_config(config()).release("0");
-    out.push(write(build(&mut b, "tricky-minimal")?, dir, "tricky-minimal-0-0.noarch")?);
+    out.push(write(
+        build(&mut b, "tricky-minimal")?,
+        dir,
+        "tricky-minimal-0-0.noarch",
+    )?);
 
-    let mut c = PackageBuilder::new("tricky-deps", "10.0~rc1^git1", "MIT", "noarch", "Odd versions");
+    let mut c = PackageBuilder::new(
+        "tricky-deps",
+        "10.0~rc1^git1",
+        "MIT",
+        "noarch",
+        "Odd versions",
+    );
     c.using_config(config())
         .epoch(2)
         .release("1.el9")
         .requires(Dependency::greater_eq("weird", "x:1.0"))
         .requires(Dependency::eq("evr-full", "3:1.0-2.el9"))
         .requires(Dependency::less_eq("evr-no-rel", "1.0"))
-        .provides(Dependency::eq("tricky-deps-compat", "2:10.0~rc1^git1-1.el9"))
+        .provides(Dependency::eq(
+            "tricky-deps-compat",
+            "2:10.0~rc1^git1-1.el9",
+        ))
         .with_file_contents(content("x\n"), FileOptions::new("/usr/sbin/trickyd"))
         .map_err(e)?;
-    out.push(write(build(&mut c, "tricky-deps")?, dir, "tricky-deps-10.0~rc1^git1-1.el9.noarch")?);
+    out.push(write(
+        build(&mut c, "tricky-deps")?,
+        dir,
+        "tricky-deps-10.0~rc1^git1-1.el9.noarch",
+    )?);
     Ok(out)
 }
 
@@ -243,7 +308,11 @@ pub fn generate(dir: &Path, n: usize) -> Result<Vec<PathBuf>, SampleError> {
                 name: name.clone(),
                 source,
             })?;
-        out.push(write(build(&mut b, &name)?, dir, &format!("{name}-1.0-1.noarch"))?);
+        out.push(write(
+            build(&mut b, &name)?,
+            dir,
+            &format!("{name}-1.0-1.noarch"),
+        )?);
     }
     Ok(out)
 }

@@ -27,6 +27,11 @@ fn dnf_installs_with_dependencies_from_a_snapshot_and_latest() {
             );
         }
         let installed = dnf_install(&server.url("/repos/fx/latest/"), &["demo-lib"]);
-        assert_eq!(installed, vec!["demo-lib".to_string()], "{}", backend.name());
+        assert_eq!(
+            installed,
+            vec!["demo-lib".to_string()],
+            "{}",
+            backend.name()
+        );
     }
 }

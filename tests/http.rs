@@ -60,7 +60,8 @@ const SMALL: &str = "/repos/fx/s1/Packages/d/demo-lib-1.2.0-1.noarch.rpm";
 
 fn raw_request(addr: &str, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -75,31 +76,66 @@ fn serving_semantics() {
         let name = backend.name();
 
         // Health, metadata, package with full headers.
-        assert_eq!(c.get(f.server.url("/healthz")).send().unwrap().status(), 200);
-        let repomd = c.get(f.server.url("/repos/fx/s1/repodata/repomd.xml")).send().unwrap();
+        assert_eq!(
+            c.get(f.server.url("/healthz")).send().unwrap().status(),
+            200
+        );
+        let repomd = c
+            .get(f.server.url("/repos/fx/s1/repodata/repomd.xml"))
+            .send()
+            .unwrap();
         assert_eq!(repomd.status(), 200, "{name}");
-        assert!(repomd.headers()[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
-        let latest = c.get(f.server.url("/repos/fx/latest/repodata/repomd.xml")).send().unwrap();
+        assert!(repomd.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+        let latest = c
+            .get(f.server.url("/repos/fx/latest/repodata/repomd.xml"))
+            .send()
+            .unwrap();
         assert_eq!(latest.headers()[header::CACHE_CONTROL], "no-cache");
         let latest_body = latest.bytes().unwrap();
-        assert_eq!(repomd.bytes().unwrap(), latest_body, "{name}: same content, same repomd bytes");
+        assert_eq!(
+            repomd.bytes().unwrap(),
+            latest_body,
+            "{name}: same content, same repomd bytes"
+        );
 
         let r = c.get(f.server.url(BIG)).send().unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/x-rpm");
-        assert_eq!(r.headers()[header::CONTENT_LENGTH], f.big_size.to_string().as_str());
-        assert_eq!(r.headers()[header::ETAG], format!("\"{}\"", f.big_sha).as_str());
+        assert_eq!(
+            r.headers()[header::CONTENT_LENGTH],
+            f.big_size.to_string().as_str()
+        );
+        assert_eq!(
+            r.headers()[header::ETAG],
+            format!("\"{}\"", f.big_sha).as_str()
+        );
         assert!(r.headers().contains_key(header::LAST_MODIFIED));
         assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
         let body = r.bytes().unwrap();
-        assert_eq!(body.len() as u64, f.big_size, "{name}: large file streamed whole");
-        assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)), f.big_sha);
+        assert_eq!(
+            body.len() as u64,
+            f.big_size,
+            "{name}: large file streamed whole"
+        );
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+            f.big_sha
+        );
 
         // HEAD carries GET's headers and no body.
         let h = c.head(f.server.url(BIG)).send().unwrap();
         assert_eq!(h.status(), 200);
-        assert_eq!(h.headers()[header::CONTENT_LENGTH], f.big_size.to_string().as_str());
-        assert_eq!(h.headers()[header::ETAG], format!("\"{}\"", f.big_sha).as_str());
+        assert_eq!(
+            h.headers()[header::CONTENT_LENGTH],
+            f.big_size.to_string().as_str()
+        );
+        assert_eq!(
+            h.headers()[header::ETAG],
+            format!("\"{}\"", f.big_sha).as_str()
+        );
         assert!(h.bytes().unwrap().is_empty());
 
         // Conditional requests.
@@ -110,11 +146,19 @@ fn serving_semantics() {
             .unwrap();
         assert_eq!(r.status(), 304);
         assert!(r.bytes().unwrap().is_empty());
-        let r = c.get(f.server.url(SMALL)).header(header::IF_NONE_MATCH, "\"nope\"").send().unwrap();
+        let r = c
+            .get(f.server.url(SMALL))
+            .header(header::IF_NONE_MATCH, "\"nope\"")
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200);
 
         // Ranges: explicit, open (resume), suffix, beyond the end, multi-range.
-        let r = c.get(f.server.url(BIG)).header(header::RANGE, "bytes=100-199").send().unwrap();
+        let r = c
+            .get(f.server.url(BIG))
+            .header(header::RANGE, "bytes=100-199")
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 206);
         assert_eq!(
             r.headers()[header::CONTENT_RANGE],
@@ -122,10 +166,18 @@ fn serving_semantics() {
         );
         assert_eq!(r.bytes().unwrap(), body.slice(100..200));
         let from = f.big_size - 1_000_000;
-        let r = c.get(f.server.url(BIG)).header(header::RANGE, format!("bytes={from}-")).send().unwrap();
+        let r = c
+            .get(f.server.url(BIG))
+            .header(header::RANGE, format!("bytes={from}-"))
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 206);
         assert_eq!(r.bytes().unwrap(), body.slice(from as usize..));
-        let r = c.get(f.server.url(BIG)).header(header::RANGE, "bytes=-10").send().unwrap();
+        let r = c
+            .get(f.server.url(BIG))
+            .header(header::RANGE, "bytes=-10")
+            .send()
+            .unwrap();
         assert_eq!(r.bytes().unwrap(), body.slice(body.len() - 10..));
         let r = c
             .get(f.server.url(BIG))
@@ -133,8 +185,15 @@ fn serving_semantics() {
             .send()
             .unwrap();
         assert_eq!(r.status(), 416);
-        assert_eq!(r.headers()[header::CONTENT_RANGE], format!("bytes */{}", f.big_size).as_str());
-        let r = c.get(f.server.url(SMALL)).header(header::RANGE, "bytes=0-1,5-6").send().unwrap();
+        assert_eq!(
+            r.headers()[header::CONTENT_RANGE],
+            format!("bytes */{}", f.big_size).as_str()
+        );
+        let r = c
+            .get(f.server.url(SMALL))
+            .header(header::RANGE, "bytes=0-1,5-6")
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200, "multi-range falls back to the whole file");
 
         // Unknown paths and methods.
@@ -171,7 +230,10 @@ fn serving_semantics() {
         // Directory pages exist for people.
         let page = c.get(f.server.url("/repos/fx/s1/")).send().unwrap();
         assert_eq!(page.status(), 200);
-        assert!(page.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert!(page.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         assert!(page.text().unwrap().contains("repodata/"));
         drop(f);
     }
@@ -182,7 +244,10 @@ fn damaged_blobs_give_errors_not_short_bodies() {
     let f = fixture(&Backend::Sqlite);
     let c = http();
     let pool = f.env.data().join("pool");
-    let blob = pool.join(&f.big_sha[..2]).join(&f.big_sha[2..4]).join(&f.big_sha);
+    let blob = pool
+        .join(&f.big_sha[..2])
+        .join(&f.big_sha[2..4])
+        .join(&f.big_sha);
     // Truncated on disk: a 500 before any body, never a short 200.
     let bytes = std::fs::read(&blob).unwrap();
     std::fs::write(&blob, &bytes[..bytes.len() / 2]).unwrap();
@@ -201,26 +266,52 @@ fn publishing_from_another_process_reaches_the_running_server() {
     for backend in backends() {
         let f = fixture(&backend);
         let c = http();
-        assert_eq!(c.get(f.server.url("/repos/fx/s2/repodata/repomd.xml")).send().unwrap().status(), 404);
-        let before = c.get(f.server.url("/repos/fx/latest/repodata/repomd.xml")).send().unwrap().bytes().unwrap();
+        assert_eq!(
+            c.get(f.server.url("/repos/fx/s2/repodata/repomd.xml"))
+                .send()
+                .unwrap()
+                .status(),
+            404
+        );
+        let before = c
+            .get(f.server.url("/repos/fx/latest/repodata/repomd.xml"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
 
         let more = f.env.dir.path().join("more");
         let extra = cairn::samples::generate(&more, 3).unwrap();
         f.env.ok(&["import", "fx", more.to_str().unwrap()]);
         f.env.ok(&["snapshot", "create", "fx", "--name", "s2"]);
         wait_for("the new snapshot to be served", || {
-            c.get(f.server.url("/repos/fx/s2/repodata/repomd.xml")).send().unwrap().status() == 200
+            c.get(f.server.url("/repos/fx/s2/repodata/repomd.xml"))
+                .send()
+                .unwrap()
+                .status()
+                == 200
         });
-        let after = c.get(f.server.url("/repos/fx/latest/repodata/repomd.xml")).send().unwrap().bytes().unwrap();
+        let after = c
+            .get(f.server.url("/repos/fx/latest/repodata/repomd.xml"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
         assert_ne!(before, after, "{}: latest was republished", backend.name());
         let name = extra[0].file_name().unwrap().to_str().unwrap();
         assert_eq!(
-            c.get(f.server.url(&format!("/repos/fx/latest/Packages/g/{name}"))).send().unwrap().status(),
+            c.get(f.server.url(&format!("/repos/fx/latest/Packages/g/{name}")))
+                .send()
+                .unwrap()
+                .status(),
             200
         );
         // The old snapshot did not change.
         assert_eq!(
-            c.get(f.server.url(&format!("/repos/fx/s1/Packages/g/{name}"))).send().unwrap().status(),
+            c.get(f.server.url(&format!("/repos/fx/s1/Packages/g/{name}")))
+                .send()
+                .unwrap()
+                .status(),
             404
         );
     }

@@ -14,15 +14,28 @@ fn corrupt_and_foreign_files_are_reported_and_skipped_while_the_rest_lands() {
         let bytes = std::fs::read(&good[0]).unwrap();
         std::fs::write(rpms.join("truncated.rpm"), &bytes[..200]).unwrap();
         let out = env.run(&["import", "fx", rpms.to_str().unwrap(), "/nonexistent/x.rpm"]);
-        assert_eq!(out.status.code(), Some(2), "{}: non-zero when anything was skipped", backend.name());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: non-zero when anything was skipped",
+            backend.name()
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("garbage.rpm"), "{err}");
         assert!(err.contains("truncated.rpm"), "{err}");
         assert!(err.contains("/nonexistent/x.rpm"), "{err}");
         let repo = env.json(&["repo", "show", "fx"]);
-        assert_eq!(repo["repo"]["package_count"], 4, "the valid packages landed");
+        assert_eq!(
+            repo["repo"]["package_count"], 4,
+            "the valid packages landed"
+        );
         // Nothing of the bad files is left in the pool's temp area.
-        assert_eq!(std::fs::read_dir(env.data().join("pool/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(env.data().join("pool/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }
 
@@ -38,11 +51,15 @@ fn reimport_is_a_no_op_and_same_nevra_replaces_but_snapshots_keep_the_old_file()
 
         // The same files again: nothing changes, the exit code is 0.
         let report: serde_json::Value =
-            serde_json::from_str(&env.ok(&["import", "fx", a.to_str().unwrap(), "--json"])).unwrap();
+            serde_json::from_str(&env.ok(&["import", "fx", a.to_str().unwrap(), "--json"]))
+                .unwrap();
         assert_eq!(report["added"].as_array().unwrap().len(), 0);
         assert_eq!(report["unchanged"], 4);
         assert!(report["published"].is_null());
-        assert_eq!(std::fs::read_dir(env.data().join("pool")).unwrap().count(), repomd_before);
+        assert_eq!(
+            std::fs::read_dir(env.data().join("pool")).unwrap().count(),
+            repomd_before
+        );
 
         // A different build of demo-lib 1.2.0-1 (same NEVRA, other bytes) replaces it.
         let b = env.dir.path().join("b");
@@ -50,15 +67,22 @@ fn reimport_is_a_no_op_and_same_nevra_replaces_but_snapshots_keep_the_old_file()
         let mut p = rpm::PackageBuilder::new("demo-lib", "1.2.0", "MIT", "noarch", "Rebuilt");
         p.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::Gzip))
             .release("1")
-            .with_file_contents(b"answer=43\n".to_vec(), rpm::FileOptions::new("/usr/share/demo-lib/data.conf"))
+            .with_file_contents(
+                b"answer=43\n".to_vec(),
+                rpm::FileOptions::new("/usr/share/demo-lib/data.conf"),
+            )
             .unwrap();
         let file = b.join("demo-lib-rebuilt.rpm");
         p.build().unwrap().write_file(&file).unwrap();
         let report: serde_json::Value =
-            serde_json::from_str(&env.ok(&["import", "fx", file.to_str().unwrap(), "--json"])).unwrap();
+            serde_json::from_str(&env.ok(&["import", "fx", file.to_str().unwrap(), "--json"]))
+                .unwrap();
         let replaced = report["replaced"].as_array().unwrap();
         assert_eq!(replaced.len(), 1, "{report}");
-        assert_eq!(replaced[0]["location"], "Packages/d/demo-lib-1.2.0-1.noarch.rpm");
+        assert_eq!(
+            replaced[0]["location"],
+            "Packages/d/demo-lib-1.2.0-1.noarch.rpm"
+        );
         let old = replaced[0]["old_sha256"].as_str().unwrap().to_string();
         let new = replaced[0]["new_sha256"].as_str().unwrap().to_string();
 
@@ -66,15 +90,22 @@ fn reimport_is_a_no_op_and_same_nevra_replaces_but_snapshots_keep_the_old_file()
         let server = env.serve();
         let c = http();
         let etag = |snap: &str| {
-            c.head(server.url(&format!("/repos/fx/{snap}/Packages/d/demo-lib-1.2.0-1.noarch.rpm")))
-                .send()
-                .unwrap()
-                .headers()["etag"]
+            c.head(server.url(&format!(
+                "/repos/fx/{snap}/Packages/d/demo-lib-1.2.0-1.noarch.rpm"
+            )))
+            .send()
+            .unwrap()
+            .headers()["etag"]
                 .to_str()
                 .unwrap()
                 .to_string()
         };
-        assert_eq!(etag("one"), format!("\"{old}\""), "{}: the old snapshot keeps the old file", backend.name());
+        assert_eq!(
+            etag("one"),
+            format!("\"{old}\""),
+            "{}: the old snapshot keeps the old file",
+            backend.name()
+        );
         assert_eq!(etag("two"), format!("\"{new}\""));
         assert_eq!(etag("latest"), format!("\"{new}\""));
     }
@@ -92,7 +123,10 @@ fn same_package_set_gives_byte_identical_metadata_and_reuses_it() {
             let env = Env::new(&backend, &["fx"]);
             env.ok(&["import", "fx", rpms.to_str().unwrap()]);
             let snap = env.json(&["snapshot", "create", "fx", "--name", "a"]);
-            assert_eq!(snap["publish"]["rendered"], false, "latest's metadata is reused");
+            assert_eq!(
+                snap["publish"]["rendered"], false,
+                "latest's metadata is reused"
+            );
             let show = env.json(&["snapshot", "show", "fx", "a"]);
             let repomd = show["repodata"]
                 .as_array()
@@ -108,7 +142,10 @@ fn same_package_set_gives_byte_identical_metadata_and_reuses_it() {
             assert_eq!(again["publish"]["rendered"], false);
         }
     }
-    assert!(repomds.windows(2).all(|w| w[0] == w[1]), "identical repomd.xml everywhere: {repomds:?}");
+    assert!(
+        repomds.windows(2).all(|w| w[0] == w[1]),
+        "identical repomd.xml everywhere: {repomds:?}"
+    );
 }
 
 #[test]
@@ -116,7 +153,10 @@ fn kill_during_import_leaves_only_complete_blobs_and_a_consistent_catalog() {
     let env = Env::new(&Backend::Sqlite, &["fx"]);
     let rpms = env.dir.path().join("rpms");
     cairn::samples::generate(&rpms, 400).unwrap();
-    let mut child = env.cmd(&["import", "fx", rpms.to_str().unwrap()]).spawn().unwrap();
+    let mut child = env
+        .cmd(&["import", "fx", rpms.to_str().unwrap()])
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(150));
     unsafe {
         libc::kill(child.id() as i32, libc::SIGKILL);
@@ -133,7 +173,10 @@ fn kill_during_import_leaves_only_complete_blobs_and_a_consistent_catalog() {
         }
         let name = e.file_name().to_str().unwrap().to_string();
         let bytes = std::fs::read(e.path()).unwrap();
-        assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)), name);
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            name
+        );
         blobs += 1;
     }
     // The catalog never points at a missing blob: re-running completes the import.

@@ -32,7 +32,11 @@ fn createrepo(dir: &Path) -> BTreeMap<&'static str, Node> {
         .arg(dir)
         .output()
         .expect("createrepo_c runs");
-    assert!(out.status.success(), "createrepo_c failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "createrepo_c failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let repomd = parse_xml(&std::fs::read(dir.join("repodata/repomd.xml")).unwrap());
     let mut docs = BTreeMap::new();
     for data in repomd.children.iter().filter(|c| c.name == "data") {
@@ -44,7 +48,10 @@ fn createrepo(dir: &Path) -> BTreeMap<&'static str, Node> {
             _ => continue,
         };
         let href = data.child("location").unwrap().attr("href").unwrap();
-        docs.insert(kind, parse_xml(&decompress(&std::fs::read(dir.join(href)).unwrap())));
+        docs.insert(
+            kind,
+            parse_xml(&decompress(&std::fs::read(dir.join(href)).unwrap())),
+        );
     }
     docs
 }
@@ -53,7 +60,9 @@ fn compare(kind: &str, ours: &BTreeMap<String, Node>, reference: &BTreeMap<Strin
     let mut problems = Vec::new();
     for (id, node) in ours {
         match reference.get(id) {
-            None => problems.push(format!("{kind}: package {id} is not in createrepo_c's output")),
+            None => problems.push(format!(
+                "{kind}: package {id} is not in createrepo_c's output"
+            )),
             Some(r) => {
                 if let Some(d) = first_difference(node, r, "") {
                     problems.push(format!("{kind}: package {id}: {d}"));
@@ -61,7 +70,12 @@ fn compare(kind: &str, ours: &BTreeMap<String, Node>, reference: &BTreeMap<Strin
             }
         }
     }
-    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 /// Every file, rendered on its own, equals createrepo_c's entry for it.
@@ -84,7 +98,8 @@ fn every_package_renders_like_createrepo_c() {
                 .unwrap()
                 .as_secs() as i64,
         };
-        let pkg = rpmread::read_package(f, &facts).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let pkg =
+            rpmread::read_package(f, &facts).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         read.push((repodata::xml::render(&pkg), pkg));
     }
     let hrefs: Vec<String> = read.iter().map(|(_, p)| format!("x/{}", p.pkgid)).collect();
@@ -126,7 +141,11 @@ fn published_snapshot_metadata_matches_createrepo_c() {
     for backend in backends() {
         let env = Env::new(&backend, &["fx"]);
         let out = env.run(&["import", "fx", tmp.path().join("rpms").to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
         let show = env.json(&["snapshot", "show", "fx", "s1"]);
         let pool = env.data().join("pool");
@@ -159,7 +178,10 @@ fn published_snapshot_metadata_matches_createrepo_c() {
 fn requires_filtering_rules() {
     let tmp = tempfile::tempdir().unwrap();
     let files = cairn::samples::tricky_packages(tmp.path()).unwrap();
-    let f = files.iter().find(|f| f.to_string_lossy().contains("tricky-escapes")).unwrap();
+    let f = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("tricky-escapes"))
+        .unwrap();
     let facts = FileFacts {
         sha256: "0".repeat(64),
         size: 1,
@@ -174,8 +196,14 @@ fn requires_filtering_rules() {
             format!(
                 "{}{}{}{}",
                 d.name,
-                d.flags.as_deref().map(|f| format!(" {f}")).unwrap_or_default(),
-                d.ver.as_deref().map(|v| format!(" {}:{v}", d.epoch.as_deref().unwrap_or(""))).unwrap_or_default(),
+                d.flags
+                    .as_deref()
+                    .map(|f| format!(" {f}"))
+                    .unwrap_or_default(),
+                d.ver
+                    .as_deref()
+                    .map(|v| format!(" {}:{v}", d.epoch.as_deref().unwrap_or("")))
+                    .unwrap_or_default(),
                 if d.pre { " pre" } else { "" }
             )
         })
@@ -183,20 +211,66 @@ fn requires_filtering_rules() {
     // rpmlib() requires, the self-provided `selfprov = 0:1.0` and the primary file
     // /usr/bin/tricky are dropped; /usr/share/tricky/data.txt (not a primary file) is
     // kept; the duplicate dup-req collapses; the highest libc.so.6 comes last.
-    assert!(!requires.iter().any(|r| r.starts_with("rpmlib(")), "{requires:?}");
-    assert!(!requires.iter().any(|r| r.starts_with("/usr/bin/tricky")), "{requires:?}");
-    assert!(requires.iter().any(|r| r == "/usr/share/tricky/data.txt"), "{requires:?}");
-    assert!(requires.iter().any(|r| r == "selfprov EQ 0:1.0"), "raw-string compare keeps `= 1.0`: {requires:?}");
-    assert_eq!(requires.iter().filter(|r| r.starts_with("selfprov")).count(), 1, "{requires:?}");
-    assert_eq!(requires.iter().filter(|r| *r == "dup-req").count(), 1, "{requires:?}");
-    assert_eq!(requires.last().map(String::as_str), Some("libc.so.6(GLIBC_2.34)(64bit)"), "{requires:?}");
-    assert_eq!(requires.iter().filter(|r| r.starts_with("libc.so.6")).count(), 1, "{requires:?}");
-    assert!(requires.iter().any(|r| r == "shadow-utils pre"), "{requires:?}");
-    assert!(requires.iter().any(|r| r == "coreutils"), "preun never sets pre: {requires:?}");
-    assert!(requires.iter().any(|r| r == "/bin/sh") && requires.iter().any(|r| r == "/bin/sh pre"), "{requires:?}");
+    assert!(
+        !requires.iter().any(|r| r.starts_with("rpmlib(")),
+        "{requires:?}"
+    );
+    assert!(
+        !requires.iter().any(|r| r.starts_with("/usr/bin/tricky")),
+        "{requires:?}"
+    );
+    assert!(
+        requires.iter().any(|r| r == "/usr/share/tricky/data.txt"),
+        "{requires:?}"
+    );
+    assert!(
+        requires.iter().any(|r| r == "selfprov EQ 0:1.0"),
+        "raw-string compare keeps `= 1.0`: {requires:?}"
+    );
+    assert_eq!(
+        requires
+            .iter()
+            .filter(|r| r.starts_with("selfprov"))
+            .count(),
+        1,
+        "{requires:?}"
+    );
+    assert_eq!(
+        requires.iter().filter(|r| *r == "dup-req").count(),
+        1,
+        "{requires:?}"
+    );
+    assert_eq!(
+        requires.last().map(String::as_str),
+        Some("libc.so.6(GLIBC_2.34)(64bit)"),
+        "{requires:?}"
+    );
+    assert_eq!(
+        requires
+            .iter()
+            .filter(|r| r.starts_with("libc.so.6"))
+            .count(),
+        1,
+        "{requires:?}"
+    );
+    assert!(
+        requires.iter().any(|r| r == "shadow-utils pre"),
+        "{requires:?}"
+    );
+    assert!(
+        requires.iter().any(|r| r == "coreutils"),
+        "preun never sets pre: {requires:?}"
+    );
+    assert!(
+        requires.iter().any(|r| r == "/bin/sh") && requires.iter().any(|r| r == "/bin/sh pre"),
+        "{requires:?}"
+    );
     // Ten changelog entries (the limit), oldest first, shared timestamps moved apart.
     assert_eq!(pkg.changelogs.len(), 10);
     let dates: Vec<i64> = pkg.changelogs.iter().map(|c| c.date).collect();
-    assert!(dates.windows(2).all(|w| w[0] < w[1]), "strictly ascending: {dates:?}");
+    assert!(
+        dates.windows(2).all(|w| w[0] < w[1]),
+        "strictly ascending: {dates:?}"
+    );
     assert!(pkg.changelogs.iter().all(|c| !c.author.ends_with(' ')));
 }

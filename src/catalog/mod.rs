@@ -220,11 +220,13 @@ impl Catalog {
 
     /// Returns the id of repository `name`, creating the row if needed.
     pub async fn ensure_repo(&self, name: &str) -> Result<i64> {
-        sqlx::query("INSERT INTO repos (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO repos (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         let row = sqlx::query("SELECT id FROM repos WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
@@ -253,14 +255,19 @@ impl Catalog {
     /// Every repository, by name.
     pub async fn repos(&self) -> Result<Vec<RepoRow>> {
         let sql = format!("{} ORDER BY r.name", Self::REPO_SELECT);
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(Self::repo_from_row).collect()
     }
 
     /// Repository `name`, if it exists in the catalog.
     pub async fn repo(&self, name: &str) -> Result<Option<RepoRow>> {
         let sql = format!("{} WHERE r.name = $1", Self::REPO_SELECT);
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(Self::repo_from_row).transpose()
     }
 
@@ -359,7 +366,12 @@ impl Catalog {
             let id = ids[&p.pkgid];
             deps.extend(p.deps.iter().enumerate().map(|(i, d)| (id, i as i64, d)));
             files.extend(p.files.iter().enumerate().map(|(i, f)| (id, i as i64, f)));
-            logs.extend(p.changelogs.iter().enumerate().map(|(i, c)| (id, i as i64, c)));
+            logs.extend(
+                p.changelogs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (id, i as i64, c)),
+            );
         }
         for chunk in deps.chunks(BATCH_ROWS) {
             let sql = format!(
@@ -388,7 +400,11 @@ impl Catalog {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, seq, f) in chunk {
-                q = q.bind(*id).bind(*seq).bind(f.path.as_str()).bind(f.kind as i64);
+                q = q
+                    .bind(*id)
+                    .bind(*seq)
+                    .bind(f.path.as_str())
+                    .bind(f.kind as i64);
             }
             q.execute(&mut *tx).await?;
         }
@@ -446,18 +462,19 @@ impl Catalog {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        let files = sqlx::query("SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| -> Result<PackageFile> {
-                Ok(PackageFile {
-                    path: r.try_get(0)?,
-                    kind: FileKind::from_code(r.try_get(1)?),
+        let files =
+            sqlx::query("SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| -> Result<PackageFile> {
+                    Ok(PackageFile {
+                        path: r.try_get(0)?,
+                        kind: FileKind::from_code(r.try_get(1)?),
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()?;
         let changelogs = sqlx::query(
             "SELECT author, date, text FROM package_changelogs WHERE package_id = $1 ORDER BY seq",
         )
@@ -544,7 +561,11 @@ impl Catalog {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (location, id) in chunk {
-                q = q.bind(repo_id).bind(location.as_str()).bind(*id).bind(added);
+                q = q
+                    .bind(repo_id)
+                    .bind(location.as_str())
+                    .bind(*id)
+                    .bind(added);
             }
             q.execute(&mut *tx).await?;
         }
@@ -744,19 +765,31 @@ impl Catalog {
         })
     }
 
-    const SNAPSHOT_SELECT: &'static str = "SELECT s.id, r.name, s.name, s.created_at, s.publication_id, \
+    const SNAPSHOT_SELECT: &'static str =
+        "SELECT s.id, r.name, s.name, s.created_at, s.publication_id, \
         s.package_count, s.total_size FROM snapshots s JOIN repos r ON r.id = s.repo_id";
 
     /// Snapshots of one repository (or all), oldest first.
     pub async fn snapshots(&self, repo: Option<&str>) -> Result<Vec<SnapshotRow>> {
         let rows = match repo {
             Some(repo) => {
-                let sql = format!("{} WHERE r.name = $1 ORDER BY s.created_at, s.id", Self::SNAPSHOT_SELECT);
-                sqlx::query(AssertSqlSafe(sql)).bind(repo).fetch_all(&self.pool).await?
+                let sql = format!(
+                    "{} WHERE r.name = $1 ORDER BY s.created_at, s.id",
+                    Self::SNAPSHOT_SELECT
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(repo)
+                    .fetch_all(&self.pool)
+                    .await?
             }
             None => {
-                let sql = format!("{} ORDER BY r.name, s.created_at, s.id", Self::SNAPSHOT_SELECT);
-                sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?
+                let sql = format!(
+                    "{} ORDER BY r.name, s.created_at, s.id",
+                    Self::SNAPSHOT_SELECT
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await?
             }
         };
         rows.iter().map(Self::snapshot_from_row).collect()
@@ -764,7 +797,10 @@ impl Catalog {
 
     /// One snapshot.
     pub async fn snapshot(&self, repo: &str, name: &str) -> Result<SnapshotRow> {
-        let sql = format!("{} WHERE r.name = $1 AND s.name = $2", Self::SNAPSHOT_SELECT);
+        let sql = format!(
+            "{} WHERE r.name = $1 AND s.name = $2",
+            Self::SNAPSHOT_SELECT
+        );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(repo)
             .bind(name)

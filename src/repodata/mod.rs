@@ -146,12 +146,18 @@ pub fn build(entries: &[Entry<'_>], compression: Compression) -> std::io::Result
         .map(|n| n.get())
         .unwrap_or(1)
         .min(chunks.len().max(1));
-    let mut open = [(Sha256::new(), 0u64), (Sha256::new(), 0u64), (Sha256::new(), 0u64)];
+    let mut open = [
+        (Sha256::new(), 0u64),
+        (Sha256::new(), 0u64),
+        (Sha256::new(), 0u64),
+    ];
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((_, text)) = chunks.get(i) else { break };
+                let Some((_, text)) = chunks.get(i) else {
+                    break;
+                };
                 let out = compress(text.as_bytes(), compression);
                 if let Ok(mut slot) = compressed[i].lock() {
                     *slot = Some(out);

@@ -34,11 +34,15 @@ pub struct Shared {
 }
 
 fn full(body: impl Into<Bytes>) -> ResBody {
-    Full::new(body.into()).map_err(|e: Infallible| match e {}).boxed_unsync()
+    Full::new(body.into())
+        .map_err(|e: Infallible| match e {})
+        .boxed_unsync()
 }
 
 fn empty() -> ResBody {
-    Empty::<Bytes>::new().map_err(|e: Infallible| match e {}).boxed_unsync()
+    Empty::<Bytes>::new()
+        .map_err(|e: Infallible| match e {})
+        .boxed_unsync()
 }
 
 fn text(status: StatusCode, msg: &str) -> Response<ResBody> {
@@ -58,17 +62,26 @@ pub fn path_is_safe(raw: &str) -> bool {
     }
     let lower = raw.to_ascii_lowercase();
     // Encoded dot, slash, backslash, NUL, or percent: never needed by our URLs.
-    if ["%2e", "%2f", "%5c", "%00", "%25"].iter().any(|e| lower.contains(e)) {
+    if ["%2e", "%2f", "%5c", "%00", "%25"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
         return false;
     }
     !raw.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// Handles one request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, Infallible> {
     let head_only = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head_only {
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported");
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are supported",
+        );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Ok(r);
@@ -99,7 +112,10 @@ async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response
         [""] => listing(&index, None),
         ["repos"] | ["repos", ""] => listing(&index, None),
         ["repos", repo] | ["repos", repo, ""] => listing(&index, Some(repo)),
-        ["repos", repo, tree] => redirect(&format!("/repos/{repo}/{tree}/"), index.tree(repo, tree).is_some()),
+        ["repos", repo, tree] => redirect(
+            &format!("/repos/{repo}/{tree}/"),
+            index.tree(repo, tree).is_some(),
+        ),
         ["repos", repo, tree, rest] => {
             let Some(t) = index.tree(repo, tree) else {
                 return text(StatusCode::NOT_FOUND, "no such repository or snapshot");
@@ -227,9 +243,10 @@ fn tree_listing(repo: &str, tree_name: &str, tree: &Tree, dir: &str) -> Response
 }
 
 fn etag_matches(header: &str, etag: &str) -> bool {
-    header.split(',').map(str::trim).any(|t| {
-        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 /// A parsed single `Range: bytes=…` header.
@@ -296,7 +313,11 @@ async fn serve_file(
         .header(header::LAST_MODIFIED, last_modified)
         .header(header::CACHE_CONTROL, cache)
         .header(header::ACCEPT_RANGES, "bytes");
-    if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(inm) = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         if etag_matches(inm, &etag) {
             return builder
                 .status(StatusCode::NOT_MODIFIED)

@@ -97,14 +97,20 @@ impl Server {
             ReadMode::Blocking
         };
         let n = if workers == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             workers
         };
-        let first = bind(listen).map_err(|source| ServeError::Bind { addr: listen, source })?;
-        let addr = first
-            .local_addr()
-            .map_err(|source| ServeError::Bind { addr: listen, source })?;
+        let first = bind(listen).map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let addr = first.local_addr().map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
         let mut listeners = vec![first];
         for _ in 1..n {
             listeners.push(bind(addr).map_err(|source| ServeError::Bind { addr, source })?);
@@ -147,12 +153,20 @@ impl Server {
     }
 }
 
-fn run_worker(listener: StdListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>, mode: ReadMode) {
+fn run_worker(
+    listener: StdListener,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    mode: ReadMode,
+) {
     let fut = accept_loop(listener, shared, shutdown);
     match mode {
         ReadMode::Uring => tokio_uring::start(fut),
         ReadMode::Blocking => {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!("cannot start a worker runtime: {e}");
@@ -165,7 +179,11 @@ fn run_worker(listener: StdListener, shared: Arc<Shared>, shutdown: watch::Recei
     }
 }
 
-async fn accept_loop(listener: StdListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: StdListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -271,10 +289,15 @@ fn watch_generation(
             while rx.try_recv().is_ok() {}
             match Index::load(&catalog).await {
                 Ok(new) => {
-                    tracing::info!("published content changed: {} trees indexed", new.tree_count());
+                    tracing::info!(
+                        "published content changed: {} trees indexed",
+                        new.tree_count()
+                    );
                     index.store(Arc::new(new));
                 }
-                Err(e) => tracing::error!("reloading the index failed (serving the previous one): {e}"),
+                Err(e) => {
+                    tracing::error!("reloading the index failed (serving the previous one): {e}")
+                }
             }
         }
     });

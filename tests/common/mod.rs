@@ -14,7 +14,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 pub fn real_rpms() -> Option<PathBuf> {
     let dir = std::env::var_os("CAIRN_REAL_RPMS")?;
     let dir = PathBuf::from(dir);
-    assert!(dir.is_dir(), "CAIRN_REAL_RPMS={} is not a directory", dir.display());
+    assert!(
+        dir.is_dir(),
+        "CAIRN_REAL_RPMS={} is not a directory",
+        dir.display()
+    );
     Some(dir)
 }
 
@@ -47,7 +51,10 @@ pub fn require_tool(name: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
         .unwrap_or(false);
-    assert!(found, "`{name}` is not installed; `.ci/run` installs it (apt-get install)");
+    assert!(
+        found,
+        "`{name}` is not installed; `.ci/run` installs it (apt-get install)"
+    );
 }
 
 /// A catalog backend to run a test against.
@@ -104,8 +111,14 @@ fn create_pg_database(admin_url: &str) -> String {
         .arg(format!("CREATE DATABASE {name}"))
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "creating a test database: {}", String::from_utf8_lossy(&out.stderr));
-    let (base, _) = admin_url.rsplit_once('/').expect("admin URL ends with /dbname");
+    assert!(
+        out.status.success(),
+        "creating a test database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("admin URL ends with /dbname");
     format!("{base}/{name}")
 }
 
@@ -119,14 +132,22 @@ pub struct Env {
 impl Env {
     /// A new installation declaring `repos`.
     pub fn new(backend: &Backend, repos: &[&str]) -> Env {
-        Env::with_repo_toml(backend, &repos.iter().map(|r| format!("[[repo]]\nid = \"{r}\"\n")).collect::<String>())
+        Env::with_repo_toml(
+            backend,
+            &repos
+                .iter()
+                .map(|r| format!("[[repo]]\nid = \"{r}\"\n"))
+                .collect::<String>(),
+        )
     }
 
     pub fn with_repo_toml(backend: &Backend, repo_toml: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let db = match backend {
             Backend::Sqlite => String::new(),
-            Backend::Postgres(admin) => format!("database_url = \"{}\"\n", create_pg_database(admin)),
+            Backend::Postgres(admin) => {
+                format!("database_url = \"{}\"\n", create_pg_database(admin))
+            }
         };
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nworkers = 2\n{db}\n{repo_toml}",
@@ -194,7 +215,10 @@ impl Env {
             .and_then(|s| s.strip_suffix('/'))
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_string();
-        Server { child: Some(child), addr }
+        Server {
+            child: Some(child),
+            addr,
+        }
     }
 }
 
@@ -292,7 +316,11 @@ pub fn dnf_install(baseurl: &str, packages: &[&str]) -> Vec<String> {
         .arg("%{NAME}\n")
         .output()
         .expect("rpm runs");
-    assert!(q.status.success(), "rpm -qa failed: {}", String::from_utf8_lossy(&q.stderr));
+    assert!(
+        q.status.success(),
+        "rpm -qa failed: {}",
+        String::from_utf8_lossy(&q.stderr)
+    );
     let mut names: Vec<String> = String::from_utf8_lossy(&q.stdout)
         .lines()
         .map(str::to_string)
@@ -316,7 +344,10 @@ pub struct Node {
 
 impl Node {
     pub fn attr(&self, k: &str) -> Option<&str> {
-        self.attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn child(&self, name: &str) -> Option<&Node> {
@@ -426,7 +457,9 @@ pub fn decompress(bytes: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
     } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         out = zstd::stream::decode_all(bytes).unwrap();
     } else {

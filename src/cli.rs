@@ -54,6 +54,16 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Write N generated sample packages into DIR (for benchmarks and load tests).
+    #[command(hide = true)]
+    Generate {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Instead, write one package named `large` with this many bytes of payload.
+        #[arg(long)]
+        payload_bytes: Option<usize>,
+    },
     /// Build sample packages, import, snapshot and serve them: works offline.
     Demo {
         /// Address to serve on.
@@ -204,6 +214,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Demo { listen, dir } = &cli.command {
         return crate::demo::run(*listen, dir.clone()).await;
     }
+    if let Command::Generate {
+        dir,
+        count,
+        payload_bytes,
+    } = &cli.command
+    {
+        let files = match payload_bytes {
+            Some(bytes) => vec![crate::samples::large_package(dir, "large", *bytes)?],
+            None => crate::samples::generate(dir, *count)?,
+        };
+        println!("wrote {} packages to {}", files.len(), dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Init = cli.command {
         let path = cli
             .config
@@ -225,7 +248,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(cli.config.as_deref())?;
     let app = App::open(config).await?;
     match cli.command {
-        Command::Init | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Init | Command::Demo { .. } | Command::Generate { .. } => {
+            unreachable!("handled above")
+        }
         Command::Serve { listen } => serve(app, listen).await,
         Command::Import { repo, paths, json } => import(&app, &repo, &paths, json).await,
         Command::Repo { command } => repo_cmd(&app, command).await,

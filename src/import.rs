@@ -188,6 +188,7 @@ pub async fn import(
     paths: &[PathBuf],
 ) -> Result<ImportReport, ImportError> {
     let mut report = ImportReport::default();
+    let started = std::time::Instant::now();
     let files = collect_files(paths, &mut report.skipped);
     let pool2 = pool.clone();
     let (reads, skipped) = tokio::task::spawn_blocking(move || {
@@ -201,6 +202,10 @@ pub async fn import(
         source: std::io::Error::other(e.to_string()),
     })?;
     report.skipped.extend(skipped);
+    tracing::debug!(
+        "read and staged in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // Blobs durable first, then catalog rows.
     let mut staged = Vec::with_capacity(reads.len());
@@ -216,7 +221,15 @@ pub async fn import(
             path: pool.root().to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })??;
+    tracing::debug!(
+        "pool commit done at {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let ids = catalog.insert_packages(&packages).await?;
+    tracing::debug!(
+        "catalog rows done at {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let _lock = datadir
         .lock_repo(repo)
@@ -303,9 +316,11 @@ pub async fn import(
         });
     }
     let published = publish::publish_set(catalog, pool, &items, compression, false).await?;
+    tracing::debug!("published at {:.3} s", started.elapsed().as_secs_f64());
     catalog
         .place_in_repo(repo_id, &placements, published.publication_id)
         .await?;
+    tracing::debug!("placed at {:.3} s", started.elapsed().as_secs_f64());
     let _ = datadir.bump_generation();
     report.published = Some(published);
     Ok(report)

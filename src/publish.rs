@@ -42,12 +42,12 @@ pub struct Published {
     pub seconds: f64,
 }
 
-/// The content key of a package set.
-pub fn content_key(items: &[PlacedFragments], compression: Compression) -> String {
-    let mut sorted: Vec<(&str, &str)> = items
-        .iter()
-        .map(|i| (i.location.as_str(), i.sha256.as_str()))
-        .collect();
+/// The content key of a package set, given as (location, sha256) pairs.
+pub fn content_key<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+    compression: Compression,
+) -> String {
+    let mut sorted: Vec<(&str, &str)> = entries.collect();
     sorted.sort_unstable();
     let mut h = Sha256::new();
     h.update(FORMAT_VERSION.as_bytes());
@@ -72,7 +72,12 @@ pub async fn publish_set(
     force_render: bool,
 ) -> Result<Published, PublishError> {
     let started = Instant::now();
-    let key = content_key(items, compression);
+    let key = content_key(
+        items
+            .iter()
+            .map(|i| (i.location.as_str(), i.sha256.as_str())),
+        compression,
+    );
     if !force_render {
         if let Some(id) = catalog.publication_by_key(&key).await? {
             return Ok(Published {
@@ -124,19 +129,32 @@ pub async fn publish_set(
     })
 }
 
-/// Republishes `latest` of a repository from its current content.
-pub async fn publish_latest(
+/// Publishes a repository's current content. The content key is computed from the
+/// (location, sha256) list alone, so an unchanged set never loads its fragments.
+pub async fn publish_repo_content(
     catalog: &Catalog,
     pool: &Pool,
     repo_id: i64,
     compression: Compression,
 ) -> Result<Published, PublishError> {
+    let started = Instant::now();
+    let content = catalog.repo_content(repo_id).await?;
+    let key = content_key(
+        content
+            .iter()
+            .map(|c| (c.location.as_str(), c.sha256.as_str())),
+        compression,
+    );
+    if let Some(id) = catalog.publication_by_key(&key).await? {
+        return Ok(Published {
+            publication_id: id,
+            rendered: false,
+            package_count: content.len(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     let items = catalog.repo_fragments(repo_id).await?;
-    let published = publish_set(catalog, pool, &items, compression, false).await?;
-    catalog
-        .set_repo_latest(repo_id, published.publication_id)
-        .await?;
-    Ok(published)
+    publish_set(catalog, pool, &items, compression, false).await
 }
 
 /// Names that cannot be snapshot names because URLs use them.
@@ -158,8 +176,7 @@ pub async fn create_snapshot(
         return Err(PublishError::Reserved(name.to_string()));
     }
     let repo_id = catalog.ensure_repo(repo).await?;
-    let items = catalog.repo_fragments(repo_id).await?;
-    let published = publish_set(catalog, pool, &items, compression, false).await?;
+    let published = publish_repo_content(catalog, pool, repo_id, compression).await?;
     let snap = catalog
         .create_snapshot(repo_id, repo, name, published.publication_id)
         .await?;

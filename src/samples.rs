@@ -316,3 +316,36 @@ pub fn generate(dir: &Path, n: usize) -> Result<Vec<PathBuf>, SampleError> {
     }
     Ok(out)
 }
+
+/// Writes one package `name-1.0-1.noarch.rpm` carrying `bytes` of incompressible
+/// payload (stored uncompressed), for large-file serving tests and benchmarks.
+pub fn large_package(dir: &Path, name: &str, bytes: usize) -> Result<PathBuf, SampleError> {
+    std::fs::create_dir_all(dir).map_err(|source| SampleError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut data = vec![0u8; bytes];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut b = PackageBuilder::new(name, "1.0", "MIT", "noarch", "A large package");
+    b.using_config(
+        rpm::BuildConfig::v4()
+            .compression(rpm::CompressionType::None)
+            .source_date(BUILD_TIME),
+    )
+    .release("1")
+    .with_file_contents(
+        data,
+        FileOptions::new(format!("/usr/share/{name}/blob.bin")),
+    )
+    .map_err(|source| SampleError::Build {
+        name: name.to_string(),
+        source,
+    })?;
+    write(build(&mut b, name)?, dir, &format!("{name}-1.0-1.noarch"))
+}

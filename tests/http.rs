@@ -21,7 +21,7 @@ fn fixture(backend: &Backend) -> Fixture {
     let env = Env::new(backend, &["fx"]);
     let rpms = env.dir.path().join("rpms");
     cairn::samples::demo_packages(&rpms).unwrap();
-    let big = big_package(&rpms);
+    let big = cairn::samples::large_package(&rpms, "bigpkg", 12 * 1024 * 1024).unwrap();
     env.ok(&["import", "fx", rpms.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
     let bytes = std::fs::read(&big).unwrap();
@@ -33,26 +33,6 @@ fn fixture(backend: &Backend) -> Fixture {
         big_sha,
         big_size: bytes.len() as u64,
     }
-}
-
-/// A package with ~12 MB of incompressible payload.
-fn big_package(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut data = vec![0u8; 12 * 1024 * 1024];
-    let mut x: u64 = 0x9E3779B97F4A7C15;
-    for chunk in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    let mut b = rpm::PackageBuilder::new("bigpkg", "1.0", "MIT", "noarch", "A large package");
-    b.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
-        .release("1")
-        .with_file_contents(data, rpm::FileOptions::new("/usr/share/big/blob.bin"))
-        .unwrap();
-    let path = dir.join("bigpkg-1.0-1.noarch.rpm");
-    b.build().unwrap().write_file(&path).unwrap();
-    path
 }
 
 const BIG: &str = "/repos/fx/s1/Packages/b/bigpkg-1.0-1.noarch.rpm";

@@ -26,11 +26,57 @@ use crate::pool::Pool;
 /// Response body type: in-memory or streamed from a blob.
 pub type ResBody = UnsyncBoxBody<Bytes, io::Error>;
 
-/// What every request handler shares on one worker.
+/// What every request handler shares on one worker (one thread).
 pub struct Shared {
     pub index: Arc<ArcSwap<Index>>,
     pub pool: Pool,
     pub mode: ReadMode,
+    /// Small blobs kept in memory. Blobs are immutable (named by their sha256), so a
+    /// cached copy never goes stale.
+    pub small: std::cell::RefCell<SmallCache>,
+}
+
+/// A per-worker cache of small blob contents with a byte budget (FIFO eviction).
+pub struct SmallCache {
+    map: std::collections::HashMap<String, Bytes>,
+    order: std::collections::VecDeque<String>,
+    bytes: usize,
+    budget: usize,
+}
+
+/// Blobs up to this size are cached in memory.
+pub const CACHEABLE: u64 = 64 * 1024;
+
+impl SmallCache {
+    pub fn new(budget: usize) -> SmallCache {
+        SmallCache {
+            map: Default::default(),
+            order: Default::default(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&self, sha: &str) -> Option<Bytes> {
+        self.map.get(sha).cloned()
+    }
+
+    fn put(&mut self, sha: &str, data: Bytes) {
+        if data.len() > self.budget || self.map.contains_key(sha) {
+            return;
+        }
+        while self.bytes + data.len() > self.budget {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.map.remove(&old) {
+                self.bytes -= b.len();
+            }
+        }
+        self.bytes += data.len();
+        self.order.push_back(sha.to_string());
+        self.map.insert(sha.to_string(), data);
+    }
 }
 
 fn full(body: impl Into<Bytes>) -> ResBody {
@@ -73,7 +119,7 @@ pub fn path_is_safe(raw: &str) -> bool {
 
 /// Handles one request.
 pub async fn handle(
-    shared: Arc<Shared>,
+    shared: std::rc::Rc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
     let head_only = req.method() == Method::HEAD;
@@ -346,6 +392,21 @@ async fn serve_file(
                 .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
         }
     };
+    builder = builder
+        .status(status)
+        .header(header::CONTENT_TYPE, entry.content_type)
+        .header(header::CONTENT_LENGTH, len);
+    let cached = shared.small.borrow().get(&entry.sha256);
+    if let Some(data) = cached {
+        let body = if req.method() == Method::HEAD {
+            empty()
+        } else {
+            full(data.slice(start as usize..(start + len) as usize))
+        };
+        return builder
+            .body(body)
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+    }
     let path = shared.pool.path_of(&entry.sha256);
     let blob = match Blob::open(shared.mode, &path).await {
         Ok((blob, on_disk)) if on_disk == size => blob,
@@ -361,16 +422,23 @@ async fn serve_file(
             return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is missing");
         }
     };
-    builder = builder
-        .status(status)
-        .header(header::CONTENT_TYPE, entry.content_type)
-        .header(header::CONTENT_LENGTH, len);
     if req.method() == Method::HEAD {
         return builder
             .body(empty())
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
     }
-    let body = if len <= SMALL_FILE {
+    let body = if size <= CACHEABLE {
+        match blob.read_exact_at(0, size as usize).await {
+            Ok(bytes) => {
+                shared.small.borrow_mut().put(&entry.sha256, bytes.clone());
+                full(bytes.slice(start as usize..(start + len) as usize))
+            }
+            Err(e) => {
+                tracing::error!("blob {} read failed: {e}", entry.sha256);
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
+            }
+        }
+    } else if len <= SMALL_FILE {
         match blob.read_exact_at(start, len as usize).await {
             Ok(bytes) => full(bytes),
             Err(e) => {

@@ -32,6 +32,8 @@ use index::Index;
 
 /// How long SIGTERM waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per-worker memory for small blob contents (repomd.xml, small packages).
+pub const SMALL_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Slow clients must send their request headers within this time.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -118,15 +120,19 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut handles = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
-            let shared = Arc::new(Shared {
-                index: index.clone(),
-                pool: pool.clone(),
-                mode,
-            });
+            let (index, pool) = (index.clone(), pool.clone());
             let rx = shutdown_rx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
-                .spawn(move || run_worker(listener, shared, rx, mode))
+                .spawn(move || {
+                    let shared = std::rc::Rc::new(Shared {
+                        index,
+                        pool,
+                        mode,
+                        small: std::cell::RefCell::new(http::SmallCache::new(SMALL_CACHE_BYTES)),
+                    });
+                    run_worker(listener, shared, rx, mode)
+                })
                 .map_err(|e| ServeError::Worker(e.to_string()))?;
             handles.push(handle);
         }
@@ -155,7 +161,7 @@ impl Server {
 
 fn run_worker(
     listener: StdListener,
-    shared: Arc<Shared>,
+    shared: std::rc::Rc<Shared>,
     shutdown: watch::Receiver<bool>,
     mode: ReadMode,
 ) {
@@ -181,7 +187,7 @@ fn run_worker(
 
 async fn accept_loop(
     listener: StdListener,
-    shared: Arc<Shared>,
+    shared: std::rc::Rc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {

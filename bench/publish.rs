@@ -1,0 +1,163 @@
+//! Publish benchmark: Cairn vs createrepo_c on the same generated packages.
+//!
+//! Generates N small valid RPMs (default 10,000; `CAIRN_BENCH_PACKAGES` overrides),
+//! imports them into a fresh SQLite installation, then times on the same machine in one
+//! run:
+//! - `createrepo_c --no-database` (cold) and `createrepo_c --update --no-database` on the
+//!   unchanged directory;
+//! - Cairn's full publish of the repository from the catalog (fragments → repodata,
+//!   compressed on all cores, written to the pool, recorded in the catalog);
+//! - Cairn's snapshot create of the unchanged set (reuses the existing publication).
+//!
+//! Run with `cargo bench --bench publish`. Prints a table and the ratios.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use cairn::catalog::Catalog;
+use cairn::datadir::DataDir;
+use cairn::pool::Pool;
+use cairn::repodata::Compression;
+
+fn time_cmd(args: &[&str], dir: &Path) -> f64 {
+    let t = Instant::now();
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .arg(dir)
+        .output()
+        .expect("command runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed().as_secs_f64()
+}
+
+fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
+    (0..n).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let n: usize = std::env::var("CAIRN_BENCH_PACKAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let rpms = tmp.path().join("rpms");
+    let t = Instant::now();
+    cairn::samples::generate(&rpms, n).unwrap();
+    eprintln!(
+        "generated {n} packages in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // createrepo_c: cold, then --update on the unchanged directory.
+    let cr_cold = best_of(3, || {
+        let _ = std::fs::remove_dir_all(rpms.join("repodata"));
+        time_cmd(&["createrepo_c", "--no-database", "--quiet"], &rpms)
+    });
+    let cr_update = best_of(3, || {
+        time_cmd(
+            &["createrepo_c", "--update", "--no-database", "--quiet"],
+            &rpms,
+        )
+    });
+    let _ = std::fs::remove_dir_all(rpms.join("repodata"));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (import_s, full, reuse) = rt.block_on(async {
+        let data = DataDir::open(tmp.path().join("data")).unwrap();
+        let pool = Pool::open(data.pool_dir()).unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            data.root().join("catalog.db").display()
+        );
+        let catalog = Catalog::connect(&url).await.unwrap();
+        catalog.migrate().await.unwrap();
+        let t = Instant::now();
+        let report = cairn::import::import(
+            &catalog,
+            &pool,
+            &data,
+            "bench",
+            Compression::Gzip,
+            &[rpms.clone()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.added.len(), n);
+        let import_s = t.elapsed().as_secs_f64();
+        let repo_id = catalog.ensure_repo("bench").await.unwrap();
+        let mut full = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let items = catalog.repo_fragments(repo_id).await.unwrap();
+            let p = cairn::publish::publish_set(&catalog, &pool, &items, Compression::Gzip, true)
+                .await
+                .unwrap();
+            assert!(p.rendered);
+            full = full.min(t.elapsed().as_secs_f64());
+        }
+        let mut reuse = f64::INFINITY;
+        for i in 0..3 {
+            let t = Instant::now();
+            let (_, p) = cairn::publish::create_snapshot(
+                &catalog,
+                &pool,
+                &data,
+                "bench",
+                &format!("s{i}"),
+                Compression::Gzip,
+            )
+            .await
+            .unwrap();
+            assert!(!p.rendered);
+            reuse = reuse.min(t.elapsed().as_secs_f64());
+        }
+        (import_s, full, reuse)
+    });
+
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!("publish benchmark: {n} packages, {cores} cores (best of 3)");
+    println!("{:<52} {:>9}", "operation", "seconds");
+    println!(
+        "{:<52} {:>9.3}",
+        "createrepo_c --no-database (cold)", cr_cold
+    );
+    println!(
+        "{:<52} {:>9.3}",
+        "createrepo_c --update --no-database (unchanged)", cr_update
+    );
+    println!(
+        "{:<52} {:>9.3}",
+        "cairn import (hash, pool, parse, catalog, publish)", import_s
+    );
+    println!(
+        "{:<52} {:>9.3}",
+        "cairn full publish from the catalog", full
+    );
+    println!(
+        "{:<52} {:>9.3}",
+        "cairn snapshot create, unchanged set (reuse)", reuse
+    );
+    println!(
+        "ratio: full publish vs createrepo_c --update: {:.1}x faster",
+        cr_update / full
+    );
+    println!(
+        "ratio: full publish vs createrepo_c cold:     {:.1}x faster",
+        cr_cold / full
+    );
+    println!(
+        "ratio: import vs createrepo_c cold:            {:.2}x",
+        cr_cold / import_s
+    );
+    println!(
+        "ratio: unchanged snapshot vs createrepo_c --update: {:.0}x faster",
+        cr_update / reuse
+    );
+}

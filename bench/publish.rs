@@ -83,7 +83,7 @@ fn main() {
             &data,
             "bench",
             Compression::Gzip,
-            &[rpms.clone()],
+            std::slice::from_ref(&rpms),
         )
         .await
         .unwrap();

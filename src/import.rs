@@ -109,26 +109,58 @@ struct Read {
     fragments: Fragments,
 }
 
+/// Package headers up to this size are parsed from the bytes read while hashing;
+/// larger ones are re-read from the staged copy.
+const HEAD_KEEP: usize = 4 * 1024 * 1024;
+
+/// A reader that keeps the first bytes it passes on.
+struct Tee<R> {
+    inner: R,
+    head: Vec<u8>,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let room = HEAD_KEEP.saturating_sub(self.head.len()).min(n);
+        self.head.extend_from_slice(&buf[..room]);
+        Ok(n)
+    }
+}
+
 fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    let mtime = meta
-        .modified()
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mtime = file
+        .metadata()
+        .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let staged = pool.stage_file(path).map_err(|e| e.to_string())?;
+    let mut tee = Tee {
+        inner: file,
+        head: Vec::new(),
+    };
+    let staged = pool.stage_reader(&mut tee).map_err(|e| e.to_string())?;
     let facts = FileFacts {
         sha256: staged.sha256.clone(),
         size: staged.size,
         mtime,
     };
     // Parse the bytes that were hashed, not the source (which could change meanwhile).
-    let staged_path = staged
-        .path()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| path.to_path_buf());
-    let package = rpmread::read_package(&staged_path, &facts).map_err(|e| e.to_string())?;
+    let meta = match rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&tee.head)) {
+        Ok(meta) => meta,
+        Err(_) if tee.head.len() as u64 == HEAD_KEEP as u64 && staged.size > HEAD_KEEP as u64 => {
+            let staged_path = staged
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| path.to_path_buf());
+            rpmread::read_metadata(&staged_path).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(rpmread::RpmError::Parse(e).to_string()),
+    };
+    let package = rpmread::package_from_metadata(&meta, &facts, rpmread::DEFAULT_CHANGELOG_LIMIT)
+        .map_err(|e| e.to_string())?;
     let fragments = xml::render(&package);
     Ok(Read {
         staged,

@@ -159,7 +159,7 @@ impl Pool {
             .unwrap_or(0);
         self.root
             .join(TMP_DIR)
-            .join(format!("{}-{n}-{nanos}.tmp", std::process::id()))
+            .join(format!("{}-{n}-{nanos}.tmp", process_id()))
     }
 
     /// Copies `reader` into a temp file while hashing it.
@@ -172,18 +172,20 @@ impl Pool {
         };
         let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(&tmp)(e)),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
-            staged.size += n as u64;
-        }
+        with_buffer(|buf| {
+            loop {
+                let n = match reader.read(buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err(&tmp)(e)),
+                };
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
+                staged.size += n as u64;
+            }
+            Ok(())
+        })?;
         out.flush().map_err(io_err(&tmp))?;
         staged.sha256 = hex::encode(hasher.finalize());
         Ok(staged)
@@ -250,14 +252,16 @@ impl Pool {
             Err(e) => return Err(io_err(&path)(e)),
         };
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = f.read(&mut buf).map_err(io_err(&path))?;
-            if n == 0 {
-                break;
+        with_buffer(|buf| {
+            loop {
+                let n = f.read(buf).map_err(io_err(&path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
             }
-            hasher.update(&buf[..n]);
-        }
+            Ok(())
+        })?;
         let actual = hex::encode(hasher.finalize());
         Ok(if actual == sha256 {
             BlobState::Ok
@@ -283,6 +287,20 @@ impl Pool {
             }
         }
     }
+}
+
+fn process_id() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// Runs `f` with this thread's copy buffer (allocated once per thread: a fresh large
+/// buffer per file costs an mmap, page faults and an munmap each time).
+fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
+    }
+    BUF.with(|b| f(&mut b.borrow_mut()))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), PoolError> {

@@ -133,35 +133,55 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// `($1,$2,…),(…)` for `rows` rows of `cols` columns. Dynamic SQL in this module is
-/// only ever built from constant text and placeholder numbers (never from input), which
-/// is what each `AssertSqlSafe` asserts.
-fn values_clause(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    let mut n = 1;
-    for r in 0..rows {
-        if r > 0 {
-            s.push(',');
+impl Backend {
+    /// The `n`-th (1-based) bind placeholder. SQLite gets anonymous `?`: looking up a
+    /// named parameter (`$N`) in SQLite is linear in the parameter count, which makes
+    /// multi-row inserts quadratic. PostgreSQL needs `$N`. Bulk statements use this;
+    /// small fixed statements use `$N`, which both engines accept.
+    fn placeholder(self, n: usize, out: &mut String) {
+        match self {
+            Backend::Sqlite => out.push('?'),
+            Backend::Postgres => {
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
         }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
+    }
+
+    /// `(?,?,…),(…)` for `rows` rows of `cols` columns. Dynamic SQL in this module is
+    /// only ever built from constant text and placeholders (never from input), which is
+    /// what each `AssertSqlSafe` asserts.
+    fn values_clause(self, rows: usize, cols: usize) -> String {
+        let mut s = String::with_capacity(rows * cols * 5);
+        let mut n = 1;
+        for r in 0..rows {
+            if r > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&n.to_string());
-            n += 1;
+            s.push('(');
+            for c in 0..cols {
+                if c > 0 {
+                    s.push(',');
+                }
+                self.placeholder(n, &mut s);
+                n += 1;
+            }
+            s.push(')');
         }
-        s.push(')');
+        s
     }
-    s
-}
 
-fn in_clause(start: usize, count: usize) -> String {
-    (start..start + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    /// `?,?,…` for an `IN (…)` list of `count` values.
+    fn in_clause(self, count: usize) -> String {
+        let mut s = String::with_capacity(count * 5);
+        for n in 1..=count {
+            if n > 1 {
+                s.push(',');
+            }
+            self.placeholder(n, &mut s);
+        }
+        s
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -187,7 +207,8 @@ impl Catalog {
                 Box::pin(async move {
                     conn.execute(
                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                         PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;",
+                         PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000; \
+                         PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
                     )
                     .await?;
                     Ok(())
@@ -279,7 +300,7 @@ impl Catalog {
         for chunk in shas.chunks(BATCH_ROWS) {
             let sql = format!(
                 "SELECT sha256, id FROM packages WHERE sha256 IN ({})",
-                in_clause(1, chunk.len())
+                self.backend.in_clause(chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for s in chunk {
@@ -321,7 +342,7 @@ impl Catalog {
                  size_archive, license, vendor, rpm_group, buildhost, sourcerpm, header_start, \
                  header_end, primary_xml, primary_href_at, filelists_xml, other_xml, created_at) \
                  VALUES {} RETURNING sha256, id",
-                values_clause(chunk.len(), COLS)
+                self.backend.values_clause(chunk.len(), COLS)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (p, f) in chunk.iter().map(|x| (&x.0, &x.1)) {
@@ -376,7 +397,7 @@ impl Catalog {
         for chunk in deps.chunks(BATCH_ROWS) {
             let sql = format!(
                 "INSERT INTO package_deps (package_id, seq, kind, name, flags, epoch, ver, rel, pre) VALUES {}",
-                values_clause(chunk.len(), 9)
+                self.backend.values_clause(chunk.len(), 9)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, seq, d) in chunk {
@@ -396,7 +417,7 @@ impl Catalog {
         for chunk in files.chunks(BATCH_ROWS * 2) {
             let sql = format!(
                 "INSERT INTO package_files (package_id, seq, path, kind) VALUES {}",
-                values_clause(chunk.len(), 4)
+                self.backend.values_clause(chunk.len(), 4)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, seq, f) in chunk {
@@ -411,7 +432,7 @@ impl Catalog {
         for chunk in logs.chunks(BATCH_ROWS) {
             let sql = format!(
                 "INSERT INTO package_changelogs (package_id, seq, author, date, text) VALUES {}",
-                values_clause(chunk.len(), 5)
+                self.backend.values_clause(chunk.len(), 5)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, seq, c) in chunk {
@@ -557,7 +578,7 @@ impl Catalog {
                 "INSERT INTO repo_packages (repo_id, location, package_id, added_at) VALUES {} \
                  ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
                  added_at = excluded.added_at",
-                values_clause(chunk.len(), 4)
+                self.backend.values_clause(chunk.len(), 4)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (location, id) in chunk {
@@ -659,7 +680,7 @@ impl Catalog {
         let id: i64 = row.try_get(0)?;
         let sql = format!(
             "INSERT INTO publication_files (publication_id, path, kind, sha256, size) VALUES {}",
-            values_clause(files.len(), 5)
+            self.backend.values_clause(files.len(), 5)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for f in files {

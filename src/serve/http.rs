@@ -200,34 +200,35 @@ fn cache_control(tree: &Tree, path: &str) -> &'static str {
     }
 }
 
-fn html_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
+/// One link of a directory page.
+pub struct Link {
+    pub href: String,
+    pub label: String,
 }
 
-fn html(title: &str, items: &[(String, String)]) -> Response<ResBody> {
-    let mut body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><ul>\n",
-        t = html_escape(title)
-    );
-    for (href, label) in items {
-        body.push_str(&format!(
-            "<li><a href=\"{}\">{}</a></li>\n",
-            html_escape(href),
-            html_escape(label)
-        ));
-    }
-    body.push_str("</ul></body></html>\n");
+/// A directory page (`templates/listing.html`). Askama escapes every value.
+#[derive(askama::Template)]
+#[template(path = "listing.html")]
+struct Listing<'a> {
+    title: &'a str,
+    parent: Option<String>,
+    items: Vec<Link>,
+}
+
+fn html(title: &str, parent: Option<String>, items: Vec<Link>) -> Response<ResBody> {
+    use askama::Template;
+    let page = Listing {
+        title,
+        parent,
+        items,
+    };
+    let body = match page.render() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("rendering a listing failed: {e}");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "page error");
+        }
+    };
     let mut r = Response::new(full(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -245,9 +246,12 @@ fn listing(index: &Index, repo: Option<&str>) -> Response<ResBody> {
             repos.sort();
             let items: Vec<_> = repos
                 .into_iter()
-                .map(|r| (format!("/repos/{r}/"), format!("{r}/")))
+                .map(|r| Link {
+                    href: format!("/repos/{r}/"),
+                    label: format!("{r}/"),
+                })
                 .collect();
-            html("Repositories", &items)
+            html("Repositories", None, items)
         }
         Some(repo) => {
             let Some(trees) = index.repos.get(repo) else {
@@ -257,9 +261,12 @@ fn listing(index: &Index, repo: Option<&str>) -> Response<ResBody> {
             names.sort();
             let items: Vec<_> = names
                 .into_iter()
-                .map(|n| (format!("/repos/{repo}/{n}/"), format!("{n}/")))
+                .map(|n| Link {
+                    href: format!("/repos/{repo}/{n}/"),
+                    label: format!("{n}/"),
+                })
                 .collect();
-            html(&format!("Repository {repo}"), &items)
+            html(&format!("Repository {repo}"), Some("/repos/".into()), items)
         }
     }
 }
@@ -281,11 +288,18 @@ fn tree_listing(repo: &str, tree_name: &str, tree: &Tree, dir: &str) -> Response
     entries.sort();
     entries.dedup();
     let base = format!("/repos/{repo}/{tree_name}/{dir}");
+    let parent = match base.trim_end_matches('/').rfind('/') {
+        Some(i) => base[..=i].to_string(),
+        None => "/".to_string(),
+    };
     let items: Vec<_> = entries
         .into_iter()
-        .map(|e| (format!("{base}{e}"), e))
+        .map(|e| Link {
+            href: format!("{base}{e}"),
+            label: e,
+        })
         .collect();
-    html(&base, &items)
+    html(&base, Some(parent), items)
 }
 
 fn etag_matches(header: &str, etag: &str) -> bool {

@@ -84,6 +84,7 @@ fn main() {
             "bench",
             Compression::Gzip,
             std::slice::from_ref(&rpms),
+            Default::default(),
         )
         .await
         .unwrap();

@@ -304,15 +304,20 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
             "repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})"
         );
     }
-    let report = crate::import::import(
+    let progress = std::sync::Arc::new(crate::import::Progress::default());
+    let display = show_progress(progress.clone());
+    let result = crate::import::import(
         &app.catalog,
         &app.pool,
         &app.datadir,
         repo,
         app.compression(repo),
         paths,
+        progress,
     )
-    .await?;
+    .await;
+    display.abort();
+    let report = result?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -350,6 +355,49 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
+    })
+}
+
+/// Shows an import's progress: a bar on a terminal, a log line every 5 s otherwise.
+fn show_progress(p: std::sync::Arc<crate::import::Progress>) -> tokio::task::JoinHandle<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let terminal = std::io::stderr().is_terminal();
+    tokio::spawn(async move {
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} reading {pos}/{len} files [{bar:30}] {msg} {per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        let mut last_log = std::time::Instant::now();
+        loop {
+            let (done, total) = (p.done.load(Relaxed), p.total.load(Relaxed));
+            let bytes = p.bytes.load(Relaxed);
+            match &bar {
+                Some(bar) => {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                    bar.set_message(format!("{}", indicatif::HumanBytes(bytes)));
+                }
+                None if last_log.elapsed().as_secs() >= 5 => {
+                    tracing::info!("read {done}/{total} files ({bytes} bytes)");
+                    last_log = std::time::Instant::now();
+                }
+                None => {}
+            }
+            if total > 0 && done >= total {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     })
 }
 

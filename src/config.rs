@@ -219,9 +219,11 @@ mod tests {
     }
 
     #[test]
-    fn example_config_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cairn.example.toml");
-        let c = Config::load(&path).unwrap();
-        assert!(!c.repos.is_empty());
+    fn example_configs_parse() {
+        for file in ["config/cairn.example.toml", "appliance/cairn.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let c = Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!c.repos.is_empty(), "{file}");
+        }
     }
 }

@@ -47,6 +47,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         "demo",
         Default::default(),
         std::slice::from_ref(&rpms),
+        Default::default(),
     )
     .await?;
     println!("imported {} packages into repo 'demo'", report.added.len());

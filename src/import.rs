@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::catalog::{Catalog, CatalogError, PlacedFragments};
 use crate::datadir::DataDir;
@@ -34,6 +34,17 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Live counters of an import, for progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Files found.
+    pub total: AtomicUsize,
+    /// Files hashed, staged and parsed (successfully or not).
+    pub done: AtomicUsize,
+    /// Bytes read.
+    pub bytes: std::sync::atomic::AtomicU64,
 }
 
 /// A file that was not imported, and why.
@@ -170,7 +181,12 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
 }
 
 /// Reads all `files` on all cores. Returns the readable ones in input order.
-fn read_all(pool: &Pool, files: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<Read> {
+fn read_all(
+    pool: &Pool,
+    files: &[PathBuf],
+    skipped: &mut Vec<Skipped>,
+    progress: &Progress,
+) -> Vec<Read> {
     let slots: Vec<Mutex<Option<Result<Read, String>>>> =
         files.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -184,6 +200,12 @@ fn read_all(pool: &Pool, files: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<R
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
                 let r = read_one(pool, path);
+                if let Ok(read) = &r {
+                    progress
+                        .bytes
+                        .fetch_add(read.staged.size, Ordering::Relaxed);
+                }
+                progress.done.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut slot) = slots[i].lock() {
                     *slot = Some(r);
                 }
@@ -218,14 +240,16 @@ pub async fn import(
     repo: &str,
     compression: Compression,
     paths: &[PathBuf],
+    progress: Arc<Progress>,
 ) -> Result<ImportReport, ImportError> {
     let mut report = ImportReport::default();
     let started = std::time::Instant::now();
     let files = collect_files(paths, &mut report.skipped);
+    progress.total.store(files.len(), Ordering::Relaxed);
     let pool2 = pool.clone();
     let (reads, skipped) = tokio::task::spawn_blocking(move || {
         let mut skipped = Vec::new();
-        let reads = read_all(&pool2, &files, &mut skipped);
+        let reads = read_all(&pool2, &files, &mut skipped, &progress);
         (reads, skipped)
     })
     .await

@@ -32,7 +32,10 @@ fn demo_serves_a_snapshot_dnf_installs_from() {
         }
     }
     let url = url.unwrap_or_else(|| panic!("demo printed no URL:\n{}", printed.join("\n")));
-    assert!(printed.iter().any(|l| l.contains("--repofrompath=demo,")), "the dnf line is printed");
+    assert!(
+        printed.iter().any(|l| l.contains("--repofrompath=demo,")),
+        "the dnf line is printed"
+    );
     let installed = dnf_install(&url, &["demo-app"]);
     assert!(installed.contains(&"demo-app".to_string()), "{installed:?}");
     assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");

@@ -35,3 +35,30 @@ fn dnf_installs_with_dependencies_from_a_snapshot_and_latest() {
         );
     }
 }
+
+/// A repo publishing zstd metadata installs just as well, and its metadata is zstd.
+#[test]
+fn dnf_installs_from_zstd_metadata() {
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        "[[repo]]\nid = \"z\"\ncompression = \"zstd\"\n",
+    );
+    let rpms = env.dir.path().join("rpms");
+    cairn::samples::demo_packages(&rpms).unwrap();
+    env.ok(&["import", "z", rpms.to_str().unwrap()]);
+    env.ok(&["snapshot", "create", "z", "--name", "s"]);
+    let show = env.json(&["snapshot", "show", "z", "s"]);
+    let paths: Vec<&str> = show["repodata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("-primary.xml.zst")),
+        "{paths:?}"
+    );
+    let server = env.serve();
+    let installed = dnf_install(&server.url("/repos/z/s/"), &["demo-app"]);
+    assert!(installed.contains(&"demo-app".to_string()), "{installed:?}");
+}

@@ -18,6 +18,10 @@ struct Fixture {
 
 /// A repo with the demo packages and one ~12 MB package, snapshotted as `s1`.
 fn fixture(backend: &Backend) -> Fixture {
+    fixture_with(backend, &[])
+}
+
+fn fixture_with(backend: &Backend, server_env: &[(&str, &str)]) -> Fixture {
     let env = Env::new(backend, &["fx"]);
     let rpms = env.dir.path().join("rpms");
     cairn::samples::demo_packages(&rpms).unwrap();
@@ -26,7 +30,7 @@ fn fixture(backend: &Backend) -> Fixture {
     env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
     let bytes = std::fs::read(&big).unwrap();
     let big_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    let server = env.serve();
+    let server = env.serve_with(server_env);
     Fixture {
         env,
         server,
@@ -51,9 +55,22 @@ fn raw_request(addr: &str, request: &str) -> String {
 #[test]
 fn serving_semantics() {
     for backend in backends() {
-        let f = fixture(&backend);
+        check_serving(&fixture(&backend), backend.name());
+    }
+}
+
+/// The same behaviour when io_uring is refused (ordinary reads on the blocking pool).
+#[test]
+fn serving_semantics_without_io_uring() {
+    check_serving(
+        &fixture_with(&Backend::Sqlite, &[("CAIRN_IO_URING", "off")]),
+        "no-io_uring",
+    );
+}
+
+fn check_serving(f: &Fixture, name: &str) {
+    {
         let c = http();
-        let name = backend.name();
 
         // Health, metadata, package with full headers.
         assert_eq!(
@@ -215,7 +232,6 @@ fn serving_semantics() {
             .unwrap()
             .starts_with("text/html"));
         assert!(page.text().unwrap().contains("repodata/"));
-        drop(f);
     }
 }
 

@@ -199,8 +199,16 @@ impl Env {
     }
 
     pub fn serve(&self) -> Server {
-        let mut child = self
-            .cmd(&["serve"])
+        self.serve_with(&[])
+    }
+
+    /// Starts `cairn serve` with extra environment variables.
+    pub fn serve_with(&self, vars: &[(&str, &str)]) -> Server {
+        let mut cmd = self.cmd(&["serve"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .env("CAIRN_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

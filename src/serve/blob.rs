@@ -11,7 +11,7 @@ use bytes::Bytes;
 /// Files at most this big are read whole and sent in one piece.
 pub const SMALL_FILE: u64 = 256 * 1024;
 /// Chunk size for streaming larger files.
-pub const CHUNK: usize = 256 * 1024;
+pub const CHUNK: usize = 512 * 1024;
 
 /// How this worker reads files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

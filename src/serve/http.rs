@@ -10,7 +10,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -137,7 +136,7 @@ pub async fn handle(
         return Ok(text(StatusCode::BAD_REQUEST, "invalid path"));
     }
     let decoded = match percent_encoding::percent_decode_str(raw).decode_utf8() {
-        Ok(p) => p.into_owned(),
+        Ok(p) => p,
         Err(_) => return Ok(text(StatusCode::BAD_REQUEST, "invalid path")),
     };
     let mut resp = route(&shared, &req, &decoded).await;
@@ -365,12 +364,9 @@ async fn serve_file(
     entry: &FileEntry,
     cache: &'static str,
 ) -> Response<ResBody> {
-    let etag = format!("\"{}\"", entry.sha256);
-    let last_modified =
-        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(entry.mtime.max(0) as u64));
     let mut builder = Response::builder()
-        .header(header::ETAG, etag.as_str())
-        .header(header::LAST_MODIFIED, last_modified)
+        .header(header::ETAG, entry.etag.clone())
+        .header(header::LAST_MODIFIED, entry.last_modified.clone())
         .header(header::CACHE_CONTROL, cache)
         .header(header::ACCEPT_RANGES, "bytes");
     if let Some(inm) = req
@@ -378,7 +374,7 @@ async fn serve_file(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
     {
-        if etag_matches(inm, &etag) {
+        if etag_matches(inm, entry.etag.to_str().unwrap_or_default()) {
             return builder
                 .status(StatusCode::NOT_MODIFIED)
                 .body(empty())
@@ -469,9 +465,9 @@ async fn serve_file(
 }
 
 /// A body fed by a local task that reads the blob in [`CHUNK`]s; the bounded channel
-/// keeps at most two chunks in memory per response.
+/// holds at most one chunk while the next is read (bounded memory per response).
 fn stream_body(blob: Blob, start: u64, len: u64, sha: String) -> ResBody {
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
     tokio::task::spawn_local(async move {
         let mut off = start;
         let end = start + len;

@@ -5,17 +5,37 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hyper::header::HeaderValue;
 
 use crate::catalog::{Catalog, CatalogError};
 
-/// One servable file.
+/// One servable file, with its response headers prepared when the index is built.
 #[derive(Debug, Clone)]
 pub struct FileEntry {
     pub sha256: String,
     pub size: u64,
-    /// Unix seconds, for Last-Modified.
-    pub mtime: i64,
     pub content_type: &'static str,
+    /// `"<sha256>"`.
+    pub etag: HeaderValue,
+    /// HTTP date of the file time.
+    pub last_modified: HeaderValue,
+}
+
+impl FileEntry {
+    pub fn new(path: &str, sha256: String, size: u64, mtime: i64) -> FileEntry {
+        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64));
+        FileEntry {
+            content_type: content_type(path),
+            etag: HeaderValue::from_str(&format!("\"{sha256}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
+            last_modified: HeaderValue::from_str(&date)
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")),
+            sha256,
+            size,
+        }
+    }
 }
 
 /// The files of one publication (metadata and packages), by path relative to the tree.
@@ -73,26 +93,12 @@ impl Index {
                 None => {
                     let mut files = Files::default();
                     for f in catalog.publication_files(tree.publication_id).await? {
-                        files.files.insert(
-                            f.path.clone(),
-                            FileEntry {
-                                content_type: content_type(&f.path),
-                                sha256: f.sha256,
-                                size: f.size as u64,
-                                mtime: tree.revision,
-                            },
-                        );
+                        let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
+                        files.files.insert(f.path, entry);
                     }
                     for p in catalog.tree_packages(&tree).await? {
-                        files.files.insert(
-                            p.path.clone(),
-                            FileEntry {
-                                content_type: content_type(&p.path),
-                                sha256: p.sha256,
-                                size: p.size as u64,
-                                mtime: p.mtime,
-                            },
-                        );
+                        let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
+                        files.files.insert(p.path, entry);
                     }
                     let files = Arc::new(files);
                     by_publication.insert(tree.publication_id, files.clone());

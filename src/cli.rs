@@ -481,7 +481,8 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
             });
             let _lock = app
                 .datadir
-                .lock_repo(&repo)
+                .lock_repo_async(&repo)
+                .await
                 .with_context(|| format!("locking repository {repo}"))?;
             let (snap, published) = crate::publish::create_snapshot(
                 &app.catalog,

@@ -70,6 +70,14 @@ impl DataDir {
         }
     }
 
+    /// [`DataDir::lock_repo`] without blocking the async runtime while waiting.
+    pub async fn lock_repo_async(&self, repo: &str) -> io::Result<RepoLock> {
+        let (dir, repo) = (self.clone(), repo.to_string());
+        tokio::task::spawn_blocking(move || dir.lock_repo(&repo))
+            .await
+            .map_err(io::Error::other)?
+    }
+
     /// Tells running servers that the catalog changed (atomic replace of the marker).
     pub fn bump_generation(&self) -> io::Result<()> {
         let stamp = std::time::SystemTime::now()

@@ -52,7 +52,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
     .await?;
     println!("imported {} packages into repo 'demo'", report.added.len());
     let (snap, _) = {
-        let _lock = app.datadir.lock_repo("demo")?;
+        let _lock = app.datadir.lock_repo_async("demo").await?;
         crate::publish::create_snapshot(
             &app.catalog,
             &app.pool,

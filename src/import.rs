@@ -288,7 +288,8 @@ pub async fn import(
     );
 
     let _lock = datadir
-        .lock_repo(repo)
+        .lock_repo_async(repo)
+        .await
         .map_err(|source| ImportError::Lock {
             repo: repo.to_string(),
             source,

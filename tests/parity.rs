@@ -21,6 +21,7 @@ fn package_dir(root: &Path) -> Vec<PathBuf> {
     }
     files.extend(cairn::samples::tricky_packages(&dir).unwrap());
     files.extend(cairn::samples::demo_packages(&dir).unwrap());
+    files.extend(rpmbuild_packages(&dir));
     files
 }
 
@@ -127,7 +128,7 @@ fn every_package_renders_like_createrepo_c() {
         assert_eq!(doc.attr("packages"), Some(files.len().to_string().as_str()));
     }
     if real_rpms().is_some() {
-        assert!(files.len() >= 41 + 6, "the real packages were all read");
+        assert!(files.len() >= 41 + 9, "the real packages were all read");
     }
 }
 

@@ -522,3 +522,90 @@ pub fn first_difference(a: &Node, b: &Node, path: &str) -> Option<String> {
     }
     None
 }
+
+/// Builds, with the real `rpmbuild`, a binary and a source package with scriptlets
+/// (their interpreters become pre-requires), a `%ghost`, `%config` and `%dir` entries, an
+/// epoch, weak dependencies and a changelog. Returns the written files.
+pub fn rpmbuild_packages(out: &Path) -> Vec<PathBuf> {
+    require_tool("rpmbuild");
+    let top = tempfile::tempdir().unwrap();
+    let spec = top.path().join("built.spec");
+    std::fs::write(
+        &spec,
+        r#"Name: rpmbuilt-demo
+Epoch: 3
+Version: 2.5
+Release: 7%{?dist}
+Summary: Built by rpmbuild <with> & "escapes"
+License: MIT
+URL: https://example.com/rpmbuilt?x=1&y=2
+BuildArch: noarch
+Requires: bash >= 4
+Requires(pre): shadow-utils
+Requires(post): coreutils
+Requires: /usr/share/rpmbuilt/data
+Recommends: rpmbuilt-extras
+Provides: rpmbuilt-virtual = 1:9.9
+
+%description
+A package built with rpmbuild for the metadata tests.
+Second line.
+
+%install
+mkdir -p %{buildroot}/usr/bin %{buildroot}/etc/rpmbuilt %{buildroot}/usr/share/rpmbuilt %{buildroot}/var/lib/rpmbuilt
+echo 'echo hi' > %{buildroot}/usr/bin/rpmbuilt
+chmod 755 %{buildroot}/usr/bin/rpmbuilt
+echo conf > %{buildroot}/etc/rpmbuilt/rpmbuilt.conf
+echo data > %{buildroot}/usr/share/rpmbuilt/data
+
+%pre
+exit 0
+
+%post
+exit 0
+
+%files
+/usr/bin/rpmbuilt
+%dir /etc/rpmbuilt
+%config(noreplace) /etc/rpmbuilt/rpmbuilt.conf
+/usr/share/rpmbuilt/data
+%dir /var/lib/rpmbuilt
+%ghost /var/lib/rpmbuilt/state
+
+%changelog
+* Mon Nov 23 2026 Jane Doe <jane@example.com> - 3:2.5-7
+- Same day, second entry
+* Mon Nov 23 2026 Jane Doe <jane@example.com> - 3:2.5-6
+- Same day, first entry
+* Sun Nov 01 2026 John Roe <john@example.com> - 3:2.5-1
+- Initial <package> & "release"
+"#,
+    )
+    .unwrap();
+    let output = Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg("--define")
+        .arg("_source_payload w2.gzdio")
+        .arg("-ba")
+        .arg(&spec)
+        .output()
+        .expect("rpmbuild runs");
+    assert!(
+        output.status.success(),
+        "rpmbuild failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::create_dir_all(out).unwrap();
+    let mut files = Vec::new();
+    for e in walkdir::WalkDir::new(top.path()) {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "rpm") {
+            let to = out.join(e.file_name());
+            std::fs::copy(e.path(), &to).unwrap();
+            files.push(to);
+        }
+    }
+    assert_eq!(files.len(), 2, "a binary and a source package");
+    files
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use cairn::catalog::Catalog;
-use cairn::rpmread::{self, FileFacts};
+use cairn::rpmread;
 use common::*;
 
 fn database_url(env: &Env) -> String {
@@ -39,18 +39,7 @@ fn packages_round_trip_through_the_catalog() {
         rt.block_on(async {
             let catalog = Catalog::connect(&database_url(&env)).await.unwrap();
             for f in &files {
-                let bytes = std::fs::read(f).unwrap();
-                let meta = std::fs::metadata(f).unwrap();
-                let facts = FileFacts {
-                    sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-                    size: meta.len(),
-                    mtime: meta
-                        .modified()
-                        .unwrap()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs() as i64,
-                };
+                let facts = file_facts(f);
                 let expected = rpmread::read_package(f, &facts).unwrap();
                 let stored = catalog
                     .package(&facts.sha256)

@@ -87,18 +87,7 @@ fn every_package_renders_like_createrepo_c() {
     let reference = createrepo(&tmp.path().join("rpms"));
     let mut read = Vec::new();
     for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        let meta = std::fs::metadata(f).unwrap();
-        let facts = FileFacts {
-            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-            size: meta.len(),
-            mtime: meta
-                .modified()
-                .unwrap()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64,
-        };
+        let facts = file_facts(f);
         let pkg =
             rpmread::read_package(f, &facts).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         read.push((repodata::xml::render(&pkg), pkg));

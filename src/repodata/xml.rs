@@ -31,36 +31,27 @@ impl Fragments {
     }
 }
 
-/// Escapes element text the way libxml2 does.
+/// Escapes element text the way libxml2 does: `& < >` and CR.
 pub fn escape_text(s: &str, out: &mut String) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'\r' => "&#13;",
-            _ => continue,
-        };
-        out.push_str(&s[last..i]);
-        out.push_str(rep);
-        last = i + 1;
-    }
-    out.push_str(&s[last..]);
+    escape(s, out, false)
 }
 
-/// Escapes an attribute value the way libxml2 does.
+/// Escapes an attribute value the way libxml2 does: also `"`, TAB and LF.
 pub fn escape_attr(s: &str, out: &mut String) {
+    escape(s, out, true)
+}
+
+fn escape(s: &str, out: &mut String, attribute: bool) {
     let mut last = 0;
     for (i, b) in s.bytes().enumerate() {
         let rep = match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
-            b'"' => "&quot;",
             b'\r' => "&#13;",
-            b'\n' => "&#10;",
-            b'\t' => "&#9;",
+            b'"' if attribute => "&quot;",
+            b'\n' if attribute => "&#10;",
+            b'\t' if attribute => "&#9;",
             _ => continue,
         };
         out.push_str(&s[last..i]);

@@ -46,6 +46,22 @@ pub fn copy_rpms(src: &Path, dst: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// What import would record about a file: its sha256, size and modification time.
+pub fn file_facts(path: &Path) -> cairn::rpmread::FileFacts {
+    let bytes = std::fs::read(path).unwrap();
+    let meta = std::fs::metadata(path).unwrap();
+    cairn::rpmread::FileFacts {
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        size: meta.len(),
+        mtime: meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    }
+}
+
 /// Requires an external tool the suite compares against (installed by `.ci/run`).
 pub fn require_tool(name: &str) {
     let found = std::env::var_os("PATH")

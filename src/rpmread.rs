@@ -30,6 +30,9 @@ pub enum RpmError {
     /// A header field has a tag that every package must have.
     #[error("the header has no {0}")]
     MissingTag(&'static str),
+    /// Name, version, release or arch would make an unsafe file name or URL.
+    #[error("the {field} {value:?} cannot be part of a file name (it contains '/', '\\', whitespace or starts with '.')")]
+    UnsafeName { field: &'static str, value: String },
     /// A header string holds a control character, which XML cannot carry
     /// (createrepo_c skips such packages too).
     #[error("the {0} field contains a forbidden control character")]
@@ -142,6 +145,7 @@ pub fn package_from_metadata(
         changelogs,
     };
     check_control_chars(&pkg)?;
+    check_file_name_parts(&pkg)?;
     Ok(pkg)
 }
 
@@ -417,6 +421,30 @@ fn read_changelogs(meta: &PackageMetadata, raw: &RawStrings, limit: usize) -> Ve
     }
     out.reverse();
     out
+}
+
+/// Rejects packages whose NEVRA would make a published file name escape its directory
+/// (the location is `Packages/<letter>/<name>-<version>-<release>.<arch>.rpm`).
+fn check_file_name_parts(pkg: &Package) -> Result<(), RpmError> {
+    for (field, value) in [
+        ("name", &pkg.name),
+        ("version", &pkg.version),
+        ("release", &pkg.release),
+        ("arch", &pkg.arch),
+    ] {
+        let unsafe_part = value.is_empty()
+            || value.starts_with('.')
+            || value
+                .chars()
+                .any(|c| c == '/' || c == '\\' || c.is_whitespace() || c.is_control());
+        if unsafe_part {
+            return Err(RpmError::UnsafeName {
+                field,
+                value: value.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Rejects packages whose strings hold bytes XML 1.0 cannot carry.

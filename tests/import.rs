@@ -13,6 +13,21 @@ fn corrupt_and_foreign_files_are_reported_and_skipped_while_the_rest_lands() {
         std::fs::write(rpms.join("garbage.rpm"), b"this is not an rpm").unwrap();
         let bytes = std::fs::read(&good[0]).unwrap();
         std::fs::write(rpms.join("truncated.rpm"), &bytes[..200]).unwrap();
+        // A package whose name would put its file outside Packages/ (builders refuse such
+        // names, so the name string in the header is patched in place).
+        let mut evil = rpm::PackageBuilder::new("evilescape", "1", "MIT", "noarch", "Escapes");
+        evil.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
+            .release("1");
+        let mut bytes = Vec::new();
+        evil.build().unwrap().write(&mut bytes).unwrap();
+        let hits: Vec<usize> = (0..bytes.len() - 11)
+            .filter(|&i| &bytes[i..i + 11] == b"evilescape\0")
+            .collect();
+        assert!(!hits.is_empty(), "the name string is in the header");
+        for at in hits {
+            bytes[at..at + 10].copy_from_slice(b"../../evil");
+        }
+        std::fs::write(rpms.join("evil.rpm"), &bytes).unwrap();
         let out = env.run(&["import", "fx", rpms.to_str().unwrap(), "/nonexistent/x.rpm"]);
         assert_eq!(
             out.status.code(),
@@ -24,6 +39,10 @@ fn corrupt_and_foreign_files_are_reported_and_skipped_while_the_rest_lands() {
         assert!(err.contains("garbage.rpm"), "{err}");
         assert!(err.contains("truncated.rpm"), "{err}");
         assert!(err.contains("/nonexistent/x.rpm"), "{err}");
+        assert!(
+            err.contains("evil.rpm") && err.contains("../../evil"),
+            "{err}"
+        );
         let repo = env.json(&["repo", "show", "fx"]);
         assert_eq!(
             repo["repo"]["package_count"], 4,

@@ -115,13 +115,17 @@ pub fn collect_files(paths: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<PathB
 }
 
 struct Read {
-    staged: Staged,
+    /// `None` when the pool already holds these exact bytes.
+    staged: Option<Staged>,
+    size: u64,
     package: Package,
     fragments: Fragments,
 }
 
-/// Package headers up to this size are parsed from the bytes read while hashing;
-/// larger ones are re-read from the staged copy.
+/// Files up to this size are read into memory once: hashed, checked against the pool
+/// (bytes the pool already holds are not written again) and parsed from memory.
+/// Larger files are hashed while being copied into the pool, and their headers parsed
+/// from the first [`HEAD_KEEP`] bytes (or, for bigger headers, the staged copy).
 const HEAD_KEEP: usize = 4 * 1024 * 1024;
 
 /// A reader that keeps the first bytes it passes on.
@@ -140,41 +144,67 @@ impl<R: std::io::Read> std::io::Read for Tee<R> {
 }
 
 fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mtime = file
-        .metadata()
-        .and_then(|m| m.modified())
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    let mtime = meta
+        .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let mut tee = Tee {
-        inner: file,
-        head: Vec::new(),
-    };
-    let staged = pool.stage_reader(&mut tee).map_err(|e| e.to_string())?;
-    let facts = FileFacts {
-        sha256: staged.sha256.clone(),
-        size: staged.size,
-        mtime,
-    };
     // Parse the bytes that were hashed, not the source (which could change meanwhile).
-    let meta = match rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&tee.head)) {
-        Ok(meta) => meta,
-        Err(_) if tee.head.len() as u64 == HEAD_KEEP as u64 && staged.size > HEAD_KEEP as u64 => {
-            let staged_path = staged
-                .path()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| path.to_path_buf());
-            rpmread::read_metadata(&staged_path).map_err(|e| e.to_string())?
-        }
-        Err(e) => return Err(rpmread::RpmError::Parse(e).to_string()),
+    let (staged, facts, meta) = if meta.len() <= HEAD_KEEP as u64 {
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let size = bytes.len() as u64;
+        let staged = if pool.has(&sha256, size) {
+            None
+        } else {
+            Some(pool.stage_bytes(&bytes).map_err(|e| e.to_string())?)
+        };
+        let parsed = rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&bytes))
+            .map_err(|e| rpmread::RpmError::Parse(e).to_string())?;
+        (
+            staged,
+            FileFacts {
+                sha256,
+                size,
+                mtime,
+            },
+            parsed,
+        )
+    } else {
+        let mut tee = Tee {
+            inner: file,
+            head: Vec::new(),
+        };
+        let staged = pool.stage_reader(&mut tee).map_err(|e| e.to_string())?;
+        let facts = FileFacts {
+            sha256: staged.sha256.clone(),
+            size: staged.size,
+            mtime,
+        };
+        let parsed = match rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&tee.head)) {
+            Ok(meta) => meta,
+            Err(_) if tee.head.len() == HEAD_KEEP => {
+                let staged_path = staged
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| path.to_path_buf());
+                rpmread::read_metadata(&staged_path).map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(rpmread::RpmError::Parse(e).to_string()),
+        };
+        (Some(staged), facts, parsed)
     };
     let package = rpmread::package_from_metadata(&meta, &facts, rpmread::DEFAULT_CHANGELOG_LIMIT)
         .map_err(|e| e.to_string())?;
     let fragments = xml::render(&package);
     Ok(Read {
         staged,
+        size: facts.size,
         package,
         fragments,
     })
@@ -201,9 +231,7 @@ fn read_all(
                 let Some(path) = files.get(i) else { break };
                 let r = read_one(pool, path);
                 if let Ok(read) = &r {
-                    progress
-                        .bytes
-                        .fetch_add(read.staged.size, Ordering::Relaxed);
+                    progress.bytes.fetch_add(read.size, Ordering::Relaxed);
                 }
                 progress.done.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut slot) = slots[i].lock() {
@@ -267,7 +295,7 @@ pub async fn import(
     let mut staged = Vec::with_capacity(reads.len());
     let mut packages = Vec::with_capacity(reads.len());
     for r in reads {
-        staged.push(r.staged);
+        staged.extend(r.staged);
         packages.push((r.package, r.fragments));
     }
     let pool3 = pool.clone();

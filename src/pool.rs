@@ -151,6 +151,12 @@ impl Pool {
         self.path_of(sha256).is_file()
     }
 
+    /// Is the blob present under its final name with the expected size?
+    pub fn has(&self, sha256: &str, size: u64) -> bool {
+        is_sha256(sha256)
+            && fs::metadata(self.path_of(sha256)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
     fn tmp_path(&self) -> PathBuf {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()

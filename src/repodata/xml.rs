@@ -6,6 +6,12 @@
 //! a package enters the catalog; a publish only concatenates them. The primary fragment
 //! leaves the `<location href>` value out and records where it goes, because the location
 //! depends on where the package is published.
+//!
+//! These fragments are written with a small purpose-built renderer rather than
+//! quick-xml's writer: quick-xml's escapers do not produce libxml2's output (a carriage
+//! return must become `&#13;`, or every XML parser reads it back as a line feed, which
+//! changes the field), and the fragments are rendered once per package, so there is no
+//! stream to manage. quick-xml is used for reading repository metadata.
 
 use std::fmt::Write as _;
 

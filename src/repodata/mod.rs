@@ -8,6 +8,7 @@
 //! bytes, and `repomd.xml`'s revision and timestamps come from the packages' own file
 //! times, never from the clock.
 
+pub mod parse;
 pub mod xml;
 
 use std::io::Write;

@@ -82,9 +82,19 @@ pub enum RepoCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one repository.
+    /// Show one repository, with its latest syncs.
     Show {
         repo: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mirror upstream: one repository with a feed, or all of them.
+    Sync {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        repo: Option<String>,
+        /// Sync every repository that has a feed.
+        #[arg(long)]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -401,6 +411,59 @@ fn show_progress(p: std::sync::Arc<crate::import::Progress>) -> tokio::task::Joi
     })
 }
 
+async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Result<ExitCode> {
+    let targets: Vec<&crate::config::RepoConfig> = if all {
+        app.config
+            .repos
+            .iter()
+            .filter(|r| r.feed.is_some())
+            .collect()
+    } else {
+        let id = repo.unwrap_or_default();
+        match app.config.repo(&id) {
+            Some(r) => vec![r],
+            None => bail!("repository {id:?} is not declared in the config"),
+        }
+    };
+    let mut failed = false;
+    let mut reports = serde_json::Map::new();
+    for r in targets {
+        match crate::sync::sync(&app.catalog, &app.pool, &app.datadir, r).await {
+            Ok(report) => {
+                if !json {
+                    println!(
+                        "{}: {} ({} packages, {} added, {} removed, {} downloaded, {} bytes)",
+                        r.id,
+                        report.status,
+                        report.packages,
+                        report.added,
+                        report.removed,
+                        report.downloaded,
+                        report.bytes
+                    );
+                }
+                reports.insert(r.id.clone(), serde_json::to_value(&report)?);
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("{}: sync failed: {e}", r.id);
+                reports.insert(
+                    r.id.clone(),
+                    serde_json::json!({"status": "failed", "error": e.to_string()}),
+                );
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn fmt_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -435,18 +498,16 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
                 }
             }
         }
+        RepoCommand::Sync { repo, all, json } => return sync_cmd(app, repo, all, json).await,
         RepoCommand::Show { repo, json } => {
             let Some(r) = app.catalog.repo(&repo).await? else {
                 bail!("unknown repository {repo:?}");
             };
             let snaps = app.catalog.snapshots(Some(&repo)).await?;
+            let syncs = app.catalog.sync_runs(r.id, 10).await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"repo": r, "snapshots": snaps})
-                    )?
-                );
+                let doc = serde_json::json!({"repo": r, "snapshots": snaps, "syncs": syncs});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
                 println!("repo:      {}", r.name);
                 println!("packages:  {}", r.package_count);
@@ -458,6 +519,21 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
                         s.name,
                         fmt_time(s.created_at),
                         s.package_count
+                    );
+                }
+                if !syncs.is_empty() {
+                    println!("syncs, newest first:");
+                }
+                for s in syncs {
+                    println!(
+                        "  {} {:<9} +{} -{}, {} downloaded ({} bytes){}",
+                        fmt_time(s.started_at),
+                        s.status,
+                        s.packages_added,
+                        s.packages_removed,
+                        s.packages_downloaded,
+                        s.bytes_downloaded,
+                        s.error.map(|e| format!(": {e}")).unwrap_or_default()
                     );
                 }
             }

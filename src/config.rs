@@ -80,6 +80,25 @@ pub struct RepoConfig {
     /// Metadata compression for this repo's published trees.
     #[serde(default)]
     pub compression: Compression,
+    /// Upstream yum repository (the URL holding `repodata/`); none means a local repo.
+    #[serde(default)]
+    pub feed: Option<String>,
+    /// Only packages of these architectures (empty: all).
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// Only packages whose name matches one of these globs (empty: all).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Never packages whose name matches one of these globs.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Package downloads running at once during a sync.
+    #[serde(default = "default_downloads")]
+    pub downloads: usize,
+}
+
+fn default_downloads() -> usize {
+    8
 }
 
 /// Is `id` usable as a repository, snapshot or alias name in a URL?
@@ -117,6 +136,28 @@ impl Config {
                 return Err(invalid(format!(
                     "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
                     repo.id
+                )));
+            }
+            if let Some(feed) = &repo.feed {
+                if !(feed.starts_with("http://") || feed.starts_with("https://")) {
+                    return Err(invalid(format!(
+                        "repo {:?}: feed {feed:?} must be an http:// or https:// URL",
+                        repo.id
+                    )));
+                }
+            }
+            for glob in repo.include.iter().chain(&repo.exclude) {
+                if let Err(e) = globset::Glob::new(glob) {
+                    return Err(invalid(format!(
+                        "repo {:?}: bad name glob {glob:?}: {e}",
+                        repo.id
+                    )));
+                }
+            }
+            if repo.downloads == 0 || repo.downloads > 256 {
+                return Err(invalid(format!(
+                    "repo {:?}: downloads must be between 1 and 256, not {}",
+                    repo.id, repo.downloads
                 )));
             }
             if !seen.insert(repo.id.clone()) {

@@ -35,10 +35,9 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
     let mut config = Config::default();
     config.server.data_dir = root.join("data");
     config.server.listen = listen;
-    config.repos.push(RepoConfig {
-        id: "demo".into(),
-        compression: Default::default(),
-    });
+    config
+        .repos
+        .push(toml::from_str::<RepoConfig>("id = \"demo\"").context("the demo repo definition")?);
     let app = App::open(config).await?;
     let report = crate::import::import(
         &app.catalog,

@@ -24,3 +24,4 @@ pub mod repodata;
 pub mod rpmread;
 pub mod samples;
 pub mod serve;
+pub mod sync;

@@ -197,6 +197,21 @@ impl Pool {
         Ok(staged)
     }
 
+    /// A fresh temp path in the pool's `tmp/` for a writer that hashes by itself (an
+    /// async download); hand the result to [`Pool::adopt`].
+    pub fn new_tmp_path(&self) -> PathBuf {
+        self.tmp_path()
+    }
+
+    /// Takes ownership of a temp file written and hashed by the caller.
+    pub fn adopt(&self, tmp: PathBuf, sha256: String, size: u64) -> Staged {
+        Staged {
+            tmp: Some(tmp),
+            sha256,
+            size,
+        }
+    }
+
     /// Stages the file at `src` (hashing while copying).
     pub fn stage_file(&self, src: &Path) -> Result<Staged, PoolError> {
         let mut f = File::open(src).map_err(io_err(src))?;

@@ -70,6 +70,22 @@ pub struct SnapshotRow {
     pub total_size: i64,
 }
 
+/// One recorded sync of a mirrored repository.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncRun {
+    #[serde(skip)]
+    pub id: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// `running`, `ok`, `unchanged` or `failed`.
+    pub status: String,
+    pub packages_added: i64,
+    pub packages_removed: i64,
+    pub packages_downloaded: i64,
+    pub bytes_downloaded: i64,
+    pub error: Option<String>,
+}
+
 /// One package as placed in a repository or snapshot, with what a publish needs.
 #[derive(Debug, Clone)]
 pub struct PlacedFragments {
@@ -597,6 +613,118 @@ impl Catalog {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Makes `placements` the whole current content of a repository (a mirror follows
+    /// its upstream: what is not placed leaves), points `latest` at `publication_id` and
+    /// records the upstream repomd.xml digest, in one transaction.
+    pub async fn replace_repo_content(
+        &self,
+        repo_id: i64,
+        placements: &[(String, i64)],
+        publication_id: i64,
+        upstream_repomd_sha256: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM repo_packages WHERE repo_id = $1")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        let added = now();
+        for chunk in placements.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO repo_packages (repo_id, location, package_id, added_at) VALUES {}",
+                self.backend.values_clause(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (location, id) in chunk {
+                q = q
+                    .bind(repo_id)
+                    .bind(location.as_str())
+                    .bind(*id)
+                    .bind(added);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "UPDATE repos SET latest_publication_id = $1, upstream_repomd_sha256 = $2 WHERE id = $3",
+        )
+        .bind(publication_id)
+        .bind(upstream_repomd_sha256)
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The digest of the upstream repomd.xml the repository's content came from.
+    pub async fn upstream_repomd(&self, repo_id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT upstream_repomd_sha256 FROM repos WHERE id = $1")
+            .bind(repo_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Starts a sync run record.
+    pub async fn start_sync_run(&self, repo_id: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO sync_runs (repo_id, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
+        )
+        .bind(repo_id)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Finishes a sync run record.
+    pub async fn finish_sync_run(&self, run: &SyncRun) -> Result<()> {
+        sqlx::query(
+            "UPDATE sync_runs SET finished_at = $1, status = $2, packages_added = $3, \
+             packages_removed = $4, packages_downloaded = $5, bytes_downloaded = $6, error = $7 \
+             WHERE id = $8",
+        )
+        .bind(now())
+        .bind(run.status.as_str())
+        .bind(run.packages_added)
+        .bind(run.packages_removed)
+        .bind(run.packages_downloaded)
+        .bind(run.bytes_downloaded)
+        .bind(run.error.as_deref())
+        .bind(run.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest sync runs of a repository, newest first.
+    pub async fn sync_runs(&self, repo_id: i64, limit: i64) -> Result<Vec<SyncRun>> {
+        let rows = sqlx::query(
+            "SELECT id, started_at, finished_at, status, packages_added, packages_removed, \
+             packages_downloaded, bytes_downloaded, error FROM sync_runs WHERE repo_id = $1 \
+             ORDER BY started_at DESC, id DESC LIMIT $2",
+        )
+        .bind(repo_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SyncRun {
+                    id: r.try_get(0)?,
+                    started_at: r.try_get(1)?,
+                    finished_at: r.try_get(2)?,
+                    status: r.try_get(3)?,
+                    packages_added: r.try_get(4)?,
+                    packages_removed: r.try_get(5)?,
+                    packages_downloaded: r.try_get(6)?,
+                    bytes_downloaded: r.try_get(7)?,
+                    error: r.try_get(8)?,
+                })
+            })
+            .collect()
     }
 
     /// Points a repository's `latest` at a publication.

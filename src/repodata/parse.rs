@@ -550,13 +550,16 @@ impl<P: BufRead, F: BufRead, O: BufRead> PackageStream<P, F, O> {
     /// The next complete package, or `None` when primary ends (the other two must end
     /// there too).
     pub fn next_package(&mut self) -> Result<Option<PrimaryEntry>, ParseError> {
-        let p = next_package_element(&mut self.primary)?;
+        // primary first: its entry is validated (hrefs, checksums) before anything else.
+        let entry = match next_package_element(&mut self.primary)? {
+            Some(p) => Some(primary_entry(&p, "primary.xml")?),
+            None => None,
+        };
         let f = next_package_element(&mut self.filelists)?;
         let o = next_package_element(&mut self.other)?;
-        match (p, f, o) {
+        match (entry, f, o) {
             (None, None, None) => Ok(None),
-            (Some(p), Some(f), Some(o)) => {
-                let mut entry = primary_entry(&p, "primary.xml")?;
+            (Some(mut entry), Some(f), Some(o)) => {
                 let (fid, files) = filelists_entry(&f);
                 let (oid, logs) = other_entry(&o);
                 if fid != entry.checksum.hex || oid != entry.checksum.hex {

@@ -625,3 +625,114 @@ exit 0
     assert_eq!(files.len(), 2, "a binary and a source package");
     files
 }
+
+/// An nginx serving a directory on a free loopback port; stopped on drop.
+pub struct Upstream {
+    child: Child,
+    pub port: u16,
+    _conf: tempfile::TempDir,
+}
+
+impl Upstream {
+    /// Serves `root` (made world-readable: nginx workers run as `nobody`).
+    pub fn start(root: &Path) -> Upstream {
+        require_tool("nginx");
+        make_world_readable(root);
+        let conf = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let text = format!(
+            "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\ndaemon off;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{ access_log off; sendfile on; \
+             client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fcgi; \
+             uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi; \
+             server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n",
+            dir = conf.path().display(),
+            root = root.display()
+        );
+        let path = conf.path().join("nginx.conf");
+        std::fs::write(&path, text).unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(conf.path())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx starts");
+        let up = Upstream {
+            child,
+            port,
+            _conf: conf,
+        };
+        wait_for("nginx to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        up
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGQUIT);
+        }
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chmod a+rX on `root` and everything below it, and on its parents' search bits.
+pub fn make_world_readable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(root) {
+        let e = e.unwrap();
+        let mode = if e.file_type().is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut p = root.parent();
+    while let Some(dir) = p {
+        if let Ok(meta) = std::fs::metadata(dir) {
+            let mode = meta.permissions().mode();
+            if mode & 0o001 == 0 {
+                let _ =
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011));
+            }
+        }
+        p = dir.parent();
+    }
+}
+
+/// Runs `createrepo_c` (0.17: gzip, no sqlite) on `dir`, `--update` when asked.
+pub fn createrepo_dir(dir: &Path, update: bool) {
+    require_tool("createrepo_c");
+    let mut c = Command::new("createrepo_c");
+    c.arg("--no-database").arg("--quiet");
+    if update {
+        c.arg("--update");
+    }
+    let out = c.arg(dir).output().expect("createrepo_c runs");
+    assert!(
+        out.status.success(),
+        "createrepo_c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,533 @@
+//! Mirroring an upstream yum/dnf repository (`cairn repo sync`).
+//!
+//! A sync fetches `repodata/repomd.xml`; if its bytes equal those of the last successful
+//! sync, nothing else happens. Otherwise it fetches primary, filelists and other,
+//! verifies each against repomd's checksum, reads them as a stream in lockstep, applies
+//! the repository's filters, and downloads the packages the pool does not already hold
+//! (in parallel, with retries, verified against upstream's checksum and size; the pool
+//! always stores by sha256). The catalog is filled from upstream's metadata, so RPMs are
+//! never opened.
+//!
+//! All or nothing: if any package fails, the sync names every failure, records it in
+//! the sync history and leaves the repository's content and `latest` exactly as they
+//! were. What was downloaded and verified stays in the pool, so the next run fetches
+//! only what is missing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sha2::Digest;
+use tokio::io::AsyncWriteExt;
+
+use crate::catalog::{Catalog, CatalogError, PlacedFragments, SyncRun};
+use crate::config::RepoConfig;
+use crate::datadir::DataDir;
+use crate::package::Package;
+use crate::pool::{Pool, PoolError, Staged};
+use crate::publish::{self, PublishError};
+use crate::repodata::parse::{self, Checksum, PackageStream, ParseError, PrimaryEntry};
+use crate::repodata::xml;
+
+/// Largest repomd.xml accepted.
+const MAX_REPOMD: u64 = 16 * 1024 * 1024;
+/// Largest compressed metadata file accepted.
+const MAX_METADATA: u64 = 4 * 1024 * 1024 * 1024;
+/// Largest decompressed metadata file accepted.
+const MAX_OPEN_METADATA: u64 = 32 * 1024 * 1024 * 1024;
+/// Largest package accepted.
+const MAX_PACKAGE: u64 = 64 * 1024 * 1024 * 1024;
+/// Attempts per download.
+const ATTEMPTS: u32 = 3;
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("repository {0:?} has no feed (it is a local repository)")]
+    NoFeed(String),
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{url}: {algorithm} checksum mismatch (expected {expected}, got {actual})")]
+    Checksum {
+        url: String,
+        algorithm: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error("{} package(s) failed:\n{}", .0.len(), .0.iter().map(|(p, e)| format!("  {p}: {e}")).collect::<Vec<_>>().join("\n"))]
+    Packages(Vec<(String, String)>),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncReport {
+    /// `ok` or `unchanged`.
+    pub status: String,
+    pub packages: usize,
+    pub added: usize,
+    pub removed: usize,
+    pub downloaded: usize,
+    pub bytes: u64,
+}
+
+/// An incremental digest of one of the algorithms yum metadata uses.
+enum Hasher {
+    Sha1(sha1::Sha1),
+    Sha224(sha2::Sha224),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(algorithm: &str) -> Option<Hasher> {
+        Some(match algorithm {
+            "sha1" | "sha" => Hasher::Sha1(sha1::Sha1::new()),
+            "sha224" => Hasher::Sha224(sha2::Sha224::new()),
+            "sha256" => Hasher::Sha256(sha2::Sha256::new()),
+            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
+            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
+            _ => return None,
+        })
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha224(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Hasher::Sha1(h) => hex::encode(h.finalize()),
+            Hasher::Sha224(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha384(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+        }
+    }
+}
+
+fn verify(url: &str, data: &[u8], expected: &Checksum) -> Result<(), SyncError> {
+    let mut h = Hasher::new(&expected.algorithm).ok_or_else(|| SyncError::Http {
+        url: url.to_string(),
+        message: format!("unsupported checksum type {:?}", expected.algorithm),
+    })?;
+    h.update(data);
+    let actual = h.hex();
+    if actual != expected.hex {
+        return Err(SyncError::Checksum {
+            url: url.to_string(),
+            algorithm: expected.algorithm.clone(),
+            expected: expected.hex.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+fn client() -> Result<reqwest::Client, SyncError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(120))
+        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SyncError::Other(format!("HTTP client: {e}")))
+}
+
+/// GETs `url` into memory, refusing bodies larger than `limit`.
+async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>, SyncError> {
+    let http = |message: String| SyncError::Http {
+        url: url.to_string(),
+        message,
+    };
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| http(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(http(format!("HTTP {}", resp.status())));
+    }
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(http(format!("larger than {limit} bytes")));
+    }
+    let mut out = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| http(e.to_string()))?;
+        if out.len() as u64 + chunk.len() as u64 > limit {
+            return Err(http(format!("larger than {limit} bytes")));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Downloads one package into the pool's temp area, verifying size and checksum.
+async fn download(
+    client: &reqwest::Client,
+    pool: &Pool,
+    url: &str,
+    expected: &Checksum,
+    size: u64,
+) -> Result<Staged, String> {
+    let mut last = String::new();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+        }
+        match download_once(client, pool, url, expected, size).await {
+            Ok(staged) => return Ok(staged),
+            Err((message, retry)) => {
+                last = message;
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn download_once(
+    client: &reqwest::Client,
+    pool: &Pool,
+    url: &str,
+    expected: &Checksum,
+    size: u64,
+) -> Result<Staged, (String, bool)> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| (e.to_string(), true))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err((format!("HTTP {status}"), status.is_server_error()));
+    }
+    let mut upstream = Hasher::new(&expected.algorithm).ok_or_else(|| {
+        (
+            format!("unsupported checksum type {:?}", expected.algorithm),
+            false,
+        )
+    })?;
+    let mut sha256 = sha2::Sha256::new();
+    let tmp = pool.new_tmp_path();
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| (format!("{}: {e}", tmp.display()), false))?;
+    // From here on the temp file belongs to a Staged guard, removed on any error.
+    let mut staged = pool.adopt(tmp.clone(), String::new(), 0);
+    let mut written = 0u64;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| (e.to_string(), true))?;
+        written += chunk.len() as u64;
+        if written > size {
+            return Err((
+                format!("larger than the {size} bytes upstream declares"),
+                false,
+            ));
+        }
+        upstream.update(&chunk);
+        sha256.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| (format!("{}: {e}", tmp.display()), false))?;
+    }
+    file.flush().await.map_err(|e| (e.to_string(), false))?;
+    drop(file);
+    if written != size {
+        return Err((
+            format!("{written} bytes received, upstream declares {size}"),
+            true,
+        ));
+    }
+    let actual = upstream.hex();
+    if actual != expected.hex {
+        return Err((
+            format!(
+                "{} checksum mismatch (expected {}, got {actual})",
+                expected.algorithm, expected.hex
+            ),
+            false,
+        ));
+    }
+    staged.sha256 = hex::encode(sha256.finalize());
+    staged.size = written;
+    Ok(staged)
+}
+
+/// Does the repository's config keep this package?
+struct Filter {
+    arch: Vec<String>,
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+}
+
+impl Filter {
+    fn new(repo: &RepoConfig) -> Result<Filter, SyncError> {
+        let set = |globs: &[String]| -> Result<Option<globset::GlobSet>, SyncError> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let mut b = globset::GlobSetBuilder::new();
+            for g in globs {
+                b.add(
+                    globset::Glob::new(g)
+                        .map_err(|e| SyncError::Other(format!("glob {g:?}: {e}")))?,
+                );
+            }
+            b.build()
+                .map(Some)
+                .map_err(|e| SyncError::Other(e.to_string()))
+        };
+        Ok(Filter {
+            arch: repo.arch.clone(),
+            include: set(&repo.include)?,
+            exclude: set(&repo.exclude)?,
+        })
+    }
+
+    fn keeps(&self, p: &Package) -> bool {
+        (self.arch.is_empty() || self.arch.contains(&p.arch))
+            && self.include.as_ref().is_none_or(|s| s.is_match(&p.name))
+            && !self.exclude.as_ref().is_some_and(|s| s.is_match(&p.name))
+    }
+}
+
+/// Syncs one mirrored repository, recording the run in the sync history.
+pub async fn sync(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    repo: &RepoConfig,
+) -> Result<SyncReport, SyncError> {
+    let feed = repo
+        .feed
+        .clone()
+        .ok_or_else(|| SyncError::NoFeed(repo.id.clone()))?;
+    let base = if feed.ends_with('/') {
+        feed
+    } else {
+        format!("{feed}/")
+    };
+    let _lock = datadir
+        .lock_repo_async(&repo.id)
+        .await
+        .map_err(|e| SyncError::Other(format!("locking repository {}: {e}", repo.id)))?;
+    let repo_id = catalog.ensure_repo(&repo.id).await?;
+    let run_id = catalog.start_sync_run(repo_id).await?;
+    let mut run = SyncRun {
+        id: run_id,
+        ..Default::default()
+    };
+    let result = sync_locked(catalog, pool, datadir, repo, repo_id, &base, &mut run).await;
+    match &result {
+        Ok(report) => run.status = report.status.clone(),
+        Err(e) => {
+            run.status = "failed".into();
+            run.error = Some(e.to_string());
+        }
+    }
+    catalog.finish_sync_run(&run).await?;
+    result
+}
+
+async fn sync_locked(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    repo: &RepoConfig,
+    repo_id: i64,
+    base: &str,
+    run: &mut SyncRun,
+) -> Result<SyncReport, SyncError> {
+    let client = client()?;
+    let repomd_url = format!("{base}repodata/repomd.xml");
+    let repomd_bytes = fetch(&client, &repomd_url, MAX_REPOMD).await?;
+    let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
+    let has_latest = catalog
+        .repo(&repo.id)
+        .await?
+        .is_some_and(|r| r.latest_publication_id.is_some());
+    if has_latest && catalog.upstream_repomd(repo_id).await?.as_deref() == Some(repomd_sha.as_str())
+    {
+        tracing::info!("{}: upstream unchanged", repo.id);
+        let packages = catalog.repo_content(repo_id).await?.len();
+        return Ok(SyncReport {
+            status: "unchanged".into(),
+            packages,
+            ..Default::default()
+        });
+    }
+    let repomd = parse::parse_repomd(&repomd_bytes, &repomd_url)?;
+    let mut docs = Vec::new();
+    for kind in ["primary", "filelists", "other"] {
+        let record = repomd.record(kind).ok_or_else(|| SyncError::Http {
+            url: repomd_url.clone(),
+            message: format!("no {kind} record"),
+        })?;
+        let url = format!("{base}{}", record.href);
+        let limit = record.size.map_or(MAX_METADATA, |s| s.min(MAX_METADATA));
+        let bytes = fetch(&client, &url, limit).await?;
+        verify(&url, &bytes, &record.checksum)?;
+        let open_limit = record
+            .open_size
+            .map_or(MAX_OPEN_METADATA, |s| s.min(MAX_OPEN_METADATA));
+        docs.push((bytes, url, open_limit));
+    }
+    // Parse the three files in lockstep, keeping what the filters allow.
+    let filter = Filter::new(repo)?;
+    let mut entries: Vec<PrimaryEntry> = Vec::new();
+    {
+        let open = |i: usize| parse::decompress(&docs[i].0, docs[i].2, &docs[i].1);
+        let mut stream = PackageStream::new(open(0)?, open(1)?, open(2)?);
+        while let Some(entry) = stream.next_package()? {
+            if entry.package.size_package < 0 || entry.package.size_package as u64 > MAX_PACKAGE {
+                return Err(SyncError::Other(format!(
+                    "{}: absurd package size {}",
+                    entry.href, entry.package.size_package
+                )));
+            }
+            if filter.keeps(&entry.package) {
+                entries.push(entry);
+            }
+        }
+    }
+    // One package per published location (the later upstream entry wins).
+    let mut by_location: HashMap<String, usize> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_location.insert(e.package.location(), i);
+    }
+
+    // Download what the pool does not hold.
+    let mut known: HashMap<usize, String> = HashMap::new();
+    let mut wanted: Vec<usize> = Vec::new();
+    for &i in by_location.values() {
+        let e = &entries[i];
+        if e.checksum.algorithm == "sha256"
+            && pool.has(&e.checksum.hex, e.package.size_package as u64)
+        {
+            known.insert(i, e.checksum.hex.clone());
+        } else {
+            wanted.push(i);
+        }
+    }
+    wanted.sort_unstable();
+    tracing::info!(
+        "{}: {} packages upstream after filters, {} to download",
+        repo.id,
+        by_location.len(),
+        wanted.len()
+    );
+    let results: Vec<(usize, Result<Staged, String>)> = futures_util::stream::iter(wanted)
+        .map(|i| {
+            let e = &entries[i];
+            let url = format!("{base}{}", e.href);
+            let (client, pool) = (&client, pool);
+            async move {
+                let r = download(
+                    client,
+                    pool,
+                    &url,
+                    &e.checksum,
+                    e.package.size_package as u64,
+                )
+                .await;
+                (i, r)
+            }
+        })
+        .buffer_unordered(repo.downloads)
+        .collect()
+        .await;
+    let mut staged = Vec::new();
+    let mut failures = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(s) => {
+                run.packages_downloaded += 1;
+                run.bytes_downloaded += s.size as i64;
+                known.insert(i, s.sha256.clone());
+                staged.push(s);
+            }
+            Err(message) => failures.push((entries[i].href.clone(), message)),
+        }
+    }
+    // Verified downloads are kept even when others failed: the next run skips them.
+    let pool2 = pool.clone();
+    tokio::task::spawn_blocking(move || pool2.commit(staged))
+        .await
+        .map_err(|e| SyncError::Other(e.to_string()))??;
+    if !failures.is_empty() {
+        failures.sort();
+        return Err(SyncError::Packages(failures));
+    }
+
+    // Catalog rows from upstream's metadata, keyed by sha256.
+    let mut packages: Vec<(Package, crate::repodata::Fragments)> = Vec::new();
+    for &i in by_location.values() {
+        let mut p = entries[i].package.clone();
+        p.pkgid = known[&i].clone();
+        let f = xml::render(&p);
+        packages.push((p, f));
+    }
+    let ids = catalog.insert_packages(&packages).await?;
+    let current: HashMap<String, String> = catalog
+        .repo_content(repo_id)
+        .await?
+        .into_iter()
+        .map(|c| (c.location, c.sha256))
+        .collect();
+    let mut report = SyncReport {
+        status: "ok".into(),
+        packages: packages.len(),
+        downloaded: run.packages_downloaded as usize,
+        bytes: run.bytes_downloaded as u64,
+        ..Default::default()
+    };
+    let mut placements = Vec::with_capacity(packages.len());
+    let mut items = Vec::with_capacity(packages.len());
+    for (p, f) in &packages {
+        let loc = p.location();
+        if current.get(&loc) != Some(&p.pkgid) {
+            report.added += 1;
+        }
+        placements.push((loc.clone(), ids[&p.pkgid]));
+        items.push(PlacedFragments {
+            sha256: p.pkgid.clone(),
+            location: loc,
+            time_file: p.time_file,
+            fragments: f.clone(),
+        });
+    }
+    let kept: std::collections::HashSet<&str> =
+        placements.iter().map(|(l, _)| l.as_str()).collect();
+    report.removed = current
+        .keys()
+        .filter(|l| !kept.contains(l.as_str()))
+        .count();
+    let published = publish::publish_set(catalog, pool, &items, repo.compression, false).await?;
+    catalog
+        .replace_repo_content(repo_id, &placements, published.publication_id, &repomd_sha)
+        .await?;
+    let _ = datadir.bump_generation();
+    run.packages_added = report.added as i64;
+    run.packages_removed = report.removed as i64;
+    Ok(report)
+}

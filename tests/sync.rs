@@ -1,0 +1,275 @@
+//! Mirroring an upstream served by a real nginx: sync, snapshot, dnf; failures that
+//! change nothing; upstream removals; filters; hostile metadata.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn mirror_env(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
+    Env::with_repo_toml(
+        backend,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n{extra}",
+            upstream.url("repo/")
+        ),
+    )
+}
+
+fn package_count(env: &Env) -> u64 {
+    env.json(&["repo", "show", "m"])["repo"]["package_count"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn sync_mirrors_upstream_metadata_and_dnf_installs_from_a_snapshot() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::samples::tricky_packages(&repo).unwrap();
+    if let Some(real) = real_rpms() {
+        copy_rpms(&real, &repo.join("real"));
+    }
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start(up_dir.path());
+    let reference = {
+        let repomd = parse_xml(&std::fs::read(repo.join("repodata/repomd.xml")).unwrap());
+        let href = |kind: &str| {
+            repomd
+                .children
+                .iter()
+                .find(|d| d.attr("type") == Some(kind))
+                .unwrap()
+                .child("location")
+                .unwrap()
+                .attr("href")
+                .unwrap()
+                .to_string()
+        };
+        ["primary", "filelists", "other"].map(|k| {
+            (
+                k,
+                packages_by_pkgid(&parse_xml(&decompress(
+                    &std::fs::read(repo.join(href(k))).unwrap(),
+                ))),
+            )
+        })
+    };
+    for backend in backends() {
+        let env = mirror_env(&backend, &upstream, "");
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["status"], "ok", "{report}");
+        let synced = report["m"]["packages"].as_u64().unwrap();
+        assert!(synced >= 7, "{report}");
+        assert_eq!(report["m"]["downloaded"].as_u64().unwrap(), synced);
+
+        // Unchanged upstream: one request, nothing downloaded.
+        let again = env.json(&["repo", "sync", "m"]);
+        assert_eq!(again["m"]["status"], "unchanged", "{again}");
+
+        env.ok(&["snapshot", "create", "m", "--name", "s1"]);
+        let show = env.json(&["snapshot", "show", "m", "s1"]);
+        let pool = env.data().join("pool");
+        for (kind, theirs) in &reference {
+            let f = show["repodata"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["type"] == *kind)
+                .unwrap();
+            let sha = f["sha256"].as_str().unwrap();
+            let bytes = std::fs::read(pool.join(&sha[..2]).join(&sha[2..4]).join(sha)).unwrap();
+            let ours = packages_by_pkgid(&parse_xml(&decompress(&bytes)));
+            assert_eq!(ours.len() as u64, synced);
+            for (id, node) in &ours {
+                let r = theirs
+                    .get(id)
+                    .unwrap_or_else(|| panic!("{kind}: {id} not upstream"));
+                if let Some(d) = first_difference(node, r, "") {
+                    panic!("{}: {kind}: {id}: {d}", backend.name());
+                }
+            }
+        }
+        let server = env.serve();
+        let installed = dnf_install(&server.url("/repos/m/s1/"), &["demo-app"]);
+        assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+        let history = env.json(&["repo", "show", "m"]);
+        let syncs = history["syncs"].as_array().unwrap();
+        assert_eq!(syncs.len(), 2);
+        assert_eq!(syncs[0]["status"], "unchanged");
+        assert_eq!(syncs[1]["status"], "ok");
+    }
+}
+
+#[test]
+fn a_failed_sync_changes_nothing_names_every_failure_and_keeps_good_downloads() {
+    for backend in backends() {
+        let up_dir = tempfile::tempdir().unwrap();
+        let repo = up_dir.path().join("repo");
+        cairn::samples::demo_packages(&repo).unwrap();
+        createrepo_dir(&repo, false);
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&backend, &upstream, "");
+        env.ok(&["repo", "sync", "m"]);
+        env.ok(&["snapshot", "create", "m", "--name", "before"]);
+
+        // Three new packages upstream: one fine, one corrupted after indexing, one gone.
+        let new = cairn::samples::generate(&repo.join("new"), 3).unwrap();
+        createrepo_dir(&repo, true);
+        make_world_readable(up_dir.path());
+        let corrupt = std::fs::read(&new[1]).unwrap();
+        let mut flipped = corrupt.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        std::fs::write(&new[1], &flipped).unwrap();
+        let missing = std::fs::read(&new[2]).unwrap();
+        std::fs::remove_file(&new[2]).unwrap();
+
+        let out = env.run(&["repo", "sync", "m"]);
+        assert!(!out.status.success(), "{}: the sync fails", backend.name());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            err.contains(&name(&new[1])) && err.contains("checksum mismatch"),
+            "{err}"
+        );
+        assert!(err.contains(&name(&new[2])) && err.contains("404"), "{err}");
+        assert_eq!(package_count(&env), 4, "the repo content did not move");
+        let history = env.json(&["repo", "show", "m"]);
+        assert_eq!(history["syncs"][0]["status"], "failed");
+        assert!(history["syncs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&name(&new[1])));
+
+        // Upstream fixed: only the two packages that failed are fetched.
+        std::fs::write(&new[1], &corrupt).unwrap();
+        std::fs::write(&new[2], &missing).unwrap();
+        make_world_readable(up_dir.path());
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["status"], "ok", "{report}");
+        assert_eq!(report["m"]["downloaded"], 2, "{report}");
+        assert_eq!(report["m"]["added"], 3, "{report}");
+        assert_eq!(package_count(&env), 7);
+        let before = env.json(&["snapshot", "show", "m", "before"]);
+        assert_eq!(
+            before["snapshot"]["package_count"], 4,
+            "snapshots never move"
+        );
+    }
+}
+
+#[test]
+fn removals_upstream_and_filters_shape_the_mirror() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    let files = cairn::samples::demo_packages(&repo).unwrap();
+    cairn::samples::tricky_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start(up_dir.path());
+    let backend = Backend::Sqlite;
+
+    let env = mirror_env(&backend, &upstream, "");
+    env.ok(&["repo", "sync", "m"]);
+    assert_eq!(package_count(&env), 7);
+    // demo-docs disappears upstream: it leaves the mirror's current content.
+    let docs = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("demo-docs"))
+        .unwrap();
+    std::fs::remove_file(docs).unwrap();
+    createrepo_dir(&repo, true);
+    make_world_readable(up_dir.path());
+    let report = env.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["removed"], 1, "{report}");
+    assert_eq!(package_count(&env), 6);
+
+    // Filters: only noarch, only demo-*, but not demo-tools.
+    let filtered = mirror_env(
+        &backend,
+        &upstream,
+        "arch = [\"noarch\"]\ninclude = [\"demo-*\", \"tricky-*\"]\nexclude = [\"demo-tools\"]\n",
+    );
+    let report = filtered.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["status"], "ok", "{report}");
+    // demo-app, demo-lib (noarch) and tricky-minimal, tricky-deps (noarch); not the
+    // x86_64 tricky-escapes, not demo-tools, and demo-docs is gone upstream.
+    assert_eq!(report["m"]["packages"], 4, "{report}");
+}
+
+/// Writes a hand-made repository whose primary says `primary_body`.
+fn hostile_repo(root: &Path, primary: &[u8]) {
+    use std::io::Write;
+    let repodata = root.join("repo/repodata");
+    std::fs::create_dir_all(&repodata).unwrap();
+    let empty_fl = b"<?xml version=\"1.0\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"0\"></filelists>";
+    let empty_ot = b"<?xml version=\"1.0\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"0\"></otherdata>";
+    let mut repomd = String::from("<?xml version=\"1.0\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\n<revision>1</revision>\n");
+    for (kind, body) in [
+        ("primary", primary),
+        ("filelists", &empty_fl[..]),
+        ("other", &empty_ot[..]),
+    ] {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(body).unwrap();
+        let mut gz = enc.finish().unwrap();
+        if kind == "primary" && body.starts_with(b"TRUNCATE") {
+            gz.truncate(gz.len() / 2);
+        }
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&gz));
+        let name = format!("repodata/{sha}-{kind}.xml.gz");
+        std::fs::write(root.join("repo").join(&name), &gz).unwrap();
+        repomd.push_str(&format!(
+            "<data type=\"{kind}\"><checksum type=\"sha256\">{sha}</checksum><location href=\"{name}\"/><size>{}</size></data>\n",
+            gz.len()
+        ));
+    }
+    repomd.push_str("</repomd>\n");
+    std::fs::write(repodata.join("repomd.xml"), repomd).unwrap();
+}
+
+#[test]
+fn hostile_or_broken_upstream_metadata_is_refused_with_a_clear_error() {
+    let package = |href: &str| {
+        format!(
+            "<?xml version=\"1.0\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" packages=\"1\"><package type=\"rpm\"><name>evil</name><arch>noarch</arch><version epoch=\"0\" ver=\"1\" rel=\"1\"/><checksum type=\"sha256\" pkgid=\"YES\">{}</checksum><size package=\"10\" installed=\"0\" archive=\"0\"/><location href=\"{href}\"/></package></metadata>",
+            "a".repeat(64)
+        )
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("leaves the repository", package("../../etc/passwd").into_bytes()),
+        ("leaves the repository", package("http://elsewhere/x.rpm").into_bytes()),
+        ("unknown entity", b"<!DOCTYPE m [<!ENTITY x \"y\">]><metadata><package><name>&x;</name></package></metadata>".to_vec()),
+        ("deflate", b"TRUNCATE".iter().chain(package("Packages/e/evil.rpm").as_bytes()).copied().collect()),
+    ];
+    for (expect, primary) in cases {
+        let up_dir = tempfile::tempdir().unwrap();
+        hostile_repo(up_dir.path(), &primary);
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&Backend::Sqlite, &upstream, "");
+        let out = env.run(&["repo", "sync", "m"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "refused: {err}");
+        assert!(err.contains("sync failed"), "{err}");
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+        assert_eq!(package_count(&env), 0);
+    }
+    // Not a yum repository at all.
+    let up_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(up_dir.path().join("repo/repodata")).unwrap();
+    std::fs::write(
+        up_dir.path().join("repo/repodata/repomd.xml"),
+        "<html><body>hello</body></html>",
+    )
+    .unwrap();
+    let upstream = Upstream::start(up_dir.path());
+    let env = mirror_env(&Backend::Sqlite, &upstream, "");
+    let out = env.run(&["repo", "sync", "m"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a repomd.xml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

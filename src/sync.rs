@@ -37,6 +37,8 @@ const MAX_METADATA: u64 = 4 * 1024 * 1024 * 1024;
 const MAX_OPEN_METADATA: u64 = 32 * 1024 * 1024 * 1024;
 /// Largest package accepted.
 const MAX_PACKAGE: u64 = 64 * 1024 * 1024 * 1024;
+/// Packages up to this size are downloaded into memory before being written.
+const IN_MEMORY: u64 = 4 * 1024 * 1024;
 /// Attempts per download.
 const ATTEMPTS: u32 = 3;
 
@@ -226,6 +228,43 @@ async fn download_once(
             false,
         )
     })?;
+    if size <= IN_MEMORY {
+        // Small packages: collect, verify, then one blocking write into the pool.
+        let mut data = Vec::with_capacity(size as usize);
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| (e.to_string(), true))?;
+            if data.len() as u64 + chunk.len() as u64 > size {
+                return Err((
+                    format!("larger than the {size} bytes upstream declares"),
+                    false,
+                ));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        if data.len() as u64 != size {
+            return Err((
+                format!("{} bytes received, upstream declares {size}", data.len()),
+                true,
+            ));
+        }
+        upstream.update(&data);
+        let actual = upstream.hex();
+        if actual != expected.hex {
+            return Err((
+                format!(
+                    "{} checksum mismatch (expected {}, got {actual})",
+                    expected.algorithm, expected.hex
+                ),
+                false,
+            ));
+        }
+        let pool = pool.clone();
+        return tokio::task::spawn_blocking(move || pool.stage_bytes(&data))
+            .await
+            .map_err(|e| (e.to_string(), false))?
+            .map_err(|e| (e.to_string(), false));
+    }
     let mut sha256 = sha2::Sha256::new();
     let tmp = pool.new_tmp_path();
     let mut file = tokio::fs::File::create(&tmp)
@@ -358,6 +397,8 @@ async fn sync_locked(
     base: &str,
     run: &mut SyncRun,
 ) -> Result<SyncReport, SyncError> {
+    let started = std::time::Instant::now();
+    let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
     let client = client()?;
     let repomd_url = format!("{base}repodata/repomd.xml");
     let repomd_bytes = fetch(&client, &repomd_url, MAX_REPOMD).await?;
@@ -410,6 +451,7 @@ async fn sync_locked(
             }
         }
     }
+    phase("metadata fetched and parsed");
     // One package per published location (the later upstream entry wins).
     let mut by_location: HashMap<String, usize> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
@@ -456,6 +498,7 @@ async fn sync_locked(
         .buffer_unordered(repo.downloads)
         .collect()
         .await;
+    phase("downloads finished");
     let mut staged = Vec::new();
     let mut failures = Vec::new();
     for (i, r) in results {
@@ -487,7 +530,9 @@ async fn sync_locked(
         let f = xml::render(&p);
         packages.push((p, f));
     }
+    phase("pool committed, fragments rendered");
     let ids = catalog.insert_packages(&packages).await?;
+    phase("catalog rows written");
     let current: HashMap<String, String> = catalog
         .repo_content(repo_id)
         .await?
@@ -527,6 +572,7 @@ async fn sync_locked(
         .replace_repo_content(repo_id, &placements, published.publication_id, &repomd_sha)
         .await?;
     let _ = datadir.bump_generation();
+    phase("published");
     run.packages_added = report.added as i64;
     run.packages_removed = report.removed as i64;
     Ok(report)

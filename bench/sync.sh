@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Sync benchmark: cairn vs `dnf reposync --download-metadata`, same upstream, same run.
+#
+# Generates N small packages (default 2000), indexes them with createrepo_c, serves them
+# with nginx on a free loopback port, then measures wall time and peak RSS of:
+#   - a cold `cairn repo sync` into an empty data dir,
+#   - a no-change re-sync (one request),
+#   - `dnf reposync --download-metadata` into an empty directory.
+#
+# Usage: bench/sync.sh [packages]
+# Needs: cargo, createrepo_c, nginx, dnf with dnf-plugins-core (reposync), GNU time.
+set -euo pipefail
+N=${1:-2000}
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+BIN=$PWD/target/release/cairn
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+cleanup() {
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    sleep 0.3
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+"$BIN" generate "$WORK/www/repo" --count "$N" >/dev/null
+createrepo_c --no-database --quiet "$WORK/www/repo"
+chmod -R a+rX "$WORK/www"
+cat > "$WORK/nginx.conf" <<NGX
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; server { listen 127.0.0.1:$PORT; root $WORK/www; } }
+NGX
+nginx -c "$WORK/nginx.conf"
+sleep 0.3
+
+cat > "$WORK/cairn.toml" <<TOML
+[server]
+data_dir = "$WORK/data"
+[[repo]]
+id = "bench"
+feed = "http://127.0.0.1:$PORT/repo/"
+TOML
+
+measure() { # label, command... -> "label seconds rss_kib"
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || { cat "$WORK/cmd.err"; exit 1; }
+    read -r secs rss < "$WORK/time.out"
+    printf '%-44s %8.2f %10d\n' "$label" "$secs" "$rss"
+    echo "$secs" > "$WORK/$label.secs"
+}
+
+printf 'sync benchmark: %d packages over loopback, %d cores\n' "$N" "$(nproc)"
+printf '%-44s %8s %10s\n' operation seconds peak_KiB
+export CAIRN_LOG=warn
+measure cairn_cold "$BIN" --config "$WORK/cairn.toml" repo sync bench
+measure cairn_unchanged "$BIN" --config "$WORK/cairn.toml" repo sync bench
+measure reposync dnf reposync --download-metadata --setopt=reposdir=/dev/null \
+    --setopt=cachedir="$WORK/dnf-cache" --releasever=1 \
+    --repofrompath=b,"http://127.0.0.1:$PORT/repo/" --repo=b -p "$WORK/reposync" -q
+echo "ratio: cairn cold sync is $(echo "scale=1; $(cat "$WORK/reposync.secs") / $(cat "$WORK/cairn_cold.secs")" | bc)x faster than dnf reposync"

@@ -92,6 +92,9 @@ pub struct RepoConfig {
     /// Never packages whose name matches one of these globs.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Keep only the newest N versions of each name.arch (rpm version order).
+    #[serde(default)]
+    pub keep_latest: Option<usize>,
     /// Package downloads running at once during a sync.
     #[serde(default = "default_downloads")]
     pub downloads: usize,
@@ -153,6 +156,12 @@ impl Config {
                         repo.id
                     )));
                 }
+            }
+            if repo.keep_latest == Some(0) {
+                return Err(invalid(format!(
+                    "repo {:?}: keep_latest must be at least 1",
+                    repo.id
+                )));
             }
             if repo.downloads == 0 || repo.downloads > 256 {
                 return Err(invalid(format!(

@@ -350,6 +350,35 @@ impl Filter {
     }
 }
 
+/// Keeps the newest `n` versions of each name.arch, in rpm version order.
+fn keep_newest(entries: Vec<PrimaryEntry>, n: usize) -> Vec<PrimaryEntry> {
+    let evr = |p: &Package| format!("{}:{}-{}", p.epoch, p.version, p.release);
+    let mut groups: HashMap<(String, String), Vec<PrimaryEntry>> = HashMap::new();
+    for e in entries {
+        groups
+            .entry((e.package.name.clone(), e.package.arch.clone()))
+            .or_default()
+            .push(e);
+    }
+    let mut out = Vec::new();
+    for (_, mut group) in groups {
+        group.sort_by(|a, b| rpm_version::rpm_evr_compare(&evr(&b.package), &evr(&a.package)));
+        // Distinct versions: two builds of one EVR count once.
+        let mut kept_versions: Vec<String> = Vec::new();
+        for e in group {
+            let v = evr(&e.package);
+            if !kept_versions.contains(&v) {
+                if kept_versions.len() == n {
+                    continue;
+                }
+                kept_versions.push(v);
+            }
+            out.push(e);
+        }
+    }
+    out
+}
+
 /// Syncs one mirrored repository, recording the run in the sync history.
 pub async fn sync(
     catalog: &Catalog,
@@ -450,6 +479,9 @@ async fn sync_locked(
                 entries.push(entry);
             }
         }
+    }
+    if let Some(n) = repo.keep_latest {
+        entries = keep_newest(entries, n);
     }
     phase("metadata fetched and parsed");
     // One package per published location (the later upstream entry wins).

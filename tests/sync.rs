@@ -273,3 +273,39 @@ fn hostile_or_broken_upstream_metadata_is_refused_with_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn keep_latest_keeps_the_newest_versions_in_rpm_order() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    for v in ["1.0", "1.9", "1.10", "2.0~rc1"] {
+        let mut b = rpm::PackageBuilder::new("multi", v, "MIT", "noarch", "Many versions");
+        b.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
+            .release("1");
+        b.build()
+            .unwrap()
+            .write_file(repo.join(format!("multi-{v}-1.noarch.rpm")))
+            .unwrap();
+    }
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start(up_dir.path());
+    let env = mirror_env(&Backend::Sqlite, &upstream, "keep_latest = 2\n");
+    let report = env.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["packages"], 2, "{report}");
+    env.ok(&["snapshot", "create", "m", "--name", "s"]);
+    let server = env.serve();
+    let c = http();
+    let status = |v: &str| {
+        c.head(server.url(&format!("/repos/m/s/Packages/m/multi-{v}-1.noarch.rpm")))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // rpm order: 2.0~rc1 > 1.10 > 1.9 > 1.0.
+    assert_eq!(status("2.0~rc1"), 200);
+    assert_eq!(status("1.10"), 200);
+    assert_eq!(status("1.9"), 404);
+    assert_eq!(status("1.0"), 404);
+}

@@ -309,3 +309,27 @@ fn keep_latest_keeps_the_newest_versions_in_rpm_order() {
     assert_eq!(status("1.9"), 404);
     assert_eq!(status("1.0"), 404);
 }
+
+#[test]
+fn upstream_metadata_in_xz_and_bzip2_is_read() {
+    for compression in ["xz", "bz2"] {
+        let up_dir = tempfile::tempdir().unwrap();
+        let repo = up_dir.path().join("repo");
+        cairn::samples::demo_packages(&repo).unwrap();
+        let out = std::process::Command::new("createrepo_c")
+            .args(["--no-database", "--quiet", "--compress-type", compression])
+            .arg(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&Backend::Sqlite, &upstream, "");
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["status"], "ok", "{compression}: {report}");
+        assert_eq!(report["m"]["packages"], 4, "{compression}: {report}");
+    }
+}

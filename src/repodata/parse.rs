@@ -631,8 +631,9 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
-/// Opens compressed metadata by its content (gzip, possibly multi-member, or zstd;
-/// anything else is read as plain XML), capped at `limit` decompressed bytes.
+/// Opens compressed metadata by its content (gzip, zstd, xz or bzip2, multi-member
+/// where the format allows; anything else is read as plain XML), capped at `limit`
+/// decompressed bytes.
 pub fn decompress<'a>(
     bytes: &'a [u8],
     limit: u64,
@@ -647,11 +648,10 @@ pub fn decompress<'a>(
                 source,
             })?,
         )
-    } else if bytes.starts_with(b"\xfd7zXZ") || bytes.starts_with(b"BZh") {
-        return Err(ParseError::Invalid {
-            file: file.to_string(),
-            message: "xz and bzip2 metadata are not supported yet".into(),
-        });
+    } else if bytes.starts_with(b"\xfd7zXZ\0") {
+        Box::new(xz2::read::XzDecoder::new_multi_decoder(bytes))
+    } else if bytes.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(bytes))
     } else {
         Box::new(bytes)
     };
@@ -717,6 +717,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nested too deeply"), "{err}");
+    }
+
+    #[test]
+    fn every_compression_dnf_reads_is_read() {
+        use std::io::Write;
+        let xml = b"<metadata packages=\"0\"></metadata>".to_vec();
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&xml).unwrap();
+            e.finish().unwrap()
+        };
+        let xz = {
+            let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
+            e.write_all(&xml).unwrap();
+            e.finish().unwrap()
+        };
+        let bz = {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+            e.write_all(&xml).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = zstd::bulk::compress(&xml, 3).unwrap();
+        for (name, data) in [
+            ("gz", gz),
+            ("xz", xz),
+            ("bz2", bz),
+            ("zst", zst),
+            ("plain", xml.clone()),
+        ] {
+            let mut out = Vec::new();
+            decompress(&data, 1 << 20, name)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, xml, "{name}");
+        }
     }
 
     #[test]

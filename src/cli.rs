@@ -283,7 +283,12 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     )
     .await?;
     println!("listening on http://{}/", server.addr);
+    let scheduled =
+        crate::schedule::start(&app.config.repos, &app.catalog, &app.pool, &app.datadir);
     wait_for_shutdown().await;
+    for task in scheduled {
+        task.abort();
+    }
     tracing::info!("shutting down: draining connections");
     tokio::task::spawn_blocking(move || server.stop()).await?;
     app.catalog.close().await;

@@ -98,6 +98,17 @@ pub struct RepoConfig {
     /// Package downloads running at once during a sync.
     #[serde(default = "default_downloads")]
     pub downloads: usize,
+    /// When `cairn serve` syncs this repository: "daily HH:MM" (UTC) or "every 6h".
+    #[serde(default, deserialize_with = "de_schedule")]
+    pub schedule: Option<crate::schedule::Schedule>,
+}
+
+fn de_schedule<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::schedule::Schedule>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| s.parse().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn default_downloads() -> usize {
@@ -156,6 +167,12 @@ impl Config {
                         repo.id
                     )));
                 }
+            }
+            if repo.schedule.is_some() && repo.feed.is_none() {
+                return Err(invalid(format!(
+                    "repo {:?}: schedule needs a feed (local repositories are not synced)",
+                    repo.id
+                )));
             }
             if repo.keep_latest == Some(0) {
                 return Err(invalid(format!(
@@ -266,6 +283,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("lz4") || err.contains("compression"), "{err}");
+    }
+
+    #[test]
+    fn schedules_are_checked() {
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\nfeed = \"http://x/\"\nschedule = \"weekly\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("schedule") && err.contains("weekly"), "{err}");
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\nschedule = \"every 1h\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs a feed"), "{err}");
+        let ok = Config::parse(
+            "[[repo]]\nid = \"a\"\nfeed = \"https://x/\"\nschedule = \"every 1h\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(ok.repos[0].schedule.is_some());
     }
 
     #[test]

@@ -23,5 +23,6 @@ pub mod publish;
 pub mod repodata;
 pub mod rpmread;
 pub mod samples;
+pub mod schedule;
 pub mod serve;
 pub mod sync;

@@ -333,3 +333,32 @@ fn upstream_metadata_in_xz_and_bzip2_is_read() {
         assert_eq!(report["m"]["packages"], 4, "{compression}: {report}");
     }
 }
+
+#[test]
+fn serve_runs_scheduled_syncs_and_serves_their_result() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start(up_dir.path());
+    let env = mirror_env(&Backend::Sqlite, &upstream, "schedule = \"every 1s\"\n");
+    let server = env.serve();
+    let c = http();
+    wait_for("the scheduled sync to publish latest", || {
+        c.get(server.url("/repos/m/latest/repodata/repomd.xml"))
+            .send()
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+    });
+    let installed = dnf_install(&server.url("/repos/m/latest/"), &["demo-app"]);
+    assert!(
+        installed.contains(&"demo-tools".to_string()),
+        "{installed:?}"
+    );
+    let history = env.json(&["repo", "show", "m"]);
+    assert!(!history["syncs"].as_array().unwrap().is_empty());
+    assert_eq!(
+        history["syncs"].as_array().unwrap().last().unwrap()["status"],
+        "ok"
+    );
+}

@@ -98,6 +98,18 @@ pub struct RepoConfig {
     /// Package downloads running at once during a sync.
     #[serde(default = "default_downloads")]
     pub downloads: usize,
+    /// PEM client certificate for the upstream (entitlement CDNs); needs `tls_client_key`.
+    #[serde(default)]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM private key of `tls_client_cert`.
+    #[serde(default)]
+    pub tls_client_key: Option<PathBuf>,
+    /// PEM CA certificate(s) trusted for the upstream, in addition to the system roots.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// HTTP(S) proxy for this repository's upstream, e.g. "http://proxy:3128".
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// When `cairn serve` syncs this repository: "daily HH:MM" (UTC) or "every 6h".
     #[serde(default, deserialize_with = "de_schedule")]
     pub schedule: Option<crate::schedule::Schedule>,
@@ -164,6 +176,23 @@ impl Config {
                 if let Err(e) = globset::Glob::new(glob) {
                     return Err(invalid(format!(
                         "repo {:?}: bad name glob {glob:?}: {e}",
+                        repo.id
+                    )));
+                }
+            }
+            if repo.tls_client_cert.is_some() != repo.tls_client_key.is_some() {
+                return Err(invalid(format!(
+                    "repo {:?}: tls_client_cert and tls_client_key go together",
+                    repo.id
+                )));
+            }
+            if let Some(proxy) = &repo.proxy {
+                if !(proxy.starts_with("http://")
+                    || proxy.starts_with("https://")
+                    || proxy.starts_with("socks5://"))
+                {
+                    return Err(invalid(format!(
+                        "repo {:?}: proxy {proxy:?} must be an http://, https:// or socks5:// URL",
                         repo.id
                     )));
                 }

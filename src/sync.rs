@@ -142,13 +142,59 @@ fn verify(url: &str, data: &[u8], expected: &Checksum) -> Result<(), SyncError> 
     Ok(())
 }
 
-fn client() -> Result<reqwest::Client, SyncError> {
-    reqwest::Client::builder()
+/// The HTTP client for one repository: its client certificate, extra CA and proxy.
+fn client(repo: &RepoConfig) -> Result<reqwest::Client, SyncError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|e| SyncError::Other(format!("repo {}: {}: {e}", repo.id, p.display())))
+    };
+    let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
-        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| SyncError::Other(format!("HTTP client: {e}")))
+        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
+    if let (Some(cert), Some(key)) = (&repo.tls_client_cert, &repo.tls_client_key) {
+        let mut pem = read(cert)?;
+        pem.push(b'\n');
+        pem.extend(read(key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            SyncError::Other(format!(
+                "repo {}: client certificate {} / key {}: {e}",
+                repo.id,
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        b = b.identity(identity);
+    }
+    if let Some(ca) = &repo.tls_ca {
+        let certs = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+            .map_err(|e| SyncError::Other(format!("repo {}: CA {}: {e}", repo.id, ca.display())))?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if let Some(proxy) = &repo.proxy {
+        let p = reqwest::Proxy::all(proxy)
+            .map_err(|e| SyncError::Other(format!("repo {}: proxy {proxy:?}: {e}", repo.id)))?;
+        b = b.proxy(p);
+    }
+    b.build()
+        .map_err(|e| SyncError::Other(format!("repo {}: HTTP client: {e}", repo.id)))
+}
+
+/// An error with its causes ("error sending request: … : certificate expired").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// GETs `url` into memory, refusing bodies larger than `limit`.
@@ -171,7 +217,7 @@ async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8
     let mut out = Vec::new();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| http(e.to_string()))?;
+        let chunk = chunk.map_err(|e| http(chain(&e)))?;
         if out.len() as u64 + chunk.len() as u64 > limit {
             return Err(http(format!("larger than {limit} bytes")));
         }
@@ -217,7 +263,7 @@ async fn download_once(
         .get(url)
         .send()
         .await
-        .map_err(|e| (e.to_string(), true))?;
+        .map_err(|e| (chain(&e), true))?;
     let status = resp.status();
     if !status.is_success() {
         return Err((format!("HTTP {status}"), status.is_server_error()));
@@ -428,7 +474,7 @@ async fn sync_locked(
 ) -> Result<SyncReport, SyncError> {
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
-    let client = client()?;
+    let client = client(repo)?;
     let repomd_url = format!("{base}repodata/repomd.xml");
     let repomd_bytes = fetch(&client, &repomd_url, MAX_REPOMD).await?;
     let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));

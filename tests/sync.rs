@@ -362,3 +362,59 @@ fn serve_runs_scheduled_syncs_and_serves_their_result() {
         "ok"
     );
 }
+
+#[test]
+fn entitlement_style_tls_client_certificates_and_proxies() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let certs = make_certificates();
+    let c = |f: &str| certs.path().join(f);
+    let upstream = Upstream::start_tls(
+        up_dir.path(),
+        &c("server.pem"),
+        &c("server.key"),
+        Some(&c("ca.pem")),
+    );
+    let feed = upstream.https_url("repo/");
+
+    // Without a client certificate the upstream refuses us: a failed sync that says why.
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{feed}\"\ntls_ca = \"{}\"\n",
+            c("ca.pem").display()
+        ),
+    );
+    let out = env.run(&["repo", "sync", "m"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("repomd.xml") && err.contains("400"), "{err}");
+
+    // With it, the sync works.
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{feed}\"\ntls_ca = \"{}\"\ntls_client_cert = \"{}\"\ntls_client_key = \"{}\"\n",
+            c("ca.pem").display(),
+            c("client.pem").display(),
+            c("client.key").display()
+        ),
+    );
+    let report = env.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["packages"], 4, "{report}");
+
+    // A feed only reachable through a proxy.
+    let plain = Upstream::start(up_dir.path());
+    let proxy = Upstream::proxy_to(&plain);
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"http://mirror.invalid/repo/\"\nproxy = \"{}\"\n",
+            proxy.url("")
+        ),
+    );
+    let report = env.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["packages"], 4, "{report}");
+}

@@ -636,6 +636,40 @@ pub struct Upstream {
 impl Upstream {
     /// Serves `root` (made world-readable: nginx workers run as `nobody`).
     pub fn start(root: &Path) -> Upstream {
+        Upstream::start_with(root, "", &format!("root {};", root.display()))
+    }
+
+    /// Forwards every request to `target` (an HTTP proxy for absolute-form requests).
+    pub fn proxy_to(target: &Upstream) -> Upstream {
+        let dir = tempfile::tempdir().unwrap();
+        Upstream::start_with(
+            dir.path(),
+            "",
+            &format!(
+                "location / {{ proxy_pass http://127.0.0.1:{}; }}",
+                target.port
+            ),
+        )
+    }
+
+    /// Serves `root` over TLS with `cert`/`key`; with `client_ca`, only to clients whose
+    /// certificate that CA signed.
+    pub fn start_tls(root: &Path, cert: &Path, key: &Path, client_ca: Option<&Path>) -> Upstream {
+        let mut tls = format!(
+            "ssl_certificate {}; ssl_certificate_key {};",
+            cert.display(),
+            key.display()
+        );
+        if let Some(ca) = client_ca {
+            tls.push_str(&format!(
+                " ssl_client_certificate {}; ssl_verify_client on;",
+                ca.display()
+            ));
+        }
+        Upstream::start_with(root, " ssl", &format!("root {}; {tls}", root.display()))
+    }
+
+    fn start_with(root: &Path, listen_flags: &str, server: &str) -> Upstream {
         require_tool("nginx");
         make_world_readable(root);
         let conf = tempfile::tempdir().unwrap();
@@ -650,9 +684,8 @@ impl Upstream {
              http {{ access_log off; sendfile on; \
              client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fcgi; \
              uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi; \
-             server {{ listen 127.0.0.1:{port}; root {root}; }} }}\n",
+             server {{ listen 127.0.0.1:{port}{listen_flags}; {server} }} }}\n",
             dir = conf.path().display(),
-            root = root.display()
         );
         let path = conf.path().join("nginx.conf");
         std::fs::write(&path, text).unwrap();
@@ -678,6 +711,14 @@ impl Upstream {
     pub fn url(&self, path: &str) -> String {
         format!(
             "http://127.0.0.1:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!(
+            "https://127.0.0.1:{}/{}",
             self.port,
             path.trim_start_matches('/')
         )
@@ -735,4 +776,79 @@ pub fn createrepo_dir(dir: &Path, update: bool) {
         "createrepo_c: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A throwaway CA with a server certificate for 127.0.0.1 and a client certificate,
+/// made with the `openssl` command. Returns the directory holding ca.pem, server.pem,
+/// server.key, client.pem and client.key.
+pub fn make_certificates() -> tempfile::TempDir {
+    require_tool("openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cairn test CA",
+    ]);
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{who}.key"),
+            "-out",
+            &format!("{who}.csr"),
+            "-subj",
+            &format!("/CN=cairn test {who}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{who}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{who}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{who}.ext"),
+        ]);
+    }
+    make_world_readable(d);
+    dir
 }

@@ -203,6 +203,22 @@ impl Pool {
         self.tmp_path()
     }
 
+    /// A stable temp path for a resumable download identified by `key` (letters,
+    /// digits, `-`, `_`, `.`; anything else is replaced).
+    pub fn partial_path(&self, key: &str) -> PathBuf {
+        let safe: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.root.join(TMP_DIR).join(format!("partial-{safe}"))
+    }
+
     /// Takes ownership of a temp file written and hashed by the caller.
     pub fn adopt(&self, tmp: PathBuf, sha256: String, size: u64) -> Staged {
         Staged {

@@ -233,14 +233,22 @@ async fn download(
     url: &str,
     expected: &Checksum,
     size: u64,
-) -> Result<Staged, String> {
+    partial_key: &str,
+) -> Result<(Staged, u64), String> {
     let mut last = String::new();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
         }
-        match download_once(client, pool, url, expected, size).await {
-            Ok(staged) => return Ok(staged),
+        let result = if size > IN_MEMORY {
+            download_resumable(client, pool, url, expected, size, partial_key).await
+        } else {
+            download_small(client, pool, url, expected, size)
+                .await
+                .map(|s| (s, size))
+        };
+        match result {
+            Ok(done) => return Ok(done),
             Err((message, retry)) => {
                 last = message;
                 if !retry {
@@ -252,7 +260,8 @@ async fn download(
     Err(last)
 }
 
-async fn download_once(
+/// Downloads a small package into memory, verifies it, and stages it in one write.
+async fn download_small(
     client: &reqwest::Client,
     pool: &Pool,
     url: &str,
@@ -274,75 +283,25 @@ async fn download_once(
             false,
         )
     })?;
-    if size <= IN_MEMORY {
-        // Small packages: collect, verify, then one blocking write into the pool.
-        let mut data = Vec::with_capacity(size as usize);
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| (e.to_string(), true))?;
-            if data.len() as u64 + chunk.len() as u64 > size {
-                return Err((
-                    format!("larger than the {size} bytes upstream declares"),
-                    false,
-                ));
-            }
-            data.extend_from_slice(&chunk);
-        }
-        if data.len() as u64 != size {
-            return Err((
-                format!("{} bytes received, upstream declares {size}", data.len()),
-                true,
-            ));
-        }
-        upstream.update(&data);
-        let actual = upstream.hex();
-        if actual != expected.hex {
-            return Err((
-                format!(
-                    "{} checksum mismatch (expected {}, got {actual})",
-                    expected.algorithm, expected.hex
-                ),
-                false,
-            ));
-        }
-        let pool = pool.clone();
-        return tokio::task::spawn_blocking(move || pool.stage_bytes(&data))
-            .await
-            .map_err(|e| (e.to_string(), false))?
-            .map_err(|e| (e.to_string(), false));
-    }
-    let mut sha256 = sha2::Sha256::new();
-    let tmp = pool.new_tmp_path();
-    let mut file = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| (format!("{}: {e}", tmp.display()), false))?;
-    // From here on the temp file belongs to a Staged guard, removed on any error.
-    let mut staged = pool.adopt(tmp.clone(), String::new(), 0);
-    let mut written = 0u64;
+    let mut data = Vec::with_capacity(size as usize);
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| (e.to_string(), true))?;
-        written += chunk.len() as u64;
-        if written > size {
+        if data.len() as u64 + chunk.len() as u64 > size {
             return Err((
                 format!("larger than the {size} bytes upstream declares"),
                 false,
             ));
         }
-        upstream.update(&chunk);
-        sha256.update(&chunk);
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| (format!("{}: {e}", tmp.display()), false))?;
+        data.extend_from_slice(&chunk);
     }
-    file.flush().await.map_err(|e| (e.to_string(), false))?;
-    drop(file);
-    if written != size {
+    if data.len() as u64 != size {
         return Err((
-            format!("{written} bytes received, upstream declares {size}"),
+            format!("{} bytes received, upstream declares {size}", data.len()),
             true,
         ));
     }
+    upstream.update(&data);
     let actual = upstream.hex();
     if actual != expected.hex {
         return Err((
@@ -353,10 +312,127 @@ async fn download_once(
             false,
         ));
     }
-    staged.sha256 = hex::encode(sha256.finalize());
-    staged.size = written;
-    Ok(staged)
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || pool.stage_bytes(&data))
+        .await
+        .map_err(|e| (e.to_string(), false))?
+        .map_err(|e| (e.to_string(), false))
 }
+
+/// Downloads a large package into `pool/tmp/partial-<key>`, resuming with a Range
+/// request from whatever an earlier attempt or an interrupted run left there. Returns
+/// the staged blob and the bytes transferred by this attempt.
+async fn download_resumable(
+    client: &reqwest::Client,
+    pool: &Pool,
+    url: &str,
+    expected: &Checksum,
+    size: u64,
+    partial_key: &str,
+) -> Result<(Staged, u64), (String, bool)> {
+    use tokio::io::AsyncReadExt;
+    let part = pool.partial_path(partial_key);
+    let io = |e: std::io::Error| (format!("{}: {e}", part.display()), false);
+    let mut have = tokio::fs::metadata(&part)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if have >= size {
+        have = 0;
+    }
+    let mut req = client.get(url);
+    if have > 0 {
+        req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let resp = req.send().await.map_err(|e| (chain(&e), true))?;
+    let status = resp.status();
+    if !status.is_success() {
+        if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+            let _ = tokio::fs::remove_file(&part).await;
+        }
+        return Err((
+            format!("HTTP {status}"),
+            status.is_server_error() || status.as_u16() == 416,
+        ));
+    }
+    let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;
+    let mut upstream = Hasher::new(&expected.algorithm).ok_or_else(|| {
+        (
+            format!("unsupported checksum type {:?}", expected.algorithm),
+            false,
+        )
+    })?;
+    let mut sha256 = sha2::Sha256::new();
+    let mut written = 0u64;
+    if resumed {
+        // Re-hash what is already there.
+        let mut f = tokio::fs::File::open(&part).await.map_err(io)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        while written < have {
+            let n = f.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            let n = n.min((have - written) as usize);
+            upstream.update(&buf[..n]);
+            sha256.update(&buf[..n]);
+            written += n as u64;
+        }
+        tracing::info!("{url}: resuming at byte {written}");
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(!resumed)
+        .append(resumed)
+        .open(&part)
+        .await
+        .map_err(io)?;
+    let start = written;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| (chain(&e), true))?;
+        written += chunk.len() as u64;
+        if written > size {
+            drop(file);
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err((
+                format!("larger than the {size} bytes upstream declares"),
+                false,
+            ));
+        }
+        upstream.update(&chunk);
+        sha256.update(&chunk);
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    drop(file);
+    if written != size {
+        // Keep the partial file: the next attempt resumes from it.
+        return Err((
+            format!("{written} bytes received, upstream declares {size}"),
+            true,
+        ));
+    }
+    let actual = upstream.hex();
+    if actual != expected.hex {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err((
+            format!(
+                "{} checksum mismatch (expected {}, got {actual})",
+                expected.algorithm, expected.hex
+            ),
+            false,
+        ));
+    }
+    Ok((
+        pool.adopt(part, hex::encode(sha256.finalize()), size),
+        written - start,
+    ))
+}
+
+/// A finished download (the staged blob and the bytes this run transferred) or why not.
+type Downloaded = Result<(Staged, u64), String>;
 
 /// Does the repository's config keep this package?
 struct Filter {
@@ -556,20 +632,15 @@ async fn sync_locked(
         by_location.len(),
         wanted.len()
     );
-    let results: Vec<(usize, Result<Staged, String>)> = futures_util::stream::iter(wanted)
+    let results: Vec<(usize, Downloaded)> = futures_util::stream::iter(wanted)
         .map(|i| {
             let e = &entries[i];
             let url = format!("{base}{}", e.href);
             let (client, pool) = (&client, pool);
+            let key = format!("{}-{}-{}", repo.id, e.checksum.algorithm, e.checksum.hex);
             async move {
-                let r = download(
-                    client,
-                    pool,
-                    &url,
-                    &e.checksum,
-                    e.package.size_package as u64,
-                )
-                .await;
+                let size = e.package.size_package as u64;
+                let r = download(client, pool, &url, &e.checksum, size, &key).await;
                 (i, r)
             }
         })
@@ -581,9 +652,9 @@ async fn sync_locked(
     let mut failures = Vec::new();
     for (i, r) in results {
         match r {
-            Ok(s) => {
+            Ok((s, transferred)) => {
                 run.packages_downloaded += 1;
-                run.bytes_downloaded += s.size as i64;
+                run.bytes_downloaded += transferred as i64;
                 known.insert(i, s.sha256.clone());
                 staged.push(s);
             }

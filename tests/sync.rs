@@ -418,3 +418,45 @@ fn entitlement_style_tls_client_certificates_and_proxies() {
     let report = env.json(&["repo", "sync", "m"]);
     assert_eq!(report["m"]["packages"], 4, "{report}");
 }
+
+#[test]
+fn a_killed_sync_resumes_its_partial_download() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    let big = cairn::samples::large_package(&repo, "bigpkg", 12 * 1024 * 1024).unwrap();
+    let full = std::fs::metadata(&big).unwrap().len();
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start_slow(up_dir.path(), "4m");
+    let env = mirror_env(&Backend::Sqlite, &upstream, "");
+    let mut child = env.cmd(&["repo", "sync", "m"]).spawn().unwrap();
+    let tmp = env.data().join("pool/tmp");
+    wait_for("a partial download of at least 2 MiB", || {
+        std::fs::read_dir(&tmp).map_or(false, |d| {
+            d.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with("partial-")
+                    && e.metadata().map_or(false, |m| m.len() > 2 * 1024 * 1024)
+            })
+        })
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let report = env.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["status"], "ok", "{report}");
+    let bytes = report["m"]["bytes"].as_u64().unwrap();
+    assert!(
+        bytes < full - 2 * 1024 * 1024,
+        "resumed: {bytes} of {full} bytes fetched again"
+    );
+    // The resumed blob is complete and correct.
+    env.ok(&["snapshot", "create", "m", "--name", "s"]);
+    let server = env.serve();
+    let body = http()
+        .get(server.url("/repos/m/s/Packages/b/bigpkg-1.0-1.noarch.rpm"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(body.as_ref(), std::fs::read(&big).unwrap().as_slice());
+}

@@ -639,6 +639,15 @@ impl Upstream {
         Upstream::start_with(root, "", &format!("root {};", root.display()))
     }
 
+    /// Serves `root` at most `rate` bytes per second per connection (nginx `limit_rate`).
+    pub fn start_slow(root: &Path, rate: &str) -> Upstream {
+        Upstream::start_with(
+            root,
+            "",
+            &format!("root {}; limit_rate {rate};", root.display()),
+        )
+    }
+
     /// Forwards every request to `target` (an HTTP proxy for absolute-form requests).
     pub fn proxy_to(target: &Upstream) -> Upstream {
         let dir = tempfile::tempdir().unwrap();

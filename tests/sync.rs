@@ -431,10 +431,10 @@ fn a_killed_sync_resumes_its_partial_download() {
     let mut child = env.cmd(&["repo", "sync", "m"]).spawn().unwrap();
     let tmp = env.data().join("pool/tmp");
     wait_for("a partial download of at least 2 MiB", || {
-        std::fs::read_dir(&tmp).map_or(false, |d| {
+        std::fs::read_dir(&tmp).is_ok_and(|d| {
             d.flatten().any(|e| {
                 e.file_name().to_string_lossy().starts_with("partial-")
-                    && e.metadata().map_or(false, |m| m.len() > 2 * 1024 * 1024)
+                    && e.metadata().is_ok_and(|m| m.len() > 2 * 1024 * 1024)
             })
         })
     });

@@ -95,9 +95,10 @@ fn main() {
         for _ in 0..3 {
             let t = Instant::now();
             let items = catalog.repo_fragments(repo_id).await.unwrap();
-            let p = cairn::publish::publish_set(&catalog, &pool, &items, Compression::Gzip, true)
-                .await
-                .unwrap();
+            let p =
+                cairn::publish::publish_set(&catalog, &pool, &items, Compression::Gzip, &[], true)
+                    .await
+                    .unwrap();
             assert!(p.rendered);
             full = full.min(t.elapsed().as_secs_f64());
         }

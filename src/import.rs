@@ -400,7 +400,9 @@ pub async fn import(
             fragments: f.clone(),
         });
     }
-    let published = publish::publish_set(catalog, pool, &items, compression, false).await?;
+    let extras = catalog.repo_extras(repo_id).await?;
+    let published =
+        publish::publish_set(catalog, pool, &items, compression, &extras, false).await?;
     tracing::debug!("published at {:.3} s", started.elapsed().as_secs_f64());
     catalog
         .place_in_repo(repo_id, &placements, published.publication_id)

@@ -9,10 +9,12 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{Catalog, CatalogError, PlacedFragments, PublicationFile, SnapshotRow};
+use crate::catalog::{
+    Catalog, CatalogError, ExtraRef, PlacedFragments, PublicationFile, SnapshotRow,
+};
 use crate::datadir::DataDir;
 use crate::pool::{Pool, PoolError};
-use crate::repodata::{self, Compression, Entry};
+use crate::repodata::{self, Compression, Entry, Extra, ExtraKind};
 
 /// Bump when the rendered metadata format changes, so old publications are not reused.
 const FORMAT_VERSION: &str = "cairn-repodata-1";
@@ -42,10 +44,12 @@ pub struct Published {
     pub seconds: f64,
 }
 
-/// The content key of a package set, given as (location, sha256) pairs.
+/// The content key of a package set, given as (location, sha256) pairs, plus the
+/// carried-through metadata.
 pub fn content_key<'a>(
     entries: impl Iterator<Item = (&'a str, &'a str)>,
     compression: Compression,
+    extras: &[ExtraRef],
 ) -> String {
     let mut sorted: Vec<(&str, &str)> = entries.collect();
     sorted.sort_unstable();
@@ -60,6 +64,15 @@ pub fn content_key<'a>(
         h.update(loc.as_bytes());
         h.update(b"\n");
     }
+    let mut extras: Vec<&ExtraRef> = extras.iter().collect();
+    extras.sort_by(|a, b| a.kind.cmp(&b.kind));
+    for e in extras {
+        h.update(b"extra ");
+        h.update(e.kind.as_bytes());
+        h.update(b" ");
+        h.update(e.sha256.as_bytes());
+        h.update(b"\n");
+    }
     hex::encode(h.finalize())
 }
 
@@ -69,6 +82,7 @@ pub async fn publish_set(
     pool: &Pool,
     items: &[PlacedFragments],
     compression: Compression,
+    extras: &[ExtraRef],
     force_render: bool,
 ) -> Result<Published, PublishError> {
     let started = Instant::now();
@@ -77,6 +91,7 @@ pub async fn publish_set(
             .iter()
             .map(|i| (i.location.as_str(), i.sha256.as_str())),
         compression,
+        extras,
     );
     if !force_render {
         if let Some(id) = catalog.publication_by_key(&key).await? {
@@ -90,8 +105,28 @@ pub async fn publish_set(
     }
     let pool2 = pool.clone();
     let items_owned: Vec<PlacedFragments> = items.to_vec();
+    let extras_owned: Vec<ExtraRef> = extras.to_vec();
     // Rendering and compression are CPU work on all cores: keep them off the runtime.
     let (revision, files) = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
+        let mut extra_bytes = Vec::with_capacity(extras_owned.len());
+        for e in &extras_owned {
+            let kind = ExtraKind::from_name(&e.kind).ok_or_else(|| {
+                PublishError::Render(std::io::Error::other(format!(
+                    "unknown metadata kind {:?}",
+                    e.kind
+                )))
+            })?;
+            let path = pool2.path_of(&e.sha256);
+            let bytes = std::fs::read(&path).map_err(|source| PoolError::Io { path, source })?;
+            extra_bytes.push((kind, bytes));
+        }
+        let extras: Vec<Extra<'_>> = extra_bytes
+            .iter()
+            .map(|(kind, bytes)| Extra {
+                kind: *kind,
+                open: bytes,
+            })
+            .collect();
         let mut entries: Vec<Entry<'_>> = items_owned
             .iter()
             .map(|i| Entry {
@@ -101,7 +136,7 @@ pub async fn publish_set(
             })
             .collect();
         repodata::sort_entries(&mut entries);
-        let data = repodata::build(&entries, compression)?;
+        let data = repodata::build(&entries, compression, &extras)?;
         let mut staged = Vec::with_capacity(data.files.len());
         let mut files = Vec::with_capacity(data.files.len());
         for f in &data.files {
@@ -139,11 +174,13 @@ pub async fn publish_repo_content(
 ) -> Result<Published, PublishError> {
     let started = Instant::now();
     let content = catalog.repo_content(repo_id).await?;
+    let extras = catalog.repo_extras(repo_id).await?;
     let key = content_key(
         content
             .iter()
             .map(|c| (c.location.as_str(), c.sha256.as_str())),
         compression,
+        &extras,
     );
     if let Some(id) = catalog.publication_by_key(&key).await? {
         return Ok(Published {
@@ -154,7 +191,7 @@ pub async fn publish_repo_content(
         });
     }
     let items = catalog.repo_fragments(repo_id).await?;
-    publish_set(catalog, pool, &items, compression, false).await
+    publish_set(catalog, pool, &items, compression, &extras, false).await
 }
 
 /// Names that cannot be snapshot names because URLs use them.

@@ -13,21 +13,22 @@
 //! were. What was downloaded and verified stays in the pool, so the next run fetches
 //! only what is missing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
-use crate::catalog::{Catalog, CatalogError, PlacedFragments, SyncRun};
+use crate::catalog::{Catalog, CatalogError, ExtraRef, PlacedFragments, SyncRun};
 use crate::config::RepoConfig;
 use crate::datadir::DataDir;
 use crate::package::Package;
 use crate::pool::{Pool, PoolError, Staged};
 use crate::publish::{self, PublishError};
-use crate::repodata::parse::{self, Checksum, PackageStream, ParseError, PrimaryEntry};
-use crate::repodata::xml;
+use crate::repodata::parse::{self, Checksum, PackageStream, ParseError, PrimaryEntry, Repomd};
+use crate::repodata::updateinfo::{self, Nevra};
+use crate::repodata::{xml, ExtraKind};
 
 /// Largest repomd.xml accepted.
 const MAX_REPOMD: u64 = 16 * 1024 * 1024;
@@ -431,6 +432,53 @@ async fn download_resumable(
     ))
 }
 
+/// Fetches, verifies and decompresses upstream's comps, updateinfo and modules (those it
+/// has); updateinfo is trimmed to the packages in `keep`.
+async fn fetch_extras(
+    client: &reqwest::Client,
+    base: &str,
+    repomd: &Repomd,
+    keep: &HashSet<Nevra>,
+) -> Result<Vec<(ExtraKind, Vec<u8>)>, SyncError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for kind in ExtraKind::ALL {
+        let record = match kind {
+            // Plain "group" first; else any compressed group_* (not zchunk).
+            ExtraKind::Comps => repomd.record("group").or_else(|| {
+                repomd
+                    .records
+                    .iter()
+                    .find(|r| r.kind.starts_with("group_") && !r.kind.ends_with("_zck"))
+            }),
+            ExtraKind::Updateinfo => repomd.record("updateinfo"),
+            ExtraKind::Modules => repomd.record("modules"),
+        };
+        let Some(record) = record else { continue };
+        let url = format!("{base}{}", record.href);
+        let limit = record.size.map_or(MAX_METADATA, |s| s.min(MAX_METADATA));
+        let bytes = fetch(client, &url, limit).await?;
+        verify(&url, &bytes, &record.checksum)?;
+        let open_limit = record
+            .open_size
+            .map_or(MAX_OPEN_METADATA, |s| s.min(MAX_OPEN_METADATA));
+        let mut open = Vec::new();
+        parse::decompress(&bytes, open_limit, &url)?
+            .read_to_end(&mut open)
+            .map_err(|source| ParseError::Io {
+                file: url.clone(),
+                source,
+            })?;
+        if kind == ExtraKind::Updateinfo {
+            let (trimmed, count) = updateinfo::trim(&open, keep, &url)?;
+            tracing::info!("{url}: {count} advisories apply to the mirrored packages");
+            open = trimmed;
+        }
+        out.push((kind, open));
+    }
+    Ok(out)
+}
+
 /// A finished download (the staged blob and the bytes this run transferred) or why not.
 type Downloaded = Result<(Staged, u64), String>;
 
@@ -612,6 +660,23 @@ async fn sync_locked(
         by_location.insert(e.package.location(), i);
     }
 
+    // comps, updateinfo (trimmed to what the mirror keeps) and modules.
+    let keep: HashSet<Nevra> = by_location
+        .values()
+        .map(|&i| {
+            let p = &entries[i].package;
+            Nevra {
+                name: p.name.clone(),
+                epoch: p.epoch.clone(),
+                version: p.version.clone(),
+                release: p.release.clone(),
+                arch: p.arch.clone(),
+            }
+        })
+        .collect();
+    let extras = fetch_extras(&client, base, &repomd, &keep).await?;
+    phase("comps, updateinfo and modules fetched");
+
     // Download what the pool does not hold.
     let mut known: HashMap<usize, String> = HashMap::new();
     let mut wanted: Vec<usize> = Vec::new();
@@ -662,6 +727,18 @@ async fn sync_locked(
         }
     }
     // Verified downloads are kept even when others failed: the next run skips them.
+    let mut extra_refs = Vec::new();
+    if failures.is_empty() {
+        for (kind, bytes) in &extras {
+            let s = pool.stage_bytes(bytes)?;
+            extra_refs.push(ExtraRef {
+                kind: kind.name().to_string(),
+                sha256: s.sha256.clone(),
+                size: s.size as i64,
+            });
+            staged.push(s);
+        }
+    }
     let pool2 = pool.clone();
     tokio::task::spawn_blocking(move || pool2.commit(staged))
         .await
@@ -716,9 +793,16 @@ async fn sync_locked(
         .keys()
         .filter(|l| !kept.contains(l.as_str()))
         .count();
-    let published = publish::publish_set(catalog, pool, &items, repo.compression, false).await?;
+    let published =
+        publish::publish_set(catalog, pool, &items, repo.compression, &extra_refs, false).await?;
     catalog
-        .replace_repo_content(repo_id, &placements, published.publication_id, &repomd_sha)
+        .replace_repo_content(
+            repo_id,
+            &placements,
+            published.publication_id,
+            &repomd_sha,
+            &extra_refs,
+        )
         .await?;
     let _ = datadir.bump_generation();
     phase("published");

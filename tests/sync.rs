@@ -460,3 +460,130 @@ fn a_killed_sync_resumes_its_partial_download() {
         .unwrap();
     assert_eq!(body.as_ref(), std::fs::read(&big).unwrap().as_slice());
 }
+
+const COMPS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE comps PUBLIC "-//Red Hat, Inc.//DTD Comps info//EN" "comps.dtd">
+<comps>
+  <group>
+    <id>demo-group</id>
+    <name>Demo Group</name>
+    <description>Everything the demo needs</description>
+    <default>true</default>
+    <uservisible>true</uservisible>
+    <packagelist>
+      <packagereq type="mandatory">demo-app</packagereq>
+    </packagelist>
+  </group>
+</comps>
+"#;
+
+fn advisory(id: &str, name: &str, version: &str) -> String {
+    format!(
+        r#"  <update from="security@example.com" status="final" type="security" version="2.0">
+    <id>{id}</id>
+    <title>Update for {name}</title>
+    <issued date="2026-11-01 00:00:00"/>
+    <description>Fixes &lt;things&gt;.</description>
+    <pkglist>
+      <collection short="demo">
+        <name>demo</name>
+        <package name="{name}" version="{version}" release="1" epoch="0" arch="noarch" src="{name}-{version}-1.src.rpm">
+          <filename>{name}-{version}-1.noarch.rpm</filename>
+        </package>
+      </collection>
+    </pkglist>
+  </update>
+"#
+    )
+}
+
+const MODULES: &str =
+    "---\ndocument: modulemd-defaults\nversion: 1\ndata:\n  module: demo\n  stream: \"1\"\n...\n";
+
+#[test]
+fn comps_updateinfo_and_modules_are_carried_and_updateinfo_is_trimmed() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    let extra = up_dir.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("comps.xml"), COMPS).unwrap();
+    let updateinfo = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<updates>\n{}{}</updates>\n",
+        advisory("ADV-LIB", "demo-lib", "1.2.0"),
+        advisory("ADV-DOCS", "demo-docs", "1.0")
+    );
+    std::fs::write(extra.join("updateinfo.xml"), &updateinfo).unwrap();
+    std::fs::write(extra.join("modules.yaml"), MODULES).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let repo_s = repo.to_str().unwrap();
+    let comps = extra.join("comps.xml");
+    run(&[
+        "createrepo_c",
+        "--no-database",
+        "--quiet",
+        "-g",
+        comps.to_str().unwrap(),
+        repo_s,
+    ]);
+    let repodata = repo.join("repodata");
+    let ui = extra.join("updateinfo.xml");
+    run(&[
+        "modifyrepo_c",
+        ui.to_str().unwrap(),
+        repodata.to_str().unwrap(),
+    ]);
+    let modules = extra.join("modules.yaml");
+    run(&[
+        "modifyrepo_c",
+        "--mdtype=modules",
+        modules.to_str().unwrap(),
+        repodata.to_str().unwrap(),
+    ]);
+    let upstream = Upstream::start(up_dir.path());
+
+    for backend in backends() {
+        let env = mirror_env(&backend, &upstream, "exclude = [\"demo-docs\"]\n");
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["packages"], 3, "{report}");
+        env.ok(&["snapshot", "create", "m", "--name", "s"]);
+        let show = env.json(&["snapshot", "show", "m", "s"]);
+        let pool = env.data().join("pool");
+        let record = |kind: &str| -> Vec<u8> {
+            let f = show["repodata"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["type"] == kind)
+                .unwrap_or_else(|| panic!("{}: no {kind} record in {show}", backend.name()));
+            let sha = f["sha256"].as_str().unwrap();
+            decompress(&std::fs::read(pool.join(&sha[..2]).join(&sha[2..4]).join(sha)).unwrap())
+        };
+        assert_eq!(record("group"), COMPS.as_bytes());
+        assert_eq!(record("group_gz"), COMPS.as_bytes());
+        assert_eq!(record("modules"), MODULES.as_bytes());
+        let ui = String::from_utf8(record("updateinfo")).unwrap();
+        assert!(ui.contains("ADV-LIB"), "{ui}");
+        assert!(
+            !ui.contains("ADV-DOCS"),
+            "advisories of filtered packages are dropped: {ui}"
+        );
+
+        let server = env.serve();
+        let url = server.url("/repos/m/s/");
+        let (out, _) = dnf(&url, &["group", "list", "--hidden"]);
+        assert!(out.contains("Demo Group"), "{out}");
+        let (_, installed) = dnf(&url, &["group", "install", "demo-group"]);
+        assert!(installed.contains(&"demo-app".to_string()), "{installed:?}");
+    }
+}

@@ -70,6 +70,15 @@ pub struct SnapshotRow {
     pub total_size: i64,
 }
 
+/// Carried-through metadata of a repository (comps, updateinfo, modules): its kind and
+/// the pool blob holding the uncompressed document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraRef {
+    pub kind: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
 /// One recorded sync of a mirrored repository.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncRun {
@@ -615,21 +624,37 @@ impl Catalog {
         Ok(())
     }
 
-    /// Makes `placements` the whole current content of a repository (a mirror follows
-    /// its upstream: what is not placed leaves), points `latest` at `publication_id` and
-    /// records the upstream repomd.xml digest, in one transaction.
+    /// Makes `placements` and `extras` the whole current content of a repository (a
+    /// mirror follows its upstream: what is not placed leaves), points `latest` at
+    /// `publication_id` and records the upstream repomd.xml digest, in one transaction.
     pub async fn replace_repo_content(
         &self,
         repo_id: i64,
         placements: &[(String, i64)],
         publication_id: i64,
         upstream_repomd_sha256: &str,
+        extras: &[ExtraRef],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM repo_packages WHERE repo_id = $1")
             .bind(repo_id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM repo_extras WHERE repo_id = $1")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        for e in extras {
+            sqlx::query(
+                "INSERT INTO repo_extras (repo_id, kind, sha256, size) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(repo_id)
+            .bind(e.kind.as_str())
+            .bind(e.sha256.as_str())
+            .bind(e.size)
+            .execute(&mut *tx)
+            .await?;
+        }
         let added = now();
         for chunk in placements.chunks(BATCH_ROWS) {
             let sql = format!(
@@ -656,6 +681,25 @@ impl Catalog {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The carried-through metadata of a repository, by kind.
+    pub async fn repo_extras(&self, repo_id: i64) -> Result<Vec<ExtraRef>> {
+        let rows = sqlx::query(
+            "SELECT kind, sha256, size FROM repo_extras WHERE repo_id = $1 ORDER BY kind",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExtraRef {
+                    kind: r.try_get(0)?,
+                    sha256: r.try_get(1)?,
+                    size: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     /// The digest of the upstream repomd.xml the repository's content came from.
@@ -968,7 +1012,8 @@ impl Catalog {
     /// recorded size: what `db verify` checks and what GC must keep.
     pub async fn referenced_blobs(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
-            "SELECT sha256, size_package FROM packages UNION SELECT sha256, size FROM publication_files",
+            "SELECT sha256, size_package FROM packages UNION SELECT sha256, size FROM publication_files \
+             UNION SELECT sha256, size FROM repo_extras",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -9,6 +9,7 @@
 //! times, never from the clock.
 
 pub mod parse;
+pub mod updateinfo;
 pub mod xml;
 
 use std::io::Write;
@@ -56,6 +57,51 @@ pub struct Entry<'a> {
     pub href: &'a str,
     /// The package's recorded file time (feeds the revision).
     pub time_file: i64,
+}
+
+/// Metadata carried into a published tree besides the package lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExtraKind {
+    /// comps.xml: package groups and environments.
+    Comps,
+    /// updateinfo.xml: advisories.
+    Updateinfo,
+    /// modules.yaml: modularity metadata.
+    Modules,
+}
+
+impl ExtraKind {
+    pub const ALL: [ExtraKind; 3] = [ExtraKind::Comps, ExtraKind::Updateinfo, ExtraKind::Modules];
+
+    /// The name stored in the catalog.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtraKind::Comps => "comps",
+            ExtraKind::Updateinfo => "updateinfo",
+            ExtraKind::Modules => "modules",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ExtraKind> {
+        ExtraKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One carried-through metadata document, uncompressed.
+pub struct Extra<'a> {
+    pub kind: ExtraKind,
+    pub open: &'a [u8],
+}
+
+/// One `<data>` record being assembled.
+struct Record {
+    kind: String,
+    /// File name after `<sha>-`, before the compression suffix.
+    base: String,
+    suffix: Option<&'static str>,
+    /// open-checksum and open-size, for compressed records.
+    open: Option<(String, u64)>,
+    bytes: Vec<u8>,
 }
 
 /// One file of a generated `repodata/`.
@@ -107,7 +153,11 @@ impl Kind {
 }
 
 /// Builds `repodata/` for `entries`, which must already be in [`sort_entries`] order.
-pub fn build(entries: &[Entry<'_>], compression: Compression) -> std::io::Result<Repodata> {
+pub fn build(
+    entries: &[Entry<'_>],
+    compression: Compression,
+    extras: &[Extra<'_>],
+) -> std::io::Result<Repodata> {
     let revision = entries.iter().map(|e| e.time_file).max().unwrap_or(0);
     let n = entries.len();
     let kinds = [Kind::Primary, Kind::Filelists, Kind::Other];
@@ -185,25 +235,88 @@ pub fn build(entries: &[Entry<'_>], compression: Compression) -> std::io::Result
     let mut repomd = String::with_capacity(2048);
     repomd.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n");
     repomd.push_str(&format!("  <revision>{revision}</revision>\n"));
+    let mut records: Vec<Record> = Vec::new();
     for (k, kind) in kinds.iter().enumerate() {
         let bytes = std::mem::take(&mut stored[k]);
-        let sha = hex::encode(Sha256::digest(&bytes));
         let (hasher, open_size) = std::mem::replace(&mut open[k], (Sha256::new(), 0));
-        let open_sha = hex::encode(hasher.finalize());
-        let path = format!(
-            "repodata/{sha}-{}.xml.{}",
-            kind.name(),
-            compression.suffix()
-        );
+        records.push(Record {
+            kind: kind.name().to_string(),
+            base: format!("{}.xml", kind.name()),
+            suffix: Some(compression.suffix()),
+            open: Some((hex::encode(hasher.finalize()), open_size)),
+            bytes,
+        });
+    }
+    // Carried-through metadata, after the three package files, by type name (the order
+    // createrepo_c uses): group, group_<suffix>, modules, updateinfo.
+    let mut extra_records: Vec<Record> = Vec::new();
+    for extra in extras {
+        let open_sha = hex::encode(Sha256::digest(extra.open));
+        let open = Some((open_sha, extra.open.len() as u64));
+        let compressed = compress(extra.open, compression)?;
+        match extra.kind {
+            ExtraKind::Comps => {
+                // EL7 yum reads only an uncompressed "group"; dnf prefers group_<suffix>.
+                extra_records.push(Record {
+                    kind: "group".into(),
+                    base: "comps.xml".into(),
+                    suffix: None,
+                    open: None,
+                    bytes: extra.open.to_vec(),
+                });
+                extra_records.push(Record {
+                    kind: format!("group_{}", compression.suffix()),
+                    base: "comps.xml".into(),
+                    suffix: Some(compression.suffix()),
+                    open,
+                    bytes: compressed,
+                });
+            }
+            ExtraKind::Updateinfo => extra_records.push(Record {
+                kind: "updateinfo".into(),
+                base: "updateinfo.xml".into(),
+                suffix: Some(compression.suffix()),
+                open,
+                bytes: compressed,
+            }),
+            ExtraKind::Modules => extra_records.push(Record {
+                kind: "modules".into(),
+                base: "modules.yaml".into(),
+                suffix: Some(compression.suffix()),
+                open,
+                bytes: compressed,
+            }),
+        }
+    }
+    extra_records.sort_by(|a, b| a.kind.cmp(&b.kind));
+    records.extend(extra_records);
+    for r in records {
+        let sha = hex::encode(Sha256::digest(&r.bytes));
+        let path = match r.suffix {
+            Some(suffix) => format!("repodata/{sha}-{}.{suffix}", r.base),
+            None => format!("repodata/{sha}-{}", r.base),
+        };
         repomd.push_str(&format!(
-            "  <data type=\"{name}\">\n    <checksum type=\"sha256\">{sha}</checksum>\n    <open-checksum type=\"sha256\">{open_sha}</open-checksum>\n    <location href=\"{path}\"/>\n    <timestamp>{revision}</timestamp>\n    <size>{size}</size>\n    <open-size>{open_size}</open-size>\n  </data>\n",
-            name = kind.name(),
-            size = bytes.len(),
+            "  <data type=\"{}\">\n    <checksum type=\"sha256\">{sha}</checksum>\n",
+            r.kind
         ));
+        if let Some((open_sha, _)) = &r.open {
+            repomd.push_str(&format!(
+                "    <open-checksum type=\"sha256\">{open_sha}</open-checksum>\n"
+            ));
+        }
+        repomd.push_str(&format!(
+            "    <location href=\"{path}\"/>\n    <timestamp>{revision}</timestamp>\n    <size>{}</size>\n",
+            r.bytes.len()
+        ));
+        if let Some((_, open_size)) = &r.open {
+            repomd.push_str(&format!("    <open-size>{open_size}</open-size>\n"));
+        }
+        repomd.push_str("  </data>\n");
         files.push(MetadataFile {
             path,
-            kind: kind.name().to_string(),
-            bytes,
+            kind: r.kind,
+            bytes: r.bytes,
             sha256: sha,
         });
     }

@@ -216,6 +216,39 @@ fn render_other(pkg: &Package) -> String {
     o
 }
 
+/// Writes a parsed element back as indented XML (used for metadata Cairn rewrites,
+/// such as a trimmed updateinfo). Text of elements with children is whitespace and is
+/// replaced by indentation.
+pub fn write_element(el: &crate::repodata::parse::Element, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    out.push_str(&indent);
+    out.push('<');
+    out.push_str(&el.name);
+    for (k, v) in &el.attrs {
+        attr(out, k, v);
+    }
+    if el.children.is_empty() {
+        if el.text.is_empty() {
+            out.push_str("/>\n");
+        } else {
+            out.push('>');
+            escape_text(&el.text, out);
+            out.push_str("</");
+            out.push_str(&el.name);
+            out.push_str(">\n");
+        }
+        return;
+    }
+    out.push_str(">\n");
+    for c in &el.children {
+        write_element(c, depth + 1, out);
+    }
+    out.push_str(&indent);
+    out.push_str("</");
+    out.push_str(&el.name);
+    out.push_str(">\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -308,6 +308,14 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Runs dnf against `baseurl` in a fresh install root and returns the installed names.
 pub fn dnf_install(baseurl: &str, packages: &[&str]) -> Vec<String> {
+    let mut args = vec!["install"];
+    args.extend_from_slice(packages);
+    dnf(baseurl, &args).1
+}
+
+/// Runs `dnf ARGS` against `baseurl` in a fresh install root (as DESIGN.md describes),
+/// insisting on success; returns its stdout and the names installed afterwards.
+pub fn dnf(baseurl: &str, args: &[&str]) -> (String, Vec<String>) {
     require_tool("dnf");
     let root = tempfile::tempdir().unwrap();
     let r = root.path().join("root");
@@ -322,13 +330,12 @@ pub fn dnf_install(baseurl: &str, packages: &[&str]) -> Vec<String> {
         .arg("--repo=t")
         .arg("--nogpgcheck")
         .arg("-y")
-        .arg("install")
-        .args(packages)
+        .args(args)
         .output()
         .expect("dnf runs");
     assert!(
         out.status.success(),
-        "dnf install from {baseurl} failed:\n{}\n{}",
+        "dnf {args:?} from {baseurl} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -340,18 +347,13 @@ pub fn dnf_install(baseurl: &str, packages: &[&str]) -> Vec<String> {
         .arg("%{NAME}\n")
         .output()
         .expect("rpm runs");
-    assert!(
-        q.status.success(),
-        "rpm -qa failed: {}",
-        String::from_utf8_lossy(&q.stderr)
-    );
     let mut names: Vec<String> = String::from_utf8_lossy(&q.stdout)
         .lines()
         .map(str::to_string)
         .filter(|s| !s.is_empty() && !s.starts_with("gpg-pubkey"))
         .collect();
     names.sort();
-    names
+    (String::from_utf8_lossy(&out.stdout).into_owned(), names)
 }
 
 // ---- generic XML trees, for field-by-field comparison ---------------------------------

@@ -1,0 +1,10 @@
+-- Metadata carried through from upstream besides packages: comps (groups), updateinfo
+-- (advisories) and modules, stored uncompressed in the pool.
+
+CREATE TABLE repo_extras (
+    repo_id BIGINT  NOT NULL REFERENCES repos(id),
+    kind    TEXT    NOT NULL,
+    sha256  TEXT    NOT NULL,
+    size    BIGINT  NOT NULL,
+    PRIMARY KEY (repo_id, kind)
+);

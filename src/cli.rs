@@ -319,8 +319,8 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
             "repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})"
         );
     }
-    let progress = std::sync::Arc::new(crate::import::Progress::default());
-    let display = show_progress(progress.clone());
+    let progress = std::sync::Arc::new(crate::progress::Progress::default());
+    let display = show_progress(progress.clone(), "reading");
     let result = crate::import::import(
         &app.catalog,
         &app.pool,
@@ -374,7 +374,10 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
 }
 
 /// Shows an import's progress: a bar on a terminal, a log line every 5 s otherwise.
-fn show_progress(p: std::sync::Arc<crate::import::Progress>) -> tokio::task::JoinHandle<()> {
+fn show_progress(
+    p: std::sync::Arc<crate::progress::Progress>,
+    verb: &'static str,
+) -> tokio::task::JoinHandle<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let terminal = std::io::stderr().is_terminal();
     tokio::spawn(async move {
@@ -382,7 +385,7 @@ fn show_progress(p: std::sync::Arc<crate::import::Progress>) -> tokio::task::Joi
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} reading {pos}/{len} files [{bar:30}] {msg} {per_sec} ETA {eta}",
+                    &format!("{{spinner}} {verb} {{pos}}/{{len}} files [{{bar:30}}] {{msg}} {{per_sec}} ETA {{eta}}"),
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -400,7 +403,7 @@ fn show_progress(p: std::sync::Arc<crate::import::Progress>) -> tokio::task::Joi
                     bar.set_message(format!("{}", indicatif::HumanBytes(bytes)));
                 }
                 None if last_log.elapsed().as_secs() >= 5 => {
-                    tracing::info!("read {done}/{total} files ({bytes} bytes)");
+                    tracing::info!("{verb} {done}/{total} files ({bytes} bytes)");
                     last_log = std::time::Instant::now();
                 }
                 None => {}
@@ -433,7 +436,11 @@ async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Res
     let mut failed = false;
     let mut reports = serde_json::Map::new();
     for r in targets {
-        match crate::sync::sync(&app.catalog, &app.pool, &app.datadir, r).await {
+        let progress = std::sync::Arc::new(crate::progress::Progress::default());
+        let display = show_progress(progress.clone(), "downloading");
+        let result = crate::sync::sync(&app.catalog, &app.pool, &app.datadir, r, &progress).await;
+        display.abort();
+        match result {
             Ok(report) => {
                 if !json {
                     println!(

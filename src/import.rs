@@ -15,6 +15,7 @@ use crate::catalog::{Catalog, CatalogError, PlacedFragments};
 use crate::datadir::DataDir;
 use crate::package::Package;
 use crate::pool::{Pool, PoolError, Staged};
+pub use crate::progress::Progress;
 use crate::publish::{self, PublishError, Published};
 use crate::repodata::{xml, Compression, Fragments};
 use crate::rpmread::{self, FileFacts};
@@ -34,17 +35,6 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Live counters of an import, for progress display.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Files found.
-    pub total: AtomicUsize,
-    /// Files hashed, staged and parsed (successfully or not).
-    pub done: AtomicUsize,
-    /// Bytes read.
-    pub bytes: std::sync::atomic::AtomicU64,
 }
 
 /// A file that was not imported, and why.

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod import;
 pub mod package;
 pub mod pool;
+pub mod progress;
 pub mod publish;
 pub mod repodata;
 pub mod rpmread;

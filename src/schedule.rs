@@ -106,7 +106,8 @@ pub fn start(
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0);
                 tokio::time::sleep(schedule.wait_from(now)).await;
-                match crate::sync::sync(&catalog, &pool, &datadir, &repo).await {
+                match crate::sync::sync(&catalog, &pool, &datadir, &repo, &Default::default()).await
+                {
                     Ok(r) => tracing::info!(
                         "{}: scheduled sync {} ({} packages, {} added, {} removed)",
                         repo.id,

@@ -14,6 +14,7 @@
 //! only what is missing.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,6 +26,7 @@ use crate::config::RepoConfig;
 use crate::datadir::DataDir;
 use crate::package::Package;
 use crate::pool::{Pool, PoolError, Staged};
+use crate::progress::Progress;
 use crate::publish::{self, PublishError};
 use crate::repodata::parse::{self, Checksum, PackageStream, ParseError, PrimaryEntry, Repomd};
 use crate::repodata::updateinfo::{self, Nevra};
@@ -555,6 +557,7 @@ pub async fn sync(
     pool: &Pool,
     datadir: &DataDir,
     repo: &RepoConfig,
+    progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
     let feed = repo
         .feed
@@ -575,7 +578,10 @@ pub async fn sync(
         id: run_id,
         ..Default::default()
     };
-    let result = sync_locked(catalog, pool, datadir, repo, repo_id, &base, &mut run).await;
+    let result = sync_locked(
+        catalog, pool, datadir, repo, repo_id, &base, &mut run, progress,
+    )
+    .await;
     match &result {
         Ok(report) => run.status = report.status.clone(),
         Err(e) => {
@@ -595,6 +601,7 @@ async fn sync_locked(
     repo_id: i64,
     base: &str,
     run: &mut SyncRun,
+    progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
@@ -691,6 +698,7 @@ async fn sync_locked(
         }
     }
     wanted.sort_unstable();
+    progress.total.store(wanted.len(), Ordering::Relaxed);
     tracing::info!(
         "{}: {} packages upstream after filters, {} to download",
         repo.id,
@@ -706,6 +714,10 @@ async fn sync_locked(
             async move {
                 let size = e.package.size_package as u64;
                 let r = download(client, pool, &url, &e.checksum, size, &key).await;
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                if let Ok((_, n)) = &r {
+                    progress.bytes.fetch_add(*n, Ordering::Relaxed);
+                }
                 (i, r)
             }
         })

@@ -578,10 +578,12 @@ pub async fn sync(
         id: run_id,
         ..Default::default()
     };
-    let result = sync_locked(
-        catalog, pool, datadir, repo, repo_id, &base, &mut run, progress,
-    )
-    .await;
+    let target = Target {
+        repo,
+        repo_id,
+        base,
+    };
+    let result = sync_locked(catalog, pool, datadir, &target, &mut run, progress).await;
     match &result {
         Ok(report) => run.status = report.status.clone(),
         Err(e) => {
@@ -593,16 +595,22 @@ pub async fn sync(
     result
 }
 
+/// The repository a sync works on: its config, catalog id and feed URL ending in `/`.
+struct Target<'a> {
+    repo: &'a RepoConfig,
+    repo_id: i64,
+    base: String,
+}
+
 async fn sync_locked(
     catalog: &Catalog,
     pool: &Pool,
     datadir: &DataDir,
-    repo: &RepoConfig,
-    repo_id: i64,
-    base: &str,
+    target: &Target<'_>,
     run: &mut SyncRun,
     progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
+    let (repo, repo_id, base) = (target.repo, target.repo_id, target.base.as_str());
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
     let client = client(repo)?;

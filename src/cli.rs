@@ -319,6 +319,9 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
             "repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})"
         );
     }
+    if app.config.repo(repo).is_some_and(|r| r.feed.is_some()) {
+        bail!("repository {repo:?} mirrors a feed; import into a local repository instead");
+    }
     let progress = std::sync::Arc::new(crate::progress::Progress::default());
     let display = show_progress(progress.clone(), "reading");
     let result = crate::import::import(

@@ -98,6 +98,10 @@ pub struct RepoConfig {
     /// Package downloads running at once during a sync.
     #[serde(default = "default_downloads")]
     pub downloads: usize,
+    /// "regenerate" (default): publish Cairn's own metadata for the kept packages;
+    /// "mirror": serve upstream's metadata bytes (and repomd.xml.asc) unchanged.
+    #[serde(default)]
+    pub mode: SyncMode,
     /// PEM client certificate for the upstream (entitlement CDNs); needs `tls_client_key`.
     #[serde(default)]
     pub tls_client_cert: Option<PathBuf>,
@@ -121,6 +125,15 @@ fn de_schedule<'de, D: serde::Deserializer<'de>>(
     let s: Option<String> = Option::deserialize(d)?;
     s.map(|s| s.parse().map_err(serde::de::Error::custom))
         .transpose()
+}
+
+/// How a mirrored repository publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Regenerate,
+    Mirror,
 }
 
 fn default_downloads() -> usize {
@@ -196,6 +209,17 @@ impl Config {
                         repo.id
                     )));
                 }
+            }
+            if repo.mode == SyncMode::Mirror
+                && (!repo.arch.is_empty()
+                    || !repo.include.is_empty()
+                    || !repo.exclude.is_empty()
+                    || repo.keep_latest.is_some())
+            {
+                return Err(invalid(format!(
+                    "repo {:?}: mode = \"mirror\" keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
+                    repo.id
+                )));
             }
             if repo.schedule.is_some() && repo.feed.is_none() {
                 return Err(invalid(format!(
@@ -336,6 +360,17 @@ mod tests {
         )
         .unwrap();
         assert!(ok.repos[0].schedule.is_some());
+    }
+
+    #[test]
+    fn mirror_mode_refuses_filters() {
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\nfeed = \"http://x/\"\nmode = \"mirror\"\nexclude = [\"x\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("mirror") && err.contains("exclude"), "{err}");
     }
 
     #[test]

@@ -194,6 +194,9 @@ pub async fn publish_repo_content(
     publish_set(catalog, pool, &items, compression, &extras, false).await
 }
 
+/// Content keys of mirror-mode publications (upstream's metadata bytes) start so.
+pub const MIRROR_KEY_PREFIX: &str = "mirror-";
+
 /// Names that cannot be snapshot names because URLs use them.
 pub const RESERVED_NAMES: [&str; 3] = ["latest", "repodata", "Packages"];
 
@@ -213,7 +216,32 @@ pub async fn create_snapshot(
         return Err(PublishError::Reserved(name.to_string()));
     }
     let repo_id = catalog.ensure_repo(repo).await?;
-    let published = publish_repo_content(catalog, pool, repo_id, compression).await?;
+    // A mirror-mode repository serves upstream's own metadata: its snapshot freezes that
+    // publication rather than regenerating one.
+    let mirrored = match catalog
+        .repo(repo)
+        .await?
+        .and_then(|r| r.latest_publication_id)
+    {
+        Some(id)
+            if catalog
+                .publication_key(id)
+                .await?
+                .starts_with(MIRROR_KEY_PREFIX) =>
+        {
+            Some(id)
+        }
+        _ => None,
+    };
+    let published = match mirrored {
+        Some(id) => Published {
+            publication_id: id,
+            rendered: false,
+            package_count: catalog.repo_content(repo_id).await?.len(),
+            seconds: 0.0,
+        },
+        None => publish_repo_content(catalog, pool, repo_id, compression).await?,
+    };
     let snap = catalog
         .create_snapshot(repo_id, repo, name, published.publication_id)
         .await?;

@@ -22,7 +22,7 @@ use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
 use crate::catalog::{Catalog, CatalogError, ExtraRef, PlacedFragments, SyncRun};
-use crate::config::RepoConfig;
+use crate::config::{RepoConfig, SyncMode};
 use crate::datadir::DataDir;
 use crate::package::Package;
 use crate::pool::{Pool, PoolError, Staged};
@@ -434,6 +434,76 @@ async fn download_resumable(
     ))
 }
 
+/// Mirror mode: every record repomd.xml names (verified), repomd.xml itself and its
+/// detached signature when upstream has one, as (path, kind, bytes).
+async fn fetch_all_records(
+    client: &reqwest::Client,
+    base: &str,
+    repomd: &Repomd,
+    repomd_bytes: &[u8],
+) -> Result<Vec<(String, String, Vec<u8>)>, SyncError> {
+    let mut out = Vec::new();
+    for record in &repomd.records {
+        let url = format!("{base}{}", record.href);
+        let limit = record.size.map_or(MAX_METADATA, |s| s.min(MAX_METADATA));
+        let bytes = fetch(client, &url, limit).await?;
+        verify(&url, &bytes, &record.checksum)?;
+        out.push((record.href.clone(), record.kind.clone(), bytes));
+    }
+    out.push((
+        "repodata/repomd.xml".to_string(),
+        "repomd".to_string(),
+        repomd_bytes.to_vec(),
+    ));
+    let asc_url = format!("{base}repodata/repomd.xml.asc");
+    match fetch(client, &asc_url, MAX_REPOMD).await {
+        Ok(asc) => out.push(("repodata/repomd.xml.asc".into(), "repomd_asc".into(), asc)),
+        Err(SyncError::Http { message, .. }) if message.starts_with("HTTP 404") => {}
+        Err(e) => return Err(e),
+    }
+    Ok(out)
+}
+
+/// Records a mirror-mode publication: upstream's metadata bytes, unchanged.
+async fn publish_mirror(
+    catalog: &Catalog,
+    pool: &Pool,
+    files: &[(String, String, Vec<u8>)],
+    items: &[PlacedFragments],
+) -> Result<i64, SyncError> {
+    let mut key = sha2::Sha256::new();
+    key.update(b"mirror\n");
+    let mut staged = Vec::new();
+    let mut records = Vec::new();
+    for (path, kind, bytes) in files {
+        let s = pool.stage_bytes(bytes)?;
+        key.update(path.as_bytes());
+        key.update(b" ");
+        key.update(s.sha256.as_bytes());
+        key.update(b"\n");
+        records.push(crate::catalog::PublicationFile {
+            path: path.clone(),
+            kind: kind.clone(),
+            sha256: s.sha256.clone(),
+            size: s.size as i64,
+        });
+        staged.push(s);
+    }
+    let pool2 = pool.clone();
+    tokio::task::spawn_blocking(move || pool2.commit(staged))
+        .await
+        .map_err(|e| SyncError::Other(e.to_string()))??;
+    let key = format!(
+        "{}{}",
+        publish::MIRROR_KEY_PREFIX,
+        hex::encode(key.finalize())
+    );
+    let revision = items.iter().map(|i| i.time_file).max().unwrap_or(0);
+    Ok(catalog
+        .insert_publication(&key, revision, items.len() as i64, &records)
+        .await?)
+}
+
 /// Fetches, verifies and decompresses upstream's comps, updateinfo and modules (those it
 /// has); updateinfo is trimmed to the packages in `keep`.
 async fn fetch_extras(
@@ -669,10 +739,17 @@ async fn sync_locked(
         entries = keep_newest(entries, n);
     }
     phase("metadata fetched and parsed");
-    // One package per published location (the later upstream entry wins).
+    // One package per published location (the later upstream entry wins). A mirror
+    // keeps upstream's locations, which its unchanged metadata names.
+    let mirror = repo.mode == SyncMode::Mirror;
     let mut by_location: HashMap<String, usize> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        by_location.insert(e.package.location(), i);
+        let loc = if mirror {
+            e.href.clone()
+        } else {
+            e.package.location()
+        };
+        by_location.insert(loc, i);
     }
 
     // comps, updateinfo (trimmed to what the mirror keeps) and modules.
@@ -689,7 +766,15 @@ async fn sync_locked(
             }
         })
         .collect();
-    let extras = fetch_extras(&client, base, &repomd, &keep).await?;
+    let (extras, mirror_files) = if mirror {
+        let files = fetch_all_records(&client, base, &repomd, &repomd_bytes).await?;
+        (Vec::new(), files)
+    } else {
+        (
+            fetch_extras(&client, base, &repomd, &keep).await?,
+            Vec::new(),
+        )
+    };
     phase("comps, updateinfo and modules fetched");
 
     // Download what the pool does not hold.
@@ -770,11 +855,13 @@ async fn sync_locked(
 
     // Catalog rows from upstream's metadata, keyed by sha256.
     let mut packages: Vec<(Package, crate::repodata::Fragments)> = Vec::new();
-    for &i in by_location.values() {
+    let mut locations: Vec<&str> = Vec::new();
+    for (loc, &i) in &by_location {
         let mut p = entries[i].package.clone();
         p.pkgid = known[&i].clone();
         let f = xml::render(&p);
         packages.push((p, f));
+        locations.push(loc);
     }
     phase("pool committed, fragments rendered");
     let ids = catalog.insert_packages(&packages).await?;
@@ -794,8 +881,8 @@ async fn sync_locked(
     };
     let mut placements = Vec::with_capacity(packages.len());
     let mut items = Vec::with_capacity(packages.len());
-    for (p, f) in &packages {
-        let loc = p.location();
+    for ((p, f), loc) in packages.iter().zip(&locations) {
+        let loc = loc.to_string();
         if current.get(&loc) != Some(&p.pkgid) {
             report.added += 1;
         }
@@ -813,13 +900,18 @@ async fn sync_locked(
         .keys()
         .filter(|l| !kept.contains(l.as_str()))
         .count();
-    let published =
-        publish::publish_set(catalog, pool, &items, repo.compression, &extra_refs, false).await?;
+    let publication_id = if mirror {
+        publish_mirror(catalog, pool, &mirror_files, &items).await?
+    } else {
+        publish::publish_set(catalog, pool, &items, repo.compression, &extra_refs, false)
+            .await?
+            .publication_id
+    };
     catalog
         .replace_repo_content(
             repo_id,
             &placements,
-            published.publication_id,
+            publication_id,
             &repomd_sha,
             &extra_refs,
         )

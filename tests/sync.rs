@@ -587,3 +587,62 @@ fn comps_updateinfo_and_modules_are_carried_and_updateinfo_is_trimmed() {
         assert!(installed.contains(&"demo-app".to_string()), "{installed:?}");
     }
 }
+
+#[test]
+fn mirror_mode_serves_upstream_metadata_bytes_unchanged() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo.join("pkgs")).unwrap();
+    createrepo_dir(&repo, false);
+    // A detached signature next to repomd.xml (its content is opaque to Cairn).
+    std::fs::write(
+        repo.join("repodata/repomd.xml.asc"),
+        b"-----BEGIN PGP SIGNATURE-----\nfake\n",
+    )
+    .unwrap();
+    let upstream = Upstream::start(up_dir.path());
+    for backend in backends() {
+        let env = mirror_env(&backend, &upstream, "mode = \"mirror\"\n");
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["status"], "ok", "{report}");
+        env.ok(&["snapshot", "create", "m", "--name", "s"]);
+        let server = env.serve();
+        let c = http();
+        let get = |path: &str| {
+            let r = c
+                .get(server.url(&format!("/repos/m/s/{path}")))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}: {path}", backend.name());
+            r.bytes().unwrap().to_vec()
+        };
+        let repomd = std::fs::read(repo.join("repodata/repomd.xml")).unwrap();
+        assert_eq!(
+            get("repodata/repomd.xml"),
+            repomd,
+            "repomd.xml byte-identical"
+        );
+        assert_eq!(
+            get("repodata/repomd.xml.asc"),
+            std::fs::read(repo.join("repodata/repomd.xml.asc")).unwrap()
+        );
+        let doc = parse_xml(&repomd);
+        for data in doc.children.iter().filter(|d| d.name == "data") {
+            let href = data.child("location").unwrap().attr("href").unwrap();
+            assert_eq!(get(href), std::fs::read(repo.join(href)).unwrap(), "{href}");
+        }
+        // Packages keep upstream's locations.
+        assert_eq!(
+            get("pkgs/demo-lib-1.2.0-1.noarch.rpm"),
+            std::fs::read(repo.join("pkgs/demo-lib-1.2.0-1.noarch.rpm")).unwrap()
+        );
+        let installed = dnf_install(&server.url("/repos/m/s/"), &["demo-app"]);
+        assert!(
+            installed.contains(&"demo-tools".to_string()),
+            "{installed:?}"
+        );
+        // Mirrors are filled by sync, not by import.
+        let out = env.run(&["import", "m", repo.join("pkgs").to_str().unwrap()]);
+        assert!(!out.status.success());
+    }
+}

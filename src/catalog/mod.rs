@@ -822,6 +822,15 @@ impl Catalog {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// The content key of a publication.
+    pub async fn publication_key(&self, publication_id: i64) -> Result<String> {
+        let row = sqlx::query("SELECT content_key FROM publications WHERE id = $1")
+            .bind(publication_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Records a publication whose files are already durable in the pool.
     pub async fn insert_publication(
         &self,

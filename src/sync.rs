@@ -780,8 +780,32 @@ async fn sync_locked(
     // Download what the pool does not hold.
     let mut known: HashMap<usize, String> = HashMap::new();
     let mut wanted: Vec<usize> = Vec::new();
+    // Packages upstream names by another checksum (sha1, sha512…) that an earlier sync
+    // already stored: their sha256 is remembered in the catalog.
+    let mut mapped: HashMap<(String, String), String> = HashMap::new();
+    let mut by_algorithm: HashMap<&str, Vec<&str>> = HashMap::new();
+    for &i in by_location.values() {
+        let c = &entries[i].checksum;
+        if c.algorithm != "sha256" {
+            by_algorithm
+                .entry(c.algorithm.as_str())
+                .or_default()
+                .push(c.hex.as_str());
+        }
+    }
+    for (algorithm, digests) in &by_algorithm {
+        for (digest, sha) in catalog.sha256_for(algorithm, digests).await? {
+            mapped.insert((algorithm.to_string(), digest), sha);
+        }
+    }
     for &i in by_location.values() {
         let e = &entries[i];
+        if let Some(sha) = mapped.get(&(e.checksum.algorithm.clone(), e.checksum.hex.clone())) {
+            if pool.has(sha, e.package.size_package as u64) {
+                known.insert(i, sha.clone());
+                continue;
+            }
+        }
         if e.checksum.algorithm == "sha256"
             && pool.has(&e.checksum.hex, e.package.size_package as u64)
         {
@@ -848,6 +872,21 @@ async fn sync_locked(
     tokio::task::spawn_blocking(move || pool2.commit(staged))
         .await
         .map_err(|e| SyncError::Other(e.to_string()))??;
+    // Remember what non-sha256 checksums stand for (also for the downloads that worked
+    // in a failed run: they are in the pool).
+    let mut learned: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+    for (&i, sha) in &known {
+        let c = &entries[i].checksum;
+        if c.algorithm != "sha256" {
+            learned
+                .entry(c.algorithm.as_str())
+                .or_default()
+                .push((c.hex.clone(), sha.clone()));
+        }
+    }
+    for (algorithm, pairs) in &learned {
+        catalog.remember_checksums(algorithm, pairs).await?;
+    }
     if !failures.is_empty() {
         failures.sort();
         return Err(SyncError::Packages(failures));

@@ -646,3 +646,32 @@ fn mirror_mode_serves_upstream_metadata_bytes_unchanged() {
         assert!(!out.status.success());
     }
 }
+
+#[test]
+fn sha1_upstreams_do_not_download_known_packages_again() {
+    for backend in backends() {
+        let up_dir = tempfile::tempdir().unwrap();
+        let repo = up_dir.path().join("repo");
+        cairn::samples::demo_packages(&repo).unwrap();
+        let createrepo_sha1 = || {
+            let out = std::process::Command::new("createrepo_c")
+                .args(["--no-database", "--quiet", "--checksum", "sha1"])
+                .arg(&repo)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        createrepo_sha1();
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&backend, &upstream, "");
+        let first = env.json(&["repo", "sync", "m"]);
+        assert_eq!(first["m"]["downloaded"], 4, "{first}");
+        cairn::samples::generate(&repo.join("more"), 1).unwrap();
+        createrepo_sha1();
+        make_world_readable(up_dir.path());
+        let second = env.json(&["repo", "sync", "m"]);
+        assert_eq!(second["m"]["status"], "ok", "{second}");
+        assert_eq!(second["m"]["packages"], 5, "{second}");
+        assert_eq!(second["m"]["downloaded"], 1, "{}: only the new package: {second}", backend.name());
+    }
+}

@@ -196,11 +196,11 @@ impl Backend {
         s
     }
 
-    /// `?,?,…` for an `IN (…)` list of `count` values.
-    fn in_clause(self, count: usize) -> String {
+    /// `?,?,…` for an `IN (…)` list of `count` values, numbered from `first`.
+    fn in_clause(self, first: usize, count: usize) -> String {
         let mut s = String::with_capacity(count * 5);
-        for n in 1..=count {
-            if n > 1 {
+        for n in first..first + count {
+            if n > first {
                 s.push(',');
             }
             self.placeholder(n, &mut s);
@@ -325,7 +325,7 @@ impl Catalog {
         for chunk in shas.chunks(BATCH_ROWS) {
             let sql = format!(
                 "SELECT sha256, id FROM packages WHERE sha256 IN ({})",
-                self.backend.in_clause(chunk.len())
+                self.backend.in_clause(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for s in chunk {
@@ -679,6 +679,52 @@ impl Catalog {
         .bind(repo_id)
         .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// sha256 of packages known by another upstream checksum: (algorithm, digest) → sha256.
+    pub async fn sha256_for(
+        &self,
+        algorithm: &str,
+        digests: &[&str],
+    ) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for chunk in digests.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT digest, sha256 FROM upstream_checksums WHERE algorithm = {} AND digest IN ({})",
+                self.backend.in_clause(1, 1),
+                self.backend.in_clause(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(algorithm);
+            for d in chunk {
+                q = q.bind(*d);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remembers which sha256 an upstream (algorithm, digest) names.
+    pub async fn remember_checksums(
+        &self,
+        algorithm: &str,
+        pairs: &[(String, String)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in pairs.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO upstream_checksums (algorithm, digest, sha256) VALUES {} ON CONFLICT (algorithm, digest) DO NOTHING",
+                self.backend.values_clause(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (digest, sha) in chunk {
+                q = q.bind(algorithm).bind(digest.as_str()).bind(sha.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -218,7 +218,22 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-const STARTER_CONFIG: &str = include_str!("../config/cairn.example.toml");
+/// What `cairn init` writes when the config file does not exist yet.
+const STARTER_CONFIG: &str = r#"# Cairn configuration (every key: config/cairn.example.toml in the source tree).
+
+[server]
+listen = "127.0.0.1:8080"
+data_dir = "./cairn-data"
+
+# A local repository, filled with `cairn import local FILE|DIR...`.
+[[repo]]
+id = "local"
+
+# A mirror of an upstream yum repository, filled with `cairn repo sync epel9`:
+# [[repo]]
+# id = "epel9"
+# feed = "https://mirror.example/epel/9/Everything/x86_64/"
+"#;
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Demo { listen, dir } = &cli.command {

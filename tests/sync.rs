@@ -659,7 +659,11 @@ fn sha1_upstreams_do_not_download_known_packages_again() {
                 .arg(&repo)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         createrepo_sha1();
         let upstream = Upstream::start(up_dir.path());
@@ -672,6 +676,11 @@ fn sha1_upstreams_do_not_download_known_packages_again() {
         let second = env.json(&["repo", "sync", "m"]);
         assert_eq!(second["m"]["status"], "ok", "{second}");
         assert_eq!(second["m"]["packages"], 5, "{second}");
-        assert_eq!(second["m"]["downloaded"], 1, "{}: only the new package: {second}", backend.name());
+        assert_eq!(
+            second["m"]["downloaded"],
+            1,
+            "{}: only the new package: {second}",
+            backend.name()
+        );
     }
 }

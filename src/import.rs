@@ -288,13 +288,7 @@ pub async fn import(
         staged.extend(r.staged);
         packages.push((r.package, r.fragments));
     }
-    let pool3 = pool.clone();
-    tokio::task::spawn_blocking(move || pool3.commit(staged))
-        .await
-        .map_err(|e| PoolError::Io {
-            path: pool.root().to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+    pool.commit_async(staged).await?;
     tracing::debug!(
         "pool commit done at {:.3} s",
         started.elapsed().as_secs_f64()

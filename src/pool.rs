@@ -266,6 +266,17 @@ impl Pool {
         Ok(())
     }
 
+    /// [`Pool::commit`] on the blocking thread pool, for async callers.
+    pub async fn commit_async(&self, staged: Vec<Staged>) -> Result<(), PoolError> {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || pool.commit(staged))
+            .await
+            .map_err(|e| PoolError::Io {
+                path: self.root.clone(),
+                source: io::Error::other(e.to_string()),
+            })?
+    }
+
     /// Flushes the pool's filesystem (data and directory entries).
     fn syncfs(&self) -> Result<(), PoolError> {
         let dir = File::open(&self.root).map_err(io_err(&self.root))?;

@@ -489,10 +489,7 @@ async fn publish_mirror(
         });
         staged.push(s);
     }
-    let pool2 = pool.clone();
-    tokio::task::spawn_blocking(move || pool2.commit(staged))
-        .await
-        .map_err(|e| SyncError::Other(e.to_string()))??;
+    pool.commit_async(staged).await?;
     let key = format!(
         "{}{}",
         publish::MIRROR_KEY_PREFIX,
@@ -868,10 +865,7 @@ async fn sync_locked(
             staged.push(s);
         }
     }
-    let pool2 = pool.clone();
-    tokio::task::spawn_blocking(move || pool2.commit(staged))
-        .await
-        .map_err(|e| SyncError::Other(e.to_string()))??;
+    pool.commit_async(staged).await?;
     // Remember what non-sha256 checksums stand for (also for the downloads that worked
     // in a failed run: they are in the pool).
     let mut learned: HashMap<&str, Vec<(String, String)>> = HashMap::new();

@@ -64,6 +64,11 @@ pub enum Command {
         #[arg(long)]
         payload_bytes: Option<usize>,
     },
+    /// Catalog maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Build sample packages, import, snapshot and serve them: works offline.
     Demo {
         /// Address to serve on.
@@ -95,6 +100,19 @@ pub enum RepoCommand {
         /// Sync every repository that has a feed.
         #[arg(long)]
         all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending catalog migrations.
+    Migrate,
+    /// Re-hash every pool blob on all cores and check every catalog reference.
+    /// Exits non-zero when a referenced blob is missing or corrupt; unreferenced
+    /// blobs (left by interrupted work) are listed but are not an error.
+    Verify {
         #[arg(long)]
         json: bool,
     },
@@ -280,6 +298,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import { repo, paths, json } => import(&app, &repo, &paths, json).await,
         Command::Repo { command } => repo_cmd(&app, command).await,
         Command::Snapshot { command } => snapshot_cmd(&app, command).await,
+        Command::Db { command } => db_cmd(&app, command).await,
     }
 }
 
@@ -435,6 +454,48 @@ fn show_progress(
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     })
+}
+
+async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
+    match command {
+        DbCommand::Migrate => {
+            // App::open already applied them.
+            println!("catalog migrated ({:?})", app.catalog.backend());
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Verify { json } => {
+            let progress = std::sync::Arc::new(crate::progress::Progress::default());
+            let display = show_progress(progress.clone(), "verifying");
+            let result = crate::verify::verify(&app.catalog, &app.pool, &progress).await;
+            display.abort();
+            let report = result?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for sha in &report.missing {
+                    println!("missing      {sha}");
+                }
+                for (sha, why) in &report.corrupt {
+                    println!("corrupt      {sha}: {why}");
+                }
+                for sha in &report.unreferenced {
+                    println!("unreferenced {sha}");
+                }
+                println!(
+                    "{} blobs checked: {} missing, {} corrupt, {} unreferenced",
+                    report.checked,
+                    report.missing.len(),
+                    report.corrupt.len(),
+                    report.unreferenced.len()
+                );
+            }
+            Ok(if report.has_problems() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
 }
 
 async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Result<ExitCode> {

@@ -27,3 +27,4 @@ pub mod samples;
 pub mod schedule;
 pub mod serve;
 pub mod sync;
+pub mod verify;

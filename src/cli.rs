@@ -135,6 +135,14 @@ pub enum SnapshotCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What changed between two snapshots of a repository, by name.arch.
+    Diff {
+        repo: String,
+        from: String,
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one snapshot.
     Show {
         repo: String,
@@ -679,6 +687,42 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
                         "metadata reused"
                     },
                     published.seconds
+                );
+            }
+        }
+        SnapshotCommand::Diff {
+            repo,
+            from,
+            to,
+            json,
+        } => {
+            let a = app.catalog.snapshot(&repo, &from).await?;
+            let b = app.catalog.snapshot(&repo, &to).await?;
+            let d = crate::diff::diff(
+                &app.catalog.snapshot_nevras(a.id).await?,
+                &app.catalog.snapshot_nevras(b.id).await?,
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                for n in &d.added {
+                    println!("added      {}.{} {}", n.name, n.arch, n.evr());
+                }
+                for n in &d.removed {
+                    println!("removed    {}.{} {}", n.name, n.arch, n.evr());
+                }
+                for c in &d.upgraded {
+                    println!("upgraded   {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
+                }
+                for c in &d.downgraded {
+                    println!("downgraded {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
+                }
+                println!(
+                    "{repo} {from} -> {to}: {} added, {} removed, {} upgraded, {} downgraded",
+                    d.added.len(),
+                    d.removed.len(),
+                    d.upgraded.len(),
+                    d.downgraded.len()
                 );
             }
         }

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod demo;
+pub mod diff;
 pub mod import;
 pub mod package;
 pub mod pool;

@@ -684,3 +684,68 @@ fn sha1_upstreams_do_not_download_known_packages_again() {
         );
     }
 }
+
+fn build_pkg(dir: &Path, name: &str, version: &str, epoch: Option<u32>) -> std::path::PathBuf {
+    let mut b = rpm::PackageBuilder::new(name, version, "MIT", "noarch", "diff test");
+    b.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
+        .release("1");
+    if let Some(e) = epoch {
+        b.epoch(e);
+    }
+    let path = dir.join(format!("{name}-{version}-1.noarch.rpm"));
+    b.build().unwrap().write_file(&path).unwrap();
+    path
+}
+
+#[test]
+fn snapshot_diff_follows_rpm_version_order() {
+    for backend in backends() {
+        let up_dir = tempfile::tempdir().unwrap();
+        let repo = up_dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let a = build_pkg(&repo, "alpha", "1.9", None);
+        let b = build_pkg(&repo, "beta", "2.0", None);
+        let c = build_pkg(&repo, "gamma", "1.0", Some(1));
+        build_pkg(&repo, "delta", "1.0", None);
+        createrepo_dir(&repo, false);
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&backend, &upstream, "");
+        env.ok(&["repo", "sync", "m"]);
+        env.ok(&["snapshot", "create", "m", "--name", "one"]);
+
+        for f in [&a, &b, &c] {
+            std::fs::remove_file(f).unwrap();
+        }
+        build_pkg(&repo, "alpha", "1.10", None);
+        build_pkg(&repo, "beta", "2.0~rc1", None);
+        build_pkg(&repo, "epsilon", "0.1", None);
+        createrepo_dir(&repo, false);
+        make_world_readable(up_dir.path());
+        env.ok(&["repo", "sync", "m"]);
+        env.ok(&["snapshot", "create", "m", "--name", "two"]);
+
+        let d = env.json(&["snapshot", "diff", "m", "one", "two"]);
+        let names = |k: &str| -> Vec<String> {
+            d[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names("added"), vec!["epsilon"], "{d}");
+        assert_eq!(names("removed"), vec!["gamma"], "{d}");
+        assert_eq!(names("upgraded"), vec!["alpha"], "{d}");
+        assert_eq!(d["upgraded"][0]["to"], "1.10-1");
+        assert_eq!(
+            names("downgraded"),
+            vec!["beta"],
+            "{}: 2.0~rc1 sorts before 2.0: {d}",
+            backend.name()
+        );
+        let text = env.ok(&["snapshot", "diff", "m", "one", "two"]);
+        assert!(
+            text.contains("upgraded   alpha.noarch 1.9-1 -> 1.10-1"),
+            "{text}"
+        );
+    }
+}

@@ -1077,6 +1077,28 @@ impl Catalog {
             .collect()
     }
 
+    /// The name, arch and EVR of every package in a snapshot.
+    pub async fn snapshot_nevras(&self, snapshot_id: i64) -> Result<Vec<crate::diff::Nevra>> {
+        let rows = sqlx::query(
+            "SELECT p.name, p.arch, p.epoch, p.version, p.release FROM snapshot_packages sp \
+             JOIN packages p ON p.id = sp.package_id WHERE sp.snapshot_id = $1",
+        )
+        .bind(snapshot_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::diff::Nevra {
+                    name: r.try_get(0)?,
+                    arch: r.try_get(1)?,
+                    epoch: r.try_get(2)?,
+                    version: r.try_get(3)?,
+                    release: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
     // ---- serving index ------------------------------------------------------------
 
     /// Every published tree: each snapshot, and each repository's `latest`.

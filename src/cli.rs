@@ -64,6 +64,15 @@ pub enum Command {
         #[arg(long)]
         payload_bytes: Option<usize>,
     },
+    /// Point an alias (e.g. `prod`) at a snapshot; switching is atomic, and rolling back
+    /// is publishing the older snapshot again.
+    Publish {
+        repo: String,
+        snapshot: String,
+        /// The alias, served at /repos/REPO/ALIAS/.
+        #[arg(long = "as", value_name = "ALIAS")]
+        alias: String,
+    },
     /// Catalog maintenance.
     Db {
         #[command(subcommand)]
@@ -135,6 +144,9 @@ pub enum SnapshotCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a snapshot (refused while an alias uses it, or used it within the grace
+    /// period). Its files stay in the pool until garbage collection.
+    Delete { repo: String, snapshot: String },
     /// What changed between two snapshots of a repository, by name.arch.
     Diff {
         repo: String,
@@ -307,6 +319,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repo { command } => repo_cmd(&app, command).await,
         Command::Snapshot { command } => snapshot_cmd(&app, command).await,
         Command::Db { command } => db_cmd(&app, command).await,
+        Command::Publish {
+            repo,
+            snapshot,
+            alias,
+        } => {
+            if !crate::config::valid_name(&alias)
+                || crate::publish::RESERVED_NAMES.contains(&alias.as_str())
+            {
+                bail!("{alias:?} cannot be an alias name (letters, digits, - _ . + :; not latest, repodata or Packages)");
+            }
+            let previous = app.catalog.set_alias(&repo, &alias, &snapshot).await?;
+            let _ = app.datadir.bump_generation();
+            match previous {
+                Some(old) if old != snapshot => {
+                    println!("{repo}/{alias}: {old} -> {snapshot} (the files of {old} stay served under {alias} for the grace period)")
+                }
+                Some(_) => println!("{repo}/{alias} already points at {snapshot}"),
+                None => println!("{repo}/{alias} -> {snapshot}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -322,6 +355,7 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
         app.datadir.clone(),
         addr,
         app.config.server.workers,
+        app.config.server.alias_grace,
     )
     .await?;
     println!("listening on http://{}/", server.addr);
@@ -604,8 +638,9 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
             };
             let snaps = app.catalog.snapshots(Some(&repo)).await?;
             let syncs = app.catalog.sync_runs(r.id, 10).await?;
+            let aliases = app.catalog.aliases(Some(&repo)).await?;
             if json {
-                let doc = serde_json::json!({"repo": r, "snapshots": snaps, "syncs": syncs});
+                let doc = serde_json::json!({"repo": r, "snapshots": snaps, "aliases": aliases, "syncs": syncs});
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
                 println!("repo:      {}", r.name);
@@ -619,6 +654,9 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
                         fmt_time(s.created_at),
                         s.package_count
                     );
+                }
+                for a in &aliases {
+                    println!("  alias {} -> {}", a.name, a.snapshot);
                 }
                 if !syncs.is_empty() {
                     println!("syncs, newest first:");
@@ -689,6 +727,12 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
                     published.seconds
                 );
             }
+        }
+        SnapshotCommand::Delete { repo, snapshot } => {
+            let grace = app.config.server.alias_grace.as_secs() as i64;
+            app.catalog.delete_snapshot(&repo, &snapshot, grace).await?;
+            let _ = app.datadir.bump_generation();
+            println!("deleted snapshot {repo}/{snapshot}");
         }
         SnapshotCommand::Diff {
             repo,

@@ -50,6 +50,36 @@ pub struct ServerConfig {
     /// Serving threads (one io_uring runtime each); 0 means one per core.
     #[serde(default)]
     pub workers: usize,
+    /// How long an alias keeps serving what it pointed at before a switch ("3d", "12h").
+    #[serde(default = "default_alias_grace", deserialize_with = "de_duration")]
+    pub alias_grace: std::time::Duration,
+}
+
+fn default_alias_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(3 * 86_400)
+}
+
+/// Parses "90s", "30m", "12h" or "3d".
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like \"90s\", \"30m\", \"12h\" or \"3d\""))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 impl Default for ServerConfig {
@@ -59,6 +89,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             database_url: None,
             workers: 0,
+            alias_grace: default_alias_grace(),
         }
     }
 }

@@ -72,6 +72,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         app.datadir.clone(),
         listen,
         app.config.server.workers,
+        app.config.server.alias_grace,
     )
     .await?;
     let base = format!("http://{}/repos/demo/first/", server.addr);

@@ -50,20 +50,11 @@ impl FromStr for Schedule {
             return Ok(Schedule::Daily { hour, minute });
         }
         if let Some(t) = s.strip_prefix("every ") {
-            let t = t.trim();
-            let (num, unit) = t.split_at(t.len().saturating_sub(1));
-            let n: u64 = num.trim().parse().map_err(|_| bad())?;
-            let secs = match unit {
-                "s" => n,
-                "m" => n * 60,
-                "h" => n * 3600,
-                "d" => n * 86_400,
-                _ => return Err(bad()),
-            };
-            if secs == 0 {
+            let d = crate::config::parse_duration(t).map_err(|_| bad())?;
+            if d.is_zero() {
                 return Err(bad());
             }
-            return Ok(Schedule::Every(Duration::from_secs(secs)));
+            return Ok(Schedule::Every(d));
         }
         Err(bad())
     }

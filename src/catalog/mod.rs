@@ -31,6 +31,16 @@ pub enum CatalogError {
     UnknownSnapshot { repo: String, snapshot: String },
     #[error("repository {repo:?} already has a snapshot named {snapshot:?}")]
     SnapshotExists { repo: String, snapshot: String },
+    #[error("repository {repo:?}: {name:?} is an alias; a snapshot cannot shadow it")]
+    AliasExists { repo: String, name: String },
+    #[error("repository {repo:?}: {name:?} is a snapshot name; an alias cannot shadow it")]
+    AliasShadowsSnapshot { repo: String, name: String },
+    #[error("snapshot {repo}/{snapshot} is in use: {users}")]
+    SnapshotInUse {
+        repo: String,
+        snapshot: String,
+        users: String,
+    },
     #[error("unsupported database URL {0:?} (expected sqlite:… or postgres://…)")]
     BadUrl(String),
 }
@@ -77,6 +87,25 @@ pub struct ExtraRef {
     pub kind: String,
     pub sha256: String,
     pub size: i64,
+}
+
+/// An alias and the snapshot it points at.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AliasRow {
+    pub repo: String,
+    pub name: String,
+    pub snapshot: String,
+    pub updated_at: i64,
+}
+
+/// An alias as the server's index needs it: the tree it serves now, and the trees it
+/// served before that are still within the grace period (newest first).
+#[derive(Debug, Clone)]
+pub struct AliasTree {
+    pub repo: String,
+    pub name: String,
+    pub current: TreeRow,
+    pub previous: Vec<TreeRow>,
 }
 
 /// One recorded sync of a mirrored repository.
@@ -957,6 +986,17 @@ impl Catalog {
         publication_id: i64,
     ) -> Result<SnapshotRow> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
+        let alias = sqlx::query("SELECT 1 FROM aliases WHERE repo_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if alias.is_some() {
+            return Err(CatalogError::AliasExists {
+                repo: repo.to_string(),
+                name: name.to_string(),
+            });
+        }
         let exists = sqlx::query("SELECT 1 FROM snapshots WHERE repo_id = $1 AND name = $2")
             .bind(repo_id)
             .bind(name)
@@ -1097,6 +1137,203 @@ impl Catalog {
                 })
             })
             .collect()
+    }
+
+    // ---- aliases ------------------------------------------------------------------
+
+    /// Points alias `name` of `repo` at `snapshot`, in one transaction; the snapshot it
+    /// pointed at before (returned) is remembered for the grace period.
+    pub async fn set_alias(
+        &self,
+        repo: &str,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<Option<String>> {
+        let snap = self.snapshot(repo, snapshot).await?;
+        let repo_id: i64 = sqlx::query("SELECT id FROM repos WHERE name = $1")
+            .bind(repo)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let mut tx = self.pool.begin().await?;
+        let shadow = sqlx::query("SELECT 1 FROM snapshots WHERE repo_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if shadow.is_some() {
+            return Err(CatalogError::AliasShadowsSnapshot {
+                repo: repo.to_string(),
+                name: name.to_string(),
+            });
+        }
+        let existing = sqlx::query(
+            "SELECT a.id, a.snapshot_id, s.name FROM aliases a JOIN snapshots s ON s.id = a.snapshot_id \
+             WHERE a.repo_id = $1 AND a.name = $2",
+        )
+        .bind(repo_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let previous = match existing {
+            Some(row) => {
+                let (alias_id, old_snapshot): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                let old_name: String = row.try_get(2)?;
+                if old_snapshot != snap.id {
+                    sqlx::query(
+                        "INSERT INTO alias_history (alias_id, snapshot_id, replaced_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(alias_id)
+                    .bind(old_snapshot)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("UPDATE aliases SET snapshot_id = $1, updated_at = $2 WHERE id = $3")
+                    .bind(snap.id)
+                    .bind(now())
+                    .bind(alias_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Some(old_name)
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO aliases (repo_id, name, snapshot_id, updated_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(repo_id)
+                .bind(name)
+                .bind(snap.id)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+                None
+            }
+        };
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// Aliases of one repository (or all).
+    pub async fn aliases(&self, repo: Option<&str>) -> Result<Vec<AliasRow>> {
+        let rows = sqlx::query(
+            "SELECT r.name, a.name, s.name, a.updated_at FROM aliases a JOIN repos r ON r.id = a.repo_id \
+             JOIN snapshots s ON s.id = a.snapshot_id WHERE $1 = '' OR r.name = $1 ORDER BY r.name, a.name",
+        )
+        .bind(repo.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AliasRow {
+                    repo: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    snapshot: r.try_get(2)?,
+                    updated_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a snapshot unless an alias points at it or served it within `grace_secs`
+    /// (the error names them). Its publication and blobs stay for garbage collection.
+    pub async fn delete_snapshot(&self, repo: &str, name: &str, grace_secs: i64) -> Result<()> {
+        let snap = self.snapshot(repo, name).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut users = Vec::new();
+        for r in sqlx::query("SELECT name FROM aliases WHERE snapshot_id = $1 ORDER BY name")
+            .bind(snap.id)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            users.push(format!("alias {:?}", r.try_get::<String, _>(0)?));
+        }
+        let cutoff = now() - grace_secs;
+        for r in sqlx::query(
+            "SELECT a.name FROM alias_history h JOIN aliases a ON a.id = h.alias_id \
+             WHERE h.snapshot_id = $1 AND h.replaced_at > $2 ORDER BY a.name",
+        )
+        .bind(snap.id)
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            users.push(format!(
+                "alias {:?} served it until recently (grace period)",
+                r.try_get::<String, _>(0)?
+            ));
+        }
+        if !users.is_empty() {
+            return Err(CatalogError::SnapshotInUse {
+                repo: repo.to_string(),
+                snapshot: name.to_string(),
+                users: users.join(", "),
+            });
+        }
+        sqlx::query("DELETE FROM alias_history WHERE snapshot_id = $1")
+            .bind(snap.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM snapshot_packages WHERE snapshot_id = $1")
+            .bind(snap.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM snapshots WHERE id = $1")
+            .bind(snap.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every alias with its current tree and the trees it served within `grace_secs`.
+    pub async fn alias_trees(&self, grace_secs: i64) -> Result<Vec<AliasTree>> {
+        let rows = sqlx::query(
+            "SELECT a.id, r.name, a.name, s.name, s.publication_id, p.revision FROM aliases a \
+             JOIN repos r ON r.id = a.repo_id JOIN snapshots s ON s.id = a.snapshot_id \
+             JOIN publications p ON p.id = s.publication_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let cutoff = now() - grace_secs;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let alias_id: i64 = r.try_get(0)?;
+            let repo: String = r.try_get(1)?;
+            let previous = sqlx::query(
+                "SELECT s.name, s.publication_id, p.revision FROM alias_history h \
+                 JOIN snapshots s ON s.id = h.snapshot_id JOIN publications p ON p.id = s.publication_id \
+                 WHERE h.alias_id = $1 AND h.replaced_at > $2 ORDER BY h.replaced_at DESC",
+            )
+            .bind(alias_id)
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|p| {
+                Ok(TreeRow {
+                    repo: repo.clone(),
+                    name: p.try_get(0)?,
+                    publication_id: p.try_get(1)?,
+                    revision: p.try_get(2)?,
+                    immutable: true,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+            out.push(AliasTree {
+                name: r.try_get(2)?,
+                current: TreeRow {
+                    repo: repo.clone(),
+                    name: r.try_get(3)?,
+                    publication_id: r.try_get(4)?,
+                    revision: r.try_get(5)?,
+                    immutable: true,
+                },
+                previous,
+                repo,
+            });
+        }
+        Ok(out)
     }
 
     // ---- serving index ------------------------------------------------------------

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hyper::header::HeaderValue;
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, TreeRow};
 
 /// One servable file, with its response headers prepared when the index is built.
 #[derive(Debug, Clone)]
@@ -81,36 +81,73 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// The files of a tree (one publication: its metadata and packages), loaded once per
+/// publication.
+async fn files_of(
+    catalog: &Catalog,
+    tree: &TreeRow,
+    cache: &mut HashMap<i64, Arc<Files>>,
+) -> Result<Arc<Files>, CatalogError> {
+    if let Some(f) = cache.get(&tree.publication_id) {
+        return Ok(f.clone());
+    }
+    let mut files = Files::default();
+    for f in catalog.publication_files(tree.publication_id).await? {
+        let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
+        files.files.insert(f.path, entry);
+    }
+    for p in catalog.tree_packages(tree).await? {
+        let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
+        files.files.insert(p.path, entry);
+    }
+    let files = Arc::new(files);
+    cache.insert(tree.publication_id, files.clone());
+    Ok(files)
+}
+
 impl Index {
-    /// Loads the index from the catalog.
-    pub async fn load(catalog: &Catalog) -> Result<Index, CatalogError> {
-        let trees = catalog.trees().await?;
-        let mut by_publication: HashMap<i64, Arc<Files>> = HashMap::new();
+    /// Loads the index from the catalog. An alias serves its snapshot's files plus, for
+    /// `alias_grace` after a switch, the files of what it served before (so a client
+    /// holding the old repomd.xml still gets everything it names).
+    pub async fn load(catalog: &Catalog, alias_grace: Duration) -> Result<Index, CatalogError> {
+        let mut cache: HashMap<i64, Arc<Files>> = HashMap::new();
         let mut index = Index::default();
-        for tree in trees {
-            let files = match by_publication.get(&tree.publication_id) {
-                Some(f) => f.clone(),
-                None => {
-                    let mut files = Files::default();
-                    for f in catalog.publication_files(tree.publication_id).await? {
-                        let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
-                        files.files.insert(f.path, entry);
-                    }
-                    for p in catalog.tree_packages(&tree).await? {
-                        let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
-                        files.files.insert(p.path, entry);
-                    }
-                    let files = Arc::new(files);
-                    by_publication.insert(tree.publication_id, files.clone());
-                    files
-                }
-            };
+        for tree in catalog.trees().await? {
+            let files = files_of(catalog, &tree, &mut cache).await?;
             index.repos.entry(tree.repo.clone()).or_default().insert(
                 tree.name.clone(),
                 Tree {
                     files,
                     immutable: tree.immutable,
                     revision: tree.revision,
+                },
+            );
+        }
+        for alias in catalog.alias_trees(alias_grace.as_secs() as i64).await? {
+            let current = files_of(catalog, &alias.current, &mut cache).await?;
+            let files = if alias.previous.is_empty() {
+                current
+            } else {
+                let mut merged = Files {
+                    files: current.files.clone(),
+                };
+                for prev in &alias.previous {
+                    let old = files_of(catalog, prev, &mut cache).await?;
+                    for (path, entry) in &old.files {
+                        merged
+                            .files
+                            .entry(path.clone())
+                            .or_insert_with(|| entry.clone());
+                    }
+                }
+                Arc::new(merged)
+            };
+            index.repos.entry(alias.repo.clone()).or_default().insert(
+                alias.name.clone(),
+                Tree {
+                    files,
+                    immutable: false,
+                    revision: alias.current.revision,
                 },
             );
         }

@@ -88,8 +88,11 @@ impl Server {
         datadir: DataDir,
         listen: SocketAddr,
         workers: usize,
+        alias_grace: Duration,
     ) -> Result<Server, ServeError> {
-        let index = Arc::new(ArcSwap::from_pointee(Index::load(&catalog).await?));
+        let index = Arc::new(ArcSwap::from_pointee(
+            Index::load(&catalog, alias_grace).await?,
+        ));
         let mode = if blob::uring_available() {
             ReadMode::Uring
         } else {
@@ -136,7 +139,7 @@ impl Server {
                 .map_err(|e| ServeError::Worker(e.to_string()))?;
             handles.push(handle);
         }
-        let watcher = watch_generation(&datadir, catalog, index.clone())?;
+        let watcher = watch_generation(&datadir, catalog, index.clone(), alias_grace)?;
         tracing::info!(
             "serving {} trees on http://{addr}/ with {n} workers ({mode:?} reads)",
             index.load().tree_count()
@@ -262,6 +265,7 @@ fn watch_generation(
     datadir: &DataDir,
     catalog: Catalog,
     index: Arc<ArcSwap<Index>>,
+    alias_grace: Duration,
 ) -> Result<notify::RecommendedWatcher, ServeError> {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -293,7 +297,7 @@ fn watch_generation(
             // Coalesce bursts of events into one reload.
             tokio::time::sleep(Duration::from_millis(20)).await;
             while rx.try_recv().is_ok() {}
-            match Index::load(&catalog).await {
+            match Index::load(&catalog, alias_grace).await {
                 Ok(new) => {
                     tracing::info!(
                         "published content changed: {} trees indexed",

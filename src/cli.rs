@@ -73,6 +73,18 @@ pub enum Command {
         #[arg(long = "as", value_name = "ALIAS")]
         alias: String,
     },
+    /// Remove catalog rows and pool blobs that nothing references any more.
+    Gc {
+        /// Only report what would be freed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep anything younger than this ("1h", "30m"): work in progress may be about
+        /// to reference it. Never set it below how long your imports and syncs take.
+        #[arg(long, default_value = "1h", value_parser = crate::config::parse_duration)]
+        min_age: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
     /// Catalog maintenance.
     Db {
         #[command(subcommand)]
@@ -319,6 +331,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repo { command } => repo_cmd(&app, command).await,
         Command::Snapshot { command } => snapshot_cmd(&app, command).await,
         Command::Db { command } => db_cmd(&app, command).await,
+        Command::Gc {
+            dry_run,
+            min_age,
+            json,
+        } => {
+            let report = crate::gc::collect(
+                &app.catalog,
+                &app.pool,
+                app.config.server.alias_grace,
+                min_age,
+                dry_run,
+            )
+            .await?;
+            if !dry_run {
+                let _ = app.datadir.bump_generation();
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} {} blobs ({} bytes), {} publications and {} packages from the catalog",
+                    if dry_run { "would free" } else { "freed" },
+                    report.blobs,
+                    report.bytes,
+                    report.rows.publications,
+                    report.rows.packages
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Publish {
             repo,
             snapshot,

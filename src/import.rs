@@ -149,7 +149,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
         file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         let size = bytes.len() as u64;
-        let staged = if pool.has(&sha256, size) {
+        let staged = if pool.reuse(&sha256, size) {
             None
         } else {
             Some(pool.stage_bytes(&bytes).map_err(|e| e.to_string())?)

@@ -17,6 +17,7 @@ pub mod config;
 pub mod datadir;
 pub mod demo;
 pub mod diff;
+pub mod gc;
 pub mod import;
 pub mod package;
 pub mod pool;

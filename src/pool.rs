@@ -151,6 +151,21 @@ impl Pool {
         self.path_of(sha256).is_file()
     }
 
+    /// Is the blob present with the expected size? If so, its modification time is set
+    /// to now: garbage collection never removes a blob touched within its minimum age,
+    /// so a blob that an import or sync is about to reference again is safe.
+    pub fn reuse(&self, sha256: &str, size: u64) -> bool {
+        if !self.has(sha256, size) {
+            return false;
+        }
+        let path = self.path_of(sha256);
+        File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .is_ok()
+    }
+
     /// Is the blob present under its final name with the expected size?
     pub fn has(&self, sha256: &str, size: u64) -> bool {
         is_sha256(sha256)

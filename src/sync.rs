@@ -798,13 +798,13 @@ async fn sync_locked(
     for &i in by_location.values() {
         let e = &entries[i];
         if let Some(sha) = mapped.get(&(e.checksum.algorithm.clone(), e.checksum.hex.clone())) {
-            if pool.has(sha, e.package.size_package as u64) {
+            if pool.reuse(sha, e.package.size_package as u64) {
                 known.insert(i, sha.clone());
                 continue;
             }
         }
         if e.checksum.algorithm == "sha256"
-            && pool.has(&e.checksum.hex, e.package.size_package as u64)
+            && pool.reuse(&e.checksum.hex, e.package.size_package as u64)
         {
             known.insert(i, e.checksum.hex.clone());
         } else {

@@ -102,3 +102,71 @@ fn aliases_switch_atomically_keep_old_metadata_servable_and_roll_back() {
         assert_eq!(show["aliases"][0]["snapshot"], "2026-10");
     }
 }
+
+#[test]
+fn gc_frees_what_nothing_references_and_keeps_everything_served() {
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        let one = env.dir.path().join("one");
+        let files = cairn::samples::demo_packages(&one).unwrap();
+        env.ok(&["import", "fx", one.to_str().unwrap()]);
+        env.ok(&["snapshot", "create", "fx", "--name", "old"]);
+        // A rebuild of demo-lib replaces it in the repo; only snapshot "old" holds the first.
+        let rebuilt = env.dir.path().join("rebuilt");
+        std::fs::create_dir_all(&rebuilt).unwrap();
+        let mut p = rpm::PackageBuilder::new("demo-lib", "1.2.0", "MIT", "noarch", "Rebuilt");
+        p.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
+            .release("1")
+            .with_file_contents(
+                b"answer=43\n".to_vec(),
+                rpm::FileOptions::new("/usr/share/demo-lib/data.conf"),
+            )
+            .unwrap();
+        p.build()
+            .unwrap()
+            .write_file(rebuilt.join("demo-lib.rpm"))
+            .unwrap();
+        env.ok(&["import", "fx", rebuilt.to_str().unwrap()]);
+        let old_lib = file_facts(
+            files
+                .iter()
+                .find(|f| f.to_string_lossy().contains("demo-lib"))
+                .unwrap(),
+        )
+        .sha256;
+        let blob = env
+            .data()
+            .join("pool")
+            .join(&old_lib[..2])
+            .join(&old_lib[2..4])
+            .join(&old_lib);
+
+        // While snapshot "old" exists, nothing it needs goes.
+        let report = env.json(&["gc", "--min-age", "0s"]);
+        assert!(blob.is_file(), "{}: {report}", backend.name());
+
+        env.ok(&["snapshot", "delete", "fx", "old"]);
+        let dry = env.json(&["gc", "--min-age", "0s", "--dry-run"]);
+        assert!(dry["blobs"].as_u64().unwrap() >= 1, "{dry}");
+        assert!(blob.is_file(), "a dry run deletes nothing");
+        let report = env.json(&["gc", "--min-age", "0s"]);
+        assert_eq!(report["blobs"], dry["blobs"], "{report} vs {dry}");
+        assert_eq!(report["rows"]["packages"], 1, "{report}");
+        assert!(!blob.exists(), "the old demo-lib is gone");
+        // Young blobs are kept by default.
+        let again = env.json(&["gc", "--dry-run"]);
+        assert_eq!(again["blobs"], 0, "{again}");
+
+        // Everything still referenced is intact and served.
+        let verify = env.json(&["db", "verify"]);
+        assert_eq!(verify["missing"].as_array().unwrap().len(), 0, "{verify}");
+        assert_eq!(
+            verify["unreferenced"].as_array().unwrap().len(),
+            0,
+            "{verify}"
+        );
+        let server = env.serve();
+        let installed = dnf_install(&server.url("/repos/fx/latest/"), &["demo-app"]);
+        assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+    }
+}

@@ -8,7 +8,7 @@
 //! Bulk work is set-based: packages are inserted in multi-row batches inside one
 //! transaction, and a snapshot is an `INSERT … SELECT` of the repository's content.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -108,6 +108,13 @@ pub struct AliasTree {
     pub previous: Vec<TreeRow>,
 }
 
+/// Catalog rows garbage collection removed (or would remove).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct GcRows {
+    pub publications: i64,
+    pub packages: i64,
+}
+
 /// One recorded sync of a mirrored repository.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncRun {
@@ -176,6 +183,15 @@ pub struct Catalog {
     pool: AnyPool,
     backend: Backend,
 }
+
+/// Publications no repository and no snapshot points at, older than `$1`.
+const UNUSED_PUBLICATIONS: &str = "FROM publications WHERE created_at <= $1 \
+     AND id NOT IN (SELECT latest_publication_id FROM repos WHERE latest_publication_id IS NOT NULL) \
+     AND id NOT IN (SELECT publication_id FROM snapshots)";
+/// Packages no repository and no snapshot holds, older than `$1`.
+const UNUSED_PACKAGES: &str = "FROM packages WHERE created_at <= $1 \
+     AND id NOT IN (SELECT package_id FROM repo_packages) \
+     AND id NOT IN (SELECT package_id FROM snapshot_packages)";
 
 /// Rows per multi-row INSERT (keeps parameters under both engines' limits).
 const BATCH_ROWS: usize = 500;
@@ -1115,6 +1131,68 @@ impl Catalog {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+
+    /// The blobs that rows surviving [`Catalog::collect_garbage`] reference (what a dry
+    /// run must assume stays).
+    pub async fn blobs_still_referenced_after_gc(
+        &self,
+        min_age_secs: i64,
+    ) -> Result<HashSet<String>> {
+        let sql = format!(
+            "SELECT sha256 FROM packages WHERE id NOT IN (SELECT id {UNUSED_PACKAGES}) \
+             UNION SELECT sha256 FROM publication_files WHERE publication_id NOT IN (SELECT id {UNUSED_PUBLICATIONS}) \
+             UNION SELECT sha256 FROM repo_extras"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now() - min_age_secs)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Removes catalog rows nothing uses any more, in one transaction: alias history past
+    /// the grace period, publications that no repository and no snapshot points at, and
+    /// packages that no repository and no snapshot holds. Rows younger than `min_age_secs`
+    /// are kept (work in progress may be about to use them). With `dry_run`, only counts.
+    pub async fn collect_garbage(
+        &self,
+        min_age_secs: i64,
+        grace_secs: i64,
+        dry_run: bool,
+    ) -> Result<GcRows> {
+        let cutoff = now() - min_age_secs;
+        let mut tx = self.pool.begin().await?;
+        let count = |sql: &'static str| format!("SELECT COUNT(*) {sql}");
+        let publications: i64 = sqlx::query(AssertSqlSafe(count(UNUSED_PUBLICATIONS)))
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let packages: i64 = sqlx::query(AssertSqlSafe(count(UNUSED_PACKAGES)))
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if !dry_run {
+            sqlx::query("DELETE FROM alias_history WHERE replaced_at < $1")
+                .bind(now() - grace_secs)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(AssertSqlSafe(format!("DELETE {UNUSED_PUBLICATIONS}")))
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(AssertSqlSafe(format!("DELETE {UNUSED_PACKAGES}")))
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(GcRows {
+            publications,
+            packages,
+        })
     }
 
     /// The name, arch and EVR of every package in a snapshot.

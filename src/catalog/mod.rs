@@ -152,12 +152,23 @@ pub struct TreeFile {
 /// A published tree: a snapshot or a repository's `latest`.
 #[derive(Debug, Clone)]
 pub struct TreeRow {
+    /// The repository, or the view for view trees.
     pub repo: String,
     /// Snapshot name, or `latest`.
     pub name: String,
     pub publication_id: i64,
     pub revision: i64,
     pub immutable: bool,
+    pub kind: TreeKind,
+}
+
+/// Where a tree's packages are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind {
+    RepoSnapshot,
+    RepoLatest,
+    ViewSnapshot,
+    ViewLatest,
 }
 
 /// A package entry of a repository's current content.
@@ -1395,6 +1406,7 @@ impl Catalog {
                     publication_id: p.try_get(1)?,
                     revision: p.try_get(2)?,
                     immutable: true,
+                    kind: TreeKind::RepoSnapshot,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -1406,6 +1418,7 @@ impl Catalog {
                     publication_id: r.try_get(4)?,
                     revision: r.try_get(5)?,
                     immutable: true,
+                    kind: TreeKind::RepoSnapshot,
                 },
                 previous,
                 repo,
@@ -1432,6 +1445,7 @@ impl Catalog {
                 publication_id: r.try_get(2)?,
                 revision: r.try_get(3)?,
                 immutable: true,
+                kind: TreeKind::RepoSnapshot,
             });
         }
         let rows = sqlx::query(
@@ -1447,6 +1461,7 @@ impl Catalog {
                 publication_id: r.try_get(1)?,
                 revision: r.try_get(2)?,
                 immutable: false,
+                kind: TreeKind::RepoLatest,
             });
         }
         Ok(out)
@@ -1455,26 +1470,33 @@ impl Catalog {
     /// The package files of a tree. A publication's content key covers every package
     /// and location, so all trees sharing a publication hold the same files.
     pub async fn tree_packages(&self, tree: &TreeRow) -> Result<Vec<TreeFile>> {
-        let rows = if tree.immutable {
-            sqlx::query(
+        let sql = match tree.kind {
+            TreeKind::RepoSnapshot => {
                 "SELECT sp.location, p.sha256, p.size_package, p.time_file FROM snapshot_packages sp \
                  JOIN packages p ON p.id = sp.package_id JOIN snapshots s ON s.id = sp.snapshot_id \
-                 JOIN repos r ON r.id = s.repo_id WHERE r.name = $1 AND s.name = $2",
-            )
-            .bind(tree.repo.as_str())
-            .bind(tree.name.as_str())
-            .fetch_all(&self.pool)
-            .await?
-        } else {
-            sqlx::query(
+                 JOIN repos r ON r.id = s.repo_id WHERE r.name = $1 AND s.name = $2"
+            }
+            TreeKind::RepoLatest => {
                 "SELECT rp.location, p.sha256, p.size_package, p.time_file FROM repo_packages rp \
                  JOIN packages p ON p.id = rp.package_id JOIN repos r ON r.id = rp.repo_id \
-                 WHERE r.name = $1",
-            )
-            .bind(tree.repo.as_str())
-            .fetch_all(&self.pool)
-            .await?
+                 WHERE r.name = $1"
+            }
+            TreeKind::ViewSnapshot => {
+                "SELECT vp.location, p.sha256, p.size_package, p.time_file FROM view_snapshot_packages vp \
+                 JOIN packages p ON p.id = vp.package_id JOIN view_snapshots s ON s.id = vp.view_snapshot_id \
+                 JOIN views v ON v.id = s.view_id WHERE v.name = $1 AND s.name = $2"
+            }
+            TreeKind::ViewLatest => {
+                "SELECT vp.location, p.sha256, p.size_package, p.time_file FROM view_latest_packages vp \
+                 JOIN packages p ON p.id = vp.package_id JOIN views v ON v.id = vp.view_id \
+                 WHERE v.name = $1"
+            }
         };
+        let mut q = sqlx::query(sql).bind(tree.repo.as_str());
+        if matches!(tree.kind, TreeKind::RepoSnapshot | TreeKind::ViewSnapshot) {
+            q = q.bind(tree.name.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(TreeFile {

@@ -64,6 +64,11 @@ pub enum Command {
         #[arg(long)]
         payload_bytes: Option<usize>,
     },
+    /// Views: repositories published together.
+    View {
+        #[command(subcommand)]
+        command: ViewCommand,
+    },
     /// Point an alias (e.g. `prod`) at a snapshot; switching is atomic, and rolling back
     /// is publishing the older snapshot again.
     Publish {
@@ -121,6 +126,31 @@ pub enum RepoCommand {
         /// Sync every repository that has a feed.
         #[arg(long)]
         all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewCommand {
+    /// List the views of the config.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a view: members and snapshots.
+    Show {
+        view: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Snapshot every member repository and the view together, atomically.
+    Snapshot {
+        view: String,
+        /// Snapshot name (default: the UTC date and time); each member gets a snapshot of
+        /// the same name.
+        #[arg(long)]
+        name: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -331,6 +361,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repo { command } => repo_cmd(&app, command).await,
         Command::Snapshot { command } => snapshot_cmd(&app, command).await,
         Command::Db { command } => db_cmd(&app, command).await,
+        Command::View { command } => view_cmd(&app, command).await,
         Command::Gc {
             dry_run,
             min_age,
@@ -391,6 +422,9 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     for repo in &app.config.repos {
         app.catalog.ensure_repo(&repo.id).await?;
     }
+    for view in &app.config.views {
+        crate::view::publish_latest(&app.catalog, &app.pool, view).await?;
+    }
     let server = crate::serve::Server::start(
         app.catalog.clone(),
         app.pool.clone(),
@@ -401,8 +435,7 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     )
     .await?;
     println!("listening on http://{}/", server.addr);
-    let scheduled =
-        crate::schedule::start(&app.config.repos, &app.catalog, &app.pool, &app.datadir);
+    let scheduled = crate::schedule::start(&app.config, &app.catalog, &app.pool, &app.datadir);
     wait_for_shutdown().await;
     for task in scheduled {
         task.abort();
@@ -454,6 +487,10 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
     .await;
     display.abort();
     let report = result?;
+    if report.published.is_some() {
+        crate::view::refresh_views_of(&app.catalog, &app.pool, &app.datadir, &app.config, repo)
+            .await?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -540,6 +577,81 @@ fn show_progress(
     })
 }
 
+fn default_snapshot_name() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_else(|_| "snapshot".into())
+}
+
+async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode> {
+    let get = |name: &str| {
+        app.config
+            .view(name)
+            .with_context(|| format!("view {name:?} is not declared in the config"))
+    };
+    match command {
+        ViewCommand::List { json } => {
+            if json {
+                let list: Vec<_> = app
+                    .config
+                    .views
+                    .iter()
+                    .map(|v| serde_json::json!({"name": v.name, "repos": v.repos}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for v in &app.config.views {
+                    println!("{:<24} {}", v.name, v.repos.join(", "));
+                }
+            }
+        }
+        ViewCommand::Show { view, json } => {
+            let v = get(&view)?;
+            let snaps = app.catalog.view_snapshots(&view).await?;
+            if json {
+                let doc = serde_json::json!({"name": v.name, "repos": v.repos, "snapshots": snaps});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!("view:      {}", v.name);
+                println!("repos:     {}", v.repos.join(", "));
+                for s in snaps {
+                    println!(
+                        "  {} ({}, {} packages)",
+                        s.name,
+                        fmt_time(s.created_at),
+                        s.package_count
+                    );
+                }
+            }
+        }
+        ViewCommand::Snapshot { view, name, json } => {
+            let v = get(&view)?;
+            let name = name.unwrap_or_else(default_snapshot_name);
+            let row =
+                crate::view::snapshot(&app.catalog, &app.pool, &app.datadir, &app.config, v, &name)
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&row)?);
+            } else {
+                println!(
+                    "created view snapshot {}/{} with {} packages (members: {})",
+                    row.view,
+                    row.name,
+                    row.package_count,
+                    row.members
+                        .iter()
+                        .map(|(r, s)| format!("{r}/{s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
     match command {
         DbCommand::Migrate => {
@@ -603,6 +715,16 @@ async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Res
         let display = show_progress(progress.clone(), "downloading");
         let result = crate::sync::sync(&app.catalog, &app.pool, &app.datadir, r, &progress).await;
         display.abort();
+        if matches!(&result, Ok(report) if report.status == "ok") {
+            crate::view::refresh_views_of(
+                &app.catalog,
+                &app.pool,
+                &app.datadir,
+                &app.config,
+                &r.id,
+            )
+            .await?;
+        }
         match result {
             Ok(report) => {
                 if !json {

@@ -32,6 +32,18 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default, rename = "repo")]
     pub repos: Vec<RepoConfig>,
+    #[serde(default, rename = "view")]
+    pub views: Vec<ViewConfig>,
+}
+
+/// `[[view]]`: repositories published together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewConfig {
+    /// The view name used in commands and URLs (/views/<name>/...).
+    pub name: String,
+    /// Member repositories; earlier ones win when two carry the same name.arch and EVR.
+    pub repos: Vec<String>,
 }
 
 /// `[server]`.
@@ -274,6 +286,29 @@ impl Config {
                 return Err(invalid(format!("repo id {:?} is declared twice", repo.id)));
             }
         }
+        let mut view_names = std::collections::HashSet::new();
+        for view in &config.views {
+            if !valid_name(&view.name) {
+                return Err(invalid(format!(
+                    "view name {:?}: use letters, digits, '-', '_', '.', '+' or ':'",
+                    view.name
+                )));
+            }
+            if !view_names.insert(view.name.clone()) {
+                return Err(invalid(format!("view {:?} is declared twice", view.name)));
+            }
+            if view.repos.is_empty() {
+                return Err(invalid(format!("view {:?} has no repos", view.name)));
+            }
+            for r in &view.repos {
+                if !seen.contains(r) {
+                    return Err(invalid(format!(
+                        "view {:?}: repo {r:?} is not declared as a [[repo]]",
+                        view.name
+                    )));
+                }
+            }
+        }
         if let Some(url) = &config.server.database_url {
             if !(url.starts_with("sqlite:")
                 || url.starts_with("postgres://")
@@ -294,6 +329,11 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The view declared as `name`.
+    pub fn view(&self, name: &str) -> Option<&ViewConfig> {
+        self.views.iter().find(|v| v.name == name)
     }
 
     /// The repo declared as `id`.

@@ -30,3 +30,4 @@ pub mod schedule;
 pub mod serve;
 pub mod sync;
 pub mod verify;
+pub mod view;

@@ -194,6 +194,42 @@ pub async fn publish_repo_content(
     publish_set(catalog, pool, &items, compression, &extras, false).await
 }
 
+/// The publication a snapshot of `repo`'s current content uses. A mirror-mode
+/// repository serves upstream's own metadata, so its snapshot freezes that publication
+/// rather than regenerating one.
+pub async fn snapshot_publication(
+    catalog: &Catalog,
+    pool: &Pool,
+    repo: &str,
+    repo_id: i64,
+    compression: Compression,
+) -> Result<Published, PublishError> {
+    let mirrored = match catalog
+        .repo(repo)
+        .await?
+        .and_then(|r| r.latest_publication_id)
+    {
+        Some(id)
+            if catalog
+                .publication_key(id)
+                .await?
+                .starts_with(MIRROR_KEY_PREFIX) =>
+        {
+            Some(id)
+        }
+        _ => None,
+    };
+    match mirrored {
+        Some(id) => Ok(Published {
+            publication_id: id,
+            rendered: false,
+            package_count: catalog.repo_content(repo_id).await?.len(),
+            seconds: 0.0,
+        }),
+        None => publish_repo_content(catalog, pool, repo_id, compression).await,
+    }
+}
+
 /// Content keys of mirror-mode publications (upstream's metadata bytes) start so.
 pub const MIRROR_KEY_PREFIX: &str = "mirror-";
 

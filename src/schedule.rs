@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::catalog::Catalog;
-use crate::config::RepoConfig;
+use crate::config::Config;
 use crate::datadir::DataDir;
 use crate::pool::Pool;
 
@@ -77,18 +77,19 @@ impl Schedule {
 
 /// Starts one task per repository with a feed and a schedule.
 pub fn start(
-    repos: &[RepoConfig],
+    config: &Config,
     catalog: &Catalog,
     pool: &Pool,
     datadir: &DataDir,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    for repo in repos.iter().filter(|r| r.feed.is_some()) {
+    for repo in config.repos.iter().filter(|r| r.feed.is_some()) {
         let Some(schedule) = repo.schedule else {
             continue;
         };
         let (repo, catalog, pool, datadir) =
             (repo.clone(), catalog.clone(), pool.clone(), datadir.clone());
+        let config = config.clone();
         tracing::info!("{}: syncing {schedule}", repo.id);
         tasks.push(tokio::spawn(async move {
             loop {
@@ -99,14 +100,25 @@ pub fn start(
                 tokio::time::sleep(schedule.wait_from(now)).await;
                 match crate::sync::sync(&catalog, &pool, &datadir, &repo, &Default::default()).await
                 {
-                    Ok(r) => tracing::info!(
-                        "{}: scheduled sync {} ({} packages, {} added, {} removed)",
-                        repo.id,
-                        r.status,
-                        r.packages,
-                        r.added,
-                        r.removed
-                    ),
+                    Ok(r) => {
+                        tracing::info!(
+                            "{}: scheduled sync {} ({} packages, {} added, {} removed)",
+                            repo.id,
+                            r.status,
+                            r.packages,
+                            r.added,
+                            r.removed
+                        );
+                        if r.status == "ok" {
+                            if let Err(e) = crate::view::refresh_views_of(
+                                &catalog, &pool, &datadir, &config, &repo.id,
+                            )
+                            .await
+                            {
+                                tracing::error!("{}: republishing its views failed: {e}", repo.id);
+                            }
+                        }
+                    }
                     Err(e) => tracing::error!("{}: scheduled sync failed: {e}", repo.id),
                 }
             }

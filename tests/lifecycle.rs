@@ -170,3 +170,99 @@ fn gc_frees_what_nothing_references_and_keeps_everything_served() {
         assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
     }
 }
+
+#[test]
+fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
+    for backend in backends() {
+        let env = Env::with_repo_toml(
+            &backend,
+            "[[repo]]\nid = \"apps\"\n[[repo]]\nid = \"libs\"\n\
+             [[view]]\nname = \"stack\"\nrepos = [\"apps\", \"libs\"]\n",
+        );
+        let all = env.dir.path().join("all");
+        let files = cairn::samples::demo_packages(&all).unwrap();
+        let (apps, libs) = (env.dir.path().join("apps"), env.dir.path().join("libs"));
+        std::fs::create_dir_all(&apps).unwrap();
+        std::fs::create_dir_all(&libs).unwrap();
+        for f in &files {
+            let name = f.file_name().unwrap();
+            let to = if name.to_string_lossy().starts_with("demo-app") {
+                &apps
+            } else {
+                &libs
+            };
+            std::fs::copy(f, to.join(name)).unwrap();
+        }
+        // The same demo-lib build in both members: the view lists it once (apps wins).
+        std::fs::copy(
+            libs.join("demo-lib-1.2.0-1.noarch.rpm"),
+            apps.join("demo-lib-1.2.0-1.noarch.rpm"),
+        )
+        .unwrap();
+        env.ok(&["import", "apps", apps.to_str().unwrap()]);
+        env.ok(&["import", "libs", libs.to_str().unwrap()]);
+        let snap = env.json(&["view", "snapshot", "stack", "--name", "v1"]);
+        assert_eq!(snap["package_count"], 4, "{}: {snap}", backend.name());
+        assert_eq!(snap["members"][0][0], "apps");
+
+        // Member repos got their own snapshot, in the same transaction.
+        env.json(&["snapshot", "show", "apps", "v1"]);
+        env.json(&["snapshot", "show", "libs", "v1"]);
+        // Which a delete must not break.
+        let out = env.run(&["snapshot", "delete", "libs", "v1"]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("view snapshot stack/v1"));
+
+        let server = env.serve();
+        let installed = dnf_install(&server.url("/views/stack/v1/"), &["demo-app"]);
+        for name in ["demo-app", "demo-lib", "demo-tools"] {
+            assert!(
+                installed.contains(&name.to_string()),
+                "{}: {installed:?}",
+                backend.name()
+            );
+        }
+        let installed = dnf_install(&server.url("/views/stack/latest/"), &["demo-app"]);
+        assert!(
+            installed.contains(&"demo-tools".to_string()),
+            "{installed:?}"
+        );
+
+        // The member repos move on; the frozen view snapshot does not, latest does.
+        let c = http();
+        let v1 = c
+            .get(server.url("/views/stack/v1/repodata/repomd.xml"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        let more = env.dir.path().join("more");
+        let extra = cairn::samples::generate(&more, 1).unwrap();
+        env.ok(&["import", "libs", more.to_str().unwrap()]);
+        let path = format!(
+            "Packages/g/{}",
+            extra[0].file_name().unwrap().to_str().unwrap()
+        );
+        wait_for("view latest to include the new package", || {
+            c.get(server.url(&format!("/views/stack/latest/{path}")))
+                .send()
+                .unwrap()
+                .status()
+                == 200
+        });
+        assert_eq!(
+            c.get(server.url(&format!("/views/stack/v1/{path}")))
+                .send()
+                .unwrap()
+                .status(),
+            404
+        );
+        assert_eq!(
+            c.get(server.url("/views/stack/v1/repodata/repomd.xml"))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap(),
+            v1
+        );
+    }
+}

@@ -115,6 +115,25 @@ pub struct GcRows {
     pub packages: i64,
 }
 
+/// A package of a repository's current content, with what a view composition needs.
+#[derive(Debug, Clone)]
+pub struct MemberPackage {
+    pub package_id: i64,
+    pub nevra: crate::diff::Nevra,
+    pub placed: PlacedFragments,
+}
+
+/// A view snapshot row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ViewSnapshotRow {
+    pub view: String,
+    pub name: String,
+    pub created_at: i64,
+    pub package_count: i64,
+    /// The member repository snapshots, in view order: (repo, snapshot).
+    pub members: Vec<(String, String)>,
+}
+
 /// One recorded sync of a mirrored repository.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncRun {
@@ -198,11 +217,15 @@ pub struct Catalog {
 /// Publications no repository and no snapshot points at, older than `$1`.
 const UNUSED_PUBLICATIONS: &str = "FROM publications WHERE created_at <= $1 \
      AND id NOT IN (SELECT latest_publication_id FROM repos WHERE latest_publication_id IS NOT NULL) \
-     AND id NOT IN (SELECT publication_id FROM snapshots)";
+     AND id NOT IN (SELECT publication_id FROM snapshots) \
+     AND id NOT IN (SELECT latest_publication_id FROM views WHERE latest_publication_id IS NOT NULL) \
+     AND id NOT IN (SELECT publication_id FROM view_snapshots)";
 /// Packages no repository and no snapshot holds, older than `$1`.
 const UNUSED_PACKAGES: &str = "FROM packages WHERE created_at <= $1 \
      AND id NOT IN (SELECT package_id FROM repo_packages) \
-     AND id NOT IN (SELECT package_id FROM snapshot_packages)";
+     AND id NOT IN (SELECT package_id FROM snapshot_packages) \
+     AND id NOT IN (SELECT package_id FROM view_latest_packages) \
+     AND id NOT IN (SELECT package_id FROM view_snapshot_packages)";
 
 /// Rows per multi-row INSERT (keeps parameters under both engines' limits).
 const BATCH_ROWS: usize = 500;
@@ -1013,10 +1036,23 @@ impl Catalog {
         publication_id: i64,
     ) -> Result<SnapshotRow> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
+        Self::insert_snapshot(&mut tx, repo_id, repo, name, publication_id).await?;
+        tx.commit().await?;
+        self.snapshot(repo, name).await
+    }
+
+    /// Inside `tx`: the snapshot row and the set copy of the repository's content.
+    async fn insert_snapshot(
+        tx: &mut Transaction<'_, Any>,
+        repo_id: i64,
+        repo: &str,
+        name: &str,
+        publication_id: i64,
+    ) -> Result<i64> {
         let alias = sqlx::query("SELECT 1 FROM aliases WHERE repo_id = $1 AND name = $2")
             .bind(repo_id)
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if alias.is_some() {
             return Err(CatalogError::AliasExists {
@@ -1027,7 +1063,7 @@ impl Catalog {
         let exists = sqlx::query("SELECT 1 FROM snapshots WHERE repo_id = $1 AND name = $2")
             .bind(repo_id)
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if exists.is_some() {
             return Err(CatalogError::SnapshotExists {
@@ -1043,7 +1079,7 @@ impl Catalog {
         .bind(name)
         .bind(now())
         .bind(publication_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get(0)?;
         sqlx::query(
@@ -1052,7 +1088,7 @@ impl Catalog {
         )
         .bind(id)
         .bind(repo_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "UPDATE snapshots SET \
@@ -1062,10 +1098,9 @@ impl Catalog {
              WHERE id = $1",
         )
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
-        self.snapshot(repo, name).await
+        Ok(id)
     }
 
     fn snapshot_from_row(r: &AnyRow) -> Result<SnapshotRow> {
@@ -1228,6 +1263,251 @@ impl Catalog {
             .collect()
     }
 
+    // ---- views --------------------------------------------------------------------
+
+    /// Returns the id of view `name`, creating the row if needed.
+    pub async fn ensure_view(&self, name: &str) -> Result<i64> {
+        sqlx::query(
+            "INSERT INTO views (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT id FROM views WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// A repository's current content with identities and fragments (view input).
+    pub async fn member_packages(&self, repo_id: i64) -> Result<Vec<MemberPackage>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, p.arch, p.epoch, p.version, p.release, p.sha256, rp.location, \
+             p.time_file, p.primary_xml, p.primary_href_at, p.filelists_xml, p.other_xml \
+             FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MemberPackage {
+                    package_id: r.try_get(0)?,
+                    nevra: crate::diff::Nevra {
+                        name: r.try_get(1)?,
+                        arch: r.try_get(2)?,
+                        epoch: r.try_get(3)?,
+                        version: r.try_get(4)?,
+                        release: r.try_get(5)?,
+                    },
+                    placed: PlacedFragments {
+                        sha256: r.try_get(6)?,
+                        location: r.try_get(7)?,
+                        time_file: r.try_get(8)?,
+                        fragments: Fragments {
+                            primary: r.try_get(9)?,
+                            href_at: usize::try_from(r.try_get::<i64, _>(10)?).unwrap_or(0),
+                            filelists: r.try_get(11)?,
+                            other: r.try_get(12)?,
+                        },
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_placements(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        table: &'static str,
+        owner_column: &'static str,
+        owner: i64,
+        placements: &[(String, i64)],
+    ) -> Result<()> {
+        for chunk in placements.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO {table} ({owner_column}, location, package_id) VALUES {}",
+                self.backend.values_clause(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (location, id) in chunk {
+                q = q.bind(owner).bind(location.as_str()).bind(*id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a view's `latest` content and publication, in one transaction.
+    pub async fn set_view_latest(
+        &self,
+        view_id: i64,
+        placements: &[(String, i64)],
+        publication_id: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM view_latest_packages WHERE view_id = $1")
+            .bind(view_id)
+            .execute(&mut *tx)
+            .await?;
+        self.insert_placements(
+            &mut tx,
+            "view_latest_packages",
+            "view_id",
+            view_id,
+            placements,
+        )
+        .await?;
+        sqlx::query("UPDATE views SET latest_publication_id = $1 WHERE id = $2")
+            .bind(publication_id)
+            .bind(view_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates, in one transaction, a snapshot named `name` of every member repository
+    /// (each with its own publication) and the view snapshot over them.
+    pub async fn create_view_snapshot(
+        &self,
+        view_id: i64,
+        view: &str,
+        name: &str,
+        members: &[(i64, String, i64)],
+        publication_id: i64,
+        placements: &[(String, i64)],
+    ) -> Result<ViewSnapshotRow> {
+        let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM view_snapshots WHERE view_id = $1 AND name = $2")
+            .bind(view_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(CatalogError::SnapshotExists {
+                repo: format!("view {view}"),
+                snapshot: name.to_string(),
+            });
+        }
+        let row = sqlx::query(
+            "INSERT INTO view_snapshots (view_id, name, created_at, publication_id, package_count) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(view_id)
+        .bind(name)
+        .bind(now())
+        .bind(publication_id)
+        .bind(placements.len() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        let vs_id: i64 = row.try_get(0)?;
+        for (position, (repo_id, repo, member_pub)) in members.iter().enumerate() {
+            let snapshot_id =
+                Self::insert_snapshot(&mut tx, *repo_id, repo, name, *member_pub).await?;
+            sqlx::query(
+                "INSERT INTO view_snapshot_members (view_snapshot_id, position, snapshot_id) VALUES ($1, $2, $3)",
+            )
+            .bind(vs_id)
+            .bind(position as i64)
+            .bind(snapshot_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.insert_placements(
+            &mut tx,
+            "view_snapshot_packages",
+            "view_snapshot_id",
+            vs_id,
+            placements,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ViewSnapshotRow {
+            view: view.to_string(),
+            name: name.to_string(),
+            created_at: now(),
+            package_count: placements.len() as i64,
+            members: members
+                .iter()
+                .map(|(_, r, _)| (r.clone(), name.to_string()))
+                .collect(),
+        })
+    }
+
+    /// Snapshots of a view, oldest first.
+    pub async fn view_snapshots(&self, view: &str) -> Result<Vec<ViewSnapshotRow>> {
+        let rows = sqlx::query(
+            "SELECT vs.id, vs.name, vs.created_at, vs.package_count FROM view_snapshots vs \
+             JOIN views v ON v.id = vs.view_id WHERE v.name = $1 ORDER BY vs.created_at, vs.id",
+        )
+        .bind(view)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: i64 = r.try_get(0)?;
+            let members = sqlx::query(
+                "SELECT rp.name, s.name FROM view_snapshot_members m JOIN snapshots s ON s.id = m.snapshot_id \
+                 JOIN repos rp ON rp.id = s.repo_id WHERE m.view_snapshot_id = $1 ORDER BY m.position",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|m| Ok((m.try_get(0)?, m.try_get(1)?)))
+            .collect::<Result<Vec<_>>>()?;
+            out.push(ViewSnapshotRow {
+                view: view.to_string(),
+                name: r.try_get(1)?,
+                created_at: r.try_get(2)?,
+                package_count: r.try_get(3)?,
+                members,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every view tree: view snapshots and each view's `latest`.
+    pub async fn view_trees(&self) -> Result<Vec<TreeRow>> {
+        let mut out = Vec::new();
+        for r in sqlx::query(
+            "SELECT v.name, s.name, s.publication_id, p.revision FROM view_snapshots s \
+             JOIN views v ON v.id = s.view_id JOIN publications p ON p.id = s.publication_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(TreeRow {
+                repo: r.try_get(0)?,
+                name: r.try_get(1)?,
+                publication_id: r.try_get(2)?,
+                revision: r.try_get(3)?,
+                immutable: true,
+                kind: TreeKind::ViewSnapshot,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT v.name, v.latest_publication_id, p.revision FROM views v \
+             JOIN publications p ON p.id = v.latest_publication_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(TreeRow {
+                repo: r.try_get(0)?,
+                name: "latest".into(),
+                publication_id: r.try_get(1)?,
+                revision: r.try_get(2)?,
+                immutable: false,
+                kind: TreeKind::ViewLatest,
+            });
+        }
+        Ok(out)
+    }
+
     // ---- aliases ------------------------------------------------------------------
 
     /// Points alias `name` of `repo` at `snapshot`, in one transaction; the snapshot it
@@ -1336,6 +1616,20 @@ impl Catalog {
             .await?
         {
             users.push(format!("alias {:?}", r.try_get::<String, _>(0)?));
+        }
+        for r in sqlx::query(
+            "SELECT v.name, vs.name FROM view_snapshot_members m JOIN view_snapshots vs ON vs.id = m.view_snapshot_id \
+             JOIN views v ON v.id = vs.view_id WHERE m.snapshot_id = $1 ORDER BY v.name, vs.name",
+        )
+        .bind(snap.id)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            users.push(format!(
+                "view snapshot {}/{}",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<String, _>(1)?
+            ));
         }
         let cutoff = now() - grace_secs;
         for r in sqlx::query(

@@ -153,20 +153,32 @@ async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response
     }
     let segs: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
     let index = shared.index.load();
-    match segs.as_slice() {
-        [""] => listing(&index, None),
-        ["repos"] | ["repos", ""] => listing(&index, None),
-        ["repos", repo] | ["repos", repo, ""] => listing(&index, Some(repo)),
-        ["repos", repo, tree] => redirect(
-            &format!("/repos/{repo}/{tree}/"),
-            index.tree(repo, tree).is_some(),
+    let (space, rest_segs) = match segs.as_slice() {
+        [""] => return listing(&index, "repos", None),
+        [first, rest @ ..] => match index.space(first) {
+            Some(space) => ((*first, space), rest),
+            None => return text(StatusCode::NOT_FOUND, "not found"),
+        },
+        [] => return text(StatusCode::NOT_FOUND, "not found"),
+    };
+    let (prefix, trees_of) = space;
+    let tree_of = |owner: &str, tree: &str| trees_of.get(owner).and_then(|t| t.get(tree));
+    match rest_segs {
+        [] | [""] => listing(&index, prefix, None),
+        [owner] | [owner, ""] => listing(&index, prefix, Some(owner)),
+        [owner, tree] => redirect(
+            &format!("/{prefix}/{owner}/{tree}/"),
+            tree_of(owner, tree).is_some(),
         ),
-        ["repos", repo, tree, rest] => {
-            let Some(t) = index.tree(repo, tree) else {
-                return text(StatusCode::NOT_FOUND, "no such repository or snapshot");
+        [owner, tree, rest] => {
+            let Some(t) = tree_of(owner, tree) else {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    "no such repository, view or snapshot",
+                );
             };
             if rest.is_empty() || rest.ends_with('/') {
-                return tree_listing(repo, tree, t, rest);
+                return tree_listing(prefix, owner, tree, t, rest);
             }
             match t.files.files.get(*rest) {
                 Some(entry) => serve_file(shared, req, entry, cache_control(t, rest)).await,
@@ -238,39 +250,63 @@ fn html(title: &str, parent: Option<String>, items: Vec<Link>) -> Response<ResBo
     r
 }
 
-fn listing(index: &Index, repo: Option<&str>) -> Response<ResBody> {
-    match repo {
+/// `/repos/`, `/views/` (the owners) or one owner's trees.
+fn listing(index: &Index, prefix: &str, owner: Option<&str>) -> Response<ResBody> {
+    let Some(space) = index.space(prefix) else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    let title = if prefix == "views" {
+        "View"
+    } else {
+        "Repository"
+    };
+    match owner {
         None => {
-            let mut repos: Vec<&String> = index.repos.keys().collect();
-            repos.sort();
-            let items: Vec<_> = repos
+            let mut owners: Vec<&String> = space.keys().collect();
+            owners.sort();
+            let mut items: Vec<_> = owners
                 .into_iter()
                 .map(|r| Link {
-                    href: format!("/repos/{r}/"),
+                    href: format!("/{prefix}/{r}/"),
                     label: format!("{r}/"),
                 })
                 .collect();
-            html("Repositories", None, items)
+            let other = if prefix == "views" { "repos" } else { "views" };
+            items.push(Link {
+                href: format!("/{other}/"),
+                label: format!("{other}/"),
+            });
+            html(&format!("{title}s"), None, items)
         }
-        Some(repo) => {
-            let Some(trees) = index.repos.get(repo) else {
-                return text(StatusCode::NOT_FOUND, "no such repository");
+        Some(owner) => {
+            let Some(trees) = space.get(owner) else {
+                return text(StatusCode::NOT_FOUND, "no such repository or view");
             };
             let mut names: Vec<&String> = trees.keys().collect();
             names.sort();
             let items: Vec<_> = names
                 .into_iter()
                 .map(|n| Link {
-                    href: format!("/repos/{repo}/{n}/"),
+                    href: format!("/{prefix}/{owner}/{n}/"),
                     label: format!("{n}/"),
                 })
                 .collect();
-            html(&format!("Repository {repo}"), Some("/repos/".into()), items)
+            html(
+                &format!("{title} {owner}"),
+                Some(format!("/{prefix}/")),
+                items,
+            )
         }
     }
 }
 
-fn tree_listing(repo: &str, tree_name: &str, tree: &Tree, dir: &str) -> Response<ResBody> {
+fn tree_listing(
+    prefix: &str,
+    repo: &str,
+    tree_name: &str,
+    tree: &Tree,
+    dir: &str,
+) -> Response<ResBody> {
     let mut entries: Vec<String> = tree
         .files
         .files
@@ -286,7 +322,7 @@ fn tree_listing(repo: &str, tree_name: &str, tree: &Tree, dir: &str) -> Response
     }
     entries.sort();
     entries.dedup();
-    let base = format!("/repos/{repo}/{tree_name}/{dir}");
+    let base = format!("/{prefix}/{repo}/{tree_name}/{dir}");
     let parent = match base.trim_end_matches('/').rfind('/') {
         Some(i) => base[..=i].to_string(),
         None => "/".to_string(),

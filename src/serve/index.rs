@@ -58,6 +58,8 @@ pub struct Tree {
 pub struct Index {
     /// repo → tree name → tree.
     pub repos: HashMap<String, HashMap<String, Tree>>,
+    /// view → tree name → tree.
+    pub views: HashMap<String, HashMap<String, Tree>>,
 }
 
 /// The Content-Type for a path inside a tree.
@@ -123,6 +125,17 @@ impl Index {
                 },
             );
         }
+        for tree in catalog.view_trees().await? {
+            let files = files_of(catalog, &tree, &mut cache).await?;
+            index.views.entry(tree.repo.clone()).or_default().insert(
+                tree.name.clone(),
+                Tree {
+                    files,
+                    immutable: tree.immutable,
+                    revision: tree.revision,
+                },
+            );
+        }
         for alias in catalog.alias_trees(alias_grace.as_secs() as i64).await? {
             let current = files_of(catalog, &alias.current, &mut cache).await?;
             let files = if alias.previous.is_empty() {
@@ -159,8 +172,21 @@ impl Index {
         self.repos.get(repo)?.get(name)
     }
 
+    /// The repositories (`repos`) or the views (`views`).
+    pub fn space(&self, space: &str) -> Option<&HashMap<String, HashMap<String, Tree>>> {
+        match space {
+            "repos" => Some(&self.repos),
+            "views" => Some(&self.views),
+            _ => None,
+        }
+    }
+
     /// How many trees are indexed.
     pub fn tree_count(&self) -> usize {
-        self.repos.values().map(HashMap::len).sum()
+        self.repos
+            .values()
+            .chain(self.views.values())
+            .map(HashMap::len)
+            .sum()
     }
 }

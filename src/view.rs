@@ -1,0 +1,250 @@
+//! Views: an ordered list of repositories published as one repository, so dnf resolves
+//! dependencies across them.
+//!
+//! Composition rules: members are taken in view order; when two members carry the
+//! same name.arch at the same EVR, the earlier member's package wins; different
+//! versions are all kept. Every package keeps its member location unless another file
+//! already sits there, in which case it is published under `<repo>/<location>`, so no
+//! two files ever share a path. `view snapshot` freezes every member repository and the
+//! view together, in one catalog transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::catalog::{Catalog, CatalogError, MemberPackage, PlacedFragments, ViewSnapshotRow};
+use crate::config::{Config, ViewConfig};
+use crate::datadir::DataDir;
+use crate::pool::Pool;
+use crate::publish::{self, PublishError, Published};
+use crate::repodata::Compression;
+
+/// Errors of view operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("locking repository {repo:?}: {source}")]
+    Lock {
+        repo: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Composes members (in view order) into (location, package) placements.
+pub fn compose(members: &[(String, Vec<MemberPackage>)]) -> Vec<(String, &MemberPackage)> {
+    let mut seen: HashSet<(String, String, String)> = HashSet::new();
+    let mut used: HashMap<String, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for (repo, packages) in members {
+        let mut sorted: Vec<&MemberPackage> = packages.iter().collect();
+        sorted.sort_by(|a, b| a.placed.location.cmp(&b.placed.location));
+        for p in sorted {
+            let n = &p.nevra;
+            let key = (
+                n.name.clone(),
+                n.arch.clone(),
+                format!("{}:{}-{}", n.epoch, n.version, n.release),
+            );
+            if !seen.insert(key) {
+                continue;
+            }
+            let mut location = p.placed.location.clone();
+            if used
+                .get(&location)
+                .is_some_and(|sha| *sha != p.placed.sha256)
+            {
+                location = format!("{repo}/{location}");
+            }
+            used.insert(location.clone(), &p.placed.sha256);
+            out.push((location, p));
+        }
+    }
+    out
+}
+
+async fn members(
+    catalog: &Catalog,
+    view: &ViewConfig,
+) -> Result<Vec<(String, Vec<MemberPackage>)>, ViewError> {
+    let mut out = Vec::with_capacity(view.repos.len());
+    for repo in &view.repos {
+        let repo_id = catalog.ensure_repo(repo).await?;
+        out.push((repo.clone(), catalog.member_packages(repo_id).await?));
+    }
+    Ok(out)
+}
+
+async fn publish_composition(
+    catalog: &Catalog,
+    pool: &Pool,
+    members: &[(String, Vec<MemberPackage>)],
+) -> Result<(Published, Vec<(String, i64)>), ViewError> {
+    let composed = compose(members);
+    let items: Vec<PlacedFragments> = composed
+        .iter()
+        .map(|(loc, p)| PlacedFragments {
+            location: loc.clone(),
+            ..p.placed.clone()
+        })
+        .collect();
+    let placements: Vec<(String, i64)> = composed
+        .iter()
+        .map(|(loc, p)| (loc.clone(), p.package_id))
+        .collect();
+    let published =
+        publish::publish_set(catalog, pool, &items, Compression::Gzip, &[], false).await?;
+    Ok((published, placements))
+}
+
+/// Republishes a view's `latest` from its members' current content.
+pub async fn publish_latest(
+    catalog: &Catalog,
+    pool: &Pool,
+    view: &ViewConfig,
+) -> Result<Published, ViewError> {
+    let view_id = catalog.ensure_view(&view.name).await?;
+    let members = members(catalog, view).await?;
+    let (published, placements) = publish_composition(catalog, pool, &members).await?;
+    catalog
+        .set_view_latest(view_id, &placements, published.publication_id)
+        .await?;
+    Ok(published)
+}
+
+/// Republishes `latest` of every view that includes `repo` (after an import or sync).
+pub async fn refresh_views_of(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    config: &Config,
+    repo: &str,
+) -> Result<(), ViewError> {
+    for view in config
+        .views
+        .iter()
+        .filter(|v| v.repos.iter().any(|r| r == repo))
+    {
+        publish_latest(catalog, pool, view).await?;
+    }
+    let _ = datadir.bump_generation();
+    Ok(())
+}
+
+/// Freezes every member repository and the view, atomically, as snapshot `name`.
+pub async fn snapshot(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    config: &Config,
+    view: &ViewConfig,
+    name: &str,
+) -> Result<ViewSnapshotRow, ViewError> {
+    if !crate::config::valid_name(name) {
+        return Err(PublishError::BadName(name.to_string()).into());
+    }
+    if publish::RESERVED_NAMES.contains(&name) {
+        return Err(PublishError::Reserved(name.to_string()).into());
+    }
+    // Hold every member's write lock (in name order: no deadlock between two views).
+    let mut order: Vec<&String> = view.repos.iter().collect();
+    order.sort();
+    order.dedup();
+    let mut _locks = Vec::new();
+    for repo in order {
+        _locks.push(
+            datadir
+                .lock_repo_async(repo)
+                .await
+                .map_err(|source| ViewError::Lock {
+                    repo: repo.clone(),
+                    source,
+                })?,
+        );
+    }
+    let view_id = catalog.ensure_view(&view.name).await?;
+    let mut member_pubs = Vec::new();
+    for repo in &view.repos {
+        let compression = config.repo(repo).map(|r| r.compression).unwrap_or_default();
+        let repo_id = catalog.ensure_repo(repo).await?;
+        let published =
+            publish::snapshot_publication(catalog, pool, repo, repo_id, compression).await?;
+        member_pubs.push((repo_id, repo.clone(), published.publication_id));
+    }
+    let members = members(catalog, view).await?;
+    let (published, placements) = publish_composition(catalog, pool, &members).await?;
+    let row = catalog
+        .create_view_snapshot(
+            view_id,
+            &view.name,
+            name,
+            &member_pubs,
+            published.publication_id,
+            &placements,
+        )
+        .await?;
+    let _ = datadir.bump_generation();
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::Nevra;
+    use crate::repodata::Fragments;
+
+    fn pkg(id: i64, name: &str, epoch: &str, version: &str, sha: &str) -> MemberPackage {
+        MemberPackage {
+            package_id: id,
+            nevra: Nevra {
+                name: name.into(),
+                arch: "noarch".into(),
+                epoch: epoch.into(),
+                version: version.into(),
+                release: "1".into(),
+            },
+            placed: PlacedFragments {
+                sha256: sha.into(),
+                location: format!("Packages/{}/{name}-{version}-1.noarch.rpm", &name[..1]),
+                time_file: 0,
+                fragments: Fragments {
+                    primary: String::new(),
+                    href_at: 0,
+                    filelists: String::new(),
+                    other: String::new(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn earlier_members_win_and_paths_never_collide() {
+        let members = vec![
+            (
+                "a".to_string(),
+                vec![pkg(1, "x", "0", "1", "s1"), pkg(2, "y", "0", "1", "s2")],
+            ),
+            (
+                "b".to_string(),
+                // Same x EVR (dropped), y with another epoch but the same file name.
+                vec![
+                    pkg(3, "x", "0", "1", "s3"),
+                    pkg(4, "y", "1", "1", "s4"),
+                    pkg(5, "z", "0", "2", "s5"),
+                ],
+            ),
+        ];
+        let out = compose(&members);
+        let got: Vec<(String, i64)> = out.iter().map(|(l, p)| (l.clone(), p.package_id)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Packages/x/x-1-1.noarch.rpm".to_string(), 1),
+                ("Packages/y/y-1-1.noarch.rpm".to_string(), 2),
+                ("b/Packages/y/y-1-1.noarch.rpm".to_string(), 4),
+                ("Packages/z/z-2-1.noarch.rpm".to_string(), 5),
+            ]
+        );
+    }
+}

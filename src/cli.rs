@@ -724,6 +724,18 @@ async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Res
                 &r.id,
             )
             .await?;
+            let grace = app.config.server.alias_grace.as_secs() as i64;
+            let (created, deleted) =
+                crate::retention::after_sync(&app.catalog, &app.pool, &app.datadir, r, grace)
+                    .await?;
+            if !json {
+                if let Some(name) = created {
+                    println!("{}: created snapshot {name}", r.id);
+                }
+                for name in deleted {
+                    println!("{}: retention deleted snapshot {name}", r.id);
+                }
+            }
         }
         match result {
             Ok(report) => {

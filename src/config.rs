@@ -157,6 +157,16 @@ pub struct RepoConfig {
     /// HTTP(S) proxy for this repository's upstream, e.g. "http://proxy:3128".
     #[serde(default)]
     pub proxy: Option<String>,
+    /// After each sync that changed the repository, create a snapshot named by this
+    /// template: `{date}`, `{datetime}`, `{repo}` (e.g. "{date}").
+    #[serde(default)]
+    pub snapshot_name: Option<String>,
+    /// Retention: keep the newest N snapshots (and/or those younger than keep_days).
+    #[serde(default)]
+    pub keep_snapshots: Option<usize>,
+    /// Retention: keep snapshots younger than this many days.
+    #[serde(default)]
+    pub keep_days: Option<u32>,
     /// When `cairn serve` syncs this repository: "daily HH:MM" (UTC) or "every 6h".
     #[serde(default, deserialize_with = "de_schedule")]
     pub schedule: Option<crate::schedule::Schedule>,
@@ -261,6 +271,21 @@ impl Config {
             {
                 return Err(invalid(format!(
                     "repo {:?}: mode = \"mirror\" keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
+                    repo.id
+                )));
+            }
+            if let Some(t) = &repo.snapshot_name {
+                let probe = crate::retention::expand(t, &repo.id, time::OffsetDateTime::UNIX_EPOCH);
+                if !valid_name(&probe) {
+                    return Err(invalid(format!(
+                        "repo {:?}: snapshot_name {t:?} does not make a valid snapshot name",
+                        repo.id
+                    )));
+                }
+            }
+            if repo.keep_snapshots == Some(0) {
+                return Err(invalid(format!(
+                    "repo {:?}: keep_snapshots must be at least 1",
                     repo.id
                 )));
             }

@@ -24,6 +24,7 @@ pub mod pool;
 pub mod progress;
 pub mod publish;
 pub mod repodata;
+pub mod retention;
 pub mod rpmread;
 pub mod samples;
 pub mod schedule;

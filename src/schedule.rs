@@ -117,6 +117,30 @@ pub fn start(
                             {
                                 tracing::error!("{}: republishing its views failed: {e}", repo.id);
                             }
+                            let grace = config.server.alias_grace.as_secs() as i64;
+                            match crate::retention::after_sync(
+                                &catalog, &pool, &datadir, &repo, grace,
+                            )
+                            .await
+                            {
+                                Ok((created, deleted)) => {
+                                    if let Some(name) = created {
+                                        tracing::info!("{}: created snapshot {name}", repo.id);
+                                    }
+                                    for name in deleted {
+                                        tracing::info!(
+                                            "{}: retention deleted snapshot {name}",
+                                            repo.id
+                                        );
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::error!(
+                                        "{}: snapshot/retention after sync failed: {e}",
+                                        repo.id
+                                    )
+                                }
+                            }
                         }
                     }
                     Err(e) => tracing::error!("{}: scheduled sync failed: {e}", repo.id),

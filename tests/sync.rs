@@ -749,3 +749,57 @@ fn snapshot_diff_follows_rpm_version_order() {
         );
     }
 }
+
+#[test]
+fn syncs_snapshot_automatically_and_retention_spares_what_aliases_use() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start(up_dir.path());
+    let env = mirror_env(
+        &Backend::Sqlite,
+        &upstream,
+        "snapshot_name = \"{date}\"\nkeep_snapshots = 2\n",
+    );
+    let names = || -> Vec<String> {
+        env.json(&["snapshot", "list", "m"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let change = |n: usize| {
+        build_pkg(&repo, &format!("round{n}"), "1.0", None);
+        createrepo_dir(&repo, false);
+        make_world_readable(up_dir.path());
+    };
+    env.ok(&["repo", "sync", "m"]);
+    let first = names();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let date = first[0].clone();
+    // Unchanged upstream: no new snapshot.
+    env.ok(&["repo", "sync", "m"]);
+    assert_eq!(names().len(), 1);
+    change(1);
+    env.ok(&["repo", "sync", "m"]);
+    assert_eq!(names(), vec![date.clone(), format!("{date}-2")]);
+    env.ok(&["publish", "m", &format!("{date}-2"), "--as", "prod"]);
+    change(2);
+    env.ok(&["repo", "sync", "m"]);
+    // Keep the newest two; the oldest goes.
+    assert_eq!(names(), vec![format!("{date}-2"), format!("{date}-3")]);
+    change(3);
+    let out = env.ok(&["repo", "sync", "m"]);
+    // {date}-2 is third newest now, but prod uses it: kept.
+    assert_eq!(
+        names(),
+        vec![
+            format!("{date}-2"),
+            format!("{date}-3"),
+            format!("{date}-4")
+        ],
+        "{out}"
+    );
+}

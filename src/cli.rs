@@ -918,10 +918,8 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
         } => {
             let a = app.catalog.snapshot(&repo, &from).await?;
             let b = app.catalog.snapshot(&repo, &to).await?;
-            let d = crate::diff::diff(
-                &app.catalog.snapshot_nevras(a.id).await?,
-                &app.catalog.snapshot_nevras(b.id).await?,
-            );
+            let (left, right) = app.catalog.snapshot_diff_candidates(a.id, b.id).await?;
+            let d = crate::diff::diff(&left, &right);
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {

@@ -15,7 +15,7 @@ use crate::config::{Config, ViewConfig};
 use crate::datadir::DataDir;
 use crate::pool::Pool;
 use crate::publish::{self, PublishError, Published};
-use crate::repodata::Compression;
+use crate::repodata::{Compression, Fragments};
 
 /// Errors of view operations.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub fn compose(members: &[(String, Vec<MemberPackage>)]) -> Vec<(String, &Member
     let mut out = Vec::new();
     for (repo, packages) in members {
         let mut sorted: Vec<&MemberPackage> = packages.iter().collect();
-        sorted.sort_by(|a, b| a.placed.location.cmp(&b.placed.location));
+        sorted.sort_by(|a, b| a.location.cmp(&b.location));
         for p in sorted {
             let n = &p.nevra;
             let key = (
@@ -50,14 +50,14 @@ pub fn compose(members: &[(String, Vec<MemberPackage>)]) -> Vec<(String, &Member
             if !seen.insert(key) {
                 continue;
             }
-            let mut location = p.placed.location.clone();
+            let mut location = p.location.clone();
             if used
                 .get(&location)
-                .is_some_and(|sha| *sha != p.placed.sha256)
+                .is_some_and(|sha| *sha != p.sha256)
             {
                 location = format!("{repo}/{location}");
             }
-            used.insert(location.clone(), &p.placed.sha256);
+            used.insert(location.clone(), &p.sha256);
             out.push((location, p));
         }
     }
@@ -76,22 +76,51 @@ async fn members(
     Ok(out)
 }
 
+/// Publishes a composition. Its content key comes from (location, sha256) alone, so an
+/// unchanged composition costs one lookup; fragments are fetched only to render.
 async fn publish_composition(
     catalog: &Catalog,
     pool: &Pool,
     members: &[(String, Vec<MemberPackage>)],
 ) -> Result<(Published, Vec<(String, i64)>), ViewError> {
     let composed = compose(members);
-    let items: Vec<PlacedFragments> = composed
-        .iter()
-        .map(|(loc, p)| PlacedFragments {
-            location: loc.clone(),
-            ..p.placed.clone()
-        })
-        .collect();
     let placements: Vec<(String, i64)> = composed
         .iter()
         .map(|(loc, p)| (loc.clone(), p.package_id))
+        .collect();
+    let key = publish::content_key(
+        composed
+            .iter()
+            .map(|(loc, p)| (loc.as_str(), p.sha256.as_str())),
+        Compression::Gzip,
+        &[],
+    );
+    if let Some(id) = catalog.publication_by_key(&key).await? {
+        let published = Published {
+            publication_id: id,
+            rendered: false,
+            package_count: composed.len(),
+            seconds: 0.0,
+        };
+        return Ok((published, placements));
+    }
+    let ids: Vec<i64> = composed.iter().map(|(_, p)| p.package_id).collect();
+    let mut fragments = catalog.fragments_by_ids(&ids).await?;
+    let items: Vec<PlacedFragments> = composed
+        .iter()
+        .map(|(loc, p)| PlacedFragments {
+            sha256: p.sha256.clone(),
+            location: loc.clone(),
+            time_file: p.time_file,
+            fragments: fragments
+                .remove(&p.package_id)
+                .unwrap_or_else(|| Fragments {
+                    primary: String::new(),
+                    href_at: 0,
+                    filelists: String::new(),
+                    other: String::new(),
+                }),
+        })
         .collect();
     let published =
         publish::publish_set(catalog, pool, &items, Compression::Gzip, &[], false).await?;
@@ -192,7 +221,6 @@ pub async fn snapshot(
 mod tests {
     use super::*;
     use crate::diff::Nevra;
-    use crate::repodata::Fragments;
 
     fn pkg(id: i64, name: &str, epoch: &str, version: &str, sha: &str) -> MemberPackage {
         MemberPackage {
@@ -204,17 +232,9 @@ mod tests {
                 version: version.into(),
                 release: "1".into(),
             },
-            placed: PlacedFragments {
-                sha256: sha.into(),
-                location: format!("Packages/{}/{name}-{version}-1.noarch.rpm", &name[..1]),
-                time_file: 0,
-                fragments: Fragments {
-                    primary: String::new(),
-                    href_at: 0,
-                    filelists: String::new(),
-                    other: String::new(),
-                },
-            },
+            sha256: sha.into(),
+            location: format!("Packages/{}/{name}-{version}-1.noarch.rpm", &name[..1]),
+            time_file: 0,
         }
     }
 

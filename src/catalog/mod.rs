@@ -115,12 +115,15 @@ pub struct GcRows {
     pub packages: i64,
 }
 
-/// A package of a repository's current content, with what a view composition needs.
+/// A package of a repository's current content, with what a view composition needs
+/// (fragments are fetched only when a composition must be rendered).
 #[derive(Debug, Clone)]
 pub struct MemberPackage {
     pub package_id: i64,
     pub nevra: crate::diff::Nevra,
-    pub placed: PlacedFragments,
+    pub sha256: String,
+    pub location: String,
+    pub time_file: i64,
 }
 
 /// A view snapshot row.
@@ -1241,26 +1244,48 @@ impl Catalog {
         })
     }
 
-    /// The name, arch and EVR of every package in a snapshot.
-    pub async fn snapshot_nevras(&self, snapshot_id: i64) -> Result<Vec<crate::diff::Nevra>> {
+    /// The packages of two snapshots, restricted to the name.arch groups that differ
+    /// between them (everything a diff needs; unchanged groups never leave the
+    /// database). Returns (packages of `a`, packages of `b`).
+    pub async fn snapshot_diff_candidates(
+        &self,
+        a: i64,
+        b: i64,
+    ) -> Result<(Vec<crate::diff::Nevra>, Vec<crate::diff::Nevra>)> {
         let rows = sqlx::query(
-            "SELECT p.name, p.arch, p.epoch, p.version, p.release FROM snapshot_packages sp \
-             JOIN packages p ON p.id = sp.package_id WHERE sp.snapshot_id = $1",
+            "WITH changed AS ( \
+               SELECT p.name, p.arch FROM snapshot_packages sp JOIN packages p ON p.id = sp.package_id \
+                WHERE sp.snapshot_id = $1 AND sp.package_id NOT IN \
+                  (SELECT package_id FROM snapshot_packages WHERE snapshot_id = $2) \
+               UNION \
+               SELECT p.name, p.arch FROM snapshot_packages sp JOIN packages p ON p.id = sp.package_id \
+                WHERE sp.snapshot_id = $2 AND sp.package_id NOT IN \
+                  (SELECT package_id FROM snapshot_packages WHERE snapshot_id = $1)) \
+             SELECT sp.snapshot_id, p.name, p.arch, p.epoch, p.version, p.release \
+               FROM snapshot_packages sp JOIN packages p ON p.id = sp.package_id \
+               JOIN changed c ON c.name = p.name AND c.arch = p.arch \
+              WHERE sp.snapshot_id = $1 OR sp.snapshot_id = $2",
         )
-        .bind(snapshot_id)
+        .bind(a)
+        .bind(b)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(crate::diff::Nevra {
-                    name: r.try_get(0)?,
-                    arch: r.try_get(1)?,
-                    epoch: r.try_get(2)?,
-                    version: r.try_get(3)?,
-                    release: r.try_get(4)?,
-                })
-            })
-            .collect()
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        for r in rows {
+            let n = crate::diff::Nevra {
+                name: r.try_get(1)?,
+                arch: r.try_get(2)?,
+                epoch: r.try_get(3)?,
+                version: r.try_get(4)?,
+                release: r.try_get(5)?,
+            };
+            if r.try_get::<i64, _>(0)? == a {
+                left.push(n);
+            } else {
+                right.push(n);
+            }
+        }
+        Ok((left, right))
     }
 
     // ---- views --------------------------------------------------------------------
@@ -1281,12 +1306,11 @@ impl Catalog {
         Ok(row.try_get(0)?)
     }
 
-    /// A repository's current content with identities and fragments (view input).
+    /// A repository's current content with package identities (view input).
     pub async fn member_packages(&self, repo_id: i64) -> Result<Vec<MemberPackage>> {
         let rows = sqlx::query(
             "SELECT p.id, p.name, p.arch, p.epoch, p.version, p.release, p.sha256, rp.location, \
-             p.time_file, p.primary_xml, p.primary_href_at, p.filelists_xml, p.other_xml \
-             FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
+             p.time_file FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
         )
         .bind(repo_id)
         .fetch_all(&self.pool)
@@ -1302,20 +1326,39 @@ impl Catalog {
                         version: r.try_get(4)?,
                         release: r.try_get(5)?,
                     },
-                    placed: PlacedFragments {
-                        sha256: r.try_get(6)?,
-                        location: r.try_get(7)?,
-                        time_file: r.try_get(8)?,
-                        fragments: Fragments {
-                            primary: r.try_get(9)?,
-                            href_at: usize::try_from(r.try_get::<i64, _>(10)?).unwrap_or(0),
-                            filelists: r.try_get(11)?,
-                            other: r.try_get(12)?,
-                        },
-                    },
+                    sha256: r.try_get(6)?,
+                    location: r.try_get(7)?,
+                    time_file: r.try_get(8)?,
                 })
             })
             .collect()
+    }
+
+    /// The rendered fragments of packages, by package id.
+    pub async fn fragments_by_ids(&self, ids: &[i64]) -> Result<HashMap<i64, Fragments>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT id, primary_xml, primary_href_at, filelists_xml, other_xml FROM packages WHERE id IN ({})",
+                self.backend.in_clause(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(
+                    r.try_get::<i64, _>(0)?,
+                    Fragments {
+                        primary: r.try_get(1)?,
+                        href_at: usize::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
+                        filelists: r.try_get(3)?,
+                        other: r.try_get(4)?,
+                    },
+                );
+            }
+        }
+        Ok(out)
     }
 
     async fn insert_placements(

@@ -1,0 +1,196 @@
+//! Lifecycle benchmark on a generated 100,000-package catalog (SQLite): snapshot
+//! create, view snapshot, and diff of two 100k-package snapshots.
+//!
+//! The catalog is filled with synthetic package rows (no RPM files: these operations
+//! never read packages). Run with `cargo bench --bench lifecycle`;
+//! `CAIRN_BENCH_PACKAGES` changes the size.
+
+use std::time::Instant;
+
+use cairn::catalog::Catalog;
+use cairn::config::{Config, ViewConfig};
+use cairn::datadir::DataDir;
+use cairn::package::{DepKind, Dependency, FileKind, Package, PackageFile};
+use cairn::pool::Pool;
+use cairn::repodata::{xml, Compression};
+
+fn synthetic(i: usize, version: &str) -> Package {
+    let name = format!("pkg-{i:06}");
+    Package {
+        pkgid: format!(
+            "{:064x}",
+            (i as u128) * 1_000_003
+                + version.len() as u128 * 7
+                + version.as_bytes()[version.len() - 1] as u128
+        ),
+        name: name.clone(),
+        arch: "x86_64".into(),
+        epoch: "0".into(),
+        version: version.into(),
+        release: "1.el9".into(),
+        summary: "A synthetic package".into(),
+        description: "Synthetic package for lifecycle benchmarks.".into(),
+        packager: "Bench".into(),
+        url: "https://example.invalid".into(),
+        time_file: 1_700_000_000 + i as i64,
+        time_build: 1_700_000_000,
+        size_package: 4096,
+        size_installed: 8192,
+        size_archive: 8192,
+        license: "MIT".into(),
+        vendor: "Bench".into(),
+        group: "Unspecified".into(),
+        buildhost: "bench".into(),
+        sourcerpm: format!("{name}-{version}-1.el9.src.rpm"),
+        header_start: 4504,
+        header_end: 6000,
+        deps: vec![Dependency {
+            kind: DepKind::Requires,
+            name: format!("pkg-{:06}", (i + 1) % 100_000),
+            flags: None,
+            epoch: None,
+            ver: None,
+            rel: None,
+            pre: false,
+        }],
+        files: vec![PackageFile {
+            path: format!("/usr/share/{name}/data"),
+            kind: FileKind::File,
+        }],
+        changelogs: Vec::new(),
+    }
+}
+
+fn main() {
+    let n: usize = std::env::var("CAIRN_BENCH_PACKAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let data = DataDir::open(tmp.path().join("data")).unwrap();
+        let pool = Pool::open(data.pool_dir()).unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            data.root().join("catalog.db").display()
+        );
+        let catalog = Catalog::connect(&url).await.unwrap();
+        catalog.migrate().await.unwrap();
+        let repo_id = catalog.ensure_repo("big").await.unwrap();
+
+        // Generation: version 1.0 for all, then 1% upgraded to 1.10.
+        let t = Instant::now();
+        let fill = |version_of: &dyn Fn(usize) -> &'static str| {
+            (0..n)
+                .map(|i| {
+                    let p = synthetic(i, version_of(i));
+                    let f = xml::render(&p);
+                    (p, f)
+                })
+                .collect::<Vec<_>>()
+        };
+        let v1 = fill(&|_| "1.0");
+        let ids = catalog.insert_packages(&v1).await.unwrap();
+        let place = |pkgs: &[(Package, cairn::repodata::Fragments)],
+                     ids: &std::collections::HashMap<String, i64>| {
+            pkgs.iter()
+                .map(|(p, _)| (p.location(), ids[&p.pkgid]))
+                .collect::<Vec<_>>()
+        };
+        let placements = place(&v1, &ids);
+        let published =
+            cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+                .await
+                .unwrap();
+        catalog
+            .place_in_repo(repo_id, &placements, published.publication_id)
+            .await
+            .unwrap();
+        let latest =
+            cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+                .await
+                .unwrap();
+        catalog
+            .set_repo_latest(repo_id, latest.publication_id)
+            .await
+            .unwrap();
+        eprintln!(
+            "generated and published {n} packages in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+
+        let t = Instant::now();
+        cairn::publish::create_snapshot(&catalog, &pool, &data, "big", "one", Compression::Gzip)
+            .await
+            .unwrap();
+        let snapshot_s = t.elapsed().as_secs_f64();
+
+        // 1% upgraded, then a second snapshot.
+        let v2: Vec<_> = fill(&|i| if i % 100 == 0 { "1.10" } else { "1.0" })
+            .into_iter()
+            .filter(|(p, _)| p.version == "1.10")
+            .collect();
+        let ids2 = catalog.insert_packages(&v2).await.unwrap();
+        let mut content =
+            cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+                .await
+                .unwrap();
+        let upgrades = place(&v2, &ids2);
+        catalog
+            .place_in_repo(repo_id, &upgrades, content.publication_id)
+            .await
+            .unwrap();
+        content = cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            .await
+            .unwrap();
+        catalog
+            .set_repo_latest(repo_id, content.publication_id)
+            .await
+            .unwrap();
+        cairn::publish::create_snapshot(&catalog, &pool, &data, "big", "two", Compression::Gzip)
+            .await
+            .unwrap();
+
+        let t = Instant::now();
+        let a = catalog.snapshot("big", "one").await.unwrap();
+        let b = catalog.snapshot("big", "two").await.unwrap();
+        let (left, right) = catalog.snapshot_diff_candidates(a.id, b.id).await.unwrap();
+        let d = cairn::diff::diff(&left, &right);
+        let diff_s = t.elapsed().as_secs_f64();
+        assert_eq!(d.upgraded.len(), n / 100);
+
+        let mut config = Config::default();
+        config.repos.push(toml::from_str("id = \"big\"").unwrap());
+        let view = ViewConfig {
+            name: "bigview".into(),
+            repos: vec!["big".into()],
+        };
+        config.views.push(view.clone());
+        // The view's own metadata is rendered once by its latest; the snapshot reuses it.
+        cairn::view::publish_latest(&catalog, &pool, &view)
+            .await
+            .unwrap();
+        let t = Instant::now();
+        let row = cairn::view::snapshot(&catalog, &pool, &data, &config, &view, "v1")
+            .await
+            .unwrap();
+        let view_s = t.elapsed().as_secs_f64();
+        assert_eq!(row.package_count as usize, n + n / 100);
+
+        println!("lifecycle benchmark: {n} packages (SQLite, generated catalog)");
+        println!("{:<44} {:>9}", "operation", "seconds");
+        println!(
+            "{:<44} {:>9.3}",
+            "snapshot create (unchanged metadata reused)", snapshot_s
+        );
+        println!(
+            "{:<44} {:>9.3}",
+            "view snapshot (member snapshot + view)", view_s
+        );
+        println!(
+            "{:<44} {:>9.3}",
+            "diff of two snapshots (1% upgraded)", diff_s
+        );
+    });
+}

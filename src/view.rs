@@ -51,10 +51,7 @@ pub fn compose(members: &[(String, Vec<MemberPackage>)]) -> Vec<(String, &Member
                 continue;
             }
             let mut location = p.location.clone();
-            if used
-                .get(&location)
-                .is_some_and(|sha| *sha != p.sha256)
-            {
+            if used.get(&location).is_some_and(|sha| *sha != p.sha256) {
                 location = format!("{repo}/{location}");
             }
             used.insert(location.clone(), &p.sha256);

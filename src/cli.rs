@@ -397,11 +397,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             snapshot,
             alias,
         } => {
-            if !crate::config::valid_name(&alias)
-                || crate::publish::RESERVED_NAMES.contains(&alias.as_str())
-            {
-                bail!("{alias:?} cannot be an alias name (letters, digits, - _ . + :; not latest, repodata or Packages)");
-            }
+            crate::publish::check_snapshot_name(&alias)
+                .with_context(|| format!("{alias:?} cannot be an alias name"))?;
             let previous = app.catalog.set_alias(&repo, &alias, &snapshot).await?;
             let _ = app.datadir.bump_generation();
             match previous {

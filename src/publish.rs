@@ -236,6 +236,17 @@ pub const MIRROR_KEY_PREFIX: &str = "mirror-";
 /// Names that cannot be snapshot names because URLs use them.
 pub const RESERVED_NAMES: [&str; 3] = ["latest", "repodata", "Packages"];
 
+/// Refuses names that are not URL-safe or that URLs reserve.
+pub fn check_snapshot_name(name: &str) -> Result<(), PublishError> {
+    if !crate::config::valid_name(name) {
+        return Err(PublishError::BadName(name.to_string()));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(PublishError::Reserved(name.to_string()));
+    }
+    Ok(())
+}
+
 /// Freezes the current content of `repo` as snapshot `name` (repo lock held by caller).
 pub async fn create_snapshot(
     catalog: &Catalog,
@@ -245,39 +256,9 @@ pub async fn create_snapshot(
     name: &str,
     compression: Compression,
 ) -> Result<(SnapshotRow, Published), PublishError> {
-    if !crate::config::valid_name(name) {
-        return Err(PublishError::BadName(name.to_string()));
-    }
-    if RESERVED_NAMES.contains(&name) {
-        return Err(PublishError::Reserved(name.to_string()));
-    }
+    check_snapshot_name(name)?;
     let repo_id = catalog.ensure_repo(repo).await?;
-    // A mirror-mode repository serves upstream's own metadata: its snapshot freezes that
-    // publication rather than regenerating one.
-    let mirrored = match catalog
-        .repo(repo)
-        .await?
-        .and_then(|r| r.latest_publication_id)
-    {
-        Some(id)
-            if catalog
-                .publication_key(id)
-                .await?
-                .starts_with(MIRROR_KEY_PREFIX) =>
-        {
-            Some(id)
-        }
-        _ => None,
-    };
-    let published = match mirrored {
-        Some(id) => Published {
-            publication_id: id,
-            rendered: false,
-            package_count: catalog.repo_content(repo_id).await?.len(),
-            seconds: 0.0,
-        },
-        None => publish_repo_content(catalog, pool, repo_id, compression).await?,
-    };
+    let published = snapshot_publication(catalog, pool, repo, repo_id, compression).await?;
     let snap = catalog
         .create_snapshot(repo_id, repo, name, published.publication_id)
         .await?;

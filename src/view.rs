@@ -167,12 +167,7 @@ pub async fn snapshot(
     view: &ViewConfig,
     name: &str,
 ) -> Result<ViewSnapshotRow, ViewError> {
-    if !crate::config::valid_name(name) {
-        return Err(PublishError::BadName(name.to_string()).into());
-    }
-    if publish::RESERVED_NAMES.contains(&name) {
-        return Err(PublishError::Reserved(name.to_string()).into());
-    }
+    publish::check_snapshot_name(name)?;
     // Hold every member's write lock (in name order: no deadlock between two views).
     let mut order: Vec<&String> = view.repos.iter().collect();
     order.sort();

@@ -69,8 +69,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ViewCommand,
     },
-    /// Point an alias (e.g. `prod`) at a snapshot; switching is atomic, and rolling back
-    /// is publishing the older snapshot again.
+    /// Point an alias (e.g. `prod`) of a repository or a view at one of its snapshots;
+    /// switching is atomic, and rolling back is publishing the older snapshot again.
     Publish {
         repo: String,
         snapshot: String,
@@ -399,7 +399,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             crate::publish::check_snapshot_name(&alias)
                 .with_context(|| format!("{alias:?} cannot be an alias name"))?;
-            let previous = app.catalog.set_alias(&repo, &alias, &snapshot).await?;
+            // A name declared as a view publishes a view snapshot; otherwise a repository's.
+            let space = if app.config.view(&repo).is_some() {
+                crate::catalog::Space::Views
+            } else {
+                crate::catalog::Space::Repos
+            };
+            let previous = app
+                .catalog
+                .set_alias(space, &repo, &alias, &snapshot)
+                .await?;
             let _ = app.datadir.bump_generation();
             match previous {
                 Some(old) if old != snapshot => {

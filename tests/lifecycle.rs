@@ -212,7 +212,17 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
         let out = env.run(&["snapshot", "delete", "libs", "v1"]);
         assert!(String::from_utf8_lossy(&out.stderr).contains("view snapshot stack/v1"));
 
+        env.ok(&["publish", "stack", "v1", "--as", "prod"]);
+        assert!(!env
+            .run(&["publish", "stack", "v1", "--as", "v1"])
+            .status
+            .success());
         let server = env.serve();
+        let installed = dnf_install(&server.url("/views/stack/prod/"), &["demo-app"]);
+        assert!(
+            installed.contains(&"demo-lib".to_string()),
+            "view alias: {installed:?}"
+        );
         let installed = dnf_install(&server.url("/views/stack/v1/"), &["demo-app"]);
         for name in ["demo-app", "demo-lib", "demo-tools"] {
             assert!(

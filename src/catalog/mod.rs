@@ -89,6 +89,49 @@ pub struct ExtraRef {
     pub size: i64,
 }
 
+/// Repositories or views: the two namespaces that have snapshots and aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    Repos,
+    Views,
+}
+
+/// Table and column names of one namespace (constants: safe to format into SQL).
+struct SpaceTables {
+    owners: &'static str,
+    snapshots: &'static str,
+    owner_col: &'static str,
+    aliases: &'static str,
+    target_col: &'static str,
+    history: &'static str,
+    kind: TreeKind,
+}
+
+impl Space {
+    fn tables(self) -> SpaceTables {
+        match self {
+            Space::Repos => SpaceTables {
+                owners: "repos",
+                snapshots: "snapshots",
+                owner_col: "repo_id",
+                aliases: "aliases",
+                target_col: "snapshot_id",
+                history: "alias_history",
+                kind: TreeKind::RepoSnapshot,
+            },
+            Space::Views => SpaceTables {
+                owners: "views",
+                snapshots: "view_snapshots",
+                owner_col: "view_id",
+                aliases: "view_aliases",
+                target_col: "view_snapshot_id",
+                history: "view_alias_history",
+                kind: TreeKind::ViewSnapshot,
+            },
+        }
+    }
+}
+
 /// An alias and the snapshot it points at.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AliasRow {
@@ -102,6 +145,8 @@ pub struct AliasRow {
 /// served before that are still within the grace period (newest first).
 #[derive(Debug, Clone)]
 pub struct AliasTree {
+    pub space: Space,
+    /// The repository or view.
     pub repo: String,
     pub name: String,
     pub current: TreeRow,
@@ -1224,10 +1269,14 @@ impl Catalog {
             .await?
             .try_get(0)?;
         if !dry_run {
-            sqlx::query("DELETE FROM alias_history WHERE replaced_at < $1")
+            for table in ["alias_history", "view_alias_history"] {
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE replaced_at < $1"
+                )))
                 .bind(now() - grace_secs)
                 .execute(&mut *tx)
                 .await?;
+            }
             sqlx::query(AssertSqlSafe(format!("DELETE {UNUSED_PUBLICATIONS}")))
                 .bind(cutoff)
                 .execute(&mut *tx)
@@ -1424,6 +1473,17 @@ impl Catalog {
         placements: &[(String, i64)],
     ) -> Result<ViewSnapshotRow> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
+        let alias = sqlx::query("SELECT 1 FROM view_aliases WHERE view_id = $1 AND name = $2")
+            .bind(view_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if alias.is_some() {
+            return Err(CatalogError::AliasExists {
+                repo: format!("view {view}"),
+                name: name.to_string(),
+            });
+        }
         let exists = sqlx::query("SELECT 1 FROM view_snapshots WHERE view_id = $1 AND name = $2")
             .bind(view_id)
             .bind(name)
@@ -1553,56 +1613,86 @@ impl Catalog {
 
     // ---- aliases ------------------------------------------------------------------
 
-    /// Points alias `name` of `repo` at `snapshot`, in one transaction; the snapshot it
-    /// pointed at before (returned) is remembered for the grace period.
+    /// Points alias `name` of repository or view `owner` at its snapshot `snapshot`, in
+    /// one transaction; the snapshot it pointed at before (returned) is remembered for
+    /// the grace period.
     pub async fn set_alias(
         &self,
-        repo: &str,
+        space: Space,
+        owner: &str,
         name: &str,
         snapshot: &str,
     ) -> Result<Option<String>> {
-        let snap = self.snapshot(repo, snapshot).await?;
-        let repo_id: i64 = sqlx::query("SELECT id FROM repos WHERE name = $1")
-            .bind(repo)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let t = space.tables();
+        let unknown = || CatalogError::UnknownSnapshot {
+            repo: owner.to_string(),
+            snapshot: snapshot.to_string(),
+        };
         let mut tx = self.pool.begin().await?;
-        let shadow = sqlx::query("SELECT 1 FROM snapshots WHERE repo_id = $1 AND name = $2")
-            .bind(repo_id)
+        let sql = format!(
+            "SELECT o.id, s.id FROM {owners} o JOIN {snapshots} s ON s.{owner_col} = o.id \
+             WHERE o.name = $1 AND s.name = $2",
+            owners = t.owners,
+            snapshots = t.snapshots,
+            owner_col = t.owner_col
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(snapshot)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(unknown)?;
+        let (owner_id, target): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} = $1 AND name = $2",
+            t.snapshots, t.owner_col
+        );
+        let shadow = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner_id)
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
         if shadow.is_some() {
             return Err(CatalogError::AliasShadowsSnapshot {
-                repo: repo.to_string(),
+                repo: owner.to_string(),
                 name: name.to_string(),
             });
         }
-        let existing = sqlx::query(
-            "SELECT a.id, a.snapshot_id, s.name FROM aliases a JOIN snapshots s ON s.id = a.snapshot_id \
-             WHERE a.repo_id = $1 AND a.name = $2",
-        )
-        .bind(repo_id)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let sql = format!(
+            "SELECT a.id, a.{target_col}, s.name FROM {aliases} a JOIN {snapshots} s ON s.id = a.{target_col} \
+             WHERE a.{owner_col} = $1 AND a.name = $2",
+            target_col = t.target_col,
+            aliases = t.aliases,
+            snapshots = t.snapshots,
+            owner_col = t.owner_col
+        );
+        let existing = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
         let previous = match existing {
             Some(row) => {
-                let (alias_id, old_snapshot): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                let (alias_id, old): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
                 let old_name: String = row.try_get(2)?;
-                if old_snapshot != snap.id {
-                    sqlx::query(
-                        "INSERT INTO alias_history (alias_id, snapshot_id, replaced_at) VALUES ($1, $2, $3)",
-                    )
-                    .bind(alias_id)
-                    .bind(old_snapshot)
-                    .bind(now())
-                    .execute(&mut *tx)
-                    .await?;
+                if old != target {
+                    let sql = format!(
+                        "INSERT INTO {} (alias_id, {}, replaced_at) VALUES ($1, $2, $3)",
+                        t.history, t.target_col
+                    );
+                    sqlx::query(AssertSqlSafe(sql))
+                        .bind(alias_id)
+                        .bind(old)
+                        .bind(now())
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                sqlx::query("UPDATE aliases SET snapshot_id = $1, updated_at = $2 WHERE id = $3")
-                    .bind(snap.id)
+                let sql = format!(
+                    "UPDATE {} SET {} = $1, updated_at = $2 WHERE id = $3",
+                    t.aliases, t.target_col
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(target)
                     .bind(now())
                     .bind(alias_id)
                     .execute(&mut *tx)
@@ -1610,15 +1700,17 @@ impl Catalog {
                 Some(old_name)
             }
             None => {
-                sqlx::query(
-                    "INSERT INTO aliases (repo_id, name, snapshot_id, updated_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(repo_id)
-                .bind(name)
-                .bind(snap.id)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
+                let sql = format!(
+                    "INSERT INTO {} ({}, name, {}, updated_at) VALUES ($1, $2, $3, $4)",
+                    t.aliases, t.owner_col, t.target_col
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(owner_id)
+                    .bind(name)
+                    .bind(target)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
                 None
             }
         };
@@ -1712,54 +1804,69 @@ impl Catalog {
         Ok(())
     }
 
-    /// Every alias with its current tree and the trees it served within `grace_secs`.
+    /// Every alias (of repositories and views) with its current tree and the trees it
+    /// served within `grace_secs`.
     pub async fn alias_trees(&self, grace_secs: i64) -> Result<Vec<AliasTree>> {
-        let rows = sqlx::query(
-            "SELECT a.id, r.name, a.name, s.name, s.publication_id, p.revision FROM aliases a \
-             JOIN repos r ON r.id = a.repo_id JOIN snapshots s ON s.id = a.snapshot_id \
-             JOIN publications p ON p.id = s.publication_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
         let cutoff = now() - grace_secs;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let alias_id: i64 = r.try_get(0)?;
-            let repo: String = r.try_get(1)?;
-            let previous = sqlx::query(
-                "SELECT s.name, s.publication_id, p.revision FROM alias_history h \
-                 JOIN snapshots s ON s.id = h.snapshot_id JOIN publications p ON p.id = s.publication_id \
-                 WHERE h.alias_id = $1 AND h.replaced_at > $2 ORDER BY h.replaced_at DESC",
-            )
-            .bind(alias_id)
-            .bind(cutoff)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|p| {
-                Ok(TreeRow {
-                    repo: repo.clone(),
-                    name: p.try_get(0)?,
-                    publication_id: p.try_get(1)?,
-                    revision: p.try_get(2)?,
-                    immutable: true,
-                    kind: TreeKind::RepoSnapshot,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-            out.push(AliasTree {
-                name: r.try_get(2)?,
-                current: TreeRow {
-                    repo: repo.clone(),
-                    name: r.try_get(3)?,
-                    publication_id: r.try_get(4)?,
-                    revision: r.try_get(5)?,
-                    immutable: true,
-                    kind: TreeKind::RepoSnapshot,
-                },
-                previous,
-                repo,
-            });
+        let mut out = Vec::new();
+        for space in [Space::Repos, Space::Views] {
+            let t = space.tables();
+            let sql = format!(
+                "SELECT a.id, o.name, a.name, s.name, s.publication_id, p.revision FROM {aliases} a \
+                 JOIN {owners} o ON o.id = a.{owner_col} JOIN {snapshots} s ON s.id = a.{target_col} \
+                 JOIN publications p ON p.id = s.publication_id",
+                aliases = t.aliases,
+                owners = t.owners,
+                owner_col = t.owner_col,
+                snapshots = t.snapshots,
+                target_col = t.target_col
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .fetch_all(&self.pool)
+                .await?;
+            for r in rows {
+                let alias_id: i64 = r.try_get(0)?;
+                let owner: String = r.try_get(1)?;
+                let sql = format!(
+                    "SELECT s.name, s.publication_id, p.revision FROM {history} h \
+                     JOIN {snapshots} s ON s.id = h.{target_col} JOIN publications p ON p.id = s.publication_id \
+                     WHERE h.alias_id = $1 AND h.replaced_at > $2 ORDER BY h.replaced_at DESC",
+                    history = t.history,
+                    snapshots = t.snapshots,
+                    target_col = t.target_col
+                );
+                let previous = sqlx::query(AssertSqlSafe(sql))
+                    .bind(alias_id)
+                    .bind(cutoff)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|p| {
+                        Ok(TreeRow {
+                            repo: owner.clone(),
+                            name: p.try_get(0)?,
+                            publication_id: p.try_get(1)?,
+                            revision: p.try_get(2)?,
+                            immutable: true,
+                            kind: t.kind,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                out.push(AliasTree {
+                    space,
+                    name: r.try_get(2)?,
+                    current: TreeRow {
+                        repo: owner.clone(),
+                        name: r.try_get(3)?,
+                        publication_id: r.try_get(4)?,
+                        revision: r.try_get(5)?,
+                        immutable: true,
+                        kind: t.kind,
+                    },
+                    previous,
+                    repo: owner,
+                });
+            }
         }
         Ok(out)
     }

@@ -155,7 +155,11 @@ impl Index {
                 }
                 Arc::new(merged)
             };
-            index.repos.entry(alias.repo.clone()).or_default().insert(
+            let space = match alias.space {
+                crate::catalog::Space::Repos => &mut index.repos,
+                crate::catalog::Space::Views => &mut index.views,
+            };
+            space.entry(alias.repo.clone()).or_default().insert(
                 alias.name.clone(),
                 Tree {
                     files,

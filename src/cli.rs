@@ -186,8 +186,9 @@ pub enum SnapshotCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a snapshot (refused while an alias uses it, or used it within the grace
-    /// period). Its files stay in the pool until garbage collection.
+    /// Delete a snapshot of a repository or a view (refused while an alias or a view
+    /// snapshot uses it, or an alias used it within the grace period). Its files stay in
+    /// the pool until garbage collection.
     Delete { repo: String, snapshot: String },
     /// What changed between two snapshots of a repository, by name.arch.
     Diff {
@@ -912,7 +913,13 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
         }
         SnapshotCommand::Delete { repo, snapshot } => {
             let grace = app.config.server.alias_grace.as_secs() as i64;
-            app.catalog.delete_snapshot(&repo, &snapshot, grace).await?;
+            if app.config.view(&repo).is_some() {
+                app.catalog
+                    .delete_view_snapshot(&repo, &snapshot, grace)
+                    .await?;
+            } else {
+                app.catalog.delete_snapshot(&repo, &snapshot, grace).await?;
+            }
             let _ = app.datadir.bump_generation();
             println!("deleted snapshot {repo}/{snapshot}");
         }

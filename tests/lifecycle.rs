@@ -274,5 +274,19 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
                 .unwrap(),
             v1
         );
+        // The view snapshot is in use by prod: refused; a fresh one can go, and then its
+        // member snapshots can too.
+        let out = env.run(&["snapshot", "delete", "stack", "v1"]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("\"prod\""));
+        env.ok(&["view", "snapshot", "stack", "--name", "v2"]);
+        env.ok(&["snapshot", "delete", "stack", "v2"]);
+        env.ok(&["snapshot", "delete", "libs", "v2"]);
+        wait_for("the view snapshot to disappear", || {
+            c.get(server.url("/views/stack/v2/repodata/repomd.xml"))
+                .send()
+                .unwrap()
+                .status()
+                == 404
+        });
     }
 }

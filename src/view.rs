@@ -10,12 +10,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::catalog::{Catalog, CatalogError, MemberPackage, PlacedFragments, ViewSnapshotRow};
+use crate::catalog::{
+    Catalog, CatalogError, ExtraRef, MemberPackage, PlacedFragments, ViewSnapshotRow,
+};
 use crate::config::{Config, ViewConfig};
 use crate::datadir::DataDir;
 use crate::pool::Pool;
+use crate::pool::PoolError;
 use crate::publish::{self, PublishError, Published};
-use crate::repodata::{Compression, Fragments};
+use crate::repodata::parse::ParseError;
+use crate::repodata::updateinfo::Nevra;
+use crate::repodata::{merge, Compression, ExtraKind, Fragments};
 
 /// Errors of view operations.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,10 @@ pub enum ViewError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("merging member metadata: {0}")]
+    Merge(#[from] ParseError),
     #[error("locking repository {repo:?}: {source}")]
     Lock {
         repo: String,
@@ -85,12 +94,13 @@ async fn publish_composition(
         .iter()
         .map(|(loc, p)| (loc.clone(), p.package_id))
         .collect();
+    let extras = merged_extras(catalog, pool, members, &composed).await?;
     let key = publish::content_key(
         composed
             .iter()
             .map(|(loc, p)| (loc.as_str(), p.sha256.as_str())),
         Compression::Gzip,
-        &[],
+        &extras,
     );
     if let Some(id) = catalog.publication_by_key(&key).await? {
         let published = Published {
@@ -120,8 +130,65 @@ async fn publish_composition(
         })
         .collect();
     let published =
-        publish::publish_set(catalog, pool, &items, Compression::Gzip, &[], false).await?;
+        publish::publish_set(catalog, pool, &items, Compression::Gzip, &extras, false).await?;
     Ok((published, placements))
+}
+
+/// The members' comps, updateinfo and modules merged for the view (updateinfo trimmed to
+/// the composed packages), stored in the pool.
+async fn merged_extras(
+    catalog: &Catalog,
+    pool: &Pool,
+    members: &[(String, Vec<MemberPackage>)],
+    composed: &[(String, &MemberPackage)],
+) -> Result<Vec<ExtraRef>, ViewError> {
+    let mut by_kind: Vec<(ExtraKind, Vec<Vec<u8>>)> =
+        ExtraKind::ALL.iter().map(|k| (*k, Vec::new())).collect();
+    for (repo, _) in members {
+        let repo_id = catalog.ensure_repo(repo).await?;
+        for e in catalog.repo_extras(repo_id).await? {
+            let Some(kind) = ExtraKind::from_name(&e.kind) else {
+                continue;
+            };
+            let path = pool.path_of(&e.sha256);
+            let bytes = std::fs::read(&path).map_err(|source| PoolError::Io { path, source })?;
+            if let Some((_, docs)) = by_kind.iter_mut().find(|(k, _)| *k == kind) {
+                docs.push(bytes);
+            }
+        }
+    }
+    let keep: HashSet<Nevra> = composed
+        .iter()
+        .map(|(_, p)| Nevra {
+            name: p.nevra.name.clone(),
+            epoch: p.nevra.epoch.clone(),
+            version: p.nevra.version.clone(),
+            release: p.nevra.release.clone(),
+            arch: p.nevra.arch.clone(),
+        })
+        .collect();
+    let mut refs = Vec::new();
+    let mut staged = Vec::new();
+    for (kind, docs) in by_kind {
+        if docs.is_empty() {
+            continue;
+        }
+        let slices: Vec<&[u8]> = docs.iter().map(Vec::as_slice).collect();
+        let merged = match kind {
+            ExtraKind::Comps => merge::comps(&slices)?,
+            ExtraKind::Updateinfo => merge::updateinfo(&slices, &keep)?,
+            ExtraKind::Modules => merge::modules(&slices),
+        };
+        let s = pool.stage_bytes(&merged)?;
+        refs.push(ExtraRef {
+            kind: kind.name().to_string(),
+            sha256: s.sha256.clone(),
+            size: s.size as i64,
+        });
+        staged.push(s);
+    }
+    pool.commit_async(staged).await?;
+    Ok(refs)
 }
 
 /// Republishes a view's `latest` from its members' current content.

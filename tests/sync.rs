@@ -803,3 +803,111 @@ fn syncs_snapshot_automatically_and_retention_spares_what_aliases_use() {
         "{out}"
     );
 }
+
+#[test]
+fn views_merge_member_comps_and_updateinfo() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let all = up_dir.path().join("all");
+    let files = cairn::samples::demo_packages(&all).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Member "a": demo-app with a group; member "b": the rest with another group and an advisory.
+    for (member, group, filter) in [("a", "group-a", "demo-app"), ("b", "group-b", "demo-")] {
+        let dir = up_dir.path().join(member);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in &files {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let is_app = name.starts_with("demo-app");
+            if (member == "a") == is_app && name.starts_with(filter) {
+                std::fs::copy(f, dir.join(&name)).unwrap();
+            }
+        }
+        let comps = COMPS
+            .replace("demo-group", group)
+            .replace("Demo Group", &format!("Group {member}"));
+        let comps_path = up_dir.path().join(format!("{member}-comps.xml"));
+        std::fs::write(&comps_path, comps).unwrap();
+        run(&[
+            "createrepo_c",
+            "--no-database",
+            "--quiet",
+            "-g",
+            comps_path.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ]);
+        if member == "b" {
+            let ui = up_dir.path().join("updateinfo.xml");
+            std::fs::write(
+                &ui,
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<updates>\n{}</updates>\n",
+                    advisory("ADV-LIB", "demo-lib", "1.2.0")
+                ),
+            )
+            .unwrap();
+            run(&[
+                "modifyrepo_c",
+                ui.to_str().unwrap(),
+                dir.join("repodata").to_str().unwrap(),
+            ]);
+        }
+    }
+    let upstream = Upstream::start(up_dir.path());
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"a\"\nfeed = \"{}\"\n[[repo]]\nid = \"b\"\nfeed = \"{}\"\n[[view]]\nname = \"v\"\nrepos = [\"a\", \"b\"]\n",
+            upstream.url("a/"),
+            upstream.url("b/")
+        ),
+    );
+    env.ok(&["repo", "sync", "--all"]);
+    env.ok(&["view", "snapshot", "v", "--name", "s"]);
+    let server = env.serve();
+    let c = http();
+    let repomd = c
+        .get(server.url("/views/v/s/repodata/repomd.xml"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let doc = parse_xml(&repomd);
+    let href = |kind: &str| {
+        doc.children
+            .iter()
+            .find(|d| d.attr("type") == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} record"))
+            .child("location")
+            .unwrap()
+            .attr("href")
+            .unwrap()
+            .to_string()
+    };
+    let get = |path: &str| {
+        decompress(
+            &c.get(server.url(&format!("/views/v/s/{path}")))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap(),
+        )
+    };
+    let comps = String::from_utf8(get(&href("group_gz"))).unwrap();
+    assert!(
+        comps.contains("group-a") && comps.contains("group-b"),
+        "{comps}"
+    );
+    let ui = String::from_utf8(get(&href("updateinfo"))).unwrap();
+    assert!(ui.contains("ADV-LIB"), "{ui}");
+    let (out, _) = dnf(&server.url("/views/v/s/"), &["group", "list", "--hidden"]);
+    assert!(out.contains("Group a") && out.contains("Group b"), "{out}");
+}

@@ -290,3 +290,61 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
         });
     }
 }
+
+#[test]
+fn gc_while_serving_never_breaks_what_is_still_published() {
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    let one = env.dir.path().join("one");
+    cairn::samples::demo_packages(&one).unwrap();
+    env.ok(&["import", "fx", one.to_str().unwrap()]);
+    env.ok(&["snapshot", "create", "fx", "--name", "keep"]);
+    env.ok(&["publish", "fx", "keep", "--as", "prod"]);
+    for round in 0..3 {
+        let more = env.dir.path().join(format!("more{round}"));
+        // A different count per round gives different packages (and replacements).
+        cairn::samples::generate(&more, round + 2).unwrap();
+        env.ok(&["import", "fx", more.to_str().unwrap()]);
+        env.ok(&["snapshot", "create", "fx", "--name", &format!("tmp{round}")]);
+    }
+    let server = env.serve();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addr = server.url("");
+    let loader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let c = http();
+            let mut fetched = 0u32;
+            let mut failures = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for tree in ["keep", "prod", "latest"] {
+                    for path in [
+                        "repodata/repomd.xml",
+                        "Packages/d/demo-lib-1.2.0-1.noarch.rpm",
+                    ] {
+                        let url = format!("{addr}/repos/fx/{tree}/{path}");
+                        match c.get(&url).send() {
+                            Ok(r) if r.status() == 200 => {
+                                let _ = r.bytes();
+                                fetched += 1;
+                            }
+                            Ok(r) => failures.push(format!("{url}: {}", r.status())),
+                            Err(e) => failures.push(format!("{url}: {e}")),
+                        }
+                    }
+                }
+            }
+            (fetched, failures)
+        })
+    };
+    for round in 0..3 {
+        env.ok(&["snapshot", "delete", "fx", &format!("tmp{round}")]);
+        env.ok(&["gc", "--min-age", "0s"]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (fetched, failures) = loader.join().unwrap();
+    assert!(fetched > 20, "the load ran ({fetched} fetches)");
+    assert!(failures.is_empty(), "{failures:?}");
+    let verify = env.json(&["db", "verify"]);
+    assert_eq!(verify["missing"].as_array().unwrap().len(), 0, "{verify}");
+}

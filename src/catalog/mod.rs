@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
 use crate::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
 use crate::repodata::Fragments;
@@ -1054,11 +1054,21 @@ impl Catalog {
 
     /// The metadata files of a publication.
     pub async fn publication_files(&self, publication_id: i64) -> Result<Vec<PublicationFile>> {
+        let mut conn = self.pool.acquire().await?;
+        self.publication_files_on(&mut conn, publication_id).await
+    }
+
+    /// The metadata files of a publication, on a given connection.
+    pub async fn publication_files_on(
+        &self,
+        conn: &mut AnyConnection,
+        publication_id: i64,
+    ) -> Result<Vec<PublicationFile>> {
         let rows = sqlx::query(
             "SELECT path, kind, sha256, size FROM publication_files WHERE publication_id = $1 ORDER BY path",
         )
         .bind(publication_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter()
             .map(|r| {
@@ -1638,13 +1648,13 @@ impl Catalog {
     }
 
     /// Every view tree: view snapshots and each view's `latest`.
-    pub async fn view_trees(&self) -> Result<Vec<TreeRow>> {
+    pub async fn view_trees(&self, conn: &mut AnyConnection) -> Result<Vec<TreeRow>> {
         let mut out = Vec::new();
         for r in sqlx::query(
             "SELECT v.name, s.name, s.publication_id, p.revision FROM view_snapshots s \
              JOIN views v ON v.id = s.view_id JOIN publications p ON p.id = s.publication_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?
         {
             out.push(TreeRow {
@@ -1660,7 +1670,7 @@ impl Catalog {
             "SELECT v.name, v.latest_publication_id, p.revision FROM views v \
              JOIN publications p ON p.id = v.latest_publication_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?
         {
             out.push(TreeRow {
@@ -1870,7 +1880,11 @@ impl Catalog {
 
     /// Every alias (of repositories and views) with its current tree and the trees it
     /// served within `grace_secs`.
-    pub async fn alias_trees(&self, grace_secs: i64) -> Result<Vec<AliasTree>> {
+    pub async fn alias_trees(
+        &self,
+        conn: &mut AnyConnection,
+        grace_secs: i64,
+    ) -> Result<Vec<AliasTree>> {
         let cutoff = now() - grace_secs;
         let mut out = Vec::new();
         for space in [Space::Repos, Space::Views] {
@@ -1886,7 +1900,7 @@ impl Catalog {
                 target_col = t.target_col
             );
             let rows = sqlx::query(AssertSqlSafe(sql))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?;
             for r in rows {
                 let alias_id: i64 = r.try_get(0)?;
@@ -1902,7 +1916,7 @@ impl Catalog {
                 let previous = sqlx::query(AssertSqlSafe(sql))
                     .bind(alias_id)
                     .bind(cutoff)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?
                     .iter()
                     .map(|p| {
@@ -1935,16 +1949,28 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Starts a read transaction that sees one consistent state of the catalog (the
+    /// server's index is built from several queries inside one).
+    pub async fn begin_read(&self) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     // ---- serving index ------------------------------------------------------------
 
     /// Every published tree: each snapshot, and each repository's `latest`.
-    pub async fn trees(&self) -> Result<Vec<TreeRow>> {
+    pub async fn trees(&self, conn: &mut AnyConnection) -> Result<Vec<TreeRow>> {
         let mut out = Vec::new();
         let rows = sqlx::query(
             "SELECT r.name, s.name, s.publication_id, p.revision FROM snapshots s \
              JOIN repos r ON r.id = s.repo_id JOIN publications p ON p.id = s.publication_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         for r in rows {
             out.push(TreeRow {
@@ -1960,7 +1986,7 @@ impl Catalog {
             "SELECT r.name, r.latest_publication_id, p.revision FROM repos r \
              JOIN publications p ON p.id = r.latest_publication_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         for r in rows {
             out.push(TreeRow {
@@ -1977,7 +2003,11 @@ impl Catalog {
 
     /// The package files of a tree. A publication's content key covers every package
     /// and location, so all trees sharing a publication hold the same files.
-    pub async fn tree_packages(&self, tree: &TreeRow) -> Result<Vec<TreeFile>> {
+    pub async fn tree_packages(
+        &self,
+        conn: &mut AnyConnection,
+        tree: &TreeRow,
+    ) -> Result<Vec<TreeFile>> {
         let sql = match tree.kind {
             TreeKind::RepoSnapshot => {
                 "SELECT sp.location, p.sha256, p.size_package, p.time_file FROM snapshot_packages sp \
@@ -2004,7 +2034,7 @@ impl Catalog {
         if matches!(tree.kind, TreeKind::RepoSnapshot | TreeKind::ViewSnapshot) {
             q = q.bind(tree.name.as_str());
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = q.fetch_all(&mut *conn).await?;
         rows.iter()
             .map(|r| {
                 Ok(TreeFile {

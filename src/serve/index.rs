@@ -9,6 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hyper::header::HeaderValue;
 
+use sqlx::AnyConnection;
+
 use crate::catalog::{Catalog, CatalogError, TreeRow};
 
 /// One servable file, with its response headers prepared when the index is built.
@@ -87,6 +89,7 @@ pub fn content_type(path: &str) -> &'static str {
 /// publication.
 async fn files_of(
     catalog: &Catalog,
+    conn: &mut AnyConnection,
     tree: &TreeRow,
     cache: &mut HashMap<i64, Arc<Files>>,
 ) -> Result<Arc<Files>, CatalogError> {
@@ -94,11 +97,14 @@ async fn files_of(
         return Ok(f.clone());
     }
     let mut files = Files::default();
-    for f in catalog.publication_files(tree.publication_id).await? {
+    for f in catalog
+        .publication_files_on(conn, tree.publication_id)
+        .await?
+    {
         let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
         files.files.insert(f.path, entry);
     }
-    for p in catalog.tree_packages(tree).await? {
+    for p in catalog.tree_packages(conn, tree).await? {
         let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
         files.files.insert(p.path, entry);
     }
@@ -114,8 +120,13 @@ impl Index {
     pub async fn load(catalog: &Catalog, alias_grace: Duration) -> Result<Index, CatalogError> {
         let mut cache: HashMap<i64, Arc<Files>> = HashMap::new();
         let mut index = Index::default();
-        for tree in catalog.trees().await? {
-            let files = files_of(catalog, &tree, &mut cache).await?;
+        // One read transaction: trees, their files and packages from one consistent state
+        // (trees sharing a publication share one file map, so a half-applied change seen
+        // by a later query would leak into every tree that shares it).
+        let mut tx = catalog.begin_read().await?;
+        let conn: &mut AnyConnection = &mut tx;
+        for tree in catalog.trees(conn).await? {
+            let files = files_of(catalog, conn, &tree, &mut cache).await?;
             index.repos.entry(tree.repo.clone()).or_default().insert(
                 tree.name.clone(),
                 Tree {
@@ -125,8 +136,8 @@ impl Index {
                 },
             );
         }
-        for tree in catalog.view_trees().await? {
-            let files = files_of(catalog, &tree, &mut cache).await?;
+        for tree in catalog.view_trees(conn).await? {
+            let files = files_of(catalog, conn, &tree, &mut cache).await?;
             index.views.entry(tree.repo.clone()).or_default().insert(
                 tree.name.clone(),
                 Tree {
@@ -136,8 +147,11 @@ impl Index {
                 },
             );
         }
-        for alias in catalog.alias_trees(alias_grace.as_secs() as i64).await? {
-            let current = files_of(catalog, &alias.current, &mut cache).await?;
+        for alias in catalog
+            .alias_trees(conn, alias_grace.as_secs() as i64)
+            .await?
+        {
+            let current = files_of(catalog, conn, &alias.current, &mut cache).await?;
             let files = if alias.previous.is_empty() {
                 current
             } else {
@@ -145,7 +159,7 @@ impl Index {
                     files: current.files.clone(),
                 };
                 for prev in &alias.previous {
-                    let old = files_of(catalog, prev, &mut cache).await?;
+                    let old = files_of(catalog, conn, prev, &mut cache).await?;
                     for (path, entry) in &old.files {
                         merged
                             .files
@@ -168,6 +182,7 @@ impl Index {
                 },
             );
         }
+        tx.rollback().await?;
         Ok(index)
     }
 

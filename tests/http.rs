@@ -62,10 +62,15 @@ fn serving_semantics() {
 /// The same behaviour when io_uring is refused (ordinary reads on the blocking pool).
 #[test]
 fn serving_semantics_without_io_uring() {
-    check_serving(
-        &fixture_with(&Backend::Sqlite, &[("CAIRN_IO_URING", "off")]),
-        "no-io_uring",
-    );
+    let f = fixture_with(&Backend::Sqlite, &[("CAIRN_IO_URING", "off")]);
+    let health = http()
+        .get(f.server.url("/healthz"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(health.contains("reads: blocking"), "{health}");
+    check_serving(&f, "no-io_uring");
 }
 
 fn check_serving(f: &Fixture, name: &str) {

@@ -149,7 +149,11 @@ pub async fn handle(
 
 async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ResBody> {
     if path == "/healthz" {
-        return text(StatusCode::OK, "ok");
+        let reads = match shared.mode {
+            ReadMode::Uring => "io_uring",
+            ReadMode::Blocking => "blocking",
+        };
+        return text(StatusCode::OK, &format!("ok\nreads: {reads}"));
     }
     let segs: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
     let index = shared.index.load();

@@ -235,6 +235,13 @@ pub async fn snapshot(
     name: &str,
 ) -> Result<ViewSnapshotRow, ViewError> {
     publish::check_snapshot_name(name)?;
+    let started = std::time::Instant::now();
+    let phase = |what: &str| {
+        tracing::debug!(
+            "view snapshot: {what} at {:.3} s",
+            started.elapsed().as_secs_f64()
+        )
+    };
     // Hold every member's write lock (in name order: no deadlock between two views).
     let mut order: Vec<&String> = view.repos.iter().collect();
     order.sort();
@@ -260,8 +267,11 @@ pub async fn snapshot(
             publish::snapshot_publication(catalog, pool, repo, repo_id, compression).await?;
         member_pubs.push((repo_id, repo.clone(), published.publication_id));
     }
+    phase("member publications ready");
     let members = members(catalog, view).await?;
+    phase("member packages read");
     let (published, placements) = publish_composition(catalog, pool, &members).await?;
+    phase("view composed and published");
     let row = catalog
         .create_view_snapshot(
             view_id,
@@ -273,6 +283,7 @@ pub async fn snapshot(
         )
         .await?;
     let _ = datadir.bump_generation();
+    phase("committed");
     Ok(row)
 }
 

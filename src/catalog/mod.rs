@@ -104,7 +104,9 @@ struct SpaceTables {
     aliases: &'static str,
     target_col: &'static str,
     history: &'static str,
+    /// Kind of a snapshot tree, and of the `latest` tree.
     kind: TreeKind,
+    latest_kind: TreeKind,
 }
 
 impl Space {
@@ -118,6 +120,7 @@ impl Space {
                 target_col: "snapshot_id",
                 history: "alias_history",
                 kind: TreeKind::RepoSnapshot,
+                latest_kind: TreeKind::RepoLatest,
             },
             Space::Views => SpaceTables {
                 owners: "views",
@@ -127,6 +130,7 @@ impl Space {
                 target_col: "view_snapshot_id",
                 history: "view_alias_history",
                 kind: TreeKind::ViewSnapshot,
+                latest_kind: TreeKind::ViewLatest,
             },
         }
     }
@@ -1647,44 +1651,6 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Every view tree: view snapshots and each view's `latest`.
-    pub async fn view_trees(&self, conn: &mut AnyConnection) -> Result<Vec<TreeRow>> {
-        let mut out = Vec::new();
-        for r in sqlx::query(
-            "SELECT v.name, s.name, s.publication_id, p.revision FROM view_snapshots s \
-             JOIN views v ON v.id = s.view_id JOIN publications p ON p.id = s.publication_id",
-        )
-        .fetch_all(&mut *conn)
-        .await?
-        {
-            out.push(TreeRow {
-                repo: r.try_get(0)?,
-                name: r.try_get(1)?,
-                publication_id: r.try_get(2)?,
-                revision: r.try_get(3)?,
-                immutable: true,
-                kind: TreeKind::ViewSnapshot,
-            });
-        }
-        for r in sqlx::query(
-            "SELECT v.name, v.latest_publication_id, p.revision FROM views v \
-             JOIN publications p ON p.id = v.latest_publication_id",
-        )
-        .fetch_all(&mut *conn)
-        .await?
-        {
-            out.push(TreeRow {
-                repo: r.try_get(0)?,
-                name: "latest".into(),
-                publication_id: r.try_get(1)?,
-                revision: r.try_get(2)?,
-                immutable: false,
-                kind: TreeKind::ViewLatest,
-            });
-        }
-        Ok(out)
-    }
-
     // ---- aliases ------------------------------------------------------------------
 
     /// Points alias `name` of repository or view `owner` at its snapshot `snapshot`, in
@@ -1963,39 +1929,46 @@ impl Catalog {
 
     // ---- serving index ------------------------------------------------------------
 
-    /// Every published tree: each snapshot, and each repository's `latest`.
-    pub async fn trees(&self, conn: &mut AnyConnection) -> Result<Vec<TreeRow>> {
+    /// Every published tree of a namespace: each snapshot, and each `latest`.
+    pub async fn trees(&self, conn: &mut AnyConnection, space: Space) -> Result<Vec<TreeRow>> {
+        let t = space.tables();
         let mut out = Vec::new();
-        let rows = sqlx::query(
-            "SELECT r.name, s.name, s.publication_id, p.revision FROM snapshots s \
-             JOIN repos r ON r.id = s.repo_id JOIN publications p ON p.id = s.publication_id",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        for r in rows {
+        let sql = format!(
+            "SELECT o.name, s.name, s.publication_id, p.revision FROM {snapshots} s \
+             JOIN {owners} o ON o.id = s.{owner_col} JOIN publications p ON p.id = s.publication_id",
+            snapshots = t.snapshots,
+            owners = t.owners,
+            owner_col = t.owner_col
+        );
+        for r in sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await?
+        {
             out.push(TreeRow {
                 repo: r.try_get(0)?,
                 name: r.try_get(1)?,
                 publication_id: r.try_get(2)?,
                 revision: r.try_get(3)?,
                 immutable: true,
-                kind: TreeKind::RepoSnapshot,
+                kind: t.kind,
             });
         }
-        let rows = sqlx::query(
-            "SELECT r.name, r.latest_publication_id, p.revision FROM repos r \
-             JOIN publications p ON p.id = r.latest_publication_id",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        for r in rows {
+        let sql = format!(
+            "SELECT o.name, o.latest_publication_id, p.revision FROM {} o \
+             JOIN publications p ON p.id = o.latest_publication_id",
+            t.owners
+        );
+        for r in sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await?
+        {
             out.push(TreeRow {
                 repo: r.try_get(0)?,
                 name: "latest".to_string(),
                 publication_id: r.try_get(1)?,
                 revision: r.try_get(2)?,
                 immutable: false,
-                kind: TreeKind::RepoLatest,
+                kind: t.latest_kind,
             });
         }
         Ok(out)

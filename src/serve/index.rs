@@ -11,7 +11,7 @@ use hyper::header::HeaderValue;
 
 use sqlx::AnyConnection;
 
-use crate::catalog::{Catalog, CatalogError, TreeRow};
+use crate::catalog::{Catalog, CatalogError, Space, TreeRow};
 
 /// One servable file, with its response headers prepared when the index is built.
 #[derive(Debug, Clone)]
@@ -125,27 +125,22 @@ impl Index {
         // by a later query would leak into every tree that shares it).
         let mut tx = catalog.begin_read().await?;
         let conn: &mut AnyConnection = &mut tx;
-        for tree in catalog.trees(conn).await? {
-            let files = files_of(catalog, conn, &tree, &mut cache).await?;
-            index.repos.entry(tree.repo.clone()).or_default().insert(
-                tree.name.clone(),
-                Tree {
-                    files,
-                    immutable: tree.immutable,
-                    revision: tree.revision,
-                },
-            );
-        }
-        for tree in catalog.view_trees(conn).await? {
-            let files = files_of(catalog, conn, &tree, &mut cache).await?;
-            index.views.entry(tree.repo.clone()).or_default().insert(
-                tree.name.clone(),
-                Tree {
-                    files,
-                    immutable: tree.immutable,
-                    revision: tree.revision,
-                },
-            );
+        for space in [Space::Repos, Space::Views] {
+            for tree in catalog.trees(conn, space).await? {
+                let files = files_of(catalog, conn, &tree, &mut cache).await?;
+                index
+                    .space_mut(space)
+                    .entry(tree.repo.clone())
+                    .or_default()
+                    .insert(
+                        tree.name.clone(),
+                        Tree {
+                            files,
+                            immutable: tree.immutable,
+                            revision: tree.revision,
+                        },
+                    );
+            }
         }
         for alias in catalog
             .alias_trees(conn, alias_grace.as_secs() as i64)
@@ -169,18 +164,18 @@ impl Index {
                 }
                 Arc::new(merged)
             };
-            let space = match alias.space {
-                crate::catalog::Space::Repos => &mut index.repos,
-                crate::catalog::Space::Views => &mut index.views,
-            };
-            space.entry(alias.repo.clone()).or_default().insert(
-                alias.name.clone(),
-                Tree {
-                    files,
-                    immutable: false,
-                    revision: alias.current.revision,
-                },
-            );
+            index
+                .space_mut(alias.space)
+                .entry(alias.repo.clone())
+                .or_default()
+                .insert(
+                    alias.name.clone(),
+                    Tree {
+                        files,
+                        immutable: false,
+                        revision: alias.current.revision,
+                    },
+                );
         }
         tx.rollback().await?;
         Ok(index)
@@ -197,6 +192,13 @@ impl Index {
             "repos" => Some(&self.repos),
             "views" => Some(&self.views),
             _ => None,
+        }
+    }
+
+    fn space_mut(&mut self, space: Space) -> &mut HashMap<String, HashMap<String, Tree>> {
+        match space {
+            Space::Repos => &mut self.repos,
+            Space::Views => &mut self.views,
         }
     }
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Sync benchmark: cairn vs `dnf reposync --download-metadata`, same upstream, same run.
+# Sync benchmark: cairn vs `dnf reposync --download-metadata` (and Chantal when
+# CHANTAL names its executable), same upstream, same run.
 #
 # Generates N small packages (default 2000), indexes them with createrepo_c, serves them
 # with nginx on a free loopback port, then measures wall time and peak RSS of:
 #   - a cold `cairn repo sync` into an empty data dir,
 #   - a no-change re-sync (one request),
-#   - `dnf reposync --download-metadata` into an empty directory.
+#   - `dnf reposync --download-metadata` into an empty directory,
+#   - `chantal repo sync` into an empty SQLite-backed install (when CHANTAL is set,
+#     e.g. CHANTAL=~/venv/bin/chantal after `pip install chantal`).
 #
 # Usage: bench/sync.sh [packages]
 # Needs: cargo, createrepo_c, nginx, dnf with dnf-plugins-core (reposync), GNU time.
@@ -58,7 +61,29 @@ printf '%-44s %8s %10s\n' operation seconds peak_KiB
 export CAIRN_LOG=warn
 measure cairn_cold "$BIN" --config "$WORK/cairn.toml" repo sync bench
 measure cairn_unchanged "$BIN" --config "$WORK/cairn.toml" repo sync bench
+measure cairn_snapshot "$BIN" --config "$WORK/cairn.toml" snapshot create bench --name s1
 measure reposync dnf reposync --download-metadata --setopt=reposdir=/dev/null \
     --setopt=cachedir="$WORK/dnf-cache" --releasever=1 \
     --repofrompath=b,"http://127.0.0.1:$PORT/repo/" --repo=b -p "$WORK/reposync" -q
+if [ -n "${CHANTAL:-}" ]; then
+    cat > "$WORK/chantal.yaml" <<YAML
+database:
+  url: sqlite:///$WORK/chantal/chantal.db
+storage:
+  base_path: $WORK/chantal
+  pool_path: $WORK/chantal/pool
+  published_path: $WORK/chantal/published
+  temp_path: $WORK/chantal/tmp
+repositories:
+  - id: bench
+    type: rpm
+    feed: http://127.0.0.1:$PORT/repo/
+YAML
+    mkdir -p "$WORK/chantal"
+    "$CHANTAL" --config "$WORK/chantal.yaml" db init >/dev/null
+    measure chantal "$CHANTAL" --config "$WORK/chantal.yaml" repo sync --repo-id bench -q
+    measure chantal_snapshot "$CHANTAL" --config "$WORK/chantal.yaml" snapshot create --repo-id bench --name s1
+    echo "ratio: cairn cold sync is $(echo "scale=1; $(cat "$WORK/chantal.secs") / $(cat "$WORK/cairn_cold.secs")" | bc)x faster than chantal"
+    echo "ratio: cairn snapshot create is $(echo "scale=1; $(cat "$WORK/chantal_snapshot.secs") / $(cat "$WORK/cairn_snapshot.secs")" | bc)x faster than chantal's"
+fi
 echo "ratio: cairn cold sync is $(echo "scale=1; $(cat "$WORK/reposync.secs") / $(cat "$WORK/cairn_cold.secs")" | bc)x faster than dnf reposync"

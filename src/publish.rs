@@ -42,6 +42,8 @@ pub struct Published {
     pub rendered: bool,
     pub package_count: usize,
     pub seconds: f64,
+    /// The repository content version this publication was made from, when known.
+    pub content_version: Option<i64>,
 }
 
 /// The content key of a package set, given as (location, sha256) pairs, plus the
@@ -100,6 +102,7 @@ pub async fn publish_set(
                 rendered: false,
                 package_count: items.len(),
                 seconds: started.elapsed().as_secs_f64(),
+                content_version: None,
             });
         }
     }
@@ -161,6 +164,7 @@ pub async fn publish_set(
         rendered: true,
         package_count: items.len(),
         seconds: started.elapsed().as_secs_f64(),
+        content_version: None,
     })
 }
 
@@ -173,30 +177,37 @@ pub async fn publish_repo_content(
     compression: Compression,
 ) -> Result<Published, PublishError> {
     let started = Instant::now();
-    let content = catalog.repo_content(repo_id).await?;
-    let extras = catalog.repo_extras(repo_id).await?;
+    let content = catalog.versioned_content(repo_id).await?;
     let key = content_key(
         content
+            .rows
             .iter()
             .map(|c| (c.location.as_str(), c.sha256.as_str())),
         compression,
-        &extras,
+        &content.extras,
     );
     if let Some(id) = catalog.publication_by_key(&key).await? {
         return Ok(Published {
             publication_id: id,
             rendered: false,
-            package_count: content.len(),
+            package_count: content.rows.len(),
             seconds: started.elapsed().as_secs_f64(),
+            content_version: Some(content.version),
         });
     }
+    // The caller holds the repository lock: the content cannot move between the reads.
     let items = catalog.repo_fragments(repo_id).await?;
-    publish_set(catalog, pool, &items, compression, &extras, false).await
+    let mut published =
+        publish_set(catalog, pool, &items, compression, &content.extras, false).await?;
+    published.content_version = Some(content.version);
+    Ok(published)
 }
 
 /// The publication a snapshot of `repo`'s current content uses. A mirror-mode
 /// repository serves upstream's own metadata, so its snapshot freezes that publication
-/// rather than regenerating one.
+/// rather than regenerating one. When `latest` was published from the current content
+/// in the wanted compression, it is the snapshot's publication and the content is not
+/// read at all.
 pub async fn snapshot_publication(
     catalog: &Catalog,
     pool: &Pool,
@@ -219,15 +230,28 @@ pub async fn snapshot_publication(
         }
         _ => None,
     };
-    match mirrored {
-        Some(id) => Ok(Published {
+    if let Some(id) = mirrored {
+        return Ok(Published {
             publication_id: id,
             rendered: false,
             package_count: catalog.repo_content(repo_id).await?.len(),
             seconds: 0.0,
-        }),
-        None => publish_repo_content(catalog, pool, repo_id, compression).await,
+            content_version: None,
+        });
     }
+    if let Some(latest) = catalog.current_latest(repo_id).await? {
+        let suffix = format!(".xml.{}", compression.suffix());
+        if latest.primary_path.ends_with(&suffix) {
+            return Ok(Published {
+                publication_id: latest.publication_id,
+                rendered: false,
+                package_count: latest.package_count.max(0) as usize,
+                seconds: 0.0,
+                content_version: None,
+            });
+        }
+    }
+    publish_repo_content(catalog, pool, repo_id, compression).await
 }
 
 /// Content keys of mirror-mode publications (upstream's metadata bytes) start so.

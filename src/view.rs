@@ -11,7 +11,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::catalog::{
-    Catalog, CatalogError, ExtraRef, MemberPackage, PlacedFragments, ViewSnapshotRow,
+    content_stamp, Catalog, CatalogError, ExtraRef, MemberPackage, PlacedFragments, ViewContent,
+    ViewSnapshotRow,
 };
 use crate::config::{Config, ViewConfig};
 use crate::datadir::DataDir;
@@ -33,6 +34,8 @@ pub enum ViewError {
     Pool(#[from] PoolError),
     #[error("merging member metadata: {0}")]
     Merge(#[from] ParseError),
+    #[error("view {view:?}: snapshot {name:?} was not created")]
+    NotCreated { view: String, name: String },
     #[error("locking repository {repo:?}: {source}")]
     Lock {
         repo: String,
@@ -70,16 +73,21 @@ pub fn compose(members: &[(String, Vec<MemberPackage>)]) -> Vec<(String, &Member
     out
 }
 
+/// The members' current packages, in view order, and the stamp of the content
+/// versions they were read at.
 async fn members(
     catalog: &Catalog,
     view: &ViewConfig,
-) -> Result<Vec<(String, Vec<MemberPackage>)>, ViewError> {
+) -> Result<(Vec<(String, Vec<MemberPackage>)>, String), ViewError> {
     let mut out = Vec::with_capacity(view.repos.len());
+    let mut versions = Vec::with_capacity(view.repos.len());
     for repo in &view.repos {
         let repo_id = catalog.ensure_repo(repo).await?;
-        out.push((repo.clone(), catalog.member_packages(repo_id).await?));
+        let (packages, version) = catalog.member_packages(repo_id).await?;
+        versions.push((repo_id, version));
+        out.push((repo.clone(), packages));
     }
-    Ok(out)
+    Ok((out, content_stamp(&versions)))
 }
 
 /// Publishes a composition. Its content key comes from (location, sha256) alone, so an
@@ -108,6 +116,7 @@ async fn publish_composition(
             rendered: false,
             package_count: composed.len(),
             seconds: 0.0,
+            content_version: None,
         };
         return Ok((published, placements));
     }
@@ -198,10 +207,10 @@ pub async fn publish_latest(
     view: &ViewConfig,
 ) -> Result<Published, ViewError> {
     let view_id = catalog.ensure_view(&view.name).await?;
-    let members = members(catalog, view).await?;
+    let (members, stamp) = members(catalog, view).await?;
     let (published, placements) = publish_composition(catalog, pool, &members).await?;
     catalog
-        .set_view_latest(view_id, &placements, published.publication_id)
+        .set_view_latest(view_id, &placements, published.publication_id, &stamp)
         .await?;
     Ok(published)
 }
@@ -260,15 +269,39 @@ pub async fn snapshot(
     }
     let view_id = catalog.ensure_view(&view.name).await?;
     let mut member_pubs = Vec::new();
+    let mut repo_ids = Vec::new();
     for repo in &view.repos {
         let compression = config.repo(repo).map(|r| r.compression).unwrap_or_default();
         let repo_id = catalog.ensure_repo(repo).await?;
         let published =
             publish::snapshot_publication(catalog, pool, repo, repo_id, compression).await?;
         member_pubs.push((repo_id, repo.clone(), published.publication_id));
+        repo_ids.push(repo_id);
     }
     phase("member publications ready");
-    let members = members(catalog, view).await?;
+    // Usually the view's latest was composed from exactly the members' current content
+    // (imports and syncs refresh it): then the snapshot is a copy of it, made in the
+    // same transaction that checks the stamp.
+    let stamp = catalog.current_stamp(&repo_ids).await?;
+    if let Some((_, latest_stamp)) = catalog.view_latest_stamp(view_id).await? {
+        if latest_stamp == stamp {
+            if let Some(row) = catalog
+                .create_view_snapshot(
+                    view_id,
+                    &view.name,
+                    name,
+                    &member_pubs,
+                    ViewContent::Latest { stamp: &stamp },
+                )
+                .await?
+            {
+                let _ = datadir.bump_generation();
+                phase("committed (copy of latest)");
+                return Ok(row);
+            }
+        }
+    }
+    let (members, _) = members(catalog, view).await?;
     phase("member packages read");
     let (published, placements) = publish_composition(catalog, pool, &members).await?;
     phase("view composed and published");
@@ -278,10 +311,16 @@ pub async fn snapshot(
             &view.name,
             name,
             &member_pubs,
-            published.publication_id,
-            &placements,
+            ViewContent::Composed {
+                publication_id: published.publication_id,
+                placements: &placements,
+            },
         )
-        .await?;
+        .await?
+        .ok_or_else(|| ViewError::NotCreated {
+            view: view.name.clone(),
+            name: name.to_string(),
+        })?;
     let _ = datadir.bump_generation();
     phase("committed");
     Ok(row)

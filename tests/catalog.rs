@@ -7,17 +7,6 @@ use cairn::catalog::Catalog;
 use cairn::rpmread;
 use common::*;
 
-fn database_url(env: &Env) -> String {
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    match text.lines().find_map(|l| l.strip_prefix("database_url = ")) {
-        Some(url) => url.trim_matches('"').to_string(),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            env.data().join("catalog.db").display()
-        ),
-    }
-}
-
 #[test]
 fn packages_round_trip_through_the_catalog() {
     let tmp = tempfile::tempdir().unwrap();
@@ -37,7 +26,7 @@ fn packages_round_trip_through_the_catalog() {
         );
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let catalog = Catalog::connect(&database_url(&env)).await.unwrap();
+            let catalog = Catalog::connect(&env.database_url()).await.unwrap();
             for f in &files {
                 let facts = file_facts(f);
                 let expected = rpmread::read_package(f, &facts).unwrap();

@@ -348,3 +348,158 @@ fn gc_while_serving_never_breaks_what_is_still_published() {
     let verify = env.json(&["db", "verify"]);
     assert_eq!(verify["missing"].as_array().unwrap().len(), 0, "{verify}");
 }
+
+/// The pkgids the primary metadata of a served tree (`/views/V/S/`) lists.
+fn served_pkgids(server: &Server, tree: &str) -> std::collections::BTreeSet<String> {
+    let c = http();
+    let get = |path: &str| {
+        let r = c.get(server.url(&format!("{tree}{path}"))).send().unwrap();
+        assert_eq!(r.status(), 200, "{tree}{path}");
+        r.bytes().unwrap()
+    };
+    let repomd = get("repodata/repomd.xml");
+    let primary = get(&repomd_href(&repomd, "primary"));
+    packages_by_pkgid(&parse_xml(&decompress(&primary)))
+        .into_keys()
+        .collect()
+}
+
+/// Places a package file into a repository's current content straight through the
+/// catalog (no view refresh, as a crash between the two would leave it), at `location`
+/// or its own, and republishes the repository's latest.
+fn place_without_view_refresh(
+    env: &Env,
+    repo: &str,
+    file: &std::path::Path,
+    location: Option<&str>,
+) -> String {
+    let facts = file_facts(file);
+    let package = cairn::rpmread::read_package(file, &facts).unwrap();
+    let fragments = cairn::repodata::xml::render(&package);
+    let location = location
+        .map(str::to_string)
+        .unwrap_or_else(|| package.location());
+    let pool = cairn::pool::Pool::open(env.data().join("pool")).unwrap();
+    let staged = pool.stage_file(file).unwrap();
+    pool.commit(vec![staged]).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let catalog = cairn::catalog::Catalog::connect(&env.database_url())
+            .await
+            .unwrap();
+        let repo_id = catalog.ensure_repo(repo).await.unwrap();
+        let ids = catalog
+            .insert_packages(&[(package.clone(), fragments)])
+            .await
+            .unwrap();
+        let before = catalog.repo(repo).await.unwrap().unwrap();
+        catalog
+            .place_in_repo(
+                repo_id,
+                &[(location, ids[&package.pkgid])],
+                before.latest_publication_id.unwrap(),
+            )
+            .await
+            .unwrap();
+        let published = cairn::publish::publish_repo_content(
+            &catalog,
+            &pool,
+            repo_id,
+            cairn::repodata::Compression::Gzip,
+        )
+        .await
+        .unwrap();
+        catalog
+            .set_repo_latest(repo_id, published.publication_id, published.content_version)
+            .await
+            .unwrap();
+        catalog.close().await;
+    });
+    package.pkgid
+}
+
+#[test]
+fn view_snapshots_copy_latest_only_while_it_matches_the_members() {
+    for backend in backends() {
+        let env = Env::with_repo_toml(
+            &backend,
+            "[[repo]]\nid = \"apps\"\n[[repo]]\nid = \"libs\"\n\
+             [[view]]\nname = \"stack\"\nrepos = [\"apps\"]\n",
+        );
+        let all = env.dir.path().join("all");
+        let files = cairn::samples::demo_packages(&all).unwrap();
+        let (apps, libs) = (env.dir.path().join("apps"), env.dir.path().join("libs"));
+        std::fs::create_dir_all(&apps).unwrap();
+        std::fs::create_dir_all(&libs).unwrap();
+        for f in &files {
+            let name = f.file_name().unwrap();
+            let to = if name.to_string_lossy().starts_with("demo-app") {
+                &apps
+            } else {
+                &libs
+            };
+            std::fs::copy(f, to.join(name)).unwrap();
+        }
+        env.ok(&["import", "apps", apps.to_str().unwrap()]);
+        env.ok(&["import", "libs", libs.to_str().unwrap()]);
+        // Latest is current: the snapshot is a copy of it.
+        env.ok(&["view", "snapshot", "stack", "--name", "one"]);
+
+        // The view gains a member: latest was composed without it.
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        std::fs::write(
+            &env.config,
+            text.replace("repos = [\"apps\"]", "repos = [\"apps\", \"libs\"]"),
+        )
+        .unwrap();
+        env.ok(&["view", "snapshot", "stack", "--name", "two"]);
+
+        // A member's content changes without the view being recomposed: a new location
+        // (an insert), then another package at that same location (an update).
+        let more = env.dir.path().join("more");
+        let extra = cairn::samples::generate(&more, 2).unwrap();
+        let first = place_without_view_refresh(&env, "libs", &extra[0], None);
+        env.ok(&["view", "snapshot", "stack", "--name", "three"]);
+        let first_location = format!(
+            "Packages/g/{}",
+            extra[0].file_name().unwrap().to_str().unwrap()
+        );
+        let second = place_without_view_refresh(&env, "libs", &extra[1], Some(&first_location));
+        env.ok(&["view", "snapshot", "stack", "--name", "four"]);
+
+        let server = env.serve();
+        let name = backend.name();
+        let app_ids = served_pkgids(&server, "/repos/apps/one/");
+        let lib_ids = served_pkgids(&server, "/repos/libs/two/");
+        assert_eq!(
+            served_pkgids(&server, "/views/stack/one/"),
+            app_ids,
+            "{name}"
+        );
+        let mut expected: std::collections::BTreeSet<String> =
+            app_ids.union(&lib_ids).cloned().collect();
+        assert_eq!(
+            served_pkgids(&server, "/views/stack/two/"),
+            expected,
+            "{name}"
+        );
+        expected.insert(first.clone());
+        assert_eq!(
+            served_pkgids(&server, "/views/stack/three/"),
+            expected,
+            "{name}"
+        );
+        expected.remove(&first);
+        expected.insert(second);
+        assert_eq!(
+            served_pkgids(&server, "/views/stack/four/"),
+            expected,
+            "{name}"
+        );
+        // The member snapshots froze the same content as their view snapshots.
+        assert_eq!(
+            served_pkgids(&server, "/repos/libs/four/").len(),
+            lib_ids.len() + 1
+        );
+    }
+}

@@ -250,6 +250,43 @@ pub struct ContentRow {
     pub sha256: String,
 }
 
+/// What a view snapshot holds.
+#[derive(Debug, Clone, Copy)]
+pub enum ViewContent<'a> {
+    /// A composition made for this snapshot.
+    Composed {
+        publication_id: i64,
+        placements: &'a [(String, i64)],
+    },
+    /// The view's `latest`, provided it was composed from the content named by `stamp`.
+    Latest { stamp: &'a str },
+}
+
+/// Names a list of repository content versions ("id:version,id:version", in order).
+pub fn content_stamp(versions: &[(i64, i64)]) -> String {
+    versions
+        .iter()
+        .map(|(id, v)| format!("{id}:{v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A repository's current content as of one content version.
+#[derive(Debug, Clone)]
+pub struct VersionedContent {
+    pub rows: Vec<ContentRow>,
+    pub extras: Vec<ExtraRef>,
+    pub version: i64,
+}
+
+/// A repository's `latest` publication, known to describe its current content.
+#[derive(Debug, Clone)]
+pub struct CurrentLatest {
+    pub publication_id: i64,
+    pub package_count: i64,
+    pub primary_path: String,
+}
+
 /// The metadata files of a publication.
 #[derive(Debug, Clone)]
 pub struct PublicationFile {
@@ -490,18 +527,18 @@ impl Catalog {
         }
         let created = now();
         let mut tx = self.pool.begin().await?;
-        const COLS: usize = 27;
+        const COLS: usize = 23;
         for chunk in fresh.chunks(BATCH_ROWS / 2) {
             let sql = format!(
                 "INSERT INTO packages (sha256, name, arch, epoch, version, release, summary, \
                  description, packager, url, time_file, time_build, size_package, size_installed, \
                  size_archive, license, vendor, rpm_group, buildhost, sourcerpm, header_start, \
-                 header_end, primary_xml, primary_href_at, filelists_xml, other_xml, created_at) \
+                 header_end, created_at) \
                  VALUES {} RETURNING sha256, id",
                 self.backend.values_clause(chunk.len(), COLS)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (p, f) in chunk.iter().map(|x| (&x.0, &x.1)) {
+            for p in chunk.iter().map(|x| &x.0) {
                 q = q
                     .bind(p.pkgid.as_str())
                     .bind(p.name.as_str())
@@ -525,15 +562,28 @@ impl Catalog {
                     .bind(p.sourcerpm.as_str())
                     .bind(p.header_start)
                     .bind(p.header_end)
-                    .bind(f.primary.as_str())
-                    .bind(f.href_at as i64)
-                    .bind(f.filelists.as_str())
-                    .bind(f.other.as_str())
                     .bind(created);
             }
             for row in q.fetch_all(&mut *tx).await? {
                 ids.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
             }
+        }
+        for chunk in fresh.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO package_fragments (package_id, primary_xml, primary_href_at, \
+                 filelists_xml, other_xml) VALUES {}",
+                self.backend.values_clause(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (p, f) in chunk.iter().map(|x| (&x.0, &x.1)) {
+                q = q
+                    .bind(ids[&p.pkgid])
+                    .bind(f.primary.as_str())
+                    .bind(f.href_at as i64)
+                    .bind(f.filelists.as_str())
+                    .bind(f.other.as_str());
+            }
+            q.execute(&mut *tx).await?;
         }
         // Child rows, batched across packages.
         let mut deps: Vec<(i64, i64, &Dependency)> = Vec::new();
@@ -700,12 +750,17 @@ impl Catalog {
 
     /// The current content of a repository.
     pub async fn repo_content(&self, repo_id: i64) -> Result<Vec<ContentRow>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::content_rows(&mut conn, repo_id).await
+    }
+
+    async fn content_rows(conn: &mut AnyConnection, repo_id: i64) -> Result<Vec<ContentRow>> {
         let rows = sqlx::query(
             "SELECT rp.location, rp.package_id, p.sha256 FROM repo_packages rp \
              JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
         )
         .bind(repo_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter()
             .map(|r| {
@@ -716,6 +771,52 @@ impl Catalog {
                 })
             })
             .collect()
+    }
+
+    async fn content_version(conn: &mut AnyConnection, repo_id: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT content_version FROM repos WHERE id = $1")
+            .bind(repo_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// A repository's current content, extra metadata and content version, read in one
+    /// transaction (so the version describes exactly these rows).
+    pub async fn versioned_content(&self, repo_id: i64) -> Result<VersionedContent> {
+        let mut tx = self.begin_read().await?;
+        let version = Self::content_version(&mut tx, repo_id).await?;
+        let rows = Self::content_rows(&mut tx, repo_id).await?;
+        let extras = Self::extra_rows(&mut tx, repo_id).await?;
+        tx.commit().await?;
+        Ok(VersionedContent {
+            rows,
+            extras,
+            version,
+        })
+    }
+
+    /// A repository's `latest` publication if it was published from the current content
+    /// (see the content-versions migration): (publication id, package count, path of its
+    /// primary file).
+    pub async fn current_latest(&self, repo_id: i64) -> Result<Option<CurrentLatest>> {
+        let row = sqlx::query(
+            "SELECT p.id, p.package_count, pf.path FROM repos r \
+             JOIN publications p ON p.id = r.latest_publication_id \
+             JOIN publication_files pf ON pf.publication_id = p.id AND pf.kind = 'primary' \
+             WHERE r.id = $1 AND r.latest_version = r.content_version",
+        )
+        .bind(repo_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CurrentLatest {
+                publication_id: r.try_get(0)?,
+                package_count: r.try_get(1)?,
+                primary_path: r.try_get(2)?,
+            })
+        })
+        .transpose()
     }
 
     /// Places packages in a repository's current content (a package at an occupied
@@ -746,11 +847,15 @@ impl Catalog {
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE repos SET latest_publication_id = $1 WHERE id = $2")
-            .bind(publication_id)
-            .bind(repo_id)
-            .execute(&mut *tx)
-            .await?;
+        // The caller published the content this transaction leaves (it holds the
+        // repository lock), so latest describes the current content version.
+        sqlx::query(
+            "UPDATE repos SET latest_publication_id = $1, latest_version = content_version WHERE id = $2",
+        )
+        .bind(publication_id)
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -803,7 +908,8 @@ impl Catalog {
             q.execute(&mut *tx).await?;
         }
         sqlx::query(
-            "UPDATE repos SET latest_publication_id = $1, upstream_repomd_sha256 = $2 WHERE id = $3",
+            "UPDATE repos SET latest_publication_id = $1, latest_version = content_version, \
+             upstream_repomd_sha256 = $2 WHERE id = $3",
         )
         .bind(publication_id)
         .bind(upstream_repomd_sha256)
@@ -862,11 +968,16 @@ impl Catalog {
 
     /// The carried-through metadata of a repository, by kind.
     pub async fn repo_extras(&self, repo_id: i64) -> Result<Vec<ExtraRef>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::extra_rows(&mut conn, repo_id).await
+    }
+
+    async fn extra_rows(conn: &mut AnyConnection, repo_id: i64) -> Result<Vec<ExtraRef>> {
         let rows = sqlx::query(
             "SELECT kind, sha256, size FROM repo_extras WHERE repo_id = $1 ORDER BY kind",
         )
         .bind(repo_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter()
             .map(|r| {
@@ -948,13 +1059,22 @@ impl Catalog {
             .collect()
     }
 
-    /// Points a repository's `latest` at a publication.
-    pub async fn set_repo_latest(&self, repo_id: i64, publication_id: i64) -> Result<()> {
-        sqlx::query("UPDATE repos SET latest_publication_id = $1 WHERE id = $2")
-            .bind(publication_id)
-            .bind(repo_id)
-            .execute(&self.pool)
-            .await?;
+    /// Points a repository's `latest` at a publication made from the content at
+    /// `content_version` (`None`: not known to match any content version).
+    pub async fn set_repo_latest(
+        &self,
+        repo_id: i64,
+        publication_id: i64,
+        content_version: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE repos SET latest_publication_id = $1, latest_version = $2 WHERE id = $3",
+        )
+        .bind(publication_id)
+        .bind(content_version)
+        .bind(repo_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -980,9 +1100,9 @@ impl Catalog {
     /// Fragments of a repository's current content, for publishing `latest`.
     pub async fn repo_fragments(&self, repo_id: i64) -> Result<Vec<PlacedFragments>> {
         self.placed_fragments(
-            "SELECT p.sha256, rp.location, p.time_file, p.primary_xml, p.primary_href_at, \
-             p.filelists_xml, p.other_xml FROM repo_packages rp JOIN packages p ON p.id = rp.package_id \
-             WHERE rp.repo_id = $1",
+            "SELECT p.sha256, rp.location, p.time_file, f.primary_xml, f.primary_href_at, \
+             f.filelists_xml, f.other_xml FROM repo_packages rp JOIN packages p ON p.id = rp.package_id \
+             JOIN package_fragments f ON f.package_id = p.id WHERE rp.repo_id = $1",
             repo_id,
         )
         .await
@@ -1370,15 +1490,19 @@ impl Catalog {
     }
 
     /// A repository's current content with package identities (view input).
-    pub async fn member_packages(&self, repo_id: i64) -> Result<Vec<MemberPackage>> {
+    pub async fn member_packages(&self, repo_id: i64) -> Result<(Vec<MemberPackage>, i64)> {
+        let mut tx = self.begin_read().await?;
+        let version = Self::content_version(&mut tx, repo_id).await?;
         let rows = sqlx::query(
             "SELECT p.id, p.name, p.arch, p.epoch, p.version, p.release, p.sha256, rp.location, \
              p.time_file FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
         )
         .bind(repo_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        rows.iter()
+        tx.commit().await?;
+        let packages = rows
+            .iter()
             .map(|r| {
                 Ok(MemberPackage {
                     package_id: r.try_get(0)?,
@@ -1394,7 +1518,35 @@ impl Catalog {
                     time_file: r.try_get(8)?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok((packages, version))
+    }
+
+    /// The stamp of the members' current content versions (see [`content_stamp`]).
+    pub async fn current_stamp(&self, repo_ids: &[i64]) -> Result<String> {
+        let mut conn = self.pool.acquire().await?;
+        Self::stamp_of(&mut conn, repo_ids).await
+    }
+
+    async fn stamp_of(conn: &mut AnyConnection, repo_ids: &[i64]) -> Result<String> {
+        let mut versions = Vec::with_capacity(repo_ids.len());
+        for id in repo_ids {
+            versions.push((*id, Self::content_version(&mut *conn, *id).await?));
+        }
+        Ok(content_stamp(&versions))
+    }
+
+    /// A view's `latest` publication and the stamp of the member content it was
+    /// composed from.
+    pub async fn view_latest_stamp(&self, view_id: i64) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query(
+            "SELECT latest_publication_id, latest_stamp FROM views WHERE id = $1 \
+             AND latest_publication_id IS NOT NULL AND latest_stamp IS NOT NULL",
+        )
+        .bind(view_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     /// The rendered fragments of packages, by package id.
@@ -1402,7 +1554,8 @@ impl Catalog {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH_ROWS) {
             let sql = format!(
-                "SELECT id, primary_xml, primary_href_at, filelists_xml, other_xml FROM packages WHERE id IN ({})",
+                "SELECT package_id, primary_xml, primary_href_at, filelists_xml, other_xml \
+                 FROM package_fragments WHERE package_id IN ({})",
                 self.backend.in_clause(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -1447,11 +1600,13 @@ impl Catalog {
     }
 
     /// Replaces a view's `latest` content and publication, in one transaction.
+    /// `stamp` names the member content versions the placements were composed from.
     pub async fn set_view_latest(
         &self,
         view_id: i64,
         placements: &[(String, i64)],
         publication_id: i64,
+        stamp: &str,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM view_latest_packages WHERE view_id = $1")
@@ -1466,8 +1621,9 @@ impl Catalog {
             placements,
         )
         .await?;
-        sqlx::query("UPDATE views SET latest_publication_id = $1 WHERE id = $2")
+        sqlx::query("UPDATE views SET latest_publication_id = $1, latest_stamp = $2 WHERE id = $3")
             .bind(publication_id)
+            .bind(stamp)
             .bind(view_id)
             .execute(&mut *tx)
             .await?;
@@ -1476,16 +1632,17 @@ impl Catalog {
     }
 
     /// Creates, in one transaction, a snapshot named `name` of every member repository
-    /// (each with its own publication) and the view snapshot over them.
+    /// (each with its own publication) and the view snapshot over them. With
+    /// [`ViewContent::Latest`] the view snapshot copies the view's `latest`; `Ok(None)`
+    /// (and nothing written) when the members moved on since `latest` was composed.
     pub async fn create_view_snapshot(
         &self,
         view_id: i64,
         view: &str,
         name: &str,
         members: &[(i64, String, i64)],
-        publication_id: i64,
-        placements: &[(String, i64)],
-    ) -> Result<ViewSnapshotRow> {
+        content: ViewContent<'_>,
+    ) -> Result<Option<ViewSnapshotRow>> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
         let alias = sqlx::query("SELECT 1 FROM view_aliases WHERE view_id = $1 AND name = $2")
             .bind(view_id)
@@ -1509,15 +1666,33 @@ impl Catalog {
                 snapshot: name.to_string(),
             });
         }
+        let publication_id = match content {
+            ViewContent::Composed { publication_id, .. } => publication_id,
+            ViewContent::Latest { stamp } => {
+                let repo_ids: Vec<i64> = members.iter().map(|(id, _, _)| *id).collect();
+                let now_stamp = Self::stamp_of(&mut tx, &repo_ids).await?;
+                let row = sqlx::query(
+                    "SELECT latest_publication_id, latest_stamp FROM views WHERE id = $1",
+                )
+                .bind(view_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let latest: Option<i64> = row.try_get(0)?;
+                let latest_stamp: Option<String> = row.try_get(1)?;
+                match latest {
+                    Some(id) if now_stamp == stamp && latest_stamp.as_deref() == Some(stamp) => id,
+                    _ => return Ok(None),
+                }
+            }
+        };
         let row = sqlx::query(
             "INSERT INTO view_snapshots (view_id, name, created_at, publication_id, package_count) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+             VALUES ($1, $2, $3, $4, 0) RETURNING id",
         )
         .bind(view_id)
         .bind(name)
         .bind(now())
         .bind(publication_id)
-        .bind(placements.len() as i64)
         .fetch_one(&mut *tx)
         .await?;
         let vs_id: i64 = row.try_get(0)?;
@@ -1533,25 +1708,44 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        self.insert_placements(
-            &mut tx,
-            "view_snapshot_packages",
-            "view_snapshot_id",
-            vs_id,
-            placements,
-        )
-        .await?;
+        let package_count = match content {
+            ViewContent::Composed { placements, .. } => {
+                self.insert_placements(
+                    &mut tx,
+                    "view_snapshot_packages",
+                    "view_snapshot_id",
+                    vs_id,
+                    placements,
+                )
+                .await?;
+                placements.len() as i64
+            }
+            ViewContent::Latest { .. } => sqlx::query(
+                "INSERT INTO view_snapshot_packages (view_snapshot_id, package_id, location) \
+                 SELECT $1, package_id, location FROM view_latest_packages WHERE view_id = $2",
+            )
+            .bind(vs_id)
+            .bind(view_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64,
+        };
+        sqlx::query("UPDATE view_snapshots SET package_count = $1 WHERE id = $2")
+            .bind(package_count)
+            .bind(vs_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(ViewSnapshotRow {
+        Ok(Some(ViewSnapshotRow {
             view: view.to_string(),
             name: name.to_string(),
             created_at: now(),
-            package_count: placements.len() as i64,
+            package_count,
             members: members
                 .iter()
                 .map(|(_, r, _)| (r.clone(), name.to_string()))
                 .collect(),
-        })
+        }))
     }
 
     /// Deletes a view snapshot unless a view alias points at it or served it within

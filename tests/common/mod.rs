@@ -178,6 +178,18 @@ impl Env {
         }
     }
 
+    /// The catalog URL this installation uses.
+    pub fn database_url(&self) -> String {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        match text.lines().find_map(|l| l.strip_prefix("database_url = ")) {
+            Some(url) => url.trim_matches('"').to_string(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data().join("catalog.db").display()
+            ),
+        }
+    }
+
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }

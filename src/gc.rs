@@ -67,6 +67,11 @@ pub async fn collect(
         tokio::task::spawn_blocking(move || sweep(&pool, &referenced, min_age, dry_run))
             .await
             .map_err(|e| GcError::Worker(e.to_string()))?;
+    if !dry_run {
+        catalog
+            .record_maintenance("gc", blobs as i64, bytes as i64, 0)
+            .await?;
+    }
     Ok(GcReport {
         dry_run,
         rows,

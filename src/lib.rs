@@ -19,6 +19,7 @@ pub mod demo;
 pub mod diff;
 pub mod gc;
 pub mod import;
+pub mod metrics;
 pub mod package;
 pub mod pool;
 pub mod progress;

@@ -159,6 +159,9 @@ pub async fn publish_set(
     let id = catalog
         .insert_publication(&key, revision, items.len() as i64, &files)
         .await?;
+    crate::metrics::metrics()
+        .publish_duration
+        .observe(started.elapsed().as_secs_f64());
     Ok(Published {
         publication_id: id,
         rendered: true,

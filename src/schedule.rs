@@ -97,7 +97,17 @@ pub fn start(
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0);
-                tokio::time::sleep(schedule.wait_from(now)).await;
+                let wait = schedule.wait_from(now);
+                let due = now + wait.as_secs() as i64;
+                tokio::time::sleep(wait).await;
+                let started = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(due);
+                crate::metrics::metrics()
+                    .schedule_lag
+                    .with_label_values(&[repo.id.as_str()])
+                    .set((started - due).max(0));
                 match crate::sync::sync(&catalog, &pool, &datadir, &repo, &Default::default()).await
                 {
                     Ok(r) => {

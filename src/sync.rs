@@ -73,6 +73,26 @@ pub enum SyncError {
     Other(String),
 }
 
+/// The kind of an upstream error message (a `cairn_sync_upstream_errors_total` label).
+pub fn error_kind(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.starts_with("http ") {
+        "http"
+    } else if m.contains("checksum mismatch") {
+        "checksum"
+    } else if m.contains("bytes received") || m.contains("larger than") {
+        "size"
+    } else if m.contains("timed out") || m.contains("timeout") {
+        "timeout"
+    } else if m.contains("reset") || m.contains("closed") || m.contains("end of") {
+        "transfer"
+    } else if m.contains("connect") || m.contains("dns") || m.contains("resolve") {
+        "connect"
+    } else {
+        "transfer"
+    }
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncReport {
@@ -656,6 +676,18 @@ pub async fn sync(
         Err(e) => {
             run.status = "failed".into();
             run.error = Some(e.to_string());
+            let m = crate::metrics::metrics();
+            match e {
+                SyncError::Packages(failures) => {
+                    for (_, message) in failures {
+                        m.upstream_error(&repo.id, error_kind(message));
+                    }
+                }
+                SyncError::Http { message, .. } => m.upstream_error(&repo.id, error_kind(message)),
+                SyncError::Checksum { .. } => m.upstream_error(&repo.id, "checksum"),
+                SyncError::Parse(_) => m.upstream_error(&repo.id, "metadata"),
+                _ => {}
+            }
         }
     }
     catalog.finish_sync_run(&run).await?;
@@ -954,4 +986,33 @@ async fn sync_locked(
     run.packages_added = report.added as i64;
     run.packages_removed = report.removed as i64;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_kind;
+
+    #[test]
+    fn upstream_errors_are_classified() {
+        assert_eq!(error_kind("HTTP 404 Not Found"), "http");
+        assert_eq!(
+            error_kind("sha256 checksum mismatch (expected a, got b)"),
+            "checksum"
+        );
+        assert_eq!(
+            error_kind("10 bytes received, upstream declares 20"),
+            "size"
+        );
+        assert_eq!(
+            error_kind("error sending request: operation timed out"),
+            "timeout"
+        );
+        assert_eq!(
+            error_kind("error sending request: tcp connect error"),
+            "connect"
+        );
+        assert_eq!(error_kind("connection reset by peer"), "transfer");
+        assert_eq!(error_kind("dns error: failed to lookup address"), "connect");
+        assert_eq!(error_kind("unexpected end of body"), "transfer");
+    }
 }

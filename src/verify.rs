@@ -68,9 +68,18 @@ pub async fn verify(
     let referenced: HashMap<String, i64> = catalog.referenced_blobs().await?.into_iter().collect();
     let pool2 = pool.clone();
     let progress = progress.clone();
-    tokio::task::spawn_blocking(move || check(&pool2, &referenced, &progress))
+    let report = tokio::task::spawn_blocking(move || check(&pool2, &referenced, &progress))
         .await
-        .map_err(|e| VerifyError::Worker(e.to_string()))?
+        .map_err(|e| VerifyError::Worker(e.to_string()))??;
+    catalog
+        .record_maintenance(
+            "verify",
+            report.checked as i64,
+            0,
+            (report.missing.len() + report.corrupt.len()) as i64,
+        )
+        .await?;
+    Ok(report)
 }
 
 fn check(

@@ -271,6 +271,51 @@ pub fn content_stamp(versions: &[(i64, i64)]) -> String {
         .join(",")
 }
 
+/// Catalog state the metrics export.
+#[derive(Debug, Clone, Default)]
+pub struct MetricStats {
+    pub repos: Vec<RepoStats>,
+    pub views: Vec<ViewStats>,
+    pub catalog_bytes: i64,
+    pub gc_runs: i64,
+    pub gc_freed_bytes: i64,
+    pub gc_freed_blobs: i64,
+    pub gc_last_at: Option<i64>,
+    /// (finished at, missing + corrupt blobs) of the last verification.
+    pub verify_last: Option<(i64, i64)>,
+}
+
+/// Per-repository catalog state for the metrics.
+#[derive(Debug, Clone)]
+pub struct RepoStats {
+    pub name: String,
+    pub packages: i64,
+    pub snapshots: i64,
+    pub runs_ok: i64,
+    pub runs_unchanged: i64,
+    pub runs_failed: i64,
+    pub downloaded_packages: i64,
+    pub downloaded_bytes: i64,
+    pub last_success: Option<i64>,
+    pub last_run: Option<LastSync>,
+}
+
+/// The last finished sync of a repository.
+#[derive(Debug, Clone)]
+pub struct LastSync {
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+}
+
+/// Per-view catalog state for the metrics.
+#[derive(Debug, Clone)]
+pub struct ViewStats {
+    pub name: String,
+    pub packages: i64,
+    pub snapshots: i64,
+}
+
 /// A repository's current content as of one content version.
 #[derive(Debug, Clone)]
 pub struct VersionedContent {
@@ -2119,6 +2164,134 @@ impl Catalog {
                 .await?;
         }
         Ok(tx)
+    }
+
+    // ---- metrics ------------------------------------------------------------------
+
+    /// Records a finished garbage collection or verification.
+    pub async fn record_maintenance(
+        &self,
+        kind: &str,
+        blobs: i64,
+        bytes: i64,
+        problems: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO maintenance_runs (kind, finished_at, blobs, bytes, problems) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(kind)
+        .bind(now())
+        .bind(blobs)
+        .bind(bytes)
+        .bind(problems)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What the metrics export of the catalog, read in one transaction.
+    pub async fn metric_stats(&self) -> Result<MetricStats> {
+        let mut tx = self.begin_read().await?;
+        let mut repos = Vec::new();
+        for r in sqlx::query(
+            "SELECT r.id, r.name, \
+             (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id), \
+             (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id), \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'ok'), \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'unchanged'), \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'failed'), \
+             (SELECT CAST(COALESCE(SUM(sr.packages_downloaded), 0) AS BIGINT) FROM sync_runs sr WHERE sr.repo_id = r.id), \
+             (SELECT CAST(COALESCE(SUM(sr.bytes_downloaded), 0) AS BIGINT) FROM sync_runs sr WHERE sr.repo_id = r.id), \
+             (SELECT MAX(sr.finished_at) FROM sync_runs sr WHERE sr.repo_id = r.id \
+                AND sr.status IN ('ok', 'unchanged')) \
+             FROM repos r ORDER BY r.name",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let id: i64 = r.try_get(0)?;
+            let last = sqlx::query(
+                "SELECT status, started_at, finished_at FROM sync_runs \
+                 WHERE repo_id = $1 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let last_run = match last {
+                Some(l) => Some(LastSync {
+                    status: l.try_get(0)?,
+                    started_at: l.try_get(1)?,
+                    finished_at: l.try_get(2)?,
+                }),
+                None => None,
+            };
+            repos.push(RepoStats {
+                name: r.try_get(1)?,
+                packages: r.try_get(2)?,
+                snapshots: r.try_get(3)?,
+                runs_ok: r.try_get(4)?,
+                runs_unchanged: r.try_get(5)?,
+                runs_failed: r.try_get(6)?,
+                downloaded_packages: r.try_get(7)?,
+                downloaded_bytes: r.try_get(8)?,
+                last_success: r.try_get(9)?,
+                last_run,
+            });
+        }
+        let mut views = Vec::new();
+        for r in sqlx::query(
+            "SELECT v.name, \
+             (SELECT COUNT(*) FROM view_latest_packages vl WHERE vl.view_id = v.id), \
+             (SELECT COUNT(*) FROM view_snapshots vs WHERE vs.view_id = v.id) \
+             FROM views v ORDER BY v.name",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            views.push(ViewStats {
+                name: r.try_get(0)?,
+                packages: r.try_get(1)?,
+                snapshots: r.try_get(2)?,
+            });
+        }
+        let gc = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(blobs), 0) AS BIGINT), MAX(finished_at) \
+             FROM maintenance_runs WHERE kind = 'gc'",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let verify = sqlx::query(
+            "SELECT finished_at, problems FROM maintenance_runs WHERE kind = 'verify' \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let size_sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s"
+            }
+            Backend::Postgres => "SELECT CAST(pg_database_size(current_database()) AS BIGINT)",
+        };
+        let catalog_bytes: i64 = sqlx::query(size_sql)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok(MetricStats {
+            repos,
+            views,
+            catalog_bytes,
+            gc_runs: gc.try_get(0)?,
+            gc_freed_bytes: gc.try_get(1)?,
+            gc_freed_blobs: gc.try_get(2)?,
+            gc_last_at: gc.try_get(3)?,
+            verify_last: match verify {
+                Some(v) => Some((v.try_get(0)?, v.try_get(1)?)),
+                None => None,
+            },
+        })
     }
 
     // ---- serving index ------------------------------------------------------------

@@ -20,6 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::blob::{Blob, ReadMode, CHUNK, SMALL_FILE};
 use super::index::{FileEntry, Index, Tree};
+use crate::metrics::RouteClass;
 use crate::pool::Pool;
 
 /// Response body type: in-memory or streamed from a blob.
@@ -116,11 +117,22 @@ pub fn path_is_safe(raw: &str) -> bool {
     !raw.split('/').any(|seg| seg == "." || seg == "..")
 }
 
-/// Handles one request.
+/// Handles one request (and counts it: see [`crate::metrics`]).
 pub async fn handle(
     shared: std::rc::Rc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
+    let started = std::time::Instant::now();
+    let (class, resp) = answer(&shared, req).await;
+    crate::metrics::metrics().request(
+        class,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    Ok(resp.map(|body| Counted { inner: body, class }.boxed_unsync()))
+}
+
+async fn answer(shared: &Shared, req: Request<Incoming>) -> (RouteClass, Response<ResBody>) {
     let head_only = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head_only {
         let mut r = text(
@@ -129,25 +141,77 @@ pub async fn handle(
         );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(r);
+        return (RouteClass::Other, r);
     }
     let raw = req.uri().path();
     if !path_is_safe(raw) {
-        return Ok(text(StatusCode::BAD_REQUEST, "invalid path"));
+        return (
+            RouteClass::Other,
+            text(StatusCode::BAD_REQUEST, "invalid path"),
+        );
     }
     let decoded = match percent_encoding::percent_decode_str(raw).decode_utf8() {
         Ok(p) => p,
-        Err(_) => return Ok(text(StatusCode::BAD_REQUEST, "invalid path")),
+        Err(_) => {
+            return (
+                RouteClass::Other,
+                text(StatusCode::BAD_REQUEST, "invalid path"),
+            )
+        }
     };
-    let mut resp = route(&shared, &req, &decoded).await;
+    let class = RouteClass::of_path(&decoded);
+    let mut resp = route(shared, &req, &decoded).await;
     if head_only {
         let (parts, _) = resp.into_parts();
         resp = Response::from_parts(parts, empty());
     }
-    Ok(resp)
+    (class, resp)
+}
+
+/// A response body that counts the bytes it sends.
+struct Counted {
+    inner: ResBody,
+    class: RouteClass,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let class = self.class;
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                crate::metrics::metrics().sent(class, data.len() as u64);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ResBody> {
+    if path == "/metrics" {
+        let mut r = Response::new(full(crate::metrics::metrics().encode()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
     if path == "/healthz" {
         let reads = match shared.mode {
             ReadMode::Uring => "io_uring",

@@ -12,6 +12,7 @@
 pub mod blob;
 pub mod http;
 pub mod index;
+pub mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
@@ -77,6 +78,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
+    stats: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -139,6 +141,7 @@ impl Server {
                 .map_err(|e| ServeError::Worker(e.to_string()))?;
             handles.push(handle);
         }
+        let stats = tokio::spawn(stats::refresh_forever(catalog.clone(), pool.clone()));
         let watcher = watch_generation(&datadir, catalog, index.clone(), alias_grace)?;
         tracing::info!(
             "serving {} trees on http://{addr}/ with {n} workers ({mode:?} reads)",
@@ -150,11 +153,13 @@ impl Server {
             shutdown,
             workers: handles,
             _watcher: Some(watcher),
+            stats,
         })
     }
 
     /// Stops accepting, drains in-flight requests and joins the workers.
     pub fn stop(self) {
+        self.stats.abort();
         let _ = self.shutdown.send(true);
         for w in self.workers {
             let _ = w.join();
@@ -221,6 +226,7 @@ async fn accept_loop(
                 let active2 = active.clone();
                 let drained = drained_tx.clone();
                 active.set(active.get() + 1);
+                crate::metrics::metrics().open_connections.inc();
                 tokio::task::spawn_local(async move {
                     let svc = service_fn(move |req| http::handle(shared.clone(), req));
                     let conn = http1::Builder::new()
@@ -241,6 +247,7 @@ async fn accept_loop(
                         }
                     }
                     active2.set(active2.get() - 1);
+                    crate::metrics::metrics().open_connections.dec();
                     let _ = drained.send(());
                 });
             }

@@ -61,8 +61,12 @@ fn filesystem(path: &Path) -> Option<(u64, u64)> {
     }
     // SAFETY: statvfs returned 0, so the struct is initialised.
     let st = unsafe { st.assume_init() };
+    // The field types (c_ulong, fsblkcnt_t) differ between platforms.
+    #[allow(clippy::unnecessary_cast)]
     let frsize = st.f_frsize as u64;
-    Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+    #[allow(clippy::unnecessary_cast)]
+    let (blocks, avail) = (st.f_blocks as u64, st.f_bavail as u64);
+    Some((blocks * frsize, avail * frsize))
 }
 
 /// Renders the block from catalog state, pool usage and the filesystem.

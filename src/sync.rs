@@ -226,11 +226,7 @@ async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8
         url: url.to_string(),
         message,
     };
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| http(e.to_string()))?;
+    let resp = client.get(url).send().await.map_err(|e| http(chain(&e)))?;
     if !resp.status().is_success() {
         return Err(http(format!("HTTP {}", resp.status())));
     }

@@ -141,7 +141,10 @@ impl Server {
                 .map_err(|e| ServeError::Worker(e.to_string()))?;
             handles.push(handle);
         }
-        let stats = tokio::spawn(stats::refresh_forever(catalog.clone(), pool.clone()));
+        // The first metrics round completes before the server announces itself.
+        let mut refresher = stats::Refresher::default();
+        refresher.refresh(&catalog, &pool).await;
+        let stats = tokio::spawn(refresher.run(catalog.clone(), pool.clone()));
         let watcher = watch_generation(&datadir, catalog, index.clone(), alias_grace)?;
         tracing::info!(
             "serving {} trees on http://{addr}/ with {n} workers ({mode:?} reads)",

@@ -253,25 +253,37 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
     e.finish()
 }
 
-/// Refreshes the block forever (spawn it on the control runtime).
-pub async fn refresh_forever(catalog: Catalog, pool: Pool) {
-    let mut usage = PoolUsage::default();
-    let mut walked: Option<Instant> = None;
-    loop {
-        if walked.is_none_or(|t| t.elapsed() >= POOL_WALK_EVERY) {
+/// What the refresher remembers between rounds.
+#[derive(Default)]
+pub struct Refresher {
+    usage: PoolUsage,
+    walked: Option<Instant>,
+}
+
+impl Refresher {
+    /// One round: reads the catalog (and the pool, when due) and publishes the block.
+    pub async fn refresh(&mut self, catalog: &Catalog, pool: &Pool) {
+        if self.walked.is_none_or(|t| t.elapsed() >= POOL_WALK_EVERY) {
             let root = pool.root().to_path_buf();
             if let Ok(u) = tokio::task::spawn_blocking(move || pool_usage(&root)).await {
-                usage = u;
-                walked = Some(Instant::now());
+                self.usage = u;
+                self.walked = Some(Instant::now());
             }
         }
         match catalog.metric_stats().await {
             Ok(stats) => {
-                let text = render(&stats, usage, filesystem(pool.root()));
+                let text = render(&stats, self.usage, filesystem(pool.root()));
                 metrics().set_catalog_text(text);
             }
             Err(e) => tracing::warn!("reading catalog metrics: {e}"),
         }
-        tokio::time::sleep(REFRESH_EVERY).await;
+    }
+
+    /// Refreshes forever (spawn it on the control runtime).
+    pub async fn run(mut self, catalog: Catalog, pool: Pool) {
+        loop {
+            tokio::time::sleep(REFRESH_EVERY).await;
+            self.refresh(&catalog, &pool).await;
+        }
     }
 }

@@ -122,6 +122,14 @@ fn metrics_follow_requests_and_catalog_state_and_promtool_accepts_them() {
         assert_eq!(must(&text, "cairn_repo_snapshots{repo=\"local\"}"), 2.0);
         assert_eq!(must(&text, "cairn_view_snapshots{view=\"all\"}"), 1.0);
         assert_eq!(
+            must(&text, "cairn_repo_newest_snapshot_packages{repo=\"local\"}"),
+            n
+        );
+        assert_eq!(
+            must(&text, "cairn_view_newest_snapshot_packages{view=\"all\"}"),
+            n
+        );
+        assert_eq!(
             must(
                 &text,
                 "cairn_sync_runs_total{repo=\"mirror\",result=\"ok\"}"

@@ -297,6 +297,8 @@ pub struct RepoStats {
     pub downloaded_packages: i64,
     pub downloaded_bytes: i64,
     pub last_success: Option<i64>,
+    /// (created at, package count) of the newest snapshot.
+    pub newest_snapshot: Option<(i64, i64)>,
     pub last_run: Option<LastSync>,
 }
 
@@ -314,6 +316,8 @@ pub struct ViewStats {
     pub name: String,
     pub packages: i64,
     pub snapshots: i64,
+    /// (created at, package count) of the newest view snapshot.
+    pub newest_snapshot: Option<(i64, i64)>,
 }
 
 /// A repository's current content as of one content version.
@@ -2204,7 +2208,10 @@ impl Catalog {
              (SELECT CAST(COALESCE(SUM(sr.packages_downloaded), 0) AS BIGINT) FROM sync_runs sr WHERE sr.repo_id = r.id), \
              (SELECT CAST(COALESCE(SUM(sr.bytes_downloaded), 0) AS BIGINT) FROM sync_runs sr WHERE sr.repo_id = r.id), \
              (SELECT MAX(sr.finished_at) FROM sync_runs sr WHERE sr.repo_id = r.id \
-                AND sr.status IN ('ok', 'unchanged')) \
+                AND sr.status IN ('ok', 'unchanged')), \
+             (SELECT s.package_count FROM snapshots s WHERE s.repo_id = r.id \
+                ORDER BY s.created_at DESC, s.id DESC LIMIT 1), \
+             (SELECT MAX(s.created_at) FROM snapshots s WHERE s.repo_id = r.id) \
              FROM repos r ORDER BY r.name",
         )
         .fetch_all(&mut *tx)
@@ -2236,6 +2243,10 @@ impl Catalog {
                 downloaded_packages: r.try_get(7)?,
                 downloaded_bytes: r.try_get(8)?,
                 last_success: r.try_get(9)?,
+                newest_snapshot: match (r.try_get::<Option<i64>, _>(10)?, r.try_get(11)?) {
+                    (Some(packages), Some(at)) => Some((at, packages)),
+                    _ => None,
+                },
                 last_run,
             });
         }
@@ -2243,7 +2254,10 @@ impl Catalog {
         for r in sqlx::query(
             "SELECT v.name, \
              (SELECT COUNT(*) FROM view_latest_packages vl WHERE vl.view_id = v.id), \
-             (SELECT COUNT(*) FROM view_snapshots vs WHERE vs.view_id = v.id) \
+             (SELECT COUNT(*) FROM view_snapshots vs WHERE vs.view_id = v.id), \
+             (SELECT vs.package_count FROM view_snapshots vs WHERE vs.view_id = v.id \
+                ORDER BY vs.created_at DESC, vs.id DESC LIMIT 1), \
+             (SELECT MAX(vs.created_at) FROM view_snapshots vs WHERE vs.view_id = v.id) \
              FROM views v ORDER BY v.name",
         )
         .fetch_all(&mut *tx)
@@ -2253,6 +2267,10 @@ impl Catalog {
                 name: r.try_get(0)?,
                 packages: r.try_get(1)?,
                 snapshots: r.try_get(2)?,
+                newest_snapshot: match (r.try_get::<Option<i64>, _>(3)?, r.try_get(4)?) {
+                    (Some(packages), Some(at)) => Some((at, packages)),
+                    _ => None,
+                },
             });
         }
         let gc = sqlx::query(

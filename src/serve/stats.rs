@@ -154,24 +154,48 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         "Snapshots of a repository.",
         &per_repo(&|r| Some(r.snapshots as f64)),
     );
-    let per_view = |f: &dyn Fn(&crate::catalog::ViewStats) -> f64| -> Vec<Sample<'_>> {
+    e.family(
+        "cairn_repo_newest_snapshot_packages",
+        "gauge",
+        "Packages in a repository's newest snapshot.",
+        &per_repo(&|r| r.newest_snapshot.map(|(_, n)| n as f64)),
+    );
+    e.family(
+        "cairn_repo_newest_snapshot_timestamp_seconds",
+        "gauge",
+        "When a repository's newest snapshot was made (Unix time).",
+        &per_repo(&|r| r.newest_snapshot.map(|(t, _)| t as f64)),
+    );
+    let per_view = |f: &dyn Fn(&crate::catalog::ViewStats) -> Option<f64>| -> Vec<Sample<'_>> {
         stats
             .views
             .iter()
-            .map(|v| (vec![("view", v.name.as_str())], f(v)))
+            .filter_map(|v| f(v).map(|x| (vec![("view", v.name.as_str())], x)))
             .collect()
     };
     e.family(
         "cairn_view_packages",
         "gauge",
         "Packages in a view's latest composition.",
-        &per_view(&|v| v.packages as f64),
+        &per_view(&|v| Some(v.packages as f64)),
     );
     e.family(
         "cairn_view_snapshots",
         "gauge",
         "Snapshots of a view.",
-        &per_view(&|v| v.snapshots as f64),
+        &per_view(&|v| Some(v.snapshots as f64)),
+    );
+    e.family(
+        "cairn_view_newest_snapshot_packages",
+        "gauge",
+        "Packages in a view's newest snapshot.",
+        &per_view(&|v| v.newest_snapshot.map(|(_, n)| n as f64)),
+    );
+    e.family(
+        "cairn_view_newest_snapshot_timestamp_seconds",
+        "gauge",
+        "When a view's newest snapshot was made (Unix time).",
+        &per_view(&|v| v.newest_snapshot.map(|(t, _)| t as f64)),
     );
     e.family(
         "cairn_pool_blobs",

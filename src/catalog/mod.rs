@@ -15,6 +15,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
+mod pages;
+pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
+
 use crate::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
 use crate::repodata::Fragments;
 
@@ -1779,11 +1782,15 @@ impl Catalog {
             .await?
             .rows_affected() as i64,
         };
-        sqlx::query("UPDATE view_snapshots SET package_count = $1 WHERE id = $2")
-            .bind(package_count)
-            .bind(vs_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE view_snapshots SET package_count = $1, total_size = \
+             (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM view_snapshot_packages vp \
+              JOIN packages p ON p.id = vp.package_id WHERE vp.view_snapshot_id = $2) WHERE id = $2",
+        )
+        .bind(package_count)
+        .bind(vs_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(ViewSnapshotRow {
             view: view.to_string(),

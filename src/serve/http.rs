@@ -20,6 +20,8 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::blob::{Blob, ReadMode, CHUNK, SMALL_FILE};
 use super::index::{FileEntry, Index, Tree};
+use super::pages::{error_page, PageRequest, Pages};
+use crate::catalog::Space;
 use crate::metrics::RouteClass;
 use crate::pool::Pool;
 
@@ -34,6 +36,8 @@ pub struct Shared {
     /// Small blobs kept in memory. Blobs are immutable (named by their sha256), so a
     /// cached copy never goes stale.
     pub small: std::cell::RefCell<SmallCache>,
+    /// The page renderer on the control runtime.
+    pub pages: Pages,
 }
 
 /// A per-worker cache of small blob contents with a byte budget (FIFO eviction).
@@ -219,47 +223,215 @@ async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response
         };
         return text(StatusCode::OK, &format!("ok\nreads: {reads}"));
     }
+    if path == STYLESHEET_PATH {
+        let mut r = Response::new(full(STYLESHEET));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        );
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=3600"),
+        );
+        return r;
+    }
+    if path == "/" {
+        return page(shared, PageRequest::Home).await;
+    }
+    if let Some(sha) = path.strip_prefix("/packages/") {
+        return page(
+            shared,
+            PageRequest::Package {
+                sha256: sha.to_string(),
+            },
+        )
+        .await;
+    }
     let segs: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
     let index = shared.index.load();
-    let (space, rest_segs) = match segs.as_slice() {
-        [""] => return listing(&index, "repos", None),
-        [first, rest @ ..] => match index.space(first) {
-            Some(space) => ((*first, space), rest),
-            None => return text(StatusCode::NOT_FOUND, "not found"),
+    let (prefix, space, rest_segs) = match segs.as_slice() {
+        [first, rest @ ..] => match (index.space(first), *first) {
+            (Some(trees), "repos") => (("repos", trees), Space::Repos, rest),
+            (Some(trees), _) => (("views", trees), Space::Views, rest),
+            (None, _) => return not_found("Nothing is published at this address."),
         },
-        [] => return text(StatusCode::NOT_FOUND, "not found"),
+        [] => return not_found("Nothing is published at this address."),
     };
-    let (prefix, trees_of) = space;
+    let (prefix, trees_of) = prefix;
     let tree_of = |owner: &str, tree: &str| trees_of.get(owner).and_then(|t| t.get(tree));
+    let query = Query::parse(req.uri().query().unwrap_or(""));
     match rest_segs {
-        [] | [""] => listing(&index, prefix, None),
-        [owner] | [owner, ""] => listing(&index, prefix, Some(owner)),
-        [owner, tree] => redirect(
-            &format!("/{prefix}/{owner}/{tree}/"),
-            tree_of(owner, tree).is_some(),
-        ),
+        [] | [""] => page(shared, PageRequest::Home).await,
+        [owner] | [owner, ""] => {
+            let diff = match (query.get("from"), query.get("to")) {
+                (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => {
+                    Some((a.to_string(), b.to_string()))
+                }
+                _ => None,
+            };
+            page(
+                shared,
+                PageRequest::Owner {
+                    space,
+                    owner: owner.to_string(),
+                    diff,
+                },
+            )
+            .await
+        }
+        [owner, tree] => match tree.strip_suffix(".repo") {
+            Some(name) if tree_of(owner, name).is_some() => {
+                repo_file(prefix, owner, name, &base_url(req), tree_of(owner, name))
+            }
+            _ => redirect(
+                &format!("/{prefix}/{owner}/{tree}/"),
+                tree_of(owner, tree).is_some(),
+            ),
+        },
         [owner, tree, rest] => {
             let Some(t) = tree_of(owner, tree) else {
-                return text(
-                    StatusCode::NOT_FOUND,
-                    "no such repository, view or snapshot",
-                );
+                return not_found("There is no such repository, view, snapshot or alias.");
             };
-            if rest.is_empty() || rest.ends_with('/') {
+            if rest.is_empty() {
+                let page_no = query
+                    .get("page")
+                    .and_then(|p| p.parse::<i64>().ok())
+                    .unwrap_or(1);
+                return page(
+                    shared,
+                    PageRequest::Tree {
+                        space,
+                        owner: owner.to_string(),
+                        tree: tree.to_string(),
+                        search: query.get("q").unwrap_or("").trim().to_string(),
+                        page: page_no,
+                        base: base_url(req),
+                    },
+                )
+                .await;
+            }
+            if rest.ends_with('/') {
                 return tree_listing(prefix, owner, tree, t, rest);
             }
             match t.files.files.get(*rest) {
                 Some(entry) => serve_file(shared, req, entry, cache_control(t, rest)).await,
-                None => text(StatusCode::NOT_FOUND, "not found"),
+                None => not_found("This tree has no such file."),
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "not found"),
+        _ => not_found("Nothing is published at this address."),
+    }
+}
+
+/// Where the stylesheet is served.
+pub const STYLESHEET_PATH: &str = "/static/cairn.css";
+/// The one stylesheet of the pages.
+pub const STYLESHEET: &str = include_str!("../../static/cairn.css");
+
+/// A page rendered on the control runtime.
+async fn page(shared: &Shared, req: PageRequest) -> Response<ResBody> {
+    let p = shared.pages.get(req).await;
+    html_response(p.status, p.html)
+}
+
+fn html_response(status: u16, body: String) -> Response<ResBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// A 404 in the house style.
+fn not_found(message: &str) -> Response<ResBody> {
+    let p = error_page(404, message);
+    html_response(p.status, p.html)
+}
+
+/// `http://HOST` from the request's Host header (only host-name characters kept).
+fn base_url(req: &Request<Incoming>) -> String {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// A `.repo` file for `/etc/yum.repos.d/` pointing at a tree.
+fn repo_file(
+    prefix: &str,
+    owner: &str,
+    tree: &str,
+    base: &str,
+    t: Option<&Tree>,
+) -> Response<ResBody> {
+    let id = format!("cairn-{owner}-{tree}");
+    let expire = match t {
+        Some(t) if t.immutable => "metadata_expire=never\n",
+        _ => "",
+    };
+    let body = format!(
+        "# {owner} {tree}, served by Cairn.\n\
+         # curl -o /etc/yum.repos.d/{id}.repo {base}/{prefix}/{owner}/{tree}.repo\n\
+         [{id}]\n\
+         name=Cairn {owner} {tree}\n\
+         baseurl={base}/{prefix}/{owner}/{tree}/\n\
+         enabled=1\n\
+         {expire}\
+         # Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
+         gpgcheck=0\n"
+    );
+    let mut r = Response::new(full(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// A request's query parameters (`application/x-www-form-urlencoded`).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: &str) -> Query {
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Query(
+            raw.split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (decode(k), decode(v)),
+                    None => (decode(kv), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 fn redirect(to: &str, exists: bool) -> Response<ResBody> {
     if !exists {
-        return text(StatusCode::NOT_FOUND, "no such repository or snapshot");
+        return not_found("There is no such repository, view, snapshot or alias.");
     }
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
@@ -319,55 +491,6 @@ fn html(title: &str, parent: Option<String>, items: Vec<Link>) -> Response<ResBo
 }
 
 /// `/repos/`, `/views/` (the owners) or one owner's trees.
-fn listing(index: &Index, prefix: &str, owner: Option<&str>) -> Response<ResBody> {
-    let Some(space) = index.space(prefix) else {
-        return text(StatusCode::NOT_FOUND, "not found");
-    };
-    let title = if prefix == "views" {
-        "View"
-    } else {
-        "Repository"
-    };
-    match owner {
-        None => {
-            let mut owners: Vec<&String> = space.keys().collect();
-            owners.sort();
-            let mut items: Vec<_> = owners
-                .into_iter()
-                .map(|r| Link {
-                    href: format!("/{prefix}/{r}/"),
-                    label: format!("{r}/"),
-                })
-                .collect();
-            let other = if prefix == "views" { "repos" } else { "views" };
-            items.push(Link {
-                href: format!("/{other}/"),
-                label: format!("{other}/"),
-            });
-            html(&format!("{title}s"), None, items)
-        }
-        Some(owner) => {
-            let Some(trees) = space.get(owner) else {
-                return text(StatusCode::NOT_FOUND, "no such repository or view");
-            };
-            let mut names: Vec<&String> = trees.keys().collect();
-            names.sort();
-            let items: Vec<_> = names
-                .into_iter()
-                .map(|n| Link {
-                    href: format!("/{prefix}/{owner}/{n}/"),
-                    label: format!("{n}/"),
-                })
-                .collect();
-            html(
-                &format!("{title} {owner}"),
-                Some(format!("/{prefix}/")),
-                items,
-            )
-        }
-    }
-}
-
 fn tree_listing(
     prefix: &str,
     repo: &str,
@@ -386,7 +509,7 @@ fn tree_listing(
         })
         .collect();
     if entries.is_empty() {
-        return text(StatusCode::NOT_FOUND, "not found");
+        return not_found("This tree has no such directory.");
     }
     entries.sort();
     entries.dedup();

@@ -12,6 +12,7 @@
 pub mod blob;
 pub mod http;
 pub mod index;
+pub mod pages;
 pub mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -79,6 +80,7 @@ pub struct Server {
     workers: Vec<std::thread::JoinHandle<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
     stats: tokio::task::JoinHandle<()>,
+    pages: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -123,9 +125,10 @@ impl Server {
             listeners.push(bind(addr).map_err(|source| ServeError::Bind { addr, source })?);
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (pages, pages_task) = pages::Pages::start(catalog.clone());
         let mut handles = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
-            let (index, pool) = (index.clone(), pool.clone());
+            let (index, pool, pages) = (index.clone(), pool.clone(), pages.clone());
             let rx = shutdown_rx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
@@ -135,6 +138,7 @@ impl Server {
                         pool,
                         mode,
                         small: std::cell::RefCell::new(http::SmallCache::new(SMALL_CACHE_BYTES)),
+                        pages,
                     });
                     run_worker(listener, shared, rx, mode)
                 })
@@ -157,6 +161,7 @@ impl Server {
             workers: handles,
             _watcher: Some(watcher),
             stats,
+            pages: pages_task,
         })
     }
 
@@ -167,6 +172,7 @@ impl Server {
         for w in self.workers {
             let _ = w.join();
         }
+        self.pages.abort();
     }
 }
 

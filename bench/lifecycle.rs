@@ -212,6 +212,44 @@ fn main() {
         let composed_s = t.elapsed().as_secs_f64();
         assert_eq!(row.package_count as usize, n + 2 * (n / 100));
 
+        // Web pages of the 100k snapshot: the first and a deep page of its package
+        // table, a search, and the repository page.
+        let page = |tree: &str, search: &str, page: i64| cairn::serve::pages::PageRequest::Tree {
+            space: cairn::catalog::Space::Repos,
+            owner: "big".into(),
+            tree: tree.into(),
+            search: search.into(),
+            page,
+            base: "http://bench".into(),
+        };
+        let mut page_ms = Vec::new();
+        for (label, req) in [
+            ("page 1 of the package table", page("one", "", 1)),
+            ("page 900 of the package table", page("one", "", 900)),
+            ("search \"pkg-0999\"", page("one", "pkg-0999", 1)),
+            (
+                "repository page",
+                cairn::serve::pages::PageRequest::Owner {
+                    space: cairn::catalog::Space::Repos,
+                    owner: "big".into(),
+                    diff: None,
+                },
+            ),
+            (
+                "overview page (sizes summed)",
+                cairn::serve::pages::PageRequest::Home,
+            ),
+            (
+                "overview page (nothing changed since)",
+                cairn::serve::pages::PageRequest::Home,
+            ),
+        ] {
+            let t = Instant::now();
+            let rendered = cairn::serve::pages::render(&catalog, &req).await;
+            assert_eq!(rendered.status, 200, "{label}");
+            page_ms.push((label, t.elapsed().as_secs_f64() * 1000.0));
+        }
+
         println!("lifecycle benchmark: {n} packages (SQLite, generated catalog)");
         println!("{:<44} {:>9}", "operation", "seconds");
         println!(
@@ -230,5 +268,8 @@ fn main() {
             "{:<44} {:>9.3}",
             "diff of two snapshots (1% upgraded)", diff_s
         );
+        for (label, ms) in page_ms {
+            println!("{:<44} {:>6.1} ms", format!("web: {label}"), ms);
+        }
     });
 }

@@ -353,6 +353,8 @@ pub struct PublicationFile {
 pub struct Catalog {
     pool: AnyPool,
     backend: Backend,
+    /// Current-content sizes the overview page remembers (repositories, views).
+    sizes: std::sync::Arc<std::sync::Mutex<[pages::SizeCache; 2]>>,
 }
 
 /// Publications no repository and no snapshot points at, older than `$1`.
@@ -461,7 +463,11 @@ impl Catalog {
             });
         }
         let pool = pool_options.connect_with(options).await?;
-        Ok(Catalog { pool, backend })
+        Ok(Catalog {
+            pool,
+            backend,
+            sizes: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

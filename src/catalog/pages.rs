@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Catalog, Result, Space, SyncRun, TreeKind};
+use super::{Catalog, Result, Space, SyncRun, TreeKind, BATCH_ROWS};
 
 /// A repository or view on the overview page.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,14 @@ pub struct OwnerSummary {
     pub aliases: Vec<(String, String)>,
     /// Repositories only.
     pub last_sync: Option<SyncRun>,
+}
+
+/// Package count and size of each owner's current content, remembered with the
+/// content version they were computed at, so the overview sums only what changed.
+#[derive(Debug, Default)]
+pub(super) struct SizeCache {
+    /// owner id → (version stamp, packages, bytes)
+    entries: HashMap<i64, (String, i64, i64)>,
 }
 
 /// A snapshot as the owner's page lists it.
@@ -79,6 +87,9 @@ fn placement(kind: TreeKind) -> (&'static str, &'static str) {
     }
 }
 
+/// A search fetches up to this many matches in its one scan before counting apart.
+const SEARCH_WINDOW: i64 = 1000;
+
 /// A LIKE pattern matching names that contain `term` (case-insensitive, `\` escapes).
 fn contains_pattern(term: &str) -> String {
     let mut p = String::from("%");
@@ -96,6 +107,10 @@ impl Catalog {
     /// Every repository or view with its current size, snapshots, aliases and (for
     /// repositories) last sync.
     pub async fn page_owners(&self, space: Space) -> Result<Vec<OwnerSummary>> {
+        let slot = match space {
+            Space::Repos => 0,
+            Space::Views => 1,
+        };
         let t = space.tables();
         let (current, _) = placement(t.latest_kind);
         let mut tx = self.begin_read().await?;
@@ -115,16 +130,58 @@ impl Catalog {
             .enumerate()
             .map(|(i, (id, _))| (*id, i))
             .collect();
-        let sql = format!(
-            "SELECT c.{owner}, COUNT(*), CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) \
-             FROM {current} c JOIN packages p ON p.id = c.package_id GROUP BY c.{owner}",
-            owner = t.owner_col
-        );
-        for r in sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
-            if let Some(&i) = index.get(&r.try_get::<i64, _>(0)?) {
-                out[i].1.packages = r.try_get(1)?;
-                out[i].1.size = r.try_get(2)?;
+        // What each owner's current content is at: repositories count every change,
+        // a view's latest is named by its publication and member stamp.
+        let sql = match space {
+            Space::Repos => "SELECT id, CAST(content_version AS TEXT) FROM repos",
+            Space::Views => {
+                "SELECT id, COALESCE(CAST(latest_publication_id AS TEXT), '') || '/' || \
+                 COALESCE(latest_stamp, '') FROM views"
             }
+        };
+        let mut stamps = HashMap::new();
+        for r in sqlx::query(sql).fetch_all(&mut *tx).await? {
+            stamps.insert(r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?);
+        }
+        let mut known: HashMap<i64, (String, i64, i64)> = match self.sizes.lock() {
+            Ok(c) => c[slot].entries.clone(),
+            Err(_) => HashMap::new(),
+        };
+        let stale: Vec<i64> = stamps
+            .iter()
+            .filter(|(id, stamp)| known.get(id).map(|e| &e.0) != Some(*stamp))
+            .map(|(id, _)| *id)
+            .collect();
+        for chunk in stale.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT c.{owner}, COUNT(*), CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) \
+                 FROM {current} c JOIN packages p ON p.id = c.package_id \
+                 WHERE c.{owner} IN ({ids}) GROUP BY c.{owner}",
+                owner = t.owner_col,
+                ids = self.backend.in_clause(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            let mut found: HashMap<i64, (i64, i64)> = HashMap::new();
+            for r in q.fetch_all(&mut *tx).await? {
+                found.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
+            }
+            for id in chunk {
+                let (n, size) = found.get(id).copied().unwrap_or((0, 0));
+                let stamp = stamps.get(id).cloned().unwrap_or_default();
+                known.insert(*id, (stamp, n, size));
+            }
+        }
+        for (id, o) in &mut out {
+            if let Some((_, n, size)) = known.get(id) {
+                o.packages = *n;
+                o.size = *size;
+            }
+        }
+        if let Ok(mut c) = self.sizes.lock() {
+            c[slot].entries = known;
         }
         let sql = format!(
             "SELECT s.{owner}, s.name, (SELECT COUNT(*) FROM {snaps} c WHERE c.{owner} = s.{owner}) \
@@ -333,40 +390,58 @@ impl Catalog {
             " AND LOWER(p.name) LIKE $2 ESCAPE '\\'".to_string()
         };
         let mut tx = self.begin_read().await?;
-        let total: i64 = if search.is_empty() {
-            let sql = format!("SELECT COUNT(*) FROM {table} WHERE {owner} = $1");
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(tree.id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?
-        } else {
-            let sql = format!(
-                "SELECT COUNT(*) FROM {table} t JOIN packages p ON p.id = t.package_id \
-                 WHERE t.{owner} = $1{filter}"
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(tree.id)
-                .bind(contains_pattern(search))
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?
-        };
-        let (lim, off) = if search.is_empty() {
-            ("$2", "$3")
-        } else {
-            ("$3", "$4")
-        };
-        let sql = format!(
+        let select = format!(
             "SELECT p.sha256, p.name, p.epoch, p.version, p.release, p.arch, p.size_package, \
              p.summary, t.location FROM {table} t JOIN packages p ON p.id = t.package_id \
-             WHERE t.{owner} = $1{filter} ORDER BY t.location LIMIT {lim} OFFSET {off}"
+             WHERE t.{owner} = $1{filter} ORDER BY t.location"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tree.id);
-        if !search.is_empty() {
-            q = q.bind(contains_pattern(search));
-        }
-        let rows = q.bind(limit).bind(offset).fetch_all(&mut *tx).await?;
+        let (total, rows) = if search.is_empty() {
+            // Index-only: the placement table's primary key starts with the owner.
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE {owner} = $1");
+            let total: i64 = sqlx::query(AssertSqlSafe(sql))
+                .bind(tree.id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            let sql = format!("{select} LIMIT $2 OFFSET $3");
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(tree.id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *tx)
+                .await?;
+            (total, rows)
+        } else {
+            // A search scans the tree once: when it matches few packages, that scan
+            // yields all of them (and their count); only a broad one is counted apart.
+            let fetch = (offset + limit).max(SEARCH_WINDOW) + 1;
+            let sql = format!("{select} LIMIT $3");
+            let mut all = sqlx::query(AssertSqlSafe(sql))
+                .bind(tree.id)
+                .bind(contains_pattern(search))
+                .bind(fetch)
+                .fetch_all(&mut *tx)
+                .await?;
+            let total = if (all.len() as i64) < fetch {
+                all.len() as i64
+            } else {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {table} t JOIN packages p ON p.id = t.package_id \
+                     WHERE t.{owner} = $1{filter}"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(tree.id)
+                    .bind(contains_pattern(search))
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?
+            };
+            let start = (offset.max(0) as usize).min(all.len());
+            let end = (start + limit.max(0) as usize).min(all.len());
+            all.truncate(end);
+            let rows = all.split_off(start);
+            (total, rows)
+        };
         tx.commit().await?;
         let packages = rows
             .iter()
@@ -477,8 +552,12 @@ impl Catalog {
 
     /// The last `limit` syncs of repository `repo`, newest first (empty when unknown).
     pub async fn page_sync_runs(&self, repo: &str, limit: i64) -> Result<Vec<SyncRun>> {
-        match self.repo(repo).await? {
-            Some(r) => self.sync_runs(r.id, limit).await,
+        let id = sqlx::query("SELECT id FROM repos WHERE name = $1")
+            .bind(repo)
+            .fetch_optional(&self.pool)
+            .await?;
+        match id {
+            Some(r) => self.sync_runs(r.try_get(0)?, limit).await,
             None => Ok(Vec::new()),
         }
     }

@@ -96,6 +96,12 @@ fn empty() -> ResBody {
 }
 
 fn text(status: StatusCode, msg: &str) -> Response<ResBody> {
+    if status.is_client_error() || status.is_server_error() {
+        // Errors are pages in the house style (a client that wants bytes only looks at
+        // the status).
+        let p = error_page(status.as_u16(), &format!("{}.", capitalise(msg)));
+        return html_response(p.status, p.html);
+    }
     let mut r = Response::new(full(format!("{msg}\n")));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -103,6 +109,14 @@ fn text(status: StatusCode, msg: &str) -> Response<ResBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// Is the raw request path safe to interpret?

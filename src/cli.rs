@@ -439,6 +439,7 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
         addr,
         app.config.server.workers,
         app.config.server.alias_grace,
+        crate::serve::Limits::from_config(&app.config.server),
     )
     .await?;
     println!("listening on http://{}/", server.addr);

@@ -65,6 +65,36 @@ pub struct ServerConfig {
     /// How long an alias keeps serving what it pointed at before a switch ("3d", "12h").
     #[serde(default = "default_alias_grace", deserialize_with = "de_duration")]
     pub alias_grace: std::time::Duration,
+    /// Open client connections at most; more are answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A client must send a request's whole header within this time, and a
+    /// keep-alive connection is closed when no request starts within it.
+    #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
+    pub header_timeout: std::time::Duration,
+    /// A connection that moves no byte either way for this long is closed (a client
+    /// that stopped reading a download, a dead peer).
+    #[serde(default = "default_idle_timeout", deserialize_with = "de_duration")]
+    pub idle_timeout: std::time::Duration,
+    /// Largest request head (request line and headers) accepted; larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_header_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+fn default_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(120)
+}
+
+fn default_max_header_bytes() -> usize {
+    16 * 1024
 }
 
 fn default_alias_grace() -> std::time::Duration {
@@ -102,6 +132,10 @@ impl Default for ServerConfig {
             database_url: None,
             workers: 0,
             alias_grace: default_alias_grace(),
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_header_bytes: default_max_header_bytes(),
         }
     }
 }

@@ -73,6 +73,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         listen,
         app.config.server.workers,
         app.config.server.alias_grace,
+        crate::serve::Limits::from_config(&app.config.server),
     )
     .await?;
     let base = format!("http://{}/repos/demo/first/", server.addr);

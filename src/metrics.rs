@@ -92,6 +92,8 @@ pub struct Metrics {
     durations: Vec<Histogram>,
     /// Open client connections.
     pub open_connections: IntGauge,
+    /// Connections refused because `max_connections` were open.
+    pub rejected_connections: IntCounter,
     /// Requests answered with 206 Partial Content.
     pub range_requests: IntCounter,
     /// Requests answered with 304 Not Modified.
@@ -149,6 +151,10 @@ impl Metrics {
             "cairn_http_open_connections",
             "Client connections currently open.",
         ));
+        let rejected_connections = must(IntCounter::new(
+            "cairn_http_rejected_connections_total",
+            "Connections answered 503 and closed because max_connections were open.",
+        ));
         let range_requests = must(IntCounter::new(
             "cairn_http_range_requests_total",
             "Requests answered with a byte range (206).",
@@ -196,6 +202,7 @@ impl Metrics {
             Box::new(bytes.clone()),
             Box::new(durations.clone()),
             Box::new(open_connections.clone()),
+            Box::new(rejected_connections.clone()),
             Box::new(range_requests.clone()),
             Box::new(not_modified.clone()),
             Box::new(upstream_errors.clone()),
@@ -227,6 +234,7 @@ impl Metrics {
             response_bytes: by,
             durations: dur,
             open_connections,
+            rejected_connections,
             range_requests,
             not_modified,
             upstream_errors,

@@ -36,8 +36,35 @@ use index::Index;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per-worker memory for small blob contents (repomd.xml, small packages).
 pub const SMALL_CACHE_BYTES: usize = 16 * 1024 * 1024;
-/// Slow clients must send their request headers within this time.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connection limits and timeouts (the `[server]` keys of the same names).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections at most, all workers together; more get 503 and are closed.
+    pub max_connections: usize,
+    /// A request's whole head must arrive within this; also the keep-alive idle wait.
+    pub header_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest request head accepted (hyper's read buffer; at least 8 KiB).
+    pub max_header_bytes: usize,
+}
+
+impl Limits {
+    pub fn from_config(c: &crate::config::ServerConfig) -> Limits {
+        Limits {
+            max_connections: c.max_connections.max(1),
+            header_timeout: c.header_timeout,
+            idle_timeout: c.idle_timeout,
+            max_header_bytes: c.max_header_bytes.max(8192),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::from_config(&crate::config::ServerConfig::default())
+    }
+}
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +120,7 @@ impl Server {
         listen: SocketAddr,
         workers: usize,
         alias_grace: Duration,
+        limits: Limits,
     ) -> Result<Server, ServeError> {
         let index = Arc::new(ArcSwap::from_pointee(
             Index::load(&catalog, alias_grace).await?,
@@ -126,9 +154,11 @@ impl Server {
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (pages, pages_task) = pages::Pages::start(catalog.clone());
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut handles = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let (index, pool, pages) = (index.clone(), pool.clone(), pages.clone());
+            let open = open.clone();
             let rx = shutdown_rx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
@@ -140,7 +170,7 @@ impl Server {
                         small: std::cell::RefCell::new(http::SmallCache::new(SMALL_CACHE_BYTES)),
                         pages,
                     });
-                    run_worker(listener, shared, rx, mode)
+                    run_worker(listener, shared, rx, mode, limits, open)
                 })
                 .map_err(|e| ServeError::Worker(e.to_string()))?;
             handles.push(handle);
@@ -181,8 +211,10 @@ fn run_worker(
     shared: std::rc::Rc<Shared>,
     shutdown: watch::Receiver<bool>,
     mode: ReadMode,
+    limits: Limits,
+    open: Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    let fut = accept_loop(listener, shared, shutdown);
+    let fut = accept_loop(listener, shared, shutdown, limits, open);
     match mode {
         ReadMode::Uring => tokio_uring::start(fut),
         ReadMode::Blocking => {
@@ -202,11 +234,19 @@ fn run_worker(
     }
 }
 
+/// The answer to a connection beyond `max_connections`.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+Content-Length: 37\r\nRetry-After: 1\r\nConnection: close\r\n\r\n\
+Too many connections; try again soon.\n";
+
 async fn accept_loop(
     listener: StdListener,
     shared: std::rc::Rc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    limits: Limits,
+    open: Arc<std::sync::atomic::AtomicUsize>,
 ) {
+    use std::sync::atomic::Ordering;
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -230,25 +270,64 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                if open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+                    open.fetch_sub(1, Ordering::AcqRel);
+                    crate::metrics::metrics().rejected_connections.inc();
+                    tokio::task::spawn_local(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut stream = stream;
+                        // Lingering close: read what the client sends until it closes
+                        // (or briefly), so its request arriving after our answer does
+                        // not make the kernel reset the connection and drop the 503.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            let _ = stream.write_all(BUSY).await;
+                            let _ = stream.shutdown().await;
+                            let mut sink = [0u8; 4096];
+                            while let Ok(n) = stream.read(&mut sink).await {
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                    });
+                    continue;
+                }
                 let shared = shared.clone();
                 let mut stop = shutdown.clone();
                 let active2 = active.clone();
                 let drained = drained_tx.clone();
+                let open = open.clone();
                 active.set(active.get() + 1);
                 crate::metrics::metrics().open_connections.inc();
                 tokio::task::spawn_local(async move {
+                    let last = std::rc::Rc::new(std::cell::Cell::new(tokio::time::Instant::now()));
+                    let io = Tracked { inner: stream, last: last.clone() };
                     let svc = service_fn(move |req| http::handle(shared.clone(), req));
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
+                        .header_read_timeout(limits.header_timeout)
+                        .max_buf_size(limits.max_header_bytes)
                         .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc);
+                        .serve_connection(TokioIo::new(io), svc);
                     tokio::pin!(conn);
+                    let idle = async {
+                        loop {
+                            let deadline = last.get() + limits.idle_timeout;
+                            tokio::time::sleep_until(deadline).await;
+                            if last.get() + limits.idle_timeout <= tokio::time::Instant::now() {
+                                break;
+                            }
+                        }
+                    };
                     tokio::select! {
                         res = conn.as_mut() => {
                             if let Err(e) = res {
                                 tracing::debug!("connection ended: {e}");
                             }
+                        }
+                        _ = idle => {
+                            tracing::debug!("connection idle for {:?}: closed", limits.idle_timeout);
                         }
                         _ = stop.changed() => {
                             conn.as_mut().graceful_shutdown();
@@ -256,6 +335,7 @@ async fn accept_loop(
                         }
                     }
                     active2.set(active2.get() - 1);
+                    open.fetch_sub(1, Ordering::AcqRel);
                     crate::metrics::metrics().open_connections.dec();
                     let _ = drained.send(());
                 });
@@ -328,4 +408,74 @@ fn watch_generation(
         }
     });
     Ok(watcher)
+}
+
+/// A client stream that records when a byte last moved either way (the idle timeout).
+struct Tracked {
+    inner: tokio::net::TcpStream,
+    last: std::rc::Rc<std::cell::Cell<tokio::time::Instant>>,
+}
+
+impl Tracked {
+    fn touch<T>(&self, r: &std::task::Poll<std::io::Result<T>>, moved: bool) {
+        if moved && matches!(r, std::task::Poll::Ready(Ok(_))) {
+            self.last.set(tokio::time::Instant::now());
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let moved = buf.filled().len() > before;
+        self.touch(&r, moved);
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        let moved = matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0);
+        self.touch(&r, moved);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let moved = matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0);
+        self.touch(&r, moved);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Serving benchmark: cairn vs nginx on the same files, same machine, same run.
 #
-# Starts `cairn serve` (a snapshot holding a ~6 KiB package and a 12 MiB package) and
+# Starts `cairn serve` (a snapshot holding packages of ~4 KiB, ~6 KiB, 1, 12 and 100 MiB) and
 # nginx (sendfile on, one worker per core, serving a directory with the same files) on
 # free loopback ports, runs wrk against each for each file, and prints requests/s,
-# throughput, p99 latency and the ratios.
+# throughput, p99 latency and the ratios, then the peak RSS with 256 keep-alive
+# connections downloading the 100 MiB package.
 #
 # Usage: bench/serve.sh [seconds per run, default 10] [connections, default 64]
+#        (BENCH_FILES="1MiB 12MiB" limits the files measured)
 # Needs: cargo, nginx, wrk (apt-get install nginx wrk).
 set -euo pipefail
 DURATION=${1:-10}
@@ -26,10 +28,12 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Files: a ~4 KiB and a ~6 KiB package, 1 MiB, 12 MiB and 100 MiB packages, and the
+# snapshot's repomd.xml, all served by nginx from a copy of the same tree.
 "$BIN" generate "$WORK/rpms" --count 1 >/dev/null
-"$BIN" generate "$WORK/rpms" --payload-bytes $((12 * 1024 * 1024)) >/dev/null
-SMALL=$(basename "$(ls "$WORK"/rpms/gen-*.rpm)")
-LARGE=$(basename "$(ls "$WORK"/rpms/large-*.rpm)")
+for size in 4096 $((1024 * 1024)) $((12 * 1024 * 1024)) $((100 * 1024 * 1024)); do
+    "$BIN" generate "$WORK/rpms" --payload-bytes "$size" --name "size$size" >/dev/null
+done
 
 cat > "$WORK/cairn.toml" <<TOML
 [server]
@@ -41,10 +45,31 @@ TOML
 CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" import bench "$WORK/rpms" >/dev/null
 CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" snapshot create bench --name s1 >/dev/null
 
-# nginx serves the same bytes from a plain directory tree.
-mkdir -p "$WORK/www/Packages/g" "$WORK/www/Packages/l" "$WORK/www/repodata"
-cp "$WORK/rpms/$SMALL" "$WORK/www/Packages/g/"
-cp "$WORK/rpms/$LARGE" "$WORK/www/Packages/l/"
+CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" serve > "$WORK/cairn.out" &
+CAIRN_PID=$!
+for _ in $(seq 1 100); do grep -q listening "$WORK/cairn.out" 2>/dev/null && break; sleep 0.1; done
+CAIRN_ADDR=$(sed -n 's|listening on http://\(.*\)/|\1|p' "$WORK/cairn.out")
+BASE="http://$CAIRN_ADDR/repos/bench/s1"
+
+# nginx serves the same bytes from a plain directory tree (fetched from cairn, so the
+# paths and contents are identical).
+mkdir -p "$WORK/www/repodata"
+curl -sf "$BASE/repodata/repomd.xml" -o "$WORK/www/repodata/repomd.xml"
+declare -A FILE
+FILE[repomd]="repodata/repomd.xml"
+for f in "$WORK"/rpms/*.rpm; do
+    name=$(basename "$f")
+    first=$(echo "${name:0:1}" | tr 'A-Z' 'a-z')
+    mkdir -p "$WORK/www/Packages/$first"
+    cp "$f" "$WORK/www/Packages/$first/"
+    case "$name" in
+        gen-*) FILE[6KiB]="Packages/$first/$name" ;;
+        size4096-*) FILE[4KiB]="Packages/$first/$name" ;;
+        size1048576-*) FILE[1MiB]="Packages/$first/$name" ;;
+        size12582912-*) FILE[12MiB]="Packages/$first/$name" ;;
+        size104857600-*) FILE[100MiB]="Packages/$first/$name" ;;
+    esac
+done
 chmod -R a+rX "$WORK/www"
 NGINX_PORT=$(free_port)
 cat > "$WORK/nginx.conf" <<NGX
@@ -57,7 +82,7 @@ http {
     sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
-    types { application/x-rpm rpm; }
+    types { application/x-rpm rpm; application/xml xml; }
     server {
         listen 127.0.0.1:$NGINX_PORT reuseport;
         root $WORK/www;
@@ -65,11 +90,11 @@ http {
 }
 NGX
 nginx -c "$WORK/nginx.conf"
-
-CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" serve > "$WORK/cairn.out" &
-CAIRN_PID=$!
-for _ in $(seq 1 100); do grep -q listening "$WORK/cairn.out" 2>/dev/null && break; sleep 0.1; done
-CAIRN_ADDR=$(sed -n 's|listening on http://\(.*\)/|\1|p' "$WORK/cairn.out")
+sleep 0.3
+for k in "${!FILE[@]}"; do
+    cmp -s <(curl -sf "$BASE/${FILE[$k]}") <(curl -sf "http://127.0.0.1:$NGINX_PORT/${FILE[$k]}") \
+        || { echo "cairn and nginx serve different bytes for ${FILE[$k]}"; exit 1; }
+done
 
 run_wrk() { # url -> "req/s bytes/s p99ms"
     wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$1" 2>&1 | awk '
@@ -80,15 +105,27 @@ run_wrk() { # url -> "req/s bytes/s p99ms"
         END {printf "%s %.0f %s\n", rps, bps, p99}'
 }
 
+printf 'serve benchmark: %s s per run, %s connections, %s cores\n' "$DURATION" "$CONNS" "$(nproc)"
 printf '%-8s %-7s %12s %12s %10s\n' file server req/s MiB/s p99_ms
-declare -A R
-for kind in small large; do
-    if [ $kind = small ]; then f="Packages/g/$SMALL"; else f="Packages/l/$LARGE"; fi
-    read -r crps cbps cp99 < <(run_wrk "http://$CAIRN_ADDR/repos/bench/s1/$f")
+RATIOS=""
+for kind in ${BENCH_FILES:-repomd 4KiB 6KiB 1MiB 12MiB 100MiB}; do
+    f=${FILE[$kind]}
+    read -r crps cbps cp99 < <(run_wrk "$BASE/$f")
     read -r nrps nbps np99 < <(run_wrk "http://127.0.0.1:$NGINX_PORT/$f")
-    printf '%-8s %-7s %12.0f %12.1f %10.2f\n' $kind cairn "$crps" "$(echo "$cbps/1048576" | bc -l)" "$cp99"
-    printf '%-8s %-7s %12.0f %12.1f %10.2f\n' $kind nginx "$nrps" "$(echo "$nbps/1048576" | bc -l)" "$np99"
-    R[$kind]=$(echo "$crps/$nrps" | bc -l)
+    printf '%-8s %-7s %12.0f %12.1f %10.2f\n' "$kind" cairn "$crps" "$(echo "$cbps/1048576" | bc -l)" "$cp99"
+    printf '%-8s %-7s %12.0f %12.1f %10.2f\n' "$kind" nginx "$nrps" "$(echo "$nbps/1048576" | bc -l)" "$np99"
+    RATIOS="$RATIOS $(printf '%s %.2fx (p99 %s vs %s ms);' "$kind" "$(echo "$crps/$nrps" | bc -l)" "$cp99" "$np99")"
 done
-printf 'ratio cairn/nginx req/s: small %.2fx, large %.2fx\n' "${R[small]}" "${R[large]}"
-echo "cairn RSS after the runs: $(ps -o rss= -p $CAIRN_PID) KiB"
+echo "ratio cairn/nginx:$RATIOS"
+
+# Memory with 256 keep-alive connections downloading the 100 MiB file: it must not grow
+# with the file size or the run length.
+echo "cairn RSS before the 256-connection run: $(ps -o rss= -p $CAIRN_PID) KiB"
+wrk -t2 -c256 -d"${DURATION}s" "$BASE/${FILE[100MiB]}" >/dev/null 2>&1 &
+WRK=$!
+PEAK=0
+while kill -0 $WRK 2>/dev/null; do
+    r=$(ps -o rss= -p $CAIRN_PID); [ "$r" -gt "$PEAK" ] && PEAK=$r
+    sleep 0.5
+done
+echo "cairn peak RSS with 256 connections on the 100 MiB file: $PEAK KiB"

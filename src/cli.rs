@@ -60,9 +60,12 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 1000)]
         count: usize,
-        /// Instead, write one package named `large` with this many bytes of payload.
+        /// Instead, write one package with this many bytes of payload.
         #[arg(long)]
         payload_bytes: Option<usize>,
+        /// The name of that package.
+        #[arg(long, default_value = "large")]
+        name: String,
     },
     /// Views: repositories published together.
     View {
@@ -324,10 +327,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         dir,
         count,
         payload_bytes,
+        name,
     } = &cli.command
     {
         let files = match payload_bytes {
-            Some(bytes) => vec![crate::samples::large_package(dir, "large", *bytes)?],
+            Some(bytes) => vec![crate::samples::large_package(dir, name, *bytes)?],
             None => crate::samples::generate(dir, *count)?,
         };
         println!("wrote {} packages to {}", files.len(), dir.display());

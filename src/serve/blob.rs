@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 /// Files at most this big are read whole and sent in one piece.
-pub const SMALL_FILE: u64 = 256 * 1024;
+pub const SMALL_FILE: u64 = 2 * 1024 * 1024;
 /// Chunk size for streaming larger files.
 pub const CHUNK: usize = 512 * 1024;
 

@@ -38,6 +38,45 @@ pub struct Shared {
     pub small: std::cell::RefCell<SmallCache>,
     /// The page renderer on the control runtime.
     pub pages: Pages,
+    /// This worker's budget for file bytes read but not yet sent, in KiB permits:
+    /// responses wait for room instead of growing memory with their number.
+    pub budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// Per-worker memory for file bytes in flight (read, not yet written to a socket).
+pub const IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads `n` bytes at `off` once the worker's in-flight budget has room for them; the
+/// room is given back when the bytes are dropped (after hyper has written them).
+async fn read_budgeted(
+    budget: &Arc<tokio::sync::Semaphore>,
+    blob: &Blob,
+    off: u64,
+    n: usize,
+) -> io::Result<Bytes> {
+    let kib = n.div_ceil(1024).clamp(1, IN_FLIGHT_BYTES / 1024) as u32;
+    let permit = budget
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(io::Error::other)?;
+    let bytes = blob.read_exact_at(off, n).await?;
+    Ok(Bytes::from_owner(Budgeted {
+        bytes,
+        _permit: permit,
+    }))
+}
+
+/// Bytes that hold their share of the in-flight budget until dropped.
+struct Budgeted {
+    bytes: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// A per-worker cache of small blob contents with a byte budget (FIFO eviction).
@@ -690,7 +729,7 @@ async fn serve_file(
             }
         }
     } else if len <= SMALL_FILE {
-        match blob.read_exact_at(start, len as usize).await {
+        match read_budgeted(&shared.budget, &blob, start, len as usize).await {
             Ok(bytes) => full(bytes),
             Err(e) => {
                 tracing::error!("blob {} read failed: {e}", entry.sha256);
@@ -698,7 +737,13 @@ async fn serve_file(
             }
         }
     } else {
-        stream_body(blob, start, len, entry.sha256.clone())
+        stream_body(
+            blob,
+            start,
+            len,
+            entry.sha256.clone(),
+            shared.budget.clone(),
+        )
     };
     builder
         .body(body)
@@ -707,14 +752,20 @@ async fn serve_file(
 
 /// A body fed by a local task that reads the blob in [`CHUNK`]s; the bounded channel
 /// holds at most one chunk while the next is read (bounded memory per response).
-fn stream_body(blob: Blob, start: u64, len: u64, sha: String) -> ResBody {
+fn stream_body(
+    blob: Blob,
+    start: u64,
+    len: u64,
+    sha: String,
+    budget: Arc<tokio::sync::Semaphore>,
+) -> ResBody {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
     tokio::task::spawn_local(async move {
         let mut off = start;
         let end = start + len;
         while off < end {
             let n = ((end - off) as usize).min(CHUNK);
-            let res = blob.read_exact_at(off, n).await;
+            let res = read_budgeted(&budget, &blob, off, n).await;
             let failed = res.is_err();
             if let Err(e) = &res {
                 tracing::error!("blob {sha} read failed mid-body at {off}: {e}");

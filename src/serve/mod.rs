@@ -169,6 +169,7 @@ impl Server {
                         mode,
                         small: std::cell::RefCell::new(http::SmallCache::new(SMALL_CACHE_BYTES)),
                         pages,
+                        budget: Arc::new(tokio::sync::Semaphore::new(http::IN_FLIGHT_BYTES / 1024)),
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })
@@ -215,6 +216,7 @@ fn run_worker(
     open: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let fut = accept_loop(listener, shared, shutdown, limits, open);
+    keep_large_buffers();
     match mode {
         ReadMode::Uring => tokio_uring::start(fut),
         ReadMode::Blocking => {
@@ -231,6 +233,17 @@ fn run_worker(
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, fut);
         }
+    }
+}
+
+/// Keeps file-sized buffers (up to 64 MiB) on the heap instead of a fresh mmap per
+/// response: glibc otherwise maps and unmaps each, and every response pays the page
+/// faults of its buffer again. Memory stays bounded by the in-flight budget.
+fn keep_large_buffers() {
+    // SAFETY: mallopt only sets allocator parameters; calling it at any time is allowed.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024 * 1024);
     }
 }
 

@@ -18,6 +18,26 @@ fn repomd_href(repomd: &[u8], kind: &str) -> String {
         .to_string()
 }
 
+/// The demo packages split into two directories: `apps` (demo-app) and `libs` (the
+/// rest, which demo-app depends on).
+fn split_demo(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
+    let all = env.dir.path().join("all");
+    let files = cairn::samples::demo_packages(&all).unwrap();
+    let (apps, libs) = (env.dir.path().join("apps"), env.dir.path().join("libs"));
+    std::fs::create_dir_all(&apps).unwrap();
+    std::fs::create_dir_all(&libs).unwrap();
+    for f in &files {
+        let name = f.file_name().unwrap();
+        let to = if name.to_string_lossy().starts_with("demo-app") {
+            &apps
+        } else {
+            &libs
+        };
+        std::fs::copy(f, to.join(name)).unwrap();
+    }
+    (apps, libs)
+}
+
 #[test]
 fn aliases_switch_atomically_keep_old_metadata_servable_and_roll_back() {
     for backend in backends() {
@@ -179,20 +199,7 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
             "[[repo]]\nid = \"apps\"\n[[repo]]\nid = \"libs\"\n\
              [[view]]\nname = \"stack\"\nrepos = [\"apps\", \"libs\"]\n",
         );
-        let all = env.dir.path().join("all");
-        let files = cairn::samples::demo_packages(&all).unwrap();
-        let (apps, libs) = (env.dir.path().join("apps"), env.dir.path().join("libs"));
-        std::fs::create_dir_all(&apps).unwrap();
-        std::fs::create_dir_all(&libs).unwrap();
-        for f in &files {
-            let name = f.file_name().unwrap();
-            let to = if name.to_string_lossy().starts_with("demo-app") {
-                &apps
-            } else {
-                &libs
-            };
-            std::fs::copy(f, to.join(name)).unwrap();
-        }
+        let (apps, libs) = split_demo(&env);
         // The same demo-lib build in both members: the view lists it once (apps wins).
         std::fs::copy(
             libs.join("demo-lib-1.2.0-1.noarch.rpm"),
@@ -426,20 +433,7 @@ fn view_snapshots_copy_latest_only_while_it_matches_the_members() {
             "[[repo]]\nid = \"apps\"\n[[repo]]\nid = \"libs\"\n\
              [[view]]\nname = \"stack\"\nrepos = [\"apps\"]\n",
         );
-        let all = env.dir.path().join("all");
-        let files = cairn::samples::demo_packages(&all).unwrap();
-        let (apps, libs) = (env.dir.path().join("apps"), env.dir.path().join("libs"));
-        std::fs::create_dir_all(&apps).unwrap();
-        std::fs::create_dir_all(&libs).unwrap();
-        for f in &files {
-            let name = f.file_name().unwrap();
-            let to = if name.to_string_lossy().starts_with("demo-app") {
-                &apps
-            } else {
-                &libs
-            };
-            std::fs::copy(f, to.join(name)).unwrap();
-        }
+        let (apps, libs) = split_demo(&env);
         env.ok(&["import", "apps", apps.to_str().unwrap()]);
         env.ok(&["import", "libs", libs.to_str().unwrap()]);
         // Latest is current: the snapshot is a copy of it.

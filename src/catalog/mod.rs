@@ -1493,40 +1493,13 @@ impl Catalog {
         a: i64,
         b: i64,
     ) -> Result<(Vec<crate::diff::Nevra>, Vec<crate::diff::Nevra>)> {
-        let rows = sqlx::query(
-            "WITH changed AS ( \
-               SELECT p.name, p.arch FROM snapshot_packages sp JOIN packages p ON p.id = sp.package_id \
-                WHERE sp.snapshot_id = $1 AND sp.package_id NOT IN \
-                  (SELECT package_id FROM snapshot_packages WHERE snapshot_id = $2) \
-               UNION \
-               SELECT p.name, p.arch FROM snapshot_packages sp JOIN packages p ON p.id = sp.package_id \
-                WHERE sp.snapshot_id = $2 AND sp.package_id NOT IN \
-                  (SELECT package_id FROM snapshot_packages WHERE snapshot_id = $1)) \
-             SELECT sp.snapshot_id, p.name, p.arch, p.epoch, p.version, p.release \
-               FROM snapshot_packages sp JOIN packages p ON p.id = sp.package_id \
-               JOIN changed c ON c.name = p.name AND c.arch = p.arch \
-              WHERE sp.snapshot_id = $1 OR sp.snapshot_id = $2",
-        )
-        .bind(a)
-        .bind(b)
-        .fetch_all(&self.pool)
-        .await?;
-        let (mut left, mut right) = (Vec::new(), Vec::new());
-        for r in rows {
-            let n = crate::diff::Nevra {
-                name: r.try_get(1)?,
-                arch: r.try_get(2)?,
-                epoch: r.try_get(3)?,
-                version: r.try_get(4)?,
-                release: r.try_get(5)?,
-            };
-            if r.try_get::<i64, _>(0)? == a {
-                left.push(n);
-            } else {
-                right.push(n);
-            }
-        }
-        Ok((left, right))
+        let tree = |id| PageTree {
+            kind: TreeKind::RepoSnapshot,
+            id,
+            alias_of: None,
+            created_at: None,
+        };
+        self.tree_diff_candidates(&tree(a), &tree(b)).await
     }
 
     // ---- views --------------------------------------------------------------------

@@ -503,8 +503,8 @@ impl Catalog {
             .collect()
     }
 
-    /// The package identities a diff of two trees needs: those of the name.arch groups
-    /// that differ (as [`Catalog::snapshot_diff_candidates`], for any two trees).
+    /// The package identities a diff of two trees needs: only those of the name.arch
+    /// groups whose package sets differ leave SQL.
     pub async fn tree_diff_candidates(
         &self,
         a: &PageTree,

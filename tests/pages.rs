@@ -381,3 +381,49 @@ fn pages_read_right_in_a_real_browser() {
     assert!(repo.contains(&format!("baseurl={}", server.url("/repos/local/one/"))));
     assert!(repo.contains("metadata_expire=never"));
 }
+
+#[test]
+fn the_served_repo_file_is_all_dnf_needs() {
+    require_tool("dnf");
+    let backend = backends().remove(0);
+    let s = site(&backend);
+    let server = s.env.serve();
+    let repo = http()
+        .get(server.url("/repos/local/two.repo"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    // As a user would: the file goes into a repos directory, nothing else is set.
+    let dir = tempfile::tempdir().unwrap();
+    let reposdir = dir.path().join("yum.repos.d");
+    std::fs::create_dir_all(&reposdir).unwrap();
+    std::fs::write(reposdir.join("cairn-local-two.repo"), repo).unwrap();
+    let root = dir.path().join("root");
+    let out = Command::new("dnf")
+        .arg(format!("--installroot={}", root.display()))
+        .arg("--releasever=1")
+        .arg(format!("--setopt=reposdir={}", reposdir.display()))
+        .arg(format!(
+            "--setopt=cachedir={}",
+            dir.path().join("cache").display()
+        ))
+        // Host plugins (a local-cache repository, say) are not part of this.
+        .arg("--noplugins")
+        .args(["-y", "install", "demo-app"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q = Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args(["-q", "demo-app", "demo-lib"])
+        .output()
+        .unwrap();
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stdout));
+}

@@ -122,6 +122,8 @@ impl Server {
         alias_grace: Duration,
         limits: Limits,
     ) -> Result<Server, ServeError> {
+        // Register every metric now, not on the first request.
+        let _ = crate::metrics::metrics();
         let index = Arc::new(ArcSwap::from_pointee(
             Index::load(&catalog, alias_grace).await?,
         ));

@@ -2,8 +2,10 @@
 //!
 //! Two kinds live here. Process-local metrics (HTTP serving, syncs and publishes this
 //! process ran, the process itself) are prometheus-crate counters, gauges and
-//! histograms; the serving ones are resolved per (route class, status class) up front,
-//! so a request costs a few atomic adds. Catalog state (sync history, snapshots,
+//! histograms, except the per-request ones: each serving worker counts into its own
+//! [`Serving`] block (relaxed atomics on cache lines no other core writes), and
+//! [`Metrics::encode`] sums the workers' blocks when scraped, so a request costs a few
+//! uncontended adds. Catalog state (sync history, snapshots,
 //! package counts, pool and catalog size, GC and verify results) is the same whichever
 //! process changed it, so `cairn serve` renders it from the catalog on a timer
 //! ([`crate::serve::stats`]) and [`Metrics::encode`] appends that block.
@@ -13,11 +15,12 @@
 //! view ids, and error kinds, never paths, package names or clients.
 
 use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// What a request asked for, by URL shape.
@@ -84,20 +87,57 @@ fn code_index(status: u16) -> usize {
     }
 }
 
+/// Upper bounds of the request-duration histogram buckets, in seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+const CLASSES: usize = 5;
+
+/// One serving worker's request counters (written by that worker only).
+#[derive(Default)]
+pub struct Serving {
+    requests: [AtomicU64; CLASSES * 4],
+    bytes: [AtomicU64; CLASSES],
+    /// Per class, how many requests fell in each bucket (not cumulative).
+    buckets: [[AtomicU64; DURATION_BUCKETS.len()]; CLASSES],
+    sum_nanos: [AtomicU64; CLASSES],
+    count: [AtomicU64; CLASSES],
+    ranges: AtomicU64,
+    not_modified: AtomicU64,
+}
+
+impl Serving {
+    /// Counts one answered request.
+    pub fn request(&self, class: RouteClass, status: u16, elapsed: std::time::Duration) {
+        let c = class as usize;
+        self.requests[c * CODES.len() + code_index(status)].fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        if let Some(b) = DURATION_BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[c][b].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_nanos[c].fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.count[c].fetch_add(1, Ordering::Relaxed);
+        match status {
+            206 => self.ranges.fetch_add(1, Ordering::Relaxed),
+            304 => self.not_modified.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
+    /// Counts response body bytes handed to the connection.
+    pub fn sent(&self, class: RouteClass, bytes: u64) {
+        self.bytes[class as usize].fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
-    requests: Vec<IntCounter>,
-    response_bytes: Vec<IntCounter>,
-    durations: Vec<Histogram>,
+    workers: Mutex<Vec<Arc<Serving>>>,
     /// Open client connections.
     pub open_connections: IntGauge,
     /// Connections refused because `max_connections` were open.
     pub rejected_connections: IntCounter,
-    /// Requests answered with 206 Partial Content.
-    pub range_requests: IntCounter,
-    /// Requests answered with 304 Not Modified.
-    pub not_modified: IntCounter,
     /// Upstream errors of syncs this process ran, by repository and kind.
     pub upstream_errors: IntCounterVec,
     /// How late the last scheduled sync of a repository started, in seconds.
@@ -122,31 +162,6 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();
-        let requests = must(IntCounterVec::new(
-            Opts::new(
-                "cairn_http_requests_total",
-                "HTTP requests answered, by route class and status class.",
-            ),
-            &["class", "code"],
-        ));
-        let bytes = must(IntCounterVec::new(
-            Opts::new(
-                "cairn_http_response_bytes_total",
-                "Response body bytes sent, by route class.",
-            ),
-            &["class"],
-        ));
-        let durations = must(HistogramVec::new(
-            HistogramOpts::new(
-                "cairn_http_request_duration_seconds",
-                "Time from a request's arrival to its response headers, by route class.",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5,
-            ]),
-            &["class"],
-        ));
         let open_connections = must(IntGauge::new(
             "cairn_http_open_connections",
             "Client connections currently open.",
@@ -154,14 +169,6 @@ impl Metrics {
         let rejected_connections = must(IntCounter::new(
             "cairn_http_rejected_connections_total",
             "Connections answered 503 and closed because max_connections were open.",
-        ));
-        let range_requests = must(IntCounter::new(
-            "cairn_http_range_requests_total",
-            "Requests answered with a byte range (206).",
-        ));
-        let not_modified = must(IntCounter::new(
-            "cairn_http_not_modified_total",
-            "Conditional requests answered with 304 Not Modified.",
         ));
         let upstream_errors = must(IntCounterVec::new(
             Opts::new(
@@ -198,13 +205,8 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("CAIRN_GIT_COMMIT")])
             .set(1);
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(bytes.clone()),
-            Box::new(durations.clone()),
-            Box::new(open_connections.clone()),
+            Box::new(open_connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(rejected_connections.clone()),
-            Box::new(range_requests.clone()),
-            Box::new(not_modified.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(schedule_lag.clone()),
             Box::new(publish_duration.clone()),
@@ -216,27 +218,11 @@ impl Metrics {
         ] {
             must(registry.register(c));
         }
-        // Every series exists from the start (at zero), so ratios and rates are defined
-        // before the first error.
-        let mut req = Vec::new();
-        let mut by = Vec::new();
-        let mut dur = Vec::new();
-        for class in RouteClass::ALL {
-            for code in CODES {
-                req.push(requests.with_label_values(&[class.name(), code]));
-            }
-            by.push(bytes.with_label_values(&[class.name()]));
-            dur.push(durations.with_label_values(&[class.name()]));
-        }
         Metrics {
             registry,
-            requests: req,
-            response_bytes: by,
-            durations: dur,
+            workers: Mutex::new(Vec::new()),
             open_connections,
             rejected_connections,
-            range_requests,
-            not_modified,
             upstream_errors,
             schedule_lag,
             publish_duration,
@@ -244,21 +230,86 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request.
-    pub fn request(&self, class: RouteClass, status: u16, seconds: f64) {
-        let c = class as usize;
-        self.requests[c * CODES.len() + code_index(status)].inc();
-        self.durations[c].observe(seconds);
-        match status {
-            206 => self.range_requests.inc(),
-            304 => self.not_modified.inc(),
-            _ => {}
+    /// A new serving worker's counters (included in every scrape from now on).
+    pub fn worker(&self) -> Arc<Serving> {
+        let w = Arc::new(Serving::default());
+        if let Ok(mut all) = self.workers.lock() {
+            all.push(w.clone());
         }
+        w
     }
 
-    /// Counts response body bytes sent.
-    pub fn sent(&self, class: RouteClass, bytes: u64) {
-        self.response_bytes[class as usize].inc_by(bytes);
+    /// The workers' request counters, summed, in the text format. Every series exists
+    /// from the start (at zero), so ratios and rates are defined before the first error.
+    fn serving_text(&self) -> String {
+        let all = match self.workers.lock() {
+            Ok(w) => w.clone(),
+            Err(_) => Vec::new(),
+        };
+        let total = |f: &dyn Fn(&Serving) -> u64| -> u64 { all.iter().map(|w| f(w)).sum() };
+        let mut e = Exposition::default();
+        let mut samples = Vec::new();
+        for class in RouteClass::ALL {
+            for (i, code) in CODES.iter().enumerate() {
+                let idx = class as usize * CODES.len() + i;
+                let n = total(&|w| w.requests[idx].load(Ordering::Relaxed));
+                samples.push((vec![("class", class.name()), ("code", *code)], n as f64));
+            }
+        }
+        e.family(
+            "cairn_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route class and status class.",
+            &samples,
+        );
+        let bytes: Vec<Sample<'static>> = RouteClass::ALL
+            .iter()
+            .map(|c| {
+                let i = *c as usize;
+                let n = total(&|w| w.bytes[i].load(Ordering::Relaxed));
+                (vec![("class", c.name())], n as f64)
+            })
+            .collect();
+        e.family(
+            "cairn_http_response_bytes_total",
+            "counter",
+            "Response body bytes handed to connections, by route class.",
+            &bytes,
+        );
+        let series: Vec<_> = RouteClass::ALL
+            .iter()
+            .map(|c| {
+                let i = *c as usize;
+                let buckets: Vec<u64> = (0..DURATION_BUCKETS.len())
+                    .map(|b| total(&|w| w.buckets[i][b].load(Ordering::Relaxed)))
+                    .collect();
+                let count = total(&|w| w.count[i].load(Ordering::Relaxed));
+                let nanos = total(&|w| w.sum_nanos[i].load(Ordering::Relaxed));
+                (("class", c.name()), buckets, count, nanos as f64 / 1e9)
+            })
+            .collect();
+        e.histogram(
+            "cairn_http_request_duration_seconds",
+            "Time from a request's arrival to its response headers, by route class.",
+            &DURATION_BUCKETS,
+            &series,
+        );
+        e.family(
+            "cairn_http_range_requests_total",
+            "counter",
+            "Requests answered with a byte range (206).",
+            &[(vec![], total(&|w| w.ranges.load(Ordering::Relaxed)) as f64)],
+        );
+        e.family(
+            "cairn_http_not_modified_total",
+            "counter",
+            "Conditional requests answered with 304 Not Modified.",
+            &[(
+                vec![],
+                total(&|w| w.not_modified.load(Ordering::Relaxed)) as f64,
+            )],
+        );
+        e.finish()
     }
 
     /// Counts an upstream error of a sync.
@@ -280,6 +331,7 @@ impl Metrics {
             tracing::error!("encoding metrics: {e}");
         }
         let mut out = String::from_utf8_lossy(&buf).into_owned();
+        out.push_str(&self.serving_text());
         if let Ok(t) = self.catalog_text.lock() {
             out.push_str(&t);
         }
@@ -292,6 +344,9 @@ impl Metrics {
 pub struct Exposition {
     text: String,
 }
+
+/// One labelled histogram: (label, non-cumulative bucket counts, count, sum).
+pub type HistogramSeries<'a> = ((&'a str, &'a str), Vec<u64>, u64, f64);
 
 /// One sample: label pairs and value.
 pub type Sample<'a> = (Vec<(&'a str, &'a str)>, f64);
@@ -314,6 +369,40 @@ impl Exposition {
                 self.text.push('}');
             }
             let _ = writeln!(self.text, " {}", format_value(*value));
+        }
+    }
+
+    /// Adds a histogram family: per label, the non-cumulative bucket counts, the total
+    /// count and the sum.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        bounds: &[f64],
+        series: &[HistogramSeries<'_>],
+    ) {
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} histogram");
+        for ((k, v), buckets, count, sum) in series {
+            let v = escape_label(v);
+            let mut cumulative = 0;
+            for (le, n) in bounds.iter().zip(buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    self.text,
+                    "{name}_bucket{{{k}=\"{v}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                self.text,
+                "{name}_bucket{{{k}=\"{v}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                self.text,
+                "{name}_sum{{{k}=\"{v}\"}} {}",
+                format_value(*sum)
+            );
+            let _ = writeln!(self.text, "{name}_count{{{k}=\"{v}\"}} {count}");
         }
     }
 
@@ -372,14 +461,51 @@ mod tests {
     }
 
     #[test]
-    fn requests_are_counted_by_class_and_code() {
+    fn workers_are_summed_into_one_exposition() {
         let m = metrics();
-        m.request(RouteClass::Metadata, 304, 0.001);
-        m.request(RouteClass::Package, 206, 0.002);
+        let (a, b) = (m.worker(), m.worker());
+        a.request(
+            RouteClass::Metadata,
+            304,
+            std::time::Duration::from_micros(700),
+        );
+        b.request(
+            RouteClass::Metadata,
+            200,
+            std::time::Duration::from_millis(3),
+        );
+        b.request(
+            RouteClass::Package,
+            206,
+            std::time::Duration::from_millis(2),
+        );
+        a.sent(RouteClass::Package, 100);
+        b.sent(RouteClass::Package, 20);
         let text = m.encode();
-        assert!(text.contains("cairn_http_requests_total{class=\"metadata\",code=\"3xx\"}"));
-        assert!(text.contains("cairn_http_requests_total{class=\"other\",code=\"5xx\"} 0"));
-        assert!(m.not_modified.get() >= 1 && m.range_requests.get() >= 1);
+        let value = |series: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{series} in\n{text}"))
+        };
+        assert!(value("cairn_http_requests_total{class=\"metadata\",code=\"3xx\"}") >= 1.0);
+        assert!(value("cairn_http_requests_total{class=\"metadata\",code=\"2xx\"}") >= 1.0);
+        assert_eq!(
+            value("cairn_http_requests_total{class=\"other\",code=\"5xx\"}"),
+            0.0
+        );
+        assert!(value("cairn_http_response_bytes_total{class=\"package\"}") >= 120.0);
+        // Cumulative buckets: 0.7 ms is within 1 ms; 3 ms only from 5 ms on.
+        let bucket = |le: &str| {
+            value(&format!(
+                "cairn_http_request_duration_seconds_bucket{{class=\"metadata\",le=\"{le}\"}}"
+            ))
+        };
+        assert!(bucket("0.001") >= 1.0);
+        assert!(bucket("0.005") >= bucket("0.001") + 1.0);
+        assert!(bucket("+Inf") >= bucket("0.005"));
+        assert!(value("cairn_http_not_modified_total") >= 1.0);
+        assert!(value("cairn_http_range_requests_total") >= 1.0);
         assert!(text.contains("cairn_process_resident_memory_bytes"));
         assert!(text.contains("cairn_build_info{"));
     }

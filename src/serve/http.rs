@@ -38,6 +38,8 @@ pub struct Shared {
     pub small: std::cell::RefCell<SmallCache>,
     /// The page renderer on the control runtime.
     pub pages: Pages,
+    /// This worker's request counters (see [`crate::metrics`]).
+    pub stats: Arc<crate::metrics::Serving>,
     /// This worker's budget for file bytes read but not yet sent, in KiB permits:
     /// responses wait for room instead of growing memory with their number.
     pub budget: Arc<tokio::sync::Semaphore>,
@@ -181,12 +183,14 @@ pub async fn handle(
 ) -> Result<Response<ResBody>, Infallible> {
     let started = std::time::Instant::now();
     let (class, resp) = answer(&shared, req).await;
-    crate::metrics::metrics().request(
-        class,
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    Ok(resp.map(|body| Counted { inner: body, class }.boxed_unsync()))
+    shared
+        .stats
+        .request(class, resp.status().as_u16(), started.elapsed());
+    // In-memory bodies are counted here; streamed ones as their chunks are handed on.
+    if let Some(n) = resp.body().size_hint().exact() {
+        shared.stats.sent(class, n);
+    }
+    Ok(resp)
 }
 
 async fn answer(shared: &Shared, req: Request<Incoming>) -> (RouteClass, Response<ResBody>) {
@@ -223,39 +227,6 @@ async fn answer(shared: &Shared, req: Request<Incoming>) -> (RouteClass, Respons
         resp = Response::from_parts(parts, empty());
     }
     (class, resp)
-}
-
-/// A response body that counts the bytes it sends.
-struct Counted {
-    inner: ResBody,
-    class: RouteClass,
-}
-
-impl Body for Counted {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let class = self.class;
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                crate::metrics::metrics().sent(class, data.len() as u64);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response<ResBody> {
@@ -367,7 +338,14 @@ async fn route(shared: &Shared, req: &Request<Incoming>, path: &str) -> Response
                 return tree_listing(prefix, owner, tree, t, rest);
             }
             match t.files.files.get(*rest) {
-                Some(entry) => serve_file(shared, req, entry, cache_control(t, rest)).await,
+                Some(entry) => {
+                    let class = if rest.starts_with("repodata/") {
+                        RouteClass::Metadata
+                    } else {
+                        RouteClass::Package
+                    };
+                    serve_file(shared, req, entry, cache_control(t, rest), class).await
+                }
                 None => not_found("This tree has no such file."),
             }
         }
@@ -643,6 +621,7 @@ async fn serve_file(
     req: &Request<Incoming>,
     entry: &FileEntry,
     cache: &'static str,
+    class: RouteClass,
 ) -> Response<ResBody> {
     let mut builder = Response::builder()
         .header(header::ETAG, entry.etag.clone())
@@ -739,10 +718,10 @@ async fn serve_file(
     } else {
         stream_body(
             blob,
-            start,
-            len,
+            start..start + len,
             entry.sha256.clone(),
             shared.budget.clone(),
+            (shared.stats.clone(), class),
         )
     };
     builder
@@ -754,15 +733,15 @@ async fn serve_file(
 /// holds at most one chunk while the next is read (bounded memory per response).
 fn stream_body(
     blob: Blob,
-    start: u64,
-    len: u64,
+    range: std::ops::Range<u64>,
     sha: String,
     budget: Arc<tokio::sync::Semaphore>,
+    (stats, class): (Arc<crate::metrics::Serving>, RouteClass),
 ) -> ResBody {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
     tokio::task::spawn_local(async move {
-        let mut off = start;
-        let end = start + len;
+        let mut off = range.start;
+        let end = range.end;
         while off < end {
             let n = ((end - off) as usize).min(CHUNK);
             let res = read_budgeted(&budget, &blob, off, n).await;
@@ -773,6 +752,7 @@ fn stream_body(
             if tx.send(res).await.is_err() || failed {
                 return;
             }
+            stats.sent(class, n as u64);
             off += n as u64;
         }
     });

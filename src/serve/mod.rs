@@ -171,6 +171,7 @@ impl Server {
                         mode,
                         small: std::cell::RefCell::new(http::SmallCache::new(SMALL_CACHE_BYTES)),
                         pages,
+                        stats: crate::metrics::metrics().worker(),
                         budget: Arc::new(tokio::sync::Semaphore::new(http::IN_FLIGHT_BYTES / 1024)),
                     });
                     run_worker(listener, shared, rx, mode, limits, open)

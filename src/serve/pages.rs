@@ -52,21 +52,35 @@ pub struct Page {
     pub html: String,
 }
 
+/// Pages rendered at the same time, at most.
+pub const CONCURRENT_RENDERS: usize = 8;
+/// Page requests waiting for a renderer, at most; more are answered 503 at once.
+pub const QUEUED_PAGES: usize = 256;
+
+type Job = (PageRequest, oneshot::Sender<Page>);
+
 /// The workers' handle on the page renderer.
 #[derive(Clone)]
 pub struct Pages {
-    tx: mpsc::UnboundedSender<(PageRequest, oneshot::Sender<Page>)>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl Pages {
-    /// Starts the renderer on the current (control) runtime.
+    /// Starts the renderer on the current (control) runtime. Rendering is bounded
+    /// ([`CONCURRENT_RENDERS`] at a time, [`QUEUED_PAGES`] waiting), so a flood of page
+    /// requests costs bounded memory and database work, and never touches file serving.
     pub fn start(catalog: Catalog) -> (Pages, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(PageRequest, oneshot::Sender<Page>)>();
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUED_PAGES);
+        let renders = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RENDERS));
         let task = tokio::spawn(async move {
             while let Some((req, reply)) = rx.recv().await {
+                let Ok(permit) = renders.clone().acquire_owned().await else {
+                    break;
+                };
                 let catalog = catalog.clone();
                 tokio::spawn(async move {
                     let _ = reply.send(render(&catalog, &req).await);
+                    drop(permit);
                 });
             }
         });
@@ -76,8 +90,14 @@ impl Pages {
     /// Renders a page (from any runtime).
     pub async fn get(&self, req: PageRequest) -> Page {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send((req, reply)).is_err() {
-            return error_page(503, "The server is shutting down.");
+        match self.tx.try_send((req, reply)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return error_page(503, "Too many page requests at once; try again shortly.");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return error_page(503, "The server is shutting down.");
+            }
         }
         rx.await
             .unwrap_or_else(|_| error_page(500, "The page could not be rendered."))
@@ -627,6 +647,33 @@ mod tests {
         assert!(p.html.contains("404 Not Found"));
         assert!(p.html.contains("&#60;script&#62;") || p.html.contains("&lt;script&gt;"));
         assert!(!p.html.contains("<script>"));
+    }
+
+    #[test]
+    fn a_flood_of_page_requests_is_refused_beyond_the_queue() {
+        use futures_util::FutureExt;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+            let catalog = Catalog::connect(&url).await.unwrap();
+            catalog.migrate().await.unwrap();
+            let (pages, task) = Pages::start(catalog);
+            // The renderer has not run yet (one thread, no await): the queue fills up.
+            for _ in 0..QUEUED_PAGES {
+                assert!(pages.get(PageRequest::Home).now_or_never().is_none());
+            }
+            let refused = pages.get(PageRequest::Home).now_or_never().unwrap();
+            assert_eq!(refused.status, 503);
+            // Once the renderer runs, pages are served again.
+            tokio::task::yield_now().await;
+            let page = pages.get(PageRequest::Home).await;
+            assert_eq!(page.status, 200);
+            task.abort();
+        });
     }
 
     #[test]

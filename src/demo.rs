@@ -85,6 +85,11 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
          --setopt=cachedir=/tmp/cairn-demo-root-cache --repofrompath=demo,{base} \\\n      \
          --repo=demo --nogpgcheck -y install demo-app\n"
     );
+    println!(
+        "Or give a machine the repository:\n\n  \
+         curl -o /etc/yum.repos.d/cairn-demo-first.repo http://{}/repos/demo/first.repo\n",
+        server.addr
+    );
     let _ = tokio::signal::ctrl_c().await;
     tokio::task::spawn_blocking(move || server.stop()).await?;
     Ok(ExitCode::SUCCESS)

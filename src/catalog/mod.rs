@@ -302,15 +302,8 @@ pub struct RepoStats {
     pub last_success: Option<i64>,
     /// (created at, package count) of the newest snapshot.
     pub newest_snapshot: Option<(i64, i64)>,
-    pub last_run: Option<LastSync>,
-}
-
-/// The last finished sync of a repository.
-#[derive(Debug, Clone)]
-pub struct LastSync {
-    pub status: String,
-    pub started_at: i64,
-    pub finished_at: i64,
+    /// The last finished sync.
+    pub last_run: Option<SyncRun>,
 }
 
 /// Per-view catalog state for the metrics.
@@ -356,6 +349,10 @@ pub struct Catalog {
     /// Current-content sizes the overview page remembers (repositories, views).
     sizes: std::sync::Arc<std::sync::Mutex<[pages::SizeCache; 2]>>,
 }
+
+/// The columns a [`SyncRun`] is read from, in order.
+const SYNC_RUN_COLUMNS: &str = "id, started_at, finished_at, status, packages_added, \
+     packages_removed, packages_downloaded, bytes_downloaded, error";
 
 /// Publications no repository and no snapshot points at, older than `$1`.
 const UNUSED_PUBLICATIONS: &str = "FROM publications WHERE created_at <= $1 \
@@ -1091,30 +1088,31 @@ impl Catalog {
 
     /// The newest sync runs of a repository, newest first.
     pub async fn sync_runs(&self, repo_id: i64, limit: i64) -> Result<Vec<SyncRun>> {
-        let rows = sqlx::query(
-            "SELECT id, started_at, finished_at, status, packages_added, packages_removed, \
-             packages_downloaded, bytes_downloaded, error FROM sync_runs WHERE repo_id = $1 \
-             ORDER BY started_at DESC, id DESC LIMIT $2",
-        )
-        .bind(repo_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SyncRun {
-                    id: r.try_get(0)?,
-                    started_at: r.try_get(1)?,
-                    finished_at: r.try_get(2)?,
-                    status: r.try_get(3)?,
-                    packages_added: r.try_get(4)?,
-                    packages_removed: r.try_get(5)?,
-                    packages_downloaded: r.try_get(6)?,
-                    bytes_downloaded: r.try_get(7)?,
-                    error: r.try_get(8)?,
-                })
-            })
-            .collect()
+        let sql = format!(
+            "SELECT {SYNC_RUN_COLUMNS} FROM sync_runs WHERE repo_id = $1 \
+             ORDER BY started_at DESC, id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(repo_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Self::sync_run_from_row(r, 0)).collect()
+    }
+
+    /// A [`SyncRun`] from [`SYNC_RUN_COLUMNS`] starting at column `first`.
+    fn sync_run_from_row(r: &AnyRow, first: usize) -> Result<SyncRun> {
+        Ok(SyncRun {
+            id: r.try_get(first)?,
+            started_at: r.try_get(first + 1)?,
+            finished_at: r.try_get(first + 2)?,
+            status: r.try_get(first + 3)?,
+            packages_added: r.try_get(first + 4)?,
+            packages_removed: r.try_get(first + 5)?,
+            packages_downloaded: r.try_get(first + 6)?,
+            bytes_downloaded: r.try_get(first + 7)?,
+            error: r.try_get(first + 8)?,
+        })
     }
 
     /// Points a repository's `latest` at a publication made from the content at
@@ -2204,21 +2202,16 @@ impl Catalog {
         .await?
         {
             let id: i64 = r.try_get(0)?;
-            let last = sqlx::query(
-                "SELECT status, started_at, finished_at FROM sync_runs \
-                 WHERE repo_id = $1 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let last_run = match last {
-                Some(l) => Some(LastSync {
-                    status: l.try_get(0)?,
-                    started_at: l.try_get(1)?,
-                    finished_at: l.try_get(2)?,
-                }),
-                None => None,
-            };
+            let sql = format!(
+                "SELECT {SYNC_RUN_COLUMNS} FROM sync_runs \
+                 WHERE repo_id = $1 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+            );
+            let last_run = sqlx::query(AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|l| Self::sync_run_from_row(&l, 0))
+                .transpose()?;
             repos.push(RepoStats {
                 name: r.try_get(1)?,
                 packages: r.try_get(2)?,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Catalog, Result, Space, SyncRun, TreeKind, BATCH_ROWS};
+use super::{Catalog, Result, Space, SyncRun, TreeKind, BATCH_ROWS, SYNC_RUN_COLUMNS};
 
 /// A repository or view on the overview page.
 #[derive(Debug, Clone, Default)]
@@ -210,26 +210,13 @@ impl Catalog {
             }
         }
         if space == Space::Repos {
-            for r in sqlx::query(
-                "SELECT repo_id, started_at, finished_at, status, packages_added, packages_removed, \
-                 packages_downloaded, bytes_downloaded, error FROM sync_runs \
-                 WHERE id IN (SELECT MAX(id) FROM sync_runs GROUP BY repo_id)",
-            )
-            .fetch_all(&mut *tx)
-            .await?
-            {
+            let sql = format!(
+                "SELECT repo_id, {SYNC_RUN_COLUMNS} FROM sync_runs \
+                 WHERE id IN (SELECT MAX(id) FROM sync_runs GROUP BY repo_id)"
+            );
+            for r in sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
                 if let Some(&i) = index.get(&r.try_get::<i64, _>(0)?) {
-                    out[i].1.last_sync = Some(SyncRun {
-                        id: 0,
-                        started_at: r.try_get(1)?,
-                        finished_at: r.try_get(2)?,
-                        status: r.try_get(3)?,
-                        packages_added: r.try_get(4)?,
-                        packages_removed: r.try_get(5)?,
-                        packages_downloaded: r.try_get(6)?,
-                        bytes_downloaded: r.try_get(7)?,
-                        error: r.try_get(8)?,
-                    });
+                    out[i].1.last_sync = Some(Self::sync_run_from_row(&r, 1)?);
                 }
             }
         }

@@ -120,7 +120,12 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         "cairn_sync_last_run_timestamp_seconds",
         "gauge",
         "When the last sync of a repository finished (Unix time).",
-        &per_repo(&|r| r.last_run.as_ref().map(|l| l.finished_at as f64)),
+        &per_repo(&|r| {
+            r.last_run
+                .as_ref()
+                .and_then(|l| l.finished_at)
+                .map(|t| t as f64)
+        }),
     );
     e.family(
         "cairn_sync_last_run_success",
@@ -139,7 +144,7 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         &per_repo(&|r| {
             r.last_run
                 .as_ref()
-                .map(|l| (l.finished_at - l.started_at).max(0) as f64)
+                .and_then(|l| l.finished_at.map(|f| (f - l.started_at).max(0) as f64))
         }),
     );
     e.family(

@@ -8,11 +8,24 @@
 # connections downloading the 100 MiB package.
 #
 # Usage: bench/serve.sh [seconds per run, default 10] [connections, default 64]
-#        (BENCH_FILES="1MiB 12MiB" limits the files measured)
+#        (BENCH_FILES="1MiB 12MiB" limits the files measured; BENCH_PIN=1 runs both
+#        servers on CPU 0 only, one worker each, and wrk on the other CPUs, so the load
+#        generator never competes with the server it measures)
 # Needs: cargo, nginx, wrk (apt-get install nginx wrk).
 set -euo pipefail
 DURATION=${1:-10}
 CONNS=${2:-64}
+SERVER_CPUS=""
+CLIENT_CPUS=""
+WRK_THREADS=2
+NGINX_WORKERS=$(nproc)
+if [ "${BENCH_PIN:-0}" = 1 ]; then
+    [ "$(nproc)" -ge 2 ] || { echo "BENCH_PIN needs at least 2 CPUs"; exit 1; }
+    SERVER_CPUS="taskset -c 0"
+    CLIENT_CPUS="taskset -c 1-$(($(nproc) - 1))"
+    WRK_THREADS=$(($(nproc) - 1))
+    NGINX_WORKERS=1
+fi
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 BIN=$PWD/target/release/cairn
@@ -45,7 +58,7 @@ TOML
 CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" import bench "$WORK/rpms" >/dev/null
 CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" snapshot create bench --name s1 >/dev/null
 
-CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" serve > "$WORK/cairn.out" &
+CAIRN_LOG=warn $SERVER_CPUS "$BIN" --config "$WORK/cairn.toml" serve > "$WORK/cairn.out" &
 CAIRN_PID=$!
 for _ in $(seq 1 100); do grep -q listening "$WORK/cairn.out" 2>/dev/null && break; sleep 0.1; done
 CAIRN_ADDR=$(sed -n 's|listening on http://\(.*\)/|\1|p' "$WORK/cairn.out")
@@ -73,7 +86,7 @@ done
 chmod -R a+rX "$WORK/www"
 NGINX_PORT=$(free_port)
 cat > "$WORK/nginx.conf" <<NGX
-worker_processes $(nproc);
+worker_processes $NGINX_WORKERS;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
 events { worker_connections 4096; }
@@ -89,7 +102,7 @@ http {
     }
 }
 NGX
-nginx -c "$WORK/nginx.conf"
+$SERVER_CPUS nginx -c "$WORK/nginx.conf"
 sleep 0.3
 for k in "${!FILE[@]}"; do
     cmp -s <(curl -sf "$BASE/${FILE[$k]}") <(curl -sf "http://127.0.0.1:$NGINX_PORT/${FILE[$k]}") \
@@ -98,7 +111,7 @@ done
 
 run_wrk() { # url [wrk options] -> "req/s bytes/s p99ms"
     local url=$1; shift
-    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" 2>&1 | awk '
+    $CLIENT_CPUS wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" 2>&1 | awk '
         /Requests\/sec/ {rps=$2}
         /Transfer\/sec/ {v=$2; u=v; sub(/[0-9.]+/,"",u); sub(/[A-Za-z]+/,"",v);
                          m=(u=="GB")?1073741824:(u=="MB")?1048576:(u=="KB")?1024:1; bps=v*m}
@@ -106,7 +119,8 @@ run_wrk() { # url [wrk options] -> "req/s bytes/s p99ms"
         END {printf "%s %.0f %s\n", rps, bps, p99}'
 }
 
-printf 'serve benchmark: %s s per run, %s connections, %s cores\n' "$DURATION" "$CONNS" "$(nproc)"
+printf 'serve benchmark: %s s per run, %s connections, %s cores%s\n' "$DURATION" "$CONNS" "$(nproc)" \
+    "$([ -n "$SERVER_CPUS" ] && echo ', servers pinned to CPU 0 (one worker), wrk to the rest')"
 printf '%-8s %-7s %12s %12s %10s\n' file server req/s MiB/s p99_ms
 RATIOS=""
 for kind in ${BENCH_FILES:-repomd 4KiB 6KiB 1MiB 12MiB 100MiB}; do
@@ -138,7 +152,7 @@ echo "same offered load:$PACED"
 # Memory with 256 keep-alive connections downloading the 100 MiB file: it must not grow
 # with the file size or the run length.
 echo "cairn RSS before the 256-connection run: $(ps -o rss= -p $CAIRN_PID) KiB"
-wrk -t2 -c256 -d"${DURATION}s" "$BASE/${FILE[100MiB]}" >/dev/null 2>&1 &
+$CLIENT_CPUS wrk -t"$WRK_THREADS" -c256 -d"${DURATION}s" "$BASE/${FILE[100MiB]}" >/dev/null 2>&1 &
 WRK=$!
 PEAK=0
 while kill -0 $WRK 2>/dev/null; do

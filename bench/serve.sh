@@ -7,13 +7,18 @@
 # throughput, p99 latency and the ratios, then the peak RSS with 256 keep-alive
 # connections downloading the 100 MiB package.
 #
-# Usage: bench/serve.sh [seconds per run, default 10] [connections, default 64]
+# Every file is measured in ROUNDS rounds (default 5) that alternate which server goes
+# first; the table shows each round and the medians, and the ratios compare medians (one
+# run's p99 on a shared VM swings by 2x from background noise alone).
+#
+# Usage: bench/serve.sh [seconds per run, default 5] [connections, default 64]
 #        (BENCH_FILES="1MiB 12MiB" limits the files measured; BENCH_PIN=1 runs both
 #        servers on CPU 0 only, one worker each, and wrk on the other CPUs, so the load
 #        generator never competes with the server it measures)
 # Needs: cargo, nginx, wrk (apt-get install nginx wrk).
 set -euo pipefail
-DURATION=${1:-10}
+DURATION=${1:-5}
+ROUNDS=${ROUNDS:-5}
 CONNS=${2:-64}
 SERVER_CPUS=""
 CLIENT_CPUS=""
@@ -121,21 +126,40 @@ run_wrk() { # url [wrk options] -> "req/s bytes/s p99ms"
 
 printf 'serve benchmark: %s s per run, %s connections, %s cores%s\n' "$DURATION" "$CONNS" "$(nproc)" \
     "$([ -n "$SERVER_CPUS" ] && echo ', servers pinned to CPU 0 (one worker), wrk to the rest')"
-printf '%-8s %-7s %12s %12s %10s\n' file server req/s MiB/s p99_ms
+printf '%-8s %-7s %-6s %12s %12s %10s\n' file server round req/s MiB/s p99_ms
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 RATIOS=""
 for kind in ${BENCH_FILES:-repomd 4KiB 6KiB 1MiB 12MiB 100MiB}; do
     f=${FILE[$kind]}
-    read -r crps cbps cp99 < <(run_wrk "$BASE/$f")
-    read -r nrps nbps np99 < <(run_wrk "http://127.0.0.1:$NGINX_PORT/$f")
-    printf '%-8s %-7s %12.0f %12.1f %10.2f\n' "$kind" cairn "$crps" "$(echo "$cbps/1048576" | bc -l)" "$cp99"
-    printf '%-8s %-7s %12.0f %12.1f %10.2f\n' "$kind" nginx "$nrps" "$(echo "$nbps/1048576" | bc -l)" "$np99"
-    RATIOS="$RATIOS $(printf '%s %.2fx (p99 %s vs %s ms);' "$kind" "$(echo "$crps/$nrps" | bc -l)" "$cp99" "$np99")"
+    : > "$WORK/cairn.runs"; : > "$WORK/nginx.runs"
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) = 1 ]; then order="cairn nginx"; else order="nginx cairn"; fi
+        for server in $order; do
+            if [ "$server" = cairn ]; then url="$BASE/$f"; else url="http://127.0.0.1:$NGINX_PORT/$f"; fi
+            read -r rps bps p99 < <(run_wrk "$url")
+            echo "$rps $bps $p99" >> "$WORK/$server.runs"
+            printf '%-8s %-7s %-6s %12.0f %12.1f %10.2f\n' "$kind" "$server" "$round" "$rps" "$(echo "$bps/1048576" | bc -l)" "$p99"
+        done
+    done
+    for server in cairn nginx; do
+        read -r "${server}_rps" < <(cut -d' ' -f1 "$WORK/$server.runs" | median)
+        read -r "${server}_bps" < <(cut -d' ' -f2 "$WORK/$server.runs" | median)
+        read -r "${server}_p99" < <(cut -d' ' -f3 "$WORK/$server.runs" | median)
+    done
+    printf '%-8s %-7s %-6s %12.0f %12.1f %10.2f\n' "$kind" cairn median "$cairn_rps" "$(echo "$cairn_bps/1048576" | bc -l)" "$cairn_p99"
+    printf '%-8s %-7s %-6s %12.0f %12.1f %10.2f\n' "$kind" nginx median "$nginx_rps" "$(echo "$nginx_bps/1048576" | bc -l)" "$nginx_p99"
+    case "$kind" in
+        repomd|4KiB|6KiB) # small files: requests per second and p99 latency
+            RATIOS="$RATIOS $(printf '%s %.2fx req/s (p99 %s vs %s ms);' "$kind" "$(echo "$cairn_rps/$nginx_rps" | bc -l)" "$cairn_p99" "$nginx_p99")" ;;
+        *) # large files: bytes per second
+            RATIOS="$RATIOS $(printf '%s %.2fx bytes/s;' "$kind" "$(echo "$cairn_bps/$nginx_bps" | bc -l)")" ;;
+    esac
 done
 echo "ratio cairn/nginx:$RATIOS"
 
 # Latency at the same offered load: a saturating closed-loop run measures the load
 # generator too (it shares the cores, and a faster server leaves it less CPU), so the
-# small files are also run with each connection pausing 1.5 ms between requests
+# small files are also run once with each connection pausing 1.5 ms between requests
 # (~40k requests/s offered, below both servers' capacity) and the p99s compared.
 cat > "$WORK/paced.lua" <<'LUA'
 function delay() return 1.5 end

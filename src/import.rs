@@ -281,19 +281,22 @@ pub async fn import(
         started.elapsed().as_secs_f64()
     );
 
-    // Blobs durable first, then catalog rows.
     let mut staged = Vec::with_capacity(reads.len());
     let mut packages = Vec::with_capacity(reads.len());
     for r in reads {
         staged.extend(r.staged);
         packages.push((r.package, r.fragments));
     }
-    pool.commit_async(staged).await?;
-    tracing::debug!(
-        "pool commit done at {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
-    let ids = catalog.insert_packages(&packages).await?;
+    // The rows are written while the blobs become durable, and committed after them.
+    let durable = async {
+        pool.commit_async(staged).await?;
+        tracing::debug!(
+            "pool commit done at {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok::<(), ImportError>(())
+    };
+    let ids = catalog.insert_packages_after(&packages, durable).await?;
     tracing::debug!(
         "catalog rows done at {:.3} s",
         started.elapsed().as_secs_f64()

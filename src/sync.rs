@@ -697,6 +697,30 @@ struct Target<'a> {
     base: String,
 }
 
+/// Remembers what the non-sha256 checksums upstream names packages by stand for (also
+/// for the downloads of a failed run: they are in the pool). Call only once the blobs
+/// are durable.
+async fn remember_checksums(
+    catalog: &Catalog,
+    entries: &[PrimaryEntry],
+    known: &HashMap<usize, String>,
+) -> Result<(), SyncError> {
+    let mut learned: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+    for (&i, sha) in known {
+        let c = &entries[i].checksum;
+        if c.algorithm != "sha256" {
+            learned
+                .entry(c.algorithm.as_str())
+                .or_default()
+                .push((c.hex.clone(), sha.clone()));
+        }
+    }
+    for (algorithm, pairs) in &learned {
+        catalog.remember_checksums(algorithm, pairs).await?;
+    }
+    Ok(())
+}
+
 async fn sync_locked(
     catalog: &Catalog,
     pool: &Pool,
@@ -893,27 +917,29 @@ async fn sync_locked(
             staged.push(s);
         }
     }
-    pool.commit_async(staged).await?;
-    // Remember what non-sha256 checksums stand for (also for the downloads that worked
-    // in a failed run: they are in the pool).
-    let mut learned: HashMap<&str, Vec<(String, String)>> = HashMap::new();
-    for (&i, sha) in &known {
-        let c = &entries[i].checksum;
-        if c.algorithm != "sha256" {
-            learned
-                .entry(c.algorithm.as_str())
-                .or_default()
-                .push((c.hex.clone(), sha.clone()));
-        }
-    }
-    for (algorithm, pairs) in &learned {
-        catalog.remember_checksums(algorithm, pairs).await?;
-    }
     if !failures.is_empty() {
+        pool.commit_async(staged).await?;
+        remember_checksums(catalog, &entries, &known).await?;
         failures.sort();
         return Err(SyncError::Packages(failures));
     }
 
+    // The blobs become durable on a blocking thread while the fragments are rendered
+    // and the catalog rows written; the rows are committed only after the blobs are.
+    let committing = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.commit_async(staged).await })
+    };
+    let durable = async {
+        committing.await.map_err(|e| {
+            SyncError::Pool(PoolError::Io {
+                path: pool.root().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })??;
+        phase("pool committed");
+        Ok::<(), SyncError>(())
+    };
     // Catalog rows from upstream's metadata, keyed by sha256.
     let mut packages: Vec<(Package, crate::repodata::Fragments)> = Vec::new();
     let mut locations: Vec<&str> = Vec::new();
@@ -924,8 +950,9 @@ async fn sync_locked(
         packages.push((p, f));
         locations.push(loc);
     }
-    phase("pool committed, fragments rendered");
-    let ids = catalog.insert_packages(&packages).await?;
+    phase("fragments rendered");
+    let ids = catalog.insert_packages_after(&packages, durable).await?;
+    remember_checksums(catalog, &entries, &known).await?;
     phase("catalog rows written");
     let current: HashMap<String, String> = catalog
         .repo_content(repo_id)

@@ -44,3 +44,85 @@ fn packages_round_trip_through_the_catalog() {
         });
     }
 }
+
+/// Rows written alongside a pool commit are committed only if the commit succeeded,
+/// and nobody sees them before it finished.
+#[test]
+fn package_rows_wait_for_their_blobs_to_be_durable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rpms");
+    let files = cairn::samples::demo_packages(&dir).unwrap();
+    let packages: Vec<_> = files
+        .iter()
+        .map(|f| {
+            let p = rpmread::read_package(f, &file_facts(f)).unwrap();
+            let fragments = cairn::repodata::xml::render(&p);
+            (p, fragments)
+        })
+        .collect();
+    let shas: Vec<String> = packages.iter().map(|(p, _)| p.pkgid.clone()).collect();
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        std::fs::create_dir_all(env.data()).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let catalog = Catalog::connect(&env.database_url()).await.unwrap();
+            catalog.migrate().await.unwrap();
+            // A failed commit: nothing is left behind.
+            let failed: Result<_, FakeError> = catalog
+                .insert_packages_after(&packages, async {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Err(FakeError::Pool("disk full"))
+                })
+                .await;
+            assert!(
+                matches!(failed, Err(FakeError::Pool("disk full"))),
+                "{}: {failed:?}",
+                backend.name()
+            );
+            for sha in &shas {
+                assert!(
+                    catalog.package(sha).await.unwrap().is_none(),
+                    "{}: {sha} committed although its blob never became durable",
+                    backend.name()
+                );
+            }
+            // A commit that succeeds: while it runs, another reader sees nothing yet.
+            let reader = Catalog::connect(&env.database_url()).await.unwrap();
+            let first = shas[0].clone();
+            let ids = catalog
+                .insert_packages_after(&packages, async {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    let seen = reader.package(&first).await.map_err(FakeError::Catalog)?;
+                    assert!(
+                        seen.is_none(),
+                        "{}: a row was visible before its blob was durable",
+                        backend.name()
+                    );
+                    Ok::<(), FakeError>(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(ids.len(), shas.len());
+            for sha in &shas {
+                assert!(catalog.package(sha).await.unwrap().is_some());
+                assert!(reader.package(sha).await.unwrap().is_some());
+            }
+            reader.close().await;
+            catalog.close().await;
+        });
+    }
+}
+
+/// A caller's error type: the pool's failure, or the catalog's.
+#[derive(Debug)]
+enum FakeError {
+    Pool(&'static str),
+    Catalog(#[allow(dead_code)] cairn::catalog::CatalogError),
+}
+
+impl From<cairn::catalog::CatalogError> for FakeError {
+    fn from(e: cairn::catalog::CatalogError) -> FakeError {
+        FakeError::Catalog(e)
+    }
+}

@@ -568,20 +568,56 @@ impl Catalog {
         &self,
         packages: &[(Package, Fragments)],
     ) -> Result<HashMap<String, i64>> {
-        let shas: Vec<&str> = packages.iter().map(|(p, _)| p.pkgid.as_str()).collect();
-        let mut ids = self.package_ids(&shas).await?;
-        let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for item in packages {
-            if !ids.contains_key(&item.0.pkgid) && seen.insert(item.0.pkgid.as_str()) {
-                fresh.push(item);
+        self.insert_packages_after(packages, async { Ok::<(), CatalogError>(()) })
+            .await
+    }
+
+    /// [`Catalog::insert_packages`], with the rows written while `durable` (the pool
+    /// commit of the packages' blobs) runs, and committed only once it succeeded: the
+    /// database work overlaps the file system's, and no committed row ever points at a
+    /// blob that is not durable. If `durable` fails, nothing is committed and its error
+    /// is returned.
+    pub async fn insert_packages_after<E: From<CatalogError>>(
+        &self,
+        packages: &[(Package, Fragments)],
+        durable: impl std::future::Future<Output = std::result::Result<(), E>>,
+    ) -> std::result::Result<HashMap<String, i64>, E> {
+        let rows = async {
+            let shas: Vec<&str> = packages.iter().map(|(p, _)| p.pkgid.as_str()).collect();
+            let mut ids = self.package_ids(&shas).await?;
+            let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for item in packages {
+                if !ids.contains_key(&item.0.pkgid) && seen.insert(item.0.pkgid.as_str()) {
+                    fresh.push(item);
+                }
             }
+            if fresh.is_empty() {
+                return Ok((None, ids));
+            }
+            let mut tx = self.pool.begin().await?;
+            self.write_packages(&mut tx, &fresh, &mut ids).await?;
+            Ok::<_, CatalogError>((Some(tx), ids))
+        };
+        // Both run to the end: a pool commit is never abandoned half-way.
+        let (rows, durable) = tokio::join!(rows, durable);
+        durable?;
+        let (tx, ids) = rows?;
+        if let Some(tx) = tx {
+            tx.commit().await.map_err(CatalogError::from)?;
         }
-        if fresh.is_empty() {
-            return Ok(ids);
-        }
+        Ok(ids)
+    }
+
+    /// Writes the rows of `fresh` (packages not in the catalog yet) into `tx`, adding
+    /// their ids to `ids`.
+    async fn write_packages(
+        &self,
+        conn: &mut AnyConnection,
+        fresh: &[&(Package, Fragments)],
+        ids: &mut HashMap<String, i64>,
+    ) -> Result<()> {
         let created = now();
-        let mut tx = self.pool.begin().await?;
         const COLS: usize = 23;
         for chunk in fresh.chunks(BATCH_ROWS / 2) {
             let sql = format!(
@@ -619,7 +655,7 @@ impl Catalog {
                     .bind(p.header_end)
                     .bind(created);
             }
-            for row in q.fetch_all(&mut *tx).await? {
+            for row in q.fetch_all(&mut *conn).await? {
                 ids.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
             }
         }
@@ -638,7 +674,7 @@ impl Catalog {
                     .bind(f.filelists.as_str())
                     .bind(f.other.as_str());
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *conn).await?;
         }
         // Child rows, batched across packages.
         let mut deps: Vec<(i64, i64, &Dependency)> = Vec::new();
@@ -673,7 +709,7 @@ impl Catalog {
                     .bind(d.rel.as_deref())
                     .bind(i64::from(d.pre));
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *conn).await?;
         }
         for chunk in files.chunks(BATCH_ROWS * 2) {
             let sql = format!(
@@ -688,7 +724,7 @@ impl Catalog {
                     .bind(f.path.as_str())
                     .bind(f.kind as i64);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *conn).await?;
         }
         for chunk in logs.chunks(BATCH_ROWS) {
             let sql = format!(
@@ -704,10 +740,9 @@ impl Catalog {
                     .bind(c.date)
                     .bind(c.text.as_str());
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *conn).await?;
         }
-        tx.commit().await?;
-        Ok(ids)
+        Ok(())
     }
 
     /// Reads a package back, with its dependencies, files and changelogs.

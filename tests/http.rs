@@ -26,6 +26,8 @@ fn fixture_with(backend: &Backend, server_env: &[(&str, &str)]) -> Fixture {
     let rpms = env.dir.path().join("rpms");
     cairn::samples::demo_packages(&rpms).unwrap();
     let big = cairn::samples::large_package(&rpms, "bigpkg", 12 * 1024 * 1024).unwrap();
+    // Read in one read and kept in the worker's memory cache.
+    cairn::samples::large_package(&rpms, "midpkg", 1024 * 1024).unwrap();
     env.ok(&["import", "fx", rpms.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
     let bytes = std::fs::read(&big).unwrap();
@@ -41,6 +43,7 @@ fn fixture_with(backend: &Backend, server_env: &[(&str, &str)]) -> Fixture {
 
 const BIG: &str = "/repos/fx/s1/Packages/b/bigpkg-1.0-1.noarch.rpm";
 const SMALL: &str = "/repos/fx/s1/Packages/d/demo-lib-1.2.0-1.noarch.rpm";
+const MID: &str = "/repos/fx/s1/Packages/m/midpkg-1.0-1.noarch.rpm";
 
 fn raw_request(addr: &str, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -197,6 +200,44 @@ fn check_serving(f: &Fixture, name: &str) {
             .send()
             .unwrap();
         assert_eq!(r.status(), 200, "multi-range falls back to the whole file");
+
+        // A blob kept in memory after its first read answers the same, whole and in
+        // ranges (small parts, large parts, suffixes), on every worker and every time.
+        let mid = c.get(f.server.url(MID)).send().unwrap();
+        assert_eq!(mid.status(), 200, "{name}");
+        let mid = mid.bytes().unwrap();
+        assert!(mid.len() > 1024 * 1024, "{name}: {}", mid.len());
+        let n = mid.len();
+        for _ in 0..4 {
+            let again = c.get(f.server.url(MID)).send().unwrap();
+            assert_eq!(
+                again.headers()[header::CONTENT_LENGTH],
+                n.to_string().as_str()
+            );
+            assert!(again.bytes().unwrap() == mid, "{name}: cached copy differs");
+            for (range, want) in [
+                ("bytes=10-19".to_string(), mid.slice(10..20)),
+                (format!("bytes=100-{}", n - 100), mid.slice(100..n - 99)),
+                ("bytes=-70000".to_string(), mid.slice(n - 70000..)),
+                (format!("bytes={}-", n - 5), mid.slice(n - 5..)),
+            ] {
+                let r = c
+                    .get(f.server.url(MID))
+                    .header(header::RANGE, &range)
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 206, "{name}: {range}");
+                assert_eq!(
+                    r.headers()[header::CONTENT_LENGTH],
+                    want.len().to_string().as_str(),
+                    "{name}: {range}"
+                );
+                assert!(r.bytes().unwrap() == want, "{name}: {range}: other bytes");
+            }
+            let h = c.head(f.server.url(MID)).send().unwrap();
+            assert_eq!(h.headers()[header::CONTENT_LENGTH], n.to_string().as_str());
+            assert!(h.bytes().unwrap().is_empty());
+        }
 
         // Unknown paths and methods.
         for p in [

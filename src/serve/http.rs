@@ -48,6 +48,19 @@ pub struct Shared {
 /// Per-worker memory for file bytes in flight (read, not yet written to a socket).
 pub const IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
 
+/// Waits until the worker's in-flight budget has room for `n` bytes and takes it.
+async fn reserve(
+    budget: &Arc<tokio::sync::Semaphore>,
+    n: usize,
+) -> io::Result<tokio::sync::OwnedSemaphorePermit> {
+    let kib = n.div_ceil(1024).clamp(1, IN_FLIGHT_BYTES / 1024) as u32;
+    budget
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(io::Error::other)
+}
+
 /// Reads `n` bytes at `off` once the worker's in-flight budget has room for them; the
 /// room is given back when the bytes are dropped (after hyper has written them).
 async fn read_budgeted(
@@ -56,12 +69,7 @@ async fn read_budgeted(
     off: u64,
     n: usize,
 ) -> io::Result<Bytes> {
-    let kib = n.div_ceil(1024).clamp(1, IN_FLIGHT_BYTES / 1024) as u32;
-    let permit = budget
-        .clone()
-        .acquire_many_owned(kib)
-        .await
-        .map_err(io::Error::other)?;
+    let permit = reserve(budget, n).await?;
     let bytes = blob.read_exact_at(off, n).await?;
     Ok(Bytes::from_owner(Budgeted {
         bytes,
@@ -81,7 +89,8 @@ impl AsRef<[u8]> for Budgeted {
     }
 }
 
-/// A per-worker cache of small blob contents with a byte budget (FIFO eviction).
+/// A per-worker cache of blob contents up to [`CACHEABLE`] with a byte budget (FIFO
+/// eviction).
 pub struct SmallCache {
     map: std::collections::HashMap<String, Bytes>,
     order: std::collections::VecDeque<String>,
@@ -89,8 +98,11 @@ pub struct SmallCache {
     budget: usize,
 }
 
-/// Blobs up to this size are cached in memory.
-pub const CACHEABLE: u64 = 64 * 1024;
+/// Blobs up to this size (those read in one read) are kept in the worker's memory cache.
+pub const CACHEABLE: u64 = SMALL_FILE;
+/// Responses up to this size are sent without taking in-flight budget (their memory
+/// is small next to the connection's own buffers).
+const UNBUDGETED: usize = 64 * 1024;
 
 impl SmallCache {
     pub fn new(budget: usize) -> SmallCache {
@@ -616,6 +628,28 @@ pub fn parse_range(value: &str, size: u64) -> RangeReq {
     RangeReq::Part(start, end)
 }
 
+/// The body for `range` of a cached blob. A large body takes in-flight budget for the
+/// whole cached buffer it keeps alive (it may outlive its cache entry), so memory stays
+/// bounded by the cache plus the budget; a small part of a large blob is copied out
+/// instead of keeping the whole buffer.
+async fn cached_body(
+    budget: &Arc<tokio::sync::Semaphore>,
+    data: Bytes,
+    range: std::ops::Range<usize>,
+) -> io::Result<ResBody> {
+    if data.len() <= UNBUDGETED {
+        return Ok(full(data.slice(range)));
+    }
+    if range.len() <= UNBUDGETED {
+        return Ok(full(Bytes::copy_from_slice(&data[range])));
+    }
+    let permit = reserve(budget, data.len()).await?;
+    Ok(full(Bytes::from_owner(Budgeted {
+        bytes: data.slice(range),
+        _permit: permit,
+    })))
+}
+
 async fn serve_file(
     shared: &Shared,
     req: &Request<Incoming>,
@@ -670,7 +704,13 @@ async fn serve_file(
         let body = if req.method() == Method::HEAD {
             empty()
         } else {
-            full(data.slice(start as usize..(start + len) as usize))
+            match cached_body(&shared.budget, data, start as usize..(start + len) as usize).await {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::error!("blob {}: {e}", entry.sha256);
+                    return text(StatusCode::INTERNAL_SERVER_ERROR, "response error");
+                }
+            }
         };
         return builder
             .body(body)
@@ -697,10 +737,26 @@ async fn serve_file(
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
     }
     let body = if size <= CACHEABLE {
-        match blob.read_exact_at(0, size as usize).await {
-            Ok(bytes) => {
+        // Read whole (within the budget when large), kept for the next request.
+        let read = async {
+            let permit = if size as usize > UNBUDGETED {
+                Some(reserve(&shared.budget, size as usize).await?)
+            } else {
+                None
+            };
+            Ok::<_, io::Error>((blob.read_exact_at(0, size as usize).await?, permit))
+        };
+        match read.await {
+            Ok((bytes, permit)) => {
                 shared.small.borrow_mut().put(&entry.sha256, bytes.clone());
-                full(bytes.slice(start as usize..(start + len) as usize))
+                let part = bytes.slice(start as usize..(start + len) as usize);
+                match permit {
+                    Some(permit) => full(Bytes::from_owner(Budgeted {
+                        bytes: part,
+                        _permit: permit,
+                    })),
+                    None => full(part),
+                }
             }
             Err(e) => {
                 tracing::error!("blob {} read failed: {e}", entry.sha256);

@@ -485,6 +485,11 @@ impl Catalog {
         self.pool.close().await;
     }
 
+    /// Has [`Catalog::close`] been called (the process is shutting down)?
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     // ---- repositories -------------------------------------------------------------
 
     /// Returns the id of repository `name`, creating the row if needed.

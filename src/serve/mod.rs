@@ -417,6 +417,10 @@ fn watch_generation(
                     );
                     index.store(Arc::new(new));
                 }
+                Err(_) if catalog.is_closed() => {
+                    tracing::debug!("shutting down: the index is not reloaded");
+                    break;
+                }
                 Err(e) => {
                     tracing::error!("reloading the index failed (serving the previous one): {e}")
                 }

@@ -10,6 +10,7 @@ set -euo pipefail
 DURATION=${1:-60}
 CONNS=${2:-1000}
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 cargo build --release --quiet
 BIN=$PWD/target/release/cairn
 WORK=$(mktemp -d)
@@ -57,11 +58,7 @@ FDS_BEFORE=$(fds)
 echo "load: $CONNS connections for ${DURATION}s, $(nproc) cores; cairn fds before: $FDS_BEFORE"
 wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 30s -s "$WORK/mix.lua" "http://$ADDR" > "$WORK/wrk.out" 2>&1 &
 WRK=$!
-PEAK=0
-while kill -0 $WRK 2>/dev/null; do
-    r=$(ps -o rss= -p $CAIRN_PID); [ "$r" -gt "$PEAK" ] && PEAK=$r
-    sleep 1
-done
+PEAK=$(peak_rss "$CAIRN_PID" "$WRK" 1)
 wait $WRK || true
 cat "$WORK/wrk.out"
 sleep 2

@@ -32,6 +32,7 @@ if [ "${BENCH_PIN:-0}" = 1 ]; then
     NGINX_WORKERS=1
 fi
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 cargo build --release --quiet
 BIN=$PWD/target/release/cairn
 WORK=$(mktemp -d)
@@ -178,9 +179,5 @@ echo "same offered load:$PACED"
 echo "cairn RSS before the 256-connection run: $(ps -o rss= -p $CAIRN_PID) KiB"
 $CLIENT_CPUS wrk -t"$WRK_THREADS" -c256 -d"${DURATION}s" "$BASE/${FILE[100MiB]}" >/dev/null 2>&1 &
 WRK=$!
-PEAK=0
-while kill -0 $WRK 2>/dev/null; do
-    r=$(ps -o rss= -p $CAIRN_PID); [ "$r" -gt "$PEAK" ] && PEAK=$r
-    sleep 0.5
-done
+PEAK=$(peak_rss "$CAIRN_PID" "$WRK" 0.5)
 echo "cairn peak RSS with 256 connections on the 100 MiB file: $PEAK KiB"

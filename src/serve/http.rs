@@ -377,12 +377,16 @@ async fn page(shared: &Shared, req: PageRequest) -> Response<ResBody> {
 }
 
 fn html_response(status: u16, body: String) -> Response<ResBody> {
-    let mut r = Response::new(full(body));
+    let mut r = uncached(body, "text/html; charset=utf-8");
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    r
+}
+
+/// A generated response (a page, a `.repo` file) that clients must not cache.
+fn uncached(body: String, content_type: &'static str) -> Response<ResBody> {
+    let mut r = Response::new(full(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
@@ -433,14 +437,7 @@ fn repo_file(
          # Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
          gpgcheck=0\n"
     );
-    let mut r = Response::new(full(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    uncached(body, "text/plain; charset=utf-8")
 }
 
 /// A request's query parameters (`application/x-www-form-urlencoded`).
@@ -523,14 +520,7 @@ fn html(title: &str, parent: Option<String>, items: Vec<Link>) -> Response<ResBo
             return text(StatusCode::INTERNAL_SERVER_ERROR, "page error");
         }
     };
-    let mut r = Response::new(full(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    uncached(body, "text/html; charset=utf-8")
 }
 
 /// `/repos/`, `/views/` (the owners) or one owner's trees.

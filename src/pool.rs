@@ -24,6 +24,8 @@ const LAYOUT_FILE: &str = "LAYOUT";
 const TMP_DIR: &str = "tmp";
 /// Temp files older than this are leftovers of a crashed writer.
 const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
+/// Batches at least this large are placed by one thread per core.
+const PARALLEL_COMMIT: usize = 64;
 
 /// Errors of the pool layer; each names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +262,49 @@ impl Pool {
             return Ok(());
         }
         self.syncfs()?;
-        let mut dirs = std::collections::BTreeSet::new();
+        // Directory creation and renames dominate a large commit; spread them over the
+        // cores, each thread taking whole top-level buckets (fewer shared directory locks).
+        let threads = if staged.len() < PARALLEL_COMMIT {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
+        };
+        let mut parts: Vec<Vec<Staged>> = (0..threads).map(|_| Vec::new()).collect();
+        for s in staged {
+            let bucket = u8::from_str_radix(s.sha256.get(..2).unwrap_or("00"), 16).unwrap_or(0);
+            parts[bucket as usize % threads].push(s);
+        }
+        let moved = if threads == 1 {
+            parts
+                .into_iter()
+                .try_fold(false, |m, p| Ok::<bool, PoolError>(self.place(p)? | m))?
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = parts
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .map(|part| scope.spawn(move || self.place(part)))
+                    .collect();
+                let mut moved = false;
+                for h in handles {
+                    moved |= h.join().map_err(|_| {
+                        io_err(&self.root)(io::Error::other("a commit thread panicked"))
+                    })??;
+                }
+                Ok::<bool, PoolError>(moved)
+            })?
+        };
+        if moved {
+            self.syncfs()?;
+        }
+        Ok(())
+    }
+
+    /// Renames staged blobs to their final names; true if any was moved.
+    fn place(&self, staged: Vec<Staged>) -> Result<bool, PoolError> {
+        let mut moved = false;
         for mut s in staged {
             let Some(tmp) = s.tmp.take() else { continue };
             let dest = self.path_of(&s.sha256);
@@ -273,12 +317,9 @@ impl Pool {
             let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
             fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-            dirs.insert(dir);
+            moved = true;
         }
-        if !dirs.is_empty() {
-            self.syncfs()?;
-        }
-        Ok(())
+        Ok(moved)
     }
 
     /// [`Pool::commit`] on the blocking thread pool, for async callers.
@@ -375,6 +416,7 @@ fn sync_dir(dir: &Path) -> Result<(), PoolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn blobs_are_content_addressed_and_written_once() {
@@ -393,6 +435,31 @@ mod tests {
         let b = pool.stage_bytes(b"hello").unwrap();
         pool.commit(vec![b]).unwrap();
         assert_eq!(pool.verify(&sha).unwrap(), BlobState::Ok);
+        assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_large_batch_lands_whole_across_commit_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let early = pool.stage_bytes(b"blob 7").unwrap();
+        pool.commit(vec![early]).unwrap();
+        // 600 distinct blobs (spread over most top-level buckets), one of them already
+        // stored, one staged twice in the same batch.
+        let mut staged: Vec<Staged> = (0..600)
+            .map(|i| pool.stage_bytes(format!("blob {i}").as_bytes()).unwrap())
+            .collect();
+        staged.push(pool.stage_bytes(b"blob 42").unwrap());
+        let shas: Vec<String> = staged.iter().map(|s| s.sha256.clone()).collect();
+        let buckets: HashSet<&str> = shas.iter().map(|s| &s[..2]).collect();
+        assert!(buckets.len() > 200, "{} buckets", buckets.len());
+        pool.commit(staged).unwrap();
+        for (i, sha) in shas.iter().enumerate().take(600) {
+            assert_eq!(
+                fs::read(pool.path_of(sha)).unwrap(),
+                format!("blob {i}").as_bytes()
+            );
+        }
         assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
     }
 

@@ -43,6 +43,8 @@ pub struct Shared {
     /// This worker's budget for file bytes read but not yet sent, in KiB permits:
     /// responses wait for room instead of growing memory with their number.
     pub budget: Arc<tokio::sync::Semaphore>,
+    /// This worker's current run of back-to-back requests (see [`super::fair`]).
+    pub busy: super::fair::BusyRun,
 }
 
 /// Per-worker memory for file bytes in flight (read, not yet written to a socket).
@@ -193,6 +195,7 @@ pub async fn handle(
     shared: std::rc::Rc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
+    shared.busy.request(std::time::Instant::now());
     let started = std::time::Instant::now();
     let (class, resp) = answer(&shared, req).await;
     shared

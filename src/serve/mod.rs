@@ -7,9 +7,12 @@
 //! behind an `ArcSwap`; a control thread reloads it when the data directory's
 //! generation marker changes (a `cairn` command in another process published) and
 //! swaps it in. SIGTERM or SIGINT stops accepting, lets in-flight requests finish
-//! (up to [`DRAIN_TIMEOUT`]) and exits.
+//! (up to [`DRAIN_TIMEOUT`]) and exits. A worker that has served requests back to back
+//! for half a millisecond yields its CPU ([`fair`]), so under saturation no runnable
+//! thread (another worker, network processing) waits a whole scheduler tick.
 
 pub mod blob;
+pub mod fair;
 pub mod http;
 pub mod index;
 pub mod pages;
@@ -173,6 +176,7 @@ impl Server {
                         pages,
                         stats: crate::metrics::metrics().worker(),
                         budget: Arc::new(tokio::sync::Semaphore::new(http::IN_FLIGHT_BYTES / 1024)),
+                        busy: fair::BusyRun::default(),
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })

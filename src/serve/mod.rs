@@ -413,25 +413,43 @@ fn watch_generation(
             // Coalesce bursts of events into one reload.
             tokio::time::sleep(Duration::from_millis(20)).await;
             while rx.try_recv().is_ok() {}
-            match Index::load(&catalog, alias_grace).await {
-                Ok(new) => {
-                    tracing::info!(
-                        "published content changed: {} trees indexed",
-                        new.tree_count()
-                    );
-                    index.store(Arc::new(new));
-                }
-                Err(_) if catalog.is_closed() => {
-                    tracing::debug!("shutting down: the index is not reloaded");
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!("reloading the index failed (serving the previous one): {e}")
-                }
+            if reload(&catalog, &index, alias_grace).await == Reload::Stop {
+                break;
             }
         }
     });
     Ok(watcher)
+}
+
+/// What the watcher does after a reload attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Reload {
+    /// Swapped in, or failed and logged (the previous index keeps serving).
+    Continue,
+    /// The catalog is closed: the server is shutting down.
+    Stop,
+}
+
+/// Loads the published index and swaps it in.
+async fn reload(catalog: &Catalog, index: &ArcSwap<Index>, alias_grace: Duration) -> Reload {
+    match Index::load(catalog, alias_grace).await {
+        Ok(new) => {
+            tracing::info!(
+                "published content changed: {} trees indexed",
+                new.tree_count()
+            );
+            index.store(Arc::new(new));
+            Reload::Continue
+        }
+        Err(_) if catalog.is_closed() => {
+            tracing::debug!("shutting down: the index is not reloaded");
+            Reload::Stop
+        }
+        Err(e) => {
+            tracing::error!("reloading the index failed (serving the previous one): {e}");
+            Reload::Continue
+        }
+    }
 }
 
 /// A client stream that records when a byte last moved either way (the idle timeout).
@@ -501,5 +519,35 @@ impl tokio::io::AsyncWrite for Tracked {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_after_the_catalog_closed_stops_the_watcher_and_keeps_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+            let catalog = Catalog::connect(&url).await.unwrap();
+            catalog.migrate().await.unwrap();
+            let grace = Duration::from_secs(60);
+            let index = ArcSwap::from_pointee(Index::load(&catalog, grace).await.unwrap());
+            let before = index.load_full();
+            // An open catalog: the index is loaded again and swapped in.
+            assert_eq!(reload(&catalog, &index, grace).await, Reload::Continue);
+            assert!(!Arc::ptr_eq(&before, &index.load_full()));
+            // A closed one: the watcher stops, the last index stays.
+            let last = index.load_full();
+            catalog.close().await;
+            assert_eq!(reload(&catalog, &index, grace).await, Reload::Stop);
+            assert!(Arc::ptr_eq(&last, &index.load_full()));
+        });
     }
 }

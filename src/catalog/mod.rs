@@ -432,6 +432,15 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Catalog {
+    /// A migrated SQLite catalog in `dir`, for unit tests.
+    #[cfg(test)]
+    pub(crate) async fn temp_sqlite(dir: &std::path::Path) -> Catalog {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("catalog.db").display());
+        let catalog = Catalog::connect(&url).await.expect("temp catalog");
+        catalog.migrate().await.expect("temp catalog migrations");
+        catalog
+    }
+
     /// Connects to `url` (`sqlite://…` or `postgres://…`).
     pub async fn connect(url: &str) -> Result<Catalog> {
         sqlx::any::install_default_drivers();

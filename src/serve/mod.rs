@@ -526,28 +526,20 @@ impl tokio::io::AsyncWrite for Tracked {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_reload_after_the_catalog_closed_stops_the_watcher_and_keeps_the_index() {
+    #[tokio::test]
+    async fn a_reload_after_the_catalog_closed_stops_the_watcher_and_keeps_the_index() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-            let catalog = Catalog::connect(&url).await.unwrap();
-            catalog.migrate().await.unwrap();
-            let grace = Duration::from_secs(60);
-            let index = ArcSwap::from_pointee(Index::load(&catalog, grace).await.unwrap());
-            let before = index.load_full();
-            // An open catalog: the index is loaded again and swapped in.
-            assert_eq!(reload(&catalog, &index, grace).await, Reload::Continue);
-            assert!(!Arc::ptr_eq(&before, &index.load_full()));
-            // A closed one: the watcher stops, the last index stays.
-            let last = index.load_full();
-            catalog.close().await;
-            assert_eq!(reload(&catalog, &index, grace).await, Reload::Stop);
-            assert!(Arc::ptr_eq(&last, &index.load_full()));
-        });
+        let catalog = Catalog::temp_sqlite(dir.path()).await;
+        let grace = Duration::from_secs(60);
+        let index = ArcSwap::from_pointee(Index::load(&catalog, grace).await.unwrap());
+        let before = index.load_full();
+        // An open catalog: the index is loaded again and swapped in.
+        assert_eq!(reload(&catalog, &index, grace).await, Reload::Continue);
+        assert!(!Arc::ptr_eq(&before, &index.load_full()));
+        // A closed one: the watcher stops, the last index stays.
+        let last = index.load_full();
+        catalog.close().await;
+        assert_eq!(reload(&catalog, &index, grace).await, Reload::Stop);
+        assert!(Arc::ptr_eq(&last, &index.load_full()));
     }
 }

@@ -649,31 +649,23 @@ mod tests {
         assert!(!p.html.contains("<script>"));
     }
 
-    #[test]
-    fn a_flood_of_page_requests_is_refused_beyond_the_queue() {
+    #[tokio::test]
+    async fn a_flood_of_page_requests_is_refused_beyond_the_queue() {
         use futures_util::FutureExt;
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
-            let catalog = Catalog::connect(&url).await.unwrap();
-            catalog.migrate().await.unwrap();
-            let (pages, task) = Pages::start(catalog);
-            // The renderer has not run yet (one thread, no await): the queue fills up.
-            for _ in 0..QUEUED_PAGES {
-                assert!(pages.get(PageRequest::Home).now_or_never().is_none());
-            }
-            let refused = pages.get(PageRequest::Home).now_or_never().unwrap();
-            assert_eq!(refused.status, 503);
-            // Once the renderer runs, pages are served again.
-            tokio::task::yield_now().await;
-            let page = pages.get(PageRequest::Home).await;
-            assert_eq!(page.status, 200);
-            task.abort();
-        });
+        let catalog = Catalog::temp_sqlite(dir.path()).await;
+        let (pages, task) = Pages::start(catalog);
+        // The renderer has not run yet (one thread, no await): the queue fills up.
+        for _ in 0..QUEUED_PAGES {
+            assert!(pages.get(PageRequest::Home).now_or_never().is_none());
+        }
+        let refused = pages.get(PageRequest::Home).now_or_never().unwrap();
+        assert_eq!(refused.status, 503);
+        // Once the renderer runs, pages are served again.
+        tokio::task::yield_now().await;
+        let page = pages.get(PageRequest::Home).await;
+        assert_eq!(page.status, 200);
+        task.abort();
     }
 
     #[test]

@@ -264,23 +264,17 @@ impl Pool {
         self.syncfs()?;
         // Directory creation and renames dominate a large commit; spread them over the
         // cores, each thread taking whole top-level buckets (fewer shared directory locks).
-        let threads = if staged.len() < PARALLEL_COMMIT {
-            1
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let moved = if staged.len() < PARALLEL_COMMIT || threads == 1 {
+            self.place(staged)?
         } else {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(8)
-        };
-        let mut parts: Vec<Vec<Staged>> = (0..threads).map(|_| Vec::new()).collect();
-        for s in staged {
-            let bucket = u8::from_str_radix(s.sha256.get(..2).unwrap_or("00"), 16).unwrap_or(0);
-            parts[bucket as usize % threads].push(s);
-        }
-        let moved = if threads == 1 {
-            parts
-                .into_iter()
-                .try_fold(false, |m, p| Ok::<bool, PoolError>(self.place(p)? | m))?
-        } else {
+            let mut parts: Vec<Vec<Staged>> = (0..threads).map(|_| Vec::new()).collect();
+            for s in staged {
+                let bucket = u8::from_str_radix(s.sha256.get(..2).unwrap_or("00"), 16).unwrap_or(0);
+                parts[bucket as usize % threads].push(s);
+            }
             std::thread::scope(|scope| {
                 let handles: Vec<_> = parts
                     .into_iter()

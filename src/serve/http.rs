@@ -73,10 +73,15 @@ async fn read_budgeted(
 ) -> io::Result<Bytes> {
     let permit = reserve(budget, n).await?;
     let bytes = blob.read_exact_at(off, n).await?;
-    Ok(Bytes::from_owner(Budgeted {
+    Ok(holding(bytes, permit))
+}
+
+/// `bytes` that keep `permit` (their share of the in-flight budget) until dropped.
+fn holding(bytes: Bytes, permit: tokio::sync::OwnedSemaphorePermit) -> Bytes {
+    Bytes::from_owner(Budgeted {
         bytes,
         _permit: permit,
-    }))
+    })
 }
 
 /// Bytes that hold their share of the in-flight budget until dropped.
@@ -637,10 +642,7 @@ async fn cached_body(
         return Ok(full(Bytes::copy_from_slice(&data[range])));
     }
     let permit = reserve(budget, data.len()).await?;
-    Ok(full(Bytes::from_owner(Budgeted {
-        bytes: data.slice(range),
-        _permit: permit,
-    })))
+    Ok(full(holding(data.slice(range), permit)))
 }
 
 async fn serve_file(
@@ -743,13 +745,10 @@ async fn serve_file(
             Ok((bytes, permit)) => {
                 shared.small.borrow_mut().put(&entry.sha256, bytes.clone());
                 let part = bytes.slice(start as usize..(start + len) as usize);
-                match permit {
-                    Some(permit) => full(Bytes::from_owner(Budgeted {
-                        bytes: part,
-                        _permit: permit,
-                    })),
-                    None => full(part),
-                }
+                full(match permit {
+                    Some(permit) => holding(part, permit),
+                    None => part,
+                })
             }
             Err(e) => {
                 tracing::error!("blob {} read failed: {e}", entry.sha256);

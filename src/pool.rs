@@ -256,6 +256,22 @@ impl Pool {
         self.stage_reader(&mut &bytes[..])
     }
 
+    /// Stages `bytes` whose sha256 the caller has just computed over these very bytes
+    /// (a download verified against upstream's sha256), without hashing them again.
+    pub fn stage_hashed(&self, bytes: &[u8], sha256: String) -> Result<Staged, PoolError> {
+        if !is_sha256(&sha256) {
+            return Err(PoolError::BadAddress(sha256));
+        }
+        let tmp = self.tmp_path();
+        let staged = Staged {
+            tmp: Some(tmp.clone()),
+            sha256,
+            size: bytes.len() as u64,
+        };
+        fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+        Ok(staged)
+    }
+
     /// Makes every staged blob durable under its final name (see the module docs).
     pub fn commit(&self, staged: Vec<Staged>) -> Result<(), PoolError> {
         if staged.is_empty() {
@@ -454,6 +470,20 @@ mod tests {
                 format!("blob {i}").as_bytes()
             );
         }
+        assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_prehashed_stage_lands_under_its_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let sha = hex::encode(Sha256::digest(b"verified"));
+        let s = pool.stage_hashed(b"verified", sha.clone()).unwrap();
+        assert_eq!(s.size, 8);
+        pool.commit(vec![s]).unwrap();
+        assert_eq!(pool.verify(&sha).unwrap(), BlobState::Ok);
+        let err = pool.stage_hashed(b"x", "../escape".into()).unwrap_err();
+        assert!(matches!(err, PoolError::BadAddress(_)), "{err}");
         assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
     }
 

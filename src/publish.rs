@@ -13,7 +13,7 @@ use crate::catalog::{
     Catalog, CatalogError, ExtraRef, PlacedFragments, PublicationFile, SnapshotRow,
 };
 use crate::datadir::DataDir;
-use crate::pool::{Pool, PoolError};
+use crate::pool::{Pool, PoolError, Staged};
 use crate::repodata::{self, Compression, Entry, Extra, ExtraKind};
 
 /// Bump when the rendered metadata format changes, so old publications are not reused.
@@ -110,7 +110,7 @@ pub async fn publish_set(
     let items_owned: Vec<PlacedFragments> = items.to_vec();
     let extras_owned: Vec<ExtraRef> = extras.to_vec();
     // Rendering and compression are CPU work on all cores: keep them off the runtime.
-    let (revision, files) = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
+    let prepared = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
         let mut extra_bytes = Vec::with_capacity(extras_owned.len());
         for e in &extras_owned {
             let kind = ExtraKind::from_name(&e.kind).ok_or_else(|| {
@@ -123,41 +123,99 @@ pub async fn publish_set(
             let bytes = std::fs::read(&path).map_err(|source| PoolError::Io { path, source })?;
             extra_bytes.push((kind, bytes));
         }
-        let extras: Vec<Extra<'_>> = extra_bytes
-            .iter()
-            .map(|(kind, bytes)| Extra {
-                kind: *kind,
-                open: bytes,
-            })
-            .collect();
-        let mut entries: Vec<Entry<'_>> = items_owned
-            .iter()
-            .map(|i| Entry {
-                fragments: &i.fragments,
-                href: &i.location,
-                time_file: i.time_file,
-            })
-            .collect();
-        repodata::sort_entries(&mut entries);
-        let data = repodata::build(&entries, compression, &extras)?;
-        let mut staged = Vec::with_capacity(data.files.len());
-        let mut files = Vec::with_capacity(data.files.len());
-        for f in &data.files {
-            staged.push(pool2.stage_bytes(&f.bytes)?);
-            files.push(PublicationFile {
-                path: f.path.clone(),
-                kind: f.kind.clone(),
-                sha256: f.sha256.clone(),
-                size: f.bytes.len() as i64,
-            });
-        }
-        pool2.commit(staged)?;
-        Ok((data.revision, files))
+        prepare(
+            &pool2,
+            key,
+            &items_owned,
+            compression,
+            &extra_bytes,
+            started,
+        )
     })
     .await
     .map_err(|e| PublishError::Render(std::io::Error::other(e.to_string())))??;
+    finish(catalog, pool, prepared).await
+}
+
+/// A publication's repodata, rendered and staged in the pool but not yet durable or
+/// recorded: [`finish`] does that. Dropping it removes the staged files.
+#[derive(Debug)]
+pub struct Prepared {
+    key: String,
+    revision: i64,
+    package_count: usize,
+    files: Vec<PublicationFile>,
+    staged: Vec<Staged>,
+    started: Instant,
+}
+
+/// Renders the repodata of `items` under the content `key` (see [`content_key`]) and
+/// stages its files; `extras` are the carried-through records' open bytes. Blocking CPU
+/// work on all cores: async callers run it on a blocking thread, which lets them do
+/// other work (a sync writes its catalog rows) meanwhile.
+pub fn prepare(
+    pool: &Pool,
+    key: String,
+    items: &[PlacedFragments],
+    compression: Compression,
+    extras: &[(ExtraKind, Vec<u8>)],
+    started: Instant,
+) -> Result<Prepared, PublishError> {
+    let extras: Vec<Extra<'_>> = extras
+        .iter()
+        .map(|(kind, bytes)| Extra {
+            kind: *kind,
+            open: bytes,
+        })
+        .collect();
+    let mut entries: Vec<Entry<'_>> = items
+        .iter()
+        .map(|i| Entry {
+            fragments: &i.fragments,
+            href: &i.location,
+            time_file: i.time_file,
+        })
+        .collect();
+    repodata::sort_entries(&mut entries);
+    let data = repodata::build(&entries, compression, &extras)?;
+    let mut staged = Vec::with_capacity(data.files.len());
+    let mut files = Vec::with_capacity(data.files.len());
+    for f in &data.files {
+        staged.push(pool.stage_bytes(&f.bytes)?);
+        files.push(PublicationFile {
+            path: f.path.clone(),
+            kind: f.kind.clone(),
+            sha256: f.sha256.clone(),
+            size: f.bytes.len() as i64,
+        });
+    }
+    Ok(Prepared {
+        key,
+        revision: data.revision,
+        package_count: items.len(),
+        files,
+        staged,
+        started,
+    })
+}
+
+/// Makes a prepared publication's files durable, then records the publication.
+pub async fn finish(
+    catalog: &Catalog,
+    pool: &Pool,
+    prepared: Prepared,
+) -> Result<Published, PublishError> {
+    let Prepared {
+        key,
+        revision,
+        package_count,
+        files,
+        staged,
+        started,
+    } = prepared;
+    pool.commit_async(staged).await?;
     let id = catalog
-        .insert_publication(&key, revision, items.len() as i64, &files)
+        .insert_publication(&key, revision, package_count as i64, &files)
         .await?;
     crate::metrics::metrics()
         .publish_duration
@@ -165,7 +223,7 @@ pub async fn publish_set(
     Ok(Published {
         publication_id: id,
         rendered: true,
-        package_count: items.len(),
+        package_count,
         seconds: started.elapsed().as_secs_f64(),
         content_version: None,
     })

@@ -332,10 +332,15 @@ async fn download_small(
         ));
     }
     let pool = pool.clone();
-    tokio::task::spawn_blocking(move || pool.stage_bytes(&data))
-        .await
-        .map_err(|e| (e.to_string(), false))?
-        .map_err(|e| (e.to_string(), false))
+    let sha256 = (expected.algorithm == "sha256").then_some(actual);
+    tokio::task::spawn_blocking(move || match sha256 {
+        // Just verified over these bytes: no second hash.
+        Some(sha256) => pool.stage_hashed(&data, sha256),
+        None => pool.stage_bytes(&data),
+    })
+    .await
+    .map_err(|e| (e.to_string(), false))?
+    .map_err(|e| (e.to_string(), false))
 }
 
 /// Downloads a large package into `pool/tmp/partial-<key>`, resuming with a Range
@@ -690,6 +695,16 @@ pub async fn sync(
     result
 }
 
+/// How a sync gets the publication of its new content.
+enum Publishing {
+    /// Mirror mode: upstream's metadata bytes, for these packages.
+    Mirror(Vec<PlacedFragments>),
+    /// The same content was published before.
+    Existing(i64),
+    /// Being rendered on a blocking thread.
+    Rendering(tokio::task::JoinHandle<Result<publish::Prepared, PublishError>>),
+}
+
 /// The repository a sync works on: its config, catalog id and feed URL ending in `/`.
 struct Target<'a> {
     repo: &'a RepoConfig,
@@ -940,17 +955,52 @@ async fn sync_locked(
         phase("pool committed");
         Ok::<(), SyncError>(())
     };
-    // Catalog rows from upstream's metadata, keyed by sha256.
-    let mut packages: Vec<(Package, crate::repodata::Fragments)> = Vec::new();
-    let mut locations: Vec<&str> = Vec::new();
-    for (loc, &i) in &by_location {
-        let mut p = entries[i].package.clone();
-        p.pkgid = known[&i].clone();
-        let f = xml::render(&p);
-        packages.push((p, f));
-        locations.push(loc);
-    }
+    // Catalog rows from upstream's metadata, keyed by sha256, with their fragments
+    // rendered on all cores.
+    let (locations, unrendered): (Vec<&str>, Vec<Package>) = by_location
+        .iter()
+        .map(|(loc, &i)| {
+            let mut p = entries[i].package.clone();
+            p.pkgid = known[&i].clone();
+            (loc.as_str(), p)
+        })
+        .unzip();
+    let packages = xml::render_all(unrendered);
     phase("fragments rendered");
+    let items: Vec<PlacedFragments> = packages
+        .iter()
+        .zip(&locations)
+        .map(|((p, f), loc)| PlacedFragments {
+            sha256: p.pkgid.clone(),
+            location: loc.to_string(),
+            time_file: p.time_file,
+            fragments: f.clone(),
+        })
+        .collect();
+    // The repodata is rendered and compressed while the rows are written and the blobs
+    // become durable (unless the same publication exists already).
+    let publishing = if mirror {
+        Publishing::Mirror(items)
+    } else {
+        let key = publish::content_key(
+            items
+                .iter()
+                .map(|i| (i.location.as_str(), i.sha256.as_str())),
+            repo.compression,
+            &extra_refs,
+        );
+        match catalog.publication_by_key(&key).await? {
+            Some(id) => Publishing::Existing(id),
+            None => {
+                let (pool, compression) = (pool.clone(), repo.compression);
+                let extras: Vec<(ExtraKind, Vec<u8>)> = extras;
+                let started = std::time::Instant::now();
+                Publishing::Rendering(tokio::task::spawn_blocking(move || {
+                    publish::prepare(&pool, key, &items, compression, &extras, started)
+                }))
+            }
+        }
+    };
     let ids = catalog.insert_packages_after(&packages, durable).await?;
     remember_checksums(catalog, &entries, &known).await?;
     phase("catalog rows written");
@@ -968,19 +1018,12 @@ async fn sync_locked(
         ..Default::default()
     };
     let mut placements = Vec::with_capacity(packages.len());
-    let mut items = Vec::with_capacity(packages.len());
-    for ((p, f), loc) in packages.iter().zip(&locations) {
+    for ((p, _), loc) in packages.iter().zip(&locations) {
         let loc = loc.to_string();
         if current.get(&loc) != Some(&p.pkgid) {
             report.added += 1;
         }
-        placements.push((loc.clone(), ids[&p.pkgid]));
-        items.push(PlacedFragments {
-            sha256: p.pkgid.clone(),
-            location: loc,
-            time_file: p.time_file,
-            fragments: f.clone(),
-        });
+        placements.push((loc, ids[&p.pkgid]));
     }
     let kept: std::collections::HashSet<&str> =
         placements.iter().map(|(l, _)| l.as_str()).collect();
@@ -988,12 +1031,17 @@ async fn sync_locked(
         .keys()
         .filter(|l| !kept.contains(l.as_str()))
         .count();
-    let publication_id = if mirror {
-        publish_mirror(catalog, pool, &mirror_files, &items).await?
-    } else {
-        publish::publish_set(catalog, pool, &items, repo.compression, &extra_refs, false)
-            .await?
-            .publication_id
+    let publication_id = match publishing {
+        Publishing::Mirror(items) => publish_mirror(catalog, pool, &mirror_files, &items).await?,
+        Publishing::Existing(id) => id,
+        Publishing::Rendering(rendering) => {
+            let prepared = rendering.await.map_err(|e| {
+                SyncError::Other(format!("rendering the repodata of {}: {e}", repo.id))
+            })??;
+            publish::finish(catalog, pool, prepared)
+                .await?
+                .publication_id
+        }
     };
     catalog
         .replace_repo_content(

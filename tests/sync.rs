@@ -104,6 +104,50 @@ fn sync_mirrors_upstream_metadata_and_dnf_installs_from_a_snapshot() {
 }
 
 #[test]
+fn regenerated_upstream_metadata_with_the_same_packages_reuses_the_publication() {
+    for backend in backends() {
+        let up_dir = tempfile::tempdir().unwrap();
+        let repo = up_dir.path().join("repo");
+        cairn::samples::demo_packages(&repo).unwrap();
+        createrepo_dir(&repo, false);
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&backend, &upstream, "");
+        env.ok(&["repo", "sync", "m"]);
+        let latest =
+            |env: &Env| env.json(&["repo", "show", "m"])["repo"]["latest_publication_id"].clone();
+        let before = latest(&env);
+        assert!(before.is_i64(), "{before}");
+        let served = |env: &Env| {
+            let server = env.serve();
+            http()
+                .get(server.url("/repos/m/latest/repodata/repomd.xml"))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap()
+        };
+        let repomd_before = served(&env);
+
+        // Upstream re-indexed the same packages: repomd.xml differs, the content not.
+        let repomd = repo.join("repodata/repomd.xml");
+        let mut bytes = std::fs::read(&repomd).unwrap();
+        bytes.extend_from_slice(b"\n");
+        std::fs::write(&repomd, bytes).unwrap();
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["status"], "ok", "{}: {report}", backend.name());
+        assert_eq!(report["m"]["downloaded"], 0, "{report}");
+        assert_eq!(report["m"]["added"], 0, "{report}");
+        assert_eq!(
+            latest(&env),
+            before,
+            "{}: the publication is reused",
+            backend.name()
+        );
+        assert_eq!(served(&env), repomd_before);
+    }
+}
+
+#[test]
 fn a_failed_sync_changes_nothing_names_every_failure_and_keeps_good_downloads() {
     for backend in backends() {
         let up_dir = tempfile::tempdir().unwrap();

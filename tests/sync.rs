@@ -17,6 +17,18 @@ fn mirror_env(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
     )
 }
 
+/// An upstream of the demo packages served by nginx, and a mirror of it synced once.
+fn synced_demo_mirror(backend: &Backend) -> (tempfile::TempDir, std::path::PathBuf, Upstream, Env) {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start(up_dir.path());
+    let env = mirror_env(backend, &upstream, "");
+    env.ok(&["repo", "sync", "m"]);
+    (up_dir, repo, upstream, env)
+}
+
 fn package_count(env: &Env) -> u64 {
     env.json(&["repo", "show", "m"])["repo"]["package_count"]
         .as_u64()
@@ -106,13 +118,7 @@ fn sync_mirrors_upstream_metadata_and_dnf_installs_from_a_snapshot() {
 #[test]
 fn regenerated_upstream_metadata_with_the_same_packages_reuses_the_publication() {
     for backend in backends() {
-        let up_dir = tempfile::tempdir().unwrap();
-        let repo = up_dir.path().join("repo");
-        cairn::samples::demo_packages(&repo).unwrap();
-        createrepo_dir(&repo, false);
-        let upstream = Upstream::start(up_dir.path());
-        let env = mirror_env(&backend, &upstream, "");
-        env.ok(&["repo", "sync", "m"]);
+        let (_up_dir, repo, _upstream, env) = synced_demo_mirror(&backend);
         let latest =
             |env: &Env| env.json(&["repo", "show", "m"])["repo"]["latest_publication_id"].clone();
         let before = latest(&env);
@@ -150,13 +156,7 @@ fn regenerated_upstream_metadata_with_the_same_packages_reuses_the_publication()
 #[test]
 fn a_failed_sync_changes_nothing_names_every_failure_and_keeps_good_downloads() {
     for backend in backends() {
-        let up_dir = tempfile::tempdir().unwrap();
-        let repo = up_dir.path().join("repo");
-        cairn::samples::demo_packages(&repo).unwrap();
-        createrepo_dir(&repo, false);
-        let upstream = Upstream::start(up_dir.path());
-        let env = mirror_env(&backend, &upstream, "");
-        env.ok(&["repo", "sync", "m"]);
+        let (up_dir, repo, _upstream, env) = synced_demo_mirror(&backend);
         env.ok(&["snapshot", "create", "m", "--name", "before"]);
 
         // Three new packages upstream: one fine, one corrupted after indexing, one gone.

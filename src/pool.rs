@@ -79,6 +79,28 @@ impl Drop for Staged {
     }
 }
 
+/// Creates, on a thread of its own, the bucket directories (`ab/cd/`) of blobs that are
+/// about to be staged, so that committing them is a single rename each. A sync feeds it
+/// upstream's sha256 checksums while it parses the metadata, which leaves a core idle.
+/// Directories made for blobs that never arrive stay empty, which is harmless; anything
+/// the thread did not get to, the commit creates itself.
+#[derive(Debug)]
+pub struct BucketMaker {
+    tx: Option<std::sync::mpsc::Sender<String>>,
+}
+
+impl BucketMaker {
+    /// Queues the bucket of `sha256` (anything that is not a sha256 is ignored).
+    pub fn add(&self, sha256: &str) {
+        if let Some(tx) = &self.tx {
+            if is_sha256(sha256) {
+                // Fails only if the thread is gone; the commit then makes the bucket.
+                let _ = tx.send(sha256.to_string());
+            }
+        }
+    }
+}
+
 /// What [`Pool::verify`] found for one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobState {
@@ -318,18 +340,53 @@ impl Pool {
         for mut s in staged {
             let Some(tmp) = s.tmp.take() else { continue };
             let dest = self.path_of(&s.sha256);
-            let existing = fs::metadata(&dest).ok().map(|m| m.len());
-            if existing == Some(s.size) {
-                // Already stored (content addressed): keep the existing blob.
-                let _ = fs::remove_file(&tmp);
-                continue;
+            // One system call when the bucket exists (made ahead by a BucketMaker or
+            // by an earlier blob) and the blob does not.
+            let placed = match rename_noreplace(&tmp, &dest) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
+                    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                    rename_noreplace(&tmp, &dest)
+                }
+                r => r,
+            };
+            match placed {
+                Ok(()) => moved = true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if fs::metadata(&dest).is_ok_and(|m| m.len() == s.size) {
+                        // Already stored (content addressed): keep the existing blob.
+                        let _ = fs::remove_file(&tmp);
+                    } else {
+                        // A damaged copy: the verified bytes replace it.
+                        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+                        moved = true;
+                    }
+                }
+                Err(e) => return Err(io_err(&dest)(e)),
             }
-            let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
-            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-            fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-            moved = true;
         }
         Ok(moved)
+    }
+
+    /// A thread that creates the bucket directories of blobs about to be staged (see
+    /// [`BucketMaker`]).
+    pub fn bucket_maker(&self) -> BucketMaker {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let pool = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pool-buckets".into())
+            .spawn(move || {
+                for sha256 in rx {
+                    if let Some(dir) = pool.path_of(&sha256).parent() {
+                        // A failure here shows again, with its path, when the commit
+                        // creates what is missing.
+                        let _ = fs::create_dir_all(dir);
+                    }
+                }
+            });
+        BucketMaker {
+            tx: spawned.is_ok().then_some(tx),
+        }
     }
 
     /// [`Pool::commit`] on the blocking thread pool, for async callers.
@@ -417,6 +474,38 @@ fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
     BUF.with(|b| f(&mut b.borrow_mut()))
 }
 
+/// Renames `from` to `to` unless `to` exists (`AlreadyExists` then). Where the file
+/// system cannot do that in one call, checks first (only the pool writes there).
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+    };
+    let (cfrom, cto) = (c(from)?, c(to)?);
+    // SAFETY: both arguments are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            cfrom.as_ptr(),
+            libc::AT_FDCWD,
+            cto.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        if to.symlink_metadata().is_ok() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        return fs::rename(from, to);
+    }
+    Err(e)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), PoolError> {
     File::open(dir)
         .and_then(|f| f.sync_all())
@@ -484,6 +573,38 @@ mod tests {
         assert_eq!(pool.verify(&sha).unwrap(), BlobState::Ok);
         let err = pool.stage_hashed(b"x", "../escape".into()).unwrap_err();
         assert!(matches!(err, PoolError::BadAddress(_)), "{err}");
+        assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn buckets_made_ahead_receive_their_blobs_and_a_damaged_copy_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let blobs: Vec<Vec<u8>> = (0..20).map(|i| format!("ahead {i}").into_bytes()).collect();
+        let shas: Vec<String> = blobs
+            .iter()
+            .map(|b| hex::encode(Sha256::digest(b)))
+            .collect();
+        let maker = pool.bucket_maker();
+        for sha in &shas {
+            maker.add(sha);
+        }
+        maker.add("../../outside");
+        drop(maker);
+        let made = |sha: &str| pool.path_of(sha).parent().unwrap().is_dir();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !shas.iter().all(|s| made(s)) {
+            assert!(std::time::Instant::now() < deadline, "buckets never made");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!dir.path().join("outside").exists());
+        // A truncated copy already sits under one of the names.
+        fs::write(pool.path_of(&shas[3]), b"ahe").unwrap();
+        let staged: Vec<Staged> = blobs.iter().map(|b| pool.stage_bytes(b).unwrap()).collect();
+        pool.commit(staged).unwrap();
+        for sha in &shas {
+            assert_eq!(pool.verify(sha).unwrap(), BlobState::Ok, "{sha}");
+        }
         assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
     }
 

@@ -785,6 +785,9 @@ async fn sync_locked(
     let filter = Filter::new(repo)?;
     let mut entries: Vec<PrimaryEntry> = Vec::new();
     {
+        // The parse keeps one core busy: the other makes the pool's bucket directories
+        // for the packages it will most likely download.
+        let buckets = pool.bucket_maker();
         let open = |i: usize| parse::decompress(&docs[i].0, docs[i].2, &docs[i].1);
         let mut stream = PackageStream::new(open(0)?, open(1)?, open(2)?);
         while let Some(entry) = stream.next_package()? {
@@ -795,6 +798,9 @@ async fn sync_locked(
                 )));
             }
             if filter.keeps(&entry.package) {
+                if entry.checksum.algorithm == "sha256" {
+                    buckets.add(&entry.checksum.hex);
+                }
                 entries.push(entry);
             }
         }

@@ -87,58 +87,140 @@ pub async fn publish_set(
     extras: &[ExtraRef],
     force_render: bool,
 ) -> Result<Published, PublishError> {
+    let extras = ExtraBytes::InPool(extras.to_vec());
+    begin(
+        catalog,
+        pool,
+        items.to_vec(),
+        compression,
+        extras,
+        force_render,
+    )
+    .await?
+    .finish(catalog, pool)
+    .await
+}
+
+/// The carried-through records (comps, updateinfo, modules) of a publication.
+pub enum ExtraBytes {
+    /// Stored in the pool: read when the repodata is rendered.
+    InPool(Vec<ExtraRef>),
+    /// Already in memory (a sync that just fetched them), with their pool references.
+    Loaded(Vec<(ExtraRef, Vec<u8>)>),
+}
+
+impl ExtraBytes {
+    fn refs(&self) -> Vec<ExtraRef> {
+        match self {
+            ExtraBytes::InPool(refs) => refs.clone(),
+            ExtraBytes::Loaded(loaded) => loaded.iter().map(|(r, _)| r.clone()).collect(),
+        }
+    }
+
+    /// Each record's kind and open bytes (blocking: may read the pool).
+    fn load(self, pool: &Pool) -> Result<Vec<(ExtraKind, Vec<u8>)>, PublishError> {
+        let loaded = match self {
+            ExtraBytes::Loaded(loaded) => loaded,
+            ExtraBytes::InPool(refs) => {
+                let mut loaded = Vec::with_capacity(refs.len());
+                for r in refs {
+                    let path = pool.path_of(&r.sha256);
+                    let bytes =
+                        std::fs::read(&path).map_err(|source| PoolError::Io { path, source })?;
+                    loaded.push((r, bytes));
+                }
+                loaded
+            }
+        };
+        loaded
+            .into_iter()
+            .map(|(r, bytes)| {
+                let kind = ExtraKind::from_name(&r.kind).ok_or_else(|| {
+                    PublishError::Render(std::io::Error::other(format!(
+                        "unknown metadata kind {:?}",
+                        r.kind
+                    )))
+                })?;
+                Ok((kind, bytes))
+            })
+            .collect()
+    }
+}
+
+/// A publication on its way: either one that exists already, or repodata being rendered,
+/// compressed and staged on a blocking thread while the caller does other work (a sync
+/// writes its catalog rows meanwhile). [`Pending::finish`] completes it.
+pub enum Pending {
+    Existing {
+        id: i64,
+        package_count: usize,
+        started: Instant,
+    },
+    Rendering(tokio::task::JoinHandle<Result<Prepared, PublishError>>),
+}
+
+/// Looks the content of `items` up and, unless an identical publication exists (or
+/// `force_render`), starts rendering its repodata.
+pub async fn begin(
+    catalog: &Catalog,
+    pool: &Pool,
+    items: Vec<PlacedFragments>,
+    compression: Compression,
+    extras: ExtraBytes,
+    force_render: bool,
+) -> Result<Pending, PublishError> {
     let started = Instant::now();
     let key = content_key(
         items
             .iter()
             .map(|i| (i.location.as_str(), i.sha256.as_str())),
         compression,
-        extras,
+        &extras.refs(),
     );
     if !force_render {
         if let Some(id) = catalog.publication_by_key(&key).await? {
-            return Ok(Published {
-                publication_id: id,
-                rendered: false,
+            return Ok(Pending::Existing {
+                id,
                 package_count: items.len(),
-                seconds: started.elapsed().as_secs_f64(),
-                content_version: None,
+                started,
             });
         }
     }
-    let pool2 = pool.clone();
-    let items_owned: Vec<PlacedFragments> = items.to_vec();
-    let extras_owned: Vec<ExtraRef> = extras.to_vec();
+    let pool = pool.clone();
     // Rendering and compression are CPU work on all cores: keep them off the runtime.
-    let prepared = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
-        let mut extra_bytes = Vec::with_capacity(extras_owned.len());
-        for e in &extras_owned {
-            let kind = ExtraKind::from_name(&e.kind).ok_or_else(|| {
-                PublishError::Render(std::io::Error::other(format!(
-                    "unknown metadata kind {:?}",
-                    e.kind
-                )))
-            })?;
-            let path = pool2.path_of(&e.sha256);
-            let bytes = std::fs::read(&path).map_err(|source| PoolError::Io { path, source })?;
-            extra_bytes.push((kind, bytes));
+    Ok(Pending::Rendering(tokio::task::spawn_blocking(move || {
+        let extras = extras.load(&pool)?;
+        prepare(&pool, key, &items, compression, &extras, started)
+    })))
+}
+
+impl Pending {
+    /// Waits for the rendering, makes the files durable and records the publication.
+    pub async fn finish(self, catalog: &Catalog, pool: &Pool) -> Result<Published, PublishError> {
+        match self {
+            Pending::Existing {
+                id,
+                package_count,
+                started,
+            } => Ok(Published {
+                publication_id: id,
+                rendered: false,
+                package_count,
+                seconds: started.elapsed().as_secs_f64(),
+                content_version: None,
+            }),
+            Pending::Rendering(rendering) => {
+                let prepared = rendering
+                    .await
+                    .map_err(|e| PublishError::Render(std::io::Error::other(e.to_string())))??;
+                record(catalog, pool, prepared).await
+            }
         }
-        prepare(
-            &pool2,
-            key,
-            &items_owned,
-            compression,
-            &extra_bytes,
-            started,
-        )
-    })
-    .await
-    .map_err(|e| PublishError::Render(std::io::Error::other(e.to_string())))??;
-    finish(catalog, pool, prepared).await
+    }
 }
 
 /// A publication's repodata, rendered and staged in the pool but not yet durable or
-/// recorded: [`finish`] does that. Dropping it removes the staged files.
+/// recorded. Dropping it removes the staged files.
 #[derive(Debug)]
 pub struct Prepared {
     key: String,
@@ -149,11 +231,8 @@ pub struct Prepared {
     started: Instant,
 }
 
-/// Renders the repodata of `items` under the content `key` (see [`content_key`]) and
-/// stages its files; `extras` are the carried-through records' open bytes. Blocking CPU
-/// work on all cores: async callers run it on a blocking thread, which lets them do
-/// other work (a sync writes its catalog rows) meanwhile.
-pub fn prepare(
+/// Renders the repodata of `items` under the content `key` and stages its files.
+fn prepare(
     pool: &Pool,
     key: String,
     items: &[PlacedFragments],
@@ -200,7 +279,7 @@ pub fn prepare(
 }
 
 /// Makes a prepared publication's files durable, then records the publication.
-pub async fn finish(
+async fn record(
     catalog: &Catalog,
     pool: &Pool,
     prepared: Prepared,

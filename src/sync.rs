@@ -699,10 +699,8 @@ pub async fn sync(
 enum Publishing {
     /// Mirror mode: upstream's metadata bytes, for these packages.
     Mirror(Vec<PlacedFragments>),
-    /// The same content was published before.
-    Existing(i64),
-    /// Being rendered on a blocking thread.
-    Rendering(tokio::task::JoinHandle<Result<publish::Prepared, PublishError>>),
+    /// Regenerated repodata, found or being rendered.
+    Regenerated(publish::Pending),
 }
 
 /// The repository a sync works on: its config, catalog id and feed URL ending in `/`.
@@ -988,24 +986,15 @@ async fn sync_locked(
     let publishing = if mirror {
         Publishing::Mirror(items)
     } else {
-        let key = publish::content_key(
-            items
-                .iter()
-                .map(|i| (i.location.as_str(), i.sha256.as_str())),
-            repo.compression,
-            &extra_refs,
-        );
-        match catalog.publication_by_key(&key).await? {
-            Some(id) => Publishing::Existing(id),
-            None => {
-                let (pool, compression) = (pool.clone(), repo.compression);
-                let extras: Vec<(ExtraKind, Vec<u8>)> = extras;
-                let started = std::time::Instant::now();
-                Publishing::Rendering(tokio::task::spawn_blocking(move || {
-                    publish::prepare(&pool, key, &items, compression, &extras, started)
-                }))
-            }
-        }
+        // extra_refs was made from extras, one for one and in order.
+        let loaded = extra_refs
+            .iter()
+            .cloned()
+            .zip(extras.into_iter().map(|(_, b)| b));
+        let extras = publish::ExtraBytes::Loaded(loaded.collect());
+        Publishing::Regenerated(
+            publish::begin(catalog, pool, items, repo.compression, extras, false).await?,
+        )
     };
     let ids = catalog.insert_packages_after(&packages, durable).await?;
     remember_checksums(catalog, &entries, &known).await?;
@@ -1039,15 +1028,7 @@ async fn sync_locked(
         .count();
     let publication_id = match publishing {
         Publishing::Mirror(items) => publish_mirror(catalog, pool, &mirror_files, &items).await?,
-        Publishing::Existing(id) => id,
-        Publishing::Rendering(rendering) => {
-            let prepared = rendering.await.map_err(|e| {
-                SyncError::Other(format!("rendering the repodata of {}: {e}", repo.id))
-            })??;
-            publish::finish(catalog, pool, prepared)
-                .await?
-                .publication_id
-        }
+        Publishing::Regenerated(pending) => pending.finish(catalog, pool).await?.publication_id,
     };
     catalog
         .replace_repo_content(

@@ -214,11 +214,18 @@ pub enum SnapshotCommand {
 pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // A server's control runtime (pages, scheduled syncs) keeps two workers. A one-shot
+    // command runs its tasks on one thread and its CPU and disk work on threads of
+    // their own: tasks never hop between workers, which measurably cuts the context
+    // switches and CPU time of a sync of many small packages.
+    let mut builder = if matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

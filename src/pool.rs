@@ -2,7 +2,8 @@
 //! its sha256 at `pool/ab/cd/<sha256>`.
 //!
 //! Durability without an fsync per file: blobs are first written to `pool/tmp/` while
-//! being hashed ([`Pool::stage_file`], [`Pool::stage_bytes`]). [`Pool::commit`] then
+//! being hashed ([`Pool::stage_file`], [`Pool::stage_bytes`]), or, already hashed, by a
+//! writer thread of their own ([`Stager`], for many small downloads). [`Pool::commit`] then
 //! makes the whole batch durable with one `syncfs`, renames each temp file to its final
 //! name and syncs again so the renames are durable. A file under its final name is
 //! therefore always complete; a crash leaves at most stray files in `tmp/` (removed
@@ -100,6 +101,65 @@ impl BucketMaker {
         }
     }
 }
+
+/// Writes staged blobs on a thread of its own, in the order they were queued. A sync
+/// hands it each small download as soon as it is verified, instead of a blocking-pool
+/// task per package: the network side never waits for the disk, and a many-package
+/// sync saves two thread hand-offs per package. The queue is bounded ([`STAGER_QUEUE`]
+/// blobs), so a slow disk holds back the downloads rather than filling memory.
+///
+/// A [`Staged`] it returns names a file that exists only once [`Stager::finish`]
+/// returned `Ok`; commit nothing before that. A stager dropped without `finish` (a
+/// cancelled sync) still writes what was queued; those files are left in `tmp/` like
+/// a crashed writer's and removed when they are old.
+#[derive(Debug)]
+pub struct Stager {
+    tx: Option<std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>>,
+    worker: Option<std::thread::JoinHandle<Result<(), PoolError>>>,
+}
+
+impl Stager {
+    /// Queues `bytes`, whose sha256 the caller has just computed over these very bytes,
+    /// for writing. Blocks while the queue is full.
+    pub fn stage_hashed(
+        &self,
+        pool: &Pool,
+        bytes: Vec<u8>,
+        sha256: String,
+    ) -> Result<Staged, PoolError> {
+        if !is_sha256(&sha256) {
+            return Err(PoolError::BadAddress(sha256));
+        }
+        let tmp = pool.tmp_path();
+        let size = bytes.len() as u64;
+        let gone = || io_err(&pool.root)(io::Error::other("the pool's writer thread stopped"));
+        let tx = self.tx.as_ref().ok_or_else(gone)?;
+        tx.send((tmp.clone(), bytes)).map_err(|_| gone())?;
+        Ok(Staged {
+            tmp: Some(tmp),
+            sha256,
+            size,
+        })
+    }
+
+    /// Waits until everything queued is written; the first failure (naming its file)
+    /// if any write failed.
+    pub fn finish(mut self) -> Result<(), PoolError> {
+        self.tx = None;
+        match self.worker.take() {
+            Some(worker) => worker.join().unwrap_or_else(|_| {
+                Err(PoolError::Io {
+                    path: PathBuf::from(TMP_DIR),
+                    source: io::Error::other("the pool's writer thread panicked"),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Blobs a [`Stager`] holds in memory at most, waiting to be written.
+pub const STAGER_QUEUE: usize = 8;
 
 /// What [`Pool::verify`] found for one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,22 +338,6 @@ impl Pool {
         self.stage_reader(&mut &bytes[..])
     }
 
-    /// Stages `bytes` whose sha256 the caller has just computed over these very bytes
-    /// (a download verified against upstream's sha256), without hashing them again.
-    pub fn stage_hashed(&self, bytes: &[u8], sha256: String) -> Result<Staged, PoolError> {
-        if !is_sha256(&sha256) {
-            return Err(PoolError::BadAddress(sha256));
-        }
-        let tmp = self.tmp_path();
-        let staged = Staged {
-            tmp: Some(tmp.clone()),
-            sha256,
-            size: bytes.len() as u64,
-        };
-        fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-        Ok(staged)
-    }
-
     /// Makes every staged blob durable under its final name (see the module docs).
     pub fn commit(&self, staged: Vec<Staged>) -> Result<(), PoolError> {
         if staged.is_empty() {
@@ -387,6 +431,30 @@ impl Pool {
         BucketMaker {
             tx: spawned.is_ok().then_some(tx),
         }
+    }
+
+    /// A thread that writes staged blobs (see [`Stager`]).
+    pub fn stager(&self) -> Result<Stager, PoolError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(STAGER_QUEUE);
+        let worker = std::thread::Builder::new()
+            .name("pool-stager".into())
+            .spawn(move || {
+                let mut failed = None;
+                for (tmp, bytes) in rx {
+                    // After a failure the rest is drained unwritten: the sync fails.
+                    if failed.is_none() {
+                        if let Err(e) = fs::write(&tmp, &bytes) {
+                            failed = Some(io_err(&tmp)(e));
+                        }
+                    }
+                }
+                failed.map_or(Ok(()), Err)
+            })
+            .map_err(io_err(&self.root))?;
+        Ok(Stager {
+            tx: Some(tx),
+            worker: Some(worker),
+        })
     }
 
     /// [`Pool::commit`] on the blocking thread pool, for async callers.
@@ -563,17 +631,54 @@ mod tests {
     }
 
     #[test]
-    fn a_prehashed_stage_lands_under_its_address() {
+    fn a_stager_writes_in_the_background_and_its_blobs_commit() {
         let dir = tempfile::tempdir().unwrap();
         let pool = Pool::open(dir.path().join("pool")).unwrap();
-        let sha = hex::encode(Sha256::digest(b"verified"));
-        let s = pool.stage_hashed(b"verified", sha.clone()).unwrap();
-        assert_eq!(s.size, 8);
-        pool.commit(vec![s]).unwrap();
-        assert_eq!(pool.verify(&sha).unwrap(), BlobState::Ok);
-        let err = pool.stage_hashed(b"x", "../escape".into()).unwrap_err();
+        let stager = pool.stager().unwrap();
+        // More blobs than the queue holds: staging waits for the writer, never drops.
+        let blobs: Vec<Vec<u8>> = (0..STAGER_QUEUE * 8)
+            .map(|i| format!("verified {i}").into_bytes())
+            .collect();
+        let staged: Vec<Staged> = blobs
+            .iter()
+            .map(|b| {
+                let sha = hex::encode(Sha256::digest(b));
+                stager.stage_hashed(&pool, b.clone(), sha).unwrap()
+            })
+            .collect();
+        assert_eq!(staged[0].size, blobs[0].len() as u64);
+        let err = stager
+            .stage_hashed(&pool, b"x".to_vec(), "../escape".into())
+            .unwrap_err();
         assert!(matches!(err, PoolError::BadAddress(_)), "{err}");
+        stager.finish().unwrap();
+        let shas: Vec<String> = staged.iter().map(|s| s.sha256.clone()).collect();
+        pool.commit(staged).unwrap();
+        for (sha, bytes) in shas.iter().zip(&blobs) {
+            assert_eq!(&fs::read(pool.path_of(sha)).unwrap(), bytes);
+            assert_eq!(pool.verify(sha).unwrap(), BlobState::Ok);
+        }
         assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_background_write_fails_finish_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let stager = pool.stager().unwrap();
+        fs::remove_dir(pool.root().join(TMP_DIR)).unwrap();
+        let sha = hex::encode(Sha256::digest(b"lost"));
+        let staged = stager
+            .stage_hashed(&pool, b"lost".to_vec(), sha.clone())
+            .unwrap();
+        let path = staged.path().unwrap().to_path_buf();
+        let err = stager.finish().unwrap_err();
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        drop(staged);
+        assert!(!pool.contains(&sha));
     }
 
     #[test]

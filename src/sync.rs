@@ -25,7 +25,7 @@ use crate::catalog::{Catalog, CatalogError, ExtraRef, PlacedFragments, SyncRun};
 use crate::config::{RepoConfig, SyncMode};
 use crate::datadir::DataDir;
 use crate::package::Package;
-use crate::pool::{Pool, PoolError, Staged};
+use crate::pool::{Pool, PoolError, Staged, Stager};
 use crate::progress::Progress;
 use crate::publish::{self, PublishError};
 use crate::repodata::parse::{self, Checksum, PackageStream, ParseError, PrimaryEntry, Repomd};
@@ -249,6 +249,7 @@ async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8
 async fn download(
     client: &reqwest::Client,
     pool: &Pool,
+    stager: &Stager,
     url: &str,
     expected: &Checksum,
     size: u64,
@@ -262,7 +263,7 @@ async fn download(
         let result = if size > IN_MEMORY {
             download_resumable(client, pool, url, expected, size, partial_key).await
         } else {
-            download_small(client, pool, url, expected, size)
+            download_small(client, pool, stager, url, expected, size)
                 .await
                 .map(|s| (s, size))
         };
@@ -283,6 +284,7 @@ async fn download(
 async fn download_small(
     client: &reqwest::Client,
     pool: &Pool,
+    stager: &Stager,
     url: &str,
     expected: &Checksum,
     size: u64,
@@ -331,16 +333,17 @@ async fn download_small(
             false,
         ));
     }
+    if expected.algorithm == "sha256" {
+        // Just verified over these bytes: no second hash, and the write is queued.
+        return stager
+            .stage_hashed(pool, data, actual)
+            .map_err(|e| (e.to_string(), false));
+    }
     let pool = pool.clone();
-    let sha256 = (expected.algorithm == "sha256").then_some(actual);
-    tokio::task::spawn_blocking(move || match sha256 {
-        // Just verified over these bytes: no second hash.
-        Some(sha256) => pool.stage_hashed(&data, sha256),
-        None => pool.stage_bytes(&data),
-    })
-    .await
-    .map_err(|e| (e.to_string(), false))?
-    .map_err(|e| (e.to_string(), false))
+    tokio::task::spawn_blocking(move || pool.stage_bytes(&data))
+        .await
+        .map_err(|e| (e.to_string(), false))?
+        .map_err(|e| (e.to_string(), false))
 }
 
 /// Downloads a large package into `pool/tmp/partial-<key>`, resuming with a Range
@@ -890,15 +893,16 @@ async fn sync_locked(
         by_location.len(),
         wanted.len()
     );
+    let stager = pool.stager()?;
     let results: Vec<(usize, Downloaded)> = futures_util::stream::iter(wanted)
         .map(|i| {
             let e = &entries[i];
             let url = format!("{base}{}", e.href);
-            let (client, pool) = (&client, pool);
+            let (client, pool, stager) = (&client, pool, &stager);
             let key = format!("{}-{}-{}", repo.id, e.checksum.algorithm, e.checksum.hex);
             async move {
                 let size = e.package.size_package as u64;
-                let r = download(client, pool, &url, &e.checksum, size, &key).await;
+                let r = download(client, pool, stager, &url, &e.checksum, size, &key).await;
                 progress.done.fetch_add(1, Ordering::Relaxed);
                 if let Ok((_, n)) = &r {
                     progress.bytes.fetch_add(*n, Ordering::Relaxed);
@@ -909,6 +913,11 @@ async fn sync_locked(
         .buffer_unordered(repo.downloads)
         .collect()
         .await;
+    // Every queued write lands before anything is committed; a failed write (a full
+    // disk) fails the sync, naming the file.
+    tokio::task::spawn_blocking(move || stager.finish())
+        .await
+        .map_err(|e| SyncError::Other(format!("writing downloads: {e}")))??;
     phase("downloads finished");
     let mut staged = Vec::new();
     let mut failures = Vec::new();

@@ -205,6 +205,66 @@ fn a_failed_sync_changes_nothing_names_every_failure_and_keeps_good_downloads() 
     }
 }
 
+/// A tiny tmpfs mounted over a directory (as root) for as long as it lives.
+struct TinyFs(std::path::PathBuf);
+
+impl TinyFs {
+    fn mount(dir: &Path, size: &str) -> TinyFs {
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root (the suite runs as root, as `.ci/run` does): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TinyFs(dir.to_path_buf())
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothing() {
+    for backend in backends() {
+        let (up_dir, repo, _upstream, env) = synced_demo_mirror(&backend);
+        cairn::samples::generate(&repo.join("new"), 3).unwrap();
+        createrepo_dir(&repo, true);
+        make_world_readable(up_dir.path());
+
+        // The pool's temp area is full: the first downloaded package cannot be written.
+        let tmp = env.data().join("pool/tmp");
+        let full = TinyFs::mount(&tmp, "4k");
+        let out = env.run(&["repo", "sync", "m"]);
+        assert!(!out.status.success(), "{}: the sync fails", backend.name());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("No space left on device") && err.contains(&tmp.display().to_string()),
+            "{}: the error names the file and the cause: {err}",
+            backend.name()
+        );
+        assert_eq!(package_count(&env), 4, "the repo content did not move");
+        let history = env.json(&["repo", "show", "m"]);
+        assert_eq!(history["syncs"][0]["status"], "failed");
+        drop(full);
+
+        // Space again: the same sync succeeds and the pool holds every package whole.
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["status"], "ok", "{report}");
+        assert_eq!(report["m"]["added"], 3, "{report}");
+        assert_eq!(package_count(&env), 7);
+        let verify = env.json(&["db", "verify"]);
+        assert_eq!(verify["corrupt"], serde_json::json!([]), "{verify}");
+        assert_eq!(verify["missing"], serde_json::json!([]), "{verify}");
+    }
+}
+
 #[test]
 fn removals_upstream_and_filters_shape_the_mirror() {
     let up_dir = tempfile::tempdir().unwrap();

@@ -6,13 +6,15 @@
 //! and those are kept. Safe beside a running import or sync: rows and blobs younger than
 //! [`MIN_AGE`] are kept, and a blob an import or sync reuses is touched first
 //! ([`crate::pool::Pool::reuse`]). An interrupted GC leaves a consistent state: the
-//! catalog step is one transaction, and the blob step only deletes unreferenced files.
+//! catalog step is one transaction, and the blob step only deletes unreferenced files
+//! (and temp files that crashed or cancelled writers left beside the blobs, once they
+//! are old).
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use crate::catalog::{Catalog, CatalogError, GcRows};
-use crate::pool::{is_sha256, Pool};
+use crate::pool::{is_sha256, is_temp_name, Pool, STALE_TMP};
 
 /// Nothing younger than this is collected.
 pub const MIN_AGE: Duration = Duration::from_secs(3600);
@@ -95,6 +97,18 @@ fn sweep(
         .flatten()
     {
         let name = e.file_name().to_string_lossy();
+        if e.file_type().is_file() && is_temp_name(&name) {
+            // A crashed or cancelled writer's temp file: never a blob, never served.
+            let stale = std::fs::metadata(e.path())
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age >= STALE_TMP);
+            if stale && !dry_run {
+                let _ = std::fs::remove_file(e.path());
+            }
+            continue;
+        }
         if !e.file_type().is_file() || !is_sha256(&name) || referenced.contains(name.as_ref()) {
             continue;
         }
@@ -116,4 +130,41 @@ fn sweep(
         }
     }
     (blobs, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_stale_temp_files_and_keeps_fresh_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let blob = pool.stage_bytes(b"kept").unwrap();
+        let sha = blob.sha256.clone();
+        pool.commit(vec![blob]).unwrap();
+        let bucket = pool.path_of(&sha).parent().unwrap().to_path_buf();
+        let stale = bucket.join(format!(".{sha}.1-1.tmp"));
+        let fresh = bucket.join(format!(".{sha}.1-2.tmp"));
+        std::fs::write(&stale, b"left over").unwrap();
+        std::fs::write(&fresh, b"being written").unwrap();
+        let long_ago = SystemTime::now() - STALE_TMP - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        let referenced: HashSet<String> = [sha.clone()].into();
+
+        let (blobs, _) = sweep(&pool, &referenced, Duration::ZERO, true);
+        assert_eq!(blobs, 0);
+        assert!(stale.exists(), "a dry run removes nothing");
+
+        let (blobs, _) = sweep(&pool, &referenced, Duration::ZERO, false);
+        assert_eq!(blobs, 0, "temp files are not counted as blobs");
+        assert!(!stale.exists(), "the stale temp file is gone");
+        assert!(fresh.exists(), "a temp file being written is kept");
+        assert!(pool.contains(&sha), "the referenced blob is kept");
+    }
 }

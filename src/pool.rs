@@ -3,11 +3,13 @@
 //!
 //! Durability without an fsync per file: blobs are first written to `pool/tmp/` while
 //! being hashed ([`Pool::stage_file`], [`Pool::stage_bytes`]), or, already hashed, by a
-//! writer thread of their own ([`Stager`], for many small downloads). [`Pool::commit`] then
+//! writer thread of their own beside their final names ([`Stager`], for many small
+//! downloads; dot-files ending in `.tmp`). [`Pool::commit`] then
 //! makes the whole batch durable with one `syncfs`, renames each temp file to its final
 //! name and syncs again so the renames are durable. A file under its final name is
-//! therefore always complete; a crash leaves at most stray files in `tmp/` (removed
-//! when they are old) and never a partial blob. Callers commit catalog rows only after
+//! therefore always complete; a crash leaves at most stray temp files (removed when
+//! they are old: `tmp/` when the pool is opened, the buckets by garbage collection)
+//! and never a partial blob. Callers commit catalog rows only after
 //! [`Pool::commit`] returned, so no row ever points at a blob that is not durable.
 
 use std::fs::{self, File};
@@ -24,7 +26,7 @@ pub const LAYOUT_VERSION: u32 = 1;
 const LAYOUT_FILE: &str = "LAYOUT";
 const TMP_DIR: &str = "tmp";
 /// Temp files older than this are leftovers of a crashed writer.
-const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
+pub const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
 /// Batches at least this large are placed by one thread per core.
 const PARALLEL_COMMIT: usize = 64;
 
@@ -110,8 +112,8 @@ impl BucketMaker {
 ///
 /// A [`Staged`] it returns names a file that exists only once [`Stager::finish`]
 /// returned `Ok`; commit nothing before that. A stager dropped without `finish` (a
-/// cancelled sync) still writes what was queued; those files are left in `tmp/` like
-/// a crashed writer's and removed when they are old.
+/// cancelled sync) still writes what was queued; those files are left over like a
+/// crashed writer's, and garbage collection removes them when they are old.
 #[derive(Debug)]
 pub struct Stager {
     tx: Option<std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>>,
@@ -130,7 +132,7 @@ impl Stager {
         if !is_sha256(&sha256) {
             return Err(PoolError::BadAddress(sha256));
         }
-        let tmp = pool.tmp_path();
+        let tmp = pool.temp_beside(&sha256);
         let size = bytes.len() as u64;
         let gone = || io_err(&pool.root)(io::Error::other("the pool's writer thread stopped"));
         let tx = self.tx.as_ref().ok_or_else(gone)?;
@@ -296,6 +298,15 @@ impl Pool {
         Ok(staged)
     }
 
+    /// A fresh temp path in the bucket of `sha256`, beside its final name: placing it
+    /// is then a rename within one small directory, and writers of different blobs do
+    /// not contend for one large `tmp/` directory.
+    fn temp_beside(&self, sha256: &str) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.path_of(sha256)
+            .with_file_name(format!(".{sha256}.{}-{n}.tmp", process_id()))
+    }
+
     /// A fresh temp path in the pool's `tmp/` for a writer that hashes by itself (an
     /// async download); hand the result to [`Pool::adopt`].
     pub fn new_tmp_path(&self) -> PathBuf {
@@ -443,7 +454,7 @@ impl Pool {
                 for (tmp, bytes) in rx {
                     // After a failure the rest is drained unwritten: the sync fails.
                     if failed.is_none() {
-                        if let Err(e) = fs::write(&tmp, &bytes) {
+                        if let Err(e) = write_in_bucket(&tmp, &bytes) {
                             failed = Some(io_err(&tmp)(e));
                         }
                     }
@@ -526,6 +537,26 @@ impl Pool {
             }
         }
     }
+}
+
+/// Writes a new file in a bucket, making the bucket if it is not there yet.
+fn write_in_bucket(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match fs::write(path, bytes) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            fs::write(path, bytes)
+        }
+        r => r,
+    }
+}
+
+/// Is `name` a temp file a [`Stager`] writes beside a blob's final name? Left over
+/// by a crashed or cancelled writer, such files are removed by garbage collection
+/// once they are older than [`STALE_TMP`]; nothing else reads them.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 fn process_id() -> u32 {
@@ -653,10 +684,23 @@ mod tests {
         assert!(matches!(err, PoolError::BadAddress(_)), "{err}");
         stager.finish().unwrap();
         let shas: Vec<String> = staged.iter().map(|s| s.sha256.clone()).collect();
+        let temp = staged[0].path().unwrap().to_path_buf();
+        assert_eq!(
+            temp.parent(),
+            pool.path_of(&shas[0]).parent(),
+            "beside its blob"
+        );
+        assert!(is_temp_name(&temp.file_name().unwrap().to_string_lossy()));
         pool.commit(staged).unwrap();
         for (sha, bytes) in shas.iter().zip(&blobs) {
             assert_eq!(&fs::read(pool.path_of(sha)).unwrap(), bytes);
             assert_eq!(pool.verify(sha).unwrap(), BlobState::Ok);
+            let bucket = pool.path_of(sha).parent().unwrap().to_path_buf();
+            let names: Vec<String> = fs::read_dir(bucket)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(!names.iter().any(|n| is_temp_name(n)), "{names:?}");
         }
         assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
     }
@@ -666,8 +710,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = Pool::open(dir.path().join("pool")).unwrap();
         let stager = pool.stager().unwrap();
-        fs::remove_dir(pool.root().join(TMP_DIR)).unwrap();
         let sha = hex::encode(Sha256::digest(b"lost"));
+        // The bucket cannot be made: a file stands where its directory would be.
+        let bucket = pool.path_of(&sha).parent().unwrap().to_path_buf();
+        fs::create_dir_all(bucket.parent().unwrap()).unwrap();
+        fs::write(&bucket, b"in the way").unwrap();
         let staged = stager
             .stage_hashed(&pool, b"lost".to_vec(), sha.clone())
             .unwrap();

@@ -234,18 +234,22 @@ impl Drop for TinyFs {
 fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothing() {
     for backend in backends() {
         let (up_dir, repo, _upstream, env) = synced_demo_mirror(&backend);
-        cairn::samples::generate(&repo.join("new"), 3).unwrap();
+        let new = cairn::samples::generate(&repo.join("new"), 3).unwrap();
         createrepo_dir(&repo, true);
         make_world_readable(up_dir.path());
 
-        // The pool's temp area is full: the first downloaded package cannot be written.
-        let tmp = env.data().join("pool/tmp");
-        let full = TinyFs::mount(&tmp, "4k");
+        // The file system under one new package's pool bucket is full: that package
+        // cannot be written.
+        use sha2::Digest;
+        let sha = hex::encode(sha2::Sha256::digest(std::fs::read(&new[0]).unwrap()));
+        let bucket = env.data().join("pool").join(&sha[..2]).join(&sha[2..4]);
+        std::fs::create_dir_all(&bucket).unwrap();
+        let full = TinyFs::mount(&bucket, "4k");
         let out = env.run(&["repo", "sync", "m"]);
         assert!(!out.status.success(), "{}: the sync fails", backend.name());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("No space left on device") && err.contains(&tmp.display().to_string()),
+            err.contains("No space left on device") && err.contains(&bucket.display().to_string()),
             "{}: the error names the file and the cause: {err}",
             backend.name()
         );

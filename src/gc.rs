@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use crate::catalog::{Catalog, CatalogError, GcRows};
-use crate::pool::{is_sha256, is_temp_name, Pool, STALE_TMP};
+use crate::pool::{is_sha256, is_stale_temp, is_temp_name, Pool};
 
 /// Nothing younger than this is collected.
 pub const MIN_AGE: Duration = Duration::from_secs(3600);
@@ -99,12 +99,7 @@ fn sweep(
         let name = e.file_name().to_string_lossy();
         if e.file_type().is_file() && is_temp_name(&name) {
             // A crashed or cancelled writer's temp file: never a blob, never served.
-            let stale = std::fs::metadata(e.path())
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age >= STALE_TMP);
-            if stale && !dry_run {
+            if !dry_run && is_stale_temp(e.path()) {
                 let _ = std::fs::remove_file(e.path());
             }
             continue;
@@ -148,7 +143,7 @@ mod tests {
         let fresh = bucket.join(format!(".{sha}.1-2.tmp"));
         std::fs::write(&stale, b"left over").unwrap();
         std::fs::write(&fresh, b"being written").unwrap();
-        let long_ago = SystemTime::now() - STALE_TMP - Duration::from_secs(60);
+        let long_ago = SystemTime::now() - crate::pool::STALE_TMP - Duration::from_secs(60);
         std::fs::File::options()
             .write(true)
             .open(&stale)

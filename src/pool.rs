@@ -524,15 +524,8 @@ impl Pool {
         let Ok(entries) = fs::read_dir(self.root.join(TMP_DIR)) else {
             return;
         };
-        let now = SystemTime::now();
         for e in entries.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age > STALE_TMP);
-            if old {
+            if is_stale_temp(&e.path()) {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -557,6 +550,15 @@ fn write_in_bucket(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// once they are older than [`STALE_TMP`]; nothing else reads them.
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Is the temp file at `path` older than [`STALE_TMP`] (a crashed writer's)?
+pub fn is_stale_temp(path: &Path) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age >= STALE_TMP)
 }
 
 fn process_id() -> u32 {

@@ -8,6 +8,11 @@
 //! always stores by sha256). The catalog is filled from upstream's metadata, so RPMs are
 //! never opened.
 //!
+//! Every request, for metadata or a package, is tried up to three times when it fails
+//! in a way that may pass: a connection or transfer error, a server error (5xx), or a
+//! 408 or 429 asking the client to come back later; the pauses between attempts are 1 s
+//! and then 2 s. A 404, a checksum mismatch or an oversized body fails at once.
+//!
 //! All or nothing: if any package fails, the sync names every failure, records it in
 //! the sync history and leaves the repository's content and `latest` exactly as they
 //! were. What was downloaded and verified stays in the pool, so the next run fetches
@@ -220,29 +225,70 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// GETs `url` into memory, refusing bodies larger than `limit`.
+/// GETs `url` into memory, refusing bodies larger than `limit`. A transport error or
+/// a status that says "later" ([`retryable`]) is tried again after a pause, up to
+/// [`ATTEMPTS`] times in all.
 async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>, SyncError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match fetch_once(client, url, limit).await {
+            Ok(bytes) => return Ok(bytes),
+            Err((e, true)) if attempt < ATTEMPTS => {
+                let pause = backoff(attempt);
+                tracing::warn!("{e}; retrying in {} s", pause.as_secs_f32());
+                tokio::time::sleep(pause).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// One attempt of [`fetch`]; the error says whether another attempt may succeed.
+async fn fetch_once(
+    client: &reqwest::Client,
+    url: &str,
+    limit: u64,
+) -> Result<Vec<u8>, (SyncError, bool)> {
     let http = |message: String| SyncError::Http {
         url: url.to_string(),
         message,
     };
-    let resp = client.get(url).send().await.map_err(|e| http(chain(&e)))?;
-    if !resp.status().is_success() {
-        return Err(http(format!("HTTP {}", resp.status())));
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| (http(chain(&e)), true))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err((http(format!("HTTP {status}")), retryable(status)));
     }
     if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(http(format!("larger than {limit} bytes")));
+        return Err((http(format!("larger than {limit} bytes")), false));
     }
     let mut out = Vec::new();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| http(chain(&e)))?;
+        let chunk = chunk.map_err(|e| (http(chain(&e)), true))?;
         if out.len() as u64 + chunk.len() as u64 > limit {
-            return Err(http(format!("larger than {limit} bytes")));
+            return Err((http(format!("larger than {limit} bytes")), false));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Is a failed request with this status worth another attempt? Server errors, and the
+/// statuses by which a server or proxy asks the client to come back later.
+fn retryable(status: reqwest::StatusCode) -> bool {
+    status.is_server_error()
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+}
+
+/// The pause after failed attempt `attempt` (1, 2, …): 1 s, 2 s, 4 s…
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500 << attempt.min(6))
 }
 
 /// Downloads one package into the pool's temp area, verifying size and checksum.
@@ -255,11 +301,9 @@ async fn download(
     size: u64,
     partial_key: &str,
 ) -> Result<(Staged, u64), String> {
-    let mut last = String::new();
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-        }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let result = if size > IN_MEMORY {
             download_resumable(client, pool, url, expected, size, partial_key).await
         } else {
@@ -269,15 +313,14 @@ async fn download(
         };
         match result {
             Ok(done) => return Ok(done),
-            Err((message, retry)) => {
-                last = message;
-                if !retry {
-                    break;
-                }
+            Err((message, true)) if attempt < ATTEMPTS => {
+                let pause = backoff(attempt);
+                tracing::warn!("{url}: {message}; retrying in {} s", pause.as_secs_f32());
+                tokio::time::sleep(pause).await;
             }
+            Err((message, _)) => return Err(message),
         }
     }
-    Err(last)
 }
 
 /// Downloads a small package into memory, verifies it, and stages it in one write.
@@ -296,7 +339,7 @@ async fn download_small(
         .map_err(|e| (chain(&e), true))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err((format!("HTTP {status}"), status.is_server_error()));
+        return Err((format!("HTTP {status}"), retryable(status)));
     }
     let mut upstream = Hasher::new(&expected.algorithm).ok_or_else(|| {
         (
@@ -379,7 +422,7 @@ async fn download_resumable(
         }
         return Err((
             format!("HTTP {status}"),
-            status.is_server_error() || status.as_u16() == 416,
+            retryable(status) || status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE,
         ));
     }
     let resumed = have > 0 && status == reqwest::StatusCode::PARTIAL_CONTENT;

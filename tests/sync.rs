@@ -270,6 +270,82 @@ fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothi
 }
 
 #[test]
+fn requests_that_may_pass_later_are_retried_and_the_rest_fail_at_once() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let busy_meta = up_dir.path().join("busy-meta");
+    let busy_rpm = up_dir.path().join("busy-rpm");
+    std::fs::write(&busy_meta, "").unwrap();
+    std::fs::write(&busy_rpm, "").unwrap();
+    let upstream = Upstream::start_busy_while(
+        up_dir.path(),
+        &[(r"repomd\.xml$", &busy_meta), (r"\.rpm$", &busy_rpm)],
+    );
+    let env = mirror_env(&Backend::Sqlite, &upstream, "");
+    let saw = |path_part: &str, status: &str| {
+        upstream
+            .requests()
+            .iter()
+            .filter(|r| r.contains(path_part) && r.ends_with(status))
+            .count()
+    };
+
+    // The upstream is busy: repomd.xml, then every package, answer 503 until the
+    // marker goes; the sync waits and tries again.
+    let child = env
+        .cmd(&["repo", "sync", "m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("a 503 for repomd.xml", || saw("repomd.xml", " 503") > 0);
+    std::fs::remove_file(&busy_meta).unwrap();
+    wait_for("a 503 for a package", || saw(".rpm", " 503") > 0);
+    std::fs::remove_file(&busy_rpm).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the sync succeeds on retry: {err}");
+    assert!(
+        err.contains("503 Service Unavailable; retrying in 1 s"),
+        "{err}"
+    );
+    assert_eq!(saw("repomd.xml", " 200"), 1, "{:?}", upstream.requests());
+    assert_eq!(package_count(&env), 4);
+
+    // A package that stays busy fails after three attempts; a missing one after one.
+    let new = cairn::samples::generate(&repo.join("new"), 2).unwrap();
+    createrepo_dir(&repo, true);
+    make_world_readable(up_dir.path());
+    std::fs::remove_file(&new[1]).unwrap();
+    std::fs::write(&busy_rpm, "").unwrap();
+    let out = env.run(&["repo", "sync", "m"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let (busy, missing) = (name(&new[0]), name(&new[1]));
+    assert!(
+        err.contains(&format!("{busy}: HTTP 503 Service Unavailable")),
+        "{err}"
+    );
+    // The missing package's path matches the busy pattern too: it fails the same way.
+    assert!(err.contains(&missing), "{err}");
+    assert_eq!(saw(&busy, " 503"), 3, "{:?}", upstream.requests());
+    // Upstream no longer busy: the missing package is asked for once.
+    std::fs::remove_file(&busy_rpm).unwrap();
+    let out = env.run(&["repo", "sync", "m"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{missing}: HTTP 404 Not Found")),
+        "{err}"
+    );
+    assert_eq!(saw(&missing, " 404"), 1, "a 404 is not retried");
+    assert_eq!(package_count(&env), 4, "the failed syncs changed nothing");
+}
+
+#[test]
 fn removals_upstream_and_filters_shape_the_mirror() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");

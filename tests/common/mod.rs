@@ -674,6 +674,35 @@ impl Upstream {
         )
     }
 
+    /// Serves `root`, logging every request (see [`Upstream::requests`]), and answers
+    /// `503 Service Unavailable` to any request whose path matches the regex `pattern`
+    /// while the file `busy` exists.
+    pub fn start_busy_while(root: &Path, busy: &[(&str, &Path)]) -> Upstream {
+        let mut server = format!("root {}; access_log access.log;", root.display());
+        for (pattern, marker) in busy {
+            server.push_str(&format!(
+                " location ~ {pattern} {{ if (-f {}) {{ return 503; }} }}",
+                marker.display()
+            ));
+        }
+        Upstream::start_with(root, "", &server)
+    }
+
+    /// The request lines and statuses nginx logged so far, as "GET /path 503" (only
+    /// for an upstream started with [`Upstream::start_busy_while`]).
+    pub fn requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self._conf.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| {
+                let (_, rest) = l.split_once('"')?;
+                let (request, rest) = rest.split_once('"')?;
+                let status = rest.split_whitespace().next()?;
+                let mut words = request.split_whitespace();
+                Some(format!("{} {} {status}", words.next()?, words.next()?))
+            })
+            .collect()
+    }
+
     /// Forwards every request to `target` (an HTTP proxy for absolute-form requests).
     pub fn proxy_to(target: &Upstream) -> Upstream {
         let dir = tempfile::tempdir().unwrap();

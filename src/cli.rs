@@ -550,48 +550,47 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
     })
 }
 
-/// Shows an import's progress: a bar on a terminal, a log line every 5 s otherwise.
+/// Shows long work's progress on stderr: on a terminal a bar with files, bytes, the
+/// byte rate and the time left (drawn once the work is counted); otherwise a log line
+/// with the same facts every 5 s.
 fn show_progress(
     p: std::sync::Arc<crate::progress::Progress>,
     verb: &'static str,
 ) -> tokio::task::JoinHandle<()> {
-    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
     let terminal = std::io::stderr().is_terminal();
     tokio::spawn(async move {
-        let bar = terminal.then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    &format!("{{spinner}} {verb} {{pos}}/{{len}} files [{{bar:30}}] {{msg}} {{per_sec}} ETA {{eta}}"),
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar
-        });
-        let mut last_log = std::time::Instant::now();
+        let mut bar: Option<indicatif::ProgressBar> = None;
+        let mut rate =
+            crate::progress::Rate::new(Duration::from_secs(if terminal { 1 } else { 5 }));
         loop {
-            let (done, total) = (p.done.load(Relaxed), p.total.load(Relaxed));
-            let bytes = p.bytes.load(Relaxed);
-            match &bar {
-                Some(bar) => {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                    bar.set_message(format!("{}", indicatif::HumanBytes(bytes)));
-                }
-                None if last_log.elapsed().as_secs() >= 5 => {
-                    tracing::info!("{verb} {done}/{total} files ({bytes} bytes)");
-                    last_log = std::time::Instant::now();
-                }
-                None => {}
+            let (reading, closed) = rate.read(&p, Instant::now());
+            if terminal && reading.total > 0 {
+                let bar = bar.get_or_insert_with(|| {
+                    let bar = indicatif::ProgressBar::new(0);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(&format!(
+                            "{{spinner}} {verb} [{{bar:30}}] {{msg}}"
+                        ))
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    bar
+                });
+                let (position, length) = reading.bar();
+                bar.set_length(length);
+                bar.set_position(position);
+                bar.set_message(reading.describe());
+            } else if !terminal && closed {
+                tracing::info!("{verb} {}", reading.describe());
             }
-            if total > 0 && done >= total {
+            if reading.finished() {
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
 }

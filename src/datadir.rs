@@ -1,18 +1,62 @@
-//! The data directory: where the pool lives, per-repository write locks, and the
-//! publish generation marker that tells a running server to reload its index.
+//! The data directory: where the pool lives, per-repository locks, and the publish
+//! generation marker that tells a running server to reload its index.
 //!
 //! ```text
 //! data_dir/
-//!   pool/          content-addressed blobs (see `pool`)
-//!   catalog.db     the SQLite catalog (when no database_url is set)
-//!   locks/<repo>   flock(2) files serialising writers of one repository
-//!   generation     bumped after every catalog commit that changes what is served
+//!   pool/              content-addressed blobs (see `pool`)
+//!   catalog.db         the SQLite catalog (when no database_url is set)
+//!   locks/<repo>       flock(2) files serialising writers of one repository
+//!   sync-locks/<repo>  flock(2) files: one sync of a repository at a time
+//!   generation         bumped after every catalog commit that changes what is served
 //! ```
+//!
+//! A write lock is held only while a repository's content or snapshots change, which
+//! is quick: a sync holds its repository's sync lock while it downloads, for as long as
+//! that takes, and the write lock only to put the new content in place. Snapshots and
+//! imports therefore never wait for a download.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+/// Where the write locks are.
+const WRITE_LOCKS: &str = "locks";
+/// Where the sync locks are.
+const SYNC_LOCKS: &str = "sync-locks";
+
+/// Takes an exclusive flock(2) on the file at `path` (created if needed): waiting for it
+/// if `wait`, else `None` when someone else holds it.
+fn lock(path: &Path, wait: bool) -> io::Result<Option<RepoLock>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a descriptor owned by `file`.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            return Ok(Some(RepoLock { _file: file }));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(None),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// [`lock`], waiting.
+fn lock_waiting(path: &Path) -> io::Result<RepoLock> {
+    lock(path, true)?.ok_or_else(|| io::Error::other("flock returned without the lock"))
+}
 
 /// Name of the marker file the server watches.
 pub const GENERATION_FILE: &str = "generation";
@@ -30,10 +74,11 @@ pub struct RepoLock {
 }
 
 impl DataDir {
-    /// Creates the directory (and its `locks/`) if needed.
+    /// Creates the directory (and its `locks/` and `sync-locks/`) if needed.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<DataDir> {
         let root = root.into();
-        fs::create_dir_all(root.join("locks"))?;
+        fs::create_dir_all(root.join(WRITE_LOCKS))?;
+        fs::create_dir_all(root.join(SYNC_LOCKS))?;
         Ok(DataDir { root })
     }
 
@@ -51,29 +96,28 @@ impl DataDir {
 
     /// Blocks until this process holds the write lock of repository `repo`.
     pub fn lock_repo(&self, repo: &str) -> io::Result<RepoLock> {
-        let path = self.root.join("locks").join(repo);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        loop {
-            // SAFETY: flock on a descriptor owned by `file`.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(RepoLock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        lock_waiting(&self.root.join(WRITE_LOCKS).join(repo))
     }
 
     /// [`DataDir::lock_repo`] without blocking the async runtime while waiting.
     pub async fn lock_repo_async(&self, repo: &str) -> io::Result<RepoLock> {
         let (dir, repo) = (self.clone(), repo.to_string());
         tokio::task::spawn_blocking(move || dir.lock_repo(&repo))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// The sync lock of repository `repo` if nobody holds it; `None` if another sync
+    /// of it is running.
+    pub fn try_lock_sync(&self, repo: &str) -> io::Result<Option<RepoLock>> {
+        lock(&self.root.join(SYNC_LOCKS).join(repo), false)
+    }
+
+    /// Waits (without blocking the async runtime) until this process holds the sync
+    /// lock of repository `repo`.
+    pub async fn lock_sync_async(&self, repo: &str) -> io::Result<RepoLock> {
+        let path = self.root.join(SYNC_LOCKS).join(repo);
+        tokio::task::spawn_blocking(move || lock_waiting(&path))
             .await
             .map_err(io::Error::other)?
     }

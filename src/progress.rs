@@ -1,7 +1,10 @@
-//! Live counters of long work (import, sync) that the command line turns into a
-//! progress bar on a terminal or periodic log lines otherwise.
+//! Live counters of long work (import, sync, verify) that the command line turns into a
+//! progress bar on a terminal or periodic log lines otherwise, and the words both show.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, HumanDuration};
 
 /// Counters updated by the worker and read by whoever displays them.
 #[derive(Debug, Default)]
@@ -10,6 +13,155 @@ pub struct Progress {
     pub total: AtomicUsize,
     /// Items processed, successfully or not.
     pub done: AtomicUsize,
-    /// Bytes read or transferred.
+    /// Bytes read or transferred (for a resumed download, what an earlier run fetched
+    /// counts too).
     pub bytes: AtomicU64,
+    /// Bytes the work will read or transfer in all; 0 when not known.
+    pub bytes_total: AtomicU64,
+}
+
+/// A moment's reading of a [`Progress`], with the byte rate measured by a [`Rate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub done: usize,
+    pub total: usize,
+    pub bytes: u64,
+    pub bytes_total: u64,
+    /// Bytes per second lately.
+    pub rate: u64,
+}
+
+impl Reading {
+    /// "3/10 files, 12.00 MiB of 40.00 MiB, 2.00 MiB/s, 14 seconds left": the time left
+    /// only when the total bytes and a rate are known.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "{}/{} files, {}",
+            self.done,
+            self.total,
+            HumanBytes(self.bytes)
+        );
+        if self.bytes_total > 0 {
+            out.push_str(&format!(" of {}", HumanBytes(self.bytes_total)));
+        }
+        out.push_str(&format!(", {}/s", HumanBytes(self.rate)));
+        if self.bytes_total > 0 && self.rate > 0 {
+            let left = self.bytes_total.saturating_sub(self.bytes) / self.rate;
+            out.push_str(&format!(
+                ", {} left",
+                HumanDuration(Duration::from_secs(left))
+            ));
+        }
+        out
+    }
+
+    /// The bar's position and length: bytes when their total is known, else files.
+    pub fn bar(&self) -> (u64, u64) {
+        if self.bytes_total > 0 {
+            (self.bytes.min(self.bytes_total), self.bytes_total)
+        } else {
+            (self.done as u64, self.total as u64)
+        }
+    }
+
+    /// Is the work known and finished?
+    pub fn finished(&self) -> bool {
+        self.total > 0 && self.done >= self.total
+    }
+}
+
+/// Measures the byte rate of a [`Progress`] over windows of a given length.
+#[derive(Debug)]
+pub struct Rate {
+    window: Duration,
+    since: Instant,
+    bytes_then: u64,
+    rate: u64,
+}
+
+impl Rate {
+    pub fn new(window: Duration) -> Rate {
+        Rate {
+            window,
+            since: Instant::now(),
+            bytes_then: 0,
+            rate: 0,
+        }
+    }
+
+    /// Reads `p` at `now`; the second value is true when a window just closed (the
+    /// rate was measured again: time for a log line).
+    pub fn read(&mut self, p: &Progress, now: Instant) -> (Reading, bool) {
+        let bytes = p.bytes.load(Relaxed);
+        let elapsed = now.saturating_duration_since(self.since);
+        let closed = elapsed >= self.window;
+        if closed {
+            self.rate =
+                (bytes.saturating_sub(self.bytes_then) as f64 / elapsed.as_secs_f64()) as u64;
+            (self.since, self.bytes_then) = (now, bytes);
+        }
+        let reading = Reading {
+            done: p.done.load(Relaxed),
+            total: p.total.load(Relaxed),
+            bytes,
+            bytes_total: p.bytes_total.load(Relaxed),
+            rate: self.rate,
+        };
+        (reading, closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_names_files_bytes_rate_and_time_left() {
+        let r = Reading {
+            done: 3,
+            total: 10,
+            bytes: 12 << 20,
+            bytes_total: 40 << 20,
+            rate: 2 << 20,
+        };
+        assert_eq!(
+            r.describe(),
+            "3/10 files, 12.00 MiB of 40.00 MiB, 2.00 MiB/s, 14 seconds left"
+        );
+        assert_eq!(r.bar(), (12 << 20, 40 << 20));
+        assert!(!r.finished());
+        // Without a byte total (an import), the bar counts files and no time is guessed.
+        let r = Reading {
+            bytes_total: 0,
+            done: 10,
+            ..r
+        };
+        assert_eq!(r.describe(), "10/10 files, 12.00 MiB, 2.00 MiB/s");
+        assert_eq!(r.bar(), (10, 10));
+        assert!(r.finished());
+    }
+
+    #[test]
+    fn the_rate_is_measured_per_window() {
+        let p = Progress::default();
+        let start = Instant::now();
+        let mut rate = Rate::new(Duration::from_secs(1));
+        rate.since = start;
+        p.bytes.store(1000, Relaxed);
+        let (r, closed) = rate.read(&p, start + Duration::from_millis(500));
+        assert!(!closed);
+        assert_eq!(r.rate, 0, "no window has closed yet");
+        p.bytes.store(4000, Relaxed);
+        let (r, closed) = rate.read(&p, start + Duration::from_secs(2));
+        assert!(closed);
+        assert_eq!(r.rate, 2000);
+        p.bytes.store(5000, Relaxed);
+        let (r, closed) = rate.read(&p, start + Duration::from_millis(2500));
+        assert!(!closed);
+        assert_eq!(
+            (r.rate, r.bytes),
+            (2000, 5000),
+            "the rate holds until the next window"
+        );
+    }
 }

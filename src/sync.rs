@@ -19,7 +19,7 @@
 //! only what is missing.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -291,11 +291,19 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500 << attempt.min(6))
 }
 
+/// What the package downloads of one sync share.
+struct Downloads<'a> {
+    client: &'a reqwest::Client,
+    pool: &'a Pool,
+    /// Writes small verified packages into the pool.
+    stager: &'a Stager,
+    /// Bytes received so far, failed attempts included (the progress display's).
+    received: &'a AtomicU64,
+}
+
 /// Downloads one package into the pool's temp area, verifying size and checksum.
 async fn download(
-    client: &reqwest::Client,
-    pool: &Pool,
-    stager: &Stager,
+    d: &Downloads<'_>,
     url: &str,
     expected: &Checksum,
     size: u64,
@@ -305,9 +313,9 @@ async fn download(
     loop {
         attempt += 1;
         let result = if size > IN_MEMORY {
-            download_resumable(client, pool, url, expected, size, partial_key).await
+            download_resumable(d, url, expected, size, partial_key).await
         } else {
-            download_small(client, pool, stager, url, expected, size)
+            download_small(d, url, expected, size)
                 .await
                 .map(|s| (s, size))
         };
@@ -325,14 +333,13 @@ async fn download(
 
 /// Downloads a small package into memory, verifies it, and stages it in one write.
 async fn download_small(
-    client: &reqwest::Client,
-    pool: &Pool,
-    stager: &Stager,
+    d: &Downloads<'_>,
     url: &str,
     expected: &Checksum,
     size: u64,
 ) -> Result<Staged, (String, bool)> {
-    let resp = client
+    let resp = d
+        .client
         .get(url)
         .send()
         .await
@@ -358,6 +365,7 @@ async fn download_small(
             ));
         }
         data.extend_from_slice(&chunk);
+        d.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
     }
     if data.len() as u64 != size {
         return Err((
@@ -378,11 +386,12 @@ async fn download_small(
     }
     if expected.algorithm == "sha256" {
         // Just verified over these bytes: no second hash, and the write is queued.
-        return stager
-            .stage_hashed(pool, data, actual)
+        return d
+            .stager
+            .stage_hashed(d.pool, data, actual)
             .map_err(|e| (e.to_string(), false));
     }
-    let pool = pool.clone();
+    let pool = d.pool.clone();
     tokio::task::spawn_blocking(move || pool.stage_bytes(&data))
         .await
         .map_err(|e| (e.to_string(), false))?
@@ -393,15 +402,14 @@ async fn download_small(
 /// request from whatever an earlier attempt or an interrupted run left there. Returns
 /// the staged blob and the bytes transferred by this attempt.
 async fn download_resumable(
-    client: &reqwest::Client,
-    pool: &Pool,
+    d: &Downloads<'_>,
     url: &str,
     expected: &Checksum,
     size: u64,
     partial_key: &str,
 ) -> Result<(Staged, u64), (String, bool)> {
     use tokio::io::AsyncReadExt;
-    let part = pool.partial_path(partial_key);
+    let part = d.pool.partial_path(partial_key);
     let io = |e: std::io::Error| (format!("{}: {e}", part.display()), false);
     let mut have = tokio::fs::metadata(&part)
         .await
@@ -410,7 +418,7 @@ async fn download_resumable(
     if have >= size {
         have = 0;
     }
-    let mut req = client.get(url);
+    let mut req = d.client.get(url);
     if have > 0 {
         req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
     }
@@ -449,6 +457,7 @@ async fn download_resumable(
             written += n as u64;
         }
         tracing::info!("{url}: resuming at byte {written}");
+        d.received.fetch_add(written, Ordering::Relaxed);
     }
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -474,6 +483,7 @@ async fn download_resumable(
         upstream.update(&chunk);
         sha256.update(&chunk);
         file.write_all(&chunk).await.map_err(io)?;
+        d.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
     }
     file.flush().await.map_err(io)?;
     drop(file);
@@ -496,7 +506,7 @@ async fn download_resumable(
         ));
     }
     Ok((
-        pool.adopt(part, hex::encode(sha256.finalize()), size),
+        d.pool.adopt(part, hex::encode(sha256.finalize()), size),
         written - start,
     ))
 }
@@ -702,10 +712,20 @@ pub async fn sync(
     } else {
         format!("{feed}/")
     };
-    let _lock = datadir
-        .lock_repo_async(&repo.id)
-        .await
-        .map_err(|e| SyncError::Other(format!("locking repository {}: {e}", repo.id)))?;
+    // One sync of a repository at a time; its content is replaced under the write lock,
+    // taken only for that (see `datadir`).
+    let locking =
+        |e: std::io::Error| SyncError::Other(format!("locking repository {}: {e}", repo.id));
+    let _sync_lock = match datadir.try_lock_sync(&repo.id).map_err(locking)? {
+        Some(lock) => lock,
+        None => {
+            tracing::info!(
+                "{}: another sync of it is running; waiting for it to end",
+                repo.id
+            );
+            datadir.lock_sync_async(&repo.id).await.map_err(locking)?
+        }
+    };
     let repo_id = catalog.ensure_repo(&repo.id).await?;
     let run_id = catalog.start_sync_run(repo_id).await?;
     let mut run = SyncRun {
@@ -929,6 +949,13 @@ async fn sync_locked(
         }
     }
     wanted.sort_unstable();
+    progress.bytes_total.store(
+        wanted
+            .iter()
+            .map(|&i| entries[i].package.size_package as u64)
+            .sum(),
+        Ordering::Relaxed,
+    );
     progress.total.store(wanted.len(), Ordering::Relaxed);
     tracing::info!(
         "{}: {} packages upstream after filters, {} to download",
@@ -937,19 +964,22 @@ async fn sync_locked(
         wanted.len()
     );
     let stager = pool.stager()?;
+    let downloads = Downloads {
+        client: &client,
+        pool,
+        stager: &stager,
+        received: &progress.bytes,
+    };
     let results: Vec<(usize, Downloaded)> = futures_util::stream::iter(wanted)
         .map(|i| {
             let e = &entries[i];
             let url = format!("{base}{}", e.href);
-            let (client, pool, stager) = (&client, pool, &stager);
             let key = format!("{}-{}-{}", repo.id, e.checksum.algorithm, e.checksum.hex);
+            let d = &downloads;
             async move {
                 let size = e.package.size_package as u64;
-                let r = download(client, pool, stager, &url, &e.checksum, size, &key).await;
+                let r = download(d, &url, &e.checksum, size, &key).await;
                 progress.done.fetch_add(1, Ordering::Relaxed);
-                if let Ok((_, n)) = &r {
-                    progress.bytes.fetch_add(*n, Ordering::Relaxed);
-                }
                 (i, r)
             }
         })
@@ -1051,6 +1081,12 @@ async fn sync_locked(
     let ids = catalog.insert_packages_after(&packages, durable).await?;
     remember_checksums(catalog, &entries, &known).await?;
     phase("catalog rows written");
+    // From here the repository changes: snapshots and imports of it wait for this part
+    // only, never for the downloads.
+    let _write_lock = datadir
+        .lock_repo_async(&repo.id)
+        .await
+        .map_err(|e| SyncError::Other(format!("locking repository {}: {e}", repo.id)))?;
     let current: HashMap<String, String> = catalog
         .repo_content(repo_id)
         .await?

@@ -547,6 +547,122 @@ fn serve_runs_scheduled_syncs_and_serves_their_result() {
     );
 }
 
+/// A child process killed (if still running) when the test ends, even by a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// While a sync downloads a large package from a slow upstream (`sync` starts it, for
+/// as long as it lasts), the server keeps serving the last published content and the
+/// command line keeps reading, and taking snapshots of, the catalog.
+fn reads_go_on_during_a_sync(backend: &Backend, scheduled: bool) {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start_slow(up_dir.path(), "2m");
+    let schedule = if scheduled {
+        "schedule = \"every 2s\"\n"
+    } else {
+        ""
+    };
+    let env = mirror_env(backend, &upstream, schedule);
+    env.ok(&["repo", "sync", "m"]);
+    cairn::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
+    createrepo_dir(&repo, true);
+    make_world_readable(up_dir.path());
+
+    let server = env.serve();
+    let c = http();
+    let repomd_url = server.url("/repos/m/latest/repodata/repomd.xml");
+    let repomd_before = c.get(&repomd_url).send().unwrap().bytes().unwrap();
+    let mut cli_sync = (!scheduled).then(|| {
+        KillOnDrop(
+            env.cmd(&["repo", "sync", "m"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    });
+    let tmp = env.data().join("pool/tmp");
+    let downloading = || {
+        std::fs::read_dir(&tmp).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with("partial-")
+                    && e.metadata().is_ok_and(|m| m.len() > 1024 * 1024)
+            })
+        })
+    };
+    wait_for("the sync to be downloading", downloading);
+
+    let what = format!("{}, scheduled: {scheduled}", backend.name());
+    let get = |path: &str| {
+        let r = c.get(server.url(path)).send().unwrap();
+        assert_eq!(r.status(), 200, "{what}: GET {path}");
+        r.bytes().unwrap()
+    };
+    assert_eq!(
+        get("/repos/m/latest/repodata/repomd.xml"),
+        repomd_before,
+        "{what}"
+    );
+    get("/");
+    get("/repos/m/");
+    let list = env.json(&["repo", "list"]);
+    assert!(list.to_string().contains("\"m\""), "{what}: {list}");
+    let show = env.json(&["repo", "show", "m"]);
+    assert_eq!(show["syncs"][0]["status"], "running", "{what}: {show}");
+    env.ok(&["snapshot", "create", "m", "--name", "during"]);
+    assert!(
+        downloading(),
+        "{what}: the sync was still running after the reads"
+    );
+    // A second sync of the same repository waits for the first, saying so.
+    let second = (!scheduled).then(|| {
+        env.cmd(&["repo", "sync", "m", "--json"])
+            .env("CAIRN_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
+
+    // The sync then publishes; the snapshot taken meanwhile holds the earlier content.
+    match cli_sync.as_mut() {
+        Some(KillOnDrop(child)) => assert!(child.wait().unwrap().success(), "{what}"),
+        None => wait_for("the scheduled sync to publish", || package_count(&env) == 5),
+    }
+    assert_eq!(package_count(&env), 5, "{what}");
+    let during = env.json(&["snapshot", "show", "m", "during"]);
+    assert_eq!(during["snapshot"]["package_count"], 4, "{what}: {during}");
+    if let Some(second) = second {
+        let out = second.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("m: another sync of it is running; waiting"),
+            "{err}"
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["m"]["status"], "unchanged", "{what}: {report}");
+    }
+    wait_for("the server to serve the new latest", || {
+        get("/repos/m/latest/repodata/repomd.xml") != repomd_before
+    });
+}
+
+#[test]
+fn a_sync_never_blocks_serving_or_cli_reads() {
+    for backend in backends() {
+        reads_go_on_during_a_sync(&backend, false);
+        reads_go_on_during_a_sync(&backend, true);
+    }
+}
+
 #[test]
 fn entitlement_style_tls_client_certificates_and_proxies() {
     let up_dir = tempfile::tempdir().unwrap();
@@ -643,6 +759,67 @@ fn a_killed_sync_resumes_its_partial_download() {
         .bytes()
         .unwrap();
     assert_eq!(body.as_ref(), std::fs::read(&big).unwrap().as_slice());
+}
+
+#[test]
+fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
+    require_tool("script");
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
+    createrepo_dir(&repo, false);
+    // "0/1 files, 9.50 MiB of 16.00 MiB, 2.00 MiB/s, 3 seconds left": bytes so far
+    // (counted while the package arrives), of how many, the rate and the time left.
+    let check = |facts: &str| {
+        let parts: Vec<&str> = facts.split(", ").collect();
+        assert_eq!(parts.len(), 4, "{facts}");
+        assert_eq!(parts[0], "0/1 files", "{facts}");
+        let (bytes, of) = parts[1].split_once(" of ").expect(facts);
+        assert!(
+            bytes.ends_with("MiB") && !bytes.starts_with("0."),
+            "{facts}"
+        );
+        assert!(of.starts_with("16.") && of.ends_with(" MiB"), "{facts}");
+        assert!(parts[2].ends_with("MiB/s"), "{facts}");
+        assert!(parts[3].ends_with(" left"), "{facts}");
+    };
+
+    // Not a terminal: a log line every 5 s (16 MiB at 2 MB/s take at least 7 s).
+    let upstream = Upstream::start_slow(up_dir.path(), "2m");
+    let env = mirror_env(&Backend::Sqlite, &upstream, "");
+    let out = env
+        .cmd(&["repo", "sync", "m"])
+        .env("CAIRN_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("downloading 0/1 files, "))
+        .unwrap_or_else(|| panic!("no progress line in:\n{err}"));
+    check(line.split_once("downloading ").unwrap().1);
+
+    // On a terminal (a pseudo-terminal made by script(1)): a bar with the same facts,
+    // measured every second (16 MiB at 4 MB/s take at least 3 s).
+    let upstream = Upstream::start_slow(up_dir.path(), "4m");
+    let env = mirror_env(&Backend::Sqlite, &upstream, "");
+    let command = format!("{BIN} --config {} repo sync m", env.config.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    let frame = screen
+        .split(['\r', '\n'])
+        .filter(|f| f.contains("downloading [") && f.contains("MiB/s"))
+        .find(|f| !f.contains(" 0 B/s"))
+        .unwrap_or_else(|| panic!("no bar with a rate in:\n{screen}"));
+    let facts = frame.split_once("] ").unwrap().1;
+    check(facts.split('\x1b').next().unwrap().trim_end());
+    assert!(screen.contains("m: ok (1 packages"), "{screen}");
 }
 
 const COMPS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

@@ -45,7 +45,7 @@ fn sync_mirrors_upstream_metadata_and_dnf_installs_from_a_snapshot() {
         copy_rpms(&real, &repo.join("real"));
     }
     createrepo_dir(&repo, false);
-    let upstream = Upstream::start(up_dir.path());
+    let upstream = Upstream::start_logged(up_dir.path());
     let reference = {
         let repomd = parse_xml(&std::fs::read(repo.join("repodata/repomd.xml")).unwrap());
         let href = |kind: &str| {
@@ -78,8 +78,15 @@ fn sync_mirrors_upstream_metadata_and_dnf_installs_from_a_snapshot() {
         assert_eq!(report["m"]["downloaded"].as_u64().unwrap(), synced);
 
         // Unchanged upstream: one request, nothing downloaded.
+        let before = upstream.requests().len();
         let again = env.json(&["repo", "sync", "m"]);
         assert_eq!(again["m"]["status"], "unchanged", "{again}");
+        assert_eq!(
+            upstream.requests()[before..],
+            ["GET /repo/repodata/repomd.xml 200"],
+            "{}",
+            backend.name()
+        );
 
         env.ok(&["snapshot", "create", "m", "--name", "s1"]);
         let show = env.json(&["snapshot", "show", "m", "s1"]);
@@ -266,6 +273,36 @@ fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothi
         let verify = env.json(&["db", "verify"]);
         assert_eq!(verify["corrupt"], serde_json::json!([]), "{verify}");
         assert_eq!(verify["missing"], serde_json::json!([]), "{verify}");
+    }
+}
+
+#[test]
+fn packages_another_repository_brought_into_the_pool_are_not_downloaded_again() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::demo_packages(&repo).unwrap();
+    createrepo_dir(&repo, false);
+    let upstream = Upstream::start_logged(up_dir.path());
+    for backend in backends() {
+        let env = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "[[repo]]\nid = \"a\"\nfeed = \"{0}\"\n[[repo]]\nid = \"b\"\nfeed = \"{0}\"\n",
+                upstream.url("repo/")
+            ),
+        );
+        let first = env.json(&["repo", "sync", "a"]);
+        assert_eq!(first["a"]["downloaded"], 4, "{first}");
+        let before = upstream.requests().len();
+        let second = env.json(&["repo", "sync", "b"]);
+        assert_eq!(second["b"]["status"], "ok", "{second}");
+        assert_eq!(second["b"]["packages"], 4, "{second}");
+        assert_eq!(second["b"]["downloaded"], 0, "{second}");
+        let packages_fetched = upstream.requests()[before..]
+            .iter()
+            .filter(|r| r.contains(".rpm "))
+            .count();
+        assert_eq!(packages_fetched, 0, "{}", backend.name());
     }
 }
 
@@ -494,14 +531,69 @@ fn keep_latest_keeps_the_newest_versions_in_rpm_order() {
     assert_eq!(status("1.0"), 404);
 }
 
+/// Recompresses the primary, filelists and other of the createrepo_c repository at
+/// `repo` with zstd (createrepo_c of some distributions cannot write it), rewriting
+/// their records in repomd.xml.
+fn recompress_with_zstd(repo: &Path) {
+    let repomd_path = repo.join("repodata/repomd.xml");
+    let repomd = std::fs::read_to_string(&repomd_path).unwrap();
+    let mut out = String::new();
+    for (i, block) in repomd.split("<data ").enumerate() {
+        let kind = ["primary\"", "filelists\"", "other\""]
+            .iter()
+            .any(|k| block.starts_with(&format!("type=\"{k}")));
+        if i == 0 || !kind {
+            if i > 0 {
+                out.push_str("<data ");
+            }
+            out.push_str(block);
+            continue;
+        }
+        let between = |a: &str, b: &str| block.split(a).nth(1).unwrap().split(b).next().unwrap();
+        let href = between("<location href=\"", "\"");
+        let checksum = between("<checksum type=\"sha256\">", "<");
+        let size = between("<size>", "<");
+        let gz = std::fs::read(repo.join(href)).unwrap();
+        let zst = zstd::encode_all(&decompress(&gz)[..], 3).unwrap();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&zst));
+        let new_href = format!(
+            "repodata/{sha}-{}.zst",
+            href.rsplit('-').next().unwrap().trim_end_matches(".gz")
+        );
+        std::fs::write(repo.join(&new_href), &zst).unwrap();
+        std::fs::remove_file(repo.join(href)).unwrap();
+        out.push_str("<data ");
+        out.push_str(
+            &block
+                .replace(href, &new_href)
+                .replace(&format!(">{checksum}<"), &format!(">{sha}<"))
+                .replace(
+                    &format!("<size>{size}</size>"),
+                    &format!("<size>{}</size>", zst.len()),
+                ),
+        );
+    }
+    std::fs::write(&repomd_path, out).unwrap();
+}
+
 #[test]
-fn upstream_metadata_in_xz_and_bzip2_is_read() {
-    for compression in ["xz", "bz2"] {
+fn upstream_metadata_in_xz_bzip2_and_zstd_is_read() {
+    for compression in ["xz", "bz2", "zstd"] {
         let up_dir = tempfile::tempdir().unwrap();
         let repo = up_dir.path().join("repo");
         cairn::samples::demo_packages(&repo).unwrap();
+        let written_by_createrepo = if compression == "zstd" {
+            "gz"
+        } else {
+            compression
+        };
         let out = std::process::Command::new("createrepo_c")
-            .args(["--no-database", "--quiet", "--compress-type", compression])
+            .args([
+                "--no-database",
+                "--quiet",
+                "--compress-type",
+                written_by_createrepo,
+            ])
             .arg(&repo)
             .output()
             .unwrap();
@@ -510,11 +602,22 @@ fn upstream_metadata_in_xz_and_bzip2_is_read() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if compression == "zstd" {
+            recompress_with_zstd(&repo);
+            let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
+            assert_eq!(repomd.matches("primary.xml.zst").count(), 1, "{repomd}");
+        }
         let upstream = Upstream::start(up_dir.path());
         let env = mirror_env(&Backend::Sqlite, &upstream, "");
         let report = env.json(&["repo", "sync", "m"]);
         assert_eq!(report["m"]["status"], "ok", "{compression}: {report}");
         assert_eq!(report["m"]["packages"], 4, "{compression}: {report}");
+        let server = env.serve();
+        let installed = dnf_install(&server.url("/repos/m/latest/"), &["demo-app"]);
+        assert!(
+            installed.contains(&"demo-lib".to_string()),
+            "{compression}: {installed:?}"
+        );
     }
 }
 
@@ -1009,14 +1112,18 @@ fn mirror_mode_serves_upstream_metadata_bytes_unchanged() {
 }
 
 #[test]
-fn sha1_upstreams_do_not_download_known_packages_again() {
-    for backend in backends() {
+fn sha1_and_sha512_upstreams_are_verified_and_known_packages_not_downloaded_again() {
+    for (backend, checksum) in backends()
+        .into_iter()
+        .flat_map(|b| [(b.clone(), "sha1"), (b, "sha512")])
+    {
+        let what = format!("{}, {checksum}", backend.name());
         let up_dir = tempfile::tempdir().unwrap();
         let repo = up_dir.path().join("repo");
         cairn::samples::demo_packages(&repo).unwrap();
-        let createrepo_sha1 = || {
+        let createrepo = || {
             let out = std::process::Command::new("createrepo_c")
-                .args(["--no-database", "--quiet", "--checksum", "sha1"])
+                .args(["--no-database", "--quiet", "--checksum", checksum])
                 .arg(&repo)
                 .output()
                 .unwrap();
@@ -1026,23 +1133,38 @@ fn sha1_upstreams_do_not_download_known_packages_again() {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        createrepo_sha1();
+        createrepo();
         let upstream = Upstream::start(up_dir.path());
         let env = mirror_env(&backend, &upstream, "");
         let first = env.json(&["repo", "sync", "m"]);
-        assert_eq!(first["m"]["downloaded"], 4, "{first}");
-        cairn::samples::generate(&repo.join("more"), 1).unwrap();
-        createrepo_sha1();
+        assert_eq!(first["m"]["downloaded"], 4, "{what}: {first}");
+        let more = cairn::samples::generate(&repo.join("more"), 2).unwrap();
+        createrepo();
+        // One of the new packages changes after indexing: its checksum, of upstream's
+        // type, no longer matches.
+        let mut bytes = std::fs::read(&more[1]).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&more[1], &bytes).unwrap();
         make_world_readable(up_dir.path());
-        let second = env.json(&["repo", "sync", "m"]);
-        assert_eq!(second["m"]["status"], "ok", "{second}");
-        assert_eq!(second["m"]["packages"], 5, "{second}");
-        assert_eq!(
-            second["m"]["downloaded"],
-            1,
-            "{}: only the new package: {second}",
-            backend.name()
+        let out = env.run(&["repo", "sync", "m"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: {err}");
+        assert!(
+            err.contains(&format!("{checksum} checksum mismatch")),
+            "{what}: {err}"
         );
+        bytes[last] ^= 0xff;
+        std::fs::write(&more[1], &bytes).unwrap();
+        let second = env.json(&["repo", "sync", "m"]);
+        assert_eq!(second["m"]["status"], "ok", "{what}: {second}");
+        assert_eq!(second["m"]["packages"], 6, "{what}: {second}");
+        assert_eq!(
+            second["m"]["downloaded"], 1,
+            "{what}: only the package that failed: {second}"
+        );
+        let verify = env.json(&["db", "verify"]);
+        assert_eq!(verify["corrupt"], serde_json::json!([]), "{what}: {verify}");
     }
 }
 

@@ -674,6 +674,11 @@ impl Upstream {
         )
     }
 
+    /// Serves `root`, logging every request (see [`Upstream::requests`]).
+    pub fn start_logged(root: &Path) -> Upstream {
+        Upstream::start_busy_while(root, &[])
+    }
+
     /// Serves `root`, logging every request (see [`Upstream::requests`]), and answers
     /// `503 Service Unavailable` to any request whose path matches the regex `pattern`
     /// while the file `busy` exists.
@@ -689,7 +694,8 @@ impl Upstream {
     }
 
     /// The request lines and statuses nginx logged so far, as "GET /path 503" (only
-    /// for an upstream started with [`Upstream::start_busy_while`]).
+    /// for an upstream started with [`Upstream::start_logged`] or
+    /// [`Upstream::start_busy_while`]).
     pub fn requests(&self) -> Vec<String> {
         let log = std::fs::read_to_string(self._conf.path().join("access.log")).unwrap_or_default();
         log.lines()

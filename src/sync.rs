@@ -727,6 +727,13 @@ pub async fn sync(
         }
     };
     let repo_id = catalog.ensure_repo(&repo.id).await?;
+    let interrupted = catalog.interrupt_sync_runs(repo_id).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            "{}: {interrupted} earlier sync(s) ended without a result (killed?); recorded as failed",
+            repo.id
+        );
+    }
     let run_id = catalog.start_sync_run(repo_id).await?;
     let mut run = SyncRun {
         id: run_id,

@@ -845,8 +845,29 @@ fn a_killed_sync_resumes_its_partial_download() {
         libc::kill(child.id() as i32, libc::SIGKILL);
     }
     let _ = child.wait();
+    // Nothing half-written: the catalog and the pool agree, and the repository has no
+    // content yet; the history still shows the run as running.
+    let verify = env.json(&["db", "verify"]);
+    assert_eq!(verify["corrupt"], serde_json::json!([]), "{verify}");
+    assert_eq!(verify["missing"], serde_json::json!([]), "{verify}");
+    assert_eq!(package_count(&env), 0);
+    assert_eq!(
+        env.json(&["repo", "show", "m"])["syncs"][0]["status"],
+        "running"
+    );
     let report = env.json(&["repo", "sync", "m"]);
     assert_eq!(report["m"]["status"], "ok", "{report}");
+    // The next sync recorded the killed one as failed.
+    let syncs = env.json(&["repo", "show", "m"])["syncs"].clone();
+    assert_eq!(syncs[0]["status"], "ok", "{syncs}");
+    assert_eq!(syncs[1]["status"], "failed", "{syncs}");
+    assert!(
+        syncs[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{syncs}"
+    );
     let bytes = report["m"]["bytes"].as_u64().unwrap();
     assert!(
         bytes < full - 2 * 1024 * 1024,

@@ -196,7 +196,8 @@ pub struct SyncRun {
     pub id: i64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
-    /// `running`, `ok`, `unchanged` or `failed`.
+    /// `running`, `ok`, `unchanged` or `failed` (also for a run that never ended:
+    /// see [`INTERRUPTED`]).
     pub status: String,
     pub packages_added: i64,
     pub packages_removed: i64,
@@ -351,6 +352,11 @@ pub struct Catalog {
 }
 
 /// The columns a [`SyncRun`] is read from, in order.
+/// The error recorded for a sync run that never recorded its end (the next sync of the
+/// repository finds it).
+pub const INTERRUPTED: &str =
+    "interrupted: the process running the sync ended before it finished (killed or crashed)";
+
 const SYNC_RUN_COLUMNS: &str = "id, started_at, finished_at, status, packages_added, \
      packages_removed, packages_downloaded, bytes_downloaded, error";
 
@@ -1113,6 +1119,22 @@ impl Catalog {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Marks the runs of a repository still recorded as running as failed: called by a
+    /// sync holding the repository's sync lock, so whoever started them ended without
+    /// recording a result (a killed process). Returns how many there were.
+    pub async fn interrupt_sync_runs(&self, repo_id: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE sync_runs SET finished_at = $1, status = 'failed', error = $2 \
+             WHERE repo_id = $3 AND status = 'running'",
+        )
+        .bind(now())
+        .bind(INTERRUPTED)
+        .bind(repo_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Finishes a sync run record.

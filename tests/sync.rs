@@ -425,13 +425,18 @@ fn hostile_repo(root: &Path, primary: &[u8]) {
     use std::io::Write;
     let repodata = root.join("repo/repodata");
     std::fs::create_dir_all(&repodata).unwrap();
-    let empty_fl = b"<?xml version=\"1.0\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"0\"></filelists>";
-    let empty_ot = b"<?xml version=\"1.0\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"0\"></otherdata>";
+    // filelists and other list the one package the hostile primaries describe.
+    let evil = format!(
+        "<package pkgid=\"{}\" name=\"evil\" arch=\"noarch\"><version epoch=\"0\" ver=\"1\" rel=\"1\"/></package>",
+        "a".repeat(64)
+    );
+    let fl = format!("<?xml version=\"1.0\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"1\">{evil}</filelists>");
+    let ot = format!("<?xml version=\"1.0\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"1\">{evil}</otherdata>");
     let mut repomd = String::from("<?xml version=\"1.0\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\n<revision>1</revision>\n");
     for (kind, body) in [
         ("primary", primary),
-        ("filelists", &empty_fl[..]),
-        ("other", &empty_ot[..]),
+        ("filelists", fl.as_bytes()),
+        ("other", ot.as_bytes()),
     ] {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(body).unwrap();
@@ -464,6 +469,19 @@ fn hostile_or_broken_upstream_metadata_is_refused_with_a_clear_error() {
         ("leaves the repository", package("http://elsewhere/x.rpm").into_bytes()),
         ("unknown entity", b"<!DOCTYPE m [<!ENTITY x \"y\">]><metadata><package><name>&x;</name></package></metadata>".to_vec()),
         ("deflate", b"TRUNCATE".iter().chain(package("Packages/e/evil.rpm").as_bytes()).copied().collect()),
+        (
+            "absurd package size",
+            package("Packages/e/evil.rpm")
+                .replace("package=\"10\"", "package=\"100000000000000000\"")
+                .into_bytes(),
+        ),
+        // One element of 70 MB (a gzip of 70 KB): refused before it fills memory.
+        (
+            "an element is larger than",
+            package("Packages/e/evil.rpm")
+                .replace("<name>evil</name>", &format!("<name>evil</name><description>{}</description>", "a".repeat(70 << 20)))
+                .into_bytes(),
+        ),
     ];
     for (expect, primary) in cases {
         let up_dir = tempfile::tempdir().unwrap();

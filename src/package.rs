@@ -103,7 +103,7 @@ pub struct Changelog {
 }
 
 /// Everything the repository metadata says about one package file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Package {
     /// sha256 of the whole file, lower-case hex: the pool address and the pkgid.
     pub pkgid: String,

@@ -1053,7 +1053,8 @@ async fn sync_locked(
     let (locations, unrendered): (Vec<&str>, Vec<Package>) = by_location
         .iter()
         .map(|(loc, &i)| {
-            let mut p = entries[i].package.clone();
+            // Moved, not copied: only the entries' checksums are needed from here on.
+            let mut p = std::mem::take(&mut entries[i].package);
             p.pkgid = known[&i].clone();
             (loc.as_str(), p)
         })

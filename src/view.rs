@@ -131,10 +131,10 @@ async fn publish_composition(
             fragments: fragments
                 .remove(&p.package_id)
                 .unwrap_or_else(|| Fragments {
-                    primary: String::new(),
+                    primary: "".into(),
                     href_at: 0,
-                    filelists: String::new(),
-                    other: String::new(),
+                    filelists: "".into(),
+                    other: "".into(),
                 }),
         })
         .collect();

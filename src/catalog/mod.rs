@@ -689,10 +689,10 @@ impl Catalog {
             for (p, f) in chunk.iter().map(|x| (&x.0, &x.1)) {
                 q = q
                     .bind(ids[&p.pkgid])
-                    .bind(f.primary.as_str())
+                    .bind(&*f.primary)
                     .bind(f.href_at as i64)
-                    .bind(f.filelists.as_str())
-                    .bind(f.other.as_str());
+                    .bind(&*f.filelists)
+                    .bind(&*f.other);
             }
             q.execute(&mut *conn).await?;
         }
@@ -1214,10 +1214,10 @@ impl Catalog {
                     location: r.try_get(1)?,
                     time_file: r.try_get(2)?,
                     fragments: Fragments {
-                        primary: r.try_get(3)?,
+                        primary: r.try_get::<String, _>(3)?.into(),
                         href_at: usize::try_from(r.try_get::<i64, _>(4)?).unwrap_or(0),
-                        filelists: r.try_get(5)?,
-                        other: r.try_get(6)?,
+                        filelists: r.try_get::<String, _>(5)?.into(),
+                        other: r.try_get::<String, _>(6)?.into(),
                     },
                 })
             })
@@ -1666,10 +1666,10 @@ impl Catalog {
                 out.insert(
                     r.try_get::<i64, _>(0)?,
                     Fragments {
-                        primary: r.try_get(1)?,
+                        primary: r.try_get::<String, _>(1)?.into(),
                         href_at: usize::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
-                        filelists: r.try_get(3)?,
-                        other: r.try_get(4)?,
+                        filelists: r.try_get::<String, _>(3)?.into(),
+                        other: r.try_get::<String, _>(4)?.into(),
                     },
                 );
             }

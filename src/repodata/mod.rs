@@ -14,7 +14,6 @@ pub mod updateinfo;
 pub mod xml;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -153,6 +152,9 @@ impl Kind {
     }
 }
 
+/// One compressed chunk: its place in the sequence, the file it belongs to, its bytes.
+type Compressed = (usize, usize, std::io::Result<Vec<u8>>);
+
 /// Builds `repodata/` for `entries`, which must already be in [`sort_entries`] order.
 pub fn build(
     entries: &[Entry<'_>],
@@ -163,41 +165,15 @@ pub fn build(
     let n = entries.len();
     let kinds = [Kind::Primary, Kind::Filelists, Kind::Other];
 
-    // Cut every file into chunks of whole packages.
-    let mut chunks: Vec<(usize, String)> = Vec::new();
-    for (k, kind) in kinds.iter().enumerate() {
-        let (head, foot) = match kind {
-            Kind::Primary => (PRIMARY_HEAD, "</metadata>"),
-            Kind::Filelists => (FILELISTS_HEAD, "</filelists>"),
-            Kind::Other => (OTHER_HEAD, "</otherdata>"),
-        };
-        let mut cur = String::with_capacity(CHUNK_BYTES + 64 * 1024);
-        cur.push_str(head);
-        cur.push_str(&n.to_string());
-        cur.push_str("\">\n");
-        for e in entries {
-            match kind {
-                Kind::Primary => e.fragments.write_primary(e.href, &mut cur),
-                Kind::Filelists => cur.push_str(&e.fragments.filelists),
-                Kind::Other => cur.push_str(&e.fragments.other),
-            }
-            if cur.len() >= CHUNK_BYTES {
-                chunks.push((k, std::mem::take(&mut cur)));
-                cur.reserve(CHUNK_BYTES + 64 * 1024);
-            }
-        }
-        cur.push_str(foot);
-        chunks.push((k, cur));
-    }
-
-    // Compress all chunks on all cores; hash the open bytes meanwhile.
-    let compressed: Vec<Mutex<Option<std::io::Result<Vec<u8>>>>> =
-        chunks.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
+    // Cut every file into chunks of whole packages, in order, hashing the open bytes on
+    // this thread while the workers compress; at most a few chunks wait at a time, so
+    // memory holds the compressed files, not the open ones.
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(1)
-        .min(chunks.len().max(1));
+        .unwrap_or(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, usize, String)>(workers);
+    let rx = Mutex::new(rx);
+    let done: Mutex<Vec<Compressed>> = Mutex::new(Vec::new());
     let mut open = [
         (Sha256::new(), 0u64),
         (Sha256::new(), 0u64),
@@ -206,30 +182,61 @@ pub fn build(
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((_, text)) = chunks.get(i) else {
-                    break;
-                };
+                let next = rx.lock().ok().and_then(|r| r.recv().ok());
+                let Some((i, k, text)) = next else { break };
                 let out = compress(text.as_bytes(), compression);
-                if let Ok(mut slot) = compressed[i].lock() {
-                    *slot = Some(out);
+                drop(text);
+                if let Ok(mut done) = done.lock() {
+                    done.push((i, k, out));
                 }
             });
         }
-        for (k, text) in &chunks {
-            open[*k].0.update(text.as_bytes());
-            open[*k].1 += text.len() as u64;
+        let mut index = 0;
+        let mut send = |k: usize, text: String| {
+            open[k].0.update(text.as_bytes());
+            open[k].1 += text.len() as u64;
+            // Fails only if every worker is gone; the missing chunk then fails below.
+            let _ = tx.send((index, k, text));
+            index += 1;
+        };
+        for (k, kind) in kinds.iter().enumerate() {
+            let (head, foot) = match kind {
+                Kind::Primary => (PRIMARY_HEAD, "</metadata>"),
+                Kind::Filelists => (FILELISTS_HEAD, "</filelists>"),
+                Kind::Other => (OTHER_HEAD, "</otherdata>"),
+            };
+            let mut cur = String::with_capacity(CHUNK_BYTES + 64 * 1024);
+            cur.push_str(head);
+            cur.push_str(&n.to_string());
+            cur.push_str("\">\n");
+            for e in entries {
+                match kind {
+                    Kind::Primary => e.fragments.write_primary(e.href, &mut cur),
+                    Kind::Filelists => cur.push_str(&e.fragments.filelists),
+                    Kind::Other => cur.push_str(&e.fragments.other),
+                }
+                if cur.len() >= CHUNK_BYTES {
+                    send(
+                        k,
+                        std::mem::replace(&mut cur, String::with_capacity(CHUNK_BYTES + 64 * 1024)),
+                    );
+                }
+            }
+            cur.push_str(foot);
+            send(k, cur);
         }
+        drop(tx);
     });
-
+    let mut done = done
+        .into_inner()
+        .map_err(|_| std::io::Error::other("a compression worker failed"))?;
+    done.sort_by_key(|(i, _, _)| *i);
+    if done.last().map_or(0, |(i, _, _)| i + 1) != done.len() {
+        return Err(std::io::Error::other("a compression worker failed"));
+    }
     let mut stored: [Vec<u8>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    for ((k, _), slot) in chunks.iter().zip(compressed) {
-        let part = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Err(std::io::Error::other("compression worker failed")))?;
-        stored[*k].extend_from_slice(&part);
+    for (_, k, part) in done {
+        stored[k].extend_from_slice(&part?);
     }
 
     let mut files = Vec::with_capacity(4);

@@ -14,18 +14,20 @@
 //! stream to manage. quick-xml is used for reading repository metadata.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::package::{is_primary_file, DepKind, FileKind, Package};
 
-/// The three pre-rendered `<package>` elements of one package.
+/// The three pre-rendered `<package>` elements of one package. Shared, not copied: a
+/// sync hands the same fragments to the catalog rows and to the repodata it renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fragments {
     /// primary.xml `<package>`, without the location href value.
-    pub primary: String,
+    pub primary: Arc<str>,
     /// Byte offset in `primary` where the escaped href is inserted.
     pub href_at: usize,
-    pub filelists: String,
-    pub other: String,
+    pub filelists: Arc<str>,
+    pub other: Arc<str>,
 }
 
 impl Fragments {
@@ -138,10 +140,10 @@ pub fn render_all(packages: Vec<Package>) -> Vec<(Package, Fragments)> {
 pub fn render(pkg: &Package) -> Fragments {
     let (primary, href_at) = render_primary(pkg);
     Fragments {
-        primary,
+        primary: primary.into(),
         href_at,
-        filelists: render_filelists(pkg),
-        other: render_other(pkg),
+        filelists: render_filelists(pkg).into(),
+        other: render_other(pkg).into(),
     }
 }
 

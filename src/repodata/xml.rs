@@ -107,14 +107,23 @@ fn file_elem(out: &mut String, indent: &str, path: &str, kind: FileKind) {
     out.push_str("</file>\n");
 }
 
-/// Renders the fragments of many packages on all cores, keeping their order.
-pub fn render_all(packages: Vec<Package>) -> Vec<(Package, Fragments)> {
+/// Renders the fragments of many packages on all cores, keeping their order. Each
+/// package's dependency, file and changelog lists are dropped once rendered: the
+/// catalog keeps them only in the fragments, and a large sync need not hold them twice.
+pub fn render_all(mut packages: Vec<Package>) -> Vec<(Package, Fragments)> {
+    fn render_and_strip(p: &mut Package) -> Fragments {
+        let f = render(p);
+        p.deps = Vec::new();
+        p.files = Vec::new();
+        p.changelogs = Vec::new();
+        f
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads == 1 || packages.len() < 256 {
         return packages
             .into_iter()
-            .map(|p| {
-                let f = render(&p);
+            .map(|mut p| {
+                let f = render_and_strip(&mut p);
                 (p, f)
             })
             .collect();
@@ -122,8 +131,10 @@ pub fn render_all(packages: Vec<Package>) -> Vec<(Package, Fragments)> {
     let per = packages.len().div_ceil(threads);
     let fragments: Vec<Fragments> = std::thread::scope(|scope| {
         let parts: Vec<_> = packages
-            .chunks(per)
-            .map(|part| scope.spawn(move || part.iter().map(render).collect::<Vec<_>>()))
+            .chunks_mut(per)
+            .map(|part| {
+                scope.spawn(move || part.iter_mut().map(render_and_strip).collect::<Vec<_>>())
+            })
             .collect();
         parts
             .into_iter()
@@ -319,9 +330,24 @@ mod tests {
             sourcerpm: String::new(),
             header_start: 0,
             header_end: 0,
-            deps: Vec::new(),
-            files: Vec::new(),
-            changelogs: Vec::new(),
+            deps: vec![crate::package::Dependency {
+                kind: crate::package::DepKind::Requires,
+                name: s("needs"),
+                flags: None,
+                epoch: None,
+                ver: None,
+                rel: None,
+                pre: false,
+            }],
+            files: vec![crate::package::PackageFile {
+                path: format!("/usr/bin/{}", s("tool")),
+                kind: crate::package::FileKind::File,
+            }],
+            changelogs: vec![crate::package::Changelog {
+                author: "someone".into(),
+                date: i as i64,
+                text: s("- a change"),
+            }],
         }
     }
 
@@ -332,7 +358,12 @@ mod tests {
         let rendered = render_all(packages.clone());
         assert_eq!(rendered.len(), packages.len());
         for ((p, f), original) in rendered.iter().zip(&packages) {
-            assert_eq!(p, original);
+            assert_eq!(p.pkgid, original.pkgid);
+            assert_eq!(
+                p.description, original.description,
+                "what the catalog row needs"
+            );
+            assert!(p.files.is_empty() && p.deps.is_empty() && p.changelogs.is_empty());
             assert_eq!(f, &render(original));
         }
     }

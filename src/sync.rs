@@ -225,23 +225,14 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// GETs `url` into memory, refusing bodies larger than `limit`. A transport error or
-/// a status that says "later" ([`retryable`]) is tried again after a pause, up to
-/// [`ATTEMPTS`] times in all.
+/// GETs `url` into memory, refusing bodies larger than `limit`, with [`retrying`].
 async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>, SyncError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match fetch_once(client, url, limit).await {
-            Ok(bytes) => return Ok(bytes),
-            Err((e, true)) if attempt < ATTEMPTS => {
-                let pause = backoff(attempt);
-                tracing::warn!("{e}; retrying in {} s", pause.as_secs_f32());
-                tokio::time::sleep(pause).await;
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
+    retrying(url, || fetch_once(client, url, limit))
+        .await
+        .map_err(|message| SyncError::Http {
+            url: url.to_string(),
+            message,
+        })
 }
 
 /// One attempt of [`fetch`]; the error says whether another attempt may succeed.
@@ -249,33 +240,52 @@ async fn fetch_once(
     client: &reqwest::Client,
     url: &str,
     limit: u64,
-) -> Result<Vec<u8>, (SyncError, bool)> {
-    let http = |message: String| SyncError::Http {
-        url: url.to_string(),
-        message,
-    };
+) -> Result<Vec<u8>, (String, bool)> {
     let resp = client
         .get(url)
         .send()
         .await
-        .map_err(|e| (http(chain(&e)), true))?;
+        .map_err(|e| (chain(&e), true))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err((http(format!("HTTP {status}")), retryable(status)));
+        return Err((format!("HTTP {status}"), retryable(status)));
     }
     if resp.content_length().is_some_and(|n| n > limit) {
-        return Err((http(format!("larger than {limit} bytes")), false));
+        return Err((format!("larger than {limit} bytes"), false));
     }
     let mut out = Vec::new();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| (http(chain(&e)), true))?;
+        let chunk = chunk.map_err(|e| (chain(&e), true))?;
         if out.len() as u64 + chunk.len() as u64 > limit {
-            return Err((http(format!("larger than {limit} bytes")), false));
+            return Err((format!("larger than {limit} bytes"), false));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Runs `attempt` (a request for `url`) until it succeeds, fails in a way another try
+/// cannot mend (its error's `false`), or has run [`ATTEMPTS`] times; pauses for
+/// [`backoff`] between tries, saying so in the log.
+async fn retrying<T, F, Fut>(url: &str, mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, (String, bool)>>,
+{
+    let mut tried = 0;
+    loop {
+        tried += 1;
+        match attempt().await {
+            Ok(done) => return Ok(done),
+            Err((message, true)) if tried < ATTEMPTS => {
+                let pause = backoff(tried);
+                tracing::warn!("{url}: {message}; retrying in {} s", pause.as_secs_f32());
+                tokio::time::sleep(pause).await;
+            }
+            Err((message, _)) => return Err(message),
+        }
+    }
 }
 
 /// Is a failed request with this status worth another attempt? Server errors, and the
@@ -301,7 +311,8 @@ struct Downloads<'a> {
     received: &'a AtomicU64,
 }
 
-/// Downloads one package into the pool's temp area, verifying size and checksum.
+/// Downloads one package into the pool's temp area, verifying size and checksum, with
+/// [`retrying`].
 async fn download(
     d: &Downloads<'_>,
     url: &str,
@@ -309,26 +320,16 @@ async fn download(
     size: u64,
     partial_key: &str,
 ) -> Result<(Staged, u64), String> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = if size > IN_MEMORY {
+    retrying(url, || async {
+        if size > IN_MEMORY {
             download_resumable(d, url, expected, size, partial_key).await
         } else {
             download_small(d, url, expected, size)
                 .await
                 .map(|s| (s, size))
-        };
-        match result {
-            Ok(done) => return Ok(done),
-            Err((message, true)) if attempt < ATTEMPTS => {
-                let pause = backoff(attempt);
-                tracing::warn!("{url}: {message}; retrying in {} s", pause.as_secs_f32());
-                tokio::time::sleep(pause).await;
-            }
-            Err((message, _)) => return Err(message),
         }
-    }
+    })
+    .await
 }
 
 /// Downloads a small package into memory, verifies it, and stages it in one write.

@@ -241,15 +241,7 @@ async fn fetch_once(
     url: &str,
     limit: u64,
 ) -> Result<Vec<u8>, (String, bool)> {
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| (chain(&e), true))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err((format!("HTTP {status}"), retryable(status)));
-    }
+    let resp = get(client, url).await?;
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err((format!("larger than {limit} bytes"), false));
     }
@@ -263,6 +255,21 @@ async fn fetch_once(
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// GETs `url`: the response if its status is a success, else why not and whether another
+/// attempt may succeed.
+async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, (String, bool)> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| (chain(&e), true))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err((format!("HTTP {status}"), retryable(status)));
+    }
+    Ok(resp)
 }
 
 /// Runs `attempt` (a request for `url`) until it succeeds, fails in a way another try
@@ -339,16 +346,7 @@ async fn download_small(
     expected: &Checksum,
     size: u64,
 ) -> Result<Staged, (String, bool)> {
-    let resp = d
-        .client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| (chain(&e), true))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err((format!("HTTP {status}"), retryable(status)));
-    }
+    let resp = get(d.client, url).await?;
     let mut upstream = Hasher::new(&expected.algorithm).ok_or_else(|| {
         (
             format!("unsupported checksum type {:?}", expected.algorithm),

@@ -8,7 +8,7 @@
 //! ([`crate::pool::Pool::reuse`]). An interrupted GC leaves a consistent state: the
 //! catalog step is one transaction, and the blob step only deletes unreferenced files
 //! (and temp files that crashed or cancelled writers left beside the blobs, once they
-//! are old).
+//! are old and their writer has ended: see [`crate::pool::is_stale_temp`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -139,8 +139,9 @@ mod tests {
         let sha = blob.sha256.clone();
         pool.commit(vec![blob]).unwrap();
         let bucket = pool.path_of(&sha).parent().unwrap().to_path_buf();
-        let stale = bucket.join(format!(".{sha}.1-1.tmp"));
-        let fresh = bucket.join(format!(".{sha}.1-2.tmp"));
+        let gone = crate::pool::tests::ended_pid();
+        let stale = bucket.join(format!(".{sha}.{gone}-1.tmp"));
+        let fresh = bucket.join(format!(".{sha}.{gone}-2.tmp"));
         std::fs::write(&stale, b"left over").unwrap();
         std::fs::write(&fresh, b"being written").unwrap();
         let long_ago = SystemTime::now() - crate::pool::STALE_TMP - Duration::from_secs(60);

@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 pub const LAYOUT_VERSION: u32 = 1;
 const LAYOUT_FILE: &str = "LAYOUT";
 const TMP_DIR: &str = "tmp";
-/// Temp files older than this are leftovers of a crashed writer.
+/// Temp files older than this, whose writer process has ended, are leftovers of a
+/// crashed or cancelled writer (see [`is_stale_temp`]).
 pub const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
 /// Batches at least this large are placed by one thread per core.
 const PARALLEL_COMMIT: usize = 64;
@@ -552,13 +553,41 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
-/// Is the temp file at `path` older than [`STALE_TMP`] (a crashed writer's)?
+/// Is the temp file at `path` a crashed or cancelled writer's: older than
+/// [`STALE_TMP`], and, when its name says which process wrote it, that process is gone
+/// (a sync that has been downloading for longer keeps its files)? Resumable partial
+/// downloads name no process: they outlive the run that started them by design.
 pub fn is_stale_temp(path: &Path) -> bool {
-    fs::metadata(path)
+    let old = fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age >= STALE_TMP)
+        .is_some_and(|age| age >= STALE_TMP);
+    old && !path
+        .file_name()
+        .and_then(|n| writer_pid(&n.to_string_lossy()))
+        .is_some_and(process_is_alive)
+}
+
+/// The process id in a temp file's name: `.<sha256>.<pid>-<n>.tmp` beside a blob, or
+/// `<pid>-<n>-<nanos>.tmp` in `tmp/`.
+fn writer_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".tmp")?;
+    let tail = stem.rsplit_once('.').map_or(stem, |(_, t)| t);
+    tail.split('-').next()?.parse().ok()
+}
+
+/// Does a process with this id exist (ours included)?
+fn process_is_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn process_id() -> u32 {
@@ -614,7 +643,7 @@ fn sync_dir(dir: &Path) -> Result<(), PoolError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashSet;
 
@@ -760,6 +789,50 @@ mod tests {
             assert_eq!(pool.verify(sha).unwrap(), BlobState::Ok, "{sha}");
         }
         assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    /// The id of a process that has just ended.
+    pub(crate) fn ended_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    }
+
+    #[test]
+    fn old_temp_files_are_stale_only_once_their_writer_has_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let long_ago = SystemTime::now() - STALE_TMP - Duration::from_secs(60);
+        let make = |name: &str, old: bool| {
+            let path = dir.path().join(name);
+            let f = File::create(&path).unwrap();
+            if old {
+                f.set_modified(long_ago).unwrap();
+            }
+            path
+        };
+        let (me, gone) = (std::process::id(), ended_pid());
+        let sha = "ab".repeat(32);
+        assert_eq!(writer_pid(&format!(".{sha}.{me}-7.tmp")), Some(me));
+        assert_eq!(writer_pid(&format!("{me}-7-123.tmp")), Some(me));
+        assert!(is_stale_temp(&make(&format!(".{sha}.{gone}-1.tmp"), true)));
+        assert!(is_stale_temp(&make(&format!("{gone}-1-5.tmp"), true)));
+        assert!(
+            !is_stale_temp(&make(&format!(".{sha}.{me}-1.tmp"), true)),
+            "writer alive"
+        );
+        assert!(
+            !is_stale_temp(&make(&format!("{me}-2-5.tmp"), true)),
+            "writer alive"
+        );
+        assert!(
+            !is_stale_temp(&make(&format!(".{sha}.{gone}-2.tmp"), false)),
+            "recent"
+        );
+        assert!(
+            is_stale_temp(&make("partial-m-sha256-abc", true)),
+            "names no writer"
+        );
+        assert!(!is_stale_temp(&make("partial-m-sha256-def", false)));
     }
 
     #[test]

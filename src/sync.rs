@@ -504,8 +504,12 @@ async fn download_resumable(
             false,
         ));
     }
+    // Complete and verified: from here it is this process's temp file, kept however long
+    // the rest of the sync takes and removed as a leftover only once the process ended.
+    let tmp = d.pool.new_tmp_path();
+    tokio::fs::rename(&part, &tmp).await.map_err(io)?;
     Ok((
-        d.pool.adopt(part, hex::encode(sha256.finalize()), size),
+        d.pool.adopt(tmp, hex::encode(sha256.finalize()), size),
         written - start,
     ))
 }

@@ -504,7 +504,7 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
         progress,
     )
     .await;
-    display.abort();
+    display.finish().await;
     let report = result?;
     if report.published.is_some() {
         crate::view::refresh_views_of(&app.catalog, &app.pool, &app.datadir, &app.config, repo)
@@ -553,13 +553,12 @@ async fn import(app: &App, repo: &str, paths: &[PathBuf], json: bool) -> Result<
 /// Shows long work's progress on stderr: on a terminal a bar with files, bytes, the
 /// byte rate and the time left (drawn once the work is counted); otherwise a log line
 /// with the same facts every 5 s.
-fn show_progress(
-    p: std::sync::Arc<crate::progress::Progress>,
-    verb: &'static str,
-) -> tokio::task::JoinHandle<()> {
+fn show_progress(p: std::sync::Arc<crate::progress::Progress>, verb: &'static str) -> Display {
     use std::time::{Duration, Instant};
     let terminal = std::io::stderr().is_terminal();
-    tokio::spawn(async move {
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
         let mut bar: Option<indicatif::ProgressBar> = None;
         let mut rate =
             crate::progress::Rate::new(Duration::from_secs(if terminal { 1 } else { 5 }));
@@ -585,14 +584,33 @@ fn show_progress(
                 tracing::info!("{verb} {}", reading.describe());
             }
             if reading.finished() {
-                if let Some(bar) = &bar {
-                    bar.finish_and_clear();
-                }
-                return;
+                break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stopped.notified() => break,
+            }
         }
-    })
+        // Cleared, so that what the command prints next starts on a clean line.
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+    });
+    Display { stop, task }
+}
+
+/// A running [`show_progress`].
+struct Display {
+    stop: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Display {
+    /// Stops the display and clears its bar.
+    async fn finish(self) {
+        self.stop.notify_one();
+        let _ = self.task.await;
+    }
 }
 
 fn default_snapshot_name() -> String {
@@ -681,7 +699,7 @@ async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
             let progress = std::sync::Arc::new(crate::progress::Progress::default());
             let display = show_progress(progress.clone(), "verifying");
             let result = crate::verify::verify(&app.catalog, &app.pool, &progress).await;
-            display.abort();
+            display.finish().await;
             let report = result?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -732,7 +750,7 @@ async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Res
         let progress = std::sync::Arc::new(crate::progress::Progress::default());
         let display = show_progress(progress.clone(), "downloading");
         let result = crate::sync::sync(&app.catalog, &app.pool, &app.datadir, r, &progress).await;
-        display.abort();
+        display.finish().await;
         if matches!(&result, Ok(report) if report.status == "ok") {
             crate::view::refresh_views_of(
                 &app.catalog,

@@ -912,10 +912,10 @@ fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
     createrepo_dir(&repo, false);
     // "0/1 files, 9.50 MiB of 16.00 MiB, 2.00 MiB/s, 3 seconds left": bytes so far
     // (counted while the package arrives), of how many, the rate and the time left.
-    let check = |facts: &str| {
+    let check = |facts: &str, files: &str| {
         let parts: Vec<&str> = facts.split(", ").collect();
         assert_eq!(parts.len(), 4, "{facts}");
-        assert_eq!(parts[0], "0/1 files", "{facts}");
+        assert!(parts[0].ends_with(files), "{facts}");
         let (bytes, of) = parts[1].split_once(" of ").expect(facts);
         assert!(
             bytes.ends_with("MiB") && !bytes.starts_with("0."),
@@ -940,28 +940,45 @@ fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
         .lines()
         .find(|l| l.contains("downloading 0/1 files, "))
         .unwrap_or_else(|| panic!("no progress line in:\n{err}"));
-    check(line.split_once("downloading ").unwrap().1);
+    check(line.split_once("downloading ").unwrap().1, "0/1 files");
 
-    // On a terminal (a pseudo-terminal made by script(1)): a bar with the same facts,
-    // measured every second (16 MiB at 4 MB/s take at least 3 s).
+    // On a terminal (a pseudo-terminal made by script(1), 200 columns wide): a bar with
+    // the same facts, measured every second (16 MiB at 4 MB/s take at least 3 s). A
+    // second package is gone upstream: when the sync fails, the bar is cleared and the
+    // error starts on a clean line.
+    let gone = cairn::samples::generate(&repo.join("gone"), 1).unwrap();
+    createrepo_dir(&repo, true);
+    std::fs::remove_file(&gone[0]).unwrap();
+    make_world_readable(up_dir.path());
     let upstream = Upstream::start_slow(up_dir.path(), "4m");
     let env = mirror_env(&Backend::Sqlite, &upstream, "");
-    let command = format!("{BIN} --config {} repo sync m", env.config.display());
+    let command = format!(
+        "stty cols 200 rows 50; {BIN} --config {} repo sync m",
+        env.config.display()
+    );
     let out = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .env("CAIRN_LOG", "warn")
         .output()
         .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    assert!(!out.status.success(), "{screen}");
     let frame = screen
         .split(['\r', '\n'])
         .filter(|f| f.contains("downloading [") && f.contains("MiB/s"))
         .find(|f| !f.contains(" 0 B/s"))
         .unwrap_or_else(|| panic!("no bar with a rate in:\n{screen}"));
     let facts = frame.split_once("] ").unwrap().1;
-    check(facts.split('\x1b').next().unwrap().trim_end());
-    assert!(screen.contains("m: ok (1 packages"), "{screen}");
+    check(facts.split('\x1b').next().unwrap().trim_end(), "/2 files");
+    let failed = screen
+        .find("m: sync failed")
+        .expect("the failure is reported");
+    let before = &screen[..failed];
+    assert!(
+        before.ends_with("\x1b[2K") || before.ends_with('\n'),
+        "the error shares the bar's line: {:?}",
+        &before[before.len().saturating_sub(120)..]
+    );
 }
 
 const COMPS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

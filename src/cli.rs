@@ -246,10 +246,32 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| AroundTheBar)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
+}
+
+/// The progress bar on screen, if any (see [`show_progress`]).
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Standard error for log lines: while a progress bar is on screen, each line is
+/// written with the bar taken off and drawn again below it, so the two never share a
+/// line.
+struct AroundTheBar;
+
+impl std::io::Write for AroundTheBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = BAR.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Everything a command needs: config, data dir, pool, catalog.
@@ -574,6 +596,9 @@ fn show_progress(p: std::sync::Arc<crate::progress::Progress>, verb: &'static st
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                         .progress_chars("=> "),
                     );
+                    if let Ok(mut on_screen) = BAR.lock() {
+                        *on_screen = Some(bar.clone());
+                    }
                     bar
                 });
                 let (position, length) = reading.bar();
@@ -593,6 +618,9 @@ fn show_progress(p: std::sync::Arc<crate::progress::Progress>, verb: &'static st
         }
         // Cleared, so that what the command prints next starts on a clean line.
         if let Some(bar) = &bar {
+            if let Ok(mut on_screen) = BAR.lock() {
+                *on_screen = None;
+            }
             bar.finish_and_clear();
         }
     });

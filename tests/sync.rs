@@ -318,6 +318,7 @@ fn requests_that_may_pass_later_are_retried_and_the_rest_fail_at_once() {
     std::fs::write(&busy_rpm, "").unwrap();
     let upstream = Upstream::start_busy_while(
         up_dir.path(),
+        None,
         &[(r"repomd\.xml$", &busy_meta), (r"\.rpm$", &busy_rpm)],
     );
     let env = mirror_env(&Backend::Sqlite, &upstream, "");
@@ -979,6 +980,56 @@ fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
         "the error shares the bar's line: {:?}",
         &before[before.len().saturating_sub(120)..]
     );
+}
+
+#[test]
+fn log_lines_never_share_a_line_with_the_progress_bar() {
+    require_tool("script");
+    let up_dir = tempfile::tempdir().unwrap();
+    let repo = up_dir.path().join("repo");
+    cairn::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
+    cairn::samples::generate(&repo.join("small"), 1).unwrap();
+    createrepo_dir(&repo, false);
+    // The small package is busy (503) for its first two attempts, the second of which
+    // comes a second into the 16 MiB download at 4 MB/s, with the bar on screen.
+    let busy = up_dir.path().join("busy");
+    std::fs::write(&busy, "").unwrap();
+    let upstream =
+        Upstream::start_busy_while(up_dir.path(), Some("4m"), &[(r"gen-[^/]*\.rpm$", &busy)]);
+    let env = mirror_env(&Backend::Sqlite, &upstream, "");
+    let command = format!(
+        "stty cols 200 rows 50; {BIN} --config {} repo sync m",
+        env.config.display()
+    );
+    let child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("CAIRN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let busy_answers = || {
+        upstream
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/gen-") && r.ends_with(" 503"))
+            .count()
+    };
+    wait_for("two 503s for the small package", || busy_answers() >= 2);
+    std::fs::remove_file(&busy).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    let second_warning = screen.match_indices("retrying in").nth(1).expect(&screen).0;
+    assert!(
+        screen[..second_warning].contains("downloading ["),
+        "the bar was on screen before the second warning: {screen:?}"
+    );
+    for line in screen.split(['\r', '\n']) {
+        assert!(
+            !(line.contains("downloading [") && line.contains("retrying in")),
+            "a log line shares the bar's line: {line:?}"
+        );
+    }
 }
 
 const COMPS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

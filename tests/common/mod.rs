@@ -676,14 +676,18 @@ impl Upstream {
 
     /// Serves `root`, logging every request (see [`Upstream::requests`]).
     pub fn start_logged(root: &Path) -> Upstream {
-        Upstream::start_busy_while(root, &[])
+        Upstream::start_busy_while(root, None, &[])
     }
 
-    /// Serves `root`, logging every request (see [`Upstream::requests`]), and answers
-    /// `503 Service Unavailable` to any request whose path matches the regex `pattern`
-    /// while the file `busy` exists.
-    pub fn start_busy_while(root: &Path, busy: &[(&str, &Path)]) -> Upstream {
+    /// Serves `root` (at most `rate` bytes per second per connection, if given),
+    /// logging every request (see [`Upstream::requests`]), and answers `503 Service
+    /// Unavailable` to any request whose path matches the regex `pattern` while the
+    /// file `busy` exists.
+    pub fn start_busy_while(root: &Path, rate: Option<&str>, busy: &[(&str, &Path)]) -> Upstream {
         let mut server = format!("root {}; access_log access.log;", root.display());
+        if let Some(rate) = rate {
+            server.push_str(&format!(" limit_rate {rate};"));
+        }
         for (pattern, marker) in busy {
             server.push_str(&format!(
                 " location ~ {pattern} {{ if (-f {}) {{ return 503; }} }}",

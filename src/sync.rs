@@ -314,8 +314,27 @@ struct Downloads<'a> {
     pool: &'a Pool,
     /// Writes small verified packages into the pool.
     stager: &'a Stager,
-    /// Bytes received so far, failed attempts included (the progress display's).
+    /// Bytes of packages received so far (the progress display's).
     received: &'a AtomicU64,
+}
+
+/// The bytes one download attempt adds to [`Downloads::received`], taken back if the
+/// attempt fails (the next attempt counts what it keeps again).
+struct Received<'a> {
+    total: &'a AtomicU64,
+    mine: AtomicU64,
+}
+
+impl Received<'_> {
+    fn add(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+        self.mine.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn take_back(&self) {
+        self.total
+            .fetch_sub(self.mine.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    }
 }
 
 /// Downloads one package into the pool's temp area, verifying size and checksum, with
@@ -328,13 +347,21 @@ async fn download(
     partial_key: &str,
 ) -> Result<(Staged, u64), String> {
     retrying(url, || async {
-        if size > IN_MEMORY {
-            download_resumable(d, url, expected, size, partial_key).await
+        let received = Received {
+            total: d.received,
+            mine: AtomicU64::new(0),
+        };
+        let result = if size > IN_MEMORY {
+            download_resumable(d, &received, url, expected, size, partial_key).await
         } else {
-            download_small(d, url, expected, size)
+            download_small(d, &received, url, expected, size)
                 .await
                 .map(|s| (s, size))
+        };
+        if result.is_err() {
+            received.take_back();
         }
+        result
     })
     .await
 }
@@ -342,6 +369,7 @@ async fn download(
 /// Downloads a small package into memory, verifies it, and stages it in one write.
 async fn download_small(
     d: &Downloads<'_>,
+    received: &Received<'_>,
     url: &str,
     expected: &Checksum,
     size: u64,
@@ -364,7 +392,7 @@ async fn download_small(
             ));
         }
         data.extend_from_slice(&chunk);
-        d.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        received.add(chunk.len() as u64);
     }
     if data.len() as u64 != size {
         return Err((
@@ -402,6 +430,7 @@ async fn download_small(
 /// the staged blob and the bytes transferred by this attempt.
 async fn download_resumable(
     d: &Downloads<'_>,
+    received: &Received<'_>,
     url: &str,
     expected: &Checksum,
     size: u64,
@@ -456,7 +485,7 @@ async fn download_resumable(
             written += n as u64;
         }
         tracing::info!("{url}: resuming at byte {written}");
-        d.received.fetch_add(written, Ordering::Relaxed);
+        received.add(written);
     }
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -482,7 +511,7 @@ async fn download_resumable(
         upstream.update(&chunk);
         sha256.update(&chunk);
         file.write_all(&chunk).await.map_err(io)?;
-        d.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        received.add(chunk.len() as u64);
     }
     file.flush().await.map_err(io)?;
     drop(file);
@@ -1147,7 +1176,28 @@ async fn sync_locked(
 
 #[cfg(test)]
 mod tests {
-    use super::error_kind;
+    use super::{error_kind, Received};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn a_failed_attempt_takes_back_the_bytes_it_counted() {
+        let total = AtomicU64::new(100);
+        let failed = Received {
+            total: &total,
+            mine: AtomicU64::new(0),
+        };
+        failed.add(30);
+        failed.add(20);
+        assert_eq!(total.load(Ordering::Relaxed), 150, "counted as they arrive");
+        failed.take_back();
+        assert_eq!(total.load(Ordering::Relaxed), 100);
+        let kept = Received {
+            total: &total,
+            mine: AtomicU64::new(0),
+        };
+        kept.add(50);
+        assert_eq!(total.load(Ordering::Relaxed), 150);
+    }
 
     #[test]
     fn upstream_errors_are_classified() {

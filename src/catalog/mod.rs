@@ -351,12 +351,12 @@ pub struct Catalog {
     sizes: std::sync::Arc<std::sync::Mutex<[pages::SizeCache; 2]>>,
 }
 
-/// The columns a [`SyncRun`] is read from, in order.
 /// The error recorded for a sync run that never recorded its end (the next sync of the
 /// repository finds it).
 pub const INTERRUPTED: &str =
     "interrupted: the process running the sync ended before it finished (killed or crashed)";
 
+/// The columns a [`SyncRun`] is read from, in order.
 const SYNC_RUN_COLUMNS: &str = "id, started_at, finished_at, status, packages_added, \
      packages_removed, packages_downloaded, bytes_downloaded, error";
 

@@ -174,6 +174,7 @@ pub fn build(
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, usize, String)>(workers);
     let rx = Mutex::new(rx);
     let done: Mutex<Vec<Compressed>> = Mutex::new(Vec::new());
+    let mut sent = 0;
     let mut open = [
         (Sha256::new(), 0u64),
         (Sha256::new(), 0u64),
@@ -191,13 +192,12 @@ pub fn build(
                 }
             });
         }
-        let mut index = 0;
         let mut send = |k: usize, text: String| {
             open[k].0.update(text.as_bytes());
             open[k].1 += text.len() as u64;
             // Fails only if every worker is gone; the missing chunk then fails below.
-            let _ = tx.send((index, k, text));
-            index += 1;
+            let _ = tx.send((sent, k, text));
+            sent += 1;
         };
         for (k, kind) in kinds.iter().enumerate() {
             let (head, foot) = match kind {
@@ -231,7 +231,7 @@ pub fn build(
         .into_inner()
         .map_err(|_| std::io::Error::other("a compression worker failed"))?;
     done.sort_by_key(|(i, _, _)| *i);
-    if done.last().map_or(0, |(i, _, _)| i + 1) != done.len() {
+    if done.len() != sent || done.iter().enumerate().any(|(n, (i, _, _))| n != *i) {
         return Err(std::io::Error::other("a compression worker failed"));
     }
     let mut stored: [Vec<u8>; 3] = [Vec::new(), Vec::new(), Vec::new()];

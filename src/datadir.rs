@@ -58,6 +58,13 @@ fn lock_waiting(path: &Path) -> io::Result<RepoLock> {
     lock(path, true)?.ok_or_else(|| io::Error::other("flock returned without the lock"))
 }
 
+/// [`lock_waiting`] on the blocking thread pool, for async callers.
+async fn lock_waiting_async(path: PathBuf) -> io::Result<RepoLock> {
+    tokio::task::spawn_blocking(move || lock_waiting(&path))
+        .await
+        .map_err(io::Error::other)?
+}
+
 /// Name of the marker file the server watches.
 pub const GENERATION_FILE: &str = "generation";
 
@@ -101,10 +108,7 @@ impl DataDir {
 
     /// [`DataDir::lock_repo`] without blocking the async runtime while waiting.
     pub async fn lock_repo_async(&self, repo: &str) -> io::Result<RepoLock> {
-        let (dir, repo) = (self.clone(), repo.to_string());
-        tokio::task::spawn_blocking(move || dir.lock_repo(&repo))
-            .await
-            .map_err(io::Error::other)?
+        lock_waiting_async(self.root.join(WRITE_LOCKS).join(repo)).await
     }
 
     /// The sync lock of repository `repo` if nobody holds it; `None` if another sync
@@ -116,10 +120,7 @@ impl DataDir {
     /// Waits (without blocking the async runtime) until this process holds the sync
     /// lock of repository `repo`.
     pub async fn lock_sync_async(&self, repo: &str) -> io::Result<RepoLock> {
-        let path = self.root.join(SYNC_LOCKS).join(repo);
-        tokio::task::spawn_blocking(move || lock_waiting(&path))
-            .await
-            .map_err(io::Error::other)?
+        lock_waiting_async(self.root.join(SYNC_LOCKS).join(repo)).await
     }
 
     /// Tells running servers that the catalog changed (atomic replace of the marker).

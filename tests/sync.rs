@@ -904,6 +904,20 @@ fn a_killed_sync_resumes_its_partial_download() {
     assert_eq!(body.as_ref(), std::fs::read(&big).unwrap().as_slice());
 }
 
+/// `cairn repo sync m` in a 200-column pseudo-terminal made by script(1), which prints
+/// the screen's bytes on its standard output.
+fn sync_on_a_terminal(env: &Env) -> std::process::Command {
+    let command = format!(
+        "stty cols 200 rows 50; {BIN} --config {} repo sync m",
+        env.config.display()
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .env("CAIRN_LOG", "warn");
+    script
+}
+
 #[test]
 fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
     require_tool("script");
@@ -953,15 +967,7 @@ fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
     make_world_readable(up_dir.path());
     let upstream = Upstream::start_slow(up_dir.path(), "4m");
     let env = mirror_env(&Backend::Sqlite, &upstream, "");
-    let command = format!(
-        "stty cols 200 rows 50; {BIN} --config {} repo sync m",
-        env.config.display()
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("CAIRN_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = sync_on_a_terminal(&env).output().unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{screen}");
     let frame = screen
@@ -997,13 +1003,7 @@ fn log_lines_never_share_a_line_with_the_progress_bar() {
     let upstream =
         Upstream::start_busy_while(up_dir.path(), Some("4m"), &[(r"gen-[^/]*\.rpm$", &busy)]);
     let env = mirror_env(&Backend::Sqlite, &upstream, "");
-    let command = format!(
-        "stty cols 200 rows 50; {BIN} --config {} repo sync m",
-        env.config.display()
-    );
-    let child = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("CAIRN_LOG", "warn")
+    let child = sync_on_a_terminal(&env)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -7,12 +7,12 @@
 
 use std::time::Instant;
 
-use cairn::catalog::Catalog;
-use cairn::config::{Config, ViewConfig};
-use cairn::datadir::DataDir;
-use cairn::package::{DepKind, Dependency, FileKind, Package, PackageFile};
-use cairn::pool::Pool;
-use cairn::repodata::{xml, Compression};
+use cairn::app::config::{Config, ViewConfig};
+use cairn::domain::package::{DepKind, Dependency, FileKind, Package, PackageFile};
+use cairn::formats::repodata::{xml, Compression};
+use cairn::store::catalog::Catalog;
+use cairn::store::datadir::DataDir;
+use cairn::store::pool::Pool;
 
 fn synthetic(i: usize, version: &str) -> Package {
     let name = format!("pkg-{i:06}");
@@ -78,6 +78,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let data = DataDir::open(tmp.path().join("data")).unwrap();
+        let lock = data.lock_repo("big").unwrap();
         let pool = Pool::open(data.pool_dir()).unwrap();
         let url = format!(
             "sqlite://{}?mode=rwc",
@@ -100,7 +101,7 @@ fn main() {
         };
         let v1 = fill(&|_| "1.0");
         let ids = catalog.insert_packages(&v1).await.unwrap();
-        let place = |pkgs: &[(Package, cairn::repodata::Fragments)],
+        let place = |pkgs: &[(Package, cairn::formats::repodata::Fragments)],
                      ids: &std::collections::HashMap<String, i64>| {
             pkgs.iter()
                 .map(|(p, _)| (p.location(), ids[&p.pkgid]))
@@ -108,15 +109,15 @@ fn main() {
         };
         let placements = place(&v1, &ids);
         let published =
-            cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
                 .await
                 .unwrap();
         catalog
-            .place_in_repo(repo_id, &placements, published.publication_id)
+            .place_in_repo(&lock, repo_id, &placements, published.publication_id)
             .await
             .unwrap();
         let latest =
-            cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
                 .await
                 .unwrap();
         catalog
@@ -129,9 +130,16 @@ fn main() {
         );
 
         let t = Instant::now();
-        cairn::publish::create_snapshot(&catalog, &pool, &data, "big", "one", Compression::Gzip)
-            .await
-            .unwrap();
+        cairn::app::publish::create_snapshot(
+            &catalog,
+            &pool,
+            &data,
+            &lock,
+            "one",
+            Compression::Gzip,
+        )
+        .await
+        .unwrap();
         let snapshot_s = t.elapsed().as_secs_f64();
 
         // 1% upgraded, then a second snapshot.
@@ -141,33 +149,43 @@ fn main() {
             .collect();
         let ids2 = catalog.insert_packages(&v2).await.unwrap();
         let mut content =
-            cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
                 .await
                 .unwrap();
         let upgrades = place(&v2, &ids2);
         catalog
-            .place_in_repo(repo_id, &upgrades, content.publication_id)
+            .place_in_repo(&lock, repo_id, &upgrades, content.publication_id)
             .await
             .unwrap();
-        content = cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
-            .await
-            .unwrap();
+        content =
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+                .await
+                .unwrap();
         catalog
             .set_repo_latest(repo_id, content.publication_id, content.content_version)
             .await
             .unwrap();
-        cairn::publish::create_snapshot(&catalog, &pool, &data, "big", "two", Compression::Gzip)
-            .await
-            .unwrap();
+        cairn::app::publish::create_snapshot(
+            &catalog,
+            &pool,
+            &data,
+            &lock,
+            "two",
+            Compression::Gzip,
+        )
+        .await
+        .unwrap();
 
         let t = Instant::now();
         let a = catalog.snapshot("big", "one").await.unwrap();
         let b = catalog.snapshot("big", "two").await.unwrap();
         let (left, right) = catalog.snapshot_diff_candidates(a.id, b.id).await.unwrap();
-        let d = cairn::diff::diff(&left, &right);
+        let d = cairn::formats::diff::diff(&left, &right);
         let diff_s = t.elapsed().as_secs_f64();
         assert_eq!(d.upgraded.len(), n / 100);
 
+        // A view snapshot takes its members' write locks itself.
+        drop(lock);
         let mut config = Config::default();
         config.repos.push(toml::from_str("id = \"big\"").unwrap());
         let view = ViewConfig {
@@ -176,11 +194,11 @@ fn main() {
         };
         config.views.push(view.clone());
         // The view's own metadata is rendered once by its latest; the snapshot reuses it.
-        cairn::view::publish_latest(&catalog, &pool, &view)
+        cairn::app::view::publish_latest(&catalog, &pool, &view)
             .await
             .unwrap();
         let t = Instant::now();
-        let row = cairn::view::snapshot(&catalog, &pool, &data, &config, &view, "v1")
+        let row = cairn::app::view::snapshot(&catalog, &pool, &data, &config, &view, "v1")
             .await
             .unwrap();
         let view_s = t.elapsed().as_secs_f64();
@@ -193,20 +211,22 @@ fn main() {
             .filter(|(p, _)| p.version == "1.11")
             .collect();
         let ids3 = catalog.insert_packages(&v3).await.unwrap();
+        let lock = data.lock_repo("big").unwrap();
         catalog
-            .place_in_repo(repo_id, &place(&v3, &ids3), content.publication_id)
+            .place_in_repo(&lock, repo_id, &place(&v3, &ids3), content.publication_id)
             .await
             .unwrap();
         let moved =
-            cairn::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
                 .await
                 .unwrap();
         catalog
             .set_repo_latest(repo_id, moved.publication_id, moved.content_version)
             .await
             .unwrap();
+        drop(lock);
         let t = Instant::now();
-        let row = cairn::view::snapshot(&catalog, &pool, &data, &config, &view, "v2")
+        let row = cairn::app::view::snapshot(&catalog, &pool, &data, &config, &view, "v2")
             .await
             .unwrap();
         let composed_s = t.elapsed().as_secs_f64();
@@ -214,8 +234,8 @@ fn main() {
 
         // Web pages of the 100k snapshot: the first and a deep page of its package
         // table, a search, and the repository page.
-        let page = |tree: &str, search: &str, page: i64| cairn::serve::pages::PageRequest::Tree {
-            space: cairn::catalog::Space::Repos,
+        let page = |tree: &str, search: &str, page: i64| cairn::http::pages::PageRequest::Tree {
+            space: cairn::store::catalog::Space::Repos,
             owner: "big".into(),
             tree: tree.into(),
             search: search.into(),
@@ -229,23 +249,23 @@ fn main() {
             ("search \"pkg-0999\"", page("one", "pkg-0999", 1)),
             (
                 "repository page",
-                cairn::serve::pages::PageRequest::Owner {
-                    space: cairn::catalog::Space::Repos,
+                cairn::http::pages::PageRequest::Owner {
+                    space: cairn::store::catalog::Space::Repos,
                     owner: "big".into(),
                     diff: None,
                 },
             ),
             (
                 "overview page (sizes summed)",
-                cairn::serve::pages::PageRequest::Home,
+                cairn::http::pages::PageRequest::Home,
             ),
             (
                 "overview page (nothing changed since)",
-                cairn::serve::pages::PageRequest::Home,
+                cairn::http::pages::PageRequest::Home,
             ),
         ] {
             let t = Instant::now();
-            let rendered = cairn::serve::pages::render(&catalog, &req).await;
+            let rendered = cairn::http::pages::render(&catalog, &req).await;
             assert_eq!(rendered.status, 200, "{label}");
             page_ms.push((label, t.elapsed().as_secs_f64() * 1000.0));
         }

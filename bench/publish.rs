@@ -15,10 +15,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use cairn::catalog::Catalog;
-use cairn::datadir::DataDir;
-use cairn::pool::Pool;
-use cairn::repodata::Compression;
+use cairn::formats::repodata::Compression;
+use cairn::store::catalog::Catalog;
+use cairn::store::datadir::DataDir;
+use cairn::store::pool::Pool;
 
 fn time_cmd(args: &[&str], dir: &Path) -> f64 {
     let t = Instant::now();
@@ -47,7 +47,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let rpms = tmp.path().join("rpms");
     let t = Instant::now();
-    cairn::samples::generate(&rpms, n).unwrap();
+    cairn::formats::samples::generate(&rpms, n).unwrap();
     eprintln!(
         "generated {n} packages in {:.2} s",
         t.elapsed().as_secs_f64()
@@ -69,6 +69,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (import_s, full, reuse) = rt.block_on(async {
         let data = DataDir::open(tmp.path().join("data")).unwrap();
+        let lock = data.lock_repo("bench").unwrap();
         let pool = Pool::open(data.pool_dir()).unwrap();
         let url = format!(
             "sqlite://{}?mode=rwc",
@@ -77,7 +78,7 @@ fn main() {
         let catalog = Catalog::connect(&url).await.unwrap();
         catalog.migrate().await.unwrap();
         let t = Instant::now();
-        let report = cairn::import::import(
+        let report = cairn::app::import::import(
             &catalog,
             &pool,
             &data,
@@ -95,21 +96,27 @@ fn main() {
         for _ in 0..3 {
             let t = Instant::now();
             let items = catalog.repo_fragments(repo_id).await.unwrap();
-            let p =
-                cairn::publish::publish_set(&catalog, &pool, &items, Compression::Gzip, &[], true)
-                    .await
-                    .unwrap();
+            let p = cairn::app::publish::publish_set(
+                &catalog,
+                &pool,
+                &items,
+                Compression::Gzip,
+                &[],
+                true,
+            )
+            .await
+            .unwrap();
             assert!(p.rendered);
             full = full.min(t.elapsed().as_secs_f64());
         }
         let mut reuse = f64::INFINITY;
         for i in 0..3 {
             let t = Instant::now();
-            let (_, p) = cairn::publish::create_snapshot(
+            let (_, p) = cairn::app::publish::create_snapshot(
                 &catalog,
                 &pool,
                 &data,
-                "bench",
+                &lock,
                 &format!("s{i}"),
                 Compression::Gzip,
             )

@@ -1,35 +1,18 @@
 //! Cairn: an RPM mirror appliance in one process.
 //!
-//! Layers, each depending only on those above it in this list:
-//! - [`package`]: the package model shared by all layers;
-//! - [`pool`]: sha256 content-addressed blob storage with batched durability;
-//! - [`rpmread`]: `.rpm` headers → [`package::Package`], createrepo_c's rules;
-//! - [`repodata`]: repository metadata rendering (primary, filelists, other, repomd);
-//! - [`catalog`]: the SQL catalog (SQLite or PostgreSQL), all SQL lives here;
-//! - [`config`], [`datadir`]: configuration and data-directory layout;
-//! - [`publish`], [`import`]: operations combining pool, catalog and repodata;
-//! - [`serve`]: the HTTP server (hyper on io_uring runtimes);
-//! - [`cli`], [`demo`]: the command line.
+//! The module tree is the architecture. Each layer uses only the layers above it in
+//! this list (`tests/layers.rs` checks it):
+//! - [`domain`]: value types every layer shares (the package model, names, schedules);
+//! - [`formats`]: `.rpm` headers, repository metadata, diffs, sample packages;
+//! - [`store`]: the blob pool, the SQL catalog, the data directory and its locks;
+//! - [`app`]: the operations (import, sync, publish, snapshots, views, retention,
+//!   scheduling, gc, verify), written once for every front end;
+//! - [`http`]: the HTTP server (hyper on io_uring runtimes) and its pages;
+//! - [`cli`]: the command line and the demo.
 
-pub mod catalog;
+pub mod app;
 pub mod cli;
-pub mod config;
-pub mod datadir;
-pub mod demo;
-pub mod diff;
-pub mod gc;
-pub mod import;
-pub mod metrics;
-pub mod package;
-pub mod pool;
-pub mod progress;
-pub mod publish;
-pub mod repodata;
-pub mod retention;
-pub mod rpmread;
-pub mod samples;
-pub mod schedule;
-pub mod serve;
-pub mod sync;
-pub mod verify;
-pub mod view;
+pub mod domain;
+pub mod formats;
+pub mod http;
+pub mod store;

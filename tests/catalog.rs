@@ -3,16 +3,16 @@
 
 mod common;
 
-use cairn::catalog::Catalog;
-use cairn::rpmread;
+use cairn::formats::rpmread;
+use cairn::store::catalog::Catalog;
 use common::*;
 
 #[test]
 fn packages_round_trip_through_the_catalog() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("rpms");
-    let mut files = cairn::samples::tricky_packages(&dir).unwrap();
-    files.extend(cairn::samples::demo_packages(&dir).unwrap());
+    let mut files = cairn::formats::samples::tricky_packages(&dir).unwrap();
+    files.extend(cairn::formats::samples::demo_packages(&dir).unwrap());
     if let Some(real) = real_rpms() {
         files.extend(copy_rpms(&real, &dir.join("real")));
     }
@@ -51,12 +51,12 @@ fn packages_round_trip_through_the_catalog() {
 fn package_rows_wait_for_their_blobs_to_be_durable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("rpms");
-    let files = cairn::samples::demo_packages(&dir).unwrap();
+    let files = cairn::formats::samples::demo_packages(&dir).unwrap();
     let packages: Vec<_> = files
         .iter()
         .map(|f| {
             let p = rpmread::read_package(f, &file_facts(f)).unwrap();
-            let fragments = cairn::repodata::xml::render(&p);
+            let fragments = cairn::formats::repodata::xml::render(&p);
             (p, fragments)
         })
         .collect();
@@ -118,11 +118,11 @@ fn package_rows_wait_for_their_blobs_to_be_durable() {
 #[derive(Debug)]
 enum FakeError {
     Pool(&'static str),
-    Catalog(#[allow(dead_code)] cairn::catalog::CatalogError),
+    Catalog(#[allow(dead_code)] cairn::store::catalog::CatalogError),
 }
 
-impl From<cairn::catalog::CatalogError> for FakeError {
-    fn from(e: cairn::catalog::CatalogError) -> FakeError {
+impl From<cairn::store::catalog::CatalogError> for FakeError {
+    fn from(e: cairn::store::catalog::CatalogError) -> FakeError {
         FakeError::Catalog(e)
     }
 }

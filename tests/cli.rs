@@ -30,7 +30,7 @@ fn readme_flow_init_import_snapshot_list() {
     let mut config = std::fs::read_to_string(dir.path().join("cairn.toml")).unwrap();
     config.push_str("[[repo]]\nid = \"fx\"\n");
     std::fs::write(dir.path().join("cairn.toml"), config).unwrap();
-    cairn::samples::demo_packages(&dir.path().join("rpms")).unwrap();
+    cairn::formats::samples::demo_packages(&dir.path().join("rpms")).unwrap();
     cairn(&["import", "fx", "./rpms/"]);
     cairn(&["snapshot", "create", "fx", "--name", "2026-11-23"]);
     let list: serde_json::Value =

@@ -9,7 +9,7 @@ fn dnf_installs_with_dependencies_from_a_snapshot_and_latest() {
     for backend in backends() {
         let env = Env::new(&backend, &["fx"]);
         let rpms = env.dir.path().join("rpms");
-        cairn::samples::demo_packages(&rpms).unwrap();
+        cairn::formats::samples::demo_packages(&rpms).unwrap();
         if let Some(real) = real_rpms() {
             // Real packages ride along so the repo is not only our own builds.
             copy_rpms(&real, &rpms.join("real"));
@@ -44,7 +44,7 @@ fn dnf_installs_from_zstd_metadata() {
         "[[repo]]\nid = \"z\"\ncompression = \"zstd\"\n",
     );
     let rpms = env.dir.path().join("rpms");
-    cairn::samples::demo_packages(&rpms).unwrap();
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
     env.ok(&["import", "z", rpms.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "z", "--name", "s"]);
     let show = env.json(&["snapshot", "show", "z", "s"]);

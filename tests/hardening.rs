@@ -23,8 +23,8 @@ fn site(extra_server_toml: &str) -> (Env, Server) {
     )
     .unwrap();
     let rpms = env.dir.path().join("rpms");
-    cairn::samples::demo_packages(&rpms).unwrap();
-    cairn::samples::large_package(&rpms, "bigpkg", 12 * 1024 * 1024).unwrap();
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
+    cairn::formats::samples::large_package(&rpms, "bigpkg", 12 * 1024 * 1024).unwrap();
     env.ok(&["import", "fx", rpms.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
     let server = env.serve();

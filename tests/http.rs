@@ -24,10 +24,10 @@ fn fixture(backend: &Backend) -> Fixture {
 fn fixture_with(backend: &Backend, server_env: &[(&str, &str)]) -> Fixture {
     let env = Env::new(backend, &["fx"]);
     let rpms = env.dir.path().join("rpms");
-    cairn::samples::demo_packages(&rpms).unwrap();
-    let big = cairn::samples::large_package(&rpms, "bigpkg", 12 * 1024 * 1024).unwrap();
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
+    let big = cairn::formats::samples::large_package(&rpms, "bigpkg", 12 * 1024 * 1024).unwrap();
     // Read in one read and kept in the worker's memory cache.
-    cairn::samples::large_package(&rpms, "midpkg", 1024 * 1024).unwrap();
+    cairn::formats::samples::large_package(&rpms, "midpkg", 1024 * 1024).unwrap();
     env.ok(&["import", "fx", rpms.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
     let bytes = std::fs::read(&big).unwrap();
@@ -323,7 +323,7 @@ fn publishing_from_another_process_reaches_the_running_server() {
             .unwrap();
 
         let more = f.env.dir.path().join("more");
-        let extra = cairn::samples::generate(&more, 3).unwrap();
+        let extra = cairn::formats::samples::generate(&more, 3).unwrap();
         f.env.ok(&["import", "fx", more.to_str().unwrap()]);
         f.env.ok(&["snapshot", "create", "fx", "--name", "s2"]);
         wait_for("the new snapshot to be served", || {

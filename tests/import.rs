@@ -9,7 +9,7 @@ fn corrupt_and_foreign_files_are_reported_and_skipped_while_the_rest_lands() {
     for backend in backends() {
         let env = Env::new(&backend, &["fx"]);
         let rpms = env.dir.path().join("rpms");
-        let good = cairn::samples::demo_packages(&rpms).unwrap();
+        let good = cairn::formats::samples::demo_packages(&rpms).unwrap();
         std::fs::write(rpms.join("garbage.rpm"), b"this is not an rpm").unwrap();
         let bytes = std::fs::read(&good[0]).unwrap();
         std::fs::write(rpms.join("truncated.rpm"), &bytes[..200]).unwrap();
@@ -63,7 +63,7 @@ fn reimport_is_a_no_op_and_same_nevra_replaces_but_snapshots_keep_the_old_file()
     for backend in backends() {
         let env = Env::new(&backend, &["fx"]);
         let a = env.dir.path().join("a");
-        cairn::samples::demo_packages(&a).unwrap();
+        cairn::formats::samples::demo_packages(&a).unwrap();
         env.ok(&["import", "fx", a.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", "one"]);
         let repomd_before = std::fs::read_dir(env.data().join("pool")).unwrap().count();
@@ -134,8 +134,8 @@ fn reimport_is_a_no_op_and_same_nevra_replaces_but_snapshots_keep_the_old_file()
 fn same_package_set_gives_byte_identical_metadata_and_reuses_it() {
     let tmp = tempfile::tempdir().unwrap();
     let rpms = tmp.path().join("rpms");
-    cairn::samples::demo_packages(&rpms).unwrap();
-    cairn::samples::tricky_packages(&rpms).unwrap();
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
+    cairn::formats::samples::tricky_packages(&rpms).unwrap();
     let mut repomds = Vec::new();
     for backend in backends() {
         for _ in 0..2 {
@@ -171,7 +171,7 @@ fn same_package_set_gives_byte_identical_metadata_and_reuses_it() {
 fn kill_during_import_leaves_only_complete_blobs_and_a_consistent_catalog() {
     let env = Env::new(&Backend::Sqlite, &["fx"]);
     let rpms = env.dir.path().join("rpms");
-    cairn::samples::generate(&rpms, 400).unwrap();
+    cairn::formats::samples::generate(&rpms, 400).unwrap();
     let mut child = env
         .cmd(&["import", "fx", rpms.to_str().unwrap()])
         .spawn()
@@ -204,7 +204,7 @@ fn kill_during_import_leaves_only_complete_blobs_and_a_consistent_catalog() {
     assert_eq!(repo["repo"]["package_count"], 400);
     let url = format!("sqlite://{}", env.data().join("catalog.db").display());
     let refs = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let catalog = cairn::catalog::Catalog::connect(&url).await.unwrap();
+        let catalog = cairn::store::catalog::Catalog::connect(&url).await.unwrap();
         catalog.referenced_blobs().await.unwrap()
     });
     assert!(refs.len() >= 400 + 4);

@@ -22,7 +22,7 @@ fn repomd_href(repomd: &[u8], kind: &str) -> String {
 /// rest, which demo-app depends on).
 fn split_demo(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
     let all = env.dir.path().join("all");
-    let files = cairn::samples::demo_packages(&all).unwrap();
+    let files = cairn::formats::samples::demo_packages(&all).unwrap();
     let (apps, libs) = (env.dir.path().join("apps"), env.dir.path().join("libs"));
     std::fs::create_dir_all(&apps).unwrap();
     std::fs::create_dir_all(&libs).unwrap();
@@ -43,11 +43,11 @@ fn aliases_switch_atomically_keep_old_metadata_servable_and_roll_back() {
     for backend in backends() {
         let env = Env::new(&backend, &["fx"]);
         let one = env.dir.path().join("one");
-        cairn::samples::demo_packages(&one).unwrap();
+        cairn::formats::samples::demo_packages(&one).unwrap();
         env.ok(&["import", "fx", one.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", "2026-10"]);
         let two = env.dir.path().join("two");
-        let extra = cairn::samples::generate(&two, 2).unwrap();
+        let extra = cairn::formats::samples::generate(&two, 2).unwrap();
         env.ok(&["import", "fx", two.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", "2026-11"]);
 
@@ -128,7 +128,7 @@ fn gc_frees_what_nothing_references_and_keeps_everything_served() {
     for backend in backends() {
         let env = Env::new(&backend, &["fx"]);
         let one = env.dir.path().join("one");
-        let files = cairn::samples::demo_packages(&one).unwrap();
+        let files = cairn::formats::samples::demo_packages(&one).unwrap();
         env.ok(&["import", "fx", one.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", "old"]);
         // A rebuild of demo-lib replaces it in the repo; only snapshot "old" holds the first.
@@ -253,7 +253,7 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
             .bytes()
             .unwrap();
         let more = env.dir.path().join("more");
-        let extra = cairn::samples::generate(&more, 1).unwrap();
+        let extra = cairn::formats::samples::generate(&more, 1).unwrap();
         env.ok(&["import", "libs", more.to_str().unwrap()]);
         let path = format!(
             "Packages/g/{}",
@@ -302,14 +302,14 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
 fn gc_while_serving_never_breaks_what_is_still_published() {
     let env = Env::new(&Backend::Sqlite, &["fx"]);
     let one = env.dir.path().join("one");
-    cairn::samples::demo_packages(&one).unwrap();
+    cairn::formats::samples::demo_packages(&one).unwrap();
     env.ok(&["import", "fx", one.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "fx", "--name", "keep"]);
     env.ok(&["publish", "fx", "keep", "--as", "prod"]);
     for round in 0..3 {
         let more = env.dir.path().join(format!("more{round}"));
         // A different count per round gives different packages (and replacements).
-        cairn::samples::generate(&more, round + 2).unwrap();
+        cairn::formats::samples::generate(&more, round + 2).unwrap();
         env.ok(&["import", "fx", more.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", &format!("tmp{round}")]);
     }
@@ -381,17 +381,17 @@ fn place_without_view_refresh(
     location: Option<&str>,
 ) -> String {
     let facts = file_facts(file);
-    let package = cairn::rpmread::read_package(file, &facts).unwrap();
-    let fragments = cairn::repodata::xml::render(&package);
+    let package = cairn::formats::rpmread::read_package(file, &facts).unwrap();
+    let fragments = cairn::formats::repodata::xml::render(&package);
     let location = location
         .map(str::to_string)
         .unwrap_or_else(|| package.location());
-    let pool = cairn::pool::Pool::open(env.data().join("pool")).unwrap();
+    let pool = cairn::store::pool::Pool::open(env.data().join("pool")).unwrap();
     let staged = pool.stage_file(file).unwrap();
     pool.commit(vec![staged]).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let catalog = cairn::catalog::Catalog::connect(&env.database_url())
+        let catalog = cairn::store::catalog::Catalog::connect(&env.database_url())
             .await
             .unwrap();
         let repo_id = catalog.ensure_repo(repo).await.unwrap();
@@ -400,19 +400,24 @@ fn place_without_view_refresh(
             .await
             .unwrap();
         let before = catalog.repo(repo).await.unwrap().unwrap();
+        let lock = cairn::store::datadir::DataDir::open(env.data())
+            .unwrap()
+            .lock_repo(repo)
+            .unwrap();
         catalog
             .place_in_repo(
+                &lock,
                 repo_id,
                 &[(location, ids[&package.pkgid])],
                 before.latest_publication_id.unwrap(),
             )
             .await
             .unwrap();
-        let published = cairn::publish::publish_repo_content(
+        let published = cairn::app::publish::publish_repo_content(
             &catalog,
             &pool,
             repo_id,
-            cairn::repodata::Compression::Gzip,
+            cairn::formats::repodata::Compression::Gzip,
         )
         .await
         .unwrap();
@@ -451,7 +456,7 @@ fn view_snapshots_copy_latest_only_while_it_matches_the_members() {
         // A member's content changes without the view being recomposed: a new location
         // (an insert), then another package at that same location (an update).
         let more = env.dir.path().join("more");
-        let extra = cairn::samples::generate(&more, 2).unwrap();
+        let extra = cairn::formats::samples::generate(&more, 2).unwrap();
         let first = place_without_view_refresh(&env, "libs", &extra[0], None);
         env.ok(&["view", "snapshot", "stack", "--name", "three"]);
         let first_location = format!(

@@ -68,7 +68,7 @@ struct Site {
 fn site(backend: &Backend, extra_toml: &str) -> Site {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    let files = cairn::samples::demo_packages(&repo).unwrap();
+    let files = cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start(up_dir.path());
     let env = Env::with_repo_toml(

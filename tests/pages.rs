@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cairn::catalog::{Catalog, Space};
-use cairn::serve::pages::{render, PageRequest, PAGE_SIZE};
+use cairn::http::pages::{render, PageRequest, PAGE_SIZE};
+use cairn::store::catalog::{Catalog, Space};
 use common::*;
 
 /// An installation with a local repository of tricky, demo and generated packages (two
@@ -23,7 +23,7 @@ struct Site {
 fn site(backend: &Backend) -> Site {
     let up_dir = tempfile::tempdir().unwrap();
     let up = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&up).unwrap();
+    cairn::formats::samples::demo_packages(&up).unwrap();
     createrepo_dir(&up, false);
     let upstream = Upstream::start(up_dir.path());
     let env = Env::with_repo_toml(
@@ -36,17 +36,17 @@ fn site(backend: &Backend) -> Site {
         ),
     );
     let dir = env.dir.path().join("pkgs");
-    let tricky = cairn::samples::tricky_packages(&dir)
+    let tricky = cairn::formats::samples::tricky_packages(&dir)
         .unwrap()
         .into_iter()
         .find(|p| p.to_string_lossy().contains("tricky-escapes"))
         .unwrap();
-    cairn::samples::generate(&dir, PAGE_SIZE as usize + 30).unwrap();
+    cairn::formats::samples::generate(&dir, PAGE_SIZE as usize + 30).unwrap();
     env.ok(&["import", "local", dir.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "local", "--name", "one"]);
     // An upgrade and an addition for the diff.
     let more = env.dir.path().join("more");
-    cairn::samples::demo_packages(&more).unwrap();
+    cairn::formats::samples::demo_packages(&more).unwrap();
     env.ok(&["import", "local", more.to_str().unwrap()]);
     env.ok(&["snapshot", "create", "local", "--name", "two"]);
     env.ok(&["publish", "local", "one", "--as", "prod"]);
@@ -109,7 +109,7 @@ fn page_handlers_render_what_the_catalog_holds_escaped() {
             assert_eq!(local_count(&again.html), before);
             let extra = s.env.dir.path().join("extra");
             // One more generated package than the site has: only the last is new.
-            let extra_files = cairn::samples::generate(&extra, PAGE_SIZE as usize + 31).unwrap();
+            let extra_files = cairn::formats::samples::generate(&extra, PAGE_SIZE as usize + 31).unwrap();
             for f in &extra_files[..extra_files.len() - 1] {
                 std::fs::remove_file(f).unwrap();
             }

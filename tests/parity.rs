@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cairn::repodata::{self, Compression, Entry};
-use cairn::rpmread::{self, FileFacts};
+use cairn::formats::repodata::{self, Compression, Entry};
+use cairn::formats::rpmread::{self, FileFacts};
 use common::*;
 
 /// Every test package in one directory: the real ones (when provided) and built ones.
@@ -19,8 +19,8 @@ fn package_dir(root: &Path) -> Vec<PathBuf> {
     if let Some(real) = real_rpms() {
         files.extend(copy_rpms(&real, &dir));
     }
-    files.extend(cairn::samples::tricky_packages(&dir).unwrap());
-    files.extend(cairn::samples::demo_packages(&dir).unwrap());
+    files.extend(cairn::formats::samples::tricky_packages(&dir).unwrap());
+    files.extend(cairn::formats::samples::demo_packages(&dir).unwrap());
     files.extend(rpmbuild_packages(&dir));
     files
 }
@@ -167,7 +167,7 @@ fn published_snapshot_metadata_matches_createrepo_c() {
 #[test]
 fn requires_filtering_rules() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = cairn::samples::tricky_packages(tmp.path()).unwrap();
+    let files = cairn::formats::samples::tricky_packages(tmp.path()).unwrap();
     let f = files
         .iter()
         .find(|f| f.to_string_lossy().contains("tricky-escapes"))
@@ -181,7 +181,7 @@ fn requires_filtering_rules() {
     let requires: Vec<String> = pkg
         .deps
         .iter()
-        .filter(|d| d.kind == cairn::package::DepKind::Requires)
+        .filter(|d| d.kind == cairn::domain::package::DepKind::Requires)
         .map(|d| {
             format!(
                 "{}{}{}{}",
@@ -269,7 +269,7 @@ fn requires_filtering_rules() {
 /// createrepo_c's entries, field by field: the parser loses nothing.
 #[test]
 fn parsed_createrepo_c_metadata_renders_back_identically() {
-    use cairn::repodata::parse::{self, PackageStream};
+    use cairn::formats::repodata::parse::{self, PackageStream};
     let tmp = tempfile::tempdir().unwrap();
     let files = package_dir(tmp.path());
     let dir = tmp.path().join("rpms");

@@ -21,7 +21,7 @@ fn mirror_env(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
 fn synced_demo_mirror(backend: &Backend) -> (tempfile::TempDir, std::path::PathBuf, Upstream, Env) {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start(up_dir.path());
     let env = mirror_env(backend, &upstream, "");
@@ -39,8 +39,8 @@ fn package_count(env: &Env) -> u64 {
 fn sync_mirrors_upstream_metadata_and_dnf_installs_from_a_snapshot() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
-    cairn::samples::tricky_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::tricky_packages(&repo).unwrap();
     if let Some(real) = real_rpms() {
         copy_rpms(&real, &repo.join("real"));
     }
@@ -167,7 +167,7 @@ fn a_failed_sync_changes_nothing_names_every_failure_and_keeps_good_downloads() 
         env.ok(&["snapshot", "create", "m", "--name", "before"]);
 
         // Three new packages upstream: one fine, one corrupted after indexing, one gone.
-        let new = cairn::samples::generate(&repo.join("new"), 3).unwrap();
+        let new = cairn::formats::samples::generate(&repo.join("new"), 3).unwrap();
         createrepo_dir(&repo, true);
         make_world_readable(up_dir.path());
         let corrupt = std::fs::read(&new[1]).unwrap();
@@ -241,7 +241,7 @@ impl Drop for TinyFs {
 fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothing() {
     for backend in backends() {
         let (up_dir, repo, _upstream, env) = synced_demo_mirror(&backend);
-        let new = cairn::samples::generate(&repo.join("new"), 3).unwrap();
+        let new = cairn::formats::samples::generate(&repo.join("new"), 3).unwrap();
         createrepo_dir(&repo, true);
         make_world_readable(up_dir.path());
 
@@ -280,7 +280,7 @@ fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothi
 fn packages_another_repository_brought_into_the_pool_are_not_downloaded_again() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start_logged(up_dir.path());
     for backend in backends() {
@@ -310,7 +310,7 @@ fn packages_another_repository_brought_into_the_pool_are_not_downloaded_again() 
 fn requests_that_may_pass_later_are_retried_and_the_rest_fail_at_once() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let busy_meta = up_dir.path().join("busy-meta");
     let busy_rpm = up_dir.path().join("busy-rpm");
@@ -353,7 +353,7 @@ fn requests_that_may_pass_later_are_retried_and_the_rest_fail_at_once() {
     assert_eq!(package_count(&env), 4);
 
     // A package that stays busy fails after three attempts; a missing one after one.
-    let new = cairn::samples::generate(&repo.join("new"), 2).unwrap();
+    let new = cairn::formats::samples::generate(&repo.join("new"), 2).unwrap();
     createrepo_dir(&repo, true);
     make_world_readable(up_dir.path());
     std::fs::remove_file(&new[1]).unwrap();
@@ -387,8 +387,8 @@ fn requests_that_may_pass_later_are_retried_and_the_rest_fail_at_once() {
 fn removals_upstream_and_filters_shape_the_mirror() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    let files = cairn::samples::demo_packages(&repo).unwrap();
-    cairn::samples::tricky_packages(&repo).unwrap();
+    let files = cairn::formats::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::tricky_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start(up_dir.path());
     let backend = Backend::Sqlite;
@@ -600,7 +600,7 @@ fn upstream_metadata_in_xz_bzip2_and_zstd_is_read() {
     for compression in ["xz", "bz2", "zstd"] {
         let up_dir = tempfile::tempdir().unwrap();
         let repo = up_dir.path().join("repo");
-        cairn::samples::demo_packages(&repo).unwrap();
+        cairn::formats::samples::demo_packages(&repo).unwrap();
         let written_by_createrepo = if compression == "zstd" {
             "gz"
         } else {
@@ -644,7 +644,7 @@ fn upstream_metadata_in_xz_bzip2_and_zstd_is_read() {
 fn serve_runs_scheduled_syncs_and_serves_their_result() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start(up_dir.path());
     let env = mirror_env(&Backend::Sqlite, &upstream, "schedule = \"every 1s\"\n");
@@ -685,7 +685,7 @@ impl Drop for KillOnDrop {
 fn reads_go_on_during_a_sync(backend: &Backend, scheduled: bool) {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start_slow(up_dir.path(), "2m");
     let schedule = if scheduled {
@@ -695,7 +695,7 @@ fn reads_go_on_during_a_sync(backend: &Backend, scheduled: bool) {
     };
     let env = mirror_env(backend, &upstream, schedule);
     env.ok(&["repo", "sync", "m"]);
-    cairn::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
+    cairn::formats::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
     createrepo_dir(&repo, true);
     make_world_readable(up_dir.path());
 
@@ -789,7 +789,7 @@ fn a_sync_never_blocks_serving_or_cli_reads() {
 fn entitlement_style_tls_client_certificates_and_proxies() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let certs = make_certificates();
     let c = |f: &str| certs.path().join(f);
@@ -845,7 +845,7 @@ fn entitlement_style_tls_client_certificates_and_proxies() {
 fn a_killed_sync_resumes_its_partial_download() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    let big = cairn::samples::large_package(&repo, "bigpkg", 12 * 1024 * 1024).unwrap();
+    let big = cairn::formats::samples::large_package(&repo, "bigpkg", 12 * 1024 * 1024).unwrap();
     let full = std::fs::metadata(&big).unwrap().len();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start_slow(up_dir.path(), "4m");
@@ -923,7 +923,7 @@ fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
     require_tool("script");
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
+    cairn::formats::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
     createrepo_dir(&repo, false);
     // "0/1 files, 9.50 MiB of 16.00 MiB, 2.00 MiB/s, 3 seconds left": bytes so far
     // (counted while the package arrives), of how many, the rate and the time left.
@@ -961,7 +961,7 @@ fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
     // the same facts, measured every second (16 MiB at 4 MB/s take at least 3 s). A
     // second package is gone upstream: when the sync fails, the bar is cleared and the
     // error starts on a clean line.
-    let gone = cairn::samples::generate(&repo.join("gone"), 1).unwrap();
+    let gone = cairn::formats::samples::generate(&repo.join("gone"), 1).unwrap();
     createrepo_dir(&repo, true);
     std::fs::remove_file(&gone[0]).unwrap();
     make_world_readable(up_dir.path());
@@ -993,8 +993,8 @@ fn log_lines_never_share_a_line_with_the_progress_bar() {
     require_tool("script");
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
-    cairn::samples::generate(&repo.join("small"), 1).unwrap();
+    cairn::formats::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
+    cairn::formats::samples::generate(&repo.join("small"), 1).unwrap();
     createrepo_dir(&repo, false);
     // The small package is busy (503) for its first two attempts, the second of which
     // comes a second into the 16 MiB download at 4 MB/s, with the bar on screen.
@@ -1075,7 +1075,7 @@ const MODULES: &str =
 fn comps_updateinfo_and_modules_are_carried_and_updateinfo_is_trimmed() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     let extra = up_dir.path().join("extra");
     std::fs::create_dir_all(&extra).unwrap();
     std::fs::write(extra.join("comps.xml"), COMPS).unwrap();
@@ -1163,7 +1163,7 @@ fn comps_updateinfo_and_modules_are_carried_and_updateinfo_is_trimmed() {
 fn mirror_mode_serves_upstream_metadata_bytes_unchanged() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo.join("pkgs")).unwrap();
+    cairn::formats::samples::demo_packages(&repo.join("pkgs")).unwrap();
     createrepo_dir(&repo, false);
     // A detached signature next to repomd.xml (its content is opaque to Cairn).
     std::fs::write(
@@ -1227,7 +1227,7 @@ fn sha1_and_sha512_upstreams_are_verified_and_known_packages_not_downloaded_agai
         let what = format!("{}, {checksum}", backend.name());
         let up_dir = tempfile::tempdir().unwrap();
         let repo = up_dir.path().join("repo");
-        cairn::samples::demo_packages(&repo).unwrap();
+        cairn::formats::samples::demo_packages(&repo).unwrap();
         let createrepo = || {
             let out = std::process::Command::new("createrepo_c")
                 .args(["--no-database", "--quiet", "--checksum", checksum])
@@ -1245,7 +1245,7 @@ fn sha1_and_sha512_upstreams_are_verified_and_known_packages_not_downloaded_agai
         let env = mirror_env(&backend, &upstream, "");
         let first = env.json(&["repo", "sync", "m"]);
         assert_eq!(first["m"]["downloaded"], 4, "{what}: {first}");
-        let more = cairn::samples::generate(&repo.join("more"), 2).unwrap();
+        let more = cairn::formats::samples::generate(&repo.join("more"), 2).unwrap();
         createrepo();
         // One of the new packages changes after indexing: its checksum, of upstream's
         // type, no longer matches.
@@ -1344,7 +1344,7 @@ fn snapshot_diff_follows_rpm_version_order() {
 fn syncs_snapshot_automatically_and_retention_spares_what_aliases_use() {
     let up_dir = tempfile::tempdir().unwrap();
     let repo = up_dir.path().join("repo");
-    cairn::samples::demo_packages(&repo).unwrap();
+    cairn::formats::samples::demo_packages(&repo).unwrap();
     createrepo_dir(&repo, false);
     let upstream = Upstream::start(up_dir.path());
     let env = mirror_env(
@@ -1398,7 +1398,7 @@ fn syncs_snapshot_automatically_and_retention_spares_what_aliases_use() {
 fn views_merge_member_comps_and_updateinfo() {
     let up_dir = tempfile::tempdir().unwrap();
     let all = up_dir.path().join("all");
-    let files = cairn::samples::demo_packages(&all).unwrap();
+    let files = cairn::formats::samples::demo_packages(&all).unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(args[0])
             .args(&args[1..])

@@ -17,7 +17,7 @@ fn verify_reports_corrupt_missing_and_unreferenced_blobs() {
     for backend in backends() {
         let env = Env::new(&backend, &["fx"]);
         let rpms = env.dir.path().join("rpms");
-        let files = cairn::samples::demo_packages(&rpms).unwrap();
+        let files = cairn::formats::samples::demo_packages(&rpms).unwrap();
         env.ok(&["import", "fx", rpms.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", "s"]);
         let clean = env.json(&["db", "verify"]);

@@ -47,10 +47,10 @@ pub fn copy_rpms(src: &Path, dst: &Path) -> Vec<PathBuf> {
 }
 
 /// What import would record about a file: its sha256, size and modification time.
-pub fn file_facts(path: &Path) -> cairn::rpmread::FileFacts {
+pub fn file_facts(path: &Path) -> cairn::formats::rpmread::FileFacts {
     let bytes = std::fs::read(path).unwrap();
     let meta = std::fs::metadata(path).unwrap();
-    cairn::rpmread::FileFacts {
+    cairn::formats::rpmread::FileFacts {
         sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
         size: meta.len(),
         mtime: meta

@@ -1,0 +1,484 @@
+//! The TOML configuration file: `[server]`, `[[repo]]`.
+//!
+//! Every key is documented in `config/cairn.example.toml`. Unknown keys and bad values
+//! are errors that name the key and the line; cross-field checks (duplicate repo ids,
+//! ids that are not URL-safe) name the repo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::names::{self, valid_name};
+use crate::domain::schedule::{parse_duration, Schedule};
+use crate::formats::repodata::Compression;
+
+/// Configuration errors, each naming the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default, rename = "repo")]
+    pub repos: Vec<RepoConfig>,
+    #[serde(default, rename = "view")]
+    pub views: Vec<ViewConfig>,
+}
+
+/// `[[view]]`: repositories published together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewConfig {
+    /// The view name used in commands and URLs (/views/<name>/...).
+    pub name: String,
+    /// Member repositories; earlier ones win when two carry the same name.arch and EVR.
+    pub repos: Vec<String>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address `cairn serve` listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the pool, the SQLite catalog and the publish marker live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means `sqlite://<data_dir>/catalog.db`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Serving threads (one io_uring runtime each); 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// How long an alias keeps serving what it pointed at before a switch ("3d", "12h").
+    #[serde(default = "default_alias_grace", deserialize_with = "de_duration")]
+    pub alias_grace: std::time::Duration,
+    /// Open client connections at most; more are answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A client must send a request's whole header within this time, and a
+    /// keep-alive connection is closed when no request starts within it.
+    #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
+    pub header_timeout: std::time::Duration,
+    /// A connection that moves no byte either way for this long is closed (a client
+    /// that stopped reading a download, a dead peer).
+    #[serde(default = "default_idle_timeout", deserialize_with = "de_duration")]
+    pub idle_timeout: std::time::Duration,
+    /// Largest request head (request line and headers) accepted; larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_header_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+fn default_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(120)
+}
+
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+
+fn default_alias_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(3 * 86_400)
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            database_url: None,
+            workers: 0,
+            alias_grace: default_alias_grace(),
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_header_bytes: default_max_header_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./cairn-data")
+}
+
+/// `[[repo]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// The repository id used in commands and URLs.
+    pub id: String,
+    /// Metadata compression for this repo's published trees.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Upstream yum repository (the URL holding `repodata/`); none means a local repo.
+    #[serde(default)]
+    pub feed: Option<String>,
+    /// Only packages of these architectures (empty: all).
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// Only packages whose name matches one of these globs (empty: all).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Never packages whose name matches one of these globs.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Keep only the newest N versions of each name.arch (rpm version order).
+    #[serde(default)]
+    pub keep_latest: Option<usize>,
+    /// Package downloads running at once during a sync.
+    #[serde(default = "default_downloads")]
+    pub downloads: usize,
+    /// "regenerate" (default): publish Cairn's own metadata for the kept packages;
+    /// "mirror": serve upstream's metadata bytes (and repomd.xml.asc) unchanged.
+    #[serde(default)]
+    pub mode: SyncMode,
+    /// PEM client certificate for the upstream (entitlement CDNs); needs `tls_client_key`.
+    #[serde(default)]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM private key of `tls_client_cert`.
+    #[serde(default)]
+    pub tls_client_key: Option<PathBuf>,
+    /// PEM CA certificate(s) trusted for the upstream, in addition to the system roots.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// HTTP(S) proxy for this repository's upstream, e.g. "http://proxy:3128".
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// After each sync that changed the repository, create a snapshot named by this
+    /// template: `{date}`, `{datetime}`, `{repo}` (e.g. "{date}").
+    #[serde(default)]
+    pub snapshot_name: Option<String>,
+    /// Retention: keep the newest N snapshots (and/or those younger than keep_days).
+    #[serde(default)]
+    pub keep_snapshots: Option<usize>,
+    /// Retention: keep snapshots younger than this many days.
+    #[serde(default)]
+    pub keep_days: Option<u32>,
+    /// When `cairn serve` syncs this repository: "daily HH:MM" (UTC) or "every 6h".
+    #[serde(default, deserialize_with = "de_schedule")]
+    pub schedule: Option<Schedule>,
+}
+
+fn de_schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| s.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// How a mirrored repository publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Regenerate,
+    Mirror,
+}
+
+fn default_downloads() -> usize {
+    8
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for repo in &config.repos {
+            if !valid_name(&repo.id) {
+                return Err(invalid(format!(
+                    "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
+                    repo.id
+                )));
+            }
+            if let Some(feed) = &repo.feed {
+                if !(feed.starts_with("http://") || feed.starts_with("https://")) {
+                    return Err(invalid(format!(
+                        "repo {:?}: feed {feed:?} must be an http:// or https:// URL",
+                        repo.id
+                    )));
+                }
+            }
+            for glob in repo.include.iter().chain(&repo.exclude) {
+                if let Err(e) = globset::Glob::new(glob) {
+                    return Err(invalid(format!(
+                        "repo {:?}: bad name glob {glob:?}: {e}",
+                        repo.id
+                    )));
+                }
+            }
+            if repo.tls_client_cert.is_some() != repo.tls_client_key.is_some() {
+                return Err(invalid(format!(
+                    "repo {:?}: tls_client_cert and tls_client_key go together",
+                    repo.id
+                )));
+            }
+            if let Some(proxy) = &repo.proxy {
+                if !(proxy.starts_with("http://")
+                    || proxy.starts_with("https://")
+                    || proxy.starts_with("socks5://"))
+                {
+                    return Err(invalid(format!(
+                        "repo {:?}: proxy {proxy:?} must be an http://, https:// or socks5:// URL",
+                        repo.id
+                    )));
+                }
+            }
+            if repo.mode == SyncMode::Mirror
+                && (!repo.arch.is_empty()
+                    || !repo.include.is_empty()
+                    || !repo.exclude.is_empty()
+                    || repo.keep_latest.is_some())
+            {
+                return Err(invalid(format!(
+                    "repo {:?}: mode = \"mirror\" keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
+                    repo.id
+                )));
+            }
+            if let Some(t) = &repo.snapshot_name {
+                let probe = names::expand(t, &repo.id, time::OffsetDateTime::UNIX_EPOCH);
+                if !valid_name(&probe) {
+                    return Err(invalid(format!(
+                        "repo {:?}: snapshot_name {t:?} does not make a valid snapshot name",
+                        repo.id
+                    )));
+                }
+            }
+            if repo.keep_snapshots == Some(0) {
+                return Err(invalid(format!(
+                    "repo {:?}: keep_snapshots must be at least 1",
+                    repo.id
+                )));
+            }
+            if repo.schedule.is_some() && repo.feed.is_none() {
+                return Err(invalid(format!(
+                    "repo {:?}: schedule needs a feed (local repositories are not synced)",
+                    repo.id
+                )));
+            }
+            if repo.keep_latest == Some(0) {
+                return Err(invalid(format!(
+                    "repo {:?}: keep_latest must be at least 1",
+                    repo.id
+                )));
+            }
+            if repo.downloads == 0 || repo.downloads > 256 {
+                return Err(invalid(format!(
+                    "repo {:?}: downloads must be between 1 and 256, not {}",
+                    repo.id, repo.downloads
+                )));
+            }
+            if !seen.insert(repo.id.clone()) {
+                return Err(invalid(format!("repo id {:?} is declared twice", repo.id)));
+            }
+        }
+        let mut view_names = std::collections::HashSet::new();
+        for view in &config.views {
+            if !valid_name(&view.name) {
+                return Err(invalid(format!(
+                    "view name {:?}: use letters, digits, '-', '_', '.', '+' or ':'",
+                    view.name
+                )));
+            }
+            if !view_names.insert(view.name.clone()) {
+                return Err(invalid(format!("view {:?} is declared twice", view.name)));
+            }
+            if view.repos.is_empty() {
+                return Err(invalid(format!("view {:?} has no repos", view.name)));
+            }
+            for r in &view.repos {
+                if !seen.contains(r) {
+                    return Err(invalid(format!(
+                        "view {:?}: repo {r:?} is not declared as a [[repo]]",
+                        view.name
+                    )));
+                }
+            }
+        }
+        if let Some(url) = &config.server.database_url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(invalid(format!(
+                    "server.database_url {url:?}: expected sqlite://… or postgres://…"
+                )));
+            }
+        }
+        if config.server.data_dir.as_os_str().is_empty() {
+            return Err(invalid("server.data_dir must not be empty".into()));
+        }
+        // Environment override for secrets (a database password does not belong in a file).
+        if let Ok(url) = std::env::var("CAIRN_DATABASE_URL") {
+            if !url.is_empty() {
+                config.server.database_url = Some(url);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The view declared as `name`.
+    pub fn view(&self, name: &str) -> Option<&ViewConfig> {
+        self.views.iter().find(|v| v.name == name)
+    }
+
+    /// The repo declared as `id`.
+    pub fn repo(&self, id: &str) -> Option<&RepoConfig> {
+        self.repos.iter().find(|r| r.id == id)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.server.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.server.data_dir.join("catalog.db").display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::parse("", Path::new("x.toml")).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.data_dir, PathBuf::from("./cairn-data"));
+        assert!(c
+            .database_url()
+            .starts_with("sqlite://./cairn-data/catalog.db"));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let err = Config::parse(
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        let err = Config::parse("[[repo]]\nid = \"a\"\nfeeed = \"x\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("feeed"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::parse("[server]\nlisten = \"nowhere\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = Config::parse("[[repo]]\nid = \"../x\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("../x"), "{err}");
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\n[[repo]]\nid = \"a\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("twice"), "{err}");
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\ncompression = \"lz4\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("lz4") || err.contains("compression"), "{err}");
+    }
+
+    #[test]
+    fn schedules_are_checked() {
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\nfeed = \"http://x/\"\nschedule = \"weekly\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("schedule") && err.contains("weekly"), "{err}");
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\nschedule = \"every 1h\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs a feed"), "{err}");
+        let ok = Config::parse(
+            "[[repo]]\nid = \"a\"\nfeed = \"https://x/\"\nschedule = \"every 1h\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(ok.repos[0].schedule.is_some());
+    }
+
+    #[test]
+    fn mirror_mode_refuses_filters() {
+        let err = Config::parse(
+            "[[repo]]\nid = \"a\"\nfeed = \"http://x/\"\nmode = \"mirror\"\nexclude = [\"x\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("mirror") && err.contains("exclude"), "{err}");
+    }
+
+    #[test]
+    fn example_configs_parse() {
+        for file in ["config/cairn.example.toml", "appliance/cairn.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let c = Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!c.repos.is_empty(), "{file}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `cairn gc`: removes what nothing references any more, catalog rows first, then pool
+//! blobs, so no catalog row ever points at a deleted blob.
+//!
+//! Safe while `cairn serve` runs: what the server's index can reach is referenced by a
+//! repository's `latest`, a snapshot or an alias (directly or within its grace period),
+//! and those are kept. Safe beside a running import or sync: rows and blobs younger than
+//! [`MIN_AGE`] are kept, and a blob an import or sync reuses is touched first
+//! ([`crate::store::pool::Pool::reuse`]). An interrupted GC leaves a consistent state: the
+//! catalog step is one transaction, and the blob step only deletes unreferenced files
+//! (and temp files that crashed or cancelled writers left beside the blobs, once they
+//! are old and their writer has ended: see [`crate::store::pool::is_stale_temp`]).
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use crate::store::catalog::{Catalog, CatalogError, GcRows};
+use crate::store::pool::{is_sha256, is_stale_temp, is_temp_name, Pool};
+
+/// Nothing younger than this is collected.
+pub const MIN_AGE: Duration = Duration::from_secs(3600);
+
+/// What a collection freed (or, dry, would free).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub rows: GcRows,
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+/// Errors of a collection.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("pool sweep: {0}")]
+    Worker(String),
+}
+
+/// Runs a collection, keeping anything younger than `min_age` ([`MIN_AGE`] by default).
+pub async fn collect(
+    catalog: &Catalog,
+    pool: &Pool,
+    alias_grace: Duration,
+    min_age: Duration,
+    dry_run: bool,
+) -> Result<GcReport, GcError> {
+    let rows = catalog
+        .collect_garbage(
+            min_age.as_secs() as i64,
+            alias_grace.as_secs() as i64,
+            dry_run,
+        )
+        .await?;
+    let mut referenced: HashSet<String> = catalog
+        .referenced_blobs()
+        .await?
+        .into_iter()
+        .map(|(sha, _)| sha)
+        .collect();
+    if dry_run {
+        // Blobs only the rows that would go reference would go too.
+        referenced = catalog
+            .blobs_still_referenced_after_gc(min_age.as_secs() as i64)
+            .await?;
+    }
+    let pool = pool.clone();
+    let (blobs, bytes) =
+        tokio::task::spawn_blocking(move || sweep(&pool, &referenced, min_age, dry_run))
+            .await
+            .map_err(|e| GcError::Worker(e.to_string()))?;
+    if !dry_run {
+        catalog
+            .record_maintenance("gc", blobs as i64, bytes as i64, 0)
+            .await?;
+    }
+    Ok(GcReport {
+        dry_run,
+        rows,
+        blobs,
+        bytes,
+    })
+}
+
+fn sweep(
+    pool: &Pool,
+    referenced: &HashSet<String>,
+    min_age: Duration,
+    dry_run: bool,
+) -> (usize, u64) {
+    let now = SystemTime::now();
+    let (mut blobs, mut bytes) = (0usize, 0u64);
+    for e in walkdir::WalkDir::new(pool.root())
+        .min_depth(3)
+        .max_depth(3)
+        .into_iter()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy();
+        if e.file_type().is_file() && is_temp_name(&name) {
+            // A crashed or cancelled writer's temp file: never a blob, never served.
+            if !dry_run && is_stale_temp(e.path()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+            continue;
+        }
+        if !e.file_type().is_file() || !is_sha256(&name) || referenced.contains(name.as_ref()) {
+            continue;
+        }
+        // Re-read the time right before deleting: a reuse touches it.
+        let Ok(meta) = std::fs::metadata(e.path()) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= min_age);
+        if !old {
+            continue;
+        }
+        if dry_run || std::fs::remove_file(e.path()).is_ok() {
+            blobs += 1;
+            bytes += meta.len();
+        }
+    }
+    (blobs, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_stale_temp_files_and_keeps_fresh_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let blob = pool.stage_bytes(b"kept").unwrap();
+        let sha = blob.sha256.clone();
+        pool.commit(vec![blob]).unwrap();
+        let bucket = pool.path_of(&sha).parent().unwrap().to_path_buf();
+        let gone = crate::store::pool::tests::ended_pid();
+        let stale = bucket.join(format!(".{sha}.{gone}-1.tmp"));
+        let fresh = bucket.join(format!(".{sha}.{gone}-2.tmp"));
+        std::fs::write(&stale, b"left over").unwrap();
+        std::fs::write(&fresh, b"being written").unwrap();
+        let long_ago = SystemTime::now() - crate::store::pool::STALE_TMP - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        let referenced: HashSet<String> = [sha.clone()].into();
+
+        let (blobs, _) = sweep(&pool, &referenced, Duration::ZERO, true);
+        assert_eq!(blobs, 0);
+        assert!(stale.exists(), "a dry run removes nothing");
+
+        let (blobs, _) = sweep(&pool, &referenced, Duration::ZERO, false);
+        assert_eq!(blobs, 0, "temp files are not counted as blobs");
+        assert!(!stale.exists(), "the stale temp file is gone");
+        assert!(fresh.exists(), "a temp file being written is kept");
+        assert!(pool.contains(&sha), "the referenced blob is kept");
+    }
+}

@@ -1,0 +1,387 @@
+//! Importing local `.rpm` files into a local repository.
+//!
+//! Files are hashed while being copied into the pool and their headers parsed, on all
+//! cores. The batch's blobs are made durable together, then the catalog rows are
+//! committed, then the repository's content and its `latest` publication switch in
+//! one transaction. A file that is not a valid package is reported with its path and
+//! the reason, and skipped; the rest of the batch lands.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::app::ingest::{self, IngestError};
+pub use crate::app::progress::Progress;
+use crate::app::publish::{self, PublishError, Published};
+use crate::domain::package::Package;
+use crate::formats::repodata::{xml, Compression, Fragments};
+use crate::formats::rpmread::{self, FileFacts};
+use crate::store::catalog::{Catalog, CatalogError, PlacedFragments};
+use crate::store::datadir::DataDir;
+use crate::store::pool::{Pool, PoolError, Staged};
+
+/// Errors that stop a whole import (per-file problems are reported, not raised).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// A file that was not imported, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A package that took the place of another with the same file name.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replaced {
+    pub location: String,
+    pub old_sha256: String,
+    pub new_sha256: String,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ImportReport {
+    /// NEVRAs newly placed in the repository.
+    pub added: Vec<String>,
+    /// Files whose exact bytes the repository already held.
+    pub unchanged: usize,
+    pub replaced: Vec<Replaced>,
+    pub skipped: Vec<Skipped>,
+    pub published: Option<Published>,
+}
+
+/// Expands files and directories (recursively, `*.rpm` only inside directories).
+/// Paths that do not exist are reported as skipped.
+pub fn collect_files(paths: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = walkdir::WalkDir::new(p)
+                .follow_links(true)
+                .into_iter()
+                .filter_map(|e| match e {
+                    Ok(e) => Some(e),
+                    Err(err) => {
+                        skipped.push(Skipped {
+                            path: err
+                                .path()
+                                .map(Path::to_path_buf)
+                                .unwrap_or_else(|| p.clone()),
+                            reason: err.to_string(),
+                        });
+                        None
+                    }
+                })
+                .filter(|e| e.file_type().is_file())
+                .map(|e| e.into_path())
+                .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            skipped.push(Skipped {
+                path: p.clone(),
+                reason: "no such file or directory".into(),
+            });
+        }
+    }
+    out
+}
+
+struct Read {
+    /// `None` when the pool already holds these exact bytes.
+    staged: Option<Staged>,
+    size: u64,
+    package: Package,
+    fragments: Fragments,
+}
+
+/// Files up to this size are read into memory once: hashed, checked against the pool
+/// (bytes the pool already holds are not written again) and parsed from memory.
+/// Larger files are hashed while being copied into the pool, and their headers parsed
+/// from the first [`HEAD_KEEP`] bytes (or, for bigger headers, the staged copy).
+const HEAD_KEEP: usize = 4 * 1024 * 1024;
+
+/// A reader that keeps the first bytes it passes on.
+struct Tee<R> {
+    inner: R,
+    head: Vec<u8>,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let room = HEAD_KEEP.saturating_sub(self.head.len()).min(n);
+        self.head.extend_from_slice(&buf[..room]);
+        Ok(n)
+    }
+}
+
+fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // Parse the bytes that were hashed, not the source (which could change meanwhile).
+    let (staged, facts, meta) = if meta.len() <= HEAD_KEEP as u64 {
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let size = bytes.len() as u64;
+        let staged = if pool.reuse(&sha256, size) {
+            None
+        } else {
+            Some(pool.stage_bytes(&bytes).map_err(|e| e.to_string())?)
+        };
+        let parsed = rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&bytes))
+            .map_err(|e| rpmread::RpmError::Parse(e).to_string())?;
+        (
+            staged,
+            FileFacts {
+                sha256,
+                size,
+                mtime,
+            },
+            parsed,
+        )
+    } else {
+        let mut tee = Tee {
+            inner: file,
+            head: Vec::new(),
+        };
+        let staged = pool.stage_reader(&mut tee).map_err(|e| e.to_string())?;
+        let facts = FileFacts {
+            sha256: staged.sha256.clone(),
+            size: staged.size,
+            mtime,
+        };
+        let parsed = match rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&tee.head)) {
+            Ok(meta) => meta,
+            Err(_) if tee.head.len() == HEAD_KEEP => {
+                let staged_path = staged
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| path.to_path_buf());
+                rpmread::read_metadata(&staged_path).map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(rpmread::RpmError::Parse(e).to_string()),
+        };
+        (Some(staged), facts, parsed)
+    };
+    let package = rpmread::package_from_metadata(&meta, &facts, rpmread::DEFAULT_CHANGELOG_LIMIT)
+        .map_err(|e| e.to_string())?;
+    let fragments = xml::render(&package);
+    Ok(Read {
+        staged,
+        size: facts.size,
+        package,
+        fragments,
+    })
+}
+
+/// Reads all `files` on all cores. Returns the readable ones in input order.
+fn read_all(
+    pool: &Pool,
+    files: &[PathBuf],
+    skipped: &mut Vec<Skipped>,
+    progress: &Progress,
+) -> Vec<Read> {
+    let slots: Vec<Mutex<Option<Result<Read, String>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                let r = read_one(pool, path);
+                if let Ok(read) = &r {
+                    progress.bytes.fetch_add(read.size, Ordering::Relaxed);
+                }
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(files.len());
+    for (path, slot) in files.iter().zip(slots) {
+        match slot.into_inner().ok().flatten() {
+            Some(Ok(r)) => out.push(r),
+            Some(Err(reason)) => {
+                tracing::warn!("skipped {}: {reason}", path.display());
+                skipped.push(Skipped {
+                    path: path.clone(),
+                    reason,
+                })
+            }
+            None => skipped.push(Skipped {
+                path: path.clone(),
+                reason: "reader thread failed".into(),
+            }),
+        }
+    }
+    out
+}
+
+/// Imports `paths` into repository `repo` and republishes its `latest`.
+pub async fn import(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    repo: &str,
+    compression: Compression,
+    paths: &[PathBuf],
+    progress: Arc<Progress>,
+) -> Result<ImportReport, ImportError> {
+    let mut report = ImportReport::default();
+    let started = std::time::Instant::now();
+    let files = collect_files(paths, &mut report.skipped);
+    progress.total.store(files.len(), Ordering::Relaxed);
+    let pool2 = pool.clone();
+    let (reads, skipped) = tokio::task::spawn_blocking(move || {
+        let mut skipped = Vec::new();
+        let reads = read_all(&pool2, &files, &mut skipped, &progress);
+        (reads, skipped)
+    })
+    .await
+    .map_err(|e| PoolError::Io {
+        path: pool.root().to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    report.skipped.extend(skipped);
+    tracing::debug!(
+        "read and staged in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut staged = Vec::with_capacity(reads.len());
+    let mut packages = Vec::with_capacity(reads.len());
+    for r in reads {
+        staged.extend(r.staged);
+        packages.push((r.package, r.fragments));
+    }
+    // The rows are written while the blobs become durable, and committed after them.
+    let durable = async {
+        pool.commit_async(staged).await?;
+        tracing::debug!(
+            "pool commit done at {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok::<(), ImportError>(())
+    };
+    let ids = ingest::record(catalog, &mut packages, durable).await?;
+    tracing::debug!(
+        "catalog rows done at {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let locked = ingest::lock(catalog, datadir, repo).await?;
+    let repo_id = locked.repo_id;
+    let current = locked.current().await?;
+
+    // The last file given for a location wins within one batch.
+    let mut by_location: HashMap<String, &(Package, Fragments)> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut replaced_in_batch: HashMap<String, String> = HashMap::new();
+    for item in &packages {
+        let loc = item.0.location();
+        match by_location.insert(loc.clone(), item) {
+            None => order.push(loc),
+            Some(prev) if prev.0.pkgid != item.0.pkgid => {
+                tracing::info!(
+                    "{} appears twice in this import with different content; the later file wins",
+                    item.0.nevra()
+                );
+                replaced_in_batch.insert(loc, prev.0.pkgid.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    let comparison = ingest::compare(
+        &current,
+        order
+            .iter()
+            .map(|loc| (loc.as_str(), by_location[loc].0.pkgid.as_str())),
+    );
+    report.unchanged = comparison.unchanged;
+    let mut placements: Vec<(String, i64)> = Vec::new();
+    for (loc, old) in comparison.replaced {
+        let p = &by_location[&loc].0;
+        tracing::info!(
+            "{} replaces the package at {loc} ({} → {})",
+            p.nevra(),
+            &old[..12.min(old.len())],
+            &p.pkgid[..12]
+        );
+        report.replaced.push(Replaced {
+            location: loc.clone(),
+            old_sha256: old,
+            new_sha256: p.pkgid.clone(),
+        });
+        placements.push((loc, ids[&p.pkgid]));
+    }
+    for loc in comparison.added {
+        let p = &by_location[&loc].0;
+        if let Some(old) = replaced_in_batch.get(&loc) {
+            report.replaced.push(Replaced {
+                location: loc.clone(),
+                old_sha256: old.clone(),
+                new_sha256: p.pkgid.clone(),
+            });
+        }
+        report.added.push(p.nevra());
+        placements.push((loc, ids[&p.pkgid]));
+    }
+
+    let repo_row = catalog.repo(repo).await?;
+    let has_latest = repo_row.is_some_and(|r| r.latest_publication_id.is_some());
+    if placements.is_empty() && has_latest {
+        return Ok(report);
+    }
+    // The new content = current content with the placements applied.
+    let mut items: Vec<PlacedFragments> = catalog.repo_fragments(repo_id).await?;
+    let placed: std::collections::HashSet<&str> =
+        placements.iter().map(|(l, _)| l.as_str()).collect();
+    items.retain(|i| !placed.contains(i.location.as_str()));
+    for loc in &placed {
+        let (p, f) = by_location[*loc];
+        items.push(PlacedFragments {
+            sha256: p.pkgid.clone(),
+            location: (*loc).to_string(),
+            time_file: p.time_file,
+            fragments: f.clone(),
+        });
+    }
+    let extras = catalog.repo_extras(repo_id).await?;
+    let published =
+        publish::publish_set(catalog, pool, &items, compression, &extras, false).await?;
+    tracing::debug!("published at {:.3} s", started.elapsed().as_secs_f64());
+    locked.merge(&placements, published.publication_id).await?;
+    tracing::debug!("placed at {:.3} s", started.elapsed().as_secs_f64());
+    report.published = Some(published);
+    Ok(report)
+}

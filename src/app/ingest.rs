@@ -1,0 +1,207 @@
+//! The one ingest protocol every way a package arrives goes through (a local import, a
+//! sync from upstream; later uploads and on-demand fetches):
+//!
+//! 1. the caller stages the blobs in the pool (reading files, downloading) and renders
+//!    each package's metadata fragments;
+//! 2. [`record`]: the blobs become durable while the packages' catalog rows (package,
+//!    dependencies, files, changelog, fragments) are written; the rows are committed
+//!    only after the blobs are durable;
+//! 3. [`lock`]: the repository's write lock is taken ([`Locked`] holds it);
+//! 4. [`Locked::current`] and [`compare`]: the new content against the current one;
+//! 5. the caller publishes the new content ([`crate::app::publish`]);
+//! 6. [`Locked::merge`] or [`Locked::replace`] places it and points `latest` at the
+//!    publication, in one transaction, and tells running servers.
+//!
+//! The write lock is a value ([`WriteLock`]): the steps that need it take it, so they
+//! cannot be called without it.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use crate::domain::package::Package;
+use crate::formats::repodata::Fragments;
+use crate::store::catalog::{Catalog, CatalogError, ExtraRef};
+use crate::store::datadir::{DataDir, WriteLock};
+
+/// Why an ingest step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("locking repository {repo:?}: {source}")]
+    Lock {
+        repo: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Step 2: writes the catalog rows of `packages` (those the catalog does not hold yet)
+/// while `durable` makes their blobs durable, and commits the rows only once it has
+/// succeeded. Returns every package's catalog id by sha256.
+///
+/// Each package's dependency, file and changelog lists are released once its rows are
+/// written: from then on the catalog holds them, and a large sync need not.
+pub async fn record<E: From<CatalogError>>(
+    catalog: &Catalog,
+    packages: &mut [(Package, Fragments)],
+    durable: impl Future<Output = Result<(), E>>,
+) -> Result<HashMap<String, i64>, E> {
+    let ids = catalog.insert_packages_after(packages, durable).await?;
+    for (p, _) in packages.iter_mut() {
+        p.deps = Vec::new();
+        p.files = Vec::new();
+        p.changelogs = Vec::new();
+    }
+    Ok(ids)
+}
+
+/// Step 3: waits for the write lock of repository `repo` (created in the catalog if
+/// new).
+pub async fn lock<'a>(
+    catalog: &'a Catalog,
+    datadir: &'a DataDir,
+    repo: &str,
+) -> Result<Locked<'a>, IngestError> {
+    let lock = datadir
+        .lock_repo_async(repo)
+        .await
+        .map_err(|source| IngestError::Lock {
+            repo: repo.to_string(),
+            source,
+        })?;
+    let repo_id = catalog.ensure_repo(repo).await?;
+    Ok(Locked {
+        catalog,
+        datadir,
+        lock,
+        repo_id,
+    })
+}
+
+/// A repository whose write lock this process holds.
+pub struct Locked<'a> {
+    catalog: &'a Catalog,
+    datadir: &'a DataDir,
+    lock: WriteLock,
+    pub repo_id: i64,
+}
+
+/// How a new content differs from the current one, location by location.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Locations the current content does not have.
+    pub added: Vec<String>,
+    /// Locations whose package changes: (location, the current package's sha256).
+    pub replaced: Vec<(String, String)>,
+    /// Locations that hold the same package already.
+    pub unchanged: usize,
+    /// Current locations the new content does not name.
+    pub absent: Vec<String>,
+}
+
+/// Step 4: compares `new` (location → sha256) with `current`.
+pub fn compare<'n>(
+    current: &HashMap<String, String>,
+    new: impl IntoIterator<Item = (&'n str, &'n str)>,
+) -> Comparison {
+    let mut out = Comparison::default();
+    let mut named = std::collections::HashSet::new();
+    for (location, sha256) in new {
+        named.insert(location);
+        match current.get(location) {
+            None => out.added.push(location.to_string()),
+            Some(old) if old == sha256 => out.unchanged += 1,
+            Some(old) => out.replaced.push((location.to_string(), old.clone())),
+        }
+    }
+    out.absent = current
+        .keys()
+        .filter(|l| !named.contains(l.as_str()))
+        .cloned()
+        .collect();
+    out.absent.sort();
+    out
+}
+
+impl Locked<'_> {
+    /// The lock itself, for the operations that need it (a snapshot of this repository).
+    pub fn write_lock(&self) -> &WriteLock {
+        &self.lock
+    }
+
+    /// Step 4: the repository's current content, location → sha256.
+    pub async fn current(&self) -> Result<HashMap<String, String>, IngestError> {
+        Ok(self
+            .catalog
+            .repo_content(self.repo_id)
+            .await?
+            .into_iter()
+            .map(|c| (c.location, c.sha256))
+            .collect())
+    }
+
+    /// Step 6 for an import: `placements` (location → package id) take their locations,
+    /// the rest of the content stays, and `latest` points at `publication_id`.
+    pub async fn merge(
+        &self,
+        placements: &[(String, i64)],
+        publication_id: i64,
+    ) -> Result<(), IngestError> {
+        self.catalog
+            .place_in_repo(&self.lock, self.repo_id, placements, publication_id)
+            .await?;
+        self.published();
+        Ok(())
+    }
+
+    /// Step 6 for a sync: `placements` and `extras` become the whole content (what they
+    /// do not name leaves), `latest` points at `publication_id`, and the upstream
+    /// repomd.xml digest is recorded.
+    pub async fn replace(
+        &self,
+        placements: &[(String, i64)],
+        publication_id: i64,
+        upstream_repomd_sha256: &str,
+        extras: &[ExtraRef],
+    ) -> Result<(), IngestError> {
+        self.catalog
+            .replace_repo_content(
+                &self.lock,
+                self.repo_id,
+                placements,
+                publication_id,
+                upstream_repomd_sha256,
+                extras,
+            )
+            .await?;
+        self.published();
+        Ok(())
+    }
+
+    /// Tells running servers; a failure only delays their reload until the next change.
+    fn published(&self) {
+        if let Err(e) = self.datadir.bump_generation() {
+            tracing::warn!("telling servers about the new content: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compare;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_comparison_names_added_replaced_unchanged_and_absent_locations() {
+        let current: HashMap<String, String> = [("a", "1"), ("b", "2"), ("c", "3")]
+            .into_iter()
+            .map(|(l, s)| (l.to_string(), s.to_string()))
+            .collect();
+        let c = compare(&current, [("a", "1"), ("b", "9"), ("d", "4")]);
+        assert_eq!(c.added, ["d"]);
+        assert_eq!(c.replaced, [("b".to_string(), "2".to_string())]);
+        assert_eq!(c.unchanged, 1);
+        assert_eq!(c.absent, ["c"]);
+    }
+}

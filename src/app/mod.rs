@@ -1,0 +1,24 @@
+//! The application layer: every operation Cairn performs, written once and called by
+//! every front end (the command line, the server's scheduler, the HTTP API).
+//!
+//! - [`context::App`]: one opened installation (config, catalog, pool, data dir);
+//! - [`ingest`]: the one protocol by which packages enter a repository, used by
+//!   [`import`] and [`sync`];
+//! - [`publish`]: repodata publications and repository snapshots; [`view`]: views;
+//!   [`retention`] and [`after_sync`]: what follows a sync; [`scheduler`]: syncs on a
+//!   schedule;
+//! - [`gc`], [`verify`]: pool and catalog maintenance;
+//! - [`config`], [`metrics`], [`progress`]: what the operations are told and tell.
+
+pub mod config;
+pub mod gc;
+pub mod import;
+pub mod ingest;
+pub mod metrics;
+pub mod progress;
+pub mod publish;
+pub mod retention;
+pub mod scheduler;
+pub mod sync;
+pub mod verify;
+pub mod view;

@@ -1,0 +1,430 @@
+//! Publishing: turning a set of placed packages into a durable `repodata/` and a
+//! catalog publication; publishing a repository's `latest` and creating snapshots.
+//!
+//! A publication is identified by a content key (a hash over the metadata format, the
+//! compression and every package's sha256 and location), so publishing a package set
+//! that was published before costs one lookup and reuses the same bytes.
+
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::names;
+use crate::formats::repodata::{self, Compression, Entry, Extra, ExtraKind};
+use crate::store::catalog::{
+    Catalog, CatalogError, ExtraRef, PlacedFragments, PublicationFile, SnapshotRow,
+};
+use crate::store::datadir::{DataDir, WriteLock};
+use crate::store::pool::{Pool, PoolError, Staged};
+
+/// Bump when the rendered metadata format changes, so old publications are not reused.
+const FORMAT_VERSION: &str = "cairn-repodata-1";
+
+/// Errors of publishing.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("rendering metadata: {0}")]
+    Render(#[from] std::io::Error),
+    #[error("invalid snapshot name {0:?}: use letters, digits, '-', '_', '.', '+' or ':'")]
+    BadName(String),
+    #[error("{0:?} is reserved and cannot name a snapshot")]
+    Reserved(String),
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Published {
+    pub publication_id: i64,
+    /// False when an identical publication already existed and was reused.
+    pub rendered: bool,
+    pub package_count: usize,
+    pub seconds: f64,
+    /// The repository content version this publication was made from, when known.
+    pub content_version: Option<i64>,
+}
+
+/// The content key of a package set, given as (location, sha256) pairs, plus the
+/// carried-through metadata.
+pub fn content_key<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+    compression: Compression,
+    extras: &[ExtraRef],
+) -> String {
+    let mut sorted: Vec<(&str, &str)> = entries.collect();
+    sorted.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(FORMAT_VERSION.as_bytes());
+    h.update(b"\n");
+    h.update(compression.name().as_bytes());
+    h.update(b"\n");
+    for (loc, sha) in sorted {
+        h.update(sha.as_bytes());
+        h.update(b" ");
+        h.update(loc.as_bytes());
+        h.update(b"\n");
+    }
+    let mut extras: Vec<&ExtraRef> = extras.iter().collect();
+    extras.sort_by(|a, b| a.kind.cmp(&b.kind));
+    for e in extras {
+        h.update(b"extra ");
+        h.update(e.kind.as_bytes());
+        h.update(b" ");
+        h.update(e.sha256.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Publishes `items` (reusing an identical earlier publication) and returns its id.
+pub async fn publish_set(
+    catalog: &Catalog,
+    pool: &Pool,
+    items: &[PlacedFragments],
+    compression: Compression,
+    extras: &[ExtraRef],
+    force_render: bool,
+) -> Result<Published, PublishError> {
+    let extras = ExtraBytes::InPool(extras.to_vec());
+    begin(
+        catalog,
+        pool,
+        items.to_vec(),
+        compression,
+        extras,
+        force_render,
+    )
+    .await?
+    .finish(catalog, pool)
+    .await
+}
+
+/// The carried-through records (comps, updateinfo, modules) of a publication.
+pub enum ExtraBytes {
+    /// Stored in the pool: read when the repodata is rendered.
+    InPool(Vec<ExtraRef>),
+    /// Already in memory (a sync that just fetched them), with their pool references.
+    Loaded(Vec<(ExtraRef, Vec<u8>)>),
+}
+
+impl ExtraBytes {
+    fn refs(&self) -> Vec<ExtraRef> {
+        match self {
+            ExtraBytes::InPool(refs) => refs.clone(),
+            ExtraBytes::Loaded(loaded) => loaded.iter().map(|(r, _)| r.clone()).collect(),
+        }
+    }
+
+    /// Each record's kind and open bytes (blocking: may read the pool).
+    fn load(self, pool: &Pool) -> Result<Vec<(ExtraKind, Vec<u8>)>, PublishError> {
+        let loaded = match self {
+            ExtraBytes::Loaded(loaded) => loaded,
+            ExtraBytes::InPool(refs) => {
+                let mut loaded = Vec::with_capacity(refs.len());
+                for r in refs {
+                    let path = pool.path_of(&r.sha256);
+                    let bytes =
+                        std::fs::read(&path).map_err(|source| PoolError::Io { path, source })?;
+                    loaded.push((r, bytes));
+                }
+                loaded
+            }
+        };
+        loaded
+            .into_iter()
+            .map(|(r, bytes)| {
+                let kind = ExtraKind::from_name(&r.kind).ok_or_else(|| {
+                    PublishError::Render(std::io::Error::other(format!(
+                        "unknown metadata kind {:?}",
+                        r.kind
+                    )))
+                })?;
+                Ok((kind, bytes))
+            })
+            .collect()
+    }
+}
+
+/// A publication on its way: either one that exists already, or repodata being rendered,
+/// compressed and staged on a blocking thread while the caller does other work (a sync
+/// writes its catalog rows meanwhile). [`Pending::finish`] completes it.
+pub enum Pending {
+    Existing {
+        id: i64,
+        package_count: usize,
+        started: Instant,
+    },
+    Rendering(tokio::task::JoinHandle<Result<Prepared, PublishError>>),
+}
+
+/// Looks the content of `items` up and, unless an identical publication exists (or
+/// `force_render`), starts rendering its repodata.
+pub async fn begin(
+    catalog: &Catalog,
+    pool: &Pool,
+    items: Vec<PlacedFragments>,
+    compression: Compression,
+    extras: ExtraBytes,
+    force_render: bool,
+) -> Result<Pending, PublishError> {
+    let started = Instant::now();
+    let key = content_key(
+        items
+            .iter()
+            .map(|i| (i.location.as_str(), i.sha256.as_str())),
+        compression,
+        &extras.refs(),
+    );
+    if !force_render {
+        if let Some(id) = catalog.publication_by_key(&key).await? {
+            return Ok(Pending::Existing {
+                id,
+                package_count: items.len(),
+                started,
+            });
+        }
+    }
+    let pool = pool.clone();
+    // Rendering and compression are CPU work on all cores: keep them off the runtime.
+    Ok(Pending::Rendering(tokio::task::spawn_blocking(move || {
+        let extras = extras.load(&pool)?;
+        prepare(&pool, key, &items, compression, &extras, started)
+    })))
+}
+
+impl Pending {
+    /// Waits for the rendering, makes the files durable and records the publication.
+    pub async fn finish(self, catalog: &Catalog, pool: &Pool) -> Result<Published, PublishError> {
+        match self {
+            Pending::Existing {
+                id,
+                package_count,
+                started,
+            } => Ok(Published {
+                publication_id: id,
+                rendered: false,
+                package_count,
+                seconds: started.elapsed().as_secs_f64(),
+                content_version: None,
+            }),
+            Pending::Rendering(rendering) => {
+                let prepared = rendering
+                    .await
+                    .map_err(|e| PublishError::Render(std::io::Error::other(e.to_string())))??;
+                record(catalog, pool, prepared).await
+            }
+        }
+    }
+}
+
+/// A publication's repodata, rendered and staged in the pool but not yet durable or
+/// recorded. Dropping it removes the staged files.
+#[derive(Debug)]
+pub struct Prepared {
+    key: String,
+    revision: i64,
+    package_count: usize,
+    files: Vec<PublicationFile>,
+    staged: Vec<Staged>,
+    started: Instant,
+}
+
+/// Renders the repodata of `items` under the content `key` and stages its files.
+fn prepare(
+    pool: &Pool,
+    key: String,
+    items: &[PlacedFragments],
+    compression: Compression,
+    extras: &[(ExtraKind, Vec<u8>)],
+    started: Instant,
+) -> Result<Prepared, PublishError> {
+    let extras: Vec<Extra<'_>> = extras
+        .iter()
+        .map(|(kind, bytes)| Extra {
+            kind: *kind,
+            open: bytes,
+        })
+        .collect();
+    let mut entries: Vec<Entry<'_>> = items
+        .iter()
+        .map(|i| Entry {
+            fragments: &i.fragments,
+            href: &i.location,
+            time_file: i.time_file,
+        })
+        .collect();
+    repodata::sort_entries(&mut entries);
+    let data = repodata::build(&entries, compression, &extras)?;
+    let mut staged = Vec::with_capacity(data.files.len());
+    let mut files = Vec::with_capacity(data.files.len());
+    for f in &data.files {
+        staged.push(pool.stage_bytes(&f.bytes)?);
+        files.push(PublicationFile {
+            path: f.path.clone(),
+            kind: f.kind.clone(),
+            sha256: f.sha256.clone(),
+            size: f.bytes.len() as i64,
+        });
+    }
+    Ok(Prepared {
+        key,
+        revision: data.revision,
+        package_count: items.len(),
+        files,
+        staged,
+        started,
+    })
+}
+
+/// Makes a prepared publication's files durable, then records the publication.
+async fn record(
+    catalog: &Catalog,
+    pool: &Pool,
+    prepared: Prepared,
+) -> Result<Published, PublishError> {
+    let Prepared {
+        key,
+        revision,
+        package_count,
+        files,
+        staged,
+        started,
+    } = prepared;
+    pool.commit_async(staged).await?;
+    let id = catalog
+        .insert_publication(&key, revision, package_count as i64, &files)
+        .await?;
+    crate::app::metrics::metrics()
+        .publish_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Published {
+        publication_id: id,
+        rendered: true,
+        package_count,
+        seconds: started.elapsed().as_secs_f64(),
+        content_version: None,
+    })
+}
+
+/// Publishes a repository's current content. The content key is computed from the
+/// (location, sha256) list alone, so an unchanged set never loads its fragments.
+pub async fn publish_repo_content(
+    catalog: &Catalog,
+    pool: &Pool,
+    repo_id: i64,
+    compression: Compression,
+) -> Result<Published, PublishError> {
+    let started = Instant::now();
+    let content = catalog.versioned_content(repo_id).await?;
+    let key = content_key(
+        content
+            .rows
+            .iter()
+            .map(|c| (c.location.as_str(), c.sha256.as_str())),
+        compression,
+        &content.extras,
+    );
+    if let Some(id) = catalog.publication_by_key(&key).await? {
+        return Ok(Published {
+            publication_id: id,
+            rendered: false,
+            package_count: content.rows.len(),
+            seconds: started.elapsed().as_secs_f64(),
+            content_version: Some(content.version),
+        });
+    }
+    // The caller holds the repository lock: the content cannot move between the reads.
+    let items = catalog.repo_fragments(repo_id).await?;
+    let mut published =
+        publish_set(catalog, pool, &items, compression, &content.extras, false).await?;
+    published.content_version = Some(content.version);
+    Ok(published)
+}
+
+/// The publication a snapshot of `repo`'s current content uses. A mirror-mode
+/// repository serves upstream's own metadata, so its snapshot freezes that publication
+/// rather than regenerating one. When `latest` was published from the current content
+/// in the wanted compression, it is the snapshot's publication and the content is not
+/// read at all.
+pub async fn snapshot_publication(
+    catalog: &Catalog,
+    pool: &Pool,
+    repo: &str,
+    repo_id: i64,
+    compression: Compression,
+) -> Result<Published, PublishError> {
+    let mirrored = match catalog
+        .repo(repo)
+        .await?
+        .and_then(|r| r.latest_publication_id)
+    {
+        Some(id)
+            if catalog
+                .publication_key(id)
+                .await?
+                .starts_with(MIRROR_KEY_PREFIX) =>
+        {
+            Some(id)
+        }
+        _ => None,
+    };
+    if let Some(id) = mirrored {
+        return Ok(Published {
+            publication_id: id,
+            rendered: false,
+            package_count: catalog.repo_content(repo_id).await?.len(),
+            seconds: 0.0,
+            content_version: None,
+        });
+    }
+    if let Some(latest) = catalog.current_latest(repo_id).await? {
+        let suffix = format!(".xml.{}", compression.suffix());
+        if latest.primary_path.ends_with(&suffix) {
+            return Ok(Published {
+                publication_id: latest.publication_id,
+                rendered: false,
+                package_count: latest.package_count.max(0) as usize,
+                seconds: 0.0,
+                content_version: None,
+            });
+        }
+    }
+    publish_repo_content(catalog, pool, repo_id, compression).await
+}
+
+/// Content keys of mirror-mode publications (upstream's metadata bytes) start so.
+pub const MIRROR_KEY_PREFIX: &str = "mirror-";
+
+/// Refuses names that are not URL-safe or that URLs reserve.
+pub fn check_snapshot_name(name: &str) -> Result<(), PublishError> {
+    if !names::valid_name(name) {
+        return Err(PublishError::BadName(name.to_string()));
+    }
+    if names::RESERVED_NAMES.contains(&name) {
+        return Err(PublishError::Reserved(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Freezes the current content of the repository `lock` holds as snapshot `name`.
+pub async fn create_snapshot(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    lock: &WriteLock,
+    name: &str,
+    compression: Compression,
+) -> Result<(SnapshotRow, Published), PublishError> {
+    check_snapshot_name(name)?;
+    let repo = lock.repo();
+    let repo_id = catalog.ensure_repo(repo).await?;
+    let published = snapshot_publication(catalog, pool, repo, repo_id, compression).await?;
+    let snap = catalog
+        .create_snapshot(repo_id, repo, name, published.publication_id)
+        .await?;
+    let _ = datadir.bump_generation();
+    Ok((snap, published))
+}

@@ -1,0 +1,155 @@
+//! `cairn db verify`: re-hashes every blob in the pool on all cores and checks every
+//! catalog reference against it.
+//!
+//! Reports blobs that the catalog references but the pool lacks (missing), blobs whose
+//! content or size is not what their name and the catalog say (corrupt), and pool
+//! files that nothing references (unreferenced: leftovers of interrupted work, which
+//! garbage collection removes; reported, but not an error).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::app::progress::Progress;
+use crate::store::catalog::{Catalog, CatalogError};
+use crate::store::pool::{is_sha256, BlobState, Pool, PoolError};
+
+/// What verification found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    pub checked: usize,
+    pub missing: Vec<String>,
+    /// (sha256, what is wrong)
+    pub corrupt: Vec<(String, String)>,
+    pub unreferenced: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Missing or corrupt blobs: the catalog promises something the pool cannot give.
+    pub fn has_problems(&self) -> bool {
+        !self.missing.is_empty() || !self.corrupt.is_empty()
+    }
+}
+
+/// Errors that stop verification itself.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("verification worker: {0}")]
+    Worker(String),
+}
+
+/// Every blob file under the pool's `ab/cd/` directories.
+fn pool_blobs(pool: &Pool) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(pool.root())
+        .min_depth(3)
+        .max_depth(3)
+        .into_iter()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy();
+        if e.file_type().is_file() && is_sha256(&name) {
+            out.push(name.into_owned());
+        }
+    }
+    out
+}
+
+/// Verifies the pool against the catalog.
+pub async fn verify(
+    catalog: &Catalog,
+    pool: &Pool,
+    progress: &std::sync::Arc<Progress>,
+) -> Result<VerifyReport, VerifyError> {
+    let referenced: HashMap<String, i64> = catalog.referenced_blobs().await?.into_iter().collect();
+    let pool2 = pool.clone();
+    let progress = progress.clone();
+    let report = tokio::task::spawn_blocking(move || check(&pool2, &referenced, &progress))
+        .await
+        .map_err(|e| VerifyError::Worker(e.to_string()))??;
+    catalog
+        .record_maintenance(
+            "verify",
+            report.checked as i64,
+            0,
+            (report.missing.len() + report.corrupt.len()) as i64,
+        )
+        .await?;
+    Ok(report)
+}
+
+fn check(
+    pool: &Pool,
+    referenced: &HashMap<String, i64>,
+    progress: &Progress,
+) -> Result<VerifyReport, VerifyError> {
+    let on_disk = pool_blobs(pool);
+    let mut report = VerifyReport::default();
+    let present: std::collections::HashSet<&str> = on_disk.iter().map(String::as_str).collect();
+    for sha in referenced.keys() {
+        if !present.contains(sha.as_str()) {
+            report.missing.push(sha.clone());
+        }
+    }
+    progress.total.store(on_disk.len(), Ordering::Relaxed);
+    let next = AtomicUsize::new(0);
+    let found: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<PoolError>> = Mutex::new(None);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(sha) = on_disk.get(i) else { break };
+                let problem = match pool.verify(sha) {
+                    Ok(BlobState::Ok) => referenced.get(sha).and_then(|&size| {
+                        let actual = std::fs::metadata(pool.path_of(sha))
+                            .map(|m| m.len())
+                            .unwrap_or(0);
+                        (actual as i64 != size)
+                            .then(|| format!("{actual} bytes, the catalog records {size}"))
+                    }),
+                    Ok(BlobState::Corrupt { actual }) => {
+                        Some(format!("content hashes to {actual}"))
+                    }
+                    Ok(BlobState::Missing) => Some("vanished during verification".to_string()),
+                    Err(e) => {
+                        if let Ok(mut slot) = first_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        None
+                    }
+                };
+                if let Some(p) = problem {
+                    if let Ok(mut f) = found.lock() {
+                        f.push((sha.clone(), p));
+                    }
+                }
+                if let Ok(size) = std::fs::metadata(pool.path_of(sha)).map(|m| m.len()) {
+                    progress.bytes.fetch_add(size, Ordering::Relaxed);
+                }
+                progress.done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e.into());
+    }
+    report.checked = on_disk.len();
+    report.corrupt = found.into_inner().unwrap_or_default();
+    report.corrupt.sort();
+    report.missing.sort();
+    report.unreferenced = on_disk
+        .iter()
+        .filter(|sha| !referenced.contains_key(*sha))
+        .cloned()
+        .collect();
+    report.unreferenced.sort();
+    Ok(report)
+}

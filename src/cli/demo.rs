@@ -1,0 +1,96 @@
+//! `cairn demo`: a self-contained tour that works offline. It builds a few sample
+//! packages with dependencies between them, imports them into a fresh data dir,
+//! snapshots the repository, serves it and prints the `dnf` command to try.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::app::config::{Config, RepoConfig};
+use crate::cli::App;
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let (_tmp, root) = match dir {
+        Some(d) => (None, d),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("cairn-demo-")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let rpms = root.join("rpms");
+    let files = crate::formats::samples::demo_packages(&rpms)?;
+    println!(
+        "built {} sample packages in {}",
+        files.len(),
+        rpms.display()
+    );
+
+    let mut config = Config::default();
+    config.server.data_dir = root.join("data");
+    config.server.listen = listen;
+    config
+        .repos
+        .push(toml::from_str::<RepoConfig>("id = \"demo\"").context("the demo repo definition")?);
+    let app = App::open(config).await?;
+    let report = crate::app::import::import(
+        &app.catalog,
+        &app.pool,
+        &app.datadir,
+        "demo",
+        Default::default(),
+        std::slice::from_ref(&rpms),
+        Default::default(),
+    )
+    .await?;
+    println!("imported {} packages into repo 'demo'", report.added.len());
+    let (snap, _) = {
+        let lock = app.datadir.lock_repo_async("demo").await?;
+        crate::app::publish::create_snapshot(
+            &app.catalog,
+            &app.pool,
+            &app.datadir,
+            &lock,
+            "first",
+            Default::default(),
+        )
+        .await?
+    };
+    println!(
+        "created snapshot demo/{} ({} packages)",
+        snap.name, snap.package_count
+    );
+    let server = crate::http::Server::start(
+        app.catalog.clone(),
+        app.pool.clone(),
+        app.datadir.clone(),
+        listen,
+        app.config.server.workers,
+        app.config.server.alias_grace,
+        crate::http::Limits::from_config(&app.config.server),
+    )
+    .await?;
+    let base = format!("http://{}/repos/demo/first/", server.addr);
+    println!("\nServing on http://{}/  (Ctrl-C to stop)\n", server.addr);
+    println!("Browse:   {base}");
+    println!("Install with dnf (as root, into a scratch root):\n");
+    println!(
+        "  dnf --installroot=/tmp/cairn-demo-root --releasever=1 --setopt=reposdir=/dev/null \\\n      \
+         --setopt=cachedir=/tmp/cairn-demo-root-cache --repofrompath=demo,{base} \\\n      \
+         --repo=demo --nogpgcheck -y install demo-app\n"
+    );
+    println!(
+        "Or give a machine the repository:\n\n  \
+         curl -o /etc/yum.repos.d/cairn-demo-first.repo http://{}/repos/demo/first.repo\n",
+        server.addr
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    tokio::task::spawn_blocking(move || server.stop()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,6 @@
+//! The domain: value types every layer shares and nothing else. No I/O, no SQL, no
+//! formats; every module here depends only on the standard library and small crates.
+
+pub mod names;
+pub mod package;
+pub mod schedule;

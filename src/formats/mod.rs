@@ -1,0 +1,9 @@
+//! Formats: what Cairn reads and writes, as pure transformations over the domain types.
+//! `.rpm` headers in ([`rpmread`]), repository metadata out and in ([`repodata`]),
+//! package-set differences ([`diff`]), and sample `.rpm` files built for the demo, the
+//! tests and the benchmarks ([`samples`]). Nothing here touches the pool or the catalog.
+
+pub mod diff;
+pub mod repodata;
+pub mod rpmread;
+pub mod samples;

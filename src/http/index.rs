@@ -1,0 +1,213 @@
+//! The in-memory index of everything published: (repo, snapshot-or-`latest`, path) →
+//! blob. Built from the catalog when the server starts and whenever something is
+//! published; requests only read it (no SQL on the request path). Trees that share a
+//! publication share one file map.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hyper::header::HeaderValue;
+
+use sqlx::AnyConnection;
+
+use crate::store::catalog::{Catalog, CatalogError, Space, TreeRow};
+
+/// One servable file, with its response headers prepared when the index is built.
+#[derive(Debug, Clone)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: &'static str,
+    /// `"<sha256>"`.
+    pub etag: HeaderValue,
+    /// HTTP date of the file time.
+    pub last_modified: HeaderValue,
+}
+
+impl FileEntry {
+    pub fn new(path: &str, sha256: String, size: u64, mtime: i64) -> FileEntry {
+        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64));
+        FileEntry {
+            content_type: content_type(path),
+            etag: HeaderValue::from_str(&format!("\"{sha256}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
+            last_modified: HeaderValue::from_str(&date)
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")),
+            sha256,
+            size,
+        }
+    }
+}
+
+/// The files of one publication (metadata and packages), by path relative to the tree.
+#[derive(Debug, Default)]
+pub struct Files {
+    pub files: HashMap<String, FileEntry>,
+}
+
+/// A published tree: a snapshot or a repository's `latest`.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub files: Arc<Files>,
+    /// Snapshots never change; `latest` does.
+    pub immutable: bool,
+    pub revision: i64,
+}
+
+/// Everything the server can serve.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// repo → tree name → tree.
+    pub repos: HashMap<String, HashMap<String, Tree>>,
+    /// view → tree name → tree.
+    pub views: HashMap<String, HashMap<String, Tree>>,
+}
+
+/// The Content-Type for a path inside a tree.
+pub fn content_type(path: &str) -> &'static str {
+    if path.ends_with(".rpm") {
+        "application/x-rpm"
+    } else if path.ends_with(".xml") {
+        "application/xml"
+    } else if path.ends_with(".gz") {
+        "application/gzip"
+    } else if path.ends_with(".zst") {
+        "application/zstd"
+    } else if path.ends_with(".xz") {
+        "application/x-xz"
+    } else if path.ends_with(".bz2") {
+        "application/x-bzip2"
+    } else if path.ends_with(".asc") {
+        "application/pgp-signature"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// The files of a tree (one publication: its metadata and packages), loaded once per
+/// publication.
+async fn files_of(
+    catalog: &Catalog,
+    conn: &mut AnyConnection,
+    tree: &TreeRow,
+    cache: &mut HashMap<i64, Arc<Files>>,
+) -> Result<Arc<Files>, CatalogError> {
+    if let Some(f) = cache.get(&tree.publication_id) {
+        return Ok(f.clone());
+    }
+    let mut files = Files::default();
+    for f in catalog
+        .publication_files_on(conn, tree.publication_id)
+        .await?
+    {
+        let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
+        files.files.insert(f.path, entry);
+    }
+    for p in catalog.tree_packages(conn, tree).await? {
+        let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
+        files.files.insert(p.path, entry);
+    }
+    let files = Arc::new(files);
+    cache.insert(tree.publication_id, files.clone());
+    Ok(files)
+}
+
+impl Index {
+    /// Loads the index from the catalog. An alias serves its snapshot's files plus, for
+    /// `alias_grace` after a switch, the files of what it served before (so a client
+    /// holding the old repomd.xml still gets everything it names).
+    pub async fn load(catalog: &Catalog, alias_grace: Duration) -> Result<Index, CatalogError> {
+        let mut cache: HashMap<i64, Arc<Files>> = HashMap::new();
+        let mut index = Index::default();
+        // One read transaction: trees, their files and packages from one consistent state
+        // (trees sharing a publication share one file map, so a half-applied change seen
+        // by a later query would leak into every tree that shares it).
+        let mut tx = catalog.begin_read().await?;
+        let conn: &mut AnyConnection = &mut tx;
+        for space in [Space::Repos, Space::Views] {
+            for tree in catalog.trees(conn, space).await? {
+                let files = files_of(catalog, conn, &tree, &mut cache).await?;
+                index
+                    .space_mut(space)
+                    .entry(tree.repo.clone())
+                    .or_default()
+                    .insert(
+                        tree.name.clone(),
+                        Tree {
+                            files,
+                            immutable: tree.immutable,
+                            revision: tree.revision,
+                        },
+                    );
+            }
+        }
+        for alias in catalog
+            .alias_trees(conn, alias_grace.as_secs() as i64)
+            .await?
+        {
+            let current = files_of(catalog, conn, &alias.current, &mut cache).await?;
+            let files = if alias.previous.is_empty() {
+                current
+            } else {
+                let mut merged = Files {
+                    files: current.files.clone(),
+                };
+                for prev in &alias.previous {
+                    let old = files_of(catalog, conn, prev, &mut cache).await?;
+                    for (path, entry) in &old.files {
+                        merged
+                            .files
+                            .entry(path.clone())
+                            .or_insert_with(|| entry.clone());
+                    }
+                }
+                Arc::new(merged)
+            };
+            index
+                .space_mut(alias.space)
+                .entry(alias.repo.clone())
+                .or_default()
+                .insert(
+                    alias.name.clone(),
+                    Tree {
+                        files,
+                        immutable: false,
+                        revision: alias.current.revision,
+                    },
+                );
+        }
+        tx.rollback().await?;
+        Ok(index)
+    }
+
+    /// The tree `name` of repository `repo`.
+    pub fn tree(&self, repo: &str, name: &str) -> Option<&Tree> {
+        self.repos.get(repo)?.get(name)
+    }
+
+    /// The repositories (`repos`) or the views (`views`).
+    pub fn space(&self, space: &str) -> Option<&HashMap<String, HashMap<String, Tree>>> {
+        match space {
+            "repos" => Some(&self.repos),
+            "views" => Some(&self.views),
+            _ => None,
+        }
+    }
+
+    fn space_mut(&mut self, space: Space) -> &mut HashMap<String, HashMap<String, Tree>> {
+        match space {
+            Space::Repos => &mut self.repos,
+            Space::Views => &mut self.views,
+        }
+    }
+
+    /// How many trees are indexed.
+    pub fn tree_count(&self) -> usize {
+        self.repos
+            .values()
+            .chain(self.views.values())
+            .map(HashMap::len)
+            .sum()
+    }
+}

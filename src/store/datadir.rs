@@ -1,0 +1,162 @@
+//! The data directory: where the pool lives, per-repository locks, and the publish
+//! generation marker that tells a running server to reload its index.
+//!
+//! ```text
+//! data_dir/
+//!   pool/              content-addressed blobs (see `pool`)
+//!   catalog.db         the SQLite catalog (when no database_url is set)
+//!   locks/<repo>       flock(2) files serialising writers of one repository
+//!   sync-locks/<repo>  flock(2) files: one sync of a repository at a time
+//!   generation         bumped after every catalog commit that changes what is served
+//! ```
+//!
+//! A write lock is held only while a repository's content or snapshots change, which
+//! is quick: a sync holds its repository's sync lock while it downloads, for as long as
+//! that takes, and the write lock only to put the new content in place. Snapshots and
+//! imports therefore never wait for a download.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Where the write locks are.
+const WRITE_LOCKS: &str = "locks";
+/// Where the sync locks are.
+const SYNC_LOCKS: &str = "sync-locks";
+
+/// Takes an exclusive flock(2) on the file at `path` (created if needed): waiting for it
+/// if `wait`, else `None` when someone else holds it.
+fn lock(path: &Path, wait: bool) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a descriptor owned by `file`.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            return Ok(Some(file));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(None),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// [`lock`], waiting.
+fn lock_waiting(path: &Path) -> io::Result<File> {
+    lock(path, true)?.ok_or_else(|| io::Error::other("flock returned without the lock"))
+}
+
+/// [`lock_waiting`] on the blocking thread pool, for async callers.
+async fn lock_waiting_async(path: PathBuf) -> io::Result<File> {
+    tokio::task::spawn_blocking(move || lock_waiting(&path))
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// Name of the marker file the server watches.
+pub const GENERATION_FILE: &str = "generation";
+
+/// Paths inside one data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// The write lock of one repository, held by this process; released on drop. Every
+/// function that changes a repository's content or snapshots takes it as an argument,
+/// so holding the lock is a precondition the compiler checks.
+#[derive(Debug)]
+pub struct WriteLock {
+    repo: String,
+    _file: File,
+}
+
+impl WriteLock {
+    /// The repository this lock is for.
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+}
+
+/// The sync lock of one repository (one sync of it at a time); released on drop.
+#[derive(Debug)]
+pub struct SyncLock {
+    _file: File,
+}
+
+impl DataDir {
+    /// Creates the directory (and its `locks/` and `sync-locks/`) if needed.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<DataDir> {
+        let root = root.into();
+        fs::create_dir_all(root.join(WRITE_LOCKS))?;
+        fs::create_dir_all(root.join(SYNC_LOCKS))?;
+        Ok(DataDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn pool_dir(&self) -> PathBuf {
+        self.root.join("pool")
+    }
+
+    pub fn generation_path(&self) -> PathBuf {
+        self.root.join(GENERATION_FILE)
+    }
+
+    /// Blocks until this process holds the write lock of repository `repo`.
+    pub fn lock_repo(&self, repo: &str) -> io::Result<WriteLock> {
+        Ok(WriteLock {
+            repo: repo.to_string(),
+            _file: lock_waiting(&self.root.join(WRITE_LOCKS).join(repo))?,
+        })
+    }
+
+    /// [`DataDir::lock_repo`] without blocking the async runtime while waiting.
+    pub async fn lock_repo_async(&self, repo: &str) -> io::Result<WriteLock> {
+        Ok(WriteLock {
+            repo: repo.to_string(),
+            _file: lock_waiting_async(self.root.join(WRITE_LOCKS).join(repo)).await?,
+        })
+    }
+
+    /// The sync lock of repository `repo` if nobody holds it; `None` if another sync
+    /// of it is running.
+    pub fn try_lock_sync(&self, repo: &str) -> io::Result<Option<SyncLock>> {
+        Ok(lock(&self.root.join(SYNC_LOCKS).join(repo), false)?.map(|f| SyncLock { _file: f }))
+    }
+
+    /// Waits (without blocking the async runtime) until this process holds the sync
+    /// lock of repository `repo`.
+    pub async fn lock_sync_async(&self, repo: &str) -> io::Result<SyncLock> {
+        Ok(SyncLock {
+            _file: lock_waiting_async(self.root.join(SYNC_LOCKS).join(repo)).await?,
+        })
+    }
+
+    /// Tells running servers that the catalog changed (atomic replace of the marker).
+    pub fn bump_generation(&self) -> io::Result<()> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = self
+            .root
+            .join(format!(".{GENERATION_FILE}.{}.tmp", std::process::id()));
+        fs::write(&tmp, format!("{stamp}\n"))?;
+        fs::rename(&tmp, self.generation_path())
+    }
+}

@@ -1,0 +1,151 @@
+//! One ingest protocol: a package's catalog content is the same whichever way it
+//! arrived (a local import or a sync from an upstream served by nginx).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use sqlx::{Column, Row};
+
+/// Every catalog row that belongs to the package `sha256`, table by table, with the
+/// columns that name the row itself (surrogate ids, insertion times) left out.
+fn package_rows(env: &Env, sha256: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let url = env.database_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let mut out = BTreeMap::new();
+        for (table, key) in [
+            ("packages", "id"),
+            ("package_deps", "package_id"),
+            ("package_files", "package_id"),
+            ("package_changelogs", "package_id"),
+            ("package_fragments", "package_id"),
+        ] {
+            let sql = format!(
+                "SELECT t.* FROM {table} t WHERE t.{key} = \
+                 (SELECT id FROM packages WHERE sha256 = $1) ORDER BY 1, 2"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(sha256)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            let mut values = Vec::new();
+            for row in rows {
+                let mut cells = Vec::new();
+                for (i, col) in row.columns().iter().enumerate() {
+                    if matches!(col.name(), "id" | "package_id" | "created_at") {
+                        continue;
+                    }
+                    let cell = row
+                        .try_get::<Option<String>, _>(i)
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                        .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
+                        .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| format!("{v:?}")))
+                        .unwrap_or_else(|e| panic!("{table}.{}: {e}", col.name()));
+                    cells.push(format!("{}={cell}", col.name()));
+                }
+                values.push(cells);
+            }
+            out.insert(table.to_string(), values);
+        }
+        pool.close().await;
+        out
+    })
+}
+
+/// The visible text of an HTML page: tags dropped, white space folded.
+fn page_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn a_synced_package_has_the_same_catalog_rows_and_page_as_an_imported_one() {
+    for backend in backends() {
+        // The same files: imported into one installation, and served by nginx (with
+        // createrepo_c's metadata) to be synced into another.
+        let up_dir = tempfile::tempdir().unwrap();
+        let repo = up_dir.path().join("repo");
+        let mut files = cairn::formats::samples::demo_packages(&repo).unwrap();
+        files.extend(rpmbuild_packages(&repo));
+        createrepo_dir(&repo, false);
+        let upstream = Upstream::start(up_dir.path());
+
+        let imported = Env::new(&backend, &["m"]);
+        imported.ok(&["import", "m", repo.to_str().unwrap()]);
+        let synced = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
+                upstream.url("repo/")
+            ),
+        );
+        synced.ok(&["repo", "sync", "m"]);
+
+        let (a, b) = (imported.serve(), synced.serve());
+        let mut with_files = 0;
+        for file in &files {
+            let sha = file_facts(file).sha256;
+            let rows = package_rows(&imported, &sha);
+            assert!(
+                !rows["packages"].is_empty(),
+                "{}: {} was imported",
+                backend.name(),
+                file.display()
+            );
+            if !rows["package_files"].is_empty() {
+                with_files += 1;
+            }
+            assert!(
+                !rows["package_deps"].is_empty(),
+                "{}: {} has dependency rows (every package provides itself)",
+                backend.name(),
+                file.display()
+            );
+            assert_eq!(
+                rows,
+                package_rows(&synced, &sha),
+                "{}: catalog rows of {} after import (left) and sync (right)",
+                backend.name(),
+                file.display()
+            );
+            let page = |server: &Server| {
+                let resp = http()
+                    .get(server.url(&format!("/packages/{sha}")))
+                    .send()
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                page_text(&resp.text().unwrap())
+            };
+            let (page_a, page_b) = (page(&a), page(&b));
+            assert!(page_a.contains("Files ("), "{page_a}");
+            assert_eq!(
+                page_a,
+                page_b,
+                "{}: package page of {} after import (left) and sync (right)",
+                backend.name(),
+                file.display()
+            );
+        }
+        assert!(with_files >= 3, "the packages have file lists to compare");
+    }
+}

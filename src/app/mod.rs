@@ -5,12 +5,13 @@
 //! - [`ingest`]: the one protocol by which packages enter a repository, used by
 //!   [`import`] and [`sync`];
 //! - [`publish`]: repodata publications and repository snapshots; [`view`]: views;
-//!   [`retention`] and [`after_sync`]: what follows a sync; [`scheduler`]: syncs on a
+//!   [`retention`]: snapshots and retention after a sync; [`scheduler`]: syncs on a
 //!   schedule;
 //! - [`gc`], [`verify`]: pool and catalog maintenance;
 //! - [`config`], [`metrics`], [`progress`]: what the operations are told and tell.
 
 pub mod config;
+pub mod context;
 pub mod gc;
 pub mod import;
 pub mod ingest;

@@ -31,6 +31,7 @@ use crate::app::ingest::{self, IngestError};
 use crate::app::progress::Progress;
 use crate::app::publish::{self, PublishError};
 use crate::domain::package::Package;
+use crate::domain::status::RunStatus;
 use crate::formats::repodata::parse::{
     self, Checksum, PackageStream, ParseError, PrimaryEntry, Repomd,
 };
@@ -106,8 +107,8 @@ pub fn error_kind(message: &str) -> &'static str {
 /// What a sync did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncReport {
-    /// `ok` or `unchanged`.
-    pub status: String,
+    /// [`RunStatus::Ok`] or [`RunStatus::Unchanged`].
+    pub status: RunStatus,
     pub packages: usize,
     pub added: usize,
     pub removed: usize,
@@ -783,9 +784,9 @@ pub async fn sync(
     };
     let result = sync_locked(catalog, pool, datadir, &target, &mut run, progress).await;
     match &result {
-        Ok(report) => run.status = report.status.clone(),
+        Ok(report) => run.status = report.status,
         Err(e) => {
-            run.status = "failed".into();
+            run.status = RunStatus::Failed;
             run.error = Some(e.to_string());
             let m = crate::app::metrics::metrics();
             match e {
@@ -868,7 +869,7 @@ async fn sync_locked(
         tracing::info!("{}: upstream unchanged", repo.id);
         let packages = catalog.repo_content(repo_id).await?.len();
         return Ok(SyncReport {
-            status: "unchanged".into(),
+            status: RunStatus::Unchanged,
             packages,
             ..Default::default()
         });
@@ -1138,7 +1139,7 @@ async fn sync_locked(
             .map(|((p, _), loc)| (*loc, p.pkgid.as_str())),
     );
     let report = SyncReport {
-        status: "ok".into(),
+        status: RunStatus::Ok,
         packages: packages.len(),
         downloaded: run.packages_downloaded as usize,
         bytes: run.bytes_downloaded as u64,

@@ -39,29 +39,11 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         .repos
         .push(toml::from_str::<RepoConfig>("id = \"demo\"").context("the demo repo definition")?);
     let app = App::open(config).await?;
-    let report = crate::app::import::import(
-        &app.catalog,
-        &app.pool,
-        &app.datadir,
-        "demo",
-        Default::default(),
-        std::slice::from_ref(&rpms),
-        Default::default(),
-    )
-    .await?;
+    let report = app
+        .import("demo", std::slice::from_ref(&rpms), Default::default())
+        .await?;
     println!("imported {} packages into repo 'demo'", report.added.len());
-    let (snap, _) = {
-        let lock = app.datadir.lock_repo_async("demo").await?;
-        crate::app::publish::create_snapshot(
-            &app.catalog,
-            &app.pool,
-            &app.datadir,
-            &lock,
-            "first",
-            Default::default(),
-        )
-        .await?
-    };
+    let (snap, _) = app.snapshot_repo("demo", Some("first".into())).await?;
     println!(
         "created snapshot demo/{} ({} packages)",
         snap.name, snap.package_count

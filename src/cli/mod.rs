@@ -11,10 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::app::config::Config;
-use crate::formats::repodata::Compression;
-use crate::store::catalog::Catalog;
-use crate::store::datadir::DataDir;
-use crate::store::pool::Pool;
+pub use crate::app::context::App;
+use crate::domain::status::RunStatus;
 
 /// Cairn: an RPM mirror appliance.
 #[derive(Debug, Parser)]
@@ -277,54 +275,6 @@ impl std::io::Write for AroundTheBar {
 }
 
 /// Everything a command needs: config, data dir, pool, catalog.
-pub struct App {
-    pub config: Config,
-    pub datadir: DataDir,
-    pub pool: Pool,
-    pub catalog: Catalog,
-}
-
-impl App {
-    /// Opens the data dir, pool and catalog described by `config`, applying migrations.
-    pub async fn open(config: Config) -> Result<App> {
-        let datadir = DataDir::open(&config.server.data_dir)
-            .with_context(|| format!("creating data dir {}", config.server.data_dir.display()))?;
-        let pool = Pool::open(datadir.pool_dir())?;
-        let url = config.database_url();
-        let catalog = Catalog::connect(&url)
-            .await
-            .with_context(|| format!("opening the catalog at {}", redact(&url)))?;
-        catalog.migrate().await?;
-        Ok(App {
-            config,
-            datadir,
-            pool,
-            catalog,
-        })
-    }
-
-    fn compression(&self, repo: &str) -> Compression {
-        self.config
-            .repo(repo)
-            .map(|r| r.compression)
-            .unwrap_or_default()
-    }
-}
-
-/// Hides a password in a database URL.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
         Some(p) => Ok(Config::load(p)?),
@@ -403,17 +353,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             min_age,
             json,
         } => {
-            let report = crate::app::gc::collect(
-                &app.catalog,
-                &app.pool,
-                app.config.server.alias_grace,
-                min_age,
-                dry_run,
-            )
-            .await?;
-            if !dry_run {
-                let _ = app.datadir.bump_generation();
-            }
+            let report = app.gc(min_age, dry_run).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -433,19 +373,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             snapshot,
             alias,
         } => {
-            crate::app::publish::check_snapshot_name(&alias)
-                .with_context(|| format!("{alias:?} cannot be an alias name"))?;
-            // A name declared as a view publishes a view snapshot; otherwise a repository's.
-            let space = if app.config.view(&repo).is_some() {
-                crate::store::catalog::Space::Views
-            } else {
-                crate::store::catalog::Space::Repos
-            };
-            let previous = app
-                .catalog
-                .set_alias(space, &repo, &alias, &snapshot)
-                .await?;
-            let _ = app.datadir.bump_generation();
+            let previous = app.set_alias(&repo, &snapshot, &alias).await?.previous;
             match previous {
                 Some(old) if old != snapshot => {
                     println!("{repo}/{alias}: {old} -> {snapshot} (the files of {old} stay served under {alias} for the grace period)")
@@ -478,8 +406,7 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     )
     .await?;
     println!("listening on http://{}/", server.addr);
-    let scheduled =
-        crate::app::scheduler::start(&app.config, &app.catalog, &app.pool, &app.datadir);
+    let scheduled = crate::app::scheduler::start(&app);
     wait_for_shutdown().await;
     for task in scheduled {
         task.abort();
@@ -650,14 +577,6 @@ impl Display {
     }
 }
 
-fn default_snapshot_name() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::macros::format_description!(
-            "[year]-[month]-[day]T[hour][minute][second]Z"
-        ))
-        .unwrap_or_else(|_| "snapshot".into())
-}
-
 async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode> {
     let get = |name: &str| {
         app.config
@@ -700,17 +619,7 @@ async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode> {
             }
         }
         ViewCommand::Snapshot { view, name, json } => {
-            let v = get(&view)?;
-            let name = name.unwrap_or_else(default_snapshot_name);
-            let row = crate::app::view::snapshot(
-                &app.catalog,
-                &app.pool,
-                &app.datadir,
-                &app.config,
-                v,
-                &name,
-            )
-            .await?;
+            let row = app.snapshot_view(&view, name).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&row)?);
             } else {
@@ -741,7 +650,7 @@ async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
         DbCommand::Verify { json } => {
             let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
             let display = show_progress(progress.clone(), "verifying");
-            let result = crate::app::verify::verify(&app.catalog, &app.pool, &progress).await;
+            let result = app.verify(&progress).await;
             display.finish().await;
             let report = result?;
             if json {
@@ -774,52 +683,28 @@ async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
 }
 
 async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Result<ExitCode> {
-    let targets: Vec<&crate::app::config::RepoConfig> = if all {
-        app.config
-            .repos
-            .iter()
-            .filter(|r| r.feed.is_some())
-            .collect()
+    let targets = app.sync_targets(if all {
+        None
     } else {
-        let id = repo.unwrap_or_default();
-        match app.config.repo(&id) {
-            Some(r) => vec![r],
-            None => bail!("repository {id:?} is not declared in the config"),
-        }
-    };
+        Some(repo.as_deref().unwrap_or(""))
+    })?;
     let mut failed = false;
     let mut reports = serde_json::Map::new();
     for r in targets {
         let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
         let display = show_progress(progress.clone(), "downloading");
-        let result =
-            crate::app::sync::sync(&app.catalog, &app.pool, &app.datadir, r, &progress).await;
+        let result = app.sync(r, &progress).await;
         display.finish().await;
-        if matches!(&result, Ok(report) if report.status == "ok") {
-            crate::app::view::refresh_views_of(
-                &app.catalog,
-                &app.pool,
-                &app.datadir,
-                &app.config,
-                &r.id,
-            )
-            .await?;
-            let grace = app.config.server.alias_grace.as_secs() as i64;
-            let (created, deleted) =
-                crate::app::retention::after_sync(&app.catalog, &app.pool, &app.datadir, r, grace)
-                    .await?;
-            if !json {
-                if let Some(name) = created {
-                    println!("{}: created snapshot {name}", r.id);
-                }
-                for name in deleted {
-                    println!("{}: retention deleted snapshot {name}", r.id);
-                }
-            }
-        }
         match result {
-            Ok(report) => {
+            Ok(synced) => {
+                let report = &synced.report;
                 if !json {
+                    if let Some(name) = &synced.snapshot_created {
+                        println!("{}: created snapshot {name}", r.id);
+                    }
+                    for name in &synced.snapshots_deleted {
+                        println!("{}: retention deleted snapshot {name}", r.id);
+                    }
                     println!(
                         "{}: {} ({} packages, {} added, {} removed, {} downloaded, {} bytes)",
                         r.id,
@@ -831,16 +716,17 @@ async fn sync_cmd(app: &App, repo: Option<String>, all: bool, json: bool) -> Res
                         report.bytes
                     );
                 }
-                reports.insert(r.id.clone(), serde_json::to_value(&report)?);
+                reports.insert(r.id.clone(), serde_json::to_value(report)?);
             }
-            Err(e) => {
+            Err(crate::app::context::AppError::Sync(e)) => {
                 failed = true;
                 eprintln!("{}: sync failed: {e}", r.id);
                 reports.insert(
                     r.id.clone(),
-                    serde_json::json!({"status": "failed", "error": e.to_string()}),
+                    serde_json::json!({"status": RunStatus::Failed, "error": e.to_string()}),
                 );
             }
+            Err(other) => return Err(other.into()),
         }
     }
     if json {
@@ -938,30 +824,7 @@ async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
 async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
     match command {
         SnapshotCommand::Create { repo, name, json } => {
-            if app.config.repo(&repo).is_none() && app.catalog.repo(&repo).await?.is_none() {
-                bail!("unknown repository {repo:?}");
-            }
-            let name = name.unwrap_or_else(|| {
-                time::OffsetDateTime::now_utc()
-                    .format(&time::macros::format_description!(
-                        "[year]-[month]-[day]T[hour][minute][second]Z"
-                    ))
-                    .unwrap_or_else(|_| "snapshot".into())
-            });
-            let lock = app
-                .datadir
-                .lock_repo_async(&repo)
-                .await
-                .with_context(|| format!("locking repository {repo}"))?;
-            let (snap, published) = crate::app::publish::create_snapshot(
-                &app.catalog,
-                &app.pool,
-                &app.datadir,
-                &lock,
-                &name,
-                app.compression(&repo),
-            )
-            .await?;
+            let (snap, published) = app.snapshot_repo(&repo, name).await?;
             if json {
                 println!(
                     "{}",
@@ -985,15 +848,7 @@ async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
             }
         }
         SnapshotCommand::Delete { repo, snapshot } => {
-            let grace = app.config.server.alias_grace.as_secs() as i64;
-            if app.config.view(&repo).is_some() {
-                app.catalog
-                    .delete_view_snapshot(&repo, &snapshot, grace)
-                    .await?;
-            } else {
-                app.catalog.delete_snapshot(&repo, &snapshot, grace).await?;
-            }
-            let _ = app.datadir.bump_generation();
+            app.delete_snapshot(&repo, &snapshot).await?;
             println!("deleted snapshot {repo}/{snapshot}");
         }
         SnapshotCommand::Diff {

@@ -4,3 +4,4 @@
 pub mod names;
 pub mod package;
 pub mod schedule;
+pub mod status;

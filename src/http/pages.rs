@@ -210,7 +210,7 @@ struct SyncView {
 impl From<&SyncRun> for SyncView {
     fn from(s: &SyncRun) -> SyncView {
         SyncView {
-            status: s.status.clone(),
+            status: s.status.to_string(),
             when: when(s.started_at),
             took: s
                 .finished_at

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::app::metrics::{metrics, Exposition, Sample};
+use crate::domain::status::RunStatus;
 use crate::store::catalog::{Catalog, MetricStats};
 use crate::store::pool::Pool;
 
@@ -133,9 +134,13 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         "gauge",
         "1 if the last sync of a repository succeeded, 0 if it failed.",
         &per_repo(&|r| {
-            r.last_run
-                .as_ref()
-                .map(|l| if l.status == "failed" { 0.0 } else { 1.0 })
+            r.last_run.as_ref().map(|l| {
+                if l.status == RunStatus::Failed {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
         }),
     );
     e.family(

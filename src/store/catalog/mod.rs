@@ -19,6 +19,7 @@ mod pages;
 pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
 
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
+use crate::domain::status::{RunStatus, UnknownStatus};
 use crate::formats::repodata::Fragments;
 use crate::store::datadir::WriteLock;
 
@@ -47,6 +48,8 @@ pub enum CatalogError {
     },
     #[error("unsupported database URL {0:?} (expected sqlite:… or postgres://…)")]
     BadUrl(String),
+    #[error("catalog row: {0}")]
+    BadStatus(#[from] UnknownStatus),
 }
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -197,9 +200,8 @@ pub struct SyncRun {
     pub id: i64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
-    /// `running`, `ok`, `unchanged` or `failed` (also for a run that never ended:
-    /// see [`INTERRUPTED`]).
-    pub status: String,
+    /// [`RunStatus::Failed`] also for a run that never ended (see [`INTERRUPTED`]).
+    pub status: RunStatus,
     pub packages_added: i64,
     pub packages_removed: i64,
     pub packages_downloaded: i64,
@@ -1180,7 +1182,7 @@ impl Catalog {
             id: r.try_get(first)?,
             started_at: r.try_get(first + 1)?,
             finished_at: r.try_get(first + 2)?,
-            status: r.try_get(first + 3)?,
+            status: r.try_get::<String, _>(first + 3)?.parse()?,
             packages_added: r.try_get(first + 4)?,
             packages_removed: r.try_get(first + 5)?,
             packages_downloaded: r.try_get(first + 6)?,

@@ -1,0 +1,408 @@
+//! [`App`]: one opened installation (its config, data dir, pool and catalog) and the
+//! operations every front end calls on it. The command line parses arguments, calls
+//! one of these and formats the result; the server's scheduler calls the same ones; so
+//! will the HTTP API. Whether a name is a repository or a view, what a snapshot is
+//! called when no name is given, and what follows a sync are decided here, once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::config::{Config, RepoConfig};
+use crate::app::gc::{self, GcError, GcReport};
+use crate::app::import::{self, ImportError, ImportReport};
+use crate::app::progress::Progress;
+use crate::app::publish::{self, PublishError, Published};
+use crate::app::retention::{self, RetentionError};
+use crate::app::sync::{self, SyncError, SyncReport};
+use crate::app::verify::{self, VerifyError, VerifyReport};
+use crate::app::view::{self, ViewError};
+use crate::domain::names;
+use crate::domain::status::RunStatus;
+use crate::formats::repodata::Compression;
+use crate::store::catalog::{Catalog, CatalogError, SnapshotRow, Space, ViewSnapshotRow};
+use crate::store::datadir::DataDir;
+use crate::store::pool::{Pool, PoolError};
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("creating data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("opening the catalog at {url}: {source}")]
+    Connect {
+        /// The database URL with any password hidden.
+        url: String,
+        #[source]
+        source: CatalogError,
+    },
+    #[error("repository {0:?} is not declared in the config (add a [[repo]] with id = {0:?})")]
+    UndeclaredRepo(String),
+    #[error("view {0:?} is not declared in the config")]
+    UndeclaredView(String),
+    #[error("unknown repository {0:?}")]
+    UnknownRepo(String),
+    #[error("repository {0:?} mirrors a feed; import into a local repository instead")]
+    NotLocal(String),
+    #[error("{alias:?} cannot be an alias name: {source}")]
+    BadAlias {
+        alias: String,
+        #[source]
+        source: PublishError,
+    },
+    #[error("locking repository {repo}: {source}")]
+    Lock {
+        repo: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sync itself failed (recorded in the sync history).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The sync succeeded; what follows it (views, snapshot, retention) failed.
+    #[error("{repo}: after the sync: {source}")]
+    AfterSync {
+        repo: String,
+        #[source]
+        source: Box<AppError>,
+    },
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
+    #[error(transparent)]
+    Gc(#[from] GcError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+/// What owns snapshots and aliases: a repository or a view (a view when the config
+/// declares one by that name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Repo,
+    View,
+}
+
+impl Owner {
+    fn space(self) -> Space {
+        match self {
+            Owner::Repo => Space::Repos,
+            Owner::View => Space::Views,
+        }
+    }
+}
+
+/// A sync and what followed it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Synced {
+    pub report: SyncReport,
+    /// The snapshot the repository's `snapshot_name` made after a sync that changed it.
+    pub snapshot_created: Option<String>,
+    /// Snapshots retention deleted.
+    pub snapshots_deleted: Vec<String>,
+}
+
+/// An alias switch: the snapshot it pointed at before, if any.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AliasSet {
+    pub previous: Option<String>,
+}
+
+/// One opened installation (cheap to clone: the handles inside are shared).
+#[derive(Clone)]
+pub struct App {
+    pub config: Config,
+    pub datadir: DataDir,
+    pub pool: Pool,
+    pub catalog: Catalog,
+}
+
+/// Hides a password in a database URL.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl App {
+    /// Opens the data dir, pool and catalog described by `config`, applying migrations.
+    pub async fn open(config: Config) -> Result<App, AppError> {
+        let path = &config.server.data_dir;
+        let datadir = DataDir::open(path).map_err(|source| AppError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+        let pool = Pool::open(datadir.pool_dir())?;
+        let url = config.database_url();
+        let catalog = Catalog::connect(&url)
+            .await
+            .map_err(|source| AppError::Connect {
+                url: redact(&url),
+                source,
+            })?;
+        catalog.migrate().await?;
+        Ok(App {
+            config,
+            datadir,
+            pool,
+            catalog,
+        })
+    }
+
+    /// The metadata compression of repository `repo` (its config's, or the default).
+    pub fn compression(&self, repo: &str) -> Compression {
+        self.config
+            .repo(repo)
+            .map(|r| r.compression)
+            .unwrap_or_default()
+    }
+
+    /// Is `name` a view or a repository?
+    pub fn owner(&self, name: &str) -> Owner {
+        if self.config.view(name).is_some() {
+            Owner::View
+        } else {
+            Owner::Repo
+        }
+    }
+
+    fn alias_grace_secs(&self) -> i64 {
+        self.config.server.alias_grace.as_secs() as i64
+    }
+
+    /// Imports `paths` into the local repository `repo`, then republishes the views
+    /// that include it.
+    pub async fn import(
+        &self,
+        repo: &str,
+        paths: &[PathBuf],
+        progress: Arc<Progress>,
+    ) -> Result<ImportReport, AppError> {
+        let declared = self
+            .config
+            .repo(repo)
+            .ok_or_else(|| AppError::UndeclaredRepo(repo.to_string()))?;
+        if declared.feed.is_some() {
+            return Err(AppError::NotLocal(repo.to_string()));
+        }
+        let report = import::import(
+            &self.catalog,
+            &self.pool,
+            &self.datadir,
+            repo,
+            declared.compression,
+            paths,
+            progress,
+        )
+        .await?;
+        if report.published.is_some() {
+            self.refresh_views_of(repo).await?;
+        }
+        Ok(report)
+    }
+
+    /// The repositories `cairn repo sync` names: one declared repository, or every
+    /// repository with a feed.
+    pub fn sync_targets(&self, repo: Option<&str>) -> Result<Vec<&RepoConfig>, AppError> {
+        match repo {
+            None => Ok(self
+                .config
+                .repos
+                .iter()
+                .filter(|r| r.feed.is_some())
+                .collect()),
+            Some(id) => self
+                .config
+                .repo(id)
+                .map(|r| vec![r])
+                .ok_or_else(|| AppError::UndeclaredRepo(id.to_string())),
+        }
+    }
+
+    /// Syncs `repo` and, when that changed it, does what follows a sync: republish the
+    /// views that include it, snapshot it (its `snapshot_name`) and apply retention.
+    /// [`AppError::Sync`] is the sync's own failure; [`AppError::AfterSync`] a failure
+    /// of what follows a successful one.
+    pub async fn sync(&self, repo: &RepoConfig, progress: &Progress) -> Result<Synced, AppError> {
+        let report = sync::sync(&self.catalog, &self.pool, &self.datadir, repo, progress).await?;
+        let mut synced = Synced {
+            report,
+            snapshot_created: None,
+            snapshots_deleted: Vec::new(),
+        };
+        if synced.report.status == RunStatus::Ok {
+            let after = async {
+                self.refresh_views_of(&repo.id).await?;
+                let (created, deleted) = retention::after_sync(
+                    &self.catalog,
+                    &self.pool,
+                    &self.datadir,
+                    repo,
+                    self.alias_grace_secs(),
+                )
+                .await?;
+                Ok::<_, AppError>((created, deleted))
+            };
+            let (created, deleted) = after.await.map_err(|e| AppError::AfterSync {
+                repo: repo.id.clone(),
+                source: Box::new(e),
+            })?;
+            synced.snapshot_created = created;
+            synced.snapshots_deleted = deleted;
+        }
+        Ok(synced)
+    }
+
+    /// Republishes `latest` of every view that includes `repo`.
+    pub async fn refresh_views_of(&self, repo: &str) -> Result<(), AppError> {
+        view::refresh_views_of(&self.catalog, &self.pool, &self.datadir, &self.config, repo)
+            .await?;
+        Ok(())
+    }
+
+    /// Freezes the current content of `repo` as snapshot `name` (default: the UTC date
+    /// and time).
+    pub async fn snapshot_repo(
+        &self,
+        repo: &str,
+        name: Option<String>,
+    ) -> Result<(SnapshotRow, Published), AppError> {
+        if self.config.repo(repo).is_none() && self.catalog.repo(repo).await?.is_none() {
+            return Err(AppError::UnknownRepo(repo.to_string()));
+        }
+        let name = name.unwrap_or_else(|| names::default_snapshot_name(now()));
+        let lock = self
+            .datadir
+            .lock_repo_async(repo)
+            .await
+            .map_err(|source| AppError::Lock {
+                repo: repo.to_string(),
+                source,
+            })?;
+        Ok(publish::create_snapshot(
+            &self.catalog,
+            &self.pool,
+            &self.datadir,
+            &lock,
+            &name,
+            self.compression(repo),
+        )
+        .await?)
+    }
+
+    /// Snapshots every member of view `view` and the view together, as `name`
+    /// (default: the UTC date and time).
+    pub async fn snapshot_view(
+        &self,
+        view: &str,
+        name: Option<String>,
+    ) -> Result<ViewSnapshotRow, AppError> {
+        let declared = self
+            .config
+            .view(view)
+            .ok_or_else(|| AppError::UndeclaredView(view.to_string()))?;
+        let name = name.unwrap_or_else(|| names::default_snapshot_name(now()));
+        Ok(view::snapshot(
+            &self.catalog,
+            &self.pool,
+            &self.datadir,
+            &self.config,
+            declared,
+            &name,
+        )
+        .await?)
+    }
+
+    /// Deletes snapshot `snapshot` of repository or view `owner` (refused while an
+    /// alias or a view snapshot uses it, or an alias used it within the grace period).
+    pub async fn delete_snapshot(&self, owner: &str, snapshot: &str) -> Result<(), AppError> {
+        let grace = self.alias_grace_secs();
+        match self.owner(owner) {
+            Owner::View => {
+                self.catalog
+                    .delete_view_snapshot(owner, snapshot, grace)
+                    .await?
+            }
+            Owner::Repo => self.catalog.delete_snapshot(owner, snapshot, grace).await?,
+        }
+        self.published();
+        Ok(())
+    }
+
+    /// Points alias `alias` of repository or view `owner` at its snapshot `snapshot`.
+    pub async fn set_alias(
+        &self,
+        owner: &str,
+        snapshot: &str,
+        alias: &str,
+    ) -> Result<AliasSet, AppError> {
+        publish::check_snapshot_name(alias).map_err(|source| AppError::BadAlias {
+            alias: alias.to_string(),
+            source,
+        })?;
+        let previous = self
+            .catalog
+            .set_alias(self.owner(owner).space(), owner, alias, snapshot)
+            .await?;
+        self.published();
+        Ok(AliasSet { previous })
+    }
+
+    /// Removes what nothing references (see [`gc::collect`]).
+    pub async fn gc(&self, min_age: Duration, dry_run: bool) -> Result<GcReport, AppError> {
+        let report = gc::collect(
+            &self.catalog,
+            &self.pool,
+            self.config.server.alias_grace,
+            min_age,
+            dry_run,
+        )
+        .await?;
+        if !dry_run {
+            self.published();
+        }
+        Ok(report)
+    }
+
+    /// Re-hashes the pool against the catalog.
+    pub async fn verify(&self, progress: &Arc<Progress>) -> Result<VerifyReport, AppError> {
+        Ok(verify::verify(&self.catalog, &self.pool, progress).await?)
+    }
+
+    /// The data directory's root.
+    pub fn root(&self) -> &Path {
+        self.datadir.root()
+    }
+
+    /// Tells running servers that what they serve changed; a failure only delays their
+    /// reload until the next change.
+    fn published(&self) {
+        if let Err(e) = self.datadir.bump_generation() {
+            tracing::warn!("telling servers about the change: {e}");
+        }
+    }
+}
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}

@@ -32,6 +32,9 @@ pub enum ImportError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// The reader threads ended abnormally (a panic).
+    #[error("reading the files: {0}")]
+    Task(String),
 }
 
 /// A file that was not imported, and why.
@@ -268,10 +271,7 @@ pub async fn import(
         (reads, skipped)
     })
     .await
-    .map_err(|e| PoolError::Io {
-        path: pool.root().to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    .map_err(|e| ImportError::Task(e.to_string()))?;
     report.skipped.extend(skipped);
     tracing::debug!(
         "read and staged in {:.3} s",

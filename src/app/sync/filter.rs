@@ -1,0 +1,83 @@
+//! Which upstream packages a mirror keeps: its `arch`, `include` and `exclude`
+//! filters, and `keep_latest` (the newest N versions of each name.arch, in rpm version
+//! order).
+
+use std::collections::HashMap;
+
+use crate::app::config::RepoConfig;
+use crate::domain::package::Package;
+use crate::formats::repodata::parse::PrimaryEntry;
+
+/// A glob in `include` or `exclude` that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("glob {glob:?}: {message}")]
+pub struct BadGlob {
+    pub glob: String,
+    pub message: String,
+}
+
+/// Does the repository's config keep this package?
+pub struct Filter {
+    arch: Vec<String>,
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+}
+
+impl Filter {
+    pub fn new(repo: &RepoConfig) -> Result<Filter, BadGlob> {
+        let set = |globs: &[String]| -> Result<Option<globset::GlobSet>, BadGlob> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let bad = |glob: &str, e: globset::Error| BadGlob {
+                glob: glob.to_string(),
+                message: e.to_string(),
+            };
+            let mut b = globset::GlobSetBuilder::new();
+            for g in globs {
+                b.add(globset::Glob::new(g).map_err(|e| bad(g, e))?);
+            }
+            b.build().map(Some).map_err(|e| bad(&globs.join(", "), e))
+        };
+        Ok(Filter {
+            arch: repo.arch.clone(),
+            include: set(&repo.include)?,
+            exclude: set(&repo.exclude)?,
+        })
+    }
+
+    pub fn keeps(&self, p: &Package) -> bool {
+        (self.arch.is_empty() || self.arch.contains(&p.arch))
+            && self.include.as_ref().is_none_or(|s| s.is_match(&p.name))
+            && !self.exclude.as_ref().is_some_and(|s| s.is_match(&p.name))
+    }
+}
+
+/// Keeps the newest `n` versions of each name.arch, in rpm version order.
+pub fn keep_newest(entries: Vec<PrimaryEntry>, n: usize) -> Vec<PrimaryEntry> {
+    let evr = |p: &Package| format!("{}:{}-{}", p.epoch, p.version, p.release);
+    let mut groups: HashMap<(String, String), Vec<PrimaryEntry>> = HashMap::new();
+    for e in entries {
+        groups
+            .entry((e.package.name.clone(), e.package.arch.clone()))
+            .or_default()
+            .push(e);
+    }
+    let mut out = Vec::new();
+    for (_, mut group) in groups {
+        group.sort_by(|a, b| rpm_version::rpm_evr_compare(&evr(&b.package), &evr(&a.package)));
+        // Distinct versions: two builds of one EVR count once.
+        let mut kept_versions: Vec<String> = Vec::new();
+        for e in group {
+            let v = evr(&e.package);
+            if !kept_versions.contains(&v) {
+                if kept_versions.len() == n {
+                    continue;
+                }
+                kept_versions.push(v);
+            }
+            out.push(e);
+        }
+    }
+    out
+}

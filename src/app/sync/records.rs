@@ -1,0 +1,176 @@
+//! Fetching upstream's metadata: `repomd.xml`, the package records it names (primary,
+//! filelists, other), the records a regenerated mirror carries through (comps,
+//! updateinfo trimmed to what the mirror keeps, modules), and, in mirror mode, every
+//! record byte for byte. Each file is verified against repomd's checksum and bounded
+//! in size, compressed and open.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use super::upstream::{self, UpstreamError};
+use super::SyncError;
+use crate::formats::repodata::parse::{self, Checksum, ParseError, Repomd, RepomdRecord as Record};
+use crate::formats::repodata::updateinfo::{self, Nevra};
+use crate::formats::repodata::ExtraKind;
+
+/// Largest repomd.xml accepted.
+pub const MAX_REPOMD: u64 = 16 * 1024 * 1024;
+/// Largest compressed metadata file accepted.
+const MAX_METADATA: u64 = 4 * 1024 * 1024 * 1024;
+/// Largest decompressed metadata file accepted.
+const MAX_OPEN_METADATA: u64 = 32 * 1024 * 1024 * 1024;
+
+/// GETs `url` with [`upstream::fetch`], naming the URL in the error.
+pub async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>, SyncError> {
+    upstream::fetch(client, url, limit)
+        .await
+        .map_err(|source| SyncError::Upstream {
+            url: url.to_string(),
+            source,
+        })
+}
+
+/// GETs `url` and checks it against `checksum`.
+async fn fetch_verified(
+    client: &reqwest::Client,
+    url: &str,
+    limit: u64,
+    checksum: &Checksum,
+) -> Result<Vec<u8>, SyncError> {
+    let bytes = fetch(client, url, limit).await?;
+    upstream::verify(&bytes, checksum).map_err(|source| SyncError::Upstream {
+        url: url.to_string(),
+        source,
+    })?;
+    Ok(bytes)
+}
+
+/// One record's compressed bytes (verified), its URL and the most its open form may
+/// hold.
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub url: String,
+    pub open_limit: u64,
+}
+
+impl Fetched {
+    /// A reader of the open (decompressed) bytes.
+    pub fn open(&self) -> Result<Box<dyn std::io::BufRead + '_>, ParseError> {
+        parse::decompress(&self.bytes, self.open_limit, &self.url)
+    }
+}
+
+/// Fetches and verifies the record `record` of the repository at `base`.
+async fn fetch_record(
+    client: &reqwest::Client,
+    base: &str,
+    record: &Record,
+) -> Result<Fetched, SyncError> {
+    let url = format!("{base}{}", record.href);
+    let limit = record.size.map_or(MAX_METADATA, |s| s.min(MAX_METADATA));
+    let bytes = fetch_verified(client, &url, limit, &record.checksum).await?;
+    let open_limit = record
+        .open_size
+        .map_or(MAX_OPEN_METADATA, |s| s.min(MAX_OPEN_METADATA));
+    Ok(Fetched {
+        bytes,
+        url,
+        open_limit,
+    })
+}
+
+/// primary, filelists and other, in that order.
+pub async fn fetch_package_records(
+    client: &reqwest::Client,
+    base: &str,
+    repomd: &Repomd,
+    repomd_url: &str,
+) -> Result<[Fetched; 3], SyncError> {
+    let record = |kind: &'static str| {
+        repomd.record(kind).ok_or_else(|| SyncError::MissingRecord {
+            url: repomd_url.to_string(),
+            kind,
+        })
+    };
+    Ok([
+        fetch_record(client, base, record("primary")?).await?,
+        fetch_record(client, base, record("filelists")?).await?,
+        fetch_record(client, base, record("other")?).await?,
+    ])
+}
+
+/// Mirror mode: every record repomd.xml names (verified), repomd.xml itself and its
+/// detached signature when upstream has one, as (path, kind, bytes).
+pub async fn fetch_all_records(
+    client: &reqwest::Client,
+    base: &str,
+    repomd: &Repomd,
+    repomd_bytes: &[u8],
+) -> Result<Vec<(String, String, Vec<u8>)>, SyncError> {
+    let mut out = Vec::new();
+    for record in &repomd.records {
+        let fetched = fetch_record(client, base, record).await?;
+        out.push((record.href.clone(), record.kind.clone(), fetched.bytes));
+    }
+    out.push((
+        "repodata/repomd.xml".to_string(),
+        "repomd".to_string(),
+        repomd_bytes.to_vec(),
+    ));
+    let asc_url = format!("{base}repodata/repomd.xml.asc");
+    match upstream::fetch(client, &asc_url, MAX_REPOMD).await {
+        Ok(asc) => out.push(("repodata/repomd.xml.asc".into(), "repomd_asc".into(), asc)),
+        Err(UpstreamError::Status(reqwest::StatusCode::NOT_FOUND)) => {}
+        Err(source) => {
+            return Err(SyncError::Upstream {
+                url: asc_url,
+                source,
+            })
+        }
+    }
+    Ok(out)
+}
+
+/// Fetches, verifies and decompresses upstream's comps, updateinfo and modules (those it
+/// has); updateinfo is trimmed to the packages in `keep`.
+pub async fn fetch_extras(
+    client: &reqwest::Client,
+    base: &str,
+    repomd: &Repomd,
+    keep: &HashSet<Nevra>,
+) -> Result<Vec<(ExtraKind, Vec<u8>)>, SyncError> {
+    let mut out = Vec::new();
+    for kind in ExtraKind::ALL {
+        let record = match kind {
+            // Plain "group" first; else any compressed group_* (not zchunk).
+            ExtraKind::Comps => repomd.record("group").or_else(|| {
+                repomd
+                    .records
+                    .iter()
+                    .find(|r| r.kind.starts_with("group_") && !r.kind.ends_with("_zck"))
+            }),
+            ExtraKind::Updateinfo => repomd.record("updateinfo"),
+            ExtraKind::Modules => repomd.record("modules"),
+        };
+        let Some(record) = record else { continue };
+        let fetched = fetch_record(client, base, record).await?;
+        let mut open = Vec::new();
+        fetched
+            .open()?
+            .read_to_end(&mut open)
+            .map_err(|source| ParseError::Io {
+                file: fetched.url.clone(),
+                source,
+            })?;
+        if kind == ExtraKind::Updateinfo {
+            let (trimmed, count) = updateinfo::trim(&open, keep, &fetched.url)?;
+            tracing::info!(
+                "{}: {count} advisories apply to the mirrored packages",
+                fetched.url
+            );
+            open = trimmed;
+        }
+        out.push((kind, open));
+    }
+    Ok(out)
+}

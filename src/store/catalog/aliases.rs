@@ -1,0 +1,204 @@
+//! Aliases (`prod`, `stable`) of repositories and views, their history, and the trees an alias still serves during its grace period.
+
+use super::*;
+
+impl Catalog {
+    // ---- aliases ------------------------------------------------------------------
+
+    /// Points alias `name` of repository or view `owner` at its snapshot `snapshot`, in
+    /// one transaction; the snapshot it pointed at before (returned) is remembered for
+    /// the grace period.
+    pub async fn set_alias(
+        &self,
+        space: Space,
+        owner: &str,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<Option<String>> {
+        let t = space.tables();
+        let unknown = || CatalogError::UnknownSnapshot {
+            repo: owner.to_string(),
+            snapshot: snapshot.to_string(),
+        };
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT o.id, s.id FROM {owners} o JOIN {snapshots} s ON s.{owner_col} = o.id \
+             WHERE o.name = $1 AND s.name = $2",
+            owners = t.owners,
+            snapshots = t.snapshots,
+            owner_col = t.owner_col
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(snapshot)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(unknown)?;
+        let (owner_id, target): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} = $1 AND name = $2",
+            t.snapshots, t.owner_col
+        );
+        let shadow = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if shadow.is_some() {
+            return Err(CatalogError::AliasShadowsSnapshot {
+                repo: owner.to_string(),
+                name: name.to_string(),
+            });
+        }
+        let sql = format!(
+            "SELECT a.id, a.{target_col}, s.name FROM {aliases} a JOIN {snapshots} s ON s.id = a.{target_col} \
+             WHERE a.{owner_col} = $1 AND a.name = $2",
+            target_col = t.target_col,
+            aliases = t.aliases,
+            snapshots = t.snapshots,
+            owner_col = t.owner_col
+        );
+        let existing = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let previous = match existing {
+            Some(row) => {
+                let (alias_id, old): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                let old_name: String = row.try_get(2)?;
+                if old != target {
+                    let sql = format!(
+                        "INSERT INTO {} (alias_id, {}, replaced_at) VALUES ($1, $2, $3)",
+                        t.history, t.target_col
+                    );
+                    sqlx::query(AssertSqlSafe(sql))
+                        .bind(alias_id)
+                        .bind(old)
+                        .bind(now())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = format!(
+                    "UPDATE {} SET {} = $1, updated_at = $2 WHERE id = $3",
+                    t.aliases, t.target_col
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(target)
+                    .bind(now())
+                    .bind(alias_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Some(old_name)
+            }
+            None => {
+                let sql = format!(
+                    "INSERT INTO {} ({}, name, {}, updated_at) VALUES ($1, $2, $3, $4)",
+                    t.aliases, t.owner_col, t.target_col
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(owner_id)
+                    .bind(name)
+                    .bind(target)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                None
+            }
+        };
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// Aliases of one repository (or all).
+    pub async fn aliases(&self, repo: Option<&str>) -> Result<Vec<AliasRow>> {
+        let rows = sqlx::query(
+            "SELECT r.name, a.name, s.name, a.updated_at FROM aliases a JOIN repos r ON r.id = a.repo_id \
+             JOIN snapshots s ON s.id = a.snapshot_id WHERE $1 = '' OR r.name = $1 ORDER BY r.name, a.name",
+        )
+        .bind(repo.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AliasRow {
+                    repo: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    snapshot: r.try_get(2)?,
+                    updated_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every alias (of repositories and views) with its current tree and the trees it
+    /// served within `grace_secs`.
+    pub async fn alias_trees(
+        &self,
+        conn: &mut AnyConnection,
+        grace_secs: i64,
+    ) -> Result<Vec<AliasTree>> {
+        let cutoff = now() - grace_secs;
+        let mut out = Vec::new();
+        for space in [Space::Repos, Space::Views] {
+            let t = space.tables();
+            let sql = format!(
+                "SELECT a.id, o.name, a.name, s.name, s.publication_id, p.revision FROM {aliases} a \
+                 JOIN {owners} o ON o.id = a.{owner_col} JOIN {snapshots} s ON s.id = a.{target_col} \
+                 JOIN publications p ON p.id = s.publication_id",
+                aliases = t.aliases,
+                owners = t.owners,
+                owner_col = t.owner_col,
+                snapshots = t.snapshots,
+                target_col = t.target_col
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await?;
+            for r in rows {
+                let alias_id: i64 = r.try_get(0)?;
+                let owner: String = r.try_get(1)?;
+                let sql = format!(
+                    "SELECT s.name, s.publication_id, p.revision FROM {history} h \
+                     JOIN {snapshots} s ON s.id = h.{target_col} JOIN publications p ON p.id = s.publication_id \
+                     WHERE h.alias_id = $1 AND h.replaced_at > $2 ORDER BY h.replaced_at DESC",
+                    history = t.history,
+                    snapshots = t.snapshots,
+                    target_col = t.target_col
+                );
+                let previous = sqlx::query(AssertSqlSafe(sql))
+                    .bind(alias_id)
+                    .bind(cutoff)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|p| {
+                        Ok(TreeRow {
+                            repo: owner.clone(),
+                            name: p.try_get(0)?,
+                            publication_id: p.try_get(1)?,
+                            revision: p.try_get(2)?,
+                            immutable: true,
+                            kind: t.kind,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                out.push(AliasTree {
+                    space,
+                    name: r.try_get(2)?,
+                    current: TreeRow {
+                        repo: owner.clone(),
+                        name: r.try_get(3)?,
+                        publication_id: r.try_get(4)?,
+                        revision: r.try_get(5)?,
+                        immutable: true,
+                        kind: t.kind,
+                    },
+                    previous,
+                    repo: owner,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,321 @@
+//! Repositories and their current content: which package each location holds, the carried-through records, `latest`, and the content version that tells a publication is current. Changing the content takes the repository's write lock ([`WriteLock`]).
+
+use super::*;
+
+impl Catalog {
+    // ---- repositories -------------------------------------------------------------
+
+    /// Returns the id of repository `name`, creating the row if needed.
+    pub async fn ensure_repo(&self, name: &str) -> Result<i64> {
+        sqlx::query(
+            "INSERT INTO repos (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT id FROM repos WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub(super) fn repo_from_row(row: &AnyRow) -> Result<RepoRow> {
+        Ok(RepoRow {
+            id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            created_at: row.try_get(2)?,
+            latest_publication_id: row.try_get(3)?,
+            package_count: row.try_get(4)?,
+            total_size: row.try_get(5)?,
+            snapshot_count: row.try_get(6)?,
+        })
+    }
+
+    const REPO_SELECT: &'static str = "SELECT r.id, r.name, r.created_at, r.latest_publication_id, \
+        (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id), \
+        (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = r.id), \
+        (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id) \
+        FROM repos r";
+
+    /// Every repository, by name.
+    pub async fn repos(&self) -> Result<Vec<RepoRow>> {
+        let sql = format!("{} ORDER BY r.name", Self::REPO_SELECT);
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::repo_from_row).collect()
+    }
+
+    /// Repository `name`, if it exists in the catalog.
+    pub async fn repo(&self, name: &str) -> Result<Option<RepoRow>> {
+        let sql = format!("{} WHERE r.name = $1", Self::REPO_SELECT);
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::repo_from_row).transpose()
+    }
+
+    // ---- repository content -------------------------------------------------------
+
+    /// The current content of a repository.
+    pub async fn repo_content(&self, repo_id: i64) -> Result<Vec<ContentRow>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::content_rows(&mut conn, repo_id).await
+    }
+
+    pub(super) async fn content_rows(conn: &mut AnyConnection, repo_id: i64) -> Result<Vec<ContentRow>> {
+        let rows = sqlx::query(
+            "SELECT rp.location, rp.package_id, p.sha256 FROM repo_packages rp \
+             JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ContentRow {
+                    location: r.try_get(0)?,
+                    package_id: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn content_version(conn: &mut AnyConnection, repo_id: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT content_version FROM repos WHERE id = $1")
+            .bind(repo_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// A repository's current content, extra metadata and content version, read in one
+    /// transaction (so the version describes exactly these rows).
+    pub async fn versioned_content(&self, repo_id: i64) -> Result<VersionedContent> {
+        let mut tx = self.begin_read().await?;
+        let version = Self::content_version(&mut tx, repo_id).await?;
+        let rows = Self::content_rows(&mut tx, repo_id).await?;
+        let extras = Self::extra_rows(&mut tx, repo_id).await?;
+        tx.commit().await?;
+        Ok(VersionedContent {
+            rows,
+            extras,
+            version,
+        })
+    }
+
+    /// A repository's `latest` publication if it was published from the current content
+    /// (see the content-versions migration): (publication id, package count, path of its
+    /// primary file).
+    pub async fn current_latest(&self, repo_id: i64) -> Result<Option<CurrentLatest>> {
+        let row = sqlx::query(
+            "SELECT p.id, p.package_count, pf.path FROM repos r \
+             JOIN publications p ON p.id = r.latest_publication_id \
+             JOIN publication_files pf ON pf.publication_id = p.id AND pf.kind = 'primary' \
+             WHERE r.id = $1 AND r.latest_version = r.content_version",
+        )
+        .bind(repo_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(CurrentLatest {
+                publication_id: r.try_get(0)?,
+                package_count: r.try_get(1)?,
+                primary_path: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Places packages in a repository's current content (a package at an occupied
+    /// location replaces the one there) and points the repository's `latest` at
+    /// `publication_id`, in one transaction.
+    pub async fn place_in_repo(
+        &self,
+        _lock: &WriteLock,
+        repo_id: i64,
+        placements: &[(String, i64)],
+        publication_id: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let added = now();
+        for chunk in placements.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO repo_packages (repo_id, location, package_id, added_at) VALUES {} \
+                 ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
+                 added_at = excluded.added_at",
+                self.backend.values_clause(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (location, id) in chunk {
+                q = q
+                    .bind(repo_id)
+                    .bind(location.as_str())
+                    .bind(*id)
+                    .bind(added);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // The caller published the content this transaction leaves (it holds the
+        // repository lock), so latest describes the current content version.
+        sqlx::query(
+            "UPDATE repos SET latest_publication_id = $1, latest_version = content_version WHERE id = $2",
+        )
+        .bind(publication_id)
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes `placements` and `extras` the whole current content of a repository (a
+    /// mirror follows its upstream: what is not placed leaves), points `latest` at
+    /// `publication_id` and records the upstream repomd.xml digest, in one transaction.
+    pub async fn replace_repo_content(
+        &self,
+        _lock: &WriteLock,
+        repo_id: i64,
+        placements: &[(String, i64)],
+        publication_id: i64,
+        upstream_repomd_sha256: &str,
+        extras: &[ExtraRef],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM repo_packages WHERE repo_id = $1")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM repo_extras WHERE repo_id = $1")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        for e in extras {
+            sqlx::query(
+                "INSERT INTO repo_extras (repo_id, kind, sha256, size) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(repo_id)
+            .bind(e.kind.as_str())
+            .bind(e.sha256.as_str())
+            .bind(e.size)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let added = now();
+        for chunk in placements.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO repo_packages (repo_id, location, package_id, added_at) VALUES {}",
+                self.backend.values_clause(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (location, id) in chunk {
+                q = q
+                    .bind(repo_id)
+                    .bind(location.as_str())
+                    .bind(*id)
+                    .bind(added);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "UPDATE repos SET latest_publication_id = $1, latest_version = content_version, \
+             upstream_repomd_sha256 = $2 WHERE id = $3",
+        )
+        .bind(publication_id)
+        .bind(upstream_repomd_sha256)
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The carried-through metadata of a repository, by kind.
+    pub async fn repo_extras(&self, repo_id: i64) -> Result<Vec<ExtraRef>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::extra_rows(&mut conn, repo_id).await
+    }
+
+    pub(super) async fn extra_rows(conn: &mut AnyConnection, repo_id: i64) -> Result<Vec<ExtraRef>> {
+        let rows = sqlx::query(
+            "SELECT kind, sha256, size FROM repo_extras WHERE repo_id = $1 ORDER BY kind",
+        )
+        .bind(repo_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExtraRef {
+                    kind: r.try_get(0)?,
+                    sha256: r.try_get(1)?,
+                    size: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The digest of the upstream repomd.xml the repository's content came from.
+    pub async fn upstream_repomd(&self, repo_id: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT upstream_repomd_sha256 FROM repos WHERE id = $1")
+            .bind(repo_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Points a repository's `latest` at a publication made from the content at
+    /// `content_version` (`None`: not known to match any content version).
+    pub async fn set_repo_latest(
+        &self,
+        repo_id: i64,
+        publication_id: i64,
+        content_version: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE repos SET latest_publication_id = $1, latest_version = $2 WHERE id = $3",
+        )
+        .bind(publication_id)
+        .bind(content_version)
+        .bind(repo_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Fragments of a repository's current content, for publishing `latest`.
+    pub async fn repo_fragments(&self, repo_id: i64) -> Result<Vec<PlacedFragments>> {
+        self.placed_fragments(
+            "SELECT p.sha256, rp.location, p.time_file, f.primary_xml, f.primary_href_at, \
+             f.filelists_xml, f.other_xml FROM repo_packages rp JOIN packages p ON p.id = rp.package_id \
+             JOIN package_fragments f ON f.package_id = p.id WHERE rp.repo_id = $1",
+            repo_id,
+        )
+        .await
+    }
+
+    pub(super) async fn insert_placements(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        table: &'static str,
+        owner_column: &'static str,
+        owner: i64,
+        placements: &[(String, i64)],
+    ) -> Result<()> {
+        for chunk in placements.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO {table} ({owner_column}, location, package_id) VALUES {}",
+                self.backend.values_clause(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (location, id) in chunk {
+                q = q.bind(owner).bind(location.as_str()).bind(*id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! Packages: their rows (package, dependencies, files, changelog, fragments), written once per sha256 whichever way a package arrived, and the checksums upstream names them by.
+
+use super::*;
+
+impl Catalog {
+    // ---- packages -----------------------------------------------------------------
+
+    /// Which of `shas` are already in the catalog: sha → package id.
+    pub async fn package_ids(&self, shas: &[&str]) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::with_capacity(shas.len());
+        for chunk in shas.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT sha256, id FROM packages WHERE sha256 IN ({})",
+                self.backend.in_clause(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(*s);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts packages (with their dependency, file and changelog rows and their
+    /// rendered fragments) in one transaction; packages already present are left as
+    /// they are. Returns sha → id for all of them.
+    pub async fn insert_packages(
+        &self,
+        packages: &[(Package, Fragments)],
+    ) -> Result<HashMap<String, i64>> {
+        self.insert_packages_after(packages, async { Ok::<(), CatalogError>(()) })
+            .await
+    }
+
+    /// [`Catalog::insert_packages`], with the rows written while `durable` (the pool
+    /// commit of the packages' blobs) runs, and committed only once it succeeded: the
+    /// database work overlaps the file system's, and no committed row ever points at a
+    /// blob that is not durable. If `durable` fails, nothing is committed and its error
+    /// is returned.
+    pub async fn insert_packages_after<E: From<CatalogError>>(
+        &self,
+        packages: &[(Package, Fragments)],
+        durable: impl std::future::Future<Output = std::result::Result<(), E>>,
+    ) -> std::result::Result<HashMap<String, i64>, E> {
+        let rows = async {
+            let shas: Vec<&str> = packages.iter().map(|(p, _)| p.pkgid.as_str()).collect();
+            let mut ids = self.package_ids(&shas).await?;
+            let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for item in packages {
+                if !ids.contains_key(&item.0.pkgid) && seen.insert(item.0.pkgid.as_str()) {
+                    fresh.push(item);
+                }
+            }
+            if fresh.is_empty() {
+                return Ok((None, ids));
+            }
+            let mut tx = self.pool.begin().await?;
+            self.write_packages(&mut tx, &fresh, &mut ids).await?;
+            Ok::<_, CatalogError>((Some(tx), ids))
+        };
+        // Both run to the end: a pool commit is never abandoned half-way.
+        let (rows, durable) = tokio::join!(rows, durable);
+        durable?;
+        let (tx, ids) = rows?;
+        if let Some(tx) = tx {
+            tx.commit().await.map_err(CatalogError::from)?;
+        }
+        Ok(ids)
+    }
+
+    /// Writes the rows of `fresh` (packages not in the catalog yet) into `tx`, adding
+    /// their ids to `ids`.
+    pub(super) async fn write_packages(
+        &self,
+        conn: &mut AnyConnection,
+        fresh: &[&(Package, Fragments)],
+        ids: &mut HashMap<String, i64>,
+    ) -> Result<()> {
+        let created = now();
+        const COLS: usize = 23;
+        for chunk in fresh.chunks(BATCH_ROWS / 2) {
+            let sql = format!(
+                "INSERT INTO packages (sha256, name, arch, epoch, version, release, summary, \
+                 description, packager, url, time_file, time_build, size_package, size_installed, \
+                 size_archive, license, vendor, rpm_group, buildhost, sourcerpm, header_start, \
+                 header_end, created_at) \
+                 VALUES {} RETURNING sha256, id",
+                self.backend.values_clause(chunk.len(), COLS)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for p in chunk.iter().map(|x| &x.0) {
+                q = q
+                    .bind(p.pkgid.as_str())
+                    .bind(p.name.as_str())
+                    .bind(p.arch.as_str())
+                    .bind(p.epoch.as_str())
+                    .bind(p.version.as_str())
+                    .bind(p.release.as_str())
+                    .bind(p.summary.as_str())
+                    .bind(p.description.as_str())
+                    .bind(p.packager.as_str())
+                    .bind(p.url.as_str())
+                    .bind(p.time_file)
+                    .bind(p.time_build)
+                    .bind(p.size_package)
+                    .bind(p.size_installed)
+                    .bind(p.size_archive)
+                    .bind(p.license.as_str())
+                    .bind(p.vendor.as_str())
+                    .bind(p.group.as_str())
+                    .bind(p.buildhost.as_str())
+                    .bind(p.sourcerpm.as_str())
+                    .bind(p.header_start)
+                    .bind(p.header_end)
+                    .bind(created);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                ids.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+            }
+        }
+        for chunk in fresh.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO package_fragments (package_id, primary_xml, primary_href_at, \
+                 filelists_xml, other_xml) VALUES {}",
+                self.backend.values_clause(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (p, f) in chunk.iter().map(|x| (&x.0, &x.1)) {
+                q = q
+                    .bind(ids[&p.pkgid])
+                    .bind(&*f.primary)
+                    .bind(f.href_at as i64)
+                    .bind(&*f.filelists)
+                    .bind(&*f.other);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        // Child rows, batched across packages.
+        let mut deps: Vec<(i64, i64, &Dependency)> = Vec::new();
+        let mut files: Vec<(i64, i64, &PackageFile)> = Vec::new();
+        let mut logs: Vec<(i64, i64, &Changelog)> = Vec::new();
+        for (p, _) in fresh.iter().map(|x| (&x.0, &x.1)) {
+            let id = ids[&p.pkgid];
+            deps.extend(p.deps.iter().enumerate().map(|(i, d)| (id, i as i64, d)));
+            files.extend(p.files.iter().enumerate().map(|(i, f)| (id, i as i64, f)));
+            logs.extend(
+                p.changelogs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (id, i as i64, c)),
+            );
+        }
+        for chunk in deps.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO package_deps (package_id, seq, kind, name, flags, epoch, ver, rel, pre) VALUES {}",
+                self.backend.values_clause(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, seq, d) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(*seq)
+                    .bind(d.kind as i64)
+                    .bind(d.name.as_str())
+                    .bind(d.flags.as_deref())
+                    .bind(d.epoch.as_deref())
+                    .bind(d.ver.as_deref())
+                    .bind(d.rel.as_deref())
+                    .bind(i64::from(d.pre));
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for chunk in files.chunks(BATCH_ROWS * 2) {
+            let sql = format!(
+                "INSERT INTO package_files (package_id, seq, path, kind) VALUES {}",
+                self.backend.values_clause(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, seq, f) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(*seq)
+                    .bind(f.path.as_str())
+                    .bind(f.kind as i64);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for chunk in logs.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO package_changelogs (package_id, seq, author, date, text) VALUES {}",
+                self.backend.values_clause(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, seq, c) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(*seq)
+                    .bind(c.author.as_str())
+                    .bind(c.date)
+                    .bind(c.text.as_str());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads a package back, with its dependencies, files and changelogs.
+    pub async fn package(&self, sha256: &str) -> Result<Option<Package>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, sha256, name, arch, epoch, version, release, summary, description, \
+             packager, url, time_file, time_build, size_package, size_installed, size_archive, \
+             license, vendor, rpm_group, buildhost, sourcerpm, header_start, header_end \
+             FROM packages WHERE sha256 = $1",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get(0)?;
+        let deps = sqlx::query(
+            "SELECT kind, name, flags, epoch, ver, rel, pre FROM package_deps WHERE package_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| -> Result<Dependency> {
+            Ok(Dependency {
+                kind: DepKind::from_code(r.try_get(0)?).unwrap_or(DepKind::Requires),
+                name: r.try_get(1)?,
+                flags: r.try_get(2)?,
+                epoch: r.try_get(3)?,
+                ver: r.try_get(4)?,
+                rel: r.try_get(5)?,
+                pre: r.try_get::<i64, _>(6)? != 0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let files =
+            sqlx::query("SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| -> Result<PackageFile> {
+                    Ok(PackageFile {
+                        path: r.try_get(0)?,
+                        kind: FileKind::from_code(r.try_get(1)?),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let changelogs = sqlx::query(
+            "SELECT author, date, text FROM package_changelogs WHERE package_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| -> Result<Changelog> {
+            Ok(Changelog {
+                author: r.try_get(0)?,
+                date: r.try_get(1)?,
+                text: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Package {
+            pkgid: row.try_get(1)?,
+            name: row.try_get(2)?,
+            arch: row.try_get(3)?,
+            epoch: row.try_get(4)?,
+            version: row.try_get(5)?,
+            release: row.try_get(6)?,
+            summary: row.try_get(7)?,
+            description: row.try_get(8)?,
+            packager: row.try_get(9)?,
+            url: row.try_get(10)?,
+            time_file: row.try_get(11)?,
+            time_build: row.try_get(12)?,
+            size_package: row.try_get(13)?,
+            size_installed: row.try_get(14)?,
+            size_archive: row.try_get(15)?,
+            license: row.try_get(16)?,
+            vendor: row.try_get(17)?,
+            group: row.try_get(18)?,
+            buildhost: row.try_get(19)?,
+            sourcerpm: row.try_get(20)?,
+            header_start: row.try_get(21)?,
+            header_end: row.try_get(22)?,
+            deps,
+            files,
+            changelogs,
+        }))
+    }
+
+    /// sha256 of packages known by another upstream checksum: (algorithm, digest) → sha256.
+    pub async fn sha256_for(
+        &self,
+        algorithm: &str,
+        digests: &[&str],
+    ) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for chunk in digests.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT digest, sha256 FROM upstream_checksums WHERE algorithm = {} AND digest IN ({})",
+                self.backend.in_clause(1, 1),
+                self.backend.in_clause(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(algorithm);
+            for d in chunk {
+                q = q.bind(*d);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remembers which sha256 an upstream (algorithm, digest) names.
+    pub async fn remember_checksums(
+        &self,
+        algorithm: &str,
+        pairs: &[(String, String)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in pairs.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO upstream_checksums (algorithm, digest, sha256) VALUES {} ON CONFLICT (algorithm, digest) DO NOTHING",
+                self.backend.values_clause(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (digest, sha) in chunk {
+                q = q.bind(algorithm).bind(digest.as_str()).bind(sha.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn placed_fragments(&self, sql: &'static str, id: i64) -> Result<Vec<PlacedFragments>> {
+        let rows = sqlx::query(sql).bind(id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PlacedFragments {
+                    sha256: r.try_get(0)?,
+                    location: r.try_get(1)?,
+                    time_file: r.try_get(2)?,
+                    fragments: Fragments {
+                        primary: r.try_get::<String, _>(3)?.into(),
+                        href_at: usize::try_from(r.try_get::<i64, _>(4)?).unwrap_or(0),
+                        filelists: r.try_get::<String, _>(5)?.into(),
+                        other: r.try_get::<String, _>(6)?.into(),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// The rendered fragments of packages, by package id.
+    pub async fn fragments_by_ids(&self, ids: &[i64]) -> Result<HashMap<i64, Fragments>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "SELECT package_id, primary_xml, primary_href_at, filelists_xml, other_xml \
+                 FROM package_fragments WHERE package_id IN ({})",
+                self.backend.in_clause(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(
+                    r.try_get::<i64, _>(0)?,
+                    Fragments {
+                        primary: r.try_get::<String, _>(1)?.into(),
+                        href_at: usize::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
+                        filelists: r.try_get::<String, _>(3)?.into(),
+                        other: r.try_get::<String, _>(4)?.into(),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,333 @@
+//! Views: their `latest` composition, the stamp that tells it is current, and view snapshots (the members and the view frozen together).
+
+use super::*;
+
+impl Catalog {
+    // ---- views --------------------------------------------------------------------
+
+    /// Returns the id of view `name`, creating the row if needed.
+    pub async fn ensure_view(&self, name: &str) -> Result<i64> {
+        sqlx::query(
+            "INSERT INTO views (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT id FROM views WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// A repository's current content with package identities (view input).
+    pub async fn member_packages(&self, repo_id: i64) -> Result<(Vec<MemberPackage>, i64)> {
+        let mut tx = self.begin_read().await?;
+        let version = Self::content_version(&mut tx, repo_id).await?;
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, p.arch, p.epoch, p.version, p.release, p.sha256, rp.location, \
+             p.time_file FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let packages = rows
+            .iter()
+            .map(|r| {
+                Ok(MemberPackage {
+                    package_id: r.try_get(0)?,
+                    nevra: crate::formats::diff::Nevra {
+                        name: r.try_get(1)?,
+                        arch: r.try_get(2)?,
+                        epoch: r.try_get(3)?,
+                        version: r.try_get(4)?,
+                        release: r.try_get(5)?,
+                    },
+                    sha256: r.try_get(6)?,
+                    location: r.try_get(7)?,
+                    time_file: r.try_get(8)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((packages, version))
+    }
+
+    /// The stamp of the members' current content versions (see [`content_stamp`]).
+    pub async fn current_stamp(&self, repo_ids: &[i64]) -> Result<String> {
+        let mut conn = self.pool.acquire().await?;
+        Self::stamp_of(&mut conn, repo_ids).await
+    }
+
+    pub(super) async fn stamp_of(conn: &mut AnyConnection, repo_ids: &[i64]) -> Result<String> {
+        let mut versions = Vec::with_capacity(repo_ids.len());
+        for id in repo_ids {
+            versions.push((*id, Self::content_version(&mut *conn, *id).await?));
+        }
+        Ok(content_stamp(&versions))
+    }
+
+    /// A view's `latest` publication and the stamp of the member content it was
+    /// composed from.
+    pub async fn view_latest_stamp(&self, view_id: i64) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query(
+            "SELECT latest_publication_id, latest_stamp FROM views WHERE id = $1 \
+             AND latest_publication_id IS NOT NULL AND latest_stamp IS NOT NULL",
+        )
+        .bind(view_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Replaces a view's `latest` content and publication, in one transaction.
+    /// `stamp` names the member content versions the placements were composed from.
+    pub async fn set_view_latest(
+        &self,
+        view_id: i64,
+        placements: &[(String, i64)],
+        publication_id: i64,
+        stamp: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM view_latest_packages WHERE view_id = $1")
+            .bind(view_id)
+            .execute(&mut *tx)
+            .await?;
+        self.insert_placements(
+            &mut tx,
+            "view_latest_packages",
+            "view_id",
+            view_id,
+            placements,
+        )
+        .await?;
+        sqlx::query("UPDATE views SET latest_publication_id = $1, latest_stamp = $2 WHERE id = $3")
+            .bind(publication_id)
+            .bind(stamp)
+            .bind(view_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates, in one transaction, a snapshot named `name` of every member repository
+    /// (each with its own publication) and the view snapshot over them. With
+    /// [`ViewContent::Latest`] the view snapshot copies the view's `latest`; `Ok(None)`
+    /// (and nothing written) when the members moved on since `latest` was composed.
+    pub async fn create_view_snapshot(
+        &self,
+        view_id: i64,
+        view: &str,
+        name: &str,
+        members: &[(i64, String, i64)],
+        content: ViewContent<'_>,
+    ) -> Result<Option<ViewSnapshotRow>> {
+        let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
+        let alias = sqlx::query("SELECT 1 FROM view_aliases WHERE view_id = $1 AND name = $2")
+            .bind(view_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if alias.is_some() {
+            return Err(CatalogError::AliasExists {
+                repo: format!("view {view}"),
+                name: name.to_string(),
+            });
+        }
+        let exists = sqlx::query("SELECT 1 FROM view_snapshots WHERE view_id = $1 AND name = $2")
+            .bind(view_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(CatalogError::SnapshotExists {
+                repo: format!("view {view}"),
+                snapshot: name.to_string(),
+            });
+        }
+        let publication_id = match content {
+            ViewContent::Composed { publication_id, .. } => publication_id,
+            ViewContent::Latest { stamp } => {
+                let repo_ids: Vec<i64> = members.iter().map(|(id, _, _)| *id).collect();
+                let now_stamp = Self::stamp_of(&mut tx, &repo_ids).await?;
+                let row = sqlx::query(
+                    "SELECT latest_publication_id, latest_stamp FROM views WHERE id = $1",
+                )
+                .bind(view_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let latest: Option<i64> = row.try_get(0)?;
+                let latest_stamp: Option<String> = row.try_get(1)?;
+                match latest {
+                    Some(id) if now_stamp == stamp && latest_stamp.as_deref() == Some(stamp) => id,
+                    _ => return Ok(None),
+                }
+            }
+        };
+        let row = sqlx::query(
+            "INSERT INTO view_snapshots (view_id, name, created_at, publication_id, package_count) \
+             VALUES ($1, $2, $3, $4, 0) RETURNING id",
+        )
+        .bind(view_id)
+        .bind(name)
+        .bind(now())
+        .bind(publication_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let vs_id: i64 = row.try_get(0)?;
+        for (position, (repo_id, repo, member_pub)) in members.iter().enumerate() {
+            let snapshot_id =
+                Self::insert_snapshot(&mut tx, *repo_id, repo, name, *member_pub).await?;
+            sqlx::query(
+                "INSERT INTO view_snapshot_members (view_snapshot_id, position, snapshot_id) VALUES ($1, $2, $3)",
+            )
+            .bind(vs_id)
+            .bind(position as i64)
+            .bind(snapshot_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let package_count = match content {
+            ViewContent::Composed { placements, .. } => {
+                self.insert_placements(
+                    &mut tx,
+                    "view_snapshot_packages",
+                    "view_snapshot_id",
+                    vs_id,
+                    placements,
+                )
+                .await?;
+                placements.len() as i64
+            }
+            ViewContent::Latest { .. } => sqlx::query(
+                "INSERT INTO view_snapshot_packages (view_snapshot_id, package_id, location) \
+                 SELECT $1, package_id, location FROM view_latest_packages WHERE view_id = $2",
+            )
+            .bind(vs_id)
+            .bind(view_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64,
+        };
+        sqlx::query(
+            "UPDATE view_snapshots SET package_count = $1, total_size = \
+             (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM view_snapshot_packages vp \
+              JOIN packages p ON p.id = vp.package_id WHERE vp.view_snapshot_id = $2) WHERE id = $2",
+        )
+        .bind(package_count)
+        .bind(vs_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ViewSnapshotRow {
+            view: view.to_string(),
+            name: name.to_string(),
+            created_at: now(),
+            package_count,
+            members: members
+                .iter()
+                .map(|(_, r, _)| (r.clone(), name.to_string()))
+                .collect(),
+        }))
+    }
+
+    /// Deletes a view snapshot unless a view alias points at it or served it within
+    /// `grace_secs`. Its member repository snapshots stay (delete them separately).
+    pub async fn delete_view_snapshot(
+        &self,
+        view: &str,
+        name: &str,
+        grace_secs: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT vs.id FROM view_snapshots vs JOIN views v ON v.id = vs.view_id \
+             WHERE v.name = $1 AND vs.name = $2",
+        )
+        .bind(view)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| CatalogError::UnknownSnapshot {
+            repo: format!("view {view}"),
+            snapshot: name.to_string(),
+        })?;
+        let id: i64 = row.try_get(0)?;
+        let mut users = Vec::new();
+        for r in
+            sqlx::query("SELECT name FROM view_aliases WHERE view_snapshot_id = $1 ORDER BY name")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+        {
+            users.push(format!("alias {:?}", r.try_get::<String, _>(0)?));
+        }
+        for r in sqlx::query(
+            "SELECT a.name FROM view_alias_history h JOIN view_aliases a ON a.id = h.alias_id \
+             WHERE h.view_snapshot_id = $1 AND h.replaced_at > $2 ORDER BY a.name",
+        )
+        .bind(id)
+        .bind(now() - grace_secs)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            users.push(format!(
+                "alias {:?} served it until recently (grace period)",
+                r.try_get::<String, _>(0)?
+            ));
+        }
+        if !users.is_empty() {
+            return Err(CatalogError::SnapshotInUse {
+                repo: format!("view {view}"),
+                snapshot: name.to_string(),
+                users: users.join(", "),
+            });
+        }
+        for sql in [
+            "DELETE FROM view_alias_history WHERE view_snapshot_id = $1",
+            "DELETE FROM view_snapshot_packages WHERE view_snapshot_id = $1",
+            "DELETE FROM view_snapshot_members WHERE view_snapshot_id = $1",
+            "DELETE FROM view_snapshots WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Snapshots of a view, oldest first.
+    pub async fn view_snapshots(&self, view: &str) -> Result<Vec<ViewSnapshotRow>> {
+        let rows = sqlx::query(
+            "SELECT vs.id, vs.name, vs.created_at, vs.package_count FROM view_snapshots vs \
+             JOIN views v ON v.id = vs.view_id WHERE v.name = $1 ORDER BY vs.created_at, vs.id",
+        )
+        .bind(view)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: i64 = r.try_get(0)?;
+            let members = sqlx::query(
+                "SELECT rp.name, s.name FROM view_snapshot_members m JOIN snapshots s ON s.id = m.snapshot_id \
+                 JOIN repos rp ON rp.id = s.repo_id WHERE m.view_snapshot_id = $1 ORDER BY m.position",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|m| Ok((m.try_get(0)?, m.try_get(1)?)))
+            .collect::<Result<Vec<_>>>()?;
+            out.push(ViewSnapshotRow {
+                view: view.to_string(),
+                name: r.try_get(1)?,
+                created_at: r.try_get(2)?,
+                package_count: r.try_get(3)?,
+                members,
+            });
+        }
+        Ok(out)
+    }
+}

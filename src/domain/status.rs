@@ -56,6 +56,14 @@ impl FromStr for RunStatus {
     }
 }
 
+impl TryFrom<String> for RunStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(s: String) -> Result<RunStatus, UnknownStatus> {
+        s.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::RunStatus;

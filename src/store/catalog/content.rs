@@ -14,48 +14,33 @@ impl Catalog {
         .bind(now())
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query("SELECT id FROM repos WHERE name = $1")
+        Ok(sqlx::query_scalar("SELECT id FROM repos WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
-    }
-
-    pub(super) fn repo_from_row(row: &AnyRow) -> Result<RepoRow> {
-        Ok(RepoRow {
-            id: row.try_get(0)?,
-            name: row.try_get(1)?,
-            created_at: row.try_get(2)?,
-            latest_publication_id: row.try_get(3)?,
-            package_count: row.try_get(4)?,
-            total_size: row.try_get(5)?,
-            snapshot_count: row.try_get(6)?,
-        })
+            .await?)
     }
 
     const REPO_SELECT: &'static str = "SELECT r.id, r.name, r.created_at, r.latest_publication_id, \
-        (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id), \
-        (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = r.id), \
-        (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id) \
+        (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id) AS package_count, \
+        (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = r.id) AS total_size, \
+        (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id) AS snapshot_count \
         FROM repos r";
 
     /// Every repository, by name.
     pub async fn repos(&self) -> Result<Vec<RepoRow>> {
         let sql = format!("{} ORDER BY r.name", Self::REPO_SELECT);
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::repo_from_row).collect()
+            .await?)
     }
 
     /// Repository `name`, if it exists in the catalog.
     pub async fn repo(&self, name: &str) -> Result<Option<RepoRow>> {
         let sql = format!("{} WHERE r.name = $1", Self::REPO_SELECT);
-        let row = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::repo_from_row).transpose()
+            .await?)
     }
 
     // ---- repository content -------------------------------------------------------
@@ -66,31 +51,26 @@ impl Catalog {
         Self::content_rows(&mut conn, repo_id).await
     }
 
-    pub(super) async fn content_rows(conn: &mut AnyConnection, repo_id: i64) -> Result<Vec<ContentRow>> {
-        let rows = sqlx::query(
+    pub(super) async fn content_rows(
+        conn: &mut AnyConnection,
+        repo_id: i64,
+    ) -> Result<Vec<ContentRow>> {
+        Ok(sqlx::query_as(
             "SELECT rp.location, rp.package_id, p.sha256 FROM repo_packages rp \
              JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
         )
         .bind(repo_id)
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ContentRow {
-                    location: r.try_get(0)?,
-                    package_id: r.try_get(1)?,
-                    sha256: r.try_get(2)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     pub(super) async fn content_version(conn: &mut AnyConnection, repo_id: i64) -> Result<i64> {
-        let row = sqlx::query("SELECT content_version FROM repos WHERE id = $1")
-            .bind(repo_id)
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(row.try_get(0)?)
+        Ok(
+            sqlx::query_scalar("SELECT content_version FROM repos WHERE id = $1")
+                .bind(repo_id)
+                .fetch_one(&mut *conn)
+                .await?,
+        )
     }
 
     /// A repository's current content, extra metadata and content version, read in one
@@ -112,23 +92,15 @@ impl Catalog {
     /// (see the content-versions migration): (publication id, package count, path of its
     /// primary file).
     pub async fn current_latest(&self, repo_id: i64) -> Result<Option<CurrentLatest>> {
-        let row = sqlx::query(
-            "SELECT p.id, p.package_count, pf.path FROM repos r \
+        Ok(sqlx::query_as(
+            "SELECT p.id AS publication_id, p.package_count, pf.path AS primary_path FROM repos r \
              JOIN publications p ON p.id = r.latest_publication_id \
              JOIN publication_files pf ON pf.publication_id = p.id AND pf.kind = 'primary' \
              WHERE r.id = $1 AND r.latest_version = r.content_version",
         )
         .bind(repo_id)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(CurrentLatest {
-                publication_id: r.try_get(0)?,
-                package_count: r.try_get(1)?,
-                primary_path: r.try_get(2)?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// Places packages in a repository's current content (a package at an occupied
@@ -240,31 +212,26 @@ impl Catalog {
         Self::extra_rows(&mut conn, repo_id).await
     }
 
-    pub(super) async fn extra_rows(conn: &mut AnyConnection, repo_id: i64) -> Result<Vec<ExtraRef>> {
-        let rows = sqlx::query(
+    pub(super) async fn extra_rows(
+        conn: &mut AnyConnection,
+        repo_id: i64,
+    ) -> Result<Vec<ExtraRef>> {
+        Ok(sqlx::query_as(
             "SELECT kind, sha256, size FROM repo_extras WHERE repo_id = $1 ORDER BY kind",
         )
         .bind(repo_id)
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ExtraRef {
-                    kind: r.try_get(0)?,
-                    sha256: r.try_get(1)?,
-                    size: r.try_get(2)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// The digest of the upstream repomd.xml the repository's content came from.
     pub async fn upstream_repomd(&self, repo_id: i64) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT upstream_repomd_sha256 FROM repos WHERE id = $1")
-            .bind(repo_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        Ok(
+            sqlx::query_scalar("SELECT upstream_repomd_sha256 FROM repos WHERE id = $1")
+                .bind(repo_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Points a repository's `latest` at a publication made from the content at

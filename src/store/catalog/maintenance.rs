@@ -6,15 +6,12 @@ impl Catalog {
     /// Every blob the catalog references (packages and published metadata) with its
     /// recorded size: what `db verify` checks and what GC must keep.
     pub async fn referenced_blobs(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT sha256, size_package FROM packages UNION SELECT sha256, size FROM publication_files \
              UNION SELECT sha256, size FROM repo_extras",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        .await?)
     }
 
     /// The blobs that rows surviving [`Catalog::collect_garbage`] reference (what a dry
@@ -28,11 +25,11 @@ impl Catalog {
              UNION SELECT sha256 FROM publication_files WHERE publication_id NOT IN (SELECT id {UNUSED_PUBLICATIONS}) \
              UNION SELECT sha256 FROM repo_extras"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(now() - min_age_secs)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        Ok(rows.into_iter().collect())
     }
 
     /// Removes catalog rows nothing uses any more, in one transaction: alias history past
@@ -48,16 +45,14 @@ impl Catalog {
         let cutoff = now() - min_age_secs;
         let mut tx = self.pool.begin().await?;
         let count = |sql: &'static str| format!("SELECT COUNT(*) {sql}");
-        let publications: i64 = sqlx::query(AssertSqlSafe(count(UNUSED_PUBLICATIONS)))
+        let publications: i64 = sqlx::query_scalar(AssertSqlSafe(count(UNUSED_PUBLICATIONS)))
             .bind(cutoff)
             .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        let packages: i64 = sqlx::query(AssertSqlSafe(count(UNUSED_PACKAGES)))
+            .await?;
+        let packages: i64 = sqlx::query_scalar(AssertSqlSafe(count(UNUSED_PACKAGES)))
             .bind(cutoff)
             .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            .await?;
         if !dry_run {
             for table in ["alias_history", "view_alias_history"] {
                 sqlx::query(AssertSqlSafe(format!(
@@ -110,85 +105,80 @@ impl Catalog {
     /// What the metrics export of the catalog, read in one transaction.
     pub async fn metric_stats(&self) -> Result<MetricStats> {
         let mut tx = self.begin_read().await?;
-        let mut repos = Vec::new();
-        for r in sqlx::query(
+        let repo_rows: Vec<RepoStatsRow> = sqlx::query_as(
             "SELECT r.id, r.name, \
-             (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id), \
-             (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id), \
-             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'ok'), \
-             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'unchanged'), \
-             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'failed'), \
-             (SELECT CAST(COALESCE(SUM(sr.packages_downloaded), 0) AS BIGINT) FROM sync_runs sr WHERE sr.repo_id = r.id), \
-             (SELECT CAST(COALESCE(SUM(sr.bytes_downloaded), 0) AS BIGINT) FROM sync_runs sr WHERE sr.repo_id = r.id), \
+             (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id) AS packages, \
+             (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id) AS snapshots, \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'ok') AS runs_ok, \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'unchanged') \
+                AS runs_unchanged, \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'failed') \
+                AS runs_failed, \
+             (SELECT CAST(COALESCE(SUM(sr.packages_downloaded), 0) AS BIGINT) FROM sync_runs sr \
+                WHERE sr.repo_id = r.id) AS downloaded_packages, \
+             (SELECT CAST(COALESCE(SUM(sr.bytes_downloaded), 0) AS BIGINT) FROM sync_runs sr \
+                WHERE sr.repo_id = r.id) AS downloaded_bytes, \
              (SELECT MAX(sr.finished_at) FROM sync_runs sr WHERE sr.repo_id = r.id \
-                AND sr.status IN ('ok', 'unchanged')), \
+                AND sr.status IN ('ok', 'unchanged')) AS last_success, \
              (SELECT s.package_count FROM snapshots s WHERE s.repo_id = r.id \
-                ORDER BY s.created_at DESC, s.id DESC LIMIT 1), \
-             (SELECT MAX(s.created_at) FROM snapshots s WHERE s.repo_id = r.id) \
+                ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS newest_packages, \
+             (SELECT MAX(s.created_at) FROM snapshots s WHERE s.repo_id = r.id) AS newest_at \
              FROM repos r ORDER BY r.name",
         )
         .fetch_all(&mut *tx)
-        .await?
-        {
-            let id: i64 = r.try_get(0)?;
+        .await?;
+        let mut repos = Vec::with_capacity(repo_rows.len());
+        for r in repo_rows {
             let sql = format!(
                 "SELECT {SYNC_RUN_COLUMNS} FROM sync_runs \
                  WHERE repo_id = $1 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
             );
-            let last_run = sqlx::query(AssertSqlSafe(sql))
-                .bind(id)
+            let last_run: Option<SyncRun> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(r.id)
                 .fetch_optional(&mut *tx)
-                .await?
-                .map(|l| Self::sync_run_from_row(&l, 0))
-                .transpose()?;
+                .await?;
             repos.push(RepoStats {
-                name: r.try_get(1)?,
-                packages: r.try_get(2)?,
-                snapshots: r.try_get(3)?,
-                runs_ok: r.try_get(4)?,
-                runs_unchanged: r.try_get(5)?,
-                runs_failed: r.try_get(6)?,
-                downloaded_packages: r.try_get(7)?,
-                downloaded_bytes: r.try_get(8)?,
-                last_success: r.try_get(9)?,
-                newest_snapshot: match (r.try_get::<Option<i64>, _>(10)?, r.try_get(11)?) {
-                    (Some(packages), Some(at)) => Some((at, packages)),
-                    _ => None,
-                },
+                name: r.name,
+                packages: r.packages,
+                snapshots: r.snapshots,
+                runs_ok: r.runs_ok,
+                runs_unchanged: r.runs_unchanged,
+                runs_failed: r.runs_failed,
+                downloaded_packages: r.downloaded_packages,
+                downloaded_bytes: r.downloaded_bytes,
+                last_success: r.last_success,
+                newest_snapshot: r.newest_at.zip(r.newest_packages),
                 last_run,
             });
         }
-        let mut views = Vec::new();
-        for r in sqlx::query(
+        let view_rows: Vec<ViewStatsRow> = sqlx::query_as(
             "SELECT v.name, \
-             (SELECT COUNT(*) FROM view_latest_packages vl WHERE vl.view_id = v.id), \
-             (SELECT COUNT(*) FROM view_snapshots vs WHERE vs.view_id = v.id), \
+             (SELECT COUNT(*) FROM view_latest_packages vl WHERE vl.view_id = v.id) AS packages, \
+             (SELECT COUNT(*) FROM view_snapshots vs WHERE vs.view_id = v.id) AS snapshots, \
              (SELECT vs.package_count FROM view_snapshots vs WHERE vs.view_id = v.id \
-                ORDER BY vs.created_at DESC, vs.id DESC LIMIT 1), \
-             (SELECT MAX(vs.created_at) FROM view_snapshots vs WHERE vs.view_id = v.id) \
+                ORDER BY vs.created_at DESC, vs.id DESC LIMIT 1) AS newest_packages, \
+             (SELECT MAX(vs.created_at) FROM view_snapshots vs WHERE vs.view_id = v.id) AS newest_at \
              FROM views v ORDER BY v.name",
         )
         .fetch_all(&mut *tx)
-        .await?
-        {
-            views.push(ViewStats {
-                name: r.try_get(0)?,
-                packages: r.try_get(1)?,
-                snapshots: r.try_get(2)?,
-                newest_snapshot: match (r.try_get::<Option<i64>, _>(3)?, r.try_get(4)?) {
-                    (Some(packages), Some(at)) => Some((at, packages)),
-                    _ => None,
-                },
-            });
-        }
-        let gc = sqlx::query(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(blobs), 0) AS BIGINT), MAX(finished_at) \
+        .await?;
+        let views = view_rows
+            .into_iter()
+            .map(|r| ViewStats {
+                name: r.name,
+                packages: r.packages,
+                snapshots: r.snapshots,
+                newest_snapshot: r.newest_at.zip(r.newest_packages),
+            })
+            .collect();
+        let gc: GcStatsRow = sqlx::query_as(
+            "SELECT COUNT(*) AS runs, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS freed_bytes, \
+             CAST(COALESCE(SUM(blobs), 0) AS BIGINT) AS freed_blobs, MAX(finished_at) AS last_at \
              FROM maintenance_runs WHERE kind = 'gc'",
         )
         .fetch_one(&mut *tx)
         .await?;
-        let verify = sqlx::query(
+        let verify_last: Option<(i64, i64)> = sqlx::query_as(
             "SELECT finished_at, problems FROM maintenance_runs WHERE kind = 'verify' \
              ORDER BY id DESC LIMIT 1",
         )
@@ -200,23 +190,53 @@ impl Catalog {
             }
             Backend::Postgres => "SELECT CAST(pg_database_size(current_database()) AS BIGINT)",
         };
-        let catalog_bytes: i64 = sqlx::query(size_sql)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let catalog_bytes: i64 = sqlx::query_scalar(size_sql).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(MetricStats {
             repos,
             views,
             catalog_bytes,
-            gc_runs: gc.try_get(0)?,
-            gc_freed_bytes: gc.try_get(1)?,
-            gc_freed_blobs: gc.try_get(2)?,
-            gc_last_at: gc.try_get(3)?,
-            verify_last: match verify {
-                Some(v) => Some((v.try_get(0)?, v.try_get(1)?)),
-                None => None,
-            },
+            gc_runs: gc.runs,
+            gc_freed_bytes: gc.freed_bytes,
+            gc_freed_blobs: gc.freed_blobs,
+            gc_last_at: gc.last_at,
+            verify_last,
         })
     }
+}
+
+/// One repository's line of [`Catalog::metric_stats`].
+#[derive(sqlx::FromRow)]
+struct RepoStatsRow {
+    id: i64,
+    name: String,
+    packages: i64,
+    snapshots: i64,
+    runs_ok: i64,
+    runs_unchanged: i64,
+    runs_failed: i64,
+    downloaded_packages: i64,
+    downloaded_bytes: i64,
+    last_success: Option<i64>,
+    newest_packages: Option<i64>,
+    newest_at: Option<i64>,
+}
+
+/// One view's line of [`Catalog::metric_stats`].
+#[derive(sqlx::FromRow)]
+struct ViewStatsRow {
+    name: String,
+    packages: i64,
+    snapshots: i64,
+    newest_packages: Option<i64>,
+    newest_at: Option<i64>,
+}
+
+/// The garbage collections' totals.
+#[derive(sqlx::FromRow)]
+struct GcStatsRow {
+    runs: i64,
+    freed_bytes: i64,
+    freed_blobs: i64,
+    last_at: Option<i64>,
 }

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Row, Transaction};
 
 mod aliases;
@@ -71,7 +71,7 @@ pub enum Backend {
 }
 
 /// A repository row.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct RepoRow {
     pub id: i64,
     pub name: String,
@@ -83,7 +83,7 @@ pub struct RepoRow {
 }
 
 /// A snapshot row.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct SnapshotRow {
     #[serde(skip)]
     pub id: i64,
@@ -98,7 +98,7 @@ pub struct SnapshotRow {
 
 /// Carried-through metadata of a repository (comps, updateinfo, modules): its kind and
 /// the pool blob holding the uncompressed document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ExtraRef {
     pub kind: String,
     pub sha256: String,
@@ -153,7 +153,7 @@ impl Space {
 }
 
 /// An alias and the snapshot it points at.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct AliasRow {
     pub repo: String,
     pub name: String,
@@ -203,13 +203,14 @@ pub struct ViewSnapshotRow {
 }
 
 /// One recorded sync of a mirrored repository.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, sqlx::FromRow)]
 pub struct SyncRun {
     #[serde(skip)]
     pub id: i64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     /// [`RunStatus::Failed`] also for a run that never ended (see [`INTERRUPTED`]).
+    #[sqlx(try_from = "String")]
     pub status: RunStatus,
     pub packages_added: i64,
     pub packages_removed: i64,
@@ -228,7 +229,7 @@ pub struct PlacedFragments {
 }
 
 /// One package of a tree, as the server's index needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TreeFile {
     pub path: String,
     pub sha256: String,
@@ -259,7 +260,7 @@ pub enum TreeKind {
 }
 
 /// A package entry of a repository's current content.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ContentRow {
     pub location: String,
     pub package_id: i64,
@@ -338,7 +339,7 @@ pub struct VersionedContent {
 }
 
 /// A repository's `latest` publication, known to describe its current content.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CurrentLatest {
     pub publication_id: i64,
     pub package_count: i64,
@@ -346,7 +347,7 @@ pub struct CurrentLatest {
 }
 
 /// The metadata files of a publication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PublicationFile {
     pub path: String,
     pub kind: String,

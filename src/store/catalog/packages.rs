@@ -345,7 +345,11 @@ impl Catalog {
         Ok(())
     }
 
-    pub(super) async fn placed_fragments(&self, sql: &'static str, id: i64) -> Result<Vec<PlacedFragments>> {
+    pub(super) async fn placed_fragments(
+        &self,
+        sql: &'static str,
+        id: i64,
+    ) -> Result<Vec<PlacedFragments>> {
         let rows = sqlx::query(sql).bind(id).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {

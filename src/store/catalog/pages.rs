@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, FromRow, Row};
 
 use super::{Catalog, Result, Space, SyncRun, TreeKind, BATCH_ROWS, SYNC_RUN_COLUMNS};
 
@@ -215,8 +215,8 @@ impl Catalog {
                  WHERE id IN (SELECT MAX(id) FROM sync_runs GROUP BY repo_id)"
             );
             for r in sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
-                if let Some(&i) = index.get(&r.try_get::<i64, _>(0)?) {
-                    out[i].1.last_sync = Some(Self::sync_run_from_row(&r, 1)?);
+                if let Some(&i) = index.get(&r.try_get::<i64, _>("repo_id")?) {
+                    out[i].1.last_sync = Some(SyncRun::from_row(&r)?);
                 }
             }
         }

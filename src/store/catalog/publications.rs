@@ -7,20 +7,22 @@ impl Catalog {
 
     /// The publication with `content_key`, if one was made before.
     pub async fn publication_by_key(&self, content_key: &str) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT id FROM publications WHERE content_key = $1")
-            .bind(content_key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        Ok(
+            sqlx::query_scalar("SELECT id FROM publications WHERE content_key = $1")
+                .bind(content_key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The content key of a publication.
     pub async fn publication_key(&self, publication_id: i64) -> Result<String> {
-        let row = sqlx::query("SELECT content_key FROM publications WHERE id = $1")
-            .bind(publication_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        Ok(
+            sqlx::query_scalar("SELECT content_key FROM publications WHERE id = $1")
+                .bind(publication_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Records a publication whose files are already durable in the pool.
@@ -32,7 +34,7 @@ impl Catalog {
         files: &[PublicationFile],
     ) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO publications (content_key, revision, package_count, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (content_key) DO NOTHING RETURNING id",
         )
@@ -42,7 +44,7 @@ impl Catalog {
         .bind(now())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = inserted else {
+        let Some(id) = inserted else {
             // Someone else published the same content meanwhile.
             tx.rollback().await?;
             return self
@@ -50,7 +52,6 @@ impl Catalog {
                 .await?
                 .ok_or(CatalogError::Sql(sqlx::Error::RowNotFound));
         };
-        let id: i64 = row.try_get(0)?;
         let sql = format!(
             "INSERT INTO publication_files (publication_id, path, kind, sha256, size) VALUES {}",
             self.backend.values_clause(files.len(), 5)
@@ -83,21 +84,11 @@ impl Catalog {
         conn: &mut AnyConnection,
         publication_id: i64,
     ) -> Result<Vec<PublicationFile>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT path, kind, sha256, size FROM publication_files WHERE publication_id = $1 ORDER BY path",
         )
         .bind(publication_id)
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PublicationFile {
-                    path: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    sha256: r.try_get(2)?,
-                    size: r.try_get(3)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

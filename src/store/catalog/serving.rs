@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// A published tree as the catalog stores it (a snapshot, or an owner's `latest`).
+#[derive(sqlx::FromRow)]
+struct PublishedTree {
+    owner: String,
+    name: String,
+    publication_id: i64,
+    revision: i64,
+}
+
 impl Catalog {
     // ---- serving index ------------------------------------------------------------
 
@@ -10,39 +19,40 @@ impl Catalog {
         let t = space.tables();
         let mut out = Vec::new();
         let sql = format!(
-            "SELECT o.name, s.name, s.publication_id, p.revision FROM {snapshots} s \
+            "SELECT o.name AS owner, s.name, s.publication_id, p.revision FROM {snapshots} s \
              JOIN {owners} o ON o.id = s.{owner_col} JOIN publications p ON p.id = s.publication_id",
             snapshots = t.snapshots,
             owners = t.owners,
             owner_col = t.owner_col
         );
-        for r in sqlx::query(AssertSqlSafe(sql))
+        let snapshots: Vec<PublishedTree> = sqlx::query_as(AssertSqlSafe(sql))
             .fetch_all(&mut *conn)
-            .await?
-        {
+            .await?;
+        for r in snapshots {
             out.push(TreeRow {
-                repo: r.try_get(0)?,
-                name: r.try_get(1)?,
-                publication_id: r.try_get(2)?,
-                revision: r.try_get(3)?,
+                repo: r.owner,
+                name: r.name,
+                publication_id: r.publication_id,
+                revision: r.revision,
                 immutable: true,
                 kind: t.kind,
             });
         }
         let sql = format!(
-            "SELECT o.name, o.latest_publication_id, p.revision FROM {} o \
+            "SELECT o.name AS owner, 'latest' AS name, o.latest_publication_id AS publication_id, \
+             p.revision FROM {} o \
              JOIN publications p ON p.id = o.latest_publication_id",
             t.owners
         );
-        for r in sqlx::query(AssertSqlSafe(sql))
+        let latest: Vec<PublishedTree> = sqlx::query_as(AssertSqlSafe(sql))
             .fetch_all(&mut *conn)
-            .await?
-        {
+            .await?;
+        for r in latest {
             out.push(TreeRow {
-                repo: r.try_get(0)?,
-                name: "latest".to_string(),
-                publication_id: r.try_get(1)?,
-                revision: r.try_get(2)?,
+                repo: r.owner,
+                name: r.name,
+                publication_id: r.publication_id,
+                revision: r.revision,
                 immutable: false,
                 kind: t.latest_kind,
             });
@@ -59,40 +69,30 @@ impl Catalog {
     ) -> Result<Vec<TreeFile>> {
         let sql = match tree.kind {
             TreeKind::RepoSnapshot => {
-                "SELECT sp.location, p.sha256, p.size_package, p.time_file FROM snapshot_packages sp \
+                "SELECT sp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM snapshot_packages sp \
                  JOIN packages p ON p.id = sp.package_id JOIN snapshots s ON s.id = sp.snapshot_id \
                  JOIN repos r ON r.id = s.repo_id WHERE r.name = $1 AND s.name = $2"
             }
             TreeKind::RepoLatest => {
-                "SELECT rp.location, p.sha256, p.size_package, p.time_file FROM repo_packages rp \
+                "SELECT rp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM repo_packages rp \
                  JOIN packages p ON p.id = rp.package_id JOIN repos r ON r.id = rp.repo_id \
                  WHERE r.name = $1"
             }
             TreeKind::ViewSnapshot => {
-                "SELECT vp.location, p.sha256, p.size_package, p.time_file FROM view_snapshot_packages vp \
+                "SELECT vp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM view_snapshot_packages vp \
                  JOIN packages p ON p.id = vp.package_id JOIN view_snapshots s ON s.id = vp.view_snapshot_id \
                  JOIN views v ON v.id = s.view_id WHERE v.name = $1 AND s.name = $2"
             }
             TreeKind::ViewLatest => {
-                "SELECT vp.location, p.sha256, p.size_package, p.time_file FROM view_latest_packages vp \
+                "SELECT vp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM view_latest_packages vp \
                  JOIN packages p ON p.id = vp.package_id JOIN views v ON v.id = vp.view_id \
                  WHERE v.name = $1"
             }
         };
-        let mut q = sqlx::query(sql).bind(tree.repo.as_str());
+        let mut q = sqlx::query_as(sql).bind(tree.repo.as_str());
         if matches!(tree.kind, TreeKind::RepoSnapshot | TreeKind::ViewSnapshot) {
             q = q.bind(tree.name.as_str());
         }
-        let rows = q.fetch_all(&mut *conn).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TreeFile {
-                    path: r.try_get(0)?,
-                    sha256: r.try_get(1)?,
-                    size: r.try_get(2)?,
-                    mtime: r.try_get(3)?,
-                })
-            })
-            .collect()
+        Ok(q.fetch_all(&mut *conn).await?)
     }
 }

@@ -50,7 +50,7 @@ impl Catalog {
                 snapshot: name.to_string(),
             });
         }
-        let row = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO snapshots (repo_id, name, created_at, publication_id, package_count, total_size) \
              VALUES ($1, $2, $3, $4, 0, 0) RETURNING id",
         )
@@ -60,7 +60,6 @@ impl Catalog {
         .bind(publication_id)
         .fetch_one(&mut **tx)
         .await?;
-        let id: i64 = row.try_get(0)?;
         sqlx::query(
             "INSERT INTO snapshot_packages (snapshot_id, package_id, location) \
              SELECT $1, package_id, location FROM repo_packages WHERE repo_id = $2",
@@ -82,31 +81,19 @@ impl Catalog {
         Ok(id)
     }
 
-    pub(super) fn snapshot_from_row(r: &AnyRow) -> Result<SnapshotRow> {
-        Ok(SnapshotRow {
-            id: r.try_get(0)?,
-            repo: r.try_get(1)?,
-            name: r.try_get(2)?,
-            created_at: r.try_get(3)?,
-            publication_id: r.try_get(4)?,
-            package_count: r.try_get(5)?,
-            total_size: r.try_get(6)?,
-        })
-    }
-
     const SNAPSHOT_SELECT: &'static str =
-        "SELECT s.id, r.name, s.name, s.created_at, s.publication_id, \
+        "SELECT s.id, r.name AS repo, s.name, s.created_at, s.publication_id, \
         s.package_count, s.total_size FROM snapshots s JOIN repos r ON r.id = s.repo_id";
 
     /// Snapshots of one repository (or all), oldest first.
     pub async fn snapshots(&self, repo: Option<&str>) -> Result<Vec<SnapshotRow>> {
-        let rows = match repo {
+        Ok(match repo {
             Some(repo) => {
                 let sql = format!(
                     "{} WHERE r.name = $1 ORDER BY s.created_at, s.id",
                     Self::SNAPSHOT_SELECT
                 );
-                sqlx::query(AssertSqlSafe(sql))
+                sqlx::query_as(AssertSqlSafe(sql))
                     .bind(repo)
                     .fetch_all(&self.pool)
                     .await?
@@ -116,12 +103,11 @@ impl Catalog {
                     "{} ORDER BY r.name, s.created_at, s.id",
                     Self::SNAPSHOT_SELECT
                 );
-                sqlx::query(AssertSqlSafe(sql))
+                sqlx::query_as(AssertSqlSafe(sql))
                     .fetch_all(&self.pool)
                     .await?
             }
-        };
-        rows.iter().map(Self::snapshot_from_row).collect()
+        })
     }
 
     /// One snapshot.
@@ -130,18 +116,15 @@ impl Catalog {
             "{} WHERE r.name = $1 AND s.name = $2",
             Self::SNAPSHOT_SELECT
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
+        sqlx::query_as(AssertSqlSafe(sql))
             .bind(repo)
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => Self::snapshot_from_row(&r),
-            None => Err(CatalogError::UnknownSnapshot {
+            .await?
+            .ok_or_else(|| CatalogError::UnknownSnapshot {
                 repo: repo.to_string(),
                 snapshot: name.to_string(),
-            }),
-        }
+            })
     }
 
     /// The packages of two snapshots, restricted to the name.arch groups that differ
@@ -170,40 +153,36 @@ impl Catalog {
         let snap = self.snapshot(repo, name).await?;
         let mut tx = self.pool.begin().await?;
         let mut users = Vec::new();
-        for r in sqlx::query("SELECT name FROM aliases WHERE snapshot_id = $1 ORDER BY name")
-            .bind(snap.id)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            users.push(format!("alias {:?}", r.try_get::<String, _>(0)?));
+        let aliases: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM aliases WHERE snapshot_id = $1 ORDER BY name")
+                .bind(snap.id)
+                .fetch_all(&mut *tx)
+                .await?;
+        for alias in aliases {
+            users.push(format!("alias {alias:?}"));
         }
-        for r in sqlx::query(
+        let views: Vec<(String, String)> = sqlx::query_as(
             "SELECT v.name, vs.name FROM view_snapshot_members m JOIN view_snapshots vs ON vs.id = m.view_snapshot_id \
              JOIN views v ON v.id = vs.view_id WHERE m.snapshot_id = $1 ORDER BY v.name, vs.name",
         )
         .bind(snap.id)
         .fetch_all(&mut *tx)
-        .await?
-        {
-            users.push(format!(
-                "view snapshot {}/{}",
-                r.try_get::<String, _>(0)?,
-                r.try_get::<String, _>(1)?
-            ));
+        .await?;
+        for (view, snapshot) in views {
+            users.push(format!("view snapshot {view}/{snapshot}"));
         }
         let cutoff = now() - grace_secs;
-        for r in sqlx::query(
+        let recent: Vec<String> = sqlx::query_scalar(
             "SELECT a.name FROM alias_history h JOIN aliases a ON a.id = h.alias_id \
              WHERE h.snapshot_id = $1 AND h.replaced_at > $2 ORDER BY a.name",
         )
         .bind(snap.id)
         .bind(cutoff)
         .fetch_all(&mut *tx)
-        .await?
-        {
+        .await?;
+        for alias in recent {
             users.push(format!(
-                "alias {:?} served it until recently (grace period)",
-                r.try_get::<String, _>(0)?
+                "alias {alias:?} served it until recently (grace period)"
             ));
         }
         if !users.is_empty() {

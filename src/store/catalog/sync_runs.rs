@@ -5,14 +5,13 @@ use super::*;
 impl Catalog {
     /// Starts a sync run record.
     pub async fn start_sync_run(&self, repo_id: i64) -> Result<i64> {
-        let row = sqlx::query(
+        Ok(sqlx::query_scalar(
             "INSERT INTO sync_runs (repo_id, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
         )
         .bind(repo_id)
         .bind(now())
         .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get(0)?)
+        .await?)
     }
 
     /// Marks the runs of a repository still recorded as running as failed: called by a
@@ -57,26 +56,10 @@ impl Catalog {
             "SELECT {SYNC_RUN_COLUMNS} FROM sync_runs WHERE repo_id = $1 \
              ORDER BY started_at DESC, id DESC LIMIT $2"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(repo_id)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Self::sync_run_from_row(r, 0)).collect()
-    }
-
-    /// A [`SyncRun`] from [`SYNC_RUN_COLUMNS`] starting at column `first`.
-    pub(super) fn sync_run_from_row(r: &AnyRow, first: usize) -> Result<SyncRun> {
-        Ok(SyncRun {
-            id: r.try_get(first)?,
-            started_at: r.try_get(first + 1)?,
-            finished_at: r.try_get(first + 2)?,
-            status: r.try_get::<String, _>(first + 3)?.parse()?,
-            packages_added: r.try_get(first + 4)?,
-            packages_removed: r.try_get(first + 5)?,
-            packages_downloaded: r.try_get(first + 6)?,
-            bytes_downloaded: r.try_get(first + 7)?,
-            error: r.try_get(first + 8)?,
-        })
+            .await?)
     }
 }

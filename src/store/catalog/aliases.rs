@@ -28,13 +28,12 @@ impl Catalog {
             snapshots = t.snapshots,
             owner_col = t.owner_col
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let (owner_id, target): (i64, i64) = sqlx::query_as(AssertSqlSafe(sql))
             .bind(owner)
             .bind(snapshot)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(unknown)?;
-        let (owner_id, target): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let sql = format!(
             "SELECT 1 FROM {} WHERE {} = $1 AND name = $2",
             t.snapshots, t.owner_col
@@ -58,15 +57,13 @@ impl Catalog {
             snapshots = t.snapshots,
             owner_col = t.owner_col
         );
-        let existing = sqlx::query(AssertSqlSafe(sql))
+        let existing: Option<(i64, i64, String)> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(owner_id)
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
         let previous = match existing {
-            Some(row) => {
-                let (alias_id, old): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-                let old_name: String = row.try_get(2)?;
+            Some((alias_id, old, old_name)) => {
                 if old != target {
                     let sql = format!(
                         "INSERT INTO {} (alias_id, {}, replaced_at) VALUES ($1, $2, $3)",
@@ -112,23 +109,14 @@ impl Catalog {
 
     /// Aliases of one repository (or all).
     pub async fn aliases(&self, repo: Option<&str>) -> Result<Vec<AliasRow>> {
-        let rows = sqlx::query(
-            "SELECT r.name, a.name, s.name, a.updated_at FROM aliases a JOIN repos r ON r.id = a.repo_id \
-             JOIN snapshots s ON s.id = a.snapshot_id WHERE $1 = '' OR r.name = $1 ORDER BY r.name, a.name",
+        Ok(sqlx::query_as(
+            "SELECT r.name AS repo, a.name, s.name AS snapshot, a.updated_at FROM aliases a \
+             JOIN repos r ON r.id = a.repo_id JOIN snapshots s ON s.id = a.snapshot_id \
+             WHERE $1 = '' OR r.name = $1 ORDER BY r.name, a.name",
         )
         .bind(repo.unwrap_or(""))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AliasRow {
-                    repo: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    snapshot: r.try_get(2)?,
-                    updated_at: r.try_get(3)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Every alias (of repositories and views) with its current tree and the trees it
@@ -143,7 +131,8 @@ impl Catalog {
         for space in [Space::Repos, Space::Views] {
             let t = space.tables();
             let sql = format!(
-                "SELECT a.id, o.name, a.name, s.name, s.publication_id, p.revision FROM {aliases} a \
+                "SELECT a.id, o.name AS owner, a.name, s.name AS snapshot, s.publication_id, \
+                 p.revision FROM {aliases} a \
                  JOIN {owners} o ON o.id = a.{owner_col} JOIN {snapshots} s ON s.id = a.{target_col} \
                  JOIN publications p ON p.id = s.publication_id",
                 aliases = t.aliases,
@@ -152,12 +141,10 @@ impl Catalog {
                 snapshots = t.snapshots,
                 target_col = t.target_col
             );
-            let rows = sqlx::query(AssertSqlSafe(sql))
+            let rows: Vec<AliasTreeRow> = sqlx::query_as(AssertSqlSafe(sql))
                 .fetch_all(&mut *conn)
                 .await?;
             for r in rows {
-                let alias_id: i64 = r.try_get(0)?;
-                let owner: String = r.try_get(1)?;
                 let sql = format!(
                     "SELECT s.name, s.publication_id, p.revision FROM {history} h \
                      JOIN {snapshots} s ON s.id = h.{target_col} JOIN publications p ON p.id = s.publication_id \
@@ -166,39 +153,51 @@ impl Catalog {
                     snapshots = t.snapshots,
                     target_col = t.target_col
                 );
-                let previous = sqlx::query(AssertSqlSafe(sql))
-                    .bind(alias_id)
+                let served: Vec<ServedSnapshot> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(r.id)
                     .bind(cutoff)
                     .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(|p| {
-                        Ok(TreeRow {
-                            repo: owner.clone(),
-                            name: p.try_get(0)?,
-                            publication_id: p.try_get(1)?,
-                            revision: p.try_get(2)?,
-                            immutable: true,
-                            kind: t.kind,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                    .await?;
+                let tree = |snapshot: String, publication_id: i64, revision: i64| TreeRow {
+                    repo: r.owner.clone(),
+                    name: snapshot,
+                    publication_id,
+                    revision,
+                    immutable: true,
+                    kind: t.kind,
+                };
+                let previous = served
+                    .into_iter()
+                    .map(|p| tree(p.name, p.publication_id, p.revision))
+                    .collect();
                 out.push(AliasTree {
                     space,
-                    name: r.try_get(2)?,
-                    current: TreeRow {
-                        repo: owner.clone(),
-                        name: r.try_get(3)?,
-                        publication_id: r.try_get(4)?,
-                        revision: r.try_get(5)?,
-                        immutable: true,
-                        kind: t.kind,
-                    },
+                    current: tree(r.snapshot, r.publication_id, r.revision),
+                    name: r.name,
                     previous,
-                    repo: owner,
+                    repo: r.owner,
                 });
             }
         }
         Ok(out)
     }
+}
+
+/// An alias with the snapshot it points at, as [`Catalog::alias_trees`] reads it.
+#[derive(sqlx::FromRow)]
+struct AliasTreeRow {
+    id: i64,
+    owner: String,
+    name: String,
+    snapshot: String,
+    publication_id: i64,
+    revision: i64,
+}
+
+/// A snapshot an alias served before, as [`Catalog::alias_trees`] reads it.
+#[derive(sqlx::FromRow)]
+struct ServedSnapshot {
+    name: String,
+    publication_id: i64,
+    revision: i64,
 }

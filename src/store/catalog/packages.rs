@@ -13,13 +13,12 @@ impl Catalog {
                 "SELECT sha256, id FROM packages WHERE sha256 IN ({})",
                 self.backend.in_clause(1, chunk.len())
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query_as(AssertSqlSafe(sql));
             for s in chunk {
                 q = q.bind(*s);
             }
-            for row in q.fetch_all(&self.pool).await? {
-                out.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
-            }
+            let rows: Vec<(String, i64)> = q.fetch_all(&self.pool).await?;
+            out.extend(rows);
         }
         Ok(out)
     }
@@ -91,7 +90,7 @@ impl Catalog {
                  VALUES {} RETURNING sha256, id",
                 self.backend.values_clause(chunk.len(), COLS)
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query_as(AssertSqlSafe(sql));
             for p in chunk.iter().map(|x| &x.0) {
                 q = q
                     .bind(p.pkgid.as_str())
@@ -118,9 +117,8 @@ impl Catalog {
                     .bind(p.header_end)
                     .bind(created);
             }
-            for row in q.fetch_all(&mut *conn).await? {
-                ids.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
-            }
+            let rows: Vec<(String, i64)> = q.fetch_all(&mut *conn).await?;
+            ids.extend(rows);
         }
         for chunk in fresh.chunks(BATCH_ROWS) {
             let sql = format!(
@@ -210,7 +208,7 @@ impl Catalog {
 
     /// Reads a package back, with its dependencies, files and changelogs.
     pub async fn package(&self, sha256: &str) -> Result<Option<Package>> {
-        let Some(row) = sqlx::query(
+        let Some(row): Option<PackageRow> = sqlx::query_as(
             "SELECT id, sha256, name, arch, epoch, version, release, summary, description, \
              packager, url, time_file, time_build, size_package, size_installed, size_archive, \
              license, vendor, rpm_group, buildhost, sourcerpm, header_start, header_end \
@@ -222,81 +220,24 @@ impl Catalog {
         else {
             return Ok(None);
         };
-        let id: i64 = row.try_get(0)?;
-        let deps = sqlx::query(
+        let deps: Vec<DepRow> = sqlx::query_as(
             "SELECT kind, name, flags, epoch, ver, rel, pre FROM package_deps WHERE package_id = $1 ORDER BY seq",
         )
-        .bind(id)
+        .bind(row.id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| -> Result<Dependency> {
-            Ok(Dependency {
-                kind: DepKind::from_code(r.try_get(0)?).unwrap_or(DepKind::Requires),
-                name: r.try_get(1)?,
-                flags: r.try_get(2)?,
-                epoch: r.try_get(3)?,
-                ver: r.try_get(4)?,
-                rel: r.try_get(5)?,
-                pre: r.try_get::<i64, _>(6)? != 0,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        let files =
-            sqlx::query("SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq")
-                .bind(id)
+        .await?;
+        let files: Vec<FileRow> =
+            sqlx::query_as("SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq")
+                .bind(row.id)
                 .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| -> Result<PackageFile> {
-                    Ok(PackageFile {
-                        path: r.try_get(0)?,
-                        kind: FileKind::from_code(r.try_get(1)?),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-        let changelogs = sqlx::query(
+                .await?;
+        let changelogs: Vec<ChangelogRow> = sqlx::query_as(
             "SELECT author, date, text FROM package_changelogs WHERE package_id = $1 ORDER BY seq",
         )
-        .bind(id)
+        .bind(row.id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| -> Result<Changelog> {
-            Ok(Changelog {
-                author: r.try_get(0)?,
-                date: r.try_get(1)?,
-                text: r.try_get(2)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Package {
-            pkgid: row.try_get(1)?,
-            name: row.try_get(2)?,
-            arch: row.try_get(3)?,
-            epoch: row.try_get(4)?,
-            version: row.try_get(5)?,
-            release: row.try_get(6)?,
-            summary: row.try_get(7)?,
-            description: row.try_get(8)?,
-            packager: row.try_get(9)?,
-            url: row.try_get(10)?,
-            time_file: row.try_get(11)?,
-            time_build: row.try_get(12)?,
-            size_package: row.try_get(13)?,
-            size_installed: row.try_get(14)?,
-            size_archive: row.try_get(15)?,
-            license: row.try_get(16)?,
-            vendor: row.try_get(17)?,
-            group: row.try_get(18)?,
-            buildhost: row.try_get(19)?,
-            sourcerpm: row.try_get(20)?,
-            header_start: row.try_get(21)?,
-            header_end: row.try_get(22)?,
-            deps,
-            files,
-            changelogs,
-        }))
+        .await?;
+        Ok(Some(row.into_package(deps, files, changelogs)))
     }
 
     /// sha256 of packages known by another upstream checksum: (algorithm, digest) → sha256.
@@ -312,13 +253,12 @@ impl Catalog {
                 self.backend.in_clause(1, 1),
                 self.backend.in_clause(2, chunk.len())
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(algorithm);
+            let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(algorithm);
             for d in chunk {
                 q = q.bind(*d);
             }
-            for row in q.fetch_all(&self.pool).await? {
-                out.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
-            }
+            let rows: Vec<(String, String)> = q.fetch_all(&self.pool).await?;
+            out.extend(rows);
         }
         Ok(out)
     }
@@ -350,22 +290,16 @@ impl Catalog {
         sql: &'static str,
         id: i64,
     ) -> Result<Vec<PlacedFragments>> {
-        let rows = sqlx::query(sql).bind(id).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PlacedFragments {
-                    sha256: r.try_get(0)?,
-                    location: r.try_get(1)?,
-                    time_file: r.try_get(2)?,
-                    fragments: Fragments {
-                        primary: r.try_get::<String, _>(3)?.into(),
-                        href_at: usize::try_from(r.try_get::<i64, _>(4)?).unwrap_or(0),
-                        filelists: r.try_get::<String, _>(5)?.into(),
-                        other: r.try_get::<String, _>(6)?.into(),
-                    },
-                })
+        let rows: Vec<PlacedRow> = sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PlacedFragments {
+                sha256: r.sha256,
+                location: r.location,
+                time_file: r.time_file,
+                fragments: r.fragments.into(),
             })
-            .collect()
+            .collect())
     }
 
     /// The rendered fragments of packages, by package id.
@@ -377,22 +311,176 @@ impl Catalog {
                  FROM package_fragments WHERE package_id IN ({})",
                 self.backend.in_clause(1, chunk.len())
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query_as(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(*id);
             }
-            for r in q.fetch_all(&self.pool).await? {
-                out.insert(
-                    r.try_get::<i64, _>(0)?,
-                    Fragments {
-                        primary: r.try_get::<String, _>(1)?.into(),
-                        href_at: usize::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
-                        filelists: r.try_get::<String, _>(3)?.into(),
-                        other: r.try_get::<String, _>(4)?.into(),
-                    },
-                );
-            }
+            let rows: Vec<IdFragmentsRow> = q.fetch_all(&self.pool).await?;
+            out.extend(rows.into_iter().map(|r| (r.package_id, r.fragments.into())));
         }
         Ok(out)
     }
+}
+
+/// A `packages` row.
+#[derive(sqlx::FromRow)]
+struct PackageRow {
+    id: i64,
+    sha256: String,
+    name: String,
+    arch: String,
+    epoch: String,
+    version: String,
+    release: String,
+    summary: String,
+    description: String,
+    packager: String,
+    url: String,
+    time_file: i64,
+    time_build: i64,
+    size_package: i64,
+    size_installed: i64,
+    size_archive: i64,
+    license: String,
+    vendor: String,
+    rpm_group: String,
+    buildhost: String,
+    sourcerpm: String,
+    header_start: i64,
+    header_end: i64,
+}
+
+impl PackageRow {
+    fn into_package(
+        self,
+        deps: Vec<DepRow>,
+        files: Vec<FileRow>,
+        changelogs: Vec<ChangelogRow>,
+    ) -> Package {
+        Package {
+            pkgid: self.sha256,
+            name: self.name,
+            arch: self.arch,
+            epoch: self.epoch,
+            version: self.version,
+            release: self.release,
+            summary: self.summary,
+            description: self.description,
+            packager: self.packager,
+            url: self.url,
+            time_file: self.time_file,
+            time_build: self.time_build,
+            size_package: self.size_package,
+            size_installed: self.size_installed,
+            size_archive: self.size_archive,
+            license: self.license,
+            vendor: self.vendor,
+            group: self.rpm_group,
+            buildhost: self.buildhost,
+            sourcerpm: self.sourcerpm,
+            header_start: self.header_start,
+            header_end: self.header_end,
+            deps: deps.into_iter().map(Dependency::from).collect(),
+            files: files.into_iter().map(PackageFile::from).collect(),
+            changelogs: changelogs.into_iter().map(Changelog::from).collect(),
+        }
+    }
+}
+
+/// A `package_deps` row.
+#[derive(sqlx::FromRow)]
+struct DepRow {
+    kind: i64,
+    name: String,
+    flags: Option<String>,
+    epoch: Option<String>,
+    ver: Option<String>,
+    rel: Option<String>,
+    pre: i64,
+}
+
+impl From<DepRow> for Dependency {
+    fn from(r: DepRow) -> Dependency {
+        Dependency {
+            kind: DepKind::from_code(r.kind).unwrap_or(DepKind::Requires),
+            name: r.name,
+            flags: r.flags,
+            epoch: r.epoch,
+            ver: r.ver,
+            rel: r.rel,
+            pre: r.pre != 0,
+        }
+    }
+}
+
+/// A `package_files` row.
+#[derive(sqlx::FromRow)]
+struct FileRow {
+    path: String,
+    kind: i64,
+}
+
+impl From<FileRow> for PackageFile {
+    fn from(r: FileRow) -> PackageFile {
+        PackageFile {
+            path: r.path,
+            kind: FileKind::from_code(r.kind),
+        }
+    }
+}
+
+/// A `package_changelogs` row.
+#[derive(sqlx::FromRow)]
+struct ChangelogRow {
+    author: String,
+    date: i64,
+    text: String,
+}
+
+impl From<ChangelogRow> for Changelog {
+    fn from(r: ChangelogRow) -> Changelog {
+        Changelog {
+            author: r.author,
+            date: r.date,
+            text: r.text,
+        }
+    }
+}
+
+/// The columns of `package_fragments`.
+#[derive(sqlx::FromRow)]
+pub(super) struct FragmentsRow {
+    primary_xml: String,
+    primary_href_at: i64,
+    filelists_xml: String,
+    other_xml: String,
+}
+
+impl From<FragmentsRow> for Fragments {
+    fn from(r: FragmentsRow) -> Fragments {
+        Fragments {
+            primary: r.primary_xml.into(),
+            href_at: usize::try_from(r.primary_href_at).unwrap_or(0),
+            filelists: r.filelists_xml.into(),
+            other: r.other_xml.into(),
+        }
+    }
+}
+
+/// A package's fragments with its id.
+#[derive(sqlx::FromRow)]
+struct IdFragmentsRow {
+    package_id: i64,
+    #[sqlx(flatten)]
+    fragments: FragmentsRow,
+}
+
+/// A placed package with its fragments (see [`Catalog::placed_fragments`]).
+#[derive(sqlx::FromRow)]
+struct PlacedRow {
+    sha256: String,
+    location: String,
+    time_file: i64,
+    #[sqlx(flatten)]
+    fragments: FragmentsRow,
 }

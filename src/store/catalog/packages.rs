@@ -226,11 +226,12 @@ impl Catalog {
         .bind(row.id)
         .fetch_all(&self.pool)
         .await?;
-        let files: Vec<FileRow> =
-            sqlx::query_as("SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq")
-                .bind(row.id)
-                .fetch_all(&self.pool)
-                .await?;
+        let files: Vec<FileRow> = sqlx::query_as(
+            "SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq",
+        )
+        .bind(row.id)
+        .fetch_all(&self.pool)
+        .await?;
         let changelogs: Vec<ChangelogRow> = sqlx::query_as(
             "SELECT author, date, text FROM package_changelogs WHERE package_id = $1 ORDER BY seq",
         )

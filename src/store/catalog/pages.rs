@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AssertSqlSafe, FromRow, Row};
+use sqlx::AssertSqlSafe;
 
 use super::{Catalog, Result, Space, SyncRun, TreeKind, BATCH_ROWS, SYNC_RUN_COLUMNS};
 
@@ -55,7 +55,7 @@ pub struct PageTree {
 }
 
 /// A package row of a tree page.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PackageRow {
     pub sha256: String,
     pub name: String,
@@ -116,14 +116,15 @@ impl Catalog {
         let mut tx = self.begin_read().await?;
         let mut out: Vec<(i64, OwnerSummary)> = Vec::new();
         let sql = format!("SELECT id, name FROM {} ORDER BY name", t.owners);
-        for r in sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
-            out.push((
-                r.try_get(0)?,
-                OwnerSummary {
-                    name: r.try_get(1)?,
-                    ..Default::default()
-                },
-            ));
+        let owners: Vec<(i64, String)> = sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (id, name) in owners {
+            let summary = OwnerSummary {
+                name,
+                ..Default::default()
+            };
+            out.push((id, summary));
         }
         let index: HashMap<i64, usize> = out
             .iter()
@@ -139,10 +140,11 @@ impl Catalog {
                  COALESCE(latest_stamp, '') FROM views"
             }
         };
-        let mut stamps = HashMap::new();
-        for r in sqlx::query(sql).fetch_all(&mut *tx).await? {
-            stamps.insert(r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?);
-        }
+        let stamps: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(sql)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
         let mut known: HashMap<i64, (String, i64, i64)> = match self.sizes.lock() {
             Ok(c) => c[slot].entries.clone(),
             Err(_) => HashMap::new(),
@@ -160,14 +162,16 @@ impl Catalog {
                 owner = t.owner_col,
                 ids = self.backend.in_clause(1, chunk.len())
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query_as::<_, (i64, i64, i64)>(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(*id);
             }
-            let mut found: HashMap<i64, (i64, i64)> = HashMap::new();
-            for r in q.fetch_all(&mut *tx).await? {
-                found.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
-            }
+            let found: HashMap<i64, (i64, i64)> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(owner, n, size)| (owner, (n, size)))
+                .collect();
             for id in chunk {
                 let (n, size) = found.get(id).copied().unwrap_or((0, 0));
                 let stamp = stamps.get(id).cloned().unwrap_or_default();
@@ -190,10 +194,13 @@ impl Catalog {
             owner = t.owner_col,
             snaps = t.snapshots
         );
-        for r in sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
-            if let Some(&i) = index.get(&r.try_get::<i64, _>(0)?) {
-                out[i].1.newest_snapshot = Some(r.try_get(1)?);
-                out[i].1.snapshots = r.try_get(2)?;
+        let newest: Vec<(i64, String, i64)> = sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (owner, name, count) in newest {
+            if let Some(&i) = index.get(&owner) {
+                out[i].1.newest_snapshot = Some(name);
+                out[i].1.snapshots = count;
             }
         }
         let sql = format!(
@@ -204,9 +211,12 @@ impl Catalog {
             snaps = t.snapshots,
             target = t.target_col
         );
-        for r in sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
-            if let Some(&i) = index.get(&r.try_get::<i64, _>(0)?) {
-                out[i].1.aliases.push((r.try_get(1)?, r.try_get(2)?));
+        let aliases: Vec<(i64, String, String)> = sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (owner, alias, snapshot) in aliases {
+            if let Some(&i) = index.get(&owner) {
+                out[i].1.aliases.push((alias, snapshot));
             }
         }
         if space == Space::Repos {
@@ -214,9 +224,12 @@ impl Catalog {
                 "SELECT repo_id, {SYNC_RUN_COLUMNS} FROM sync_runs \
                  WHERE id IN (SELECT MAX(id) FROM sync_runs GROUP BY repo_id)"
             );
-            for r in sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *tx).await? {
-                if let Some(&i) = index.get(&r.try_get::<i64, _>("repo_id")?) {
-                    out[i].1.last_sync = Some(SyncRun::from_row(&r)?);
+            let runs: Vec<LastRun> = sqlx::query_as(AssertSqlSafe(sql))
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in runs {
+                if let Some(&i) = index.get(&r.repo_id) {
+                    out[i].1.last_sync = Some(r.run);
                 }
             }
         }
@@ -234,18 +247,18 @@ impl Catalog {
         let t = space.tables();
         let mut tx = self.begin_read().await?;
         let sql = format!("SELECT id FROM {} WHERE name = $1", t.owners);
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+        let Some(owner_id): Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(owner)
             .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
         };
-        let owner_id: i64 = row.try_get(0)?;
         let sql = format!(
             "SELECT s.name, s.created_at, s.package_count, s.total_size, \
-             (SELECT a.name FROM {aliases} a WHERE a.{target} = s.id ORDER BY a.name LIMIT 1), \
-             (SELECT COUNT(*) FROM {aliases} a WHERE a.{target} = s.id) \
+             (SELECT a.name FROM {aliases} a WHERE a.{target} = s.id ORDER BY a.name LIMIT 1) \
+                AS first_alias, \
+             (SELECT COUNT(*) FROM {aliases} a WHERE a.{target} = s.id) AS alias_count \
              FROM {snaps} s WHERE s.{owner} = $1 ORDER BY s.created_at DESC, s.id DESC",
             aliases = t.aliases,
             target = t.target_col,
@@ -254,22 +267,20 @@ impl Catalog {
         );
         let mut out = Vec::new();
         let mut with_many = Vec::new();
-        for r in sqlx::query(AssertSqlSafe(sql))
+        let rows: Vec<SnapshotLine> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(owner_id)
             .fetch_all(&mut *tx)
-            .await?
-        {
-            let first: Option<String> = r.try_get(4)?;
-            let count: i64 = r.try_get(5)?;
-            if count > 1 {
+            .await?;
+        for r in rows {
+            if r.alias_count > 1 {
                 with_many.push(out.len());
             }
             out.push(PageSnapshot {
-                name: r.try_get(0)?,
-                created_at: r.try_get(1)?,
-                package_count: r.try_get(2)?,
-                total_size: r.try_get(3)?,
-                aliases: first.into_iter().collect(),
+                name: r.name,
+                created_at: r.created_at,
+                package_count: r.package_count,
+                total_size: r.total_size,
+                aliases: r.first_alias.into_iter().collect(),
             });
         }
         if !with_many.is_empty() {
@@ -282,15 +293,12 @@ impl Catalog {
                 owner = t.owner_col
             );
             let mut by_snapshot: HashMap<String, Vec<String>> = HashMap::new();
-            for r in sqlx::query(AssertSqlSafe(sql))
+            let pairs: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(owner_id)
                 .fetch_all(&mut *tx)
-                .await?
-            {
-                by_snapshot
-                    .entry(r.try_get(0)?)
-                    .or_default()
-                    .push(r.try_get(1)?);
+                .await?;
+            for (snapshot, alias) in pairs {
+                by_snapshot.entry(snapshot).or_default().push(alias);
             }
             for i in with_many {
                 if let Some(all) = by_snapshot.remove(&out[i].name) {
@@ -316,25 +324,22 @@ impl Catalog {
             t.owners
         );
         let found = if tree == "latest" {
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query_scalar(AssertSqlSafe(sql))
                 .bind(owner)
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| -> Result<PageTree> {
-                    Ok(PageTree {
-                        kind: t.latest_kind,
-                        id: r.try_get(0)?,
-                        alias_of: None,
-                        created_at: None,
-                    })
+                .map(|id| PageTree {
+                    kind: t.latest_kind,
+                    id,
+                    alias_of: None,
+                    created_at: None,
                 })
-                .transpose()?
         } else {
             let sql = format!(
-                "SELECT s.id, s.created_at, NULL FROM {snaps} s JOIN {owners} o ON o.id = s.{owner} \
-                 WHERE o.name = $1 AND s.name = $2 \
+                "SELECT s.id, s.created_at, NULL AS alias_of FROM {snaps} s \
+                 JOIN {owners} o ON o.id = s.{owner} WHERE o.name = $1 AND s.name = $2 \
                  UNION ALL \
-                 SELECT s.id, s.created_at, s.name FROM {aliases} a JOIN {owners} o ON o.id = a.{owner} \
+                 SELECT s.id, s.created_at, s.name AS alias_of FROM {aliases} a JOIN {owners} o ON o.id = a.{owner} \
                  JOIN {snaps} s ON s.id = a.{target} WHERE o.name = $1 AND a.name = $2",
                 snaps = t.snapshots,
                 owners = t.owners,
@@ -342,20 +347,17 @@ impl Catalog {
                 aliases = t.aliases,
                 target = t.target_col
             );
-            sqlx::query(AssertSqlSafe(sql))
+            sqlx::query_as::<_, ResolvedTree>(AssertSqlSafe(sql))
                 .bind(owner)
                 .bind(tree)
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| -> Result<PageTree> {
-                    Ok(PageTree {
-                        kind: t.kind,
-                        id: r.try_get(0)?,
-                        alias_of: r.try_get(2)?,
-                        created_at: Some(r.try_get(1)?),
-                    })
+                .map(|r| PageTree {
+                    kind: t.kind,
+                    id: r.id,
+                    alias_of: r.alias_of,
+                    created_at: Some(r.created_at),
                 })
-                .transpose()?
         };
         tx.commit().await?;
         Ok(found)
@@ -378,20 +380,19 @@ impl Catalog {
         };
         let mut tx = self.begin_read().await?;
         let select = format!(
-            "SELECT p.sha256, p.name, p.epoch, p.version, p.release, p.arch, p.size_package, \
+            "SELECT p.sha256, p.name, p.epoch, p.version, p.release, p.arch, p.size_package AS size, \
              p.summary, t.location FROM {table} t JOIN packages p ON p.id = t.package_id \
              WHERE t.{owner} = $1{filter} ORDER BY t.location"
         );
         let (total, rows) = if search.is_empty() {
             // Index-only: the placement table's primary key starts with the owner.
             let sql = format!("SELECT COUNT(*) FROM {table} WHERE {owner} = $1");
-            let total: i64 = sqlx::query(AssertSqlSafe(sql))
+            let total: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
                 .bind(tree.id)
                 .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
+                .await?;
             let sql = format!("{select} LIMIT $2 OFFSET $3");
-            let rows = sqlx::query(AssertSqlSafe(sql))
+            let rows = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(tree.id)
                 .bind(limit)
                 .bind(offset)
@@ -403,7 +404,7 @@ impl Catalog {
             // yields all of them (and their count); only a broad one is counted apart.
             let fetch = (offset + limit).max(SEARCH_WINDOW) + 1;
             let sql = format!("{select} LIMIT $3");
-            let mut all = sqlx::query(AssertSqlSafe(sql))
+            let mut all: Vec<PackageRow> = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(tree.id)
                 .bind(contains_pattern(search))
                 .bind(fetch)
@@ -416,12 +417,11 @@ impl Catalog {
                     "SELECT COUNT(*) FROM {table} t JOIN packages p ON p.id = t.package_id \
                      WHERE t.{owner} = $1{filter}"
                 );
-                sqlx::query(AssertSqlSafe(sql))
+                sqlx::query_scalar(AssertSqlSafe(sql))
                     .bind(tree.id)
                     .bind(contains_pattern(search))
                     .fetch_one(&mut *tx)
                     .await?
-                    .try_get(0)?
             };
             let start = (offset.max(0) as usize).min(all.len());
             let end = (start + limit.max(0) as usize).min(all.len());
@@ -430,29 +430,13 @@ impl Catalog {
             (total, rows)
         };
         tx.commit().await?;
-        let packages = rows
-            .iter()
-            .map(|r| {
-                Ok(PackageRow {
-                    sha256: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    epoch: r.try_get(2)?,
-                    version: r.try_get(3)?,
-                    release: r.try_get(4)?,
-                    arch: r.try_get(5)?,
-                    size: r.try_get(6)?,
-                    summary: r.try_get(7)?,
-                    location: r.try_get(8)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((total, packages))
+        Ok((total, rows))
     }
 
     /// Every tree that publishes the package `sha256` (at most `limit`).
     pub async fn package_places(&self, sha256: &str, limit: i64) -> Result<Vec<Place>> {
-        let rows = sqlx::query(
-            "SELECT 'r', r.name, s.name, sp.location FROM snapshot_packages sp \
+        let rows: Vec<PlaceRow> = sqlx::query_as(
+            "SELECT 'r' AS space, r.name AS owner, s.name AS tree, sp.location FROM snapshot_packages sp \
                JOIN snapshots s ON s.id = sp.snapshot_id JOIN repos r ON r.id = s.repo_id \
                JOIN packages p ON p.id = sp.package_id WHERE p.sha256 = $1 \
              UNION ALL \
@@ -473,21 +457,19 @@ impl Catalog {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let space: String = r.try_get(0)?;
-                Ok(Place {
-                    space: if space == "v" {
-                        Space::Views
-                    } else {
-                        Space::Repos
-                    },
-                    owner: r.try_get(1)?,
-                    tree: r.try_get(2)?,
-                    location: r.try_get(3)?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|r| Place {
+                space: if r.space == "v" {
+                    Space::Views
+                } else {
+                    Space::Repos
+                },
+                owner: r.owner,
+                tree: r.tree,
+                location: r.location,
             })
-            .collect()
+            .collect())
     }
 
     /// The package identities a diff of two trees needs: only those of the name.arch
@@ -509,7 +491,7 @@ impl Catalog {
                UNION \
                SELECT p.name, p.arch FROM {tb} x JOIN packages p ON p.id = x.package_id \
                 WHERE x.{ob} = $2 AND x.package_id NOT IN (SELECT package_id FROM {ta} WHERE {oa} = $1)) \
-             SELECT 0, p.name, p.arch, p.epoch, p.version, p.release FROM {ta} x \
+             SELECT 0 AS side, p.name, p.arch, p.epoch, p.version, p.release FROM {ta} x \
                JOIN packages p ON p.id = x.package_id JOIN changed c ON c.name = p.name AND c.arch = p.arch \
               WHERE x.{oa} = $1 \
              UNION ALL \
@@ -517,7 +499,7 @@ impl Catalog {
                JOIN packages p ON p.id = x.package_id JOIN changed c ON c.name = p.name AND c.arch = p.arch \
               WHERE x.{ob} = $2"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let rows: Vec<SideNevra> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(a.id)
             .bind(b.id)
             .fetch_all(&self.pool)
@@ -525,13 +507,13 @@ impl Catalog {
         let (mut left, mut right) = (Vec::new(), Vec::new());
         for r in rows {
             let n = crate::formats::diff::Nevra {
-                name: r.try_get(1)?,
-                arch: r.try_get(2)?,
-                epoch: r.try_get(3)?,
-                version: r.try_get(4)?,
-                release: r.try_get(5)?,
+                name: r.name,
+                arch: r.arch,
+                epoch: r.epoch,
+                version: r.version,
+                release: r.release,
             };
-            if r.try_get::<i64, _>(0)? == 0 {
+            if r.side == 0 {
                 left.push(n);
             } else {
                 right.push(n);
@@ -542,15 +524,62 @@ impl Catalog {
 
     /// The last `limit` syncs of repository `repo`, newest first (empty when unknown).
     pub async fn page_sync_runs(&self, repo: &str, limit: i64) -> Result<Vec<SyncRun>> {
-        let id = sqlx::query("SELECT id FROM repos WHERE name = $1")
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repos WHERE name = $1")
             .bind(repo)
             .fetch_optional(&self.pool)
             .await?;
         match id {
-            Some(r) => self.sync_runs(r.try_get(0)?, limit).await,
+            Some(id) => self.sync_runs(id, limit).await,
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// A snapshot line of [`Catalog::page_snapshots`].
+#[derive(sqlx::FromRow)]
+struct SnapshotLine {
+    name: String,
+    created_at: i64,
+    package_count: i64,
+    total_size: i64,
+    first_alias: Option<String>,
+    alias_count: i64,
+}
+
+/// A tree a page names, resolved to its snapshot (see [`Catalog::page_tree`]).
+#[derive(sqlx::FromRow)]
+struct ResolvedTree {
+    id: i64,
+    created_at: i64,
+    alias_of: Option<String>,
+}
+
+/// A tree publishing a package (see [`Catalog::package_places`]).
+#[derive(sqlx::FromRow)]
+struct PlaceRow {
+    space: String,
+    owner: String,
+    tree: String,
+    location: String,
+}
+
+/// A package identity on one side of a diff (0: the first tree).
+#[derive(sqlx::FromRow)]
+struct SideNevra {
+    side: i64,
+    name: String,
+    arch: String,
+    epoch: String,
+    version: String,
+    release: String,
+}
+
+/// Each repository's last sync run.
+#[derive(sqlx::FromRow)]
+struct LastRun {
+    repo_id: i64,
+    #[sqlx(flatten)]
+    run: SyncRun,
 }
 
 #[cfg(test)]

@@ -14,18 +14,17 @@ impl Catalog {
         .bind(now())
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query("SELECT id FROM views WHERE name = $1")
+        Ok(sqlx::query_scalar("SELECT id FROM views WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+            .await?)
     }
 
     /// A repository's current content with package identities (view input).
     pub async fn member_packages(&self, repo_id: i64) -> Result<(Vec<MemberPackage>, i64)> {
         let mut tx = self.begin_read().await?;
         let version = Self::content_version(&mut tx, repo_id).await?;
-        let rows = sqlx::query(
+        let rows: Vec<MemberRow> = sqlx::query_as(
             "SELECT p.id, p.name, p.arch, p.epoch, p.version, p.release, p.sha256, rp.location, \
              p.time_file FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
         )
@@ -34,23 +33,21 @@ impl Catalog {
         .await?;
         tx.commit().await?;
         let packages = rows
-            .iter()
-            .map(|r| {
-                Ok(MemberPackage {
-                    package_id: r.try_get(0)?,
-                    nevra: crate::formats::diff::Nevra {
-                        name: r.try_get(1)?,
-                        arch: r.try_get(2)?,
-                        epoch: r.try_get(3)?,
-                        version: r.try_get(4)?,
-                        release: r.try_get(5)?,
-                    },
-                    sha256: r.try_get(6)?,
-                    location: r.try_get(7)?,
-                    time_file: r.try_get(8)?,
-                })
+            .into_iter()
+            .map(|r| MemberPackage {
+                package_id: r.id,
+                nevra: crate::formats::diff::Nevra {
+                    name: r.name,
+                    arch: r.arch,
+                    epoch: r.epoch,
+                    version: r.version,
+                    release: r.release,
+                },
+                sha256: r.sha256,
+                location: r.location,
+                time_file: r.time_file,
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         Ok((packages, version))
     }
 
@@ -71,14 +68,13 @@ impl Catalog {
     /// A view's `latest` publication and the stamp of the member content it was
     /// composed from.
     pub async fn view_latest_stamp(&self, view_id: i64) -> Result<Option<(i64, String)>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT latest_publication_id, latest_stamp FROM views WHERE id = $1 \
              AND latest_publication_id IS NOT NULL AND latest_stamp IS NOT NULL",
         )
         .bind(view_id)
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+        .await?)
     }
 
     /// Replaces a view's `latest` content and publication, in one transaction.
@@ -153,21 +149,19 @@ impl Catalog {
             ViewContent::Latest { stamp } => {
                 let repo_ids: Vec<i64> = members.iter().map(|(id, _, _)| *id).collect();
                 let now_stamp = Self::stamp_of(&mut tx, &repo_ids).await?;
-                let row = sqlx::query(
+                let (latest, latest_stamp): (Option<i64>, Option<String>) = sqlx::query_as(
                     "SELECT latest_publication_id, latest_stamp FROM views WHERE id = $1",
                 )
                 .bind(view_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                let latest: Option<i64> = row.try_get(0)?;
-                let latest_stamp: Option<String> = row.try_get(1)?;
                 match latest {
                     Some(id) if now_stamp == stamp && latest_stamp.as_deref() == Some(stamp) => id,
                     _ => return Ok(None),
                 }
             }
         };
-        let row = sqlx::query(
+        let vs_id: i64 = sqlx::query_scalar(
             "INSERT INTO view_snapshots (view_id, name, created_at, publication_id, package_count) \
              VALUES ($1, $2, $3, $4, 0) RETURNING id",
         )
@@ -177,7 +171,6 @@ impl Catalog {
         .bind(publication_id)
         .fetch_one(&mut *tx)
         .await?;
-        let vs_id: i64 = row.try_get(0)?;
         for (position, (repo_id, repo, member_pub)) in members.iter().enumerate() {
             let snapshot_id =
                 Self::insert_snapshot(&mut tx, *repo_id, repo, name, *member_pub).await?;
@@ -243,7 +236,7 @@ impl Catalog {
         grace_secs: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "SELECT vs.id FROM view_snapshots vs JOIN views v ON v.id = vs.view_id \
              WHERE v.name = $1 AND vs.name = $2",
         )
@@ -255,28 +248,27 @@ impl Catalog {
             repo: format!("view {view}"),
             snapshot: name.to_string(),
         })?;
-        let id: i64 = row.try_get(0)?;
         let mut users = Vec::new();
-        for r in
-            sqlx::query("SELECT name FROM view_aliases WHERE view_snapshot_id = $1 ORDER BY name")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?
-        {
-            users.push(format!("alias {:?}", r.try_get::<String, _>(0)?));
+        let aliases: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM view_aliases WHERE view_snapshot_id = $1 ORDER BY name",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for alias in aliases {
+            users.push(format!("alias {alias:?}"));
         }
-        for r in sqlx::query(
+        let recent: Vec<String> = sqlx::query_scalar(
             "SELECT a.name FROM view_alias_history h JOIN view_aliases a ON a.id = h.alias_id \
              WHERE h.view_snapshot_id = $1 AND h.replaced_at > $2 ORDER BY a.name",
         )
         .bind(id)
         .bind(now() - grace_secs)
         .fetch_all(&mut *tx)
-        .await?
-        {
+        .await?;
+        for alias in recent {
             users.push(format!(
-                "alias {:?} served it until recently (grace period)",
-                r.try_get::<String, _>(0)?
+                "alias {alias:?} served it until recently (grace period)"
             ));
         }
         if !users.is_empty() {
@@ -300,7 +292,7 @@ impl Catalog {
 
     /// Snapshots of a view, oldest first.
     pub async fn view_snapshots(&self, view: &str) -> Result<Vec<ViewSnapshotRow>> {
-        let rows = sqlx::query(
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
             "SELECT vs.id, vs.name, vs.created_at, vs.package_count FROM view_snapshots vs \
              JOIN views v ON v.id = vs.view_id WHERE v.name = $1 ORDER BY vs.created_at, vs.id",
         )
@@ -308,26 +300,36 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::new();
-        for r in rows {
-            let id: i64 = r.try_get(0)?;
-            let members = sqlx::query(
+        for (id, name, created_at, package_count) in rows {
+            let members: Vec<(String, String)> = sqlx::query_as(
                 "SELECT rp.name, s.name FROM view_snapshot_members m JOIN snapshots s ON s.id = m.snapshot_id \
                  JOIN repos rp ON rp.id = s.repo_id WHERE m.view_snapshot_id = $1 ORDER BY m.position",
             )
             .bind(id)
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|m| Ok((m.try_get(0)?, m.try_get(1)?)))
-            .collect::<Result<Vec<_>>>()?;
+            .await?;
             out.push(ViewSnapshotRow {
                 view: view.to_string(),
-                name: r.try_get(1)?,
-                created_at: r.try_get(2)?,
-                package_count: r.try_get(3)?,
+                name,
+                created_at,
+                package_count,
                 members,
             });
         }
         Ok(out)
     }
+}
+
+/// A member repository's package, as [`Catalog::member_packages`] reads it.
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: i64,
+    name: String,
+    arch: String,
+    epoch: String,
+    version: String,
+    release: String,
+    sha256: String,
+    location: String,
+    time_file: i64,
 }

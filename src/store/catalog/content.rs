@@ -1,5 +1,6 @@
 //! Repositories and their current content: which package each location holds, the carried-through records, `latest`, and the content version that tells a publication is current. Changing the content takes the repository's write lock ([`WriteLock`]).
 
+use super::bulk::Insert;
 use super::*;
 
 impl Catalog {
@@ -115,23 +116,21 @@ impl Catalog {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let added = now();
-        for chunk in placements.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO repo_packages (repo_id, location, package_id, added_at) VALUES {} \
-                 ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
-                 added_at = excluded.added_at",
-                self.backend.values_clause(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (location, id) in chunk {
-                q = q
-                    .bind(repo_id)
-                    .bind(location.as_str())
-                    .bind(*id)
-                    .bind(added);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let insert = Insert {
+            head: "INSERT INTO repo_packages (repo_id, location, package_id, added_at)",
+            columns: 4,
+            tail:
+                "ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
+                   added_at = excluded.added_at",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(&mut tx, &insert, placements, |q, (location, id)| {
+            q.bind(repo_id)
+                .bind(location.as_str())
+                .bind(*id)
+                .bind(added)
+        })
+        .await?;
         // The caller published the content this transaction leaves (it holds the
         // repository lock), so latest describes the current content version.
         sqlx::query(
@@ -178,21 +177,19 @@ impl Catalog {
             .await?;
         }
         let added = now();
-        for chunk in placements.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO repo_packages (repo_id, location, package_id, added_at) VALUES {}",
-                self.backend.values_clause(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (location, id) in chunk {
-                q = q
-                    .bind(repo_id)
-                    .bind(location.as_str())
-                    .bind(*id)
-                    .bind(added);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let insert = Insert {
+            head: "INSERT INTO repo_packages (repo_id, location, package_id, added_at)",
+            columns: 4,
+            tail: "",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(&mut tx, &insert, placements, |q, (location, id)| {
+            q.bind(repo_id)
+                .bind(location.as_str())
+                .bind(*id)
+                .bind(added)
+        })
+        .await?;
         sqlx::query(
             "UPDATE repos SET latest_publication_id = $1, latest_version = content_version, \
              upstream_repomd_sha256 = $2 WHERE id = $3",
@@ -272,17 +269,16 @@ impl Catalog {
         owner: i64,
         placements: &[(String, i64)],
     ) -> Result<()> {
-        for chunk in placements.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO {table} ({owner_column}, location, package_id) VALUES {}",
-                self.backend.values_clause(chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (location, id) in chunk {
-                q = q.bind(owner).bind(location.as_str()).bind(*id);
-            }
-            q.execute(&mut **tx).await?;
-        }
-        Ok(())
+        let head = format!("INSERT INTO {table} ({owner_column}, location, package_id)");
+        let insert = Insert {
+            head: &head,
+            columns: 3,
+            tail: "",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(tx, &insert, placements, |q, (location, id)| {
+            q.bind(owner).bind(location.as_str()).bind(*id)
+        })
+        .await
     }
 }

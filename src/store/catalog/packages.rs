@@ -1,5 +1,6 @@
 //! Packages: their rows (package, dependencies, files, changelog, fragments), written once per sha256 whichever way a package arrived, and the checksums upstream names them by.
 
+use super::bulk::Insert;
 use super::*;
 
 impl Catalog {
@@ -7,20 +8,11 @@ impl Catalog {
 
     /// Which of `shas` are already in the catalog: sha → package id.
     pub async fn package_ids(&self, shas: &[&str]) -> Result<HashMap<String, i64>> {
-        let mut out = HashMap::with_capacity(shas.len());
-        for chunk in shas.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "SELECT sha256, id FROM packages WHERE sha256 IN ({})",
-                self.backend.in_clause(1, chunk.len())
-            );
-            let mut q = sqlx::query_as(AssertSqlSafe(sql));
-            for s in chunk {
-                q = q.bind(*s);
-            }
-            let rows: Vec<(String, i64)> = q.fetch_all(&self.pool).await?;
-            out.extend(rows);
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await?;
+        let select =
+            |list: &str| format!("SELECT sha256, id FROM packages WHERE sha256 IN ({list})");
+        let rows: Vec<(String, i64)> = self.select_in(&mut conn, select, &[], shas).await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Inserts packages (with their dependency, file and changelog rows and their
@@ -80,20 +72,18 @@ impl Catalog {
         ids: &mut HashMap<String, i64>,
     ) -> Result<()> {
         let created = now();
-        const COLS: usize = 23;
-        for chunk in fresh.chunks(BATCH_ROWS / 2) {
-            let sql = format!(
-                "INSERT INTO packages (sha256, name, arch, epoch, version, release, summary, \
-                 description, packager, url, time_file, time_build, size_package, size_installed, \
-                 size_archive, license, vendor, rpm_group, buildhost, sourcerpm, header_start, \
-                 header_end, created_at) \
-                 VALUES {} RETURNING sha256, id",
-                self.backend.values_clause(chunk.len(), COLS)
-            );
-            let mut q = sqlx::query_as(AssertSqlSafe(sql));
-            for p in chunk.iter().map(|x| &x.0) {
-                q = q
-                    .bind(p.pkgid.as_str())
+        let insert = Insert {
+            head: "INSERT INTO packages (sha256, name, arch, epoch, version, release, summary, \
+                   description, packager, url, time_file, time_build, size_package, size_installed, \
+                   size_archive, license, vendor, rpm_group, buildhost, sourcerpm, header_start, \
+                   header_end, created_at)",
+            columns: 23,
+            tail: "RETURNING sha256, id",
+            per_statement: BATCH_ROWS / 2,
+        };
+        let returned: Vec<(String, i64)> = self
+            .insert_returning(conn, &insert, fresh, |q, (p, _)| {
+                q.bind(p.pkgid.as_str())
                     .bind(p.name.as_str())
                     .bind(p.arch.as_str())
                     .bind(p.epoch.as_str())
@@ -115,28 +105,25 @@ impl Catalog {
                     .bind(p.sourcerpm.as_str())
                     .bind(p.header_start)
                     .bind(p.header_end)
-                    .bind(created);
-            }
-            let rows: Vec<(String, i64)> = q.fetch_all(&mut *conn).await?;
-            ids.extend(rows);
-        }
-        for chunk in fresh.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO package_fragments (package_id, primary_xml, primary_href_at, \
-                 filelists_xml, other_xml) VALUES {}",
-                self.backend.values_clause(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (p, f) in chunk.iter().map(|x| (&x.0, &x.1)) {
-                q = q
-                    .bind(ids[&p.pkgid])
-                    .bind(&*f.primary)
-                    .bind(f.href_at as i64)
-                    .bind(&*f.filelists)
-                    .bind(&*f.other);
-            }
-            q.execute(&mut *conn).await?;
-        }
+                    .bind(created)
+            })
+            .await?;
+        ids.extend(returned);
+        let insert = Insert {
+            head: "INSERT INTO package_fragments (package_id, primary_xml, primary_href_at, \
+                   filelists_xml, other_xml)",
+            columns: 5,
+            tail: "",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(conn, &insert, fresh, |q, (p, f)| {
+            q.bind(ids[&p.pkgid])
+                .bind(&*f.primary)
+                .bind(f.href_at as i64)
+                .bind(&*f.filelists)
+                .bind(&*f.other)
+        })
+        .await?;
         // Child rows, batched across packages.
         let mut deps: Vec<(i64, i64, &Dependency)> = Vec::new();
         let mut files: Vec<(i64, i64, &PackageFile)> = Vec::new();
@@ -152,57 +139,51 @@ impl Catalog {
                     .map(|(i, c)| (id, i as i64, c)),
             );
         }
-        for chunk in deps.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO package_deps (package_id, seq, kind, name, flags, epoch, ver, rel, pre) VALUES {}",
-                self.backend.values_clause(chunk.len(), 9)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, seq, d) in chunk {
-                q = q
-                    .bind(*id)
-                    .bind(*seq)
-                    .bind(d.kind as i64)
-                    .bind(d.name.as_str())
-                    .bind(d.flags.as_deref())
-                    .bind(d.epoch.as_deref())
-                    .bind(d.ver.as_deref())
-                    .bind(d.rel.as_deref())
-                    .bind(i64::from(d.pre));
-            }
-            q.execute(&mut *conn).await?;
-        }
-        for chunk in files.chunks(BATCH_ROWS * 2) {
-            let sql = format!(
-                "INSERT INTO package_files (package_id, seq, path, kind) VALUES {}",
-                self.backend.values_clause(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, seq, f) in chunk {
-                q = q
-                    .bind(*id)
-                    .bind(*seq)
-                    .bind(f.path.as_str())
-                    .bind(f.kind as i64);
-            }
-            q.execute(&mut *conn).await?;
-        }
-        for chunk in logs.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO package_changelogs (package_id, seq, author, date, text) VALUES {}",
-                self.backend.values_clause(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, seq, c) in chunk {
-                q = q
-                    .bind(*id)
-                    .bind(*seq)
-                    .bind(c.author.as_str())
-                    .bind(c.date)
-                    .bind(c.text.as_str());
-            }
-            q.execute(&mut *conn).await?;
-        }
+        let insert = Insert {
+            head: "INSERT INTO package_deps (package_id, seq, kind, name, flags, epoch, ver, rel, pre)",
+            columns: 9,
+            tail: "",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(conn, &insert, &deps, |q, (id, seq, d)| {
+            q.bind(*id)
+                .bind(*seq)
+                .bind(d.kind as i64)
+                .bind(d.name.as_str())
+                .bind(d.flags.as_deref())
+                .bind(d.epoch.as_deref())
+                .bind(d.ver.as_deref())
+                .bind(d.rel.as_deref())
+                .bind(i64::from(d.pre))
+        })
+        .await?;
+        let insert = Insert {
+            head: "INSERT INTO package_files (package_id, seq, path, kind)",
+            columns: 4,
+            tail: "",
+            per_statement: BATCH_ROWS * 2,
+        };
+        self.insert_rows(conn, &insert, &files, |q, (id, seq, f)| {
+            q.bind(*id)
+                .bind(*seq)
+                .bind(f.path.as_str())
+                .bind(f.kind as i64)
+        })
+        .await?;
+        let insert = Insert {
+            head: "INSERT INTO package_changelogs (package_id, seq, author, date, text)",
+            columns: 5,
+            tail: "",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(conn, &insert, &logs, |q, (id, seq, c)| {
+            q.bind(*id)
+                .bind(*seq)
+                .bind(c.author.as_str())
+                .bind(c.date)
+                .bind(c.text.as_str())
+        })
+        .await?;
         Ok(())
     }
 
@@ -247,21 +228,18 @@ impl Catalog {
         algorithm: &str,
         digests: &[&str],
     ) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        for chunk in digests.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "SELECT digest, sha256 FROM upstream_checksums WHERE algorithm = {} AND digest IN ({})",
-                self.backend.in_clause(1, 1),
-                self.backend.in_clause(2, chunk.len())
-            );
-            let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(algorithm);
-            for d in chunk {
-                q = q.bind(*d);
-            }
-            let rows: Vec<(String, String)> = q.fetch_all(&self.pool).await?;
-            out.extend(rows);
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await?;
+        let algorithm_at = self.backend.in_clause(1, 1);
+        let select = |list: &str| {
+            format!(
+                "SELECT digest, sha256 FROM upstream_checksums \
+                 WHERE algorithm = {algorithm_at} AND digest IN ({list})"
+            )
+        };
+        let rows: Vec<(String, String)> = self
+            .select_in(&mut conn, select, &[algorithm], digests)
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Remembers which sha256 an upstream (algorithm, digest) names.
@@ -271,17 +249,16 @@ impl Catalog {
         pairs: &[(String, String)],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in pairs.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO upstream_checksums (algorithm, digest, sha256) VALUES {} ON CONFLICT (algorithm, digest) DO NOTHING",
-                self.backend.values_clause(chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (digest, sha) in chunk {
-                q = q.bind(algorithm).bind(digest.as_str()).bind(sha.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let insert = Insert {
+            head: "INSERT INTO upstream_checksums (algorithm, digest, sha256)",
+            columns: 3,
+            tail: "ON CONFLICT (algorithm, digest) DO NOTHING",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(&mut tx, &insert, pairs, |q, (digest, sha)| {
+            q.bind(algorithm).bind(digest.as_str()).bind(sha.as_str())
+        })
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -305,21 +282,18 @@ impl Catalog {
 
     /// The rendered fragments of packages, by package id.
     pub async fn fragments_by_ids(&self, ids: &[i64]) -> Result<HashMap<i64, Fragments>> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_ROWS) {
-            let sql = format!(
+        let mut conn = self.pool.acquire().await?;
+        let select = |list: &str| {
+            format!(
                 "SELECT package_id, primary_xml, primary_href_at, filelists_xml, other_xml \
-                 FROM package_fragments WHERE package_id IN ({})",
-                self.backend.in_clause(1, chunk.len())
-            );
-            let mut q = sqlx::query_as(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            let rows: Vec<IdFragmentsRow> = q.fetch_all(&self.pool).await?;
-            out.extend(rows.into_iter().map(|r| (r.package_id, r.fragments.into())));
-        }
-        Ok(out)
+                 FROM package_fragments WHERE package_id IN ({list})"
+            )
+        };
+        let rows: Vec<IdFragmentsRow> = self.select_in(&mut conn, select, &[], ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.package_id, r.fragments.into()))
+            .collect())
     }
 }
 

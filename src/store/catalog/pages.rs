@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::AssertSqlSafe;
 
-use super::{Catalog, Result, Space, SyncRun, TreeKind, BATCH_ROWS, SYNC_RUN_COLUMNS};
+use super::{Catalog, Result, Space, SyncRun, TreeKind, SYNC_RUN_COLUMNS};
 
 /// A repository or view on the overview page.
 #[derive(Debug, Clone, Default)]
@@ -154,29 +154,23 @@ impl Catalog {
             .filter(|(id, stamp)| known.get(id).map(|e| &e.0) != Some(*stamp))
             .map(|(id, _)| *id)
             .collect();
-        for chunk in stale.chunks(BATCH_ROWS) {
-            let sql = format!(
+        let select = |ids: &str| {
+            format!(
                 "SELECT c.{owner}, COUNT(*), CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) \
                  FROM {current} c JOIN packages p ON p.id = c.package_id \
                  WHERE c.{owner} IN ({ids}) GROUP BY c.{owner}",
                 owner = t.owner_col,
-                ids = self.backend.in_clause(1, chunk.len())
-            );
-            let mut q = sqlx::query_as::<_, (i64, i64, i64)>(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            let found: HashMap<i64, (i64, i64)> = q
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|(owner, n, size)| (owner, (n, size)))
-                .collect();
-            for id in chunk {
-                let (n, size) = found.get(id).copied().unwrap_or((0, 0));
-                let stamp = stamps.get(id).cloned().unwrap_or_default();
-                known.insert(*id, (stamp, n, size));
-            }
+            )
+        };
+        let sizes: Vec<(i64, i64, i64)> = self.select_in(&mut tx, select, &[], &stale).await?;
+        let found: HashMap<i64, (i64, i64)> = sizes
+            .into_iter()
+            .map(|(owner, n, size)| (owner, (n, size)))
+            .collect();
+        for id in &stale {
+            let (n, size) = found.get(id).copied().unwrap_or((0, 0));
+            let stamp = stamps.get(id).cloned().unwrap_or_default();
+            known.insert(*id, (stamp, n, size));
         }
         for (id, o) in &mut out {
             if let Some((_, n, size)) = known.get(id) {

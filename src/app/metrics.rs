@@ -56,24 +56,6 @@ impl RouteClass {
             RouteClass::Other => "other",
         }
     }
-
-    /// Classifies a decoded request path.
-    pub fn of_path(path: &str) -> RouteClass {
-        if path == "/metrics" || path == "/healthz" {
-            return RouteClass::Api;
-        }
-        if path.ends_with('/') {
-            return RouteClass::Page;
-        }
-        // /repos/OWNER/TREE/FILE...: a file; shorter paths are pages or redirects.
-        let mut segs = path.trim_start_matches('/').splitn(4, '/');
-        let (_, _, _, rest) = (segs.next(), segs.next(), segs.next(), segs.next());
-        match rest {
-            Some(r) if r.starts_with("repodata/") => RouteClass::Metadata,
-            Some(_) => RouteClass::Package,
-            None => RouteClass::Page,
-        }
-    }
 }
 
 const CODES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
@@ -428,22 +410,6 @@ fn format_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn route_classes_follow_the_url_shape() {
-        assert_eq!(RouteClass::of_path("/metrics"), RouteClass::Api);
-        assert_eq!(RouteClass::of_path("/"), RouteClass::Page);
-        assert_eq!(RouteClass::of_path("/repos/a/latest/"), RouteClass::Page);
-        assert_eq!(RouteClass::of_path("/repos/a/latest"), RouteClass::Page);
-        assert_eq!(
-            RouteClass::of_path("/repos/a/s1/repodata/repomd.xml"),
-            RouteClass::Metadata
-        );
-        assert_eq!(
-            RouteClass::of_path("/views/v/s1/Packages/a/a-1-1.noarch.rpm"),
-            RouteClass::Package
-        );
-    }
 
     #[test]
     fn exposition_escapes_labels_and_formats_values() {

@@ -12,10 +12,16 @@
 //! thread (another worker, network processing) waits a whole scheduler tick.
 
 pub mod blob;
+mod budget;
+mod cache;
 pub mod fair;
+mod files;
 pub mod handler;
 pub mod index;
+mod listing;
 pub mod pages;
+mod respond;
+mod router;
 pub mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -172,11 +178,11 @@ impl Server {
                         index,
                         pool,
                         mode,
-                        small: std::cell::RefCell::new(handler::SmallCache::new(SMALL_CACHE_BYTES)),
+                        small: std::cell::RefCell::new(cache::SmallCache::new(SMALL_CACHE_BYTES)),
                         pages,
                         stats: crate::app::metrics::metrics().worker(),
                         budget: Arc::new(tokio::sync::Semaphore::new(
-                            handler::IN_FLIGHT_BYTES / 1024,
+                            budget::IN_FLIGHT_BYTES / 1024,
                         )),
                         busy: fair::BusyRun::default(),
                     });

@@ -1,0 +1,316 @@
+//! File responses: conditional requests (ETag, 304), single ranges (206/416), cache
+//! headers by tree, and bodies read from the pool in memory or streamed.
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{self};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::blob::{Blob, CHUNK, SMALL_FILE};
+use super::budget::{holding, read_budgeted, reserve};
+use super::cache::{CACHEABLE, UNBUDGETED};
+use super::handler::{ResBody, Shared};
+use super::index::{FileEntry, Tree};
+use super::respond::{empty, full, text};
+use crate::app::metrics::RouteClass;
+
+pub(super) fn cache_control(tree: &Tree, path: &str) -> &'static str {
+    if tree.immutable {
+        "public, max-age=31536000, immutable"
+    } else if path == "repodata/repomd.xml" {
+        "no-cache"
+    } else {
+        "public, max-age=300"
+    }
+}
+
+pub(super) fn etag_matches(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// A parsed single `Range: bytes=…` header.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeReq {
+    /// Serve the whole file (no header, a multi-range, or one we do not understand).
+    Full,
+    /// Serve `start..=end`.
+    Part(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// Parses a Range header against a file of `size` bytes.
+pub fn parse_range(value: &str, size: u64) -> RangeReq {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeReq::Full;
+    };
+    if spec.contains(',') {
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // Suffix: the last N bytes.
+        let Ok(n) = b.parse::<u64>() else {
+            return RangeReq::Full;
+        };
+        if n == 0 || size == 0 {
+            return RangeReq::Unsatisfiable;
+        }
+        return RangeReq::Part(size.saturating_sub(n), size - 1);
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeReq::Full;
+    };
+    let end = if b.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        match b.parse::<u64>() {
+            Ok(e) if e >= start => e.min(size.saturating_sub(1)),
+            _ => return RangeReq::Full,
+        }
+    };
+    if start >= size {
+        return RangeReq::Unsatisfiable;
+    }
+    RangeReq::Part(start, end)
+}
+
+/// The body for `range` of a cached blob. A large body takes in-flight budget for the
+/// whole cached buffer it keeps alive (it may outlive its cache entry), so memory stays
+/// bounded by the cache plus the budget; a small part of a large blob is copied out
+/// instead of keeping the whole buffer.
+pub(super) async fn cached_body(
+    budget: &Arc<tokio::sync::Semaphore>,
+    data: Bytes,
+    range: std::ops::Range<usize>,
+) -> io::Result<ResBody> {
+    if data.len() <= UNBUDGETED {
+        return Ok(full(data.slice(range)));
+    }
+    if range.len() <= UNBUDGETED {
+        return Ok(full(Bytes::copy_from_slice(&data[range])));
+    }
+    let permit = reserve(budget, data.len()).await?;
+    Ok(full(holding(data.slice(range), permit)))
+}
+
+pub(super) async fn serve_file(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    entry: &FileEntry,
+    cache: &'static str,
+    class: RouteClass,
+) -> Response<ResBody> {
+    let mut builder = Response::builder()
+        .header(header::ETAG, entry.etag.clone())
+        .header(header::LAST_MODIFIED, entry.last_modified.clone())
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let Some(inm) = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if etag_matches(inm, entry.etag.to_str().unwrap_or_default()) {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(empty())
+                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+        }
+    }
+    let size = entry.size;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| parse_range(v, size))
+        .unwrap_or(RangeReq::Full);
+    let (status, start, len) = match range {
+        RangeReq::Full => (StatusCode::OK, 0, size),
+        RangeReq::Part(s, e) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{size}"));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+        RangeReq::Unsatisfiable => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .body(empty())
+                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+        }
+    };
+    builder = builder
+        .status(status)
+        .header(header::CONTENT_TYPE, entry.content_type)
+        .header(header::CONTENT_LENGTH, len);
+    let cached = shared.small.borrow().get(&entry.sha256);
+    if let Some(data) = cached {
+        let body = if req.method() == Method::HEAD {
+            empty()
+        } else {
+            match cached_body(&shared.budget, data, start as usize..(start + len) as usize).await {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::error!("blob {}: {e}", entry.sha256);
+                    return text(StatusCode::INTERNAL_SERVER_ERROR, "response error");
+                }
+            }
+        };
+        return builder
+            .body(body)
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+    }
+    let path = shared.pool.path_of(&entry.sha256);
+    let blob = match Blob::open(shared.mode, &path).await {
+        Ok((blob, on_disk)) if on_disk == size => blob,
+        Ok((_, on_disk)) => {
+            tracing::error!(
+                "blob {} is {on_disk} bytes on disk, {size} in the catalog: run `cairn db verify`",
+                entry.sha256
+            );
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
+        }
+        Err(e) => {
+            tracing::error!("blob {} cannot be opened: {e}", entry.sha256);
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is missing");
+        }
+    };
+    if req.method() == Method::HEAD {
+        return builder
+            .body(empty())
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+    }
+    let body = if size <= CACHEABLE {
+        // Read whole (within the budget when large), kept for the next request.
+        let read = async {
+            let permit = if size as usize > UNBUDGETED {
+                Some(reserve(&shared.budget, size as usize).await?)
+            } else {
+                None
+            };
+            Ok::<_, io::Error>((blob.read_exact_at(0, size as usize).await?, permit))
+        };
+        match read.await {
+            Ok((bytes, permit)) => {
+                shared.small.borrow_mut().put(&entry.sha256, bytes.clone());
+                let part = bytes.slice(start as usize..(start + len) as usize);
+                full(match permit {
+                    Some(permit) => holding(part, permit),
+                    None => part,
+                })
+            }
+            Err(e) => {
+                tracing::error!("blob {} read failed: {e}", entry.sha256);
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
+            }
+        }
+    } else if len <= SMALL_FILE {
+        match read_budgeted(&shared.budget, &blob, start, len as usize).await {
+            Ok(bytes) => full(bytes),
+            Err(e) => {
+                tracing::error!("blob {} read failed: {e}", entry.sha256);
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
+            }
+        }
+    } else {
+        stream_body(
+            blob,
+            start..start + len,
+            entry.sha256.clone(),
+            shared.budget.clone(),
+            (shared.stats.clone(), class),
+        )
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"))
+}
+
+/// A body fed by a local task that reads the blob in [`CHUNK`]s; the bounded channel
+/// holds at most one chunk while the next is read (bounded memory per response).
+pub(super) fn stream_body(
+    blob: Blob,
+    range: std::ops::Range<u64>,
+    sha: String,
+    budget: Arc<tokio::sync::Semaphore>,
+    (stats, class): (Arc<crate::app::metrics::Serving>, RouteClass),
+) -> ResBody {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+    tokio::task::spawn_local(async move {
+        let mut off = range.start;
+        let end = range.end;
+        while off < end {
+            let n = ((end - off) as usize).min(CHUNK);
+            let res = read_budgeted(&budget, &blob, off, n).await;
+            let failed = res.is_err();
+            if let Err(e) = &res {
+                tracing::error!("blob {sha} read failed mid-body at {off}: {e}");
+            }
+            if tx.send(res).await.is_err() || failed {
+                return;
+            }
+            stats.sent(class, n as u64);
+            off += n as u64;
+        }
+    });
+    ChannelBody { rx }.boxed_unsync()
+}
+
+pub(super) struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{etag_matches, parse_range, RangeReq};
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeReq::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeReq::Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeReq::Part(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), RangeReq::Part(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeReq::Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeReq::Full);
+        assert_eq!(parse_range("items=0-1", 100), RangeReq::Full);
+        assert_eq!(parse_range("bytes=9-3", 100), RangeReq::Full);
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("\"x\", W/\"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

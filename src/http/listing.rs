@@ -1,0 +1,121 @@
+//! Directory listings of trees and the `.repo` files that point dnf at them.
+
+use hyper::body::Incoming;
+use hyper::header::{self};
+use hyper::{Request, Response, StatusCode};
+
+use super::handler::ResBody;
+use super::index::Tree;
+use super::respond::{not_found, text, uncached};
+
+/// `http://HOST` from the request's Host header (only host-name characters kept).
+pub(super) fn base_url(req: &Request<Incoming>) -> String {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// A `.repo` file for `/etc/yum.repos.d/` pointing at a tree.
+pub(super) fn repo_file(
+    prefix: &str,
+    owner: &str,
+    tree: &str,
+    base: &str,
+    t: Option<&Tree>,
+) -> Response<ResBody> {
+    let id = format!("cairn-{owner}-{tree}");
+    let expire = match t {
+        Some(t) if t.immutable => "metadata_expire=never\n",
+        _ => "",
+    };
+    let body = format!(
+        "# {owner} {tree}, served by Cairn.\n\
+         # curl -o /etc/yum.repos.d/{id}.repo {base}/{prefix}/{owner}/{tree}.repo\n\
+         [{id}]\n\
+         name=Cairn {owner} {tree}\n\
+         baseurl={base}/{prefix}/{owner}/{tree}/\n\
+         enabled=1\n\
+         {expire}\
+         # Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
+         gpgcheck=0\n"
+    );
+    uncached(body, "text/plain; charset=utf-8")
+}
+
+/// One link of a directory page.
+pub struct Link {
+    pub href: String,
+    pub label: String,
+}
+
+/// A directory page (`templates/listing.html`). Askama escapes every value.
+#[derive(askama::Template)]
+#[template(path = "listing.html")]
+pub(super) struct Listing<'a> {
+    title: &'a str,
+    parent: Option<String>,
+    items: Vec<Link>,
+}
+
+pub(super) fn html(title: &str, parent: Option<String>, items: Vec<Link>) -> Response<ResBody> {
+    use askama::Template;
+    let page = Listing {
+        title,
+        parent,
+        items,
+    };
+    let body = match page.render() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("rendering a listing failed: {e}");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "page error");
+        }
+    };
+    uncached(body, "text/html; charset=utf-8")
+}
+
+/// `/repos/`, `/views/` (the owners) or one owner's trees.
+pub(super) fn tree_listing(
+    prefix: &str,
+    repo: &str,
+    tree_name: &str,
+    tree: &Tree,
+    dir: &str,
+) -> Response<ResBody> {
+    let mut entries: Vec<String> = tree
+        .files
+        .files
+        .keys()
+        .filter_map(|p| p.strip_prefix(dir))
+        .map(|rest| match rest.find('/') {
+            Some(i) => rest[..=i].to_string(),
+            None => rest.to_string(),
+        })
+        .collect();
+    if entries.is_empty() {
+        return not_found("This tree has no such directory.");
+    }
+    entries.sort();
+    entries.dedup();
+    let base = format!("/{prefix}/{repo}/{tree_name}/{dir}");
+    let parent = match base.trim_end_matches('/').rfind('/') {
+        Some(i) => base[..=i].to_string(),
+        None => "/".to_string(),
+    };
+    let items: Vec<_> = entries
+        .into_iter()
+        .map(|e| Link {
+            href: format!("{base}{e}"),
+            label: e,
+        })
+        .collect();
+    html(&base, Some(parent), items)
+}

@@ -1,0 +1,201 @@
+//! The command line's arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Cairn: an RPM mirror appliance.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    /// Configuration file (default: $CAIRN_CONFIG, else ./cairn.toml if present).
+    #[arg(long, global = true, env = "CAIRN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter config (if missing), create the data dir and apply migrations.
+    Init,
+    /// Serve every snapshot and `latest` over HTTP.
+    Serve {
+        /// Override `server.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Add local .rpm files (files or directories, recursively) to a local repository.
+    Import {
+        repo: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repositories.
+    Repo {
+        #[command(subcommand)]
+        command: RepoCommand,
+    },
+    /// Immutable snapshots of repositories.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Write N generated sample packages into DIR (for benchmarks and load tests).
+    #[command(hide = true)]
+    Generate {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Instead, write one package with this many bytes of payload.
+        #[arg(long)]
+        payload_bytes: Option<usize>,
+        /// The name of that package.
+        #[arg(long, default_value = "large")]
+        name: String,
+    },
+    /// Views: repositories published together.
+    View {
+        #[command(subcommand)]
+        command: ViewCommand,
+    },
+    /// Point an alias (e.g. `prod`) of a repository or a view at one of its snapshots;
+    /// switching is atomic, and rolling back is publishing the older snapshot again.
+    Publish {
+        repo: String,
+        snapshot: String,
+        /// The alias, served at /repos/REPO/ALIAS/.
+        #[arg(long = "as", value_name = "ALIAS")]
+        alias: String,
+    },
+    /// Remove catalog rows and pool blobs that nothing references any more.
+    Gc {
+        /// Only report what would be freed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep anything younger than this ("1h", "30m"): work in progress may be about
+        /// to reference it. Never set it below how long your imports and syncs take.
+        #[arg(long, default_value = "1h", value_parser = crate::domain::schedule::parse_duration)]
+        min_age: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Catalog maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Build sample packages, import, snapshot and serve them: works offline.
+    Demo {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Keep the demo's files in this directory instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// List repositories.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one repository, with its latest syncs.
+    Show {
+        repo: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mirror upstream: one repository with a feed, or all of them.
+    Sync {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        repo: Option<String>,
+        /// Sync every repository that has a feed.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewCommand {
+    /// List the views of the config.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a view: members and snapshots.
+    Show {
+        view: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Snapshot every member repository and the view together, atomically.
+    Snapshot {
+        view: String,
+        /// Snapshot name (default: the UTC date and time); each member gets a snapshot of
+        /// the same name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending catalog migrations.
+    Migrate,
+    /// Re-hash every pool blob on all cores and check every catalog reference.
+    /// Exits non-zero when a referenced blob is missing or corrupt; unreferenced
+    /// blobs (left by interrupted work) are listed but are not an error.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Freeze a repository's current content.
+    Create {
+        repo: String,
+        /// Snapshot name (default: the UTC date and time, e.g. 2026-11-23T120000Z).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots (of one repository, or all).
+    List {
+        repo: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a snapshot of a repository or a view (refused while an alias or a view
+    /// snapshot uses it, or an alias used it within the grace period). Its files stay in
+    /// the pool until garbage collection.
+    Delete { repo: String, snapshot: String },
+    /// What changed between two snapshots of a repository, by name.arch.
+    Diff {
+        repo: String,
+        from: String,
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one snapshot.
+    Show {
+        repo: String,
+        snapshot: String,
+        #[arg(long)]
+        json: bool,
+    },
+}

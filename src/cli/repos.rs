@@ -1,0 +1,221 @@
+//! `cairn import`, `cairn repo sync`, `cairn repo list|show`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use super::args::RepoCommand;
+use super::display::{fmt_time, show_progress};
+use super::App;
+use crate::domain::status::RunStatus;
+
+pub(super) async fn import(
+    app: &App,
+    repo: &str,
+    paths: &[PathBuf],
+    json: bool,
+) -> Result<ExitCode> {
+    if app.config.repo(repo).is_none() {
+        bail!(
+            "repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})"
+        );
+    }
+    if app.config.repo(repo).is_some_and(|r| r.feed.is_some()) {
+        bail!("repository {repo:?} mirrors a feed; import into a local repository instead");
+    }
+    let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
+    let display = show_progress(progress.clone(), "reading");
+    let result = crate::app::import::import(
+        &app.catalog,
+        &app.pool,
+        &app.datadir,
+        repo,
+        app.compression(repo),
+        paths,
+        progress,
+    )
+    .await;
+    display.finish().await;
+    let report = result?;
+    if report.published.is_some() {
+        crate::app::view::refresh_views_of(
+            &app.catalog,
+            &app.pool,
+            &app.datadir,
+            &app.config,
+            repo,
+        )
+        .await?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report.replaced {
+            println!(
+                "replaced {} ({} -> {})",
+                r.location,
+                &r.old_sha256[..12],
+                &r.new_sha256[..12]
+            );
+        }
+        for s in &report.skipped {
+            eprintln!("skipped {}: {}", s.path.display(), s.reason);
+        }
+        println!(
+            "{repo}: {} added, {} replaced, {} already present, {} skipped",
+            report.added.len(),
+            report.replaced.len(),
+            report.unchanged,
+            report.skipped.len()
+        );
+        if let Some(p) = &report.published {
+            println!(
+                "published {repo}/latest: {} packages{}",
+                p.package_count,
+                if p.rendered {
+                    ""
+                } else {
+                    " (unchanged metadata reused)"
+                }
+            );
+        }
+    }
+    Ok(if report.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+pub(super) async fn sync_cmd(
+    app: &App,
+    repo: Option<String>,
+    all: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let targets = app.sync_targets(if all {
+        None
+    } else {
+        Some(repo.as_deref().unwrap_or(""))
+    })?;
+    let mut failed = false;
+    let mut reports = serde_json::Map::new();
+    for r in targets {
+        let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
+        let display = show_progress(progress.clone(), "downloading");
+        let result = app.sync(r, &progress).await;
+        display.finish().await;
+        match result {
+            Ok(synced) => {
+                let report = &synced.report;
+                if !json {
+                    if let Some(name) = &synced.snapshot_created {
+                        println!("{}: created snapshot {name}", r.id);
+                    }
+                    for name in &synced.snapshots_deleted {
+                        println!("{}: retention deleted snapshot {name}", r.id);
+                    }
+                    println!(
+                        "{}: {} ({} packages, {} added, {} removed, {} downloaded, {} bytes)",
+                        r.id,
+                        report.status,
+                        report.packages,
+                        report.added,
+                        report.removed,
+                        report.downloaded,
+                        report.bytes
+                    );
+                }
+                reports.insert(r.id.clone(), serde_json::to_value(report)?);
+            }
+            Err(crate::app::context::AppError::Sync(e)) => {
+                failed = true;
+                eprintln!("{}: sync failed: {e}", r.id);
+                reports.insert(
+                    r.id.clone(),
+                    serde_json::json!({"status": RunStatus::Failed, "error": e.to_string()}),
+                );
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode> {
+    for repo in &app.config.repos {
+        app.catalog.ensure_repo(&repo.id).await?;
+    }
+    match command {
+        RepoCommand::List { json } => {
+            let repos = app.catalog.repos().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&repos)?);
+            } else {
+                println!(
+                    "{:<24} {:>9} {:>14} {:>9}",
+                    "REPO", "PACKAGES", "BYTES", "SNAPSHOTS"
+                );
+                for r in repos {
+                    println!(
+                        "{:<24} {:>9} {:>14} {:>9}",
+                        r.name, r.package_count, r.total_size, r.snapshot_count
+                    );
+                }
+            }
+        }
+        RepoCommand::Sync { repo, all, json } => return sync_cmd(app, repo, all, json).await,
+        RepoCommand::Show { repo, json } => {
+            let Some(r) = app.catalog.repo(&repo).await? else {
+                bail!("unknown repository {repo:?}");
+            };
+            let snaps = app.catalog.snapshots(Some(&repo)).await?;
+            let syncs = app.catalog.sync_runs(r.id, 10).await?;
+            let aliases = app.catalog.aliases(Some(&repo)).await?;
+            if json {
+                let doc = serde_json::json!({"repo": r, "snapshots": snaps, "aliases": aliases, "syncs": syncs});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!("repo:      {}", r.name);
+                println!("packages:  {}", r.package_count);
+                println!("bytes:     {}", r.total_size);
+                println!("snapshots: {}", r.snapshot_count);
+                for s in snaps {
+                    println!(
+                        "  {} ({}, {} packages)",
+                        s.name,
+                        fmt_time(s.created_at),
+                        s.package_count
+                    );
+                }
+                for a in &aliases {
+                    println!("  alias {} -> {}", a.name, a.snapshot);
+                }
+                if !syncs.is_empty() {
+                    println!("syncs, newest first:");
+                }
+                for s in syncs {
+                    println!(
+                        "  {} {:<9} +{} -{}, {} downloaded ({} bytes){}",
+                        fmt_time(s.started_at),
+                        s.status,
+                        s.packages_added,
+                        s.packages_removed,
+                        s.packages_downloaded,
+                        s.bytes_downloaded,
+                        s.error.map(|e| format!(": {e}")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,190 @@
+//! `cairn snapshot …` and `cairn view …`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::args::{SnapshotCommand, ViewCommand};
+use super::display::fmt_time;
+use super::App;
+
+pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode> {
+    let get = |name: &str| {
+        app.config
+            .view(name)
+            .with_context(|| format!("view {name:?} is not declared in the config"))
+    };
+    match command {
+        ViewCommand::List { json } => {
+            if json {
+                let list: Vec<_> = app
+                    .config
+                    .views
+                    .iter()
+                    .map(|v| serde_json::json!({"name": v.name, "repos": v.repos}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for v in &app.config.views {
+                    println!("{:<24} {}", v.name, v.repos.join(", "));
+                }
+            }
+        }
+        ViewCommand::Show { view, json } => {
+            let v = get(&view)?;
+            let snaps = app.catalog.view_snapshots(&view).await?;
+            if json {
+                let doc = serde_json::json!({"name": v.name, "repos": v.repos, "snapshots": snaps});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!("view:      {}", v.name);
+                println!("repos:     {}", v.repos.join(", "));
+                for s in snaps {
+                    println!(
+                        "  {} ({}, {} packages)",
+                        s.name,
+                        fmt_time(s.created_at),
+                        s.package_count
+                    );
+                }
+            }
+        }
+        ViewCommand::Snapshot { view, name, json } => {
+            let row = app.snapshot_view(&view, name).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&row)?);
+            } else {
+                println!(
+                    "created view snapshot {}/{} with {} packages (members: {})",
+                    row.view,
+                    row.name,
+                    row.package_count,
+                    row.members
+                        .iter()
+                        .map(|(r, s)| format!("{r}/{s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
+    match command {
+        SnapshotCommand::Create { repo, name, json } => {
+            let (snap, published) = app.snapshot_repo(&repo, name).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"snapshot": snap, "publish": published})
+                    )?
+                );
+            } else {
+                println!(
+                    "created snapshot {}/{} with {} packages ({}; {:.3} s)",
+                    snap.repo,
+                    snap.name,
+                    snap.package_count,
+                    if published.rendered {
+                        "metadata written"
+                    } else {
+                        "metadata reused"
+                    },
+                    published.seconds
+                );
+            }
+        }
+        SnapshotCommand::Delete { repo, snapshot } => {
+            app.delete_snapshot(&repo, &snapshot).await?;
+            println!("deleted snapshot {repo}/{snapshot}");
+        }
+        SnapshotCommand::Diff {
+            repo,
+            from,
+            to,
+            json,
+        } => {
+            let a = app.catalog.snapshot(&repo, &from).await?;
+            let b = app.catalog.snapshot(&repo, &to).await?;
+            let (left, right) = app.catalog.snapshot_diff_candidates(a.id, b.id).await?;
+            let d = crate::formats::diff::diff(&left, &right);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                for n in &d.added {
+                    println!("added      {}.{} {}", n.name, n.arch, n.evr());
+                }
+                for n in &d.removed {
+                    println!("removed    {}.{} {}", n.name, n.arch, n.evr());
+                }
+                for c in &d.upgraded {
+                    println!("upgraded   {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
+                }
+                for c in &d.downgraded {
+                    println!("downgraded {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
+                }
+                println!(
+                    "{repo} {from} -> {to}: {} added, {} removed, {} upgraded, {} downgraded",
+                    d.added.len(),
+                    d.removed.len(),
+                    d.upgraded.len(),
+                    d.downgraded.len()
+                );
+            }
+        }
+        SnapshotCommand::List { repo, json } => {
+            let snaps = app.catalog.snapshots(repo.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snaps)?);
+            } else {
+                println!(
+                    "{:<20} {:<28} {:<21} {:>9} {:>14}",
+                    "REPO", "SNAPSHOT", "CREATED", "PACKAGES", "BYTES"
+                );
+                for s in snaps {
+                    println!(
+                        "{:<20} {:<28} {:<21} {:>9} {:>14}",
+                        s.repo,
+                        s.name,
+                        fmt_time(s.created_at),
+                        s.package_count,
+                        s.total_size
+                    );
+                }
+            }
+        }
+        SnapshotCommand::Show {
+            repo,
+            snapshot,
+            json,
+        } => {
+            let s = app.catalog.snapshot(&repo, &snapshot).await?;
+            let files = app.catalog.publication_files(s.publication_id).await?;
+            if json {
+                let files: Vec<_> = files
+                    .iter()
+                    .map(|f| serde_json::json!({"path": f.path, "type": f.kind, "sha256": f.sha256, "size": f.size}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"snapshot": s, "repodata": files})
+                    )?
+                );
+            } else {
+                println!("snapshot: {}/{}", s.repo, s.name);
+                println!("created:  {}", fmt_time(s.created_at));
+                println!("packages: {}", s.package_count);
+                println!("bytes:    {}", s.total_size);
+                println!("url:      /repos/{}/{}/", s.repo, s.name);
+                for f in files {
+                    println!("  {} ({} bytes)", f.path, f.size);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -12,6 +12,9 @@
 //! and never a partial blob. Callers commit catalog rows only after
 //! [`Pool::commit`] returned, so no row ever points at a blob that is not durable.
 
+mod stager;
+mod temp;
+
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -21,13 +24,22 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
+use stager::write_in_bucket;
+pub use stager::{BucketMaker, Stager};
+use temp::process_id;
+pub use temp::{is_stale_temp, is_temp_name};
+
 /// The pool layout this code reads and writes.
 pub const LAYOUT_VERSION: u32 = 1;
+
 const LAYOUT_FILE: &str = "LAYOUT";
+
 const TMP_DIR: &str = "tmp";
+
 /// Temp files older than this, whose writer process has ended, are leftovers of a
 /// crashed or cancelled writer (see [`is_stale_temp`]).
 pub const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
+
 /// Batches at least this large are placed by one thread per core.
 const PARALLEL_COMMIT: usize = 64;
 
@@ -79,84 +91,6 @@ impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp.take() {
             let _ = fs::remove_file(tmp);
-        }
-    }
-}
-
-/// Creates, on a thread of its own, the bucket directories (`ab/cd/`) of blobs that are
-/// about to be staged, so that committing them is a single rename each. A sync feeds it
-/// upstream's sha256 checksums while it parses the metadata, which leaves a core idle.
-/// Directories made for blobs that never arrive stay empty, which is harmless; anything
-/// the thread did not get to, the commit creates itself.
-#[derive(Debug)]
-pub struct BucketMaker {
-    tx: Option<std::sync::mpsc::Sender<String>>,
-}
-
-impl BucketMaker {
-    /// Queues the bucket of `sha256` (anything that is not a sha256 is ignored).
-    pub fn add(&self, sha256: &str) {
-        if let Some(tx) = &self.tx {
-            if is_sha256(sha256) {
-                // Fails only if the thread is gone; the commit then makes the bucket.
-                let _ = tx.send(sha256.to_string());
-            }
-        }
-    }
-}
-
-/// Writes staged blobs on a thread of its own, in the order they were queued. A sync
-/// hands it each small download as soon as it is verified, instead of a blocking-pool
-/// task per package: the network side never waits for the disk, and a many-package
-/// sync saves two thread hand-offs per package. The queue is bounded ([`STAGER_QUEUE`]
-/// blobs), so a slow disk holds back the downloads rather than filling memory.
-///
-/// A [`Staged`] it returns names a file that exists only once [`Stager::finish`]
-/// returned `Ok`; commit nothing before that. A stager dropped without `finish` (a
-/// cancelled sync) still writes what was queued; those files are left over like a
-/// crashed writer's, and garbage collection removes them when they are old.
-#[derive(Debug)]
-pub struct Stager {
-    tx: Option<std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>>,
-    worker: Option<std::thread::JoinHandle<Result<(), PoolError>>>,
-}
-
-impl Stager {
-    /// Queues `bytes`, whose sha256 the caller has just computed over these very bytes,
-    /// for writing. Blocks while the queue is full.
-    pub fn stage_hashed(
-        &self,
-        pool: &Pool,
-        bytes: Vec<u8>,
-        sha256: String,
-    ) -> Result<Staged, PoolError> {
-        if !is_sha256(&sha256) {
-            return Err(PoolError::BadAddress(sha256));
-        }
-        let tmp = pool.temp_beside(&sha256);
-        let size = bytes.len() as u64;
-        let gone = || io_err(&pool.root)(io::Error::other("the pool's writer thread stopped"));
-        let tx = self.tx.as_ref().ok_or_else(gone)?;
-        tx.send((tmp.clone(), bytes)).map_err(|_| gone())?;
-        Ok(Staged {
-            tmp: Some(tmp),
-            sha256,
-            size,
-        })
-    }
-
-    /// Waits until everything queued is written; the first failure (naming its file)
-    /// if any write failed.
-    pub fn finish(mut self) -> Result<(), PoolError> {
-        self.tx = None;
-        match self.worker.take() {
-            Some(worker) => worker.join().unwrap_or_else(|_| {
-                Err(PoolError::Io {
-                    path: PathBuf::from(TMP_DIR),
-                    source: io::Error::other("the pool's writer thread panicked"),
-                })
-            }),
-            None => Ok(()),
         }
     }
 }
@@ -531,68 +465,6 @@ impl Pool {
             }
         }
     }
-}
-
-/// Writes a new file in a bucket, making the bucket if it is not there yet.
-fn write_in_bucket(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    match fs::write(path, bytes) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir)?;
-            }
-            fs::write(path, bytes)
-        }
-        r => r,
-    }
-}
-
-/// Is `name` a temp file a [`Stager`] writes beside a blob's final name? Left over
-/// by a crashed or cancelled writer, such files are removed by garbage collection
-/// once they are older than [`STALE_TMP`]; nothing else reads them.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
-}
-
-/// Is the temp file at `path` a crashed or cancelled writer's: older than
-/// [`STALE_TMP`], and, when its name says which process wrote it, that process is gone
-/// (a sync that has been downloading for longer keeps its files)? Resumable partial
-/// downloads name no process: they outlive the run that started them by design.
-pub fn is_stale_temp(path: &Path) -> bool {
-    let old = fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age >= STALE_TMP);
-    old && !path
-        .file_name()
-        .and_then(|n| writer_pid(&n.to_string_lossy()))
-        .is_some_and(process_is_alive)
-}
-
-/// The process id in a temp file's name: `.<sha256>.<pid>-<n>.tmp` beside a blob, or
-/// `<pid>-<n>-<nanos>.tmp` in `tmp/`.
-fn writer_pid(name: &str) -> Option<u32> {
-    let stem = name.strip_suffix(".tmp")?;
-    let tail = stem.rsplit_once('.').map_or(stem, |(_, t)| t);
-    tail.split('-').next()?.parse().ok()
-}
-
-/// Does a process with this id exist (ours included)?
-fn process_is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-fn process_id() -> u32 {
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *PID.get_or_init(std::process::id)
 }
 
 /// Runs `f` with this thread's copy buffer (allocated once per thread: a fresh large

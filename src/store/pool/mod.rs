@@ -516,6 +516,7 @@ fn sync_dir(dir: &Path) -> Result<(), PoolError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::temp::writer_pid;
     use super::*;
     use std::collections::HashSet;
 

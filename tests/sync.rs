@@ -19,10 +19,7 @@ fn mirror_env(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
 
 /// An upstream of the demo packages served by nginx, and a mirror of it synced once.
 fn synced_demo_mirror(backend: &Backend) -> (tempfile::TempDir, std::path::PathBuf, Upstream, Env) {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo) = demo_upstream_tree();
     let upstream = Upstream::start(up_dir.path());
     let env = mirror_env(backend, &upstream, "");
     env.ok(&["repo", "sync", "m"]);
@@ -278,10 +275,7 @@ fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothi
 
 #[test]
 fn packages_another_repository_brought_into_the_pool_are_not_downloaded_again() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo) = demo_upstream_tree();
     let upstream = Upstream::start_logged(up_dir.path());
     for backend in backends() {
         let env = Env::with_repo_toml(
@@ -308,10 +302,7 @@ fn packages_another_repository_brought_into_the_pool_are_not_downloaded_again() 
 
 #[test]
 fn requests_that_may_pass_later_are_retried_and_the_rest_fail_at_once() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo) = demo_upstream_tree();
     let busy_meta = up_dir.path().join("busy-meta");
     let busy_rpm = up_dir.path().join("busy-rpm");
     std::fs::write(&busy_meta, "").unwrap();
@@ -642,10 +633,7 @@ fn upstream_metadata_in_xz_bzip2_and_zstd_is_read() {
 
 #[test]
 fn serve_runs_scheduled_syncs_and_serves_their_result() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo) = demo_upstream_tree();
     let upstream = Upstream::start(up_dir.path());
     let env = mirror_env(&Backend::Sqlite, &upstream, "schedule = \"every 1s\"\n");
     let server = env.serve();
@@ -683,10 +671,7 @@ impl Drop for KillOnDrop {
 /// as long as it lasts), the server keeps serving the last published content and the
 /// command line keeps reading, and taking snapshots of, the catalog.
 fn reads_go_on_during_a_sync(backend: &Backend, scheduled: bool) {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo) = demo_upstream_tree();
     let upstream = Upstream::start_slow(up_dir.path(), "2m");
     let schedule = if scheduled {
         "schedule = \"every 2s\"\n"
@@ -787,10 +772,7 @@ fn a_sync_never_blocks_serving_or_cli_reads() {
 
 #[test]
 fn entitlement_style_tls_client_certificates_and_proxies() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo) = demo_upstream_tree();
     let certs = make_certificates();
     let c = |f: &str| certs.path().join(f);
     let upstream = Upstream::start_tls(
@@ -1342,10 +1324,7 @@ fn snapshot_diff_follows_rpm_version_order() {
 
 #[test]
 fn syncs_snapshot_automatically_and_retention_spares_what_aliases_use() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo) = demo_upstream_tree();
     let upstream = Upstream::start(up_dir.path());
     let env = mirror_env(
         &Backend::Sqlite,

@@ -1,0 +1,104 @@
+//! The real tools the suite compares against or drives: dnf, createrepo_c.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Requires an external tool the suite compares against (installed by `.ci/run`).
+pub fn require_tool(name: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{name}` is not installed; `.ci/run` installs it (apt-get install)"
+    );
+}
+
+/// Runs dnf against `baseurl` in a fresh install root and returns the installed names.
+pub fn dnf_install(baseurl: &str, packages: &[&str]) -> Vec<String> {
+    let mut args = vec!["install"];
+    args.extend_from_slice(packages);
+    dnf(baseurl, &args).1
+}
+
+/// Runs `dnf ARGS` against `baseurl` in a fresh install root (as DESIGN.md describes),
+/// insisting on success; returns its stdout and the names installed afterwards.
+pub fn dnf(baseurl: &str, args: &[&str]) -> (String, Vec<String>) {
+    require_tool("dnf");
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().join("root");
+    let cache = root.path().join("cache");
+    let out = Command::new("dnf")
+        .arg(format!("--installroot={}", r.display()))
+        .arg("--releasever=1")
+        .arg("--setopt=reposdir=/dev/null")
+        .arg(format!("--setopt=cachedir={}", cache.display()))
+        .arg("--setopt=skip_if_unavailable=False")
+        .arg(format!("--repofrompath=t,{baseurl}"))
+        .arg("--repo=t")
+        .arg("--nogpgcheck")
+        .arg("-y")
+        .args(args)
+        .output()
+        .expect("dnf runs");
+    assert!(
+        out.status.success(),
+        "dnf {args:?} from {baseurl} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q = Command::new("rpm")
+        .arg("--root")
+        .arg(&r)
+        .arg("-qa")
+        .arg("--qf")
+        .arg("%{NAME}\n")
+        .output()
+        .expect("rpm runs");
+    let mut names: Vec<String> = String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|s| !s.is_empty() && !s.starts_with("gpg-pubkey"))
+        .collect();
+    names.sort();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), names)
+}
+
+// ---- generic XML trees, for field-by-field comparison ---------------------------------
+
+/// chmod a+rX on `root` and everything below it, and on its parents' search bits.
+pub fn make_world_readable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(root) {
+        let e = e.unwrap();
+        let mode = if e.file_type().is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut p = root.parent();
+    while let Some(dir) = p {
+        if let Ok(meta) = std::fs::metadata(dir) {
+            let mode = meta.permissions().mode();
+            if mode & 0o001 == 0 {
+                let _ =
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011));
+            }
+        }
+        p = dir.parent();
+    }
+}
+
+/// Runs `createrepo_c` (0.17: gzip, no sqlite) on `dir`, `--update` when asked.
+pub fn createrepo_dir(dir: &Path, update: bool) {
+    require_tool("createrepo_c");
+    let mut c = Command::new("createrepo_c");
+    c.arg("--no-database").arg("--quiet");
+    if update {
+        c.arg("--update");
+    }
+    let out = c.arg(dir).output().expect("createrepo_c runs");
+    assert!(
+        out.status.success(),
+        "createrepo_c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

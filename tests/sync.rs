@@ -275,7 +275,7 @@ fn a_full_disk_during_downloads_fails_the_sync_naming_the_file_and_changes_nothi
 
 #[test]
 fn packages_another_repository_brought_into_the_pool_are_not_downloaded_again() {
-    let (up_dir, repo) = demo_upstream_tree();
+    let (up_dir, _) = demo_upstream_tree();
     let upstream = Upstream::start_logged(up_dir.path());
     for backend in backends() {
         let env = Env::with_repo_toml(
@@ -633,7 +633,7 @@ fn upstream_metadata_in_xz_bzip2_and_zstd_is_read() {
 
 #[test]
 fn serve_runs_scheduled_syncs_and_serves_their_result() {
-    let (up_dir, repo) = demo_upstream_tree();
+    let (up_dir, _) = demo_upstream_tree();
     let upstream = Upstream::start(up_dir.path());
     let env = mirror_env(&Backend::Sqlite, &upstream, "schedule = \"every 1s\"\n");
     let server = env.serve();
@@ -772,7 +772,7 @@ fn a_sync_never_blocks_serving_or_cli_reads() {
 
 #[test]
 fn entitlement_style_tls_client_certificates_and_proxies() {
-    let (up_dir, repo) = demo_upstream_tree();
+    let (up_dir, _) = demo_upstream_tree();
     let certs = make_certificates();
     let c = |f: &str| certs.path().join(f);
     let upstream = Upstream::start_tls(

@@ -250,7 +250,112 @@ fn read_all(
     out
 }
 
-/// Imports `paths` into repository `repo` and republishes its `latest`.
+/// The files of one import by location: the last file given for a location wins.
+struct Batch<'a> {
+    by_location: HashMap<String, &'a (Package, Fragments)>,
+    /// Locations in the order their first file was given.
+    order: Vec<String>,
+    /// Locations given twice with different content: the earlier file's sha256.
+    replaced_in_batch: HashMap<String, String>,
+}
+
+impl<'a> Batch<'a> {
+    fn of(packages: &'a [(Package, Fragments)]) -> Batch<'a> {
+        let mut batch = Batch {
+            by_location: HashMap::new(),
+            order: Vec::new(),
+            replaced_in_batch: HashMap::new(),
+        };
+        for item in packages {
+            let loc = item.0.location();
+            match batch.by_location.insert(loc.clone(), item) {
+                None => batch.order.push(loc),
+                Some(prev) if prev.0.pkgid != item.0.pkgid => {
+                    tracing::info!(
+                        "{} appears twice in this import with different content; the later file wins",
+                        item.0.nevra()
+                    );
+                    batch.replaced_in_batch.insert(loc, prev.0.pkgid.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        batch
+    }
+
+    fn package(&self, location: &str) -> &'a Package {
+        &self.by_location[location].0
+    }
+
+    /// What changes against `current`: the placements (location → package id) and, in
+    /// `report`, what was added, replaced or already there.
+    fn placements(
+        &self,
+        current: &HashMap<String, String>,
+        ids: &HashMap<String, i64>,
+        report: &mut ImportReport,
+    ) -> Vec<(String, i64)> {
+        let new = self
+            .order
+            .iter()
+            .map(|loc| (loc.as_str(), self.package(loc).pkgid.as_str()));
+        let comparison = ingest::compare(current, new);
+        report.unchanged = comparison.unchanged;
+        let mut placements = Vec::new();
+        for (loc, old) in comparison.replaced {
+            let p = self.package(&loc);
+            tracing::info!(
+                "{} replaces the package at {loc} ({} → {})",
+                p.nevra(),
+                &old[..12.min(old.len())],
+                &p.pkgid[..12]
+            );
+            report.replaced.push(Replaced {
+                location: loc.clone(),
+                old_sha256: old,
+                new_sha256: p.pkgid.clone(),
+            });
+            placements.push((loc, ids[&p.pkgid]));
+        }
+        for loc in comparison.added {
+            let p = self.package(&loc);
+            if let Some(old) = self.replaced_in_batch.get(&loc) {
+                report.replaced.push(Replaced {
+                    location: loc.clone(),
+                    old_sha256: old.clone(),
+                    new_sha256: p.pkgid.clone(),
+                });
+            }
+            report.added.push(p.nevra());
+            placements.push((loc, ids[&p.pkgid]));
+        }
+        placements
+    }
+}
+
+/// Reads and stages `paths` on all cores; the readable ones, the rest in `report`.
+async fn read_files(
+    pool: &Pool,
+    paths: &[PathBuf],
+    progress: Arc<Progress>,
+    report: &mut ImportReport,
+) -> Result<Vec<Read>, ImportError> {
+    let files = collect_files(paths, &mut report.skipped);
+    progress.total.store(files.len(), Ordering::Relaxed);
+    let pool = pool.clone();
+    let (reads, skipped) = tokio::task::spawn_blocking(move || {
+        let mut skipped = Vec::new();
+        let reads = read_all(&pool, &files, &mut skipped, &progress);
+        (reads, skipped)
+    })
+    .await
+    .map_err(|e| ImportError::Task(e.to_string()))?;
+    report.skipped.extend(skipped);
+    Ok(reads)
+}
+
+/// Imports `paths` into repository `repo` and republishes its `latest`, through the
+/// ingest protocol ([`crate::app::ingest`]).
 pub async fn import(
     catalog: &Catalog,
     pool: &Pool,
@@ -262,22 +367,9 @@ pub async fn import(
 ) -> Result<ImportReport, ImportError> {
     let mut report = ImportReport::default();
     let started = std::time::Instant::now();
-    let files = collect_files(paths, &mut report.skipped);
-    progress.total.store(files.len(), Ordering::Relaxed);
-    let pool2 = pool.clone();
-    let (reads, skipped) = tokio::task::spawn_blocking(move || {
-        let mut skipped = Vec::new();
-        let reads = read_all(&pool2, &files, &mut skipped, &progress);
-        (reads, skipped)
-    })
-    .await
-    .map_err(|e| ImportError::Task(e.to_string()))?;
-    report.skipped.extend(skipped);
-    tracing::debug!(
-        "read and staged in {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
-
+    let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
+    let reads = read_files(pool, paths, progress, &mut report).await?;
+    phase("read and staged");
     let mut staged = Vec::with_capacity(reads.len());
     let mut packages = Vec::with_capacity(reads.len());
     for r in reads {
@@ -287,88 +379,30 @@ pub async fn import(
     // The rows are written while the blobs become durable, and committed after them.
     let durable = async {
         pool.commit_async(staged).await?;
-        tracing::debug!(
-            "pool commit done at {:.3} s",
-            started.elapsed().as_secs_f64()
-        );
+        phase("pool commit done");
         Ok::<(), ImportError>(())
     };
     let ids = ingest::record(catalog, &mut packages, durable).await?;
-    tracing::debug!(
-        "catalog rows done at {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
+    phase("catalog rows done");
 
     let locked = ingest::lock(catalog, datadir, repo).await?;
-    let repo_id = locked.repo_id;
     let current = locked.current().await?;
-
-    // The last file given for a location wins within one batch.
-    let mut by_location: HashMap<String, &(Package, Fragments)> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut replaced_in_batch: HashMap<String, String> = HashMap::new();
-    for item in &packages {
-        let loc = item.0.location();
-        match by_location.insert(loc.clone(), item) {
-            None => order.push(loc),
-            Some(prev) if prev.0.pkgid != item.0.pkgid => {
-                tracing::info!(
-                    "{} appears twice in this import with different content; the later file wins",
-                    item.0.nevra()
-                );
-                replaced_in_batch.insert(loc, prev.0.pkgid.clone());
-            }
-            Some(_) => {}
-        }
-    }
-    let comparison = ingest::compare(
-        &current,
-        order
-            .iter()
-            .map(|loc| (loc.as_str(), by_location[loc].0.pkgid.as_str())),
-    );
-    report.unchanged = comparison.unchanged;
-    let mut placements: Vec<(String, i64)> = Vec::new();
-    for (loc, old) in comparison.replaced {
-        let p = &by_location[&loc].0;
-        tracing::info!(
-            "{} replaces the package at {loc} ({} → {})",
-            p.nevra(),
-            &old[..12.min(old.len())],
-            &p.pkgid[..12]
-        );
-        report.replaced.push(Replaced {
-            location: loc.clone(),
-            old_sha256: old,
-            new_sha256: p.pkgid.clone(),
-        });
-        placements.push((loc, ids[&p.pkgid]));
-    }
-    for loc in comparison.added {
-        let p = &by_location[&loc].0;
-        if let Some(old) = replaced_in_batch.get(&loc) {
-            report.replaced.push(Replaced {
-                location: loc.clone(),
-                old_sha256: old.clone(),
-                new_sha256: p.pkgid.clone(),
-            });
-        }
-        report.added.push(p.nevra());
-        placements.push((loc, ids[&p.pkgid]));
-    }
-
-    let repo_row = catalog.repo(repo).await?;
-    let has_latest = repo_row.is_some_and(|r| r.latest_publication_id.is_some());
+    let batch = Batch::of(&packages);
+    let placements = batch.placements(&current, &ids, &mut report);
+    let has_latest = catalog
+        .repo(repo)
+        .await?
+        .is_some_and(|r| r.latest_publication_id.is_some());
     if placements.is_empty() && has_latest {
         return Ok(report);
     }
     // The new content = current content with the placements applied.
-    let mut items: Vec<PlacedFragments> = catalog.repo_fragments(repo_id).await?;
+    let mut items: Vec<PlacedFragments> = catalog.repo_fragments(locked.repo_id).await?;
     let placed: std::collections::HashSet<&str> =
         placements.iter().map(|(l, _)| l.as_str()).collect();
     items.retain(|i| !placed.contains(i.location.as_str()));
     for loc in &placed {
-        let (p, f) = by_location[*loc];
+        let (p, f) = batch.by_location[*loc];
         items.push(PlacedFragments {
             sha256: p.pkgid.clone(),
             location: (*loc).to_string(),
@@ -376,12 +410,12 @@ pub async fn import(
             fragments: f.clone(),
         });
     }
-    let extras = catalog.repo_extras(repo_id).await?;
+    let extras = catalog.repo_extras(locked.repo_id).await?;
     let published =
         publish::publish_set(catalog, pool, &items, compression, &extras, false).await?;
-    tracing::debug!("published at {:.3} s", started.elapsed().as_secs_f64());
+    phase("published");
     locked.merge(&placements, published.publication_id).await?;
-    tracing::debug!("placed at {:.3} s", started.elapsed().as_secs_f64());
+    phase("placed");
     report.published = Some(published);
     Ok(report)
 }

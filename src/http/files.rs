@@ -112,22 +112,17 @@ pub(super) async fn serve_file(
     cache: &'static str,
     class: RouteClass,
 ) -> Response<ResBody> {
-    let mut builder = Response::builder()
+    let builder = Response::builder()
         .header(header::ETAG, entry.etag.clone())
         .header(header::LAST_MODIFIED, entry.last_modified.clone())
         .header(header::CACHE_CONTROL, cache)
         .header(header::ACCEPT_RANGES, "bytes");
-    if let Some(inm) = req
+    let if_none_match = req
         .headers()
         .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        if etag_matches(inm, entry.etag.to_str().unwrap_or_default()) {
-            return builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(empty())
-                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
-        }
+        .and_then(|v| v.to_str().ok());
+    if if_none_match.is_some_and(|inm| etag_matches(inm, entry.etag.to_str().unwrap_or_default())) {
+        return respond(builder.status(StatusCode::NOT_MODIFIED), empty());
     }
     let size = entry.size;
     let range = req
@@ -136,63 +131,93 @@ pub(super) async fn serve_file(
         .and_then(|v| v.to_str().ok())
         .map(|v| parse_range(v, size))
         .unwrap_or(RangeReq::Full);
-    let (status, start, len) = match range {
-        RangeReq::Full => (StatusCode::OK, 0, size),
-        RangeReq::Part(s, e) => {
-            builder = builder.header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{size}"));
-            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
-        }
+    let (builder, start, len) = match range {
+        RangeReq::Full => (builder.status(StatusCode::OK), 0, size),
+        RangeReq::Part(s, e) => (
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{size}")),
+            s,
+            e - s + 1,
+        ),
         RangeReq::Unsatisfiable => {
-            return builder
+            let builder = builder
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                .body(empty())
-                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"));
+            return respond(builder, empty());
         }
     };
-    builder = builder
-        .status(status)
+    let builder = builder
         .header(header::CONTENT_TYPE, entry.content_type)
         .header(header::CONTENT_LENGTH, len);
+    let head_only = req.method() == Method::HEAD;
     let cached = shared.small.borrow().get(&entry.sha256);
-    if let Some(data) = cached {
-        let body = if req.method() == Method::HEAD {
-            empty()
-        } else {
-            match cached_body(&shared.budget, data, start as usize..(start + len) as usize).await {
-                Ok(body) => body,
-                Err(e) => {
-                    tracing::error!("blob {}: {e}", entry.sha256);
-                    return text(StatusCode::INTERNAL_SERVER_ERROR, "response error");
-                }
-            }
-        };
-        return builder
-            .body(body)
-            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+    let body = match cached {
+        Some(_) if head_only => Ok(empty()),
+        Some(data) => {
+            let range = start as usize..(start + len) as usize;
+            cached_body(&shared.budget, data, range)
+                .await
+                .map_err(|e| failed(entry, "read", e, "response error"))
+        }
+        None => match open_blob(shared, entry).await {
+            Ok(_) if head_only => Ok(empty()),
+            Ok(blob) => read_body(shared, entry, blob, start, len, class).await,
+            Err(refused) => return refused,
+        },
+    };
+    match body {
+        Ok(body) => respond(builder, body),
+        Err(refused) => refused,
     }
+}
+
+/// The response `builder` makes with `body`.
+fn respond(builder: hyper::http::response::Builder, body: ResBody) -> Response<ResBody> {
+    builder
+        .body(body)
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"))
+}
+
+/// Logs a failure with a blob and answers 500 with `shown`.
+fn failed(entry: &FileEntry, what: &str, e: io::Error, shown: &str) -> Response<ResBody> {
+    tracing::error!("blob {} {what} failed: {e}", entry.sha256);
+    text(StatusCode::INTERNAL_SERVER_ERROR, shown)
+}
+
+/// Opens the blob of `entry`, checking its size against the catalog's.
+async fn open_blob(shared: &Shared, entry: &FileEntry) -> Result<Blob, Response<ResBody>> {
     let path = shared.pool.path_of(&entry.sha256);
-    let blob = match Blob::open(shared.mode, &path).await {
-        Ok((blob, on_disk)) if on_disk == size => blob,
+    match Blob::open(shared.mode, &path).await {
+        Ok((blob, on_disk)) if on_disk == entry.size => Ok(blob),
         Ok((_, on_disk)) => {
             tracing::error!(
-                "blob {} is {on_disk} bytes on disk, {size} in the catalog: run `cairn db verify`",
-                entry.sha256
+                "blob {} is {on_disk} bytes on disk, {} in the catalog: run `cairn db verify`",
+                entry.sha256,
+                entry.size
             );
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
+            Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored file is damaged",
+            ))
         }
-        Err(e) => {
-            tracing::error!("blob {} cannot be opened: {e}", entry.sha256);
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is missing");
-        }
-    };
-    if req.method() == Method::HEAD {
-        return builder
-            .body(empty())
-            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"));
+        Err(e) => Err(failed(entry, "open", e, "stored file is missing")),
     }
-    let body = if size <= CACHEABLE {
-        // Read whole (within the budget when large), kept for the next request.
+}
+
+/// The body of bytes `start..start + len` of `blob`: a small blob read whole (within
+/// the budget when large) and kept for the next request, a small range read at once,
+/// anything larger streamed.
+async fn read_body(
+    shared: &Shared,
+    entry: &FileEntry,
+    blob: Blob,
+    start: u64,
+    len: u64,
+    class: RouteClass,
+) -> Result<ResBody, Response<ResBody>> {
+    let size = entry.size;
+    if size <= CACHEABLE {
         let read = async {
             let permit = if size as usize > UNBUDGETED {
                 Some(reserve(&shared.budget, size as usize).await?)
@@ -201,40 +226,29 @@ pub(super) async fn serve_file(
             };
             Ok::<_, io::Error>((blob.read_exact_at(0, size as usize).await?, permit))
         };
-        match read.await {
-            Ok((bytes, permit)) => {
-                shared.small.borrow_mut().put(&entry.sha256, bytes.clone());
-                let part = bytes.slice(start as usize..(start + len) as usize);
-                full(match permit {
-                    Some(permit) => holding(part, permit),
-                    None => part,
-                })
-            }
-            Err(e) => {
-                tracing::error!("blob {} read failed: {e}", entry.sha256);
-                return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
-            }
-        }
-    } else if len <= SMALL_FILE {
-        match read_budgeted(&shared.budget, &blob, start, len as usize).await {
-            Ok(bytes) => full(bytes),
-            Err(e) => {
-                tracing::error!("blob {} read failed: {e}", entry.sha256);
-                return text(StatusCode::INTERNAL_SERVER_ERROR, "stored file is damaged");
-            }
-        }
-    } else {
-        stream_body(
-            blob,
-            start..start + len,
-            entry.sha256.clone(),
-            shared.budget.clone(),
-            (shared.stats.clone(), class),
-        )
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response error"))
+        let (bytes, permit) = read
+            .await
+            .map_err(|e| failed(entry, "read", e, "stored file is damaged"))?;
+        shared.small.borrow_mut().put(&entry.sha256, bytes.clone());
+        let part = bytes.slice(start as usize..(start + len) as usize);
+        return Ok(full(match permit {
+            Some(permit) => holding(part, permit),
+            None => part,
+        }));
+    }
+    if len <= SMALL_FILE {
+        return read_budgeted(&shared.budget, &blob, start, len as usize)
+            .await
+            .map(full)
+            .map_err(|e| failed(entry, "read", e, "stored file is damaged"));
+    }
+    Ok(stream_body(
+        blob,
+        start..start + len,
+        entry.sha256.clone(),
+        shared.budget.clone(),
+        (shared.stats.clone(), class),
+    ))
 }
 
 /// A body fed by a local task that reads the blob in [`CHUNK`]s; the bounded channel

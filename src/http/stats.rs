@@ -73,14 +73,27 @@ fn filesystem(path: &Path) -> Option<(u64, u64)> {
 /// Renders the block from catalog state, pool usage and the filesystem.
 pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> String {
     let mut e = Exposition::default();
-    let per_repo =
-        |f: &dyn Fn(&crate::store::catalog::RepoStats) -> Option<f64>| -> Vec<Sample<'_>> {
-            stats
-                .repos
-                .iter()
-                .filter_map(|r| f(r).map(|v| (vec![("repo", r.name.as_str())], v)))
-                .collect()
-        };
+    render_syncs(&mut e, stats);
+    render_contents(&mut e, stats);
+    render_storage(&mut e, stats, usage, fs);
+    e.finish()
+}
+
+/// Labels and values of a per-repository metric (repositories without a value left
+/// out).
+fn per_repo<'s>(
+    stats: &'s MetricStats,
+    f: &dyn Fn(&crate::store::catalog::RepoStats) -> Option<f64>,
+) -> Vec<Sample<'s>> {
+    stats
+        .repos
+        .iter()
+        .filter_map(|r| f(r).map(|v| (vec![("repo", r.name.as_str())], v)))
+        .collect()
+}
+
+/// The sync history: runs, downloads, the last run and success.
+fn render_syncs(e: &mut Exposition, stats: &MetricStats) {
     let mut runs: Vec<Sample<'_>> = Vec::new();
     for r in &stats.repos {
         for (result, n) in [
@@ -104,25 +117,25 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         "cairn_sync_downloaded_packages_total",
         "counter",
         "Packages downloaded by syncs, by repository.",
-        &per_repo(&|r| Some(r.downloaded_packages as f64)),
+        &per_repo(stats, &|r| Some(r.downloaded_packages as f64)),
     );
     e.family(
         "cairn_sync_downloaded_bytes_total",
         "counter",
         "Bytes downloaded by syncs, by repository.",
-        &per_repo(&|r| Some(r.downloaded_bytes as f64)),
+        &per_repo(stats, &|r| Some(r.downloaded_bytes as f64)),
     );
     e.family(
         "cairn_sync_last_success_timestamp_seconds",
         "gauge",
         "When the last successful sync of a repository finished (Unix time).",
-        &per_repo(&|r| r.last_success.map(|t| t as f64)),
+        &per_repo(stats, &|r| r.last_success.map(|t| t as f64)),
     );
     e.family(
         "cairn_sync_last_run_timestamp_seconds",
         "gauge",
         "When the last sync of a repository finished (Unix time).",
-        &per_repo(&|r| {
+        &per_repo(stats, &|r| {
             r.last_run
                 .as_ref()
                 .and_then(|l| l.finished_at)
@@ -133,7 +146,7 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         "cairn_sync_last_run_success",
         "gauge",
         "1 if the last sync of a repository succeeded, 0 if it failed.",
-        &per_repo(&|r| {
+        &per_repo(stats, &|r| {
             r.last_run.as_ref().map(|l| {
                 if l.status == RunStatus::Failed {
                     0.0
@@ -147,35 +160,39 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         "cairn_sync_last_duration_seconds",
         "gauge",
         "How long the last sync of a repository took.",
-        &per_repo(&|r| {
+        &per_repo(stats, &|r| {
             r.last_run
                 .as_ref()
                 .and_then(|l| l.finished_at.map(|f| (f - l.started_at).max(0) as f64))
         }),
     );
+}
+
+/// What repositories and views hold: packages and snapshots.
+fn render_contents(e: &mut Exposition, stats: &MetricStats) {
     e.family(
         "cairn_repo_packages",
         "gauge",
         "Packages in a repository's current content.",
-        &per_repo(&|r| Some(r.packages as f64)),
+        &per_repo(stats, &|r| Some(r.packages as f64)),
     );
     e.family(
         "cairn_repo_snapshots",
         "gauge",
         "Snapshots of a repository.",
-        &per_repo(&|r| Some(r.snapshots as f64)),
+        &per_repo(stats, &|r| Some(r.snapshots as f64)),
     );
     e.family(
         "cairn_repo_newest_snapshot_packages",
         "gauge",
         "Packages in a repository's newest snapshot.",
-        &per_repo(&|r| r.newest_snapshot.map(|(_, n)| n as f64)),
+        &per_repo(stats, &|r| r.newest_snapshot.map(|(_, n)| n as f64)),
     );
     e.family(
         "cairn_repo_newest_snapshot_timestamp_seconds",
         "gauge",
         "When a repository's newest snapshot was made (Unix time).",
-        &per_repo(&|r| r.newest_snapshot.map(|(t, _)| t as f64)),
+        &per_repo(stats, &|r| r.newest_snapshot.map(|(t, _)| t as f64)),
     );
     let per_view =
         |f: &dyn Fn(&crate::store::catalog::ViewStats) -> Option<f64>| -> Vec<Sample<'_>> {
@@ -209,6 +226,16 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
         "When a view's newest snapshot was made (Unix time).",
         &per_view(&|v| v.newest_snapshot.map(|(t, _)| t as f64)),
     );
+}
+
+/// The pool, its file system, the catalog's size, and garbage collection and
+/// verification.
+fn render_storage(
+    e: &mut Exposition,
+    stats: &MetricStats,
+    usage: PoolUsage,
+    fs: Option<(u64, u64)>,
+) {
     e.family(
         "cairn_pool_blobs",
         "gauge",
@@ -286,7 +313,6 @@ pub fn render(stats: &MetricStats, usage: PoolUsage, fs: Option<(u64, u64)>) -> 
             .map(|(_, p)| vec![(vec![], p as f64)])
             .unwrap_or_default(),
     );
-    e.finish()
 }
 
 /// What the refresher remembers between rounds.

@@ -162,12 +162,40 @@ pub fn build(
     extras: &[Extra<'_>],
 ) -> std::io::Result<Repodata> {
     let revision = entries.iter().map(|e| e.time_file).max().unwrap_or(0);
+    let kinds = [Kind::Primary, Kind::Filelists, Kind::Other];
+    let compressed = package_files(entries, compression)?;
+    let mut records: Vec<Record> = kinds
+        .iter()
+        .zip(compressed)
+        .map(|(kind, (bytes, open))| Record {
+            kind: kind.name().to_string(),
+            base: format!("{}.xml", kind.name()),
+            suffix: Some(compression.suffix()),
+            open: Some(open),
+            bytes,
+        })
+        .collect();
+    records.extend(extra_records(extras, compression)?);
+    Ok(Repodata {
+        revision,
+        files: with_repomd(records, revision),
+    })
+}
+
+/// A compressed metadata file and the sha256 and size of its open form.
+type CompressedFile = (Vec<u8>, (String, u64));
+
+/// primary, filelists and other of `entries`, compressed.
+///
+/// Every file is cut into chunks of whole packages, in order, hashing the open bytes on
+/// this thread while the workers compress; at most a few chunks wait at a time, so
+/// memory holds the compressed files, not the open ones.
+fn package_files(
+    entries: &[Entry<'_>],
+    compression: Compression,
+) -> std::io::Result<[CompressedFile; 3]> {
     let n = entries.len();
     let kinds = [Kind::Primary, Kind::Filelists, Kind::Other];
-
-    // Cut every file into chunks of whole packages, in order, hashing the open bytes on
-    // this thread while the workers compress; at most a few chunks wait at a time, so
-    // memory holds the compressed files, not the open ones.
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -239,24 +267,18 @@ pub fn build(
         stored[k].extend_from_slice(&part?);
     }
 
-    let mut files = Vec::with_capacity(4);
-    let mut repomd = String::with_capacity(2048);
-    repomd.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n");
-    repomd.push_str(&format!("  <revision>{revision}</revision>\n"));
-    let mut records: Vec<Record> = Vec::new();
-    for (k, kind) in kinds.iter().enumerate() {
-        let bytes = std::mem::take(&mut stored[k]);
+    Ok(std::array::from_fn(|k| {
         let (hasher, open_size) = std::mem::replace(&mut open[k], (Sha256::new(), 0));
-        records.push(Record {
-            kind: kind.name().to_string(),
-            base: format!("{}.xml", kind.name()),
-            suffix: Some(compression.suffix()),
-            open: Some((hex::encode(hasher.finalize()), open_size)),
-            bytes,
-        });
-    }
-    // Carried-through metadata, after the three package files, by type name (the order
-    // createrepo_c uses): group, group_<suffix>, modules, updateinfo.
+        (
+            std::mem::take(&mut stored[k]),
+            (hex::encode(hasher.finalize()), open_size),
+        )
+    }))
+}
+
+/// The records of the carried-through metadata, by type name (the order createrepo_c
+/// uses after the three package files): group, group_<suffix>, modules, updateinfo.
+fn extra_records(extras: &[Extra<'_>], compression: Compression) -> std::io::Result<Vec<Record>> {
     let mut extra_records: Vec<Record> = Vec::new();
     for extra in extras {
         let open_sha = hex::encode(Sha256::digest(extra.open));
@@ -297,7 +319,16 @@ pub fn build(
         }
     }
     extra_records.sort_by(|a, b| a.kind.cmp(&b.kind));
-    records.extend(extra_records);
+    Ok(extra_records)
+}
+
+/// The files of `records` under their content-addressed names, and `repomd.xml`
+/// describing them.
+fn with_repomd(records: Vec<Record>, revision: i64) -> Vec<MetadataFile> {
+    let mut files = Vec::with_capacity(records.len() + 1);
+    let mut repomd = String::with_capacity(2048);
+    repomd.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n");
+    repomd.push_str(&format!("  <revision>{revision}</revision>\n"));
     for r in records {
         let sha = hex::encode(Sha256::digest(&r.bytes));
         let path = match r.suffix {
@@ -336,7 +367,7 @@ pub fn build(
         sha256: hex::encode(Sha256::digest(&bytes)),
         bytes,
     });
-    Ok(Repodata { revision, files })
+    files
 }
 
 fn compress(data: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {

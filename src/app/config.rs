@@ -209,6 +209,95 @@ fn default_downloads() -> usize {
     8
 }
 
+impl RepoConfig {
+    /// Checks the values of one `[[repo]]` against each other; the message names the
+    /// repository and the key.
+    fn check(&self) -> Result<(), String> {
+        let repo = self;
+        if !valid_name(&repo.id) {
+            return Err(format!(
+                "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
+                repo.id
+            ));
+        }
+        if let Some(feed) = &repo.feed {
+            if !(feed.starts_with("http://") || feed.starts_with("https://")) {
+                return Err(format!(
+                    "repo {:?}: feed {feed:?} must be an http:// or https:// URL",
+                    repo.id
+                ));
+            }
+        }
+        for glob in repo.include.iter().chain(&repo.exclude) {
+            if let Err(e) = globset::Glob::new(glob) {
+                return Err(format!("repo {:?}: bad name glob {glob:?}: {e}", repo.id));
+            }
+        }
+        if repo.tls_client_cert.is_some() != repo.tls_client_key.is_some() {
+            return Err(format!(
+                "repo {:?}: tls_client_cert and tls_client_key go together",
+                repo.id
+            ));
+        }
+        if let Some(proxy) = &repo.proxy {
+            if !(proxy.starts_with("http://")
+                || proxy.starts_with("https://")
+                || proxy.starts_with("socks5://"))
+            {
+                return Err(format!(
+                    "repo {:?}: proxy {proxy:?} must be an http://, https:// or socks5:// URL",
+                    repo.id
+                ));
+            }
+        }
+        if repo.mode == SyncMode::Mirror
+            && (!repo.arch.is_empty()
+                || !repo.include.is_empty()
+                || !repo.exclude.is_empty()
+                || repo.keep_latest.is_some())
+        {
+            return Err(format!(
+                "repo {:?}: mode = \"mirror\" keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
+                repo.id
+            ));
+        }
+        if let Some(t) = &repo.snapshot_name {
+            let probe = names::expand(t, &repo.id, time::OffsetDateTime::UNIX_EPOCH);
+            if !valid_name(&probe) {
+                return Err(format!(
+                    "repo {:?}: snapshot_name {t:?} does not make a valid snapshot name",
+                    repo.id
+                ));
+            }
+        }
+        if repo.keep_snapshots == Some(0) {
+            return Err(format!(
+                "repo {:?}: keep_snapshots must be at least 1",
+                repo.id
+            ));
+        }
+        if repo.schedule.is_some() && repo.feed.is_none() {
+            return Err(format!(
+                "repo {:?}: schedule needs a feed (local repositories are not synced)",
+                repo.id
+            ));
+        }
+        if repo.keep_latest == Some(0) {
+            return Err(format!(
+                "repo {:?}: keep_latest must be at least 1",
+                repo.id
+            ));
+        }
+        if repo.downloads == 0 || repo.downloads > 256 {
+            return Err(format!(
+                "repo {:?}: downloads must be between 1 and 256, not {}",
+                repo.id, repo.downloads
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -228,89 +317,7 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let mut seen = std::collections::HashSet::new();
         for repo in &config.repos {
-            if !valid_name(&repo.id) {
-                return Err(invalid(format!(
-                    "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
-                    repo.id
-                )));
-            }
-            if let Some(feed) = &repo.feed {
-                if !(feed.starts_with("http://") || feed.starts_with("https://")) {
-                    return Err(invalid(format!(
-                        "repo {:?}: feed {feed:?} must be an http:// or https:// URL",
-                        repo.id
-                    )));
-                }
-            }
-            for glob in repo.include.iter().chain(&repo.exclude) {
-                if let Err(e) = globset::Glob::new(glob) {
-                    return Err(invalid(format!(
-                        "repo {:?}: bad name glob {glob:?}: {e}",
-                        repo.id
-                    )));
-                }
-            }
-            if repo.tls_client_cert.is_some() != repo.tls_client_key.is_some() {
-                return Err(invalid(format!(
-                    "repo {:?}: tls_client_cert and tls_client_key go together",
-                    repo.id
-                )));
-            }
-            if let Some(proxy) = &repo.proxy {
-                if !(proxy.starts_with("http://")
-                    || proxy.starts_with("https://")
-                    || proxy.starts_with("socks5://"))
-                {
-                    return Err(invalid(format!(
-                        "repo {:?}: proxy {proxy:?} must be an http://, https:// or socks5:// URL",
-                        repo.id
-                    )));
-                }
-            }
-            if repo.mode == SyncMode::Mirror
-                && (!repo.arch.is_empty()
-                    || !repo.include.is_empty()
-                    || !repo.exclude.is_empty()
-                    || repo.keep_latest.is_some())
-            {
-                return Err(invalid(format!(
-                    "repo {:?}: mode = \"mirror\" keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
-                    repo.id
-                )));
-            }
-            if let Some(t) = &repo.snapshot_name {
-                let probe = names::expand(t, &repo.id, time::OffsetDateTime::UNIX_EPOCH);
-                if !valid_name(&probe) {
-                    return Err(invalid(format!(
-                        "repo {:?}: snapshot_name {t:?} does not make a valid snapshot name",
-                        repo.id
-                    )));
-                }
-            }
-            if repo.keep_snapshots == Some(0) {
-                return Err(invalid(format!(
-                    "repo {:?}: keep_snapshots must be at least 1",
-                    repo.id
-                )));
-            }
-            if repo.schedule.is_some() && repo.feed.is_none() {
-                return Err(invalid(format!(
-                    "repo {:?}: schedule needs a feed (local repositories are not synced)",
-                    repo.id
-                )));
-            }
-            if repo.keep_latest == Some(0) {
-                return Err(invalid(format!(
-                    "repo {:?}: keep_latest must be at least 1",
-                    repo.id
-                )));
-            }
-            if repo.downloads == 0 || repo.downloads > 256 {
-                return Err(invalid(format!(
-                    "repo {:?}: downloads must be between 1 and 256, not {}",
-                    repo.id, repo.downloads
-                )));
-            }
+            repo.check().map_err(invalid)?;
             if !seen.insert(repo.id.clone()) {
                 return Err(invalid(format!("repo id {:?} is declared twice", repo.id)));
             }

@@ -149,3 +149,121 @@ fn a_synced_package_has_the_same_catalog_rows_and_page_as_an_imported_one() {
         assert!(with_files >= 3, "the packages have file lists to compare");
     }
 }
+
+/// Runs `statements` against the catalog of `env`.
+fn execute(env: &Env, statements: &[&str]) {
+    let url = env.database_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        pool.close().await;
+    })
+}
+
+/// The bytes of every file of a served tree's `repodata/`, by path.
+fn served_repodata(server: &Server, tree: &str) -> BTreeMap<String, Vec<u8>> {
+    let client = http();
+    let repomd = client
+        .get(server.url(&format!("{tree}repodata/repomd.xml")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec();
+    let doc = parse_xml(&repomd);
+    let mut out = BTreeMap::new();
+    for data in doc.children.iter().filter(|c| c.name == "data") {
+        let href = data.child("location").and_then(|l| l.attr("href")).unwrap();
+        let resp = client
+            .get(server.url(&format!("{tree}{href}")))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{href}");
+        out.insert(href.to_string(), resp.bytes().unwrap().to_vec());
+    }
+    out.insert("repodata/repomd.xml".into(), repomd);
+    out
+}
+
+#[test]
+fn packages_a_previous_release_synced_get_their_rows_back_and_trees_stay_identical() {
+    for backend in backends() {
+        let (up_dir, repo) = demo_upstream_tree();
+        let files: Vec<_> = std::fs::read_dir(&repo)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+            .collect();
+        let upstream = Upstream::start(up_dir.path());
+        let env = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
+                upstream.url("repo/")
+            ),
+        );
+        env.ok(&["repo", "sync", "m"]);
+        env.ok(&["snapshot", "create", "m", "--name", "s1"]);
+        let shas: Vec<String> = files.iter().map(|f| file_facts(f).sha256).collect();
+        let rows: Vec<_> = shas.iter().map(|s| package_rows(&env, s)).collect();
+        assert!(rows.iter().all(|r| !r["package_deps"].is_empty()));
+        let mut server = env.serve();
+        let trees_before = (
+            served_repodata(&server, "/repos/m/latest/"),
+            served_repodata(&server, "/repos/m/s1/"),
+        );
+        server.stop();
+
+        // The catalog as the previous release left it: its schema (no catalog_repairs,
+        // the newest migration not applied) and its synced packages without lists.
+        execute(
+            &env,
+            &[
+                "DELETE FROM package_deps",
+                "DELETE FROM package_files",
+                "DELETE FROM package_changelogs",
+                "DROP TABLE catalog_repairs",
+                "DELETE FROM _sqlx_migrations WHERE version = 20261204000012",
+            ],
+        );
+        assert!(package_rows(&env, &shas[0])["package_files"].is_empty());
+
+        // The next command opens it: the migration runs and the rows come back.
+        env.ok(&["repo", "list"]);
+        for (sha, before) in shas.iter().zip(&rows) {
+            assert_eq!(
+                &package_rows(&env, sha),
+                before,
+                "{}: rows of {sha} after the upgrade",
+                backend.name()
+            );
+        }
+        let server = env.serve();
+        let trees_after = (
+            served_repodata(&server, "/repos/m/latest/"),
+            served_repodata(&server, "/repos/m/s1/"),
+        );
+        assert!(
+            trees_after == trees_before,
+            "{}: served trees changed",
+            backend.name()
+        );
+        let page = http()
+            .get(server.url(&format!("/packages/{}", shas[0])))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(!page_text(&page).contains("Files (0)"), "{page}");
+    }
+}

@@ -337,14 +337,9 @@ impl App {
     /// alias or a view snapshot uses it, or an alias used it within the grace period).
     pub async fn delete_snapshot(&self, owner: &str, snapshot: &str) -> Result<(), AppError> {
         let grace = self.alias_grace_secs();
-        match self.owner(owner) {
-            Owner::View => {
-                self.catalog
-                    .delete_view_snapshot(owner, snapshot, grace)
-                    .await?
-            }
-            Owner::Repo => self.catalog.delete_snapshot(owner, snapshot, grace).await?,
-        }
+        self.catalog
+            .delete_snapshot(self.owner(owner).space(), owner, snapshot, grace)
+            .await?;
         self.published();
         Ok(())
     }

@@ -90,21 +90,16 @@ fn sweep(
 ) -> (usize, u64) {
     let now = SystemTime::now();
     let (mut blobs, mut bytes) = (0usize, 0u64);
-    for e in walkdir::WalkDir::new(pool.root())
-        .min_depth(3)
-        .max_depth(3)
-        .into_iter()
-        .flatten()
-    {
+    for e in pool.bucket_files() {
         let name = e.file_name().to_string_lossy();
-        if e.file_type().is_file() && is_temp_name(&name) {
+        if is_temp_name(&name) {
             // A crashed or cancelled writer's temp file: never a blob, never served.
             if !dry_run && is_stale_temp(e.path()) {
                 let _ = std::fs::remove_file(e.path());
             }
             continue;
         }
-        if !e.file_type().is_file() || !is_sha256(&name) || referenced.contains(name.as_ref()) {
+        if !is_sha256(&name) || referenced.contains(name.as_ref()) {
             continue;
         }
         // Re-read the time right before deleting: a reuse touches it.

@@ -7,7 +7,7 @@
 
 use crate::app::config::RepoConfig;
 use crate::app::publish::{self, PublishError};
-use crate::store::catalog::{Catalog, CatalogError};
+use crate::store::catalog::{Catalog, CatalogError, Space};
 use crate::store::datadir::DataDir;
 use crate::store::pool::Pool;
 
@@ -99,7 +99,7 @@ pub async fn apply(
             continue;
         }
         match catalog
-            .delete_snapshot(&repo.id, &s.name, alias_grace_secs)
+            .delete_snapshot(Space::Repos, &repo.id, &s.name, alias_grace_secs)
             .await
         {
             Ok(()) => deleted.push(s.name.clone()),

@@ -45,14 +45,9 @@ pub enum VerifyError {
 /// Every blob file under the pool's `ab/cd/` directories.
 fn pool_blobs(pool: &Pool) -> Vec<String> {
     let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(pool.root())
-        .min_depth(3)
-        .max_depth(3)
-        .into_iter()
-        .flatten()
-    {
+    for e in pool.bucket_files() {
         let name = e.file_name().to_string_lossy();
-        if e.file_type().is_file() && is_sha256(&name) {
+        if is_sha256(&name) {
             out.push(name.into_owned());
         }
     }

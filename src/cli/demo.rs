@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::app::config::{Config, RepoConfig};
-use crate::cli::App;
+use crate::app::context::App;
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
@@ -48,16 +48,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         "created snapshot demo/{} ({} packages)",
         snap.name, snap.package_count
     );
-    let server = crate::http::Server::start(
-        app.catalog.clone(),
-        app.pool.clone(),
-        app.datadir.clone(),
-        listen,
-        app.config.server.workers,
-        app.config.server.alias_grace,
-        crate::http::Limits::from_config(&app.config.server),
-    )
-    .await?;
+    let server = crate::http::Server::for_app(&app, listen).await?;
     let base = format!("http://{}/repos/demo/first/", server.addr);
     println!("\nServing on http://{}/  (Ctrl-C to stop)\n", server.addr);
     println!("Browse:   {base}");

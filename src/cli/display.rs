@@ -109,3 +109,10 @@ impl std::io::Write for AroundTheBar {
         std::io::stderr().flush()
     }
 }
+
+/// Prints one line per snapshot: its name, when it was made and its package count.
+pub(super) fn print_snapshots<'a>(snapshots: impl IntoIterator<Item = (&'a str, i64, i64)>) {
+    for (name, created_at, packages) in snapshots {
+        println!("  {name} ({}, {packages} packages)", fmt_time(created_at));
+    }
+}

@@ -186,16 +186,7 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     for view in &app.config.views {
         crate::app::view::publish_latest(&app.catalog, &app.pool, view).await?;
     }
-    let server = crate::http::Server::start(
-        app.catalog.clone(),
-        app.pool.clone(),
-        app.datadir.clone(),
-        addr,
-        app.config.server.workers,
-        app.config.server.alias_grace,
-        crate::http::Limits::from_config(&app.config.server),
-    )
-    .await?;
+    let server = crate::http::Server::for_app(&app, addr).await?;
     println!("listening on http://{}/", server.addr);
     let scheduled = crate::app::scheduler::start(&app);
     wait_for_shutdown().await;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use super::args::RepoCommand;
-use super::display::{fmt_time, show_progress};
+use super::display::{fmt_time, print_snapshots, show_progress};
 use super::App;
 use crate::domain::status::RunStatus;
 
@@ -188,14 +188,11 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
                 println!("packages:  {}", r.package_count);
                 println!("bytes:     {}", r.total_size);
                 println!("snapshots: {}", r.snapshot_count);
-                for s in snaps {
-                    println!(
-                        "  {} ({}, {} packages)",
-                        s.name,
-                        fmt_time(s.created_at),
-                        s.package_count
-                    );
-                }
+                print_snapshots(
+                    snaps
+                        .iter()
+                        .map(|s| (s.name.as_str(), s.created_at, s.package_count)),
+                );
                 for a in &aliases {
                     println!("  alias {} -> {}", a.name, a.snapshot);
                 }

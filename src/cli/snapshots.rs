@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::args::{SnapshotCommand, ViewCommand};
-use super::display::fmt_time;
+use super::display::{fmt_time, print_snapshots};
 use super::App;
 
 pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode> {
@@ -39,14 +39,11 @@ pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode
             } else {
                 println!("view:      {}", v.name);
                 println!("repos:     {}", v.repos.join(", "));
-                for s in snaps {
-                    println!(
-                        "  {} ({}, {} packages)",
-                        s.name,
-                        fmt_time(s.created_at),
-                        s.package_count
-                    );
-                }
+                print_snapshots(
+                    snaps
+                        .iter()
+                        .map(|s| (s.name.as_str(), s.created_at, s.package_count)),
+                );
             }
         }
         ViewCommand::Snapshot { view, name, json } => {

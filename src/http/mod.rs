@@ -122,6 +122,25 @@ pub struct Server {
 impl Server {
     /// Binds, loads the index and starts the workers. Must be called inside a tokio
     /// runtime (the control runtime, which also reloads the index).
+    /// Starts serving what `app` publishes on `listen`, with its config's workers,
+    /// alias grace period and limits.
+    pub async fn for_app(
+        app: &crate::app::context::App,
+        listen: SocketAddr,
+    ) -> Result<Server, ServeError> {
+        let server = &app.config.server;
+        Server::start(
+            app.catalog.clone(),
+            app.pool.clone(),
+            app.datadir.clone(),
+            listen,
+            server.workers,
+            server.alias_grace,
+            Limits::from_config(server),
+        )
+        .await
+    }
+
     pub async fn start(
         catalog: Catalog,
         pool: Pool,

@@ -18,6 +18,8 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use crate::domain::package::Package;
+
 pub use xml::Fragments;
 
 /// Uncompressed bytes per independently compressed chunk.
@@ -134,6 +136,33 @@ pub fn sort_entries(entries: &mut [Entry<'_>]) {
 const PRIMARY_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"";
 const FILELISTS_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"";
 const OTHER_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"";
+
+/// The dependency, file and changelog lists of a package, read back from its rendered
+/// fragments through the parser upstream metadata goes through (so they come out as a
+/// sync reads them). The other fields of the result are those the fragments carry.
+pub fn package_from_fragments(fragments: &Fragments) -> Result<Package, parse::ParseError> {
+    let mut primary = String::from(PRIMARY_HEAD);
+    primary.push_str("1\">\n");
+    fragments.write_primary("Packages/p.rpm", &mut primary);
+    primary.push_str("</metadata>");
+    let mut filelists = String::from(FILELISTS_HEAD);
+    filelists.push_str("1\">\n");
+    filelists.push_str(&fragments.filelists);
+    filelists.push_str("</filelists>");
+    let mut other = String::from(OTHER_HEAD);
+    other.push_str("1\">\n");
+    other.push_str(&fragments.other);
+    other.push_str("</otherdata>");
+    let mut stream =
+        parse::PackageStream::new(primary.as_bytes(), filelists.as_bytes(), other.as_bytes());
+    match stream.next_package()? {
+        Some(entry) => Ok(entry.package),
+        None => Err(parse::ParseError::Invalid {
+            file: "primary.xml".into(),
+            message: "no package in the stored fragments".into(),
+        }),
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

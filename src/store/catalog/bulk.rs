@@ -31,17 +31,7 @@ impl Catalog {
         rows: &[T],
         bind: impl Fn(Binding, &T) -> Binding,
     ) -> Result<()> {
-        for chunk in rows.chunks(insert.per_statement.max(1)) {
-            let sql = format!(
-                "{} VALUES {} {}",
-                insert.head,
-                self.backend.values_clause(chunk.len(), insert.columns),
-                insert.tail
-            );
-            let mut q: Binding = sqlx::query(AssertSqlSafe(sql));
-            for row in chunk {
-                q = bind(q, row);
-            }
+        for q in self.statements(insert, rows, &bind) {
             q.execute(&mut *conn).await?;
         }
         Ok(())
@@ -60,22 +50,30 @@ impl Catalog {
         R: for<'r> FromRow<'r, AnyRow>,
     {
         let mut out = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(insert.per_statement.max(1)) {
+        for q in self.statements(insert, rows, &bind) {
+            for row in q.fetch_all(&mut *conn).await? {
+                out.push(R::from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The statements of `insert` for `rows`, bound one at a time as they are run.
+    fn statements<'a, T>(
+        &'a self,
+        insert: &'a Insert<'_>,
+        rows: &'a [T],
+        bind: &'a impl Fn(Binding, &T) -> Binding,
+    ) -> impl Iterator<Item = Binding> + 'a {
+        rows.chunks(insert.per_statement.max(1)).map(move |chunk| {
             let sql = format!(
                 "{} VALUES {} {}",
                 insert.head,
                 self.backend.values_clause(chunk.len(), insert.columns),
                 insert.tail
             );
-            let mut q: Binding = sqlx::query(AssertSqlSafe(sql));
-            for row in chunk {
-                q = bind(q, row);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                out.push(R::from_row(&row)?);
-            }
-        }
-        Ok(out)
+            chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), bind)
+        })
     }
 
     /// The rows `select` returns for `keys`: `select` receives the `IN (…)` list to

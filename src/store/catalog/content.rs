@@ -115,22 +115,7 @@ impl Catalog {
         publication_id: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let added = now();
-        let insert = Insert {
-            head: "INSERT INTO repo_packages (repo_id, location, package_id, added_at)",
-            columns: 4,
-            tail:
-                "ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
-                   added_at = excluded.added_at",
-            per_statement: BATCH_ROWS,
-        };
-        self.insert_rows(&mut tx, &insert, placements, |q, (location, id)| {
-            q.bind(repo_id)
-                .bind(location.as_str())
-                .bind(*id)
-                .bind(added)
-        })
-        .await?;
+        self.place(&mut tx, repo_id, placements).await?;
         // The caller published the content this transaction leaves (it holds the
         // repository lock), so latest describes the current content version.
         sqlx::query(
@@ -142,6 +127,32 @@ impl Catalog {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Inside `tx`: puts each package at its location in a repository's current content,
+    /// replacing what was there.
+    async fn place(
+        &self,
+        tx: &mut AnyConnection,
+        repo_id: i64,
+        placements: &[(String, i64)],
+    ) -> Result<()> {
+        let added = now();
+        let insert = Insert {
+            head: "INSERT INTO repo_packages (repo_id, location, package_id, added_at)",
+            columns: 4,
+            tail:
+                "ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
+                   added_at = excluded.added_at",
+            per_statement: BATCH_ROWS,
+        };
+        self.insert_rows(tx, &insert, placements, |q, (location, id)| {
+            q.bind(repo_id)
+                .bind(location.as_str())
+                .bind(*id)
+                .bind(added)
+        })
+        .await
     }
 
     /// Makes `placements` and `extras` the whole current content of a repository (a
@@ -176,20 +187,7 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        let added = now();
-        let insert = Insert {
-            head: "INSERT INTO repo_packages (repo_id, location, package_id, added_at)",
-            columns: 4,
-            tail: "",
-            per_statement: BATCH_ROWS,
-        };
-        self.insert_rows(&mut tx, &insert, placements, |q, (location, id)| {
-            q.bind(repo_id)
-                .bind(location.as_str())
-                .bind(*id)
-                .bind(added)
-        })
-        .await?;
+        self.place(&mut tx, repo_id, placements).await?;
         sqlx::query(
             "UPDATE repos SET latest_publication_id = $1, latest_version = content_version, \
              upstream_repomd_sha256 = $2 WHERE id = $3",

@@ -506,6 +506,34 @@ impl Catalog {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
+        self.repair().await
+    }
+
+    /// The one-time repairs of data an earlier release wrote (see the catalog-repairs
+    /// migration), each run once and recorded.
+    async fn repair(&self) -> Result<()> {
+        const PACKAGE_LISTS: &str = "package-lists";
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT done_at FROM catalog_repairs WHERE name = $1")
+                .bind(PACKAGE_LISTS)
+                .fetch_optional(&self.pool)
+                .await?;
+        if done.is_some() {
+            return Ok(());
+        }
+        let repaired = self.backfill_package_lists().await?;
+        if repaired > 0 {
+            tracing::info!(
+                "restored the dependency, file and changelog rows of {repaired} synced package(s)"
+            );
+        }
+        sqlx::query(
+            "INSERT INTO catalog_repairs (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(PACKAGE_LISTS)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

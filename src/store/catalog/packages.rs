@@ -124,12 +124,22 @@ impl Catalog {
                 .bind(&*f.other)
         })
         .await?;
-        // Child rows, batched across packages.
+        let lists: Vec<(i64, &Package)> = fresh.iter().map(|(p, _)| (ids[&p.pkgid], p)).collect();
+        self.write_lists(conn, &lists, "").await
+    }
+
+    /// Writes the dependency, file and changelog rows of packages (by id), with `tail`
+    /// after each INSERT (an `ON CONFLICT` clause, or empty).
+    async fn write_lists(
+        &self,
+        conn: &mut AnyConnection,
+        packages: &[(i64, &Package)],
+        tail: &str,
+    ) -> Result<()> {
         let mut deps: Vec<(i64, i64, &Dependency)> = Vec::new();
         let mut files: Vec<(i64, i64, &PackageFile)> = Vec::new();
         let mut logs: Vec<(i64, i64, &Changelog)> = Vec::new();
-        for (p, _) in fresh.iter().map(|x| (&x.0, &x.1)) {
-            let id = ids[&p.pkgid];
+        for &(id, p) in packages {
             deps.extend(p.deps.iter().enumerate().map(|(i, d)| (id, i as i64, d)));
             files.extend(p.files.iter().enumerate().map(|(i, f)| (id, i as i64, f)));
             logs.extend(
@@ -142,7 +152,7 @@ impl Catalog {
         let insert = Insert {
             head: "INSERT INTO package_deps (package_id, seq, kind, name, flags, epoch, ver, rel, pre)",
             columns: 9,
-            tail: "",
+            tail,
             per_statement: BATCH_ROWS,
         };
         self.insert_rows(conn, &insert, &deps, |q, (id, seq, d)| {
@@ -160,7 +170,7 @@ impl Catalog {
         let insert = Insert {
             head: "INSERT INTO package_files (package_id, seq, path, kind)",
             columns: 4,
-            tail: "",
+            tail,
             per_statement: BATCH_ROWS * 2,
         };
         self.insert_rows(conn, &insert, &files, |q, (id, seq, f)| {
@@ -173,7 +183,7 @@ impl Catalog {
         let insert = Insert {
             head: "INSERT INTO package_changelogs (package_id, seq, author, date, text)",
             columns: 5,
-            tail: "",
+            tail,
             per_statement: BATCH_ROWS,
         };
         self.insert_rows(conn, &insert, &logs, |q, (id, seq, c)| {
@@ -220,6 +230,43 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await?;
         Ok(Some(row.into_package(deps, files, changelogs)))
+    }
+
+    /// Gives every package without dependency rows (every package provides itself,
+    /// so it has at least one) the dependency, file and changelog rows its fragments
+    /// describe. A sync of an earlier release wrote those lists into the fragments only.
+    /// A package whose fragments do not parse is named in the log and left as it is.
+    /// Returns how many packages got their rows.
+    pub async fn backfill_package_lists(&self) -> Result<usize> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT p.id FROM packages p WHERE NOT EXISTS \
+             (SELECT 1 FROM package_deps d WHERE d.package_id = p.id) ORDER BY p.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut repaired = 0;
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let fragments = self.fragments_by_ids(chunk).await?;
+            let mut packages = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                let Some(f) = fragments.get(id) else { continue };
+                match crate::formats::repodata::package_from_fragments(f) {
+                    Ok(p) => packages.push((*id, p)),
+                    Err(e) => tracing::warn!(
+                        "package {id}: its dependency, file and changelog rows cannot be \
+                         restored: {e}"
+                    ),
+                }
+            }
+            let lists: Vec<(i64, &Package)> = packages.iter().map(|(id, p)| (*id, p)).collect();
+            let mut tx = self.pool.begin().await?;
+            // Another process opening the catalog may be doing the same.
+            self.write_lists(&mut tx, &lists, "ON CONFLICT DO NOTHING")
+                .await?;
+            tx.commit().await?;
+            repaired += lists.len();
+        }
+        Ok(repaired)
     }
 
     /// sha256 of packages known by another upstream checksum: (algorithm, digest) → sha256.

@@ -78,7 +78,7 @@ pub struct Place {
 }
 
 /// The placement table of a tree kind and its owner column.
-fn placement(kind: TreeKind) -> (&'static str, &'static str) {
+pub(super) fn placement(kind: TreeKind) -> (&'static str, &'static str) {
     match kind {
         TreeKind::RepoSnapshot => ("snapshot_packages", "snapshot_id"),
         TreeKind::RepoLatest => ("repo_packages", "repo_id"),

@@ -147,64 +147,116 @@ impl Catalog {
         self.tree_diff_candidates(&tree(a), &tree(b)).await
     }
 
-    /// Deletes a snapshot unless an alias points at it or served it within `grace_secs`
-    /// (the error names them). Its publication and blobs stay for garbage collection.
-    pub async fn delete_snapshot(&self, repo: &str, name: &str, grace_secs: i64) -> Result<()> {
-        let snap = self.snapshot(repo, name).await?;
+    /// Deletes snapshot `name` of repository or view `owner` unless an alias points at
+    /// it, served it within `grace_secs`, or (a repository's) a view snapshot holds it;
+    /// the error names them. Its publication and blobs stay for garbage collection.
+    pub async fn delete_snapshot(
+        &self,
+        space: Space,
+        owner: &str,
+        name: &str,
+        grace_secs: i64,
+    ) -> Result<()> {
+        let t = space.tables();
+        let label = match space {
+            Space::Repos => owner.to_string(),
+            Space::Views => format!("view {owner}"),
+        };
         let mut tx = self.pool.begin().await?;
-        let mut users = Vec::new();
-        let aliases: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM aliases WHERE snapshot_id = $1 ORDER BY name")
-                .bind(snap.id)
-                .fetch_all(&mut *tx)
-                .await?;
-        for alias in aliases {
-            users.push(format!("alias {alias:?}"));
-        }
-        let views: Vec<(String, String)> = sqlx::query_as(
-            "SELECT v.name, vs.name FROM view_snapshot_members m JOIN view_snapshots vs ON vs.id = m.view_snapshot_id \
-             JOIN views v ON v.id = vs.view_id WHERE m.snapshot_id = $1 ORDER BY v.name, vs.name",
-        )
-        .bind(snap.id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (view, snapshot) in views {
-            users.push(format!("view snapshot {view}/{snapshot}"));
-        }
-        let cutoff = now() - grace_secs;
-        let recent: Vec<String> = sqlx::query_scalar(
-            "SELECT a.name FROM alias_history h JOIN aliases a ON a.id = h.alias_id \
-             WHERE h.snapshot_id = $1 AND h.replaced_at > $2 ORDER BY a.name",
-        )
-        .bind(snap.id)
-        .bind(cutoff)
-        .fetch_all(&mut *tx)
-        .await?;
-        for alias in recent {
-            users.push(format!(
-                "alias {alias:?} served it until recently (grace period)"
-            ));
-        }
+        let sql = format!(
+            "SELECT s.id FROM {snapshots} s JOIN {owners} o ON o.id = s.{owner_col} \
+             WHERE o.name = $1 AND s.name = $2",
+            snapshots = t.snapshots,
+            owners = t.owners,
+            owner_col = t.owner_col
+        );
+        let id: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| CatalogError::UnknownSnapshot {
+                repo: label.clone(),
+                snapshot: name.to_string(),
+            })?;
+        let users = Self::snapshot_users(&mut tx, space, id, now() - grace_secs).await?;
         if !users.is_empty() {
             return Err(CatalogError::SnapshotInUse {
-                repo: repo.to_string(),
+                repo: label,
                 snapshot: name.to_string(),
                 users: users.join(", "),
             });
         }
-        sqlx::query("DELETE FROM alias_history WHERE snapshot_id = $1")
-            .bind(snap.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM snapshot_packages WHERE snapshot_id = $1")
-            .bind(snap.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM snapshots WHERE id = $1")
-            .bind(snap.id)
-            .execute(&mut *tx)
-            .await?;
+        let (packages, _) = super::pages::placement(t.kind);
+        let mut deletes = vec![
+            format!("DELETE FROM {} WHERE {} = $1", t.history, t.target_col),
+            format!("DELETE FROM {packages} WHERE {} = $1", t.target_col),
+        ];
+        if space == Space::Views {
+            deletes.push("DELETE FROM view_snapshot_members WHERE view_snapshot_id = $1".into());
+        }
+        deletes.push(format!("DELETE FROM {} WHERE id = $1", t.snapshots));
+        for sql in deletes {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// What keeps snapshot `id` of `space`: aliases pointing at it, view snapshots
+    /// holding it (a repository's), aliases that served it after `cutoff`.
+    async fn snapshot_users(
+        tx: &mut AnyConnection,
+        space: Space,
+        id: i64,
+        cutoff: i64,
+    ) -> Result<Vec<String>> {
+        let t = space.tables();
+        let mut users = Vec::new();
+        let sql = format!(
+            "SELECT name FROM {} WHERE {} = $1 ORDER BY name",
+            t.aliases, t.target_col
+        );
+        let aliases: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        users.extend(aliases.into_iter().map(|a| format!("alias {a:?}")));
+        if space == Space::Repos {
+            let views: Vec<(String, String)> = sqlx::query_as(
+                "SELECT v.name, vs.name FROM view_snapshot_members m \
+                 JOIN view_snapshots vs ON vs.id = m.view_snapshot_id \
+                 JOIN views v ON v.id = vs.view_id WHERE m.snapshot_id = $1 ORDER BY v.name, vs.name",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            users.extend(
+                views
+                    .into_iter()
+                    .map(|(view, snapshot)| format!("view snapshot {view}/{snapshot}")),
+            );
+        }
+        let sql = format!(
+            "SELECT a.name FROM {history} h JOIN {aliases} a ON a.id = h.alias_id \
+             WHERE h.{target} = $1 AND h.replaced_at > $2 ORDER BY a.name",
+            history = t.history,
+            aliases = t.aliases,
+            target = t.target_col
+        );
+        let recent: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
+        users.extend(
+            recent
+                .into_iter()
+                .map(|a| format!("alias {a:?} served it until recently (grace period)")),
+        );
+        Ok(users)
     }
 }

@@ -227,69 +227,6 @@ impl Catalog {
         }))
     }
 
-    /// Deletes a view snapshot unless a view alias points at it or served it within
-    /// `grace_secs`. Its member repository snapshots stay (delete them separately).
-    pub async fn delete_view_snapshot(
-        &self,
-        view: &str,
-        name: &str,
-        grace_secs: i64,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "SELECT vs.id FROM view_snapshots vs JOIN views v ON v.id = vs.view_id \
-             WHERE v.name = $1 AND vs.name = $2",
-        )
-        .bind(view)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| CatalogError::UnknownSnapshot {
-            repo: format!("view {view}"),
-            snapshot: name.to_string(),
-        })?;
-        let mut users = Vec::new();
-        let aliases: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM view_aliases WHERE view_snapshot_id = $1 ORDER BY name",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for alias in aliases {
-            users.push(format!("alias {alias:?}"));
-        }
-        let recent: Vec<String> = sqlx::query_scalar(
-            "SELECT a.name FROM view_alias_history h JOIN view_aliases a ON a.id = h.alias_id \
-             WHERE h.view_snapshot_id = $1 AND h.replaced_at > $2 ORDER BY a.name",
-        )
-        .bind(id)
-        .bind(now() - grace_secs)
-        .fetch_all(&mut *tx)
-        .await?;
-        for alias in recent {
-            users.push(format!(
-                "alias {alias:?} served it until recently (grace period)"
-            ));
-        }
-        if !users.is_empty() {
-            return Err(CatalogError::SnapshotInUse {
-                repo: format!("view {view}"),
-                snapshot: name.to_string(),
-                users: users.join(", "),
-            });
-        }
-        for sql in [
-            "DELETE FROM view_alias_history WHERE view_snapshot_id = $1",
-            "DELETE FROM view_snapshot_packages WHERE view_snapshot_id = $1",
-            "DELETE FROM view_snapshot_members WHERE view_snapshot_id = $1",
-            "DELETE FROM view_snapshots WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Snapshots of a view, oldest first.
     pub async fn view_snapshots(&self, view: &str) -> Result<Vec<ViewSnapshotRow>> {
         let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(

@@ -158,6 +158,16 @@ impl Pool {
         &self.root
     }
 
+    /// Every file in the pool's `ab/cd/` buckets: blobs, and temp files of writers.
+    pub fn bucket_files(&self) -> impl Iterator<Item = walkdir::DirEntry> {
+        walkdir::WalkDir::new(&self.root)
+            .min_depth(3)
+            .max_depth(3)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+    }
+
     /// Where the blob `sha256` lives (whether or not it exists).
     pub fn path_of(&self, sha256: &str) -> PathBuf {
         let (a, b) = (

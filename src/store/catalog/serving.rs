@@ -28,16 +28,6 @@ impl Catalog {
         let snapshots: Vec<PublishedTree> = sqlx::query_as(AssertSqlSafe(sql))
             .fetch_all(&mut *conn)
             .await?;
-        for r in snapshots {
-            out.push(TreeRow {
-                repo: r.owner,
-                name: r.name,
-                publication_id: r.publication_id,
-                revision: r.revision,
-                immutable: true,
-                kind: t.kind,
-            });
-        }
         let sql = format!(
             "SELECT o.name AS owner, 'latest' AS name, o.latest_publication_id AS publication_id, \
              p.revision FROM {} o \
@@ -47,16 +37,18 @@ impl Catalog {
         let latest: Vec<PublishedTree> = sqlx::query_as(AssertSqlSafe(sql))
             .fetch_all(&mut *conn)
             .await?;
-        for r in latest {
-            out.push(TreeRow {
+        let trees = |rows: Vec<PublishedTree>, immutable: bool, kind: TreeKind| {
+            rows.into_iter().map(move |r| TreeRow {
                 repo: r.owner,
                 name: r.name,
                 publication_id: r.publication_id,
                 revision: r.revision,
-                immutable: false,
-                kind: t.latest_kind,
-            });
-        }
+                immutable,
+                kind,
+            })
+        };
+        out.extend(trees(snapshots, true, t.kind));
+        out.extend(trees(latest, false, t.latest_kind));
         Ok(out)
     }
 
@@ -67,30 +59,33 @@ impl Catalog {
         conn: &mut AnyConnection,
         tree: &TreeRow,
     ) -> Result<Vec<TreeFile>> {
-        let sql = match tree.kind {
-            TreeKind::RepoSnapshot => {
-                "SELECT sp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM snapshot_packages sp \
-                 JOIN packages p ON p.id = sp.package_id JOIN snapshots s ON s.id = sp.snapshot_id \
-                 JOIN repos r ON r.id = s.repo_id WHERE r.name = $1 AND s.name = $2"
-            }
-            TreeKind::RepoLatest => {
-                "SELECT rp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM repo_packages rp \
-                 JOIN packages p ON p.id = rp.package_id JOIN repos r ON r.id = rp.repo_id \
-                 WHERE r.name = $1"
-            }
-            TreeKind::ViewSnapshot => {
-                "SELECT vp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM view_snapshot_packages vp \
-                 JOIN packages p ON p.id = vp.package_id JOIN view_snapshots s ON s.id = vp.view_snapshot_id \
-                 JOIN views v ON v.id = s.view_id WHERE v.name = $1 AND s.name = $2"
-            }
-            TreeKind::ViewLatest => {
-                "SELECT vp.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime FROM view_latest_packages vp \
-                 JOIN packages p ON p.id = vp.package_id JOIN views v ON v.id = vp.view_id \
-                 WHERE v.name = $1"
-            }
+        let space = match tree.kind {
+            TreeKind::RepoSnapshot | TreeKind::RepoLatest => Space::Repos,
+            TreeKind::ViewSnapshot | TreeKind::ViewLatest => Space::Views,
         };
-        let mut q = sqlx::query_as(sql).bind(tree.repo.as_str());
-        if matches!(tree.kind, TreeKind::RepoSnapshot | TreeKind::ViewSnapshot) {
+        let t = space.tables();
+        let (table, column) = super::pages::placement(tree.kind);
+        let select = format!(
+            "SELECT x.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime \
+             FROM {table} x JOIN packages p ON p.id = x.package_id"
+        );
+        let snapshot = tree.kind == t.kind;
+        let sql = if snapshot {
+            format!(
+                "{select} JOIN {snapshots} s ON s.id = x.{column} \
+                 JOIN {owners} o ON o.id = s.{owner_col} WHERE o.name = $1 AND s.name = $2",
+                snapshots = t.snapshots,
+                owners = t.owners,
+                owner_col = t.owner_col
+            )
+        } else {
+            format!(
+                "{select} JOIN {owners} o ON o.id = x.{column} WHERE o.name = $1",
+                owners = t.owners
+            )
+        };
+        let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(tree.repo.as_str());
+        if snapshot {
             q = q.bind(tree.name.as_str());
         }
         Ok(q.fetch_all(&mut *conn).await?)

@@ -9,8 +9,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hyper::header::HeaderValue;
 
-use sqlx::AnyConnection;
-
 use crate::store::catalog::{Catalog, CatalogError, Space, TreeRow};
 
 /// One servable file, with its response headers prepared when the index is built.
@@ -85,68 +83,49 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// The files of a tree (one publication: its metadata and packages), loaded once per
-/// publication.
-async fn files_of(
-    catalog: &Catalog,
-    conn: &mut AnyConnection,
-    tree: &TreeRow,
-    cache: &mut HashMap<i64, Arc<Files>>,
-) -> Result<Arc<Files>, CatalogError> {
-    if let Some(f) = cache.get(&tree.publication_id) {
-        return Ok(f.clone());
-    }
-    let mut files = Files::default();
-    for f in catalog
-        .publication_files_on(conn, tree.publication_id)
-        .await?
-    {
-        let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
-        files.files.insert(f.path, entry);
-    }
-    for p in catalog.tree_packages(conn, tree).await? {
-        let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
-        files.files.insert(p.path, entry);
-    }
-    let files = Arc::new(files);
-    cache.insert(tree.publication_id, files.clone());
-    Ok(files)
-}
-
 impl Index {
     /// Loads the index from the catalog. An alias serves its snapshot's files plus, for
     /// `alias_grace` after a switch, the files of what it served before (so a client
-    /// holding the old repomd.xml still gets everything it names).
+    /// holding the old repomd.xml still gets everything it names). Trees sharing a
+    /// publication share one file map.
     pub async fn load(catalog: &Catalog, alias_grace: Duration) -> Result<Index, CatalogError> {
-        let mut cache: HashMap<i64, Arc<Files>> = HashMap::new();
+        let mut by_publication: HashMap<i64, Arc<Files>> = HashMap::new();
+        let state = catalog
+            .serving_trees(alias_grace.as_secs() as i64, |tree, metadata, packages| {
+                let mut files = Files::default();
+                for f in metadata {
+                    // Metadata files date from the publication's revision.
+                    let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
+                    files.files.insert(f.path, entry);
+                }
+                for p in packages {
+                    let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
+                    files.files.insert(p.path, entry);
+                }
+                by_publication.insert(tree.publication_id, Arc::new(files));
+            })
+            .await?;
+        let files_of = |tree: &TreeRow| {
+            by_publication
+                .get(&tree.publication_id)
+                .cloned()
+                .unwrap_or_default()
+        };
         let mut index = Index::default();
-        // One read transaction: trees, their files and packages from one consistent state
-        // (trees sharing a publication share one file map, so a half-applied change seen
-        // by a later query would leak into every tree that shares it).
-        let mut tx = catalog.begin_read().await?;
-        let conn: &mut AnyConnection = &mut tx;
-        for space in [Space::Repos, Space::Views] {
-            for tree in catalog.trees(conn, space).await? {
-                let files = files_of(catalog, conn, &tree, &mut cache).await?;
-                index
-                    .space_mut(space)
-                    .entry(tree.repo.clone())
-                    .or_default()
-                    .insert(
-                        tree.name.clone(),
-                        Tree {
-                            files,
-                            immutable: tree.immutable,
-                            revision: tree.revision,
-                        },
-                    );
-            }
+        for (space, tree) in &state.trees {
+            let t = Tree {
+                files: files_of(tree),
+                immutable: tree.immutable,
+                revision: tree.revision,
+            };
+            index
+                .space_mut(*space)
+                .entry(tree.repo.clone())
+                .or_default()
+                .insert(tree.name.clone(), t);
         }
-        for alias in catalog
-            .alias_trees(conn, alias_grace.as_secs() as i64)
-            .await?
-        {
-            let current = files_of(catalog, conn, &alias.current, &mut cache).await?;
+        for alias in &state.aliases {
+            let current = files_of(&alias.current);
             let files = if alias.previous.is_empty() {
                 current
             } else {
@@ -154,8 +133,7 @@ impl Index {
                     files: current.files.clone(),
                 };
                 for prev in &alias.previous {
-                    let old = files_of(catalog, conn, prev, &mut cache).await?;
-                    for (path, entry) in &old.files {
+                    for (path, entry) in &files_of(prev).files {
                         merged
                             .files
                             .entry(path.clone())
@@ -164,20 +142,17 @@ impl Index {
                 }
                 Arc::new(merged)
             };
+            let t = Tree {
+                files,
+                immutable: false,
+                revision: alias.current.revision,
+            };
             index
                 .space_mut(alias.space)
                 .entry(alias.repo.clone())
                 .or_default()
-                .insert(
-                    alias.name.clone(),
-                    Tree {
-                        files,
-                        immutable: false,
-                        revision: alias.current.revision,
-                    },
-                );
+                .insert(alias.name.clone(), t);
         }
-        tx.rollback().await?;
         Ok(index)
     }
 

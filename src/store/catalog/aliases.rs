@@ -121,7 +121,7 @@ impl Catalog {
 
     /// Every alias (of repositories and views) with its current tree and the trees it
     /// served within `grace_secs`.
-    pub async fn alias_trees(
+    pub(super) async fn alias_trees(
         &self,
         conn: &mut AnyConnection,
         grace_secs: i64,

@@ -549,7 +549,7 @@ impl Catalog {
 
     /// Starts a read transaction that sees one consistent state of the catalog (the
     /// server's index is built from several queries inside one).
-    pub async fn begin_read(&self) -> Result<Transaction<'static, Any>> {
+    pub(super) async fn begin_read(&self) -> Result<Transaction<'static, Any>> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

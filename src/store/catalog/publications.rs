@@ -75,12 +75,11 @@ impl Catalog {
     /// The metadata files of a publication.
     pub async fn publication_files(&self, publication_id: i64) -> Result<Vec<PublicationFile>> {
         let mut conn = self.pool.acquire().await?;
-        self.publication_files_on(&mut conn, publication_id).await
+        Self::publication_files_on(&mut conn, publication_id).await
     }
 
     /// The metadata files of a publication, on a given connection.
-    pub async fn publication_files_on(
-        &self,
+    pub(super) async fn publication_files_on(
         conn: &mut AnyConnection,
         publication_id: i64,
     ) -> Result<Vec<PublicationFile>> {

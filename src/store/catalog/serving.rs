@@ -11,11 +11,55 @@ struct PublishedTree {
     revision: i64,
 }
 
+/// Every published tree and alias, as the server's index holds them.
+#[derive(Debug, Default)]
+pub struct ServingTrees {
+    /// Snapshots and `latest` trees of repositories and views.
+    pub trees: Vec<(Space, TreeRow)>,
+    pub aliases: Vec<AliasTree>,
+}
+
 impl Catalog {
     // ---- serving index ------------------------------------------------------------
 
+    /// Everything the server serves, read in one read transaction so it is one
+    /// consistent state (trees sharing a publication share one file map, so a
+    /// half-applied change seen by a later query would leak into every tree that shares
+    /// it): every tree and alias (with what an alias served within `alias_grace_secs`),
+    /// and, once per publication they use, `files(a tree of it, its metadata files,
+    /// its packages)`.
+    pub async fn serving_trees(
+        &self,
+        alias_grace_secs: i64,
+        mut files: impl FnMut(&TreeRow, Vec<PublicationFile>, Vec<TreeFile>),
+    ) -> Result<ServingTrees> {
+        let mut tx = self.begin_read().await?;
+        let mut out = ServingTrees::default();
+        for space in [Space::Repos, Space::Views] {
+            for tree in self.trees(&mut tx, space).await? {
+                out.trees.push((space, tree));
+            }
+        }
+        out.aliases = self.alias_trees(&mut tx, alias_grace_secs).await?;
+        let mut used: Vec<&TreeRow> = out.trees.iter().map(|(_, t)| t).collect();
+        for alias in &out.aliases {
+            used.push(&alias.current);
+            used.extend(&alias.previous);
+        }
+        let mut seen = HashSet::new();
+        for tree in used {
+            if seen.insert(tree.publication_id) {
+                let metadata = Self::publication_files_on(&mut tx, tree.publication_id).await?;
+                let packages = self.tree_packages(&mut tx, tree).await?;
+                files(tree, metadata, packages);
+            }
+        }
+        tx.rollback().await?;
+        Ok(out)
+    }
+
     /// Every published tree of a namespace: each snapshot, and each `latest`.
-    pub async fn trees(&self, conn: &mut AnyConnection, space: Space) -> Result<Vec<TreeRow>> {
+    async fn trees(&self, conn: &mut AnyConnection, space: Space) -> Result<Vec<TreeRow>> {
         let t = space.tables();
         let mut out = Vec::new();
         let sql = format!(
@@ -54,7 +98,7 @@ impl Catalog {
 
     /// The package files of a tree. A publication's content key covers every package
     /// and location, so all trees sharing a publication hold the same files.
-    pub async fn tree_packages(
+    async fn tree_packages(
         &self,
         conn: &mut AnyConnection,
         tree: &TreeRow,

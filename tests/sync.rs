@@ -376,11 +376,10 @@ fn requests_that_may_pass_later_are_retried_and_the_rest_fail_at_once() {
 
 #[test]
 fn removals_upstream_and_filters_shape_the_mirror() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    let files = cairn::formats::samples::demo_packages(&repo).unwrap();
-    cairn::formats::samples::tricky_packages(&repo).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo, files) = upstream_tree(|repo| {
+        cairn::formats::samples::tricky_packages(repo).unwrap();
+        cairn::formats::samples::demo_packages(repo).unwrap()
+    });
     let upstream = Upstream::start(up_dir.path());
     let backend = Backend::Sqlite;
 
@@ -825,11 +824,10 @@ fn entitlement_style_tls_client_certificates_and_proxies() {
 
 #[test]
 fn a_killed_sync_resumes_its_partial_download() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    let big = cairn::formats::samples::large_package(&repo, "bigpkg", 12 * 1024 * 1024).unwrap();
+    let (up_dir, _, big) = upstream_tree(|repo| {
+        cairn::formats::samples::large_package(repo, "bigpkg", 12 * 1024 * 1024).unwrap()
+    });
     let full = std::fs::metadata(&big).unwrap().len();
-    createrepo_dir(&repo, false);
     let upstream = Upstream::start_slow(up_dir.path(), "4m");
     let env = mirror_env(&Backend::Sqlite, &upstream, "");
     let mut child = env.cmd(&["repo", "sync", "m"]).spawn().unwrap();
@@ -903,10 +901,9 @@ fn sync_on_a_terminal(env: &Env) -> std::process::Command {
 #[test]
 fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
     require_tool("script");
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo, _) = upstream_tree(|repo| {
+        cairn::formats::samples::large_package(repo, "bigpkg", 16 * 1024 * 1024).unwrap()
+    });
     // "0/1 files, 9.50 MiB of 16.00 MiB, 2.00 MiB/s, 3 seconds left": bytes so far
     // (counted while the package arrives), of how many, the rate and the time left.
     let check = |facts: &str, files: &str| {
@@ -973,11 +970,10 @@ fn a_sync_shows_progress_as_a_bar_on_a_terminal_and_as_log_lines_otherwise() {
 #[test]
 fn log_lines_never_share_a_line_with_the_progress_bar() {
     require_tool("script");
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::large_package(&repo, "bigpkg", 16 * 1024 * 1024).unwrap();
-    cairn::formats::samples::generate(&repo.join("small"), 1).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, _, _) = upstream_tree(|repo| {
+        cairn::formats::samples::large_package(repo, "bigpkg", 16 * 1024 * 1024).unwrap();
+        cairn::formats::samples::generate(&repo.join("small"), 1).unwrap()
+    });
     // The small package is busy (503) for its first two attempts, the second of which
     // comes a second into the 16 MiB download at 4 MB/s, with the bar on screen.
     let busy = up_dir.path().join("busy");
@@ -1143,10 +1139,8 @@ fn comps_updateinfo_and_modules_are_carried_and_updateinfo_is_trimmed() {
 
 #[test]
 fn mirror_mode_serves_upstream_metadata_bytes_unchanged() {
-    let up_dir = tempfile::tempdir().unwrap();
-    let repo = up_dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo.join("pkgs")).unwrap();
-    createrepo_dir(&repo, false);
+    let (up_dir, repo, _) =
+        upstream_tree(|repo| cairn::formats::samples::demo_packages(&repo.join("pkgs")).unwrap());
     // A detached signature next to repomd.xml (its content is opaque to Cairn).
     std::fs::write(
         repo.join("repodata/repomd.xml.asc"),

@@ -168,12 +168,23 @@ impl Drop for Upstream {
     }
 }
 
-/// A temporary directory whose `repo/` holds the demo packages indexed by createrepo_c:
-/// what an [`Upstream`] serves in most sync tests. Returns the directory and `repo/`.
-pub fn demo_upstream_tree() -> (tempfile::TempDir, std::path::PathBuf) {
+/// A temporary directory whose `repo/` `fill` puts packages in, indexed by
+/// createrepo_c: what an [`Upstream`] serves. Returns the directory, `repo/` and what
+/// `fill` returned.
+pub fn upstream_tree<T>(
+    fill: impl FnOnce(&std::path::Path) -> T,
+) -> (tempfile::TempDir, std::path::PathBuf, T) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    cairn::formats::samples::demo_packages(&repo).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    let filled = fill(&repo);
     createrepo_dir(&repo, false);
+    (dir, repo, filled)
+}
+
+/// [`upstream_tree`] with the demo packages: what most sync tests mirror.
+pub fn demo_upstream_tree() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, repo, _) =
+        upstream_tree(|repo| cairn::formats::samples::demo_packages(repo).unwrap());
     (dir, repo)
 }

@@ -8,17 +8,24 @@ use std::collections::BTreeMap;
 use common::*;
 use sqlx::{Column, Row};
 
-/// Every catalog row that belongs to the package `sha256`, table by table, with the
-/// columns that name the row itself (surrogate ids, insertion times) left out.
-fn package_rows(env: &Env, sha256: &str) -> BTreeMap<String, Vec<Vec<String>>> {
-    let url = env.database_url();
+/// A runtime and a connection pool to the catalog of `env`.
+fn connect(env: &Env) -> (tokio::runtime::Runtime, sqlx::AnyPool) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = rt
+        .block_on(sqlx::AnyPool::connect(&env.database_url()))
+        .unwrap();
+    (rt, pool)
+}
+
+/// Every catalog row that belongs to the package `sha256`, table by table, with the
+/// columns that name the row itself (surrogate ids, insertion times) left out.
+fn package_rows(env: &Env, sha256: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let (rt, pool) = connect(env);
     rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
         let mut out = BTreeMap::new();
         for (table, key) in [
             ("packages", "id"),
@@ -152,14 +159,8 @@ fn a_synced_package_has_the_same_catalog_rows_and_page_as_an_imported_one() {
 
 /// Runs `statements` against the catalog of `env`.
 fn execute(env: &Env, statements: &[&str]) {
-    let url = env.database_url();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, pool) = connect(env);
     rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
         for s in statements {
             sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
                 .execute(&pool)

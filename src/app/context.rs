@@ -4,7 +4,7 @@
 //! will the HTTP API. Whether a name is a repository or a view, what a snapshot is
 //! called when no name is given, and what follows a sync are decided here, once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -382,11 +382,6 @@ impl App {
     /// Re-hashes the pool against the catalog.
     pub async fn verify(&self, progress: &Arc<Progress>) -> Result<VerifyReport, AppError> {
         Ok(verify::verify(&self.catalog, &self.pool, progress).await?)
-    }
-
-    /// The data directory's root.
-    pub fn root(&self) -> &Path {
-        self.datadir.root()
     }
 
     /// Tells running servers that what they serve changed; a failure only delays their

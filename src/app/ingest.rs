@@ -125,11 +125,6 @@ pub fn compare<'n>(
 }
 
 impl Locked<'_> {
-    /// The lock itself, for the operations that need it (a snapshot of this repository).
-    pub fn write_lock(&self) -> &WriteLock {
-        &self.lock
-    }
-
     /// Step 4: the repository's current content, location → sha256.
     pub async fn current(&self) -> Result<HashMap<String, String>, IngestError> {
         Ok(self

@@ -21,7 +21,7 @@ use crate::domain::names;
 use crate::domain::status::RunStatus;
 use crate::formats::repodata::Compression;
 use crate::store::catalog::{Catalog, CatalogError, SnapshotRow, Space, ViewSnapshotRow};
-use crate::store::datadir::DataDir;
+use crate::store::datadir::{DataDir, LockError, WriteLocks};
 use crate::store::pool::{Pool, PoolError};
 
 /// Why an operation failed.
@@ -54,12 +54,8 @@ pub enum AppError {
         #[source]
         source: PublishError,
     },
-    #[error("locking repository {repo}: {source}")]
-    Lock {
-        repo: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The sync itself failed (recorded in the sync history).
     #[error(transparent)]
     Sync(#[from] SyncError),
@@ -186,6 +182,16 @@ impl App {
         }
     }
 
+    /// The write locks that changing `owner`'s snapshots or aliases needs: the
+    /// repository's own, or every member's of a view (a view snapshot is created under
+    /// its members' locks).
+    async fn lock_owner(&self, owner: &str) -> Result<WriteLocks, LockError> {
+        match self.config.view(owner) {
+            Some(view) => self.datadir.lock_repos_async(&view.repos).await,
+            None => self.datadir.lock_repos_async(&[owner]).await,
+        }
+    }
+
     fn alias_grace_secs(&self) -> i64 {
         self.config.server.alias_grace.as_secs() as i64
     }
@@ -295,7 +301,7 @@ impl App {
             .datadir
             .lock_repo_async(repo)
             .await
-            .map_err(|source| AppError::Lock {
+            .map_err(|source| LockError {
                 repo: repo.to_string(),
                 source,
             })?;
@@ -337,8 +343,9 @@ impl App {
     /// alias or a view snapshot uses it, or an alias used it within the grace period).
     pub async fn delete_snapshot(&self, owner: &str, snapshot: &str) -> Result<(), AppError> {
         let grace = self.alias_grace_secs();
+        let locks = self.lock_owner(owner).await?;
         self.catalog
-            .delete_snapshot(self.owner(owner).space(), owner, snapshot, grace)
+            .delete_snapshot(&locks, self.owner(owner).space(), owner, snapshot, grace)
             .await?;
         self.published();
         Ok(())
@@ -355,9 +362,10 @@ impl App {
             alias: alias.to_string(),
             source,
         })?;
+        let locks = self.lock_owner(owner).await?;
         let previous = self
             .catalog
-            .set_alias(self.owner(owner).space(), owner, alias, snapshot)
+            .set_alias(&locks, self.owner(owner).space(), owner, alias, snapshot)
             .await?;
         self.published();
         Ok(AliasSet { previous })

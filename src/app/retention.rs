@@ -8,7 +8,7 @@
 use crate::app::config::RepoConfig;
 use crate::app::publish::{self, PublishError};
 use crate::store::catalog::{Catalog, CatalogError, Space};
-use crate::store::datadir::DataDir;
+use crate::store::datadir::{DataDir, LockError, WriteLocks};
 use crate::store::pool::Pool;
 
 /// Errors of automatic snapshots and retention.
@@ -18,8 +18,8 @@ pub enum RetentionError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error("locking repository {0}: {1}")]
-    Lock(String, std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// After a sync that changed the repository: snapshot it (when the repo has a
@@ -32,6 +32,13 @@ pub async fn after_sync(
     repo: &RepoConfig,
     alias_grace_secs: i64,
 ) -> Result<(Option<String>, Vec<String>), RetentionError> {
+    let lock = datadir
+        .lock_repo_async(&repo.id)
+        .await
+        .map_err(|source| LockError {
+            repo: repo.id.clone(),
+            source,
+        })?;
     let mut created = None;
     if let Some(template) = &repo.snapshot_name {
         let snaps = catalog.snapshots(Some(&repo.id)).await?;
@@ -63,23 +70,28 @@ pub async fn after_sync(
                 None => base.clone(),
                 Some(n) => format!("{base}-{}", n + 1),
             };
-            let lock = datadir
-                .lock_repo_async(&repo.id)
-                .await
-                .map_err(|e| RetentionError::Lock(repo.id.clone(), e))?;
             publish::create_snapshot(catalog, pool, datadir, &lock, &name, repo.compression)
                 .await?;
             created = Some(name);
         }
     }
-    let deleted = apply(catalog, datadir, repo, alias_grace_secs).await?;
+    let deleted = apply(
+        catalog,
+        datadir,
+        &WriteLocks::from(lock),
+        repo,
+        alias_grace_secs,
+    )
+    .await?;
     Ok((created, deleted))
 }
 
-/// Deletes the snapshots retention does not keep; returns their names.
+/// Deletes the snapshots retention does not keep (under the repository's write lock,
+/// so no snapshot is created or aliased meanwhile); returns their names.
 pub async fn apply(
     catalog: &Catalog,
     datadir: &DataDir,
+    locks: &WriteLocks,
     repo: &RepoConfig,
     alias_grace_secs: i64,
 ) -> Result<Vec<String>, RetentionError> {
@@ -99,7 +111,7 @@ pub async fn apply(
             continue;
         }
         match catalog
-            .delete_snapshot(Space::Repos, &repo.id, &s.name, alias_grace_secs)
+            .delete_snapshot(locks, Space::Repos, &repo.id, &s.name, alias_grace_secs)
             .await
         {
             Ok(()) => deleted.push(s.name.clone()),

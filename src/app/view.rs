@@ -19,7 +19,7 @@ use crate::store::catalog::{
     content_stamp, Catalog, CatalogError, ExtraRef, MemberPackage, PlacedFragments, ViewContent,
     ViewSnapshotRow,
 };
-use crate::store::datadir::DataDir;
+use crate::store::datadir::{DataDir, LockError};
 use crate::store::pool::Pool;
 use crate::store::pool::PoolError;
 
@@ -36,12 +36,8 @@ pub enum ViewError {
     Merge(#[from] ParseError),
     #[error("view {view:?}: snapshot {name:?} was not created")]
     NotCreated { view: String, name: String },
-    #[error("locking repository {repo:?}: {source}")]
-    Lock {
-        repo: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// Composes members (in view order) into (location, package) placements.
@@ -252,21 +248,7 @@ pub async fn snapshot(
         )
     };
     // Hold every member's write lock (in name order: no deadlock between two views).
-    let mut order: Vec<&String> = view.repos.iter().collect();
-    order.sort();
-    order.dedup();
-    let mut _locks = Vec::new();
-    for repo in order {
-        _locks.push(
-            datadir
-                .lock_repo_async(repo)
-                .await
-                .map_err(|source| ViewError::Lock {
-                    repo: repo.clone(),
-                    source,
-                })?,
-        );
-    }
+    let _locks = datadir.lock_repos_async(&view.repos).await?;
     let view_id = catalog.ensure_view(&view.name).await?;
     let mut member_pubs = Vec::new();
     let mut repo_ids = Vec::new();

@@ -90,6 +90,37 @@ impl WriteLock {
     }
 }
 
+/// The write locks of several repositories (one repository, or every member of a
+/// view), taken in name order so that two holders never wait on each other. Deleting a
+/// snapshot and moving an alias take the locks of the repositories whose snapshots they
+/// touch, so neither races a snapshot being created or retention running.
+#[derive(Debug)]
+pub struct WriteLocks {
+    locks: Vec<WriteLock>,
+}
+
+impl From<WriteLock> for WriteLocks {
+    fn from(lock: WriteLock) -> WriteLocks {
+        WriteLocks { locks: vec![lock] }
+    }
+}
+
+impl WriteLocks {
+    /// True when repository `repo`'s write lock is among these.
+    pub fn holds(&self, repo: &str) -> bool {
+        self.locks.iter().any(|l| l.repo == repo)
+    }
+}
+
+/// A write lock that could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[error("locking repository {repo:?}: {source}")]
+pub struct LockError {
+    pub repo: String,
+    #[source]
+    pub source: io::Error,
+}
+
 /// The sync lock of one repository (one sync of it at a time); released on drop.
 #[derive(Debug)]
 pub struct SyncLock {
@@ -131,6 +162,29 @@ impl DataDir {
             repo: repo.to_string(),
             _file: lock_waiting_async(self.root.join(WRITE_LOCKS).join(repo)).await?,
         })
+    }
+
+    /// Waits until this process holds the write lock of every repository in `repos`
+    /// (taken in name order; duplicates once).
+    pub async fn lock_repos_async<S: AsRef<str>>(
+        &self,
+        repos: &[S],
+    ) -> Result<WriteLocks, LockError> {
+        let mut order: Vec<&str> = repos.iter().map(AsRef::as_ref).collect();
+        order.sort_unstable();
+        order.dedup();
+        let mut locks = Vec::with_capacity(order.len());
+        for repo in order {
+            locks.push(
+                self.lock_repo_async(repo)
+                    .await
+                    .map_err(|source| LockError {
+                        repo: repo.to_string(),
+                        source,
+                    })?,
+            );
+        }
+        Ok(WriteLocks { locks })
     }
 
     /// The sync lock of repository `repo` if nobody holds it; `None` if another sync

@@ -7,9 +7,11 @@ impl Catalog {
 
     /// Points alias `name` of repository or view `owner` at its snapshot `snapshot`, in
     /// one transaction; the snapshot it pointed at before (returned) is remembered for
-    /// the grace period.
+    /// the grace period. `_locks` (the owner's write locks) keep snapshots from being
+    /// created or deleted meanwhile.
     pub async fn set_alias(
         &self,
+        _locks: &WriteLocks,
         space: Space,
         owner: &str,
         name: &str,

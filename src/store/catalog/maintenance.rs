@@ -127,16 +127,19 @@ impl Catalog {
         )
         .fetch_all(&mut *tx)
         .await?;
+        // The last finished run of every repository, in one query.
+        let sql = format!(
+            "SELECT repo_id, {SYNC_RUN_COLUMNS} FROM sync_runs WHERE id IN \
+             (SELECT MAX(id) FROM sync_runs WHERE finished_at IS NOT NULL GROUP BY repo_id)"
+        );
+        let last_runs: Vec<LastRun> = sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut last_runs: HashMap<i64, SyncRun> =
+            last_runs.into_iter().map(|l| (l.repo_id, l.run)).collect();
         let mut repos = Vec::with_capacity(repo_rows.len());
         for r in repo_rows {
-            let sql = format!(
-                "SELECT {SYNC_RUN_COLUMNS} FROM sync_runs \
-                 WHERE repo_id = $1 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1"
-            );
-            let last_run: Option<SyncRun> = sqlx::query_as(AssertSqlSafe(sql))
-                .bind(r.id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let last_run = last_runs.remove(&r.id);
             repos.push(RepoStats {
                 name: r.name,
                 packages: r.packages,
@@ -239,4 +242,12 @@ struct GcStatsRow {
     freed_bytes: i64,
     freed_blobs: i64,
     last_at: Option<i64>,
+}
+
+/// A repository's last finished sync run, as [`Catalog::metric_stats`] reads it.
+#[derive(sqlx::FromRow)]
+struct LastRun {
+    repo_id: i64,
+    #[sqlx(flatten)]
+    run: SyncRun,
 }

@@ -31,7 +31,7 @@ pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
 use crate::domain::status::{RunStatus, UnknownStatus};
 use crate::formats::repodata::Fragments;
-use crate::store::datadir::WriteLock;
+use crate::store::datadir::{WriteLock, WriteLocks};
 
 /// Catalog errors.
 #[derive(Debug, thiserror::Error)]

@@ -28,28 +28,7 @@ impl Catalog {
         name: &str,
         publication_id: i64,
     ) -> Result<i64> {
-        let alias = sqlx::query("SELECT 1 FROM aliases WHERE repo_id = $1 AND name = $2")
-            .bind(repo_id)
-            .bind(name)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if alias.is_some() {
-            return Err(CatalogError::AliasExists {
-                repo: repo.to_string(),
-                name: name.to_string(),
-            });
-        }
-        let exists = sqlx::query("SELECT 1 FROM snapshots WHERE repo_id = $1 AND name = $2")
-            .bind(repo_id)
-            .bind(name)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if exists.is_some() {
-            return Err(CatalogError::SnapshotExists {
-                repo: repo.to_string(),
-                snapshot: name.to_string(),
-            });
-        }
+        Self::check_name_free(tx, Space::Repos, repo_id, repo, name).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO snapshots (repo_id, name, created_at, publication_id, package_count, total_size) \
              VALUES ($1, $2, $3, $4, 0, 0) RETURNING id",
@@ -68,17 +47,72 @@ impl Catalog {
         .bind(repo_id)
         .execute(&mut **tx)
         .await?;
-        sqlx::query(
-            "UPDATE snapshots SET \
-             package_count = (SELECT COUNT(*) FROM snapshot_packages WHERE snapshot_id = $1), \
-             total_size = (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM snapshot_packages sp \
-                           JOIN packages p ON p.id = sp.package_id WHERE sp.snapshot_id = $1) \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+        Self::record_totals(tx, Space::Repos, id).await?;
         Ok(id)
+    }
+
+    /// Inside `tx`: refuses `name` for a new snapshot of `owner_id` (labelled `label` in
+    /// errors) when a snapshot or an alias of it already has that name.
+    pub(super) async fn check_name_free(
+        tx: &mut AnyConnection,
+        space: Space,
+        owner_id: i64,
+        label: &str,
+        name: &str,
+    ) -> Result<()> {
+        let t = space.tables();
+        let taken = |table: &str| {
+            format!(
+                "SELECT 1 FROM {table} WHERE {} = $1 AND name = $2",
+                t.owner_col
+            )
+        };
+        let alias = sqlx::query(AssertSqlSafe(taken(t.aliases)))
+            .bind(owner_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if alias.is_some() {
+            return Err(CatalogError::AliasExists {
+                repo: label.to_string(),
+                name: name.to_string(),
+            });
+        }
+        let exists = sqlx::query(AssertSqlSafe(taken(t.snapshots)))
+            .bind(owner_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(CatalogError::SnapshotExists {
+                repo: label.to_string(),
+                snapshot: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Inside `tx`: records the package count and total size of snapshot `id` of
+    /// `space` from its placements. Returns the package count.
+    pub(super) async fn record_totals(
+        tx: &mut AnyConnection,
+        space: Space,
+        id: i64,
+    ) -> Result<i64> {
+        let t = space.tables();
+        let (packages, target_col) = super::pages::placement(t.kind);
+        let sql = format!(
+            "UPDATE {snapshots} SET \
+             package_count = (SELECT COUNT(*) FROM {packages} WHERE {target_col} = $1), \
+             total_size = (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM {packages} sp \
+                           JOIN packages p ON p.id = sp.package_id WHERE sp.{target_col} = $1) \
+             WHERE id = $1 RETURNING package_count",
+            snapshots = t.snapshots
+        );
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?)
     }
 
     const SNAPSHOT_SELECT: &'static str =
@@ -150,8 +184,11 @@ impl Catalog {
     /// Deletes snapshot `name` of repository or view `owner` unless an alias points at
     /// it, served it within `grace_secs`, or (a repository's) a view snapshot holds it;
     /// the error names them. Its publication and blobs stay for garbage collection.
+    /// `_locks` (the owner's write locks) keep aliases and snapshots from changing
+    /// meanwhile.
     pub async fn delete_snapshot(
         &self,
+        _locks: &WriteLocks,
         space: Space,
         owner: &str,
         name: &str,

@@ -122,28 +122,14 @@ impl Catalog {
         content: ViewContent<'_>,
     ) -> Result<Option<ViewSnapshotRow>> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
-        let alias = sqlx::query("SELECT 1 FROM view_aliases WHERE view_id = $1 AND name = $2")
-            .bind(view_id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if alias.is_some() {
-            return Err(CatalogError::AliasExists {
-                repo: format!("view {view}"),
-                name: name.to_string(),
-            });
-        }
-        let exists = sqlx::query("SELECT 1 FROM view_snapshots WHERE view_id = $1 AND name = $2")
-            .bind(view_id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(CatalogError::SnapshotExists {
-                repo: format!("view {view}"),
-                snapshot: name.to_string(),
-            });
-        }
+        Self::check_name_free(
+            &mut tx,
+            Space::Views,
+            view_id,
+            &format!("view {view}"),
+            name,
+        )
+        .await?;
         let publication_id = match content {
             ViewContent::Composed { publication_id, .. } => publication_id,
             ViewContent::Latest { stamp } => {
@@ -183,7 +169,7 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        let package_count = match content {
+        match content {
             ViewContent::Composed { placements, .. } => {
                 self.insert_placements(
                     &mut tx,
@@ -193,27 +179,19 @@ impl Catalog {
                     placements,
                 )
                 .await?;
-                placements.len() as i64
             }
-            ViewContent::Latest { .. } => sqlx::query(
-                "INSERT INTO view_snapshot_packages (view_snapshot_id, package_id, location) \
-                 SELECT $1, package_id, location FROM view_latest_packages WHERE view_id = $2",
-            )
-            .bind(vs_id)
-            .bind(view_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as i64,
-        };
-        sqlx::query(
-            "UPDATE view_snapshots SET package_count = $1, total_size = \
-             (SELECT CAST(COALESCE(SUM(p.size_package), 0) AS BIGINT) FROM view_snapshot_packages vp \
-              JOIN packages p ON p.id = vp.package_id WHERE vp.view_snapshot_id = $2) WHERE id = $2",
-        )
-        .bind(package_count)
-        .bind(vs_id)
-        .execute(&mut *tx)
-        .await?;
+            ViewContent::Latest { .. } => {
+                sqlx::query(
+                    "INSERT INTO view_snapshot_packages (view_snapshot_id, package_id, location) \
+                     SELECT $1, package_id, location FROM view_latest_packages WHERE view_id = $2",
+                )
+                .bind(vs_id)
+                .bind(view_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let package_count = Self::record_totals(&mut tx, Space::Views, vs_id).await?;
         tx.commit().await?;
         Ok(Some(ViewSnapshotRow {
             view: view.to_string(),

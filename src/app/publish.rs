@@ -33,6 +33,9 @@ pub enum PublishError {
     BadName(String),
     #[error("{0:?} is reserved and cannot name a snapshot")]
     Reserved(String),
+    /// The rendering thread ended abnormally (a panic).
+    #[error("rendering metadata ended abnormally: {0}")]
+    Task(String),
 }
 
 /// What a publish did.
@@ -213,7 +216,7 @@ impl Pending {
             Pending::Rendering(rendering) => {
                 let prepared = rendering
                     .await
-                    .map_err(|e| PublishError::Render(std::io::Error::other(e.to_string())))??;
+                    .map_err(|e| PublishError::Task(e.to_string()))??;
                 record(catalog, pool, prepared).await
             }
         }

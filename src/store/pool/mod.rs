@@ -56,6 +56,9 @@ pub enum PoolError {
     Layout { path: PathBuf, found: String },
     #[error("{0:?} is not a sha256 address")]
     BadAddress(String),
+    /// A pool task on the blocking thread pool ended abnormally (a panic).
+    #[error("{what} ended abnormally: {message}")]
+    Task { what: &'static str, message: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PoolError + '_ {
@@ -418,9 +421,9 @@ impl Pool {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || pool.commit(staged))
             .await
-            .map_err(|e| PoolError::Io {
-                path: self.root.clone(),
-                source: io::Error::other(e.to_string()),
+            .map_err(|e| PoolError::Task {
+                what: "committing blobs to the pool",
+                message: e.to_string(),
             })?
     }
 

@@ -105,28 +105,23 @@ impl Catalog {
     /// What the metrics export of the catalog, read in one transaction.
     pub async fn metric_stats(&self) -> Result<MetricStats> {
         let mut tx = self.begin_read().await?;
-        let repo_rows: Vec<RepoStatsRow> = sqlx::query_as(
-            "SELECT r.id, r.name, \
-             (SELECT COUNT(*) FROM repo_packages rp WHERE rp.repo_id = r.id) AS packages, \
-             (SELECT COUNT(*) FROM snapshots s WHERE s.repo_id = r.id) AS snapshots, \
-             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'ok') AS runs_ok, \
-             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'unchanged') \
+        let sql = owner_stats_sql(
+            Space::Repos,
+            ", (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = o.id AND sr.status = 'ok') AS runs_ok, \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = o.id AND sr.status = 'unchanged') \
                 AS runs_unchanged, \
-             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = r.id AND sr.status = 'failed') \
+             (SELECT COUNT(*) FROM sync_runs sr WHERE sr.repo_id = o.id AND sr.status = 'failed') \
                 AS runs_failed, \
              (SELECT CAST(COALESCE(SUM(sr.packages_downloaded), 0) AS BIGINT) FROM sync_runs sr \
-                WHERE sr.repo_id = r.id) AS downloaded_packages, \
+                WHERE sr.repo_id = o.id) AS downloaded_packages, \
              (SELECT CAST(COALESCE(SUM(sr.bytes_downloaded), 0) AS BIGINT) FROM sync_runs sr \
-                WHERE sr.repo_id = r.id) AS downloaded_bytes, \
-             (SELECT MAX(sr.finished_at) FROM sync_runs sr WHERE sr.repo_id = r.id \
-                AND sr.status IN ('ok', 'unchanged')) AS last_success, \
-             (SELECT s.package_count FROM snapshots s WHERE s.repo_id = r.id \
-                ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS newest_packages, \
-             (SELECT MAX(s.created_at) FROM snapshots s WHERE s.repo_id = r.id) AS newest_at \
-             FROM repos r ORDER BY r.name",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+                WHERE sr.repo_id = o.id) AS downloaded_bytes, \
+             (SELECT MAX(sr.finished_at) FROM sync_runs sr WHERE sr.repo_id = o.id \
+                AND sr.status IN ('ok', 'unchanged')) AS last_success",
+        );
+        let repo_rows: Vec<RepoStatsRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await?;
         // The last finished run of every repository, in one query.
         let sql = format!(
             "SELECT repo_id, {SYNC_RUN_COLUMNS} FROM sync_runs WHERE id IN \
@@ -139,32 +134,25 @@ impl Catalog {
             last_runs.into_iter().map(|l| (l.repo_id, l.run)).collect();
         let mut repos = Vec::with_capacity(repo_rows.len());
         for r in repo_rows {
-            let last_run = last_runs.remove(&r.id);
+            let o = r.owner;
             repos.push(RepoStats {
-                name: r.name,
-                packages: r.packages,
-                snapshots: r.snapshots,
+                last_run: last_runs.remove(&o.id),
+                name: o.name,
+                packages: o.packages,
+                snapshots: o.snapshots,
                 runs_ok: r.runs_ok,
                 runs_unchanged: r.runs_unchanged,
                 runs_failed: r.runs_failed,
                 downloaded_packages: r.downloaded_packages,
                 downloaded_bytes: r.downloaded_bytes,
                 last_success: r.last_success,
-                newest_snapshot: r.newest_at.zip(r.newest_packages),
-                last_run,
+                newest_snapshot: o.newest_at.zip(o.newest_packages),
             });
         }
-        let view_rows: Vec<ViewStatsRow> = sqlx::query_as(
-            "SELECT v.name, \
-             (SELECT COUNT(*) FROM view_latest_packages vl WHERE vl.view_id = v.id) AS packages, \
-             (SELECT COUNT(*) FROM view_snapshots vs WHERE vs.view_id = v.id) AS snapshots, \
-             (SELECT vs.package_count FROM view_snapshots vs WHERE vs.view_id = v.id \
-                ORDER BY vs.created_at DESC, vs.id DESC LIMIT 1) AS newest_packages, \
-             (SELECT MAX(vs.created_at) FROM view_snapshots vs WHERE vs.view_id = v.id) AS newest_at \
-             FROM views v ORDER BY v.name",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let view_rows: Vec<OwnerStatsRow> =
+            sqlx::query_as(AssertSqlSafe(owner_stats_sql(Space::Views, "")))
+                .fetch_all(&mut *tx)
+                .await?;
         let views = view_rows
             .into_iter()
             .map(|r| ViewStats {
@@ -211,23 +199,20 @@ impl Catalog {
 /// One repository's line of [`Catalog::metric_stats`].
 #[derive(sqlx::FromRow)]
 struct RepoStatsRow {
-    id: i64,
-    name: String,
-    packages: i64,
-    snapshots: i64,
+    #[sqlx(flatten)]
+    owner: OwnerStatsRow,
     runs_ok: i64,
     runs_unchanged: i64,
     runs_failed: i64,
     downloaded_packages: i64,
     downloaded_bytes: i64,
     last_success: Option<i64>,
-    newest_packages: Option<i64>,
-    newest_at: Option<i64>,
 }
 
-/// One view's line of [`Catalog::metric_stats`].
+/// What [`Catalog::metric_stats`] reads of every repository and view.
 #[derive(sqlx::FromRow)]
-struct ViewStatsRow {
+struct OwnerStatsRow {
+    id: i64,
     name: String,
     packages: i64,
     snapshots: i64,
@@ -250,4 +235,22 @@ struct LastRun {
     repo_id: i64,
     #[sqlx(flatten)]
     run: SyncRun,
+}
+
+/// The query of [`OwnerStatsRow`]s of `space` (owner `o`), with `extra` columns.
+fn owner_stats_sql(space: Space, extra: &str) -> String {
+    let t = space.tables();
+    let (latest, latest_col) = super::pages::placement(t.latest_kind);
+    format!(
+        "SELECT o.id, o.name, \
+         (SELECT COUNT(*) FROM {latest} l WHERE l.{latest_col} = o.id) AS packages, \
+         (SELECT COUNT(*) FROM {snapshots} s WHERE s.{owner_col} = o.id) AS snapshots, \
+         (SELECT s.package_count FROM {snapshots} s WHERE s.{owner_col} = o.id \
+            ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS newest_packages, \
+         (SELECT MAX(s.created_at) FROM {snapshots} s WHERE s.{owner_col} = o.id) AS newest_at\
+         {extra} FROM {owners} o ORDER BY o.name",
+        snapshots = t.snapshots,
+        owner_col = t.owner_col,
+        owners = t.owners,
+    )
 }

@@ -194,7 +194,8 @@ fn main() {
         };
         config.views.push(view.clone());
         // The view's own metadata is rendered once by its latest; the snapshot reuses it.
-        cairn::app::view::publish_latest(&catalog, &pool, &view)
+        let lease = data.lease_pool().unwrap();
+        cairn::app::view::publish_latest(&catalog, &pool, &lease, &view)
             .await
             .unwrap();
         let t = Instant::now();

@@ -279,6 +279,26 @@ impl App {
         Ok(synced)
     }
 
+    /// Before serving: every configured repository has its catalog row and every view
+    /// its `latest`.
+    pub async fn prepare_serving(&self) -> Result<(), AppError> {
+        for repo in &self.config.repos {
+            self.catalog.ensure_repo(&repo.id).await?;
+        }
+        let lease = self
+            .datadir
+            .lease_pool_async()
+            .await
+            .map_err(|source| AppError::DataDir {
+                path: self.datadir.root().to_path_buf(),
+                source,
+            })?;
+        for view in &self.config.views {
+            view::publish_latest(&self.catalog, &self.pool, &lease, view).await?;
+        }
+        Ok(())
+    }
+
     /// Republishes `latest` of every view that includes `repo`.
     pub async fn refresh_views_of(&self, repo: &str) -> Result<(), AppError> {
         view::refresh_views_of(&self.catalog, &self.pool, &self.datadir, &self.config, repo)
@@ -372,10 +392,19 @@ impl App {
     }
 
     /// Removes what nothing references (see [`gc::collect`]).
-    pub async fn gc(&self, min_age: Duration, dry_run: bool) -> Result<GcReport, AppError> {
+    /// Waits for running writers first, or (not `wait`) fails with
+    /// [`gc::GcError::Busy`] while any runs.
+    pub async fn gc(
+        &self,
+        min_age: Duration,
+        dry_run: bool,
+        wait: bool,
+    ) -> Result<GcReport, AppError> {
+        let lock = gc::lock(&self.datadir, wait).await?;
         let report = gc::collect(
             &self.catalog,
             &self.pool,
+            &lock,
             self.config.server.alias_grace,
             min_age,
             dry_run,

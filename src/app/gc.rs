@@ -3,9 +3,12 @@
 //!
 //! Safe while `cairn serve` runs: what the server's index can reach is referenced by a
 //! repository's `latest`, a snapshot or an alias (directly or within its grace period),
-//! and those are kept. Safe beside a running import or sync: rows and blobs younger than
-//! [`MIN_AGE`] are kept, and a blob an import or sync reuses is touched first
-//! ([`crate::store::pool::Pool::reuse`]). An interrupted GC leaves a consistent state: the
+//! and those are kept. Safe beside a running import, sync, publish or snapshot: those
+//! hold the pool lease ([`crate::store::datadir::PoolLease`]) from before their first
+//! blob until their content is placed, and a collection runs only under the exclusive
+//! [`GcLock`], so it never sees a blob or row that work in progress is about to
+//! reference, whatever `min_age` says. `min_age` (default [`MIN_AGE`]) keeps recent
+//! leftovers for inspection and protects against writers of older releases. An interrupted GC leaves a consistent state: the
 //! catalog step is one transaction, and the blob step only deletes unreferenced files
 //! (and temp files that crashed or cancelled writers left beside the blobs, once they
 //! are old and their writer has ended: see [`crate::store::pool::is_stale_temp`]).
@@ -14,6 +17,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use crate::store::catalog::{Catalog, CatalogError, GcRows};
+use crate::store::datadir::{DataDir, GcLock};
 use crate::store::pool::{is_sha256, is_stale_temp, is_temp_name, Pool};
 
 /// Nothing younger than this is collected.
@@ -35,12 +39,36 @@ pub enum GcError {
     Catalog(#[from] CatalogError),
     #[error("pool sweep: {0}")]
     Worker(String),
+    /// `--no-wait`, and an import, sync, publish or snapshot holds the pool lease.
+    #[error("gc skipped: an import, sync, publish or snapshot is running on this data dir (run gc again later, or without --no-wait to wait for it)")]
+    Busy,
+    #[error("taking the pool for gc: {0}")]
+    Lock(#[source] std::io::Error),
+}
+
+/// Takes the exclusive pool lock for a collection: waits for running writers, or (not
+/// `wait`) fails with [`GcError::Busy`] while any runs.
+pub async fn lock(datadir: &DataDir, wait: bool) -> Result<GcLock, GcError> {
+    if let Some(lock) = datadir.lock_gc_async(false).await.map_err(GcError::Lock)? {
+        return Ok(lock);
+    }
+    if !wait {
+        return Err(GcError::Busy);
+    }
+    tracing::info!("gc waits for the running imports, syncs, publishes and snapshots to end");
+    datadir
+        .lock_gc_async(true)
+        .await
+        .map_err(GcError::Lock)?
+        .ok_or(GcError::Busy)
 }
 
 /// Runs a collection, keeping anything younger than `min_age` ([`MIN_AGE`] by default).
+/// `_lock` (see [`lock`]) keeps every writer out meanwhile.
 pub async fn collect(
     catalog: &Catalog,
     pool: &Pool,
+    _lock: &GcLock,
     alias_grace: Duration,
     min_age: Duration,
     dry_run: bool,

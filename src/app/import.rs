@@ -35,6 +35,8 @@ pub enum ImportError {
     /// The reader threads ended abnormally (a panic).
     #[error("reading the files: {0}")]
     Task(String),
+    #[error("taking the pool lease: {0}")]
+    Lease(#[source] std::io::Error),
 }
 
 /// A file that was not imported, and why.
@@ -368,6 +370,11 @@ pub async fn import(
     let mut report = ImportReport::default();
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
+    // From the first blob until the content is placed, gc keeps out.
+    let _lease = datadir
+        .lease_pool_async()
+        .await
+        .map_err(ImportError::Lease)?;
     let reads = read_files(pool, paths, progress, &mut report).await?;
     phase("read and staged");
     let mut staged = Vec::with_capacity(reads.len());
@@ -414,6 +421,12 @@ pub async fn import(
     let published =
         publish::publish_set(catalog, pool, &items, compression, &extras, false).await?;
     phase("published");
+    ingest::check_blobs(
+        pool,
+        placed
+            .iter()
+            .map(|l| batch.by_location[*l].0.pkgid.as_str()),
+    )?;
     locked.merge(&placements, published.publication_id).await?;
     phase("placed");
     report.published = Some(published);

@@ -22,6 +22,7 @@ use crate::domain::package::Package;
 use crate::formats::repodata::Fragments;
 use crate::store::catalog::{Catalog, CatalogError, ExtraRef};
 use crate::store::datadir::{DataDir, WriteLock};
+use crate::store::pool::Pool;
 
 /// Why an ingest step failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,26 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
+    /// A blob the new content references is not in the pool (removed while the
+    /// operation ran, by something that does not respect the pool lease).
+    #[error("{count} package file(s) vanished from the pool before they were placed (first: {first}); nothing was placed: run the operation again")]
+    BlobsMissing { count: usize, first: String },
+}
+
+/// Step 5½: every blob the new content references is in the pool, checked right
+/// before it is placed, so an operation never reports success over a missing file.
+pub fn check_blobs<'s>(
+    pool: &Pool,
+    sha256s: impl IntoIterator<Item = &'s str>,
+) -> Result<(), IngestError> {
+    let missing: Vec<&str> = sha256s.into_iter().filter(|s| !pool.contains(s)).collect();
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(IngestError::BlobsMissing {
+            count: missing.len(),
+            first: first.to_string(),
+        }),
+    }
 }
 
 /// Step 2: writes the catalog rows of `packages` (those the catalog does not hold yet)

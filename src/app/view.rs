@@ -19,7 +19,7 @@ use crate::store::catalog::{
     content_stamp, Catalog, CatalogError, ExtraRef, MemberPackage, PlacedFragments, ViewContent,
     ViewSnapshotRow,
 };
-use crate::store::datadir::{DataDir, LockError};
+use crate::store::datadir::{DataDir, LockError, PoolLease};
 use crate::store::pool::Pool;
 use crate::store::pool::PoolError;
 
@@ -196,10 +196,12 @@ async fn merged_extras(
     Ok(refs)
 }
 
-/// Republishes a view's `latest` from its members' current content.
+/// Republishes a view's `latest` from its members' current content. The caller holds
+/// the pool lease (`gc` waits meanwhile).
 pub async fn publish_latest(
     catalog: &Catalog,
     pool: &Pool,
+    _lease: &PoolLease,
     view: &ViewConfig,
 ) -> Result<Published, ViewError> {
     let view_id = catalog.ensure_view(&view.name).await?;
@@ -219,12 +221,19 @@ pub async fn refresh_views_of(
     config: &Config,
     repo: &str,
 ) -> Result<(), ViewError> {
+    let lease = datadir
+        .lease_pool_async()
+        .await
+        .map_err(|source| LockError {
+            repo: repo.to_string(),
+            source,
+        })?;
     for view in config
         .views
         .iter()
         .filter(|v| v.repos.iter().any(|r| r == repo))
     {
-        publish_latest(catalog, pool, view).await?;
+        publish_latest(catalog, pool, &lease, view).await?;
     }
     let _ = datadir.bump_generation();
     Ok(())

@@ -76,10 +76,15 @@ pub enum Command {
         /// Only report what would be freed.
         #[arg(long)]
         dry_run: bool,
-        /// Keep anything younger than this ("1h", "30m"): work in progress may be about
-        /// to reference it. Never set it below how long your imports and syncs take.
+        /// Keep unreferenced blobs and rows younger than this ("1h", "30m", "0s").
+        /// Work in progress is protected whatever this says: gc waits for running
+        /// imports, syncs, publishes and snapshots and keeps them out while it runs.
         #[arg(long, default_value = "1h", value_parser = crate::domain::schedule::parse_duration)]
         min_age: std::time::Duration,
+        /// Fail at once (exit 1, nothing removed) instead of waiting when an import,
+        /// sync, publish or snapshot is running on this data dir.
+        #[arg(long)]
+        no_wait: bool,
         #[arg(long)]
         json: bool,
     },

@@ -142,9 +142,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gc {
             dry_run,
             min_age,
+            no_wait,
             json,
         } => {
-            let report = app.gc(min_age, dry_run).await?;
+            let report = app.gc(min_age, dry_run, !no_wait).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -180,12 +181,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<ExitCode> {
     let addr = listen.unwrap_or(app.config.server.listen);
-    for repo in &app.config.repos {
-        app.catalog.ensure_repo(&repo.id).await?;
-    }
-    for view in &app.config.views {
-        crate::app::view::publish_latest(&app.catalog, &app.pool, view).await?;
-    }
+    app.prepare_serving().await?;
     let server = crate::http::Server::for_app(&app, addr).await?;
     println!("listening on http://{}/", server.addr);
     let scheduled = crate::app::scheduler::start(&app);

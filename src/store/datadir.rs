@@ -8,7 +8,14 @@
 //!   locks/<repo>       flock(2) files serialising writers of one repository
 //!   sync-locks/<repo>  flock(2) files: one sync of a repository at a time
 //!   generation         bumped after every catalog commit that changes what is served
+//!   pool.lease         flock(2): shared by every writer, exclusive for `gc`
 //! ```
+//!
+//! The pool lease closes the window between a blob entering the pool and the catalog
+//! row that references it: every operation that adds blobs or rows (import, sync,
+//! publish, snapshot, view refresh) holds it shared from before its first blob until
+//! its content is placed, and `gc` holds it exclusively, so gc never sees a blob or row
+//! that an operation is about to reference, whatever its `--min-age`.
 //!
 //! A write lock is held only while a repository's content or snapshots change, which
 //! is quick: a sync holds its repository's sync lock while it downloads, for as long as
@@ -65,6 +72,33 @@ async fn lock_waiting_async(path: PathBuf) -> io::Result<File> {
         .map_err(io::Error::other)?
 }
 
+/// The pool lease's file (see the module header).
+const POOL_LEASE: &str = "pool.lease";
+
+/// Takes a shared flock(2) on `path` (created if needed), waiting for it.
+fn lock_shared(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    loop {
+        // SAFETY: flock on a descriptor owned by `file`.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } == 0 {
+            return Ok(file);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// Names the file in an I/O error, so that a permission problem says where.
+fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 /// Name of the marker file the server watches.
 pub const GENERATION_FILE: &str = "generation";
 
@@ -76,10 +110,26 @@ pub struct DataDir {
 
 /// The write lock of one repository, held by this process; released on drop. Every
 /// function that changes a repository's content or snapshots takes it as an argument,
-/// so holding the lock is a precondition the compiler checks.
+/// so holding the lock is a precondition the compiler checks. It holds the pool lease
+/// too.
 #[derive(Debug)]
 pub struct WriteLock {
     repo: String,
+    _file: File,
+    _lease: PoolLease,
+}
+
+/// A shared hold on the pool (see the module header): while any exists, `gc` waits.
+/// Released on drop.
+#[derive(Debug)]
+pub struct PoolLease {
+    _file: File,
+}
+
+/// The exclusive hold `gc` takes on the pool: no import, sync, publish or snapshot
+/// runs while it is held. Released on drop.
+#[derive(Debug)]
+pub struct GcLock {
     _file: File,
 }
 
@@ -121,10 +171,12 @@ pub struct LockError {
     pub source: io::Error,
 }
 
-/// The sync lock of one repository (one sync of it at a time); released on drop.
+/// The sync lock of one repository (one sync of it at a time), with the pool lease;
+/// released on drop.
 #[derive(Debug)]
 pub struct SyncLock {
     _file: File,
+    _lease: PoolLease,
 }
 
 impl DataDir {
@@ -150,18 +202,51 @@ impl DataDir {
 
     /// Blocks until this process holds the write lock of repository `repo`.
     pub fn lock_repo(&self, repo: &str) -> io::Result<WriteLock> {
+        let lease = self.lease_pool()?;
         Ok(WriteLock {
             repo: repo.to_string(),
             _file: lock_waiting(&self.root.join(WRITE_LOCKS).join(repo))?,
+            _lease: lease,
         })
     }
 
     /// [`DataDir::lock_repo`] without blocking the async runtime while waiting.
     pub async fn lock_repo_async(&self, repo: &str) -> io::Result<WriteLock> {
+        let lease = self.lease_pool_async().await?;
         Ok(WriteLock {
             repo: repo.to_string(),
             _file: lock_waiting_async(self.root.join(WRITE_LOCKS).join(repo)).await?,
+            _lease: lease,
         })
+    }
+
+    /// A shared hold on the pool, waiting while `gc` runs (see the module header).
+    pub fn lease_pool(&self) -> io::Result<PoolLease> {
+        let path = self.root.join(POOL_LEASE);
+        Ok(PoolLease {
+            _file: lock_shared(&path).map_err(at(&path))?,
+        })
+    }
+
+    /// [`DataDir::lease_pool`] without blocking the async runtime while waiting.
+    pub async fn lease_pool_async(&self) -> io::Result<PoolLease> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.lease_pool())
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// The exclusive hold of `gc` on the pool: `None` at once when an operation holds
+    /// the lease and `wait` is false, else waits until none does.
+    pub async fn lock_gc_async(&self, wait: bool) -> io::Result<Option<GcLock>> {
+        let path = self.root.join(POOL_LEASE);
+        tokio::task::spawn_blocking(move || {
+            Ok(lock(&path, wait)
+                .map_err(at(&path))?
+                .map(|f| GcLock { _file: f }))
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     /// Waits until this process holds the write lock of every repository in `repos`
@@ -189,15 +274,23 @@ impl DataDir {
 
     /// The sync lock of repository `repo` if nobody holds it; `None` if another sync
     /// of it is running.
-    pub fn try_lock_sync(&self, repo: &str) -> io::Result<Option<SyncLock>> {
-        Ok(lock(&self.root.join(SYNC_LOCKS).join(repo), false)?.map(|f| SyncLock { _file: f }))
+    pub async fn try_lock_sync(&self, repo: &str) -> io::Result<Option<SyncLock>> {
+        let Some(file) = lock(&self.root.join(SYNC_LOCKS).join(repo), false)? else {
+            return Ok(None);
+        };
+        Ok(Some(SyncLock {
+            _file: file,
+            _lease: self.lease_pool_async().await?,
+        }))
     }
 
     /// Waits (without blocking the async runtime) until this process holds the sync
     /// lock of repository `repo`.
     pub async fn lock_sync_async(&self, repo: &str) -> io::Result<SyncLock> {
+        let file = lock_waiting_async(self.root.join(SYNC_LOCKS).join(repo)).await?;
         Ok(SyncLock {
-            _file: lock_waiting_async(self.root.join(SYNC_LOCKS).join(repo)).await?,
+            _file: file,
+            _lease: self.lease_pool_async().await?,
         })
     }
 

@@ -156,7 +156,7 @@ pub async fn sync(
         repo: repo.id.clone(),
         source,
     };
-    let _sync_lock = match datadir.try_lock_sync(&repo.id).map_err(locking)? {
+    let _sync_lock = match datadir.try_lock_sync(&repo.id).await.map_err(locking)? {
         Some(lock) => lock,
         None => {
             tracing::info!(
@@ -619,6 +619,13 @@ impl Cx<'_> {
                     .publication_id
             }
         };
+        ingest::check_blobs(
+            self.pool,
+            packages
+                .iter()
+                .map(|(p, _)| p.pkgid.as_str())
+                .chain(extra_refs.iter().map(|e| e.sha256.as_str())),
+        )?;
         locked
             .replace(&placements, publication_id, repomd_sha, &extra_refs)
             .await?;

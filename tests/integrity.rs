@@ -170,3 +170,213 @@ fn gc_with_no_minimum_age_never_removes_what_a_running_sync_is_placing() {
         assert_whole(&env, "m", n, backend.name());
     }
 }
+
+/// `rpm -K --nosignature FILE` accepts the file (digests and structure, no keys).
+fn rpm_k_ok(path: &std::path::Path) -> bool {
+    std::process::Command::new("rpm")
+        .args(["-K", "--nosignature"])
+        .arg(path)
+        .output()
+        .expect("rpm runs")
+        .status
+        .success()
+}
+
+/// Offset of the main header of an RPM file's bytes.
+fn main_header_at(bytes: &[u8]) -> usize {
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let sig_end = 96 + 16 + word(96 + 8) * 16 + word(96 + 12);
+    sig_end.div_ceil(8) * 8
+}
+
+#[test]
+fn damaged_packages_are_refused_by_name_and_never_replace_a_good_one() {
+    require_tool("rpm");
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        let good_dir = env.dir.path().join("good");
+        let files = cairn::formats::samples::demo_packages(&good_dir).unwrap();
+        env.ok(&["import", "fx", good_dir.to_str().unwrap()]);
+        let before = env.json(&["repo", "show", "fx"]);
+
+        // Damaged copies under the good files' own names, so that each would replace
+        // the good package of its NEVRA if it were accepted.
+        let bad_dir = env.dir.path().join("bad");
+        std::fs::create_dir_all(&bad_dir).unwrap();
+        let mut bad = Vec::new();
+        let mut damage = |i: usize, what: &str, f: &dyn Fn(&mut Vec<u8>)| {
+            let mut bytes = std::fs::read(&files[i % files.len()]).unwrap();
+            f(&mut bytes);
+            // One folder per damage: each keeps the good file's name.
+            let folder = bad_dir.join(i.to_string());
+            std::fs::create_dir_all(&folder).unwrap();
+            let path = folder.join(files[i % files.len()].file_name().unwrap());
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(!rpm_k_ok(&path), "rpm -K accepts the {what} file");
+            bad.push((path, what.to_string()));
+        };
+        damage(0, "truncated by 1 byte", &|b| b.truncate(b.len() - 1));
+        damage(1, "truncated by 2,000 bytes", &|b| {
+            b.truncate(b.len() - 2000)
+        });
+        damage(2, "header count 0x7FFFFFFF", &|b| {
+            let at = main_header_at(b);
+            b[at + 8..at + 12].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        });
+        damage(3, "index offset out of range", &|b| {
+            let at = main_header_at(b);
+            b[at + 16 + 8..at + 16 + 12].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+        });
+        damage(4, "payload byte flipped", &|b| {
+            let last = b.len() - 100;
+            b[last] ^= 0x40;
+        });
+        let secret = "root:x:0:0:root:/root:/bin/bash";
+        let not_rpm = bad_dir.join("passwd.rpm");
+        std::fs::write(&not_rpm, format!("{secret}\n")).unwrap();
+
+        let out = env.run(&["import", "fx", bad_dir.to_str().unwrap(), "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: skipped files exit 2: {}",
+            backend.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let skipped = report["skipped"].as_array().unwrap();
+        for (path, what) in &bad {
+            assert!(
+                skipped.iter().any(|s| s["path"] == path.to_str().unwrap()),
+                "{}: the {what} file was not refused: {report}",
+                backend.name()
+            );
+        }
+        assert_eq!(report["added"].as_array().unwrap().len(), 0, "{report}");
+        assert_eq!(report["replaced"].as_array().unwrap().len(), 0, "{report}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("root:x") && !report.to_string().contains("root:x"),
+            "a non-RPM file's content leaks into the output: {stderr}"
+        );
+        let passwd = skipped
+            .iter()
+            .find(|s| s["path"] == not_rpm.to_str().unwrap())
+            .unwrap();
+        assert!(
+            passwd["reason"].as_str().unwrap().contains("not an RPM"),
+            "{passwd}"
+        );
+        // Nothing changed: the same publication serves the same packages.
+        let after = env.json(&["repo", "show", "fx"]);
+        assert_eq!(
+            before["repo"]["latest_publication_id"],
+            after["repo"]["latest_publication_id"],
+            "{}: a refused file changed latest",
+            backend.name()
+        );
+    }
+}
+
+#[test]
+fn one_bad_header_or_random_damage_never_aborts_the_rest_of_an_import() {
+    require_tool("rpm");
+    let env = Env::new(&backends()[0], &["fx"]);
+    let dir = env.dir.path().join("in");
+    let good = cairn::formats::samples::generate(&dir.join("good"), 10).unwrap();
+    let source = std::fs::read(&good[0]).unwrap();
+    // 30 copies, each with a few bytes flipped at positions from a fixed sequence,
+    // under distinct names (so that each would be added if accepted).
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut flipped = Vec::new();
+    for i in 0..30 {
+        let mut bytes = source.clone();
+        for _ in 0..3 {
+            let at = 96 + (next() as usize) % (bytes.len() - 96);
+            bytes[at] ^= 1 << (next() % 8);
+        }
+        let path = dir.join(format!("flipped-{i:02}.rpm"));
+        std::fs::write(&path, &bytes).unwrap();
+        flipped.push(path);
+    }
+    let out = env.run(&["import", "fx", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the import aborted instead of skipping the damaged files: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped: Vec<&str> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    for f in &good {
+        assert!(!skipped.contains(&f.to_str().unwrap()), "{report}");
+    }
+    let mut refused_by_rpm = 0;
+    for f in &flipped {
+        if !rpm_k_ok(f) {
+            refused_by_rpm += 1;
+            assert!(
+                skipped.contains(&f.to_str().unwrap()),
+                "rpm -K refuses {} but the import took it: {report}",
+                f.display()
+            );
+        }
+    }
+    assert!(refused_by_rpm >= 20, "only {refused_by_rpm} of 30 damaged");
+    let listed = env.json(&["repo", "show", "fx"]);
+    assert!(
+        listed["repo"]["package_count"].as_u64().unwrap() >= 10,
+        "{listed}"
+    );
+}
+
+#[test]
+fn every_real_package_passes_the_digest_check_exactly_when_rpm_k_accepts_it() {
+    let Some(real) = real_rpms() else {
+        eprintln!("CAIRN_REAL_RPMS is not set: the real packages are not checked");
+        return;
+    };
+    require_tool("rpm");
+    let mut checked = 0;
+    for e in std::fs::read_dir(&real).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "rpm") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let ours = cairn::formats::rpmcheck::check_bytes(&bytes);
+        assert_eq!(
+            ours.is_ok(),
+            rpm_k_ok(&path),
+            "{}: ours {ours:?}",
+            path.display()
+        );
+        // Truncated by one byte: refused by both.
+        let cut = env_tmp_file(&bytes[..bytes.len() - 1]);
+        assert!(!rpm_k_ok(cut.path()), "{}", path.display());
+        assert!(
+            cairn::formats::rpmcheck::check_bytes(&bytes[..bytes.len() - 1]).is_err(),
+            "{}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30, "{checked} packages");
+}
+
+fn env_tmp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".rpm").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, bytes).unwrap();
+    f
+}

@@ -16,6 +16,7 @@ pub use crate::app::progress::Progress;
 use crate::app::publish::{self, PublishError, Published};
 use crate::domain::package::Package;
 use crate::formats::repodata::{xml, Compression, Fragments};
+use crate::formats::rpmcheck;
 use crate::formats::rpmread::{self, FileFacts};
 use crate::store::catalog::{Catalog, CatalogError, PlacedFragments};
 use crate::store::datadir::DataDir;
@@ -120,10 +121,12 @@ struct Read {
 /// from the first [`HEAD_KEEP`] bytes (or, for bigger headers, the staged copy).
 const HEAD_KEEP: usize = 4 * 1024 * 1024;
 
-/// A reader that keeps the first bytes it passes on.
+/// A reader that keeps the first bytes it passes on and checks the package's
+/// structure and digests as they pass.
 struct Tee<R> {
     inner: R,
     head: Vec<u8>,
+    check: rpmcheck::Checker,
 }
 
 impl<R: std::io::Read> std::io::Read for Tee<R> {
@@ -131,8 +134,26 @@ impl<R: std::io::Read> std::io::Read for Tee<R> {
         let n = self.inner.read(buf)?;
         let room = HEAD_KEEP.saturating_sub(self.head.len()).min(n);
         self.head.extend_from_slice(&buf[..room]);
+        self.check.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// [`read_one`], with a panic in a package reader (a malformed header can make a
+/// parser panic) turned into this file's error: the rest of the batch goes on.
+fn read_one_guarded(pool: &Pool, path: &Path) -> Result<Read, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_one(pool, path))).unwrap_or_else(
+        |panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(format!(
+                "the package reader failed on this file ({what}): the file is damaged"
+            ))
+        },
+    )
 }
 
 fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
@@ -149,6 +170,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
     let (staged, facts, meta) = if meta.len() <= HEAD_KEEP as u64 {
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        rpmcheck::check_bytes(&bytes).map_err(|e| e.to_string())?;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         let size = bytes.len() as u64;
         let staged = if pool.reuse(&sha256, size) {
@@ -171,8 +193,12 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
         let mut tee = Tee {
             inner: file,
             head: Vec::new(),
+            check: rpmcheck::Checker::new(),
         };
         let staged = pool.stage_reader(&mut tee).map_err(|e| e.to_string())?;
+        std::mem::take(&mut tee.check)
+            .finish()
+            .map_err(|e| e.to_string())?;
         let facts = FileFacts {
             sha256: staged.sha256.clone(),
             size: staged.size,
@@ -221,7 +247,7 @@ fn read_all(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
-                let r = read_one(pool, path);
+                let r = read_one_guarded(pool, path);
                 if let Ok(read) = &r {
                     progress.bytes.fetch_add(read.size, Ordering::Relaxed);
                 }

@@ -5,5 +5,6 @@
 
 pub mod diff;
 pub mod repodata;
+pub mod rpmcheck;
 pub mod rpmread;
 pub mod samples;

@@ -250,8 +250,8 @@ enum Stage {
     Head,
     /// Past the main header: bytes are payload.
     Payload {
-        md5: Option<md5::Md5>,
-        payload: Option<(PayloadHasher, String)>,
+        md5: Option<Box<md5::Md5>>,
+        payload: Option<(Box<PayloadHasher>, String)>,
         /// Bytes of header and payload so far (the signature's size covers both).
         covered: u64,
     },
@@ -390,7 +390,7 @@ impl Checker {
             header_checked = true;
         }
         let md5 = sig.bin(SIG_MD5).map(|_| {
-            let mut h = md5::Md5::new();
+            let mut h = Box::new(md5::Md5::new());
             h.update(header_bytes);
             h
         });
@@ -400,7 +400,7 @@ impl Checker {
         let payload = match main.string(PAYLOADDIGEST) {
             Some(expected) => {
                 let algo = main.int(PAYLOADDIGESTALGO).unwrap_or(8) as u32;
-                Some((PayloadHasher::for_algorithm(algo)?, expected))
+                Some((Box::new(PayloadHasher::for_algorithm(algo)?), expected))
             }
             None => None,
         };

@@ -380,3 +380,61 @@ fn env_tmp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
     std::io::Write::write_all(&mut f, bytes).unwrap();
     f
 }
+
+#[test]
+fn if_range_with_an_old_etag_gets_the_whole_current_file_never_a_spliced_range() {
+    let env = Env::new(&backends()[0], &["fx"]);
+    let rpms = env.dir.path().join("rpms");
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
+    env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+    let server = env.serve();
+    let c = http();
+    let url = server.url("/repos/fx/latest/repodata/repomd.xml");
+    let first = c.get(&url).send().unwrap();
+    let old_etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let old_body = first.bytes().unwrap();
+    assert!(
+        old_body.len() > 700,
+        "repomd.xml is {} bytes",
+        old_body.len()
+    );
+
+    // The file under that URL changes.
+    let more = env.dir.path().join("more");
+    cairn::formats::samples::generate(&more, 3).unwrap();
+    env.ok(&["import", "fx", more.to_str().unwrap()]);
+    wait_for("the new latest", || {
+        c.get(&url).send().unwrap().headers()["etag"] != old_etag.as_str()
+    });
+    let current = c.get(&url).send().unwrap();
+    let etag = current.headers()["etag"].to_str().unwrap().to_string();
+    let modified = current.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = current.bytes().unwrap();
+
+    let ranged = |if_range: &str| {
+        c.get(&url)
+            .header("Range", "bytes=700-")
+            .header("If-Range", if_range)
+            .send()
+            .unwrap()
+    };
+    let stale = ranged(&old_etag);
+    assert_eq!(stale.status(), 200, "an old validator gets the whole file");
+    assert_eq!(stale.bytes().unwrap(), body);
+    let weak = ranged(&format!("W/{etag}"));
+    assert_eq!(weak.status(), 200, "a weak validator never allows a range");
+    let fresh = ranged(&etag);
+    assert_eq!(fresh.status(), 206);
+    assert_eq!(fresh.bytes().unwrap(), body.slice(700..));
+    let dated = ranged(&modified);
+    assert_eq!(
+        dated.status(),
+        206,
+        "the exact Last-Modified date allows it"
+    );
+    let old_date = ranged("Thu, 01 Jan 1998 00:00:00 GMT");
+    assert_eq!(old_date.status(), 200);
+}

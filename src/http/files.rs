@@ -36,6 +36,24 @@ pub(super) fn etag_matches(header: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
+/// RFC 9110 §13.1.5: whether a `Range` may be honoured given the request's `If-Range`
+/// value. An entity tag must match the current one by strong comparison (a weak tag
+/// never does); a date must equal the current `Last-Modified`. Otherwise the client
+/// holds another version of the file and gets the whole current body (200).
+pub(super) fn if_range_allows(if_range: &str, etag: &str, last_modified: &str) -> bool {
+    let v = if_range.trim();
+    if v.starts_with('"') || v.starts_with("W/") {
+        return v == etag;
+    }
+    match (
+        httpdate::parse_http_date(v),
+        httpdate::parse_http_date(last_modified),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// A parsed single `Range: bytes=…` header.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RangeReq {
@@ -125,9 +143,21 @@ pub(super) async fn serve_file(
         return respond(builder.status(StatusCode::NOT_MODIFIED), empty());
     }
     let size = entry.size;
+    // A Range applies only when If-Range (if any) names the current version.
+    let range_applies = match req.headers().get(header::IF_RANGE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| {
+            if_range_allows(
+                v,
+                entry.etag.to_str().unwrap_or_default(),
+                entry.last_modified.to_str().unwrap_or_default(),
+            )
+        }),
+    };
     let range = req
         .headers()
         .get(header::RANGE)
+        .filter(|_| range_applies)
         .and_then(|v| v.to_str().ok())
         .map(|v| parse_range(v, size))
         .unwrap_or(RangeReq::Full);
@@ -304,7 +334,25 @@ impl Body for ChannelBody {
 
 #[cfg(test)]
 mod tests {
-    use super::{etag_matches, parse_range, RangeReq};
+    use super::{etag_matches, if_range_allows, parse_range, RangeReq};
+
+    #[test]
+    fn if_range_needs_the_current_strong_etag_or_the_exact_date() {
+        let (etag, date) = ("\"abc\"", "Fri, 04 Dec 2026 10:00:00 GMT");
+        assert!(if_range_allows("\"abc\"", etag, date));
+        assert!(!if_range_allows("\"old\"", etag, date));
+        assert!(
+            !if_range_allows("W/\"abc\"", etag, date),
+            "weak never matches"
+        );
+        assert!(if_range_allows(date, etag, date));
+        assert!(!if_range_allows(
+            "Fri, 04 Dec 2026 10:00:01 GMT",
+            etag,
+            date
+        ));
+        assert!(!if_range_allows("not a date", etag, date));
+    }
 
     #[test]
     fn ranges() {

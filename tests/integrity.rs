@@ -438,3 +438,42 @@ fn if_range_with_an_old_etag_gets_the_whole_current_file_never_a_spliced_range()
     let old_date = ranged("Thu, 01 Jan 1998 00:00:00 GMT");
     assert_eq!(old_date.status(), 200);
 }
+
+#[test]
+fn an_empty_local_repository_and_a_new_view_serve_valid_empty_repositories() {
+    for backend in backends() {
+        let env = Env::new(&backend, &["loc"]);
+        let mut server = env.serve();
+        let c = http();
+        let repo_url = server.url("/repos/loc/latest/");
+        let repomd = c
+            .get(format!("{repo_url}repodata/repomd.xml"))
+            .send()
+            .unwrap();
+        assert_eq!(
+            repomd.status(),
+            200,
+            "{}: empty repo latest",
+            backend.name()
+        );
+        let (out, _) = dnf(&repo_url, &["makecache"]);
+        assert!(out.contains("Metadata cache created"), "{out}");
+
+        // A view declared while the server runs, and snapshotted: both its snapshot
+        // and its latest are served.
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        std::fs::write(
+            &env.config,
+            format!("{text}\n[[view]]\nname = \"vw\"\nrepos = [\"loc\"]\n"),
+        )
+        .unwrap();
+        env.ok(&["view", "snapshot", "vw", "--name", "v1"]);
+        for tree in ["v1", "latest"] {
+            let url = server.url(&format!("/views/vw/{tree}/repodata/repomd.xml"));
+            wait_for(&format!("{}: view {tree}", backend.name()), || {
+                c.get(&url).send().unwrap().status() == 200
+            });
+        }
+        server.stop();
+    }
+}

@@ -282,8 +282,29 @@ impl App {
     /// Before serving: every configured repository has its catalog row and every view
     /// its `latest`.
     pub async fn prepare_serving(&self) -> Result<(), AppError> {
+        let mut published = false;
         for repo in &self.config.repos {
             self.catalog.ensure_repo(&repo.id).await?;
+            let known = self.catalog.repo(&repo.id).await?;
+            // A mirror has no `latest` until its first sync (404: nothing known yet);
+            // a local repository declared but never imported into serves an empty
+            // one, as it is.
+            if repo.feed.is_some() || known.is_some_and(|r| r.latest_publication_id.is_some()) {
+                continue;
+            }
+            let lock = self
+                .datadir
+                .lock_repo_async(&repo.id)
+                .await
+                .map_err(|source| LockError {
+                    repo: repo.id.clone(),
+                    source,
+                })?;
+            published |=
+                publish::ensure_latest(&self.catalog, &self.pool, &lock, repo.compression).await?;
+        }
+        if published {
+            self.published();
         }
         let lease = self
             .datadir

@@ -431,3 +431,29 @@ pub async fn create_snapshot(
     let _ = datadir.bump_generation();
     Ok((snap, published))
 }
+
+/// Gives the repository `lock` holds a `latest` when it has none yet (a repository
+/// declared but never imported into or synced): its current content, which for a new
+/// repository is empty, so that its `latest` URL serves a valid empty repository
+/// instead of 404. Returns true when it published.
+pub async fn ensure_latest(
+    catalog: &Catalog,
+    pool: &Pool,
+    lock: &WriteLock,
+    compression: Compression,
+) -> Result<bool, PublishError> {
+    let repo = lock.repo();
+    let repo_id = catalog.ensure_repo(repo).await?;
+    let has_latest = catalog
+        .repo(repo)
+        .await?
+        .is_some_and(|r| r.latest_publication_id.is_some());
+    if has_latest {
+        return Ok(false);
+    }
+    let published = publish_repo_content(catalog, pool, repo_id, compression).await?;
+    catalog
+        .set_repo_latest(repo_id, published.publication_id, published.content_version)
+        .await?;
+    Ok(true)
+}

@@ -274,7 +274,9 @@ pub async fn snapshot(
     // (imports and syncs refresh it): then the snapshot is a copy of it, made in the
     // same transaction that checks the stamp.
     let stamp = catalog.current_stamp(&repo_ids).await?;
-    if let Some((_, latest_stamp)) = catalog.view_latest_stamp(view_id).await? {
+    let latest = catalog.view_latest_stamp(view_id).await?;
+    let has_latest = latest.is_some();
+    if let Some((_, latest_stamp)) = latest {
         if latest_stamp == stamp {
             if let Some(row) = catalog
                 .create_view_snapshot(
@@ -296,6 +298,14 @@ pub async fn snapshot(
     phase("member packages read");
     let (published, placements) = publish_composition(catalog, pool, &members).await?;
     phase("view composed and published");
+    if !has_latest {
+        // A view that never had a `latest` (new, or declared while nothing refreshed
+        // it) gets this composition as its `latest` too: the members cannot move while
+        // their locks are held.
+        catalog
+            .set_view_latest(view_id, &placements, published.publication_id, &stamp)
+            .await?;
+    }
     let row = catalog
         .create_view_snapshot(
             view_id,

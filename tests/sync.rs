@@ -458,6 +458,10 @@ fn hostile_or_broken_upstream_metadata_is_refused_with_a_clear_error() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("leaves the repository", package("../../etc/passwd").into_bytes()),
         ("leaves the repository", package("http://elsewhere/x.rpm").into_bytes()),
+        // Percent-encoded escapes (an upstream server decodes them) and query strings.
+        ("leaves the repository", package("%2e%2e/%2e%2e/etc/passwd").into_bytes()),
+        ("leaves the repository", package("%2E%2E/escaped-pkgs/x.rpm").into_bytes()),
+        ("leaves the repository", package("Packages/e/evil.rpm?x=1").into_bytes()),
         ("unknown entity", b"<!DOCTYPE m [<!ENTITY x \"y\">]><metadata><package><name>&x;</name></package></metadata>".to_vec()),
         ("deflate", b"TRUNCATE".iter().chain(package("Packages/e/evil.rpm").as_bytes()).copied().collect()),
         (
@@ -486,6 +490,18 @@ fn hostile_or_broken_upstream_metadata_is_refused_with_a_clear_error() {
         assert!(err.contains(expect), "expected {expect:?} in: {err}");
         assert_eq!(package_count(&env), 0);
     }
+    // Mirror mode publishes upstream's locations as they are: one the server would
+    // decode into another name is refused, not published unservable.
+    let up_dir = tempfile::tempdir().unwrap();
+    hostile_repo(up_dir.path(), package("Packages/e/evil%2Bx.rpm").as_bytes());
+    let upstream = Upstream::start_logged(up_dir.path());
+    let env = mirror_env(&Backend::Sqlite, &upstream, "mode = \"mirror\"\n");
+    let out = env.run(&["repo", "sync", "m"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("cannot be served"), "{err}");
+    assert!(err.contains("evil%2Bx.rpm"), "{err}");
+    assert_eq!(package_count(&env), 0);
     // Not a yum repository at all.
     let up_dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(up_dir.path().join("repo/repodata")).unwrap();

@@ -70,6 +70,10 @@ pub enum SyncError {
     MissingRecord { url: String, kind: &'static str },
     #[error("{href}: absurd package size {size}")]
     AbsurdSize { href: String, size: i64 },
+    /// Mirror mode serves upstream's locations as they are, and the server decodes
+    /// request paths: a percent-encoded location could be published but never served.
+    #[error("{href}: a percent-encoded location cannot be served as it is in mirror mode (use mode = \"regenerate\", which names packages by their NEVRA)")]
+    Unservable { href: String },
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error(transparent)]
@@ -198,6 +202,16 @@ pub async fn sync(
     }
     catalog.finish_sync_run(&run).await?;
     result
+}
+
+/// In mirror mode, a location the server can serve under the same name.
+fn servable(href: &str) -> Result<(), SyncError> {
+    if href.contains('%') {
+        return Err(SyncError::Unservable {
+            href: href.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// What one sync works with: the stores, the repository (config, catalog id, feed URL
@@ -338,6 +352,7 @@ impl Cx<'_> {
         let mut by_location: HashMap<String, usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             let loc = if self.mirror() {
+                servable(&e.href)?;
                 e.href.clone()
             } else {
                 e.package.location()
@@ -360,6 +375,9 @@ impl Cx<'_> {
         up: &Upstream,
     ) -> Result<SideRecords, SyncError> {
         if self.mirror() {
+            for r in &repomd.records {
+                servable(&r.href)?;
+            }
             let files =
                 records::fetch_all_records(client, &self.base, repomd, repomd_bytes).await?;
             return Ok(SideRecords::Mirror(files));

@@ -284,16 +284,25 @@ impl Repomd {
     }
 }
 
-/// Is `href` a relative path that stays inside the repository?
+/// Is `href` a relative path that stays inside the repository? Checked on the raw
+/// text and after percent-decoding (an upstream server decodes `%2e%2e/` into `../`);
+/// a query string or fragment is refused (it names something other than a file).
 pub fn href_is_safe(href: &str) -> bool {
-    !href.is_empty()
-        && !href.starts_with('/')
-        && !href.contains("://")
-        && !href.contains('\\')
-        && !href.contains('\0')
-        && !href
-            .split('/')
-            .any(|s| s == ".." || s == "." || s.is_empty())
+    let plain = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('/')
+            && !p.contains("://")
+            && !p.contains('\\')
+            && !p.contains('\0')
+            && !p.split('/').any(|s| s == ".." || s == "." || s.is_empty())
+    };
+    if href.contains(['?', '#']) || !plain(href) {
+        return false;
+    }
+    match percent_encoding::percent_decode_str(href).decode_utf8() {
+        Ok(decoded) => !decoded.contains(['?', '#']) && plain(&decoded),
+        Err(_) => false,
+    }
 }
 
 fn checksum(el: &Element, file: &str) -> Result<Checksum, ParseError> {
@@ -669,6 +678,7 @@ mod tests {
     fn hrefs_that_leave_the_repository_are_refused() {
         assert!(href_is_safe("Packages/a/a.rpm"));
         assert!(href_is_safe("repodata/x-primary.xml.gz"));
+        assert!(href_is_safe("Packages/l/libstdc%2B%2B-1.rpm"));
         for bad in [
             "../x.rpm",
             "a/../../x",
@@ -678,6 +688,17 @@ mod tests {
             "a\\b",
             "./a",
             "",
+            "%2e%2e/%2e%2e/etc/passwd",
+            "%2E%2E/escaped-pkgs/x.rpm",
+            "a/%2e%2e/%2e%2e/x.rpm",
+            "%2fetc/passwd",
+            "a%2f..%2f..%2fx",
+            "x.rpm?x=1",
+            "x.rpm#frag",
+            "a%3fb.rpm",
+            "a%00.rpm",
+            "a%5c..%5cx",
+            "a%ff.rpm",
         ] {
             assert!(!href_is_safe(bad), "{bad}");
         }

@@ -484,3 +484,72 @@ fn an_empty_local_repository_and_a_new_view_serve_valid_empty_repositories() {
         server.stop();
     }
 }
+
+/// Runs `cmd` expecting it to fail at start (with a timeout, so that a server that
+/// starts anyway is stopped and reported); returns its stderr.
+fn fails_at_start(mut cmd: std::process::Command, what: &str) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            assert!(!out.status.success(), "{what} succeeded");
+            return String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "{what} started and kept running: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_second_server_on_a_taken_address_or_the_same_data_dir_fails_at_start() {
+    let first = Env::new(&backends()[0], &["a"]);
+    let server = first.serve();
+
+    // Another installation on the first one's address.
+    let other = Env::new(&backends()[0], &["b"]);
+    let err = fails_at_start(
+        other.cmd(&["serve", "--listen", &server.addr]),
+        "a second serve on a taken address",
+    );
+    assert!(
+        err.contains("already in use") && err.contains(&server.addr),
+        "{err}"
+    );
+    // The demo too.
+    let demo_dir = other.dir.path().join("demo");
+    let err = fails_at_start(
+        other.cmd(&[
+            "demo",
+            "--listen",
+            &server.addr,
+            "--dir",
+            demo_dir.to_str().unwrap(),
+        ]),
+        "a demo on a taken address",
+    );
+    assert!(err.contains("already in use"), "{err}");
+
+    // The same data dir on another address: refused, naming the first server.
+    let err = fails_at_start(
+        first.cmd(&["serve", "--listen", "127.0.0.1:0"]),
+        "a second serve of the same data dir",
+    );
+    assert!(
+        err.contains("already served") && err.contains(&format!("pid {}", server.pid())),
+        "{err}"
+    );
+    // The first one still answers alone.
+    let c = http();
+    for _ in 0..20 {
+        assert_eq!(c.get(server.url("/healthz")).send().unwrap().status(), 200);
+    }
+}

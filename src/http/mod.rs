@@ -78,6 +78,15 @@ impl Default for Limits {
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error("cannot listen on {addr}: the address is already in use (by another cairn serve or cairn demo, or another server): stop it, or choose another `listen` address")]
+    AddressInUse { addr: SocketAddr },
+    #[error("{path} is already served by another cairn serve ({holder}): stop it first, or give this one another data_dir")]
+    DataDirServed {
+        path: std::path::PathBuf,
+        holder: String,
+    },
+    #[error("cannot lock the data dir for serving: {0}")]
+    ServeLock(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -94,6 +103,26 @@ pub enum ServeError {
     },
     #[error("worker thread: {0}")]
     Worker(String),
+}
+
+/// Refuses an address some socket already listens on. The workers' listeners share
+/// one port through SO_REUSEPORT, which would also let a second process (of the same
+/// user) join silently and take half the connections: a plain bind, which any
+/// listener on the port refuses, tells first. (Port 0 asks for a fresh port.)
+fn check_free(addr: SocketAddr) -> Result<(), ServeError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    match probe.bind(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(ServeError::AddressInUse { addr })
+        }
+        Err(source) => Err(ServeError::Bind { addr, source }),
+    }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<StdListener> {
@@ -117,6 +146,8 @@ pub struct Server {
     _watcher: Option<notify::RecommendedWatcher>,
     stats: tokio::task::JoinHandle<()>,
     pages: tokio::task::JoinHandle<()>,
+    /// The data dir's server lock, when started for an installation.
+    _serve_lock: Option<crate::store::datadir::ServeLock>,
 }
 
 impl Server {
@@ -129,7 +160,26 @@ impl Server {
         listen: SocketAddr,
     ) -> Result<Server, ServeError> {
         let server = &app.config.server;
-        Server::start(
+        // One server per data dir: a second one would answer from the same catalog
+        // and pool under another address, or share this one's port.
+        let mut lock = match app
+            .datadir
+            .try_lock_serve()
+            .map_err(ServeError::ServeLock)?
+        {
+            Ok(lock) => lock,
+            Err(holder) => {
+                return Err(ServeError::DataDirServed {
+                    path: app.datadir.root().to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "it is starting".into()
+                    } else {
+                        holder
+                    },
+                })
+            }
+        };
+        let mut started = Server::start(
             app.catalog.clone(),
             app.pool.clone(),
             app.datadir.clone(),
@@ -138,7 +188,15 @@ impl Server {
             server.alias_grace,
             Limits::from_config(server),
         )
-        .await
+        .await?;
+        lock.describe(&format!(
+            "pid {}, listening on http://{}/",
+            std::process::id(),
+            started.addr
+        ))
+        .map_err(ServeError::ServeLock)?;
+        started._serve_lock = Some(lock);
+        Ok(started)
     }
 
     pub async fn start(
@@ -170,9 +228,13 @@ impl Server {
         } else {
             workers
         };
-        let first = bind(listen).map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
+        check_free(listen)?;
+        let first = bind(listen).map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => ServeError::AddressInUse { addr: listen },
+            _ => ServeError::Bind {
+                addr: listen,
+                source,
+            },
         })?;
         let addr = first.local_addr().map_err(|source| ServeError::Bind {
             addr: listen,
@@ -227,6 +289,7 @@ impl Server {
             _watcher: Some(watcher),
             stats,
             pages: pages_task,
+            _serve_lock: None,
         })
     }
 

@@ -9,6 +9,8 @@
 //!   sync-locks/<repo>  flock(2) files: one sync of a repository at a time
 //!   generation         bumped after every catalog commit that changes what is served
 //!   pool.lease         flock(2): shared by every writer, exclusive for `gc`
+//!   serve.lock         flock(2) held by the one `cairn serve` of this data dir; says
+//!                      its pid and address
 //! ```
 //!
 //! The pool lease closes the window between a blob entering the pool and the catalog
@@ -171,6 +173,23 @@ pub struct LockError {
     pub source: io::Error,
 }
 
+/// Held by the one server of a data dir; released on drop.
+#[derive(Debug)]
+pub struct ServeLock {
+    file: File,
+}
+
+impl ServeLock {
+    /// Records who holds the lock, for a second server's error message.
+    pub fn describe(&mut self, what: &str) -> io::Result<()> {
+        use std::io::{Seek, Write};
+        self.file.set_len(0)?;
+        self.file.seek(io::SeekFrom::Start(0))?;
+        self.file.write_all(what.as_bytes())?;
+        self.file.flush()
+    }
+}
+
 /// The sync lock of one repository (one sync of it at a time), with the pool lease;
 /// released on drop.
 #[derive(Debug)]
@@ -234,6 +253,19 @@ impl DataDir {
         tokio::task::spawn_blocking(move || me.lease_pool())
             .await
             .map_err(io::Error::other)?
+    }
+
+    /// The server lock of this data dir, or (`Err`) what the server holding it
+    /// recorded (see [`ServeLock::describe`]).
+    pub fn try_lock_serve(&self) -> io::Result<Result<ServeLock, String>> {
+        let path = self.root.join("serve.lock");
+        match lock(&path, false).map_err(at(&path))? {
+            Some(file) => Ok(Ok(ServeLock { file })),
+            None => Ok(Err(fs::read_to_string(&path)
+                .unwrap_or_default()
+                .trim()
+                .to_string())),
+        }
     }
 
     /// The exclusive hold of `gc` on the pool: `None` at once when an operation holds

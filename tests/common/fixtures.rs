@@ -218,3 +218,32 @@ pub fn make_certificates() -> tempfile::TempDir {
     make_world_readable(d);
     dir
 }
+
+/// Recomputes the header and whole-file digests of an RPM's signature header in place
+/// (SHA-256 and SHA-1 of the main header, MD5 of header and payload), so that a test
+/// can patch a header's contents and still present a package whose digests hold: what
+/// a hostile but consistent builder would produce.
+pub fn refresh_digests(bytes: &mut [u8]) {
+    use sha2::Digest;
+    let word = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let (il, dl) = (word(bytes, 96 + 8), word(bytes, 96 + 12));
+    let index_at = 96 + 16;
+    let data_at = index_at + il * 16;
+    let main_at = (data_at + dl).div_ceil(8) * 8;
+    let main_len = 16 + word(bytes, main_at + 8) * 16 + word(bytes, main_at + 12);
+    let header = bytes[main_at..main_at + main_len].to_vec();
+    let sha256 = hex::encode(sha2::Sha256::digest(&header));
+    let sha1 = hex::encode(sha1::Sha1::digest(&header));
+    let md5 = md5::Md5::digest(&bytes[main_at..]).to_vec();
+    for i in 0..il {
+        let e = index_at + i * 16;
+        let (tag, offset) = (word(bytes, e), data_at + word(bytes, e + 8));
+        let value: &[u8] = match tag {
+            273 => sha256.as_bytes(),
+            269 => sha1.as_bytes(),
+            1004 => &md5,
+            _ => continue,
+        };
+        bytes[offset..offset + value.len()].copy_from_slice(value);
+    }
+}

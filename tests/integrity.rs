@@ -553,3 +553,47 @@ fn a_second_server_on_a_taken_address_or_the_same_data_dir_fails_at_start() {
         assert_eq!(c.get(server.url("/healthz")).send().unwrap().status(), 200);
     }
 }
+
+#[test]
+fn a_tree_is_served_the_moment_the_command_that_published_it_returns() {
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        let rpms = env.dir.path().join("rpms");
+        cairn::formats::samples::demo_packages(&rpms).unwrap();
+        env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+        let server = env.serve();
+        let c = http();
+        for i in 0..5 {
+            let name = format!("s{i}");
+            env.ok(&["snapshot", "create", "fx", "--name", &name]);
+            let r = c
+                .get(server.url(&format!("/repos/fx/{name}/repodata/repomd.xml")))
+                .send()
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                200,
+                "{}: snapshot {name} right after",
+                backend.name()
+            );
+            let alias = format!("a{i}");
+            env.ok(&["publish", "fx", &name, "--as", &alias]);
+            let r = c
+                .get(server.url(&format!("/repos/fx/{alias}/repodata/repomd.xml")))
+                .send()
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                200,
+                "{}: alias {alias} right after",
+                backend.name()
+            );
+        }
+        // What does not exist is still 404, at once.
+        let r = c
+            .get(server.url("/repos/fx/nothing/repodata/repomd.xml"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+}

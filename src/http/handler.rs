@@ -48,6 +48,8 @@ pub struct Shared {
     pub budget: Arc<tokio::sync::Semaphore>,
     /// This worker's current run of back-to-back requests (see [`super::fair`]).
     pub busy: super::fair::BusyRun,
+    /// Whether the index is behind what is published (see [`super::Freshness`]).
+    pub(crate) fresh: super::Freshness,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
@@ -97,7 +99,15 @@ async fn answer(shared: &Shared, req: Request<Incoming>) -> (RouteClass, Respons
     };
     let target = Route::of(&decoded);
     let class = target.class();
-    let mut resp = route(shared, &req, target).await;
+    let mut resp = route(shared, &req, target.clone()).await;
+    // A 404 inside the trees may only mean that this index predates a change that
+    // was just published: check, and answer again from the newer index.
+    if resp.status() == StatusCode::NOT_FOUND
+        && target.in_trees()
+        && shared.fresh.newer(&shared.index).await
+    {
+        resp = route(shared, &req, target).await;
+    }
     if head_only {
         let (parts, _) = resp.into_parts();
         resp = Response::from_parts(parts, empty());

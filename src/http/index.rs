@@ -60,6 +60,9 @@ pub struct Index {
     pub repos: HashMap<String, HashMap<String, Tree>>,
     /// view → tree name → tree.
     pub views: HashMap<String, HashMap<String, Tree>>,
+    /// The data dir's generation marker as read before this index was loaded: when
+    /// the marker says otherwise, something newer is published.
+    pub generation: String,
 }
 
 /// The Content-Type for a path inside a tree.

@@ -210,9 +210,13 @@ impl Server {
     ) -> Result<Server, ServeError> {
         // Register every metric now, not on the first request.
         let _ = crate::app::metrics::metrics();
-        let index = Arc::new(ArcSwap::from_pointee(
-            Index::load(&catalog, alias_grace).await?,
-        ));
+        let marker = datadir.generation_path();
+        let generation = read_generation(&marker);
+        let mut first_index = Index::load(&catalog, alias_grace).await?;
+        first_index.generation = generation;
+        let index = Arc::new(ArcSwap::from_pointee(first_index));
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (reloaded_tx, reloaded_rx) = watch::channel(0u64);
         let mode = if blob::uring_available() {
             ReadMode::Uring
         } else {
@@ -250,6 +254,11 @@ impl Server {
         let mut handles = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let (index, pool, pages) = (index.clone(), pool.clone(), pages.clone());
+            let fresh = Freshness {
+                marker: marker.clone(),
+                request: reload_tx.clone(),
+                reloaded: reloaded_rx.clone(),
+            };
             let open = open.clone();
             let rx = shutdown_rx.clone();
             let handle = std::thread::Builder::new()
@@ -266,6 +275,7 @@ impl Server {
                             budget::IN_FLIGHT_BYTES / 1024,
                         )),
                         busy: fair::BusyRun::default(),
+                        fresh,
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })
@@ -276,7 +286,14 @@ impl Server {
         let mut refresher = stats::Refresher::default();
         refresher.refresh(&catalog, &pool).await;
         let stats = tokio::spawn(refresher.run(catalog.clone(), pool.clone()));
-        let watcher = watch_generation(&datadir, catalog, index.clone(), alias_grace)?;
+        let watcher = watch_generation(
+            &datadir,
+            catalog,
+            index.clone(),
+            alias_grace,
+            (reload_tx, reload_rx),
+            reloaded_tx,
+        )?;
         tracing::info!(
             "serving {} trees on http://{addr}/ with {n} workers ({mode:?} reads)",
             index.load().tree_count()
@@ -467,15 +484,22 @@ async fn accept_loop(
 }
 
 /// Watches the generation marker and reloads the index when it changes.
+/// Reloads also when a worker asks ([`Freshness`]: a 404 while the marker says
+/// something newer is published), and counts reloads on `reloaded`.
 fn watch_generation(
     datadir: &DataDir,
     catalog: Catalog,
     index: Arc<ArcSwap<Index>>,
     alias_grace: Duration,
+    (tx, mut rx): (
+        tokio::sync::mpsc::UnboundedSender<()>,
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+    ),
+    reloaded: watch::Sender<u64>,
 ) -> Result<notify::RecommendedWatcher, ServeError> {
     use notify::{RecursiveMode, Watcher};
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let marker = datadir.generation_path();
+    let reload_marker = marker.clone();
     let marker_name = marker.file_name().map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
@@ -501,9 +525,11 @@ fn watch_generation(
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Coalesce bursts of events into one reload.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
             while rx.try_recv().is_ok() {}
-            if reload(&catalog, &index, alias_grace).await == Reload::Stop {
+            let outcome = reload(&catalog, &index, alias_grace, &reload_marker).await;
+            reloaded.send_modify(|n| *n += 1);
+            if outcome == Reload::Stop {
                 break;
             }
         }
@@ -520,10 +546,26 @@ enum Reload {
     Stop,
 }
 
+/// The generation marker's content ("" when there is none yet).
+fn read_generation(marker: &std::path::Path) -> String {
+    std::fs::read_to_string(marker)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Loads the published index and swaps it in.
-async fn reload(catalog: &Catalog, index: &ArcSwap<Index>, alias_grace: Duration) -> Reload {
+async fn reload(
+    catalog: &Catalog,
+    index: &ArcSwap<Index>,
+    alias_grace: Duration,
+    marker: &std::path::Path,
+) -> Reload {
+    // Read before loading: a change committed meanwhile leaves the marker newer than
+    // what this index records, so the next check reloads again.
+    let generation = read_generation(marker);
     match Index::load(catalog, alias_grace).await {
-        Ok(new) => {
+        Ok(mut new) => {
+            new.generation = generation;
             tracing::info!(
                 "published content changed: {} trees indexed",
                 new.tree_count()
@@ -538,6 +580,53 @@ async fn reload(catalog: &Catalog, index: &ArcSwap<Index>, alias_grace: Duration
         Err(e) => {
             tracing::error!("reloading the index failed (serving the previous one): {e}");
             Reload::Continue
+        }
+    }
+}
+
+/// How a worker tells whether its index is behind what is published, and gets a
+/// newer one: before answering 404 for a tree or a file in it, a worker compares the
+/// generation marker with its index's and, when they differ, asks for a reload and
+/// waits for it (bounded), so a request sent right after a command returns sees
+/// what the command published.
+pub(crate) struct Freshness {
+    marker: std::path::PathBuf,
+    request: tokio::sync::mpsc::UnboundedSender<()>,
+    reloaded: watch::Receiver<u64>,
+}
+
+/// How long a request waits for a reload before answering with what it has.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
+
+impl Freshness {
+    /// True when a newer index than `current`'s generation was swapped in.
+    pub(crate) async fn newer(&self, index: &ArcSwap<Index>) -> bool {
+        let seen = index.load().generation.clone();
+        if read_generation(&self.marker) == seen {
+            return false;
+        }
+        let mut reloaded = self.reloaded.clone();
+        reloaded.mark_unchanged();
+        if self.request.send(()).is_err() {
+            return false;
+        }
+        let deadline = tokio::time::sleep(FRESHNESS_WAIT);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                changed = reloaded.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                    // A reload finished. One that started before the change may
+                    // still be behind the marker: then the one asked for follows.
+                    let now = index.load().generation.clone();
+                    if now == read_generation(&self.marker) {
+                        return now != seen;
+                    }
+                }
+                _ = &mut deadline => return false,
+            }
         }
     }
 }

@@ -119,6 +119,15 @@ impl<'p> Route<'p> {
         }
     }
 
+    /// Does this request name a tree or something in it (what a just-published
+    /// change can make appear)?
+    pub fn in_trees(&self) -> bool {
+        matches!(
+            self,
+            Route::Short(..) | Route::Tree(..) | Route::Listing(..) | Route::File(..)
+        )
+    }
+
     /// The class the metrics count this request under.
     pub fn class(&self) -> RouteClass {
         match self {

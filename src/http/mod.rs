@@ -712,13 +712,20 @@ mod tests {
         let grace = Duration::from_secs(60);
         let index = ArcSwap::from_pointee(Index::load(&catalog, grace).await.unwrap());
         let before = index.load_full();
-        // An open catalog: the index is loaded again and swapped in.
-        assert_eq!(reload(&catalog, &index, grace).await, Reload::Continue);
+        let marker = dir.path().join("generation");
+        std::fs::write(&marker, "42\n").unwrap();
+        // An open catalog: the index is loaded again and swapped in, with the
+        // generation it was loaded at.
+        assert_eq!(
+            reload(&catalog, &index, grace, &marker).await,
+            Reload::Continue
+        );
         assert!(!Arc::ptr_eq(&before, &index.load_full()));
+        assert_eq!(index.load().generation, "42");
         // A closed one: the watcher stops, the last index stays.
         let last = index.load_full();
         catalog.close().await;
-        assert_eq!(reload(&catalog, &index, grace).await, Reload::Stop);
+        assert_eq!(reload(&catalog, &index, grace, &marker).await, Reload::Stop);
         assert!(Arc::ptr_eq(&last, &index.load_full()));
     }
 }

@@ -597,3 +597,145 @@ fn a_tree_is_served_the_moment_the_command_that_published_it_returns() {
         assert_eq!(r.status(), 404);
     }
 }
+
+/// Runs `cmd` to its end; returns whether it succeeded, its stderr and its peak RSS
+/// in bytes (from wait4's rusage of that one process).
+fn run_measured(mut cmd: std::process::Command) -> (bool, String, u64) {
+    let err_file = tempfile::NamedTempFile::new().unwrap();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(err_file.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, with valid pointers.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(rc, child.id() as i32, "wait4");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let stderr = std::fs::read_to_string(err_file.path()).unwrap();
+    (ok, stderr, usage.ru_maxrss as u64 * 1024)
+}
+
+/// gzip of `head`, `fill` repeated to `fill_bytes`, then `tail` (fast: a bomb).
+fn gzip_bomb(head: &str, fill: u8, fill_bytes: usize, tail: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![fill; 1 << 20];
+    for _ in 0..fill_bytes / chunk.len() {
+        enc.write_all(&chunk).unwrap();
+    }
+    enc.write_all(tail.as_bytes()).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Puts `gz` into `repo/repodata/` as the `kind` record of its repomd.xml (replacing
+/// one of that kind), with checksum and size but no open size, as a hostile upstream
+/// would.
+fn set_record(repo: &std::path::Path, kind: &str, gz: &[u8]) {
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(gz));
+    let name = format!("repodata/{sha}-{kind}.xml.gz");
+    std::fs::write(repo.join(&name), gz).unwrap();
+    let path = repo.join("repodata/repomd.xml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let open = format!("<data type=\"{kind}\">");
+    if let Some(start) = text.find(&open) {
+        let end = start + text[start..].find("</data>").unwrap() + "</data>".len();
+        text.replace_range(start..end, "");
+    }
+    let record = format!(
+        "{open}<checksum type=\"sha256\">{sha}</checksum><location href=\"{name}\"/><timestamp>1</timestamp><size>{}</size></data>\n",
+        gz.len()
+    );
+    let at = text.find("</repomd>").unwrap();
+    text.insert_str(at, &record);
+    std::fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn decompression_bombs_fail_the_sync_in_bounded_memory() {
+    const GIB: usize = 1 << 30;
+    const ALLOWED: u64 = 64 << 20;
+    let ns = "xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\"";
+    let primary_head = format!("<?xml version=\"1.0\"?>\n<metadata {ns} packages=\"1\">");
+    let bombs: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "primary: whitespace between packages",
+            "primary",
+            gzip_bomb(&primary_head, b' ', GIB, "</metadata>"),
+        ),
+        (
+            "primary: one comment",
+            "primary",
+            gzip_bomb(&format!("{primary_head}<!--"), b'x', GIB, "--></metadata>"),
+        ),
+        (
+            "primary: text in a package",
+            "primary",
+            gzip_bomb(
+                &format!("{primary_head}<package type=\"rpm\"><description>"),
+                b'a',
+                GIB,
+                "</description></package></metadata>",
+            ),
+        ),
+        (
+            "updateinfo: text in an advisory",
+            "updateinfo",
+            gzip_bomb(
+                "<?xml version=\"1.0\"?>\n<updates><update><description>",
+                b'a',
+                GIB,
+                "</description></update></updates>",
+            ),
+        ),
+        (
+            "comps: whitespace",
+            "group",
+            gzip_bomb("<?xml version=\"1.0\"?>\n<comps>", b' ', GIB, "</comps>"),
+        ),
+    ];
+    // The same sync of an ordinary upstream: the baseline.
+    let (up_dir, _) = demo_upstream_tree();
+    let upstream = Upstream::start(up_dir.path());
+    let env = Env::with_repo_toml(
+        &backends()[0],
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
+            upstream.url("repo/")
+        ),
+    );
+    let (ok, err, baseline) = run_measured(env.cmd(&["repo", "sync", "m"]));
+    assert!(ok, "{err}");
+    for (what, kind, gz) in bombs {
+        let (up_dir, repo) = demo_upstream_tree();
+        set_record(&repo, kind, &gz);
+        let upstream = Upstream::start(up_dir.path());
+        let env = Env::with_repo_toml(
+            &backends()[0],
+            &format!(
+                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
+                upstream.url("repo/")
+            ),
+        );
+        let (ok, err, peak) = run_measured(env.cmd(&["repo", "sync", "m"]));
+        assert!(!ok, "{what}: the sync succeeded");
+        assert!(
+            err.contains("sync failed") && (err.contains("larger than") || err.contains("exceeds")),
+            "{what}: {err}"
+        );
+        assert!(
+            peak <= baseline + ALLOWED,
+            "{what}: peak RSS {} MiB, baseline {} MiB",
+            peak >> 20,
+            baseline >> 20
+        );
+        eprintln!(
+            "{what}: peak RSS {} MiB (baseline {} MiB)",
+            peak >> 20,
+            baseline >> 20
+        );
+    }
+}

@@ -17,8 +17,14 @@ use crate::formats::repodata::ExtraKind;
 pub const MAX_REPOMD: u64 = 16 * 1024 * 1024;
 /// Largest compressed metadata file accepted.
 const MAX_METADATA: u64 = 4 * 1024 * 1024 * 1024;
-/// Largest decompressed metadata file accepted.
+/// Largest decompressed metadata file accepted (package records are streamed, so
+/// this bounds work, not memory).
 const MAX_OPEN_METADATA: u64 = 32 * 1024 * 1024 * 1024;
+/// Largest decompressed comps or modules document accepted when repomd.xml does not
+/// declare its open size (they are held in memory whole; real ones are a few MB).
+const DEFAULT_OPEN_EXTRA: u64 = 48 * 1024 * 1024;
+/// Largest decompressed comps or modules document accepted at all.
+const MAX_OPEN_EXTRA: u64 = 2 * 1024 * 1024 * 1024;
 
 /// GETs `url` with [`upstream::fetch`], naming the URL in the error.
 pub async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>, SyncError> {
@@ -153,23 +159,30 @@ pub async fn fetch_extras(
             ExtraKind::Modules => repomd.record("modules"),
         };
         let Some(record) = record else { continue };
-        let fetched = fetch_record(client, base, record).await?;
-        let mut open = Vec::new();
-        fetched
-            .open()?
-            .read_to_end(&mut open)
-            .map_err(|source| ParseError::Io {
-                file: fetched.url.clone(),
-                source,
-            })?;
-        if kind == ExtraKind::Updateinfo {
-            let (trimmed, count) = updateinfo::trim(&open, keep, &fetched.url)?;
+        let mut fetched = fetch_record(client, base, record).await?;
+        let open = if kind == ExtraKind::Updateinfo {
+            // Streamed: only the advisories kept are held.
+            let (trimmed, count) = updateinfo::trim(fetched.open()?, keep, &fetched.url)?;
             tracing::info!(
                 "{}: {count} advisories apply to the mirrored packages",
                 fetched.url
             );
-            open = trimmed;
-        }
+            trimmed
+        } else {
+            // Held whole: bounded by the declared open size, or a few MB's worth.
+            fetched.open_limit = record
+                .open_size
+                .map_or(DEFAULT_OPEN_EXTRA, |s| s.min(MAX_OPEN_EXTRA));
+            let mut open = Vec::new();
+            fetched
+                .open()?
+                .read_to_end(&mut open)
+                .map_err(|source| ParseError::Io {
+                    file: fetched.url.clone(),
+                    source,
+                })?;
+            open
+        };
         out.push((kind, open));
     }
     Ok(out)

@@ -73,7 +73,7 @@ pub fn comps(docs: &[&[u8]]) -> Result<Vec<u8>, ParseError> {
 pub fn updateinfo(docs: &[&[u8]], keep: &HashSet<Nevra>) -> Result<Vec<u8>, ParseError> {
     let (root, children) = merge_xml(docs, "updateinfo.xml")?;
     let merged = write_doc(root, children);
-    Ok(updateinfo::trim(&merged, keep, "updateinfo.xml")?.0)
+    Ok(updateinfo::trim(&merged[..], keep, "updateinfo.xml")?.0)
 }
 
 /// Module documents of every member, one YAML stream.

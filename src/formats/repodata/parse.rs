@@ -67,9 +67,50 @@ impl Element {
     }
 }
 
+/// A reader that hands out at most `left` more bytes until it is given a new budget:
+/// the XML reader copies a whole event (a text run, a comment) into memory before it
+/// returns it, so the budget must hold while the event is read, not after.
+struct Metered<R> {
+    inner: R,
+    left: usize,
+    exhausted: bool,
+}
+
+impl<R: BufRead> Read for Metered<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(out.len());
+            out[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Metered<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.left == 0 {
+            self.exhausted = true;
+            return Err(std::io::Error::other(format!(
+                "more than {MAX_PACKAGE_BYTES} bytes without a complete element"
+            )));
+        }
+        let left = self.left;
+        let available = self.inner.fill_buf()?;
+        Ok(&available[..available.len().min(left)])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.left = self.left.saturating_sub(n);
+        self.inner.consume(n);
+    }
+}
+
 /// Streams the top-level children of a document's root element.
 pub struct ElementReader<R: BufRead> {
-    reader: Reader<R>,
+    reader: Reader<Metered<R>>,
     buf: Vec<u8>,
     file: String,
     root: Option<Element>,
@@ -79,7 +120,11 @@ pub struct ElementReader<R: BufRead> {
 impl<R: BufRead> ElementReader<R> {
     /// Reads `input`; `file` names it in errors.
     pub fn new(input: R, file: &str) -> Self {
-        let mut reader = Reader::from_reader(input);
+        let mut reader = Reader::from_reader(Metered {
+            inner: input,
+            left: MAX_PACKAGE_BYTES,
+            exhausted: false,
+        });
         reader.config_mut().trim_text(false);
         reader.config_mut().check_end_names = true;
         ElementReader {
@@ -131,6 +176,8 @@ impl<R: BufRead> ElementReader<R> {
         }
         let mut stack: Vec<Element> = Vec::new();
         let mut bytes = 0usize;
+        // Each element (with what precedes it) gets the per-element budget.
+        self.reader.get_mut().left = MAX_PACKAGE_BYTES + 64 * 1024;
         let mut buf = std::mem::take(&mut self.buf);
         let result = self.next_element_with(&mut stack, &mut bytes, &mut buf);
         self.buf = buf;
@@ -146,14 +193,21 @@ impl<R: BufRead> ElementReader<R> {
         loop {
             buf.clear();
             let position = self.reader.buffer_position();
-            let event = self
-                .reader
-                .read_event_into(buf)
-                .map_err(|e| ParseError::Xml {
-                    file: self.file.clone(),
-                    position,
-                    message: e.to_string(),
-                })?;
+            let event = match self.reader.read_event_into(buf) {
+                Ok(event) => event,
+                Err(_) if self.reader.get_ref().exhausted => {
+                    return Err(self.invalid(format!(
+                        "an element is larger than {MAX_PACKAGE_BYTES} bytes (or as much text, whitespace or comment between elements)"
+                    )));
+                }
+                Err(e) => {
+                    return Err(ParseError::Xml {
+                        file: self.file.clone(),
+                        position,
+                        message: e.to_string(),
+                    })
+                }
+            };
             *bytes += (self.reader.buffer_position() - position) as usize;
             let bytes = *bytes;
             if bytes > MAX_PACKAGE_BYTES {

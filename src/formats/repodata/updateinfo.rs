@@ -31,12 +31,13 @@ fn package_nevra(p: &Element) -> Nevra {
 
 /// Keeps, in every `<update>`, only the `<package>` entries in `keep`; drops updates
 /// that end up with none. Returns the rewritten document and how many updates remain.
+/// The document is read as a stream: memory follows the updates kept, not the input.
 pub fn trim(
-    bytes: &[u8],
+    input: impl std::io::BufRead,
     keep: &HashSet<Nevra>,
     file: &str,
 ) -> Result<(Vec<u8>, usize), ParseError> {
-    let mut reader = ElementReader::new(bytes, file);
+    let mut reader = ElementReader::new(input, file);
     let mut updates = Vec::new();
     while let Some(mut update) = reader.next_element()? {
         if update.name != "update" {
@@ -117,7 +118,7 @@ mod tests {
             arch: "noarch".into(),
         }]
         .into();
-        let (out, count) = trim(doc, &keep, "updateinfo.xml").unwrap();
+        let (out, count) = trim(&doc[..], &keep, "updateinfo.xml").unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(count, 1);
         assert!(text.contains("ADV-1") && !text.contains("ADV-2"), "{text}");

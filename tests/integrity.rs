@@ -600,6 +600,8 @@ fn a_tree_is_served_the_moment_the_command_that_published_it_returns() {
 
 /// Runs `cmd` to its end; returns whether it succeeded, its stderr and its peak RSS
 /// in bytes (from wait4's rusage of that one process).
+// The child is reaped by wait4, not by `Child::wait`, which cannot report rusage.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut cmd: std::process::Command) -> (bool, String, u64) {
     let err_file = tempfile::NamedTempFile::new().unwrap();
     let child = cmd

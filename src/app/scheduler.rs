@@ -3,7 +3,8 @@
 //!
 //! Scheduled syncs run on the control runtime, not on the serving threads, so a sync
 //! never blocks serving; a failing sync is logged and recorded in the sync history, and
-//! the next run happens at the next scheduled time.
+//! the next run happens at the next scheduled time. A sync that panics fails that run
+//! only (it runs in a task of its own).
 
 use crate::app::context::{App, AppError};
 
@@ -34,7 +35,20 @@ pub fn start(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
                     .schedule_lag
                     .with_label_values(&[repo.id.as_str()])
                     .set((started - due).max(0));
-                match app.sync(&repo, &Default::default()).await {
+                // Run in a task of its own: a panic in a sync fails that run (logged)
+                // and the schedule goes on; the server is not affected.
+                let run = {
+                    let (app, repo) = (app.clone(), repo.clone());
+                    tokio::spawn(async move { app.sync(&repo, &Default::default()).await })
+                };
+                let result = match run.await {
+                    Ok(result) => result,
+                    Err(e) => {
+                        tracing::error!("{}: scheduled sync ended abnormally: {e}", repo.id);
+                        continue;
+                    }
+                };
+                match result {
                     Ok(synced) => {
                         let r = &synced.report;
                         tracing::info!(

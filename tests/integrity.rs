@@ -741,3 +741,95 @@ fn decompression_bombs_fail_the_sync_in_bounded_memory() {
         );
     }
 }
+
+/// The href of `kind`'s record in a repomd.xml.
+fn record_href(repomd: &str, kind: &str) -> String {
+    let at = repomd.find(&format!("<data type=\"{kind}\">")).unwrap();
+    let rest = &repomd[at..];
+    let start = rest.find("href=\"").unwrap() + 6;
+    rest[start..start + rest[start..].find('"').unwrap()].to_string()
+}
+
+#[test]
+fn what_latest_served_stays_servable_for_the_grace_period_then_goes() {
+    for backend in backends() {
+        let (up_dir, repo) = demo_upstream_tree();
+        let upstream = Upstream::start(up_dir.path());
+        let env = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "alias_grace = \"4s\"\n[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
+                upstream.url("repo/")
+            ),
+        );
+        env.ok(&["repo", "sync", "m"]);
+        let server = env.serve();
+        let c = http();
+        let get = |path: &str| {
+            c.get(server.url(&format!("/repos/m/latest/{path}")))
+                .send()
+                .unwrap()
+        };
+        let old_repomd = get("repodata/repomd.xml").text().unwrap();
+        let old_primary = record_href(&old_repomd, "primary");
+        let gone = "Packages/d/demo-docs-1.0-1.noarch.rpm";
+        let gone_bytes = get(gone).bytes().unwrap();
+        assert!(!gone_bytes.is_empty());
+
+        // Upstream drops a package; the next sync follows.
+        let removed = std::fs::read_dir(&repo)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("demo-docs")
+            })
+            .unwrap();
+        std::fs::remove_file(&removed).unwrap();
+        createrepo_dir(&repo, false);
+        env.ok(&["repo", "sync", "m"]);
+        wait_for("the new latest", || {
+            get("repodata/repomd.xml").text().unwrap() != old_repomd
+        });
+        let new_repomd = get("repodata/repomd.xml").text().unwrap();
+        assert!(!new_repomd.contains("demo-docs"), "sanity");
+
+        // A client holding the old repomd.xml still gets what it names.
+        assert_eq!(
+            get(&old_primary).status(),
+            200,
+            "{}: old primary",
+            backend.name()
+        );
+        let r = get(gone);
+        assert_eq!(
+            r.status(),
+            200,
+            "{}: a package latest no longer has",
+            backend.name()
+        );
+        assert_eq!(r.bytes().unwrap(), gone_bytes);
+        // Not listed: the listing shows what latest has now.
+        let listing = get("Packages/d/").text().unwrap();
+        assert!(!listing.contains("demo-docs"), "{listing}");
+
+        // After the grace period (and the next change), they are gone.
+        std::thread::sleep(Duration::from_millis(4500));
+        env.ok(&["snapshot", "create", "m", "--name", "after"]);
+        wait_for("the grace period to end", || {
+            get(&old_primary).status() == 404
+        });
+        assert_eq!(get(gone).status(), 404, "{}", backend.name());
+        // And gc may remove them now, but never what latest serves.
+        env.ok(&["gc", "--min-age", "0s"]);
+        let report = env.json(&["db", "verify"]);
+        assert_eq!(
+            report["missing"].as_array().map(Vec::len),
+            Some(0),
+            "{report}"
+        );
+        assert_eq!(get("repodata/repomd.xml").status(), 200);
+    }
+}

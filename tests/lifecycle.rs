@@ -126,7 +126,8 @@ fn aliases_switch_atomically_keep_old_metadata_servable_and_roll_back() {
 #[test]
 fn gc_frees_what_nothing_references_and_keeps_everything_served() {
     for backend in backends() {
-        let env = Env::new(&backend, &["fx"]);
+        // A short grace period: what latest served before is kept that long, then freed.
+        let env = Env::with_repo_toml(&backend, "alias_grace = \"2s\"\n[[repo]]\nid = \"fx\"\n");
         let one = env.dir.path().join("one");
         let files = cairn::formats::samples::demo_packages(&one).unwrap();
         env.ok(&["import", "fx", one.to_str().unwrap()]);
@@ -166,6 +167,11 @@ fn gc_frees_what_nothing_references_and_keeps_everything_served() {
         assert!(blob.is_file(), "{}: {report}", backend.name());
 
         env.ok(&["snapshot", "delete", "fx", "old"]);
+        // Within the grace period latest's previous demo-lib is still kept.
+        let report = env.json(&["gc", "--min-age", "0s"]);
+        assert!(blob.is_file(), "{}: {report}", backend.name());
+        // (Times are whole seconds: past the grace period by more than one.)
+        std::thread::sleep(std::time::Duration::from_millis(3500));
         let dry = env.json(&["gc", "--min-age", "0s", "--dry-run"]);
         assert!(dry["blobs"].as_u64().unwrap() >= 1, "{dry}");
         assert!(blob.is_file(), "a dry run deletes nothing");

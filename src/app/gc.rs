@@ -89,7 +89,7 @@ pub async fn collect(
     if dry_run {
         // Blobs only the rows that would go reference would go too.
         referenced = catalog
-            .blobs_still_referenced_after_gc(min_age.as_secs() as i64)
+            .blobs_still_referenced_after_gc(min_age.as_secs() as i64, alias_grace.as_secs() as i64)
             .await?;
     }
     let pool = pool.clone();

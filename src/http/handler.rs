@@ -191,7 +191,7 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
             let Some(t) = tree_of(space, owner, tree) else {
                 return not_found("There is no such repository, view, snapshot or alias.");
             };
-            match t.files.files.get(path) {
+            match t.file(path) {
                 Some(entry) => {
                     let class = Route::File(space, owner, tree, path).class();
                     serve_file(shared, req, entry, cache_control(t, path), class).await

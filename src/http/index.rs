@@ -48,9 +48,23 @@ pub struct Files {
 #[derive(Debug, Clone)]
 pub struct Tree {
     pub files: Arc<Files>,
+    /// Files a `latest` served within the grace period and no longer does: still
+    /// served under it (not listed), so a client holding the previous repomd.xml gets
+    /// every file it names.
+    pub before: Option<Arc<Files>>,
     /// Snapshots never change; `latest` does.
     pub immutable: bool,
     pub revision: i64,
+}
+
+impl Tree {
+    /// The file at `path`: the tree's own, or one it served within the grace period.
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.files
+            .files
+            .get(path)
+            .or_else(|| self.before.as_ref()?.files.get(path))
+    }
 }
 
 /// Everything the server can serve.
@@ -115,9 +129,26 @@ impl Index {
                 .unwrap_or_default()
         };
         let mut index = Index::default();
+        let before_of = |space: Space, tree: &TreeRow, files: &Files| {
+            if tree.immutable {
+                return None;
+            }
+            let (_, owners) = state.latest_before.iter().find(|(s, _)| *s == space)?;
+            let mut before = Files::default();
+            // Newest first: the first file named at a path is the one served.
+            for f in owners.get(&tree.repo)? {
+                if !files.files.contains_key(&f.path) && !before.files.contains_key(&f.path) {
+                    let entry = FileEntry::new(&f.path, f.sha256.clone(), f.size as u64, f.mtime);
+                    before.files.insert(f.path.clone(), entry);
+                }
+            }
+            (!before.files.is_empty()).then(|| Arc::new(before))
+        };
         for (space, tree) in &state.trees {
+            let files = files_of(tree);
             let t = Tree {
-                files: files_of(tree),
+                before: before_of(*space, tree, &files),
+                files,
                 immutable: tree.immutable,
                 revision: tree.revision,
             };
@@ -147,6 +178,7 @@ impl Index {
             };
             let t = Tree {
                 files,
+                before: None,
                 immutable: false,
                 revision: alias.current.revision,
             };

@@ -115,44 +115,23 @@ impl Catalog {
         publication_id: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        self.place(&mut tx, repo_id, placements).await?;
+        self.apply_latest(
+            &mut tx,
+            Space::Repos,
+            repo_id,
+            placements,
+            false,
+            publication_id,
+        )
+        .await?;
         // The caller published the content this transaction leaves (it holds the
         // repository lock), so latest describes the current content version.
-        sqlx::query(
-            "UPDATE repos SET latest_publication_id = $1, latest_version = content_version WHERE id = $2",
-        )
-        .bind(publication_id)
-        .bind(repo_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE repos SET latest_version = content_version WHERE id = $1")
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Inside `tx`: puts each package at its location in a repository's current content,
-    /// replacing what was there.
-    async fn place(
-        &self,
-        tx: &mut AnyConnection,
-        repo_id: i64,
-        placements: &[(String, i64)],
-    ) -> Result<()> {
-        let added = now();
-        let insert = Insert {
-            head: "INSERT INTO repo_packages (repo_id, location, package_id, added_at)",
-            columns: 4,
-            tail:
-                "ON CONFLICT (repo_id, location) DO UPDATE SET package_id = excluded.package_id, \
-                   added_at = excluded.added_at",
-            per_statement: BATCH_ROWS,
-        };
-        self.insert_rows(tx, &insert, placements, |q, (location, id)| {
-            q.bind(repo_id)
-                .bind(location.as_str())
-                .bind(*id)
-                .bind(added)
-        })
-        .await
     }
 
     /// Makes `placements` and `extras` the whole current content of a repository (a
@@ -168,10 +147,6 @@ impl Catalog {
         extras: &[ExtraRef],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM repo_packages WHERE repo_id = $1")
-            .bind(repo_id)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query("DELETE FROM repo_extras WHERE repo_id = $1")
             .bind(repo_id)
             .execute(&mut *tx)
@@ -187,12 +162,19 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        self.place(&mut tx, repo_id, placements).await?;
-        sqlx::query(
-            "UPDATE repos SET latest_publication_id = $1, latest_version = content_version, \
-             upstream_repomd_sha256 = $2 WHERE id = $3",
+        self.apply_latest(
+            &mut tx,
+            Space::Repos,
+            repo_id,
+            placements,
+            true,
+            publication_id,
         )
-        .bind(publication_id)
+        .await?;
+        sqlx::query(
+            "UPDATE repos SET latest_version = content_version, upstream_repomd_sha256 = $1 \
+             WHERE id = $2",
+        )
         .bind(upstream_repomd_sha256)
         .bind(repo_id)
         .execute(&mut *tx)
@@ -237,14 +219,15 @@ impl Catalog {
         publication_id: i64,
         content_version: Option<i64>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE repos SET latest_publication_id = $1, latest_version = $2 WHERE id = $3",
-        )
-        .bind(publication_id)
-        .bind(content_version)
-        .bind(repo_id)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        self.point_latest(&mut tx, Space::Repos, repo_id, publication_id)
+            .await?;
+        sqlx::query("UPDATE repos SET latest_version = $1 WHERE id = $2")
+            .bind(content_version)
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

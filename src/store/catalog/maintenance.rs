@@ -19,6 +19,7 @@ impl Catalog {
     pub async fn blobs_still_referenced_after_gc(
         &self,
         min_age_secs: i64,
+        grace_secs: i64,
     ) -> Result<HashSet<String>> {
         let sql = format!(
             "SELECT sha256 FROM packages WHERE id NOT IN (SELECT id {UNUSED_PACKAGES}) \
@@ -27,6 +28,7 @@ impl Catalog {
         );
         let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(now() - min_age_secs)
+            .bind(now() - grace_secs)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().collect())
@@ -43,31 +45,41 @@ impl Catalog {
         dry_run: bool,
     ) -> Result<GcRows> {
         let cutoff = now() - min_age_secs;
+        let grace_cutoff = now() - grace_secs;
         let mut tx = self.pool.begin().await?;
         let count = |sql: &'static str| format!("SELECT COUNT(*) {sql}");
         let publications: i64 = sqlx::query_scalar(AssertSqlSafe(count(UNUSED_PUBLICATIONS)))
             .bind(cutoff)
+            .bind(grace_cutoff)
             .fetch_one(&mut *tx)
             .await?;
         let packages: i64 = sqlx::query_scalar(AssertSqlSafe(count(UNUSED_PACKAGES)))
             .bind(cutoff)
+            .bind(grace_cutoff)
             .fetch_one(&mut *tx)
             .await?;
         if !dry_run {
-            for table in ["alias_history", "view_alias_history"] {
+            for (table, column) in [
+                ("alias_history", "replaced_at"),
+                ("view_alias_history", "replaced_at"),
+                ("latest_history", "replaced_at"),
+                ("latest_displaced", "displaced_at"),
+            ] {
                 sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE replaced_at < $1"
+                    "DELETE FROM {table} WHERE {column} < $1"
                 )))
-                .bind(now() - grace_secs)
+                .bind(grace_cutoff)
                 .execute(&mut *tx)
                 .await?;
             }
             sqlx::query(AssertSqlSafe(format!("DELETE {UNUSED_PUBLICATIONS}")))
                 .bind(cutoff)
+                .bind(grace_cutoff)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(AssertSqlSafe(format!("DELETE {UNUSED_PACKAGES}")))
                 .bind(cutoff)
+                .bind(grace_cutoff)
                 .execute(&mut *tx)
                 .await?;
         }

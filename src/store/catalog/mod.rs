@@ -18,6 +18,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Transaction};
 mod aliases;
 mod bulk;
 mod content;
+mod latest;
 mod maintenance;
 mod packages;
 mod pages;
@@ -374,18 +375,22 @@ pub const INTERRUPTED: &str =
 const SYNC_RUN_COLUMNS: &str = "id, started_at, finished_at, status, packages_added, \
      packages_removed, packages_downloaded, bytes_downloaded, error";
 
-/// Publications no repository and no snapshot points at, older than `$1`.
+/// Publications no repository and no snapshot points at, older than `$1`, that no
+/// `latest` served after `$2` (its grace period).
 const UNUSED_PUBLICATIONS: &str = "FROM publications WHERE created_at <= $1 \
      AND id NOT IN (SELECT latest_publication_id FROM repos WHERE latest_publication_id IS NOT NULL) \
      AND id NOT IN (SELECT publication_id FROM snapshots) \
      AND id NOT IN (SELECT latest_publication_id FROM views WHERE latest_publication_id IS NOT NULL) \
-     AND id NOT IN (SELECT publication_id FROM view_snapshots)";
-/// Packages no repository and no snapshot holds, older than `$1`.
+     AND id NOT IN (SELECT publication_id FROM view_snapshots) \
+     AND id NOT IN (SELECT publication_id FROM latest_history WHERE replaced_at >= $2)";
+/// Packages no repository and no snapshot holds, older than `$1`, that no `latest`
+/// served after `$2`.
 const UNUSED_PACKAGES: &str = "FROM packages WHERE created_at <= $1 \
      AND id NOT IN (SELECT package_id FROM repo_packages) \
      AND id NOT IN (SELECT package_id FROM snapshot_packages) \
      AND id NOT IN (SELECT package_id FROM view_latest_packages) \
-     AND id NOT IN (SELECT package_id FROM view_snapshot_packages)";
+     AND id NOT IN (SELECT package_id FROM view_snapshot_packages) \
+     AND id NOT IN (SELECT package_id FROM latest_displaced WHERE displaced_at >= $2)";
 
 /// Rows per multi-row INSERT (keeps parameters under both engines' limits).
 const BATCH_ROWS: usize = 500;

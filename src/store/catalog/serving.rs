@@ -17,6 +17,9 @@ pub struct ServingTrees {
     /// Snapshots and `latest` trees of repositories and views.
     pub trees: Vec<(Space, TreeRow)>,
     pub aliases: Vec<AliasTree>,
+    /// What each `latest` served within the grace period and no longer does (newest
+    /// first), by namespace and owner.
+    pub latest_before: Vec<(Space, HashMap<String, Vec<TreeFile>>)>,
 }
 
 impl Catalog {
@@ -41,6 +44,12 @@ impl Catalog {
             }
         }
         out.aliases = self.alias_trees(&mut tx, alias_grace_secs).await?;
+        for space in [Space::Repos, Space::Views] {
+            let before = self
+                .latest_before(&mut tx, space, now() - alias_grace_secs)
+                .await?;
+            out.latest_before.push((space, before));
+        }
         let mut used: Vec<&TreeRow> = out.trees.iter().map(|(_, t)| t).collect();
         for alias in &out.aliases {
             used.push(&alias.current);

@@ -87,20 +87,16 @@ impl Catalog {
         stamp: &str,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM view_latest_packages WHERE view_id = $1")
-            .bind(view_id)
-            .execute(&mut *tx)
-            .await?;
-        self.insert_placements(
+        self.apply_latest(
             &mut tx,
-            "view_latest_packages",
-            "view_id",
+            Space::Views,
             view_id,
             placements,
+            true,
+            publication_id,
         )
         .await?;
-        sqlx::query("UPDATE views SET latest_publication_id = $1, latest_stamp = $2 WHERE id = $3")
-            .bind(publication_id)
+        sqlx::query("UPDATE views SET latest_stamp = $1 WHERE id = $2")
             .bind(stamp)
             .bind(view_id)
             .execute(&mut *tx)

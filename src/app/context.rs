@@ -111,6 +111,19 @@ pub struct Synced {
     pub snapshots_deleted: Vec<String>,
 }
 
+/// What `db verify --repair` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RepairReport {
+    /// Corrupt blobs moved out of the pool: (sha256, where they are now).
+    pub quarantined: Vec<(String, PathBuf)>,
+    /// Blobs restored from the files of `--from`.
+    pub restored: Vec<String>,
+    /// Mirrored repositories synced to fetch their missing packages again.
+    pub synced: Vec<String>,
+    /// What is still missing or corrupt afterwards (with what uses it).
+    pub after: VerifyReport,
+}
+
 /// An alias switch: the snapshot it pointed at before, if any.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AliasSet {
@@ -410,6 +423,73 @@ impl App {
             .await?;
         self.published();
         Ok(AliasSet { previous })
+    }
+
+    /// Verifies, then repairs what it found: corrupt blobs are quarantined; missing
+    /// and quarantined ones are restored from the files under `from` (any whose
+    /// sha256 matches) and, for packages a mirrored repository holds, fetched again by
+    /// a sync of it (verified as every download is); then verifies again.
+    pub async fn repair(
+        &self,
+        from: Option<&std::path::Path>,
+        progress: &Arc<Progress>,
+    ) -> Result<RepairReport, AppError> {
+        let before = self.verify(progress).await?;
+        let mut report = RepairReport::default();
+        for (sha, _) in &before.corrupt {
+            let to = self.pool.quarantine(sha)?;
+            tracing::warn!("quarantined corrupt blob {sha} as {}", to.display());
+            report.quarantined.push((sha.clone(), to));
+        }
+        let mut bad: std::collections::HashSet<String> = before
+            .missing
+            .iter()
+            .cloned()
+            .chain(before.corrupt.iter().map(|(sha, _)| sha.clone()))
+            .collect();
+        if let Some(dir) = from.filter(|_| !bad.is_empty()) {
+            let _lease =
+                self.datadir
+                    .lease_pool_async()
+                    .await
+                    .map_err(|source| AppError::DataDir {
+                        path: self.datadir.root().to_path_buf(),
+                        source,
+                    })?;
+            let mut staged = Vec::new();
+            for entry in walkdir::WalkDir::new(dir)
+                .follow_links(true)
+                .into_iter()
+                .flatten()
+            {
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                let Ok(sha) = verify::sha256_of(entry.path()) else {
+                    continue;
+                };
+                if bad.contains(&sha) {
+                    // Copied and hashed again: what lands is what was verified.
+                    let s = self.pool.stage_file(entry.path())?;
+                    if bad.remove(&s.sha256) {
+                        report.restored.push(s.sha256.clone());
+                        staged.push(s);
+                    }
+                }
+            }
+            self.pool.commit_async(staged).await?;
+        }
+        let left: Vec<&str> = bad.iter().map(String::as_str).collect();
+        for repo in self.catalog.repos_holding(&left).await? {
+            let Some(config) = self.config.repo(&repo).filter(|r| r.feed.is_some()) else {
+                continue;
+            };
+            self.sync(config, &Progress::default()).await?;
+            report.synced.push(repo);
+        }
+        self.published();
+        report.after = self.verify(progress).await?;
+        Ok(report)
     }
 
     /// Removes what nothing references (see [`gc::collect`]).

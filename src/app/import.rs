@@ -173,7 +173,8 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
         rpmcheck::check_bytes(&bytes).map_err(|e| e.to_string())?;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         let size = bytes.len() as u64;
-        let staged = if pool.reuse(&sha256, size) {
+        // A damaged copy in the pool is not reused: these bytes replace it.
+        let staged = if pool.holds_exactly(&sha256, &bytes) {
             None
         } else {
             Some(pool.stage_bytes(&bytes).map_err(|e| e.to_string())?)

@@ -22,6 +22,9 @@ pub struct VerifyReport {
     /// (sha256, what is wrong)
     pub corrupt: Vec<(String, String)>,
     pub unreferenced: Vec<String>,
+    /// For each missing or corrupt blob: the package or metadata file it is and the
+    /// trees that serve it.
+    pub used_by: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl VerifyReport {
@@ -40,6 +43,23 @@ pub enum VerifyError {
     Pool(#[from] PoolError),
     #[error("verification worker: {0}")]
     Worker(String),
+}
+
+/// The sha256 of the file at `path`, hex.
+pub fn sha256_of(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Every blob file under the pool's `ab/cd/` directories.
@@ -63,9 +83,17 @@ pub async fn verify(
     let referenced: HashMap<String, i64> = catalog.referenced_blobs().await?.into_iter().collect();
     let pool2 = pool.clone();
     let progress = progress.clone();
-    let report = tokio::task::spawn_blocking(move || check(&pool2, &referenced, &progress))
+    let mut report = tokio::task::spawn_blocking(move || check(&pool2, &referenced, &progress))
         .await
         .map_err(|e| VerifyError::Worker(e.to_string()))??;
+    let bad: Vec<&str> = report
+        .missing
+        .iter()
+        .map(String::as_str)
+        .chain(report.corrupt.iter().map(|(sha, _)| sha.as_str()))
+        .collect();
+    let users = catalog.blob_users(&bad).await?;
+    report.used_by = users.into_iter().collect();
     catalog
         .record_maintenance(
             "verify",

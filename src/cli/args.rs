@@ -162,6 +162,14 @@ pub enum DbCommand {
     /// Exits non-zero when a referenced blob is missing or corrupt; unreferenced
     /// blobs (left by interrupted work) are listed but are not an error.
     Verify {
+        /// Repair what is found: quarantine corrupt blobs (pool/quarantine/), restore
+        /// missing ones from --from and from upstream (a sync of each mirrored
+        /// repository that holds them), then verify again.
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: a directory whose files (any that hash right) restore blobs.
+        #[arg(long, requires = "repair")]
+        from: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },

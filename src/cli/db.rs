@@ -15,20 +15,49 @@ pub(super) async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
             println!("catalog migrated ({:?})", app.catalog.backend());
             Ok(ExitCode::SUCCESS)
         }
-        DbCommand::Verify { json } => {
+        DbCommand::Verify { repair, from, json } => {
             let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
             let display = show_progress(progress.clone(), "verifying");
-            let result = app.verify(&progress).await;
-            display.finish().await;
-            let report = result?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+            let (report, repaired) = if repair {
+                let result = app.repair(from.as_deref(), &progress).await;
+                display.finish().await;
+                let repaired = result?;
+                (repaired.after.clone(), Some(repaired))
             } else {
+                let result = app.verify(&progress).await;
+                display.finish().await;
+                (result?, None)
+            };
+            if json {
+                match &repaired {
+                    Some(r) => println!("{}", serde_json::to_string_pretty(r)?),
+                    None => println!("{}", serde_json::to_string_pretty(&report)?),
+                }
+            } else {
+                if let Some(r) = &repaired {
+                    for (sha, to) in &r.quarantined {
+                        println!("quarantined  {sha} -> {}", to.display());
+                    }
+                    for sha in &r.restored {
+                        println!("restored     {sha}");
+                    }
+                    for repo in &r.synced {
+                        println!("synced       {repo} (to fetch its missing packages again)");
+                    }
+                    println!("after the repair:");
+                }
+                let uses = |sha: &str| {
+                    for u in report.used_by.get(sha).into_iter().flatten() {
+                        println!("               {u}");
+                    }
+                };
                 for sha in &report.missing {
                     println!("missing      {sha}");
+                    uses(sha);
                 }
                 for (sha, why) in &report.corrupt {
                     println!("corrupt      {sha}: {why}");
+                    uses(sha);
                 }
                 for sha in &report.unreferenced {
                     println!("unreferenced {sha}");

@@ -259,6 +259,19 @@ async fn read_body(
         let (bytes, permit) = read
             .await
             .map_err(|e| failed(entry, "read", e, "stored file is damaged"))?;
+        // Kept in memory and served from there from now on: checked once, here, so a
+        // damaged blob is never cached (nor served) as if it were whole.
+        let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if actual != entry.sha256 {
+            tracing::error!(
+                "blob {} is damaged (its bytes hash to {actual}): run `cairn db verify --repair`",
+                entry.sha256
+            );
+            return Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored file is damaged",
+            ));
+        }
         shared.small.borrow_mut().put(&entry.sha256, bytes.clone());
         let part = bytes.slice(start as usize..(start + len) as usize);
         return Ok(full(match permit {

@@ -308,8 +308,31 @@ impl Cx<'_> {
             .repo(&self.repo.id)
             .await?
             .is_some_and(|r| r.latest_publication_id.is_some());
-        Ok(has_latest
+        if !(has_latest
             && self.catalog.upstream_repomd(self.repo_id).await?.as_deref() == Some(repomd_sha))
+        {
+            return Ok(false);
+        }
+        // The catalog says nothing changed; the pool must still hold what it names. A
+        // package file lost since (deleted, or quarantined by `db verify --repair`)
+        // makes this a full sync, which downloads what is missing.
+        let content = self.catalog.repo_content(self.repo_id).await?;
+        let pool = self.pool.clone();
+        let missing = tokio::task::spawn_blocking(move || {
+            content.iter().filter(|c| !pool.contains(&c.sha256)).count()
+        })
+        .await
+        .map_err(|e| SyncError::Task {
+            what: "checking the pool",
+            message: e.to_string(),
+        })?;
+        if missing > 0 {
+            tracing::warn!(
+                "{}: upstream unchanged, but {missing} package file(s) of the current content are missing from the pool: fetching them again",
+                self.repo.id
+            );
+        }
+        Ok(missing == 0)
     }
 
     /// Fetches primary, filelists and other and parses them in lockstep, keeping what

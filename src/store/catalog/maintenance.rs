@@ -266,3 +266,80 @@ fn owner_stats_sql(space: Space, extra: &str) -> String {
         owners = t.owners,
     )
 }
+
+/// Who uses a blob, as [`Catalog::blob_users`] reads it.
+#[derive(sqlx::FromRow)]
+struct BlobUse {
+    sha256: String,
+    what: String,
+}
+
+impl Catalog {
+    /// For each of `shas`, what uses it, in words: the package (NEVRA) or metadata
+    /// file it is, and every tree (`repos/R/latest`, `repos/R/SNAP`, `views/V/…`) that
+    /// serves it.
+    pub async fn blob_users(&self, shas: &[&str]) -> Result<HashMap<String, Vec<String>>> {
+        let mut conn = self.pool.acquire().await?;
+        let nevra =
+            "p.name || '-' || CASE WHEN p.epoch IN ('', '0') THEN '' ELSE p.epoch || ':' END \
+                     || p.version || '-' || p.release || '.' || p.arch";
+        let selects: Vec<String> = vec![
+            format!("SELECT p.sha256, 'package ' || {nevra} AS what FROM packages p WHERE p.sha256 IN ({{list}})"),
+            "SELECT p.sha256, 'in repos/' || r.name || '/latest' AS what FROM repo_packages x \
+             JOIN packages p ON p.id = x.package_id JOIN repos r ON r.id = x.repo_id WHERE p.sha256 IN ({list})".into(),
+            "SELECT p.sha256, 'in repos/' || r.name || '/' || s.name AS what FROM snapshot_packages x \
+             JOIN packages p ON p.id = x.package_id JOIN snapshots s ON s.id = x.snapshot_id \
+             JOIN repos r ON r.id = s.repo_id WHERE p.sha256 IN ({list})".into(),
+            "SELECT p.sha256, 'in views/' || v.name || '/latest' AS what FROM view_latest_packages x \
+             JOIN packages p ON p.id = x.package_id JOIN views v ON v.id = x.view_id WHERE p.sha256 IN ({list})".into(),
+            "SELECT p.sha256, 'in views/' || v.name || '/' || s.name AS what FROM view_snapshot_packages x \
+             JOIN packages p ON p.id = x.package_id JOIN view_snapshots s ON s.id = x.view_snapshot_id \
+             JOIN views v ON v.id = s.view_id WHERE p.sha256 IN ({list})".into(),
+            "SELECT f.sha256, 'metadata ' || f.path || ' of repos/' || r.name || '/latest' AS what \
+             FROM publication_files f JOIN repos r ON r.latest_publication_id = f.publication_id \
+             WHERE f.sha256 IN ({list})".into(),
+            "SELECT f.sha256, 'metadata ' || f.path || ' of repos/' || r.name || '/' || s.name AS what \
+             FROM publication_files f JOIN snapshots s ON s.publication_id = f.publication_id \
+             JOIN repos r ON r.id = s.repo_id WHERE f.sha256 IN ({list})".into(),
+            "SELECT f.sha256, 'metadata ' || f.path || ' of views/' || v.name || '/latest' AS what \
+             FROM publication_files f JOIN views v ON v.latest_publication_id = f.publication_id \
+             WHERE f.sha256 IN ({list})".into(),
+            "SELECT f.sha256, 'metadata ' || f.path || ' of views/' || v.name || '/' || s.name AS what \
+             FROM publication_files f JOIN view_snapshots s ON s.publication_id = f.publication_id \
+             JOIN views v ON v.id = s.view_id WHERE f.sha256 IN ({list})".into(),
+        ];
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for template in &selects {
+            let select = |list: &str| template.replace("{list}", list);
+            let rows: Vec<BlobUse> = self.select_in(&mut conn, select, &[], shas).await?;
+            for r in rows {
+                out.entry(r.sha256).or_default().push(r.what);
+            }
+        }
+        for uses in out.values_mut() {
+            uses.sort();
+            uses.dedup();
+            // The package line first, then the trees.
+            uses.sort_by_key(|u| !u.starts_with("package "));
+        }
+        Ok(out)
+    }
+}
+
+impl Catalog {
+    /// The repositories whose current content holds any of the packages `shas`.
+    pub async fn repos_holding(&self, shas: &[&str]) -> Result<Vec<String>> {
+        let mut conn = self.pool.acquire().await?;
+        let select = |list: &str| {
+            format!(
+                "SELECT DISTINCT r.name FROM repo_packages x JOIN packages p ON p.id = x.package_id \
+                 JOIN repos r ON r.id = x.repo_id WHERE p.sha256 IN ({list})"
+            )
+        };
+        let rows: Vec<(String,)> = self.select_in(&mut conn, select, &[], shas).await?;
+        let mut names: Vec<String> = rows.into_iter().map(|(n,)| n).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}

@@ -180,6 +180,24 @@ impl Pool {
         self.root.join(a).join(b).join(sha256)
     }
 
+    /// Moves the blob `sha256` out of the pool into `quarantine/` (kept for
+    /// inspection, never served or counted as a blob); returns where it went.
+    pub fn quarantine(&self, sha256: &str) -> Result<PathBuf, PoolError> {
+        if !is_sha256(sha256) {
+            return Err(PoolError::BadAddress(sha256.to_string()));
+        }
+        let dir = self.root.join("quarantine");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let to = dir.join(format!("{sha256}-{stamp}"));
+        let from = self.path_of(sha256);
+        fs::rename(&from, &to).map_err(io_err(&from))?;
+        Ok(to)
+    }
+
     /// Is the blob present under its final name?
     pub fn contains(&self, sha256: &str) -> bool {
         self.path_of(sha256).is_file()
@@ -198,6 +216,23 @@ impl Pool {
             .open(&path)
             .and_then(|f| f.set_modified(SystemTime::now()))
             .is_ok()
+    }
+
+    /// Does the pool hold exactly `bytes` as blob `sha256` (compared byte for byte, so
+    /// a damaged copy is not taken for it)? If so, touched as [`Pool::reuse`] does.
+    pub fn holds_exactly(&self, sha256: &str, bytes: &[u8]) -> bool {
+        if !self.has(sha256, bytes.len() as u64) {
+            return false;
+        }
+        let path = self.path_of(sha256);
+        match fs::read(&path) {
+            Ok(stored) if stored == bytes => File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(SystemTime::now()))
+                .is_ok(),
+            _ => false,
+        }
     }
 
     /// Is the blob present under its final name with the expected size?
@@ -356,14 +391,12 @@ impl Pool {
             match placed {
                 Ok(()) => moved = true,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if fs::metadata(&dest).is_ok_and(|m| m.len() == s.size) {
-                        // Already stored (content addressed): keep the existing blob.
-                        let _ = fs::remove_file(&tmp);
-                    } else {
-                        // A damaged copy: the verified bytes replace it.
-                        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-                        moved = true;
-                    }
+                    // Stored already, or a damaged copy of the same size that only a
+                    // re-hash would tell apart: the staged bytes were hashed to this
+                    // address, so they replace it either way (atomically; a reader
+                    // holding the old file keeps it).
+                    fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+                    moved = true;
                 }
                 Err(e) => return Err(io_err(&dest)(e)),
             }

@@ -205,8 +205,26 @@ impl Locked<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::compare;
+    use super::{check_blobs, compare, IngestError};
+    use crate::store::pool::Pool;
     use std::collections::HashMap;
+
+    #[test]
+    fn placing_fails_when_a_blob_of_the_new_content_vanished() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let kept = pool.stage_bytes(b"kept").unwrap();
+        let sha = kept.sha256.clone();
+        pool.commit(vec![kept]).unwrap();
+        assert!(check_blobs(&pool, [sha.as_str()]).is_ok());
+        let gone = "0".repeat(64);
+        match check_blobs(&pool, [sha.as_str(), gone.as_str()]) {
+            Err(IngestError::BlobsMissing { count, first }) => {
+                assert_eq!((count, first), (1, gone));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_comparison_names_added_replaced_unchanged_and_absent_locations() {

@@ -6,7 +6,10 @@
 #   - a server started on the data dir serves every file of every `latest` repomd.xml.
 # Prints one line per trial and the counts per backend at the end.
 #
-# Usage: [TRIALS=20] [PACKAGES=1500] [CAIRN_TEST_POSTGRES_URL=postgres://…] bench/kill9.sh
+# Usage: [TRIALS=20] [PACKAGES=3000] [SLOW_MAX=1.2] [FAST_MAX=0.12]
+#        [CAIRN_TEST_POSTGRES_URL=postgres://…] bench/kill9.sh
+# SLOW_MAX and FAST_MAX bound the random delay (seconds) for imports and syncs, and for
+# the other operations.
 # With CAIRN_TEST_POSTGRES_URL (an admin URL) the trials run on PostgreSQL too, each
 # backend in a database of its own. Needs: cargo, createrepo_c, nginx, curl, python3,
 # psql for PostgreSQL.
@@ -16,7 +19,7 @@ cargo build --release --quiet
 BIN=$PWD/target/release/cairn
 TRIALS=${TRIALS:-20}
 export CAIRN_LOG=warn
-N=${PACKAGES:-1500}
+N=${PACKAGES:-3000}
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
 cleanup() {
@@ -50,9 +53,6 @@ events { worker_connections 1024; }
 http { access_log off; sendfile on; server { listen 127.0.0.1:$UP; root $WORK/www; } }
 NGX
 nginx -c "$WORK/nginx.conf"
-# Local packages to import: the same generator (the first import adds them, later
-# ones find them present).
-"$BIN" generate "$WORK/import" --count "$N" >/dev/null
 
 backends="sqlite"
 [ -n "${CAIRN_TEST_POSTGRES_URL:-}" ] && backends="sqlite postgres"
@@ -106,7 +106,7 @@ name = "all"
 repos = ["fx", "m"]
 TOML
     # A starting state every operation can work on.
-    "$BIN" --config "$cfg" import fx "$WORK/import" >/dev/null
+    "$BIN" --config "$cfg" import fx "$WORK/www/a" >/dev/null
     "$BIN" --config "$cfg" repo sync m >/dev/null
     "$BIN" --config "$cfg" snapshot create fx --name base1 >/dev/null
     "$BIN" --config "$cfg" snapshot create fx --name base2 >/dev/null
@@ -115,7 +115,9 @@ TOML
     for t in $(seq 1 "$TRIALS"); do
         op=${ops[$((RANDOM % ${#ops[@]}))]}
         case $op in
-            import) cmd=(import fx "$WORK/import") ;;
+            # Each import brings the set the repository lacks (a, then b, then a
+            # again over b: every one adds or replaces N packages).
+            import) cmd=(import fx "$WORK/www/$([ $((t % 2)) = 0 ] && echo a || echo b)") ;;
             sync) cmd=(repo sync m) ;;
             snapshot) cmd=(snapshot create fx --name "t$t") ;;
             view-snapshot) cmd=(view snapshot all --name "v$t") ;;
@@ -126,7 +128,13 @@ TOML
             if [ "$(readlink "$WORK/www/repo")" = a ]; then next=b; else next=a; fi
             ln -sfn "$next" "$WORK/www/repo"
         fi
-        delay=$(python3 -c "import random; print(round(random.uniform(0.0, 1.5), 3))")
+        # A delay within the operation's usual duration on this machine: imports and
+        # syncs of N packages take a second or more, the rest tens of milliseconds.
+        case $op in
+            import | sync) most=${SLOW_MAX:-1.2} ;;
+            *) most=${FAST_MAX:-0.12} ;;
+        esac
+        delay=$(python3 -c "import random; print(round(random.uniform(0.0, $most), 3))")
         "$BIN" --config "$cfg" "${cmd[@]}" >/dev/null 2>&1 &
         pid=$!
         sleep "$delay"
@@ -140,7 +148,7 @@ TOML
         "$BIN" --config "$cfg" db verify >/dev/null 2>&1 || problems="$problems verify"
         # Run again: it must succeed (a snapshot the killed run committed exists).
         "$BIN" --config "$cfg" "${cmd[@]}" >/dev/null 2>"$WORK/again.err" \
-            || grep -q "already exists" "$WORK/again.err" || problems="$problems rerun"
+            || grep -q "already has a snapshot named" "$WORK/again.err" || problems="$problems rerun"
         serves_everything "$cfg" || problems="$problems serve"
         if [ -z "$problems" ]; then
             clean=$((clean + 1)); echo "$backend trial $t: $op $how: clean"

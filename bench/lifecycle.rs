@@ -153,10 +153,12 @@ fn main() {
                 .await
                 .unwrap();
         let upgrades = place(&v2, &ids2);
+        let t = Instant::now();
         catalog
             .place_in_repo(&lock, repo_id, &upgrades, content.publication_id)
             .await
             .unwrap();
+        let place_s = t.elapsed().as_secs_f64();
         content =
             cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
                 .await
@@ -296,6 +298,10 @@ fn main() {
         println!(
             "{:<44} {:>9.3}",
             "diff of two snapshots (1% upgraded)", diff_s
+        );
+        println!(
+            "{:<44} {:>9.3}",
+            "place 1% upgrades into the 100k latest", place_s
         );
         println!(
             "{:<44} {:>9} {:>9}",

@@ -38,6 +38,27 @@ pub struct Config {
     pub views: Vec<ViewConfig>,
 }
 
+/// Where ids and names stand in the file (for messages that name a line).
+#[derive(Deserialize)]
+struct Spans {
+    #[serde(default)]
+    repo: Vec<RepoSpans>,
+    #[serde(default)]
+    view: Vec<ViewSpans>,
+}
+
+#[derive(Deserialize)]
+struct RepoSpans {
+    id: toml::Spanned<String>,
+}
+
+#[derive(Deserialize)]
+struct ViewSpans {
+    name: toml::Spanned<String>,
+    #[serde(default)]
+    repos: Vec<toml::Spanned<String>>,
+}
+
 /// `[[view]]`: repositories published together.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,24 +83,30 @@ pub struct ServerConfig {
     #[serde(default)]
     pub database_url: Option<String>,
     /// Serving threads (one io_uring runtime each); 0 means one per core.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_workers")]
     pub workers: usize,
     /// How long an alias keeps serving what it pointed at before a switch ("3d", "12h").
     #[serde(default = "default_alias_grace", deserialize_with = "de_duration")]
     pub alias_grace: std::time::Duration,
     /// Open client connections at most; more are answered 503 and closed.
-    #[serde(default = "default_max_connections")]
+    #[serde(
+        default = "default_max_connections",
+        deserialize_with = "de_max_connections"
+    )]
     pub max_connections: usize,
     /// A client must send a request's whole header within this time, and a
     /// keep-alive connection is closed when no request starts within it.
-    #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
+    #[serde(default = "default_header_timeout", deserialize_with = "de_timeout")]
     pub header_timeout: std::time::Duration,
     /// A connection that moves no byte either way for this long is closed (a client
     /// that stopped reading a download, a dead peer).
-    #[serde(default = "default_idle_timeout", deserialize_with = "de_duration")]
+    #[serde(default = "default_idle_timeout", deserialize_with = "de_timeout")]
     pub idle_timeout: std::time::Duration,
     /// Largest request head (request line and headers) accepted; larger gets 431.
-    #[serde(default = "default_max_header_bytes")]
+    #[serde(
+        default = "default_max_header_bytes",
+        deserialize_with = "de_max_header_bytes"
+    )]
     pub max_header_bytes: usize,
 }
 
@@ -106,6 +133,73 @@ fn default_alias_grace() -> std::time::Duration {
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// A duration that must not be zero (a zero timeout fails requests at random).
+fn de_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let t = de_duration(d)?;
+    if t.is_zero() {
+        return Err(serde::de::Error::custom(
+            "a timeout of 0 would fail requests at random: give a duration such as \"30s\"",
+        ));
+    }
+    Ok(t)
+}
+
+fn de_max_connections<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n == 0 {
+        return Err(serde::de::Error::custom(
+            "0 connections would refuse every client: give at least 1 (default 10000)",
+        ));
+    }
+    Ok(n)
+}
+
+/// Most serving threads accepted (each holds a socket, an io_uring and buffers).
+pub const MAX_WORKERS: usize = 1024;
+
+fn de_workers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n > MAX_WORKERS {
+        return Err(serde::de::Error::custom(format!(
+            "{n} serving threads is more than {MAX_WORKERS}: use 0 (one per core) or a number up to the core count"
+        )));
+    }
+    Ok(n)
+}
+
+/// Smallest request head accepted (the HTTP library needs this much).
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+fn de_max_header_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n < MIN_HEADER_BYTES {
+        return Err(serde::de::Error::custom(format!(
+            "{n} is below the smallest request head the server supports ({MIN_HEADER_BYTES})"
+        )));
+    }
+    Ok(n)
+}
+
+/// An upstream URL: http(s) with a host, not pointing into `repodata/`.
+fn de_feed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(feed) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let url = reqwest::Url::parse(&feed)
+        .map_err(|e| serde::de::Error::custom(format!("{feed:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(serde::de::Error::custom(format!(
+            "{feed:?} must be an http:// or https:// URL with a host"
+        )));
+    }
+    if url.path().trim_end_matches('/').ends_with("/repodata") {
+        return Err(serde::de::Error::custom(format!(
+            "{feed:?} points into repodata/: give the repository's root, the directory that contains repodata/"
+        )));
+    }
+    Ok(Some(feed))
 }
 
 impl Default for ServerConfig {
@@ -142,7 +236,7 @@ pub struct RepoConfig {
     #[serde(default)]
     pub compression: Compression,
     /// Upstream yum repository (the URL holding `repodata/`); none means a local repo.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_feed")]
     pub feed: Option<String>,
     /// Only packages of these architectures (empty: all).
     #[serde(default)]
@@ -300,12 +394,38 @@ impl RepoConfig {
 
 impl Config {
     /// Reads and validates the file at `path`.
+    /// Relative paths in it (`data_dir`, TLS files) are taken from the config file's
+    /// own directory, not from wherever the command runs.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        let base = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut config.server.data_dir);
+        for repo in &mut config.repos {
+            for file in [
+                &mut repo.tls_client_cert,
+                &mut repo.tls_client_key,
+                &mut repo.tls_ca,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                resolve(file);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates `text`; `path` is only used in messages.
@@ -315,11 +435,59 @@ impl Config {
             message,
         };
         let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        // Where each id and name stands, for checks across keys that name their line.
+        let spans: Spans = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let line = |span: std::ops::Range<usize>| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        };
+        let at = |span: std::ops::Range<usize>, message: String| {
+            invalid(format!("line {}: {message}", line(span)))
+        };
         let mut seen = std::collections::HashSet::new();
-        for repo in &config.repos {
-            repo.check().map_err(invalid)?;
+        for (repo, spanned) in config.repos.iter().zip(&spans.repo) {
+            let span = spanned.id.span();
+            repo.check().map_err(|m| at(span.clone(), m))?;
             if !seen.insert(repo.id.clone()) {
-                return Err(invalid(format!("repo id {:?} is declared twice", repo.id)));
+                return Err(at(span, format!("repo id {:?} is declared twice", repo.id)));
+            }
+            if crate::domain::names::RESERVED_NAMES.contains(&repo.id.as_str()) {
+                return Err(at(
+                    span,
+                    format!(
+                        "repo id {:?} is reserved (URLs use it): choose another",
+                        repo.id
+                    ),
+                ));
+            }
+        }
+        for (view, spanned) in config.views.iter().zip(&spans.view) {
+            let span = spanned.name.span();
+            if seen.contains(&view.name) {
+                return Err(at(
+                    span,
+                    format!(
+                        "view {:?} has the name of a repo: commands would reach the view, never the repo; rename one",
+                        view.name
+                    ),
+                ));
+            }
+            if crate::domain::names::RESERVED_NAMES.contains(&view.name.as_str()) {
+                return Err(at(
+                    span,
+                    format!(
+                        "view name {:?} is reserved (URLs use it): choose another",
+                        view.name
+                    ),
+                ));
+            }
+            let mut members = std::collections::HashSet::new();
+            for (member, member_span) in view.repos.iter().zip(&spanned.repos) {
+                if !members.insert(member) {
+                    return Err(at(
+                        member_span.span(),
+                        format!("view {:?} lists repo {member:?} twice", view.name),
+                    ));
+                }
             }
         }
         let mut view_names = std::collections::HashSet::new();
@@ -401,6 +569,60 @@ mod tests {
         assert!(c
             .database_url()
             .starts_with("sqlite://./cairn-data/catalog.db"));
+    }
+
+    #[test]
+    fn values_that_could_only_fail_later_are_refused_at_load_with_line_and_key() {
+        let cases = [
+            ("[server]\nidle_timeout = \"0s\"\n", "idle_timeout", 2),
+            ("[server]\n\nheader_timeout = \"0s\"\n", "header_timeout", 3),
+            ("[server]\nmax_connections = 0\n", "max_connections", 2),
+            ("[server]\nworkers = 100000\n", "workers", 2),
+            ("[server]\nmax_header_bytes = 100\n", "max_header_bytes", 2),
+            ("[server]\nlisten = \"127.0.0.1:99999\"\n", "listen", 2),
+            ("[[repo]]\nid = \"a\"\nfeed = \"http://\"\n", "feed", 3),
+            (
+                "[[repo]]\nid = \"a\"\nfeed = \"https://m.example/el9/repodata/\"\n",
+                "repository's root",
+                3,
+            ),
+            ("[[repo]]\nid = \"latest\"\n", "reserved", 2),
+            (
+                "[[repo]]\nid = \"a\"\n[[view]]\nname = \"a\"\nrepos = [\"a\"]\n",
+                "has the name of a repo",
+                4,
+            ),
+            (
+                "[[repo]]\nid = \"a\"\n[[view]]\nname = \"v\"\nrepos = [\"a\",\n \"a\"]\n",
+                "twice",
+                6,
+            ),
+        ];
+        for (text, what, line) in cases {
+            let err = Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(what), "{text:?}: {err}");
+            assert!(err.contains(&format!("line {line}")), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_files_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cairn.toml");
+        std::fs::write(
+            &file,
+            "[server]\ndata_dir = \"./site\"\n[[repo]]\nid = \"m\"\nfeed = \"https://x.example/\"\ntls_ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&file).unwrap();
+        let root = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(c.server.data_dir, root.join("./site"));
+        assert_eq!(
+            c.repos[0].tls_ca.as_deref(),
+            Some(root.join("ca.pem").as_path())
+        );
     }
 
     #[test]

@@ -66,11 +66,21 @@ fn init_logging() {
 }
 
 /// Everything a command needs: config, data dir, pool, catalog.
+/// The configuration: `--config` (or `$CAIRN_CONFIG`), else `./cairn.toml`. Without
+/// one, commands refuse rather than make a site in whatever directory they run in.
 fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
         Some(p) => Ok(Config::load(p)?),
         None if Path::new("cairn.toml").is_file() => Ok(Config::load(Path::new("cairn.toml"))?),
-        None => Ok(Config::default()),
+        None => {
+            let here = std::env::current_dir()
+                .map(|d| d.join("cairn.toml").display().to_string())
+                .unwrap_or_else(|_| "./cairn.toml".into());
+            anyhow::bail!(
+                "no configuration: looked for --config, $CAIRN_CONFIG and {here}; \
+                 create one with `cairn init` (or `cairn --config FILE init`)"
+            )
+        }
     }
 }
 

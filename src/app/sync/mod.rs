@@ -149,11 +149,7 @@ pub async fn sync(
         .feed
         .clone()
         .ok_or_else(|| SyncError::NoFeed(repo.id.clone()))?;
-    let base = if feed.ends_with('/') {
-        feed
-    } else {
-        format!("{feed}/")
-    };
+    let base = upstream::base_url(&feed);
     // One sync of a repository at a time; its content is replaced under the write lock,
     // taken only for that (see `datadir`).
     let locking = |source| SyncError::Lock {
@@ -268,7 +264,7 @@ impl Cx<'_> {
     /// The whole sync, step by step.
     async fn run(&self, run: &mut SyncRun, progress: &Progress) -> Result<SyncReport, SyncError> {
         let client = upstream::client(self.repo)?;
-        let repomd_url = format!("{}repodata/repomd.xml", self.base);
+        let repomd_url = upstream::join(&self.base, "repodata/repomd.xml");
         let repomd_bytes = records::fetch(&client, &repomd_url, records::MAX_REPOMD).await?;
         let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
         if self.unchanged(&repomd_sha).await? {
@@ -505,7 +501,7 @@ impl Cx<'_> {
                 let e = &entries[i];
                 let d = &downloads;
                 async move {
-                    let url = format!("{}{}", self.base, e.href);
+                    let url = upstream::join(&self.base, &e.href);
                     let key = format!(
                         "{}-{}-{}",
                         self.repo.id, e.checksum.algorithm, e.checksum.hex

@@ -72,7 +72,7 @@ async fn fetch_record(
     base: &str,
     record: &Record,
 ) -> Result<Fetched, SyncError> {
-    let url = format!("{base}{}", record.href);
+    let url = upstream::join(base, &record.href);
     let limit = record.size.map_or(MAX_METADATA, |s| s.min(MAX_METADATA));
     let bytes = fetch_verified(client, &url, limit, &record.checksum).await?;
     let open_limit = record
@@ -123,7 +123,7 @@ pub async fn fetch_all_records(
         "repomd".to_string(),
         repomd_bytes.to_vec(),
     ));
-    let asc_url = format!("{base}repodata/repomd.xml.asc");
+    let asc_url = upstream::join(base, "repodata/repomd.xml.asc");
     match upstream::fetch(client, &asc_url, MAX_REPOMD).await {
         Ok(asc) => out.push(("repodata/repomd.xml.asc".into(), "repomd_asc".into(), asc)),
         Err(UpstreamError::Status(reqwest::StatusCode::NOT_FOUND)) => {}

@@ -416,3 +416,46 @@ mod tests {
         );
     }
 }
+
+/// The base of a feed URL: its path ending in `/`, and its query (`?token=…`) kept
+/// apart so that paths are joined before it (see [`join`]).
+pub fn base_url(feed: &str) -> String {
+    let (path, query) = match feed.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (feed, None),
+    };
+    let slash = if path.ends_with('/') { "" } else { "/" };
+    match query {
+        Some(q) => format!("{path}{slash}?{q}"),
+        None => format!("{path}{slash}"),
+    }
+}
+
+/// `path` (relative, from upstream's metadata) under the feed `base` (from
+/// [`base_url`]): joined to the base's path, with the base's query after it.
+pub fn join(base: &str, path: &str) -> String {
+    match base.split_once('?') {
+        Some((dir, query)) => format!("{dir}{path}?{query}"),
+        None => format!("{base}{path}"),
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::{base_url, join};
+
+    #[test]
+    fn paths_are_joined_before_the_feeds_query() {
+        let base = base_url("https://cdn.example/repo?token=abc");
+        assert_eq!(base, "https://cdn.example/repo/?token=abc");
+        assert_eq!(
+            join(&base, "repodata/repomd.xml"),
+            "https://cdn.example/repo/repodata/repomd.xml?token=abc"
+        );
+        let plain = base_url("https://m.example/el9/");
+        assert_eq!(
+            join(&plain, "Packages/a.rpm"),
+            "https://m.example/el9/Packages/a.rpm"
+        );
+    }
+}

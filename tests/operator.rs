@@ -1,0 +1,126 @@
+//! Operator safety: a site goes where its config says, whatever directory a command
+//! runs in; no config means a clear refusal; feed URLs keep their query.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn cairn_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CAIRN_CONFIG")
+        .env_remove("CAIRN_DATABASE_URL")
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .expect("cairn runs")
+}
+
+#[test]
+fn relative_paths_follow_the_config_file_not_the_working_directory() {
+    let site = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = site.path().join("cairn.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"./cairn-data\"\n[[repo]]\nid = \"fx\"\n",
+    )
+    .unwrap();
+    let rpms = elsewhere.path().join("rpms");
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
+    let out = cairn_in(
+        elsewhere.path(),
+        &["--config", config.to_str().unwrap(), "import", "fx", "rpms"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(site.path().join("cairn-data/catalog.db").is_file());
+    assert!(!elsewhere.path().join("cairn-data").exists());
+    // The same site from a third directory sees the same content.
+    let third = tempfile::tempdir().unwrap();
+    let out = cairn_in(
+        third.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "repo",
+            "list",
+            "--json",
+        ],
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["package_count"], 4, "{listed}");
+}
+
+#[test]
+fn without_a_config_commands_refuse_and_say_where_they_looked() {
+    let empty = tempfile::tempdir().unwrap();
+    for args in [
+        &["repo", "list"][..],
+        &["serve"],
+        &["gc"],
+        &["db", "verify"],
+    ] {
+        let out = cairn_in(empty.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran without a config");
+        assert!(
+            err.contains("no configuration") && err.contains("cairn init"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains(&empty.path().join("cairn.toml").display().to_string()),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+    // init makes one, and then commands work here.
+    let out = cairn_in(empty.path(), &["init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(empty.path().join("cairn.toml").is_file());
+    let out = cairn_in(empty.path(), &["repo", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_feed_with_a_query_string_gets_its_paths_joined_before_the_query() {
+    let (up_dir, _) = demo_upstream_tree();
+    let upstream = Upstream::start_logged(up_dir.path());
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{}?token=abc\"\n",
+            upstream.url("repo")
+        ),
+    );
+    let report = env.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["status"], "ok", "{report}");
+    let requests = upstream.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/repo/repodata/repomd.xml?token=abc ")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().all(|r| r.contains("?token=abc")),
+        "every request carries the query: {requests:?}"
+    );
+}

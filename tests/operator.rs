@@ -124,3 +124,37 @@ fn a_feed_with_a_query_string_gets_its_paths_joined_before_the_query() {
         "every request carries the query: {requests:?}"
     );
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    let rpms = env.dir.path().join("rpms");
+    cairn::formats::samples::generate(&rpms, 300).unwrap();
+    env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+    // `cairn snapshot … --json | head -c 1`: the reader leaves after one byte.
+    for name in ["a", "b", "c"] {
+        env.ok(&["snapshot", "create", "fx", "--name", name]);
+    }
+    let mut child = env
+        .cmd(&["repo", "show", "fx", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
+#[test]
+fn sighup_does_not_stop_the_server() {
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    let server = env.serve();
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = http().get(server.url("/healthz")).send().unwrap();
+    assert_eq!(r.status(), 200, "the server survives SIGHUP");
+}

@@ -12,7 +12,7 @@ pub(super) async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
     match command {
         DbCommand::Migrate => {
             // App::open already applied them.
-            println!("catalog migrated ({:?})", app.catalog.backend());
+            out!("catalog migrated ({:?})", app.catalog.backend());
             Ok(ExitCode::SUCCESS)
         }
         DbCommand::Verify { repair, from, json } => {
@@ -30,39 +30,39 @@ pub(super) async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
             };
             if json {
                 match &repaired {
-                    Some(r) => println!("{}", serde_json::to_string_pretty(r)?),
-                    None => println!("{}", serde_json::to_string_pretty(&report)?),
+                    Some(r) => out!("{}", serde_json::to_string_pretty(r)?),
+                    None => out!("{}", serde_json::to_string_pretty(&report)?),
                 }
             } else {
                 if let Some(r) = &repaired {
                     for (sha, to) in &r.quarantined {
-                        println!("quarantined  {sha} -> {}", to.display());
+                        out!("quarantined  {sha} -> {}", to.display());
                     }
                     for sha in &r.restored {
-                        println!("restored     {sha}");
+                        out!("restored     {sha}");
                     }
                     for repo in &r.synced {
-                        println!("synced       {repo} (to fetch its missing packages again)");
+                        out!("synced       {repo} (to fetch its missing packages again)");
                     }
-                    println!("after the repair:");
+                    out!("after the repair:");
                 }
                 let uses = |sha: &str| {
                     for u in report.used_by.get(sha).into_iter().flatten() {
-                        println!("               {u}");
+                        out!("               {u}");
                     }
                 };
                 for sha in &report.missing {
-                    println!("missing      {sha}");
+                    out!("missing      {sha}");
                     uses(sha);
                 }
                 for (sha, why) in &report.corrupt {
-                    println!("corrupt      {sha}: {why}");
+                    out!("corrupt      {sha}: {why}");
                     uses(sha);
                 }
                 for sha in &report.unreferenced {
-                    println!("unreferenced {sha}");
+                    out!("unreferenced {sha}");
                 }
-                println!(
+                out!(
                     "{} blobs checked: {} missing, {} corrupt, {} unreferenced",
                     report.checked,
                     report.missing.len(),

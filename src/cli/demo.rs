@@ -26,7 +26,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
     };
     let rpms = root.join("rpms");
     let files = crate::formats::samples::demo_packages(&rpms)?;
-    println!(
+    out!(
         "built {} sample packages in {}",
         files.len(),
         rpms.display()
@@ -42,23 +42,24 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
     let report = app
         .import("demo", std::slice::from_ref(&rpms), Default::default())
         .await?;
-    println!("imported {} packages into repo 'demo'", report.added.len());
+    out!("imported {} packages into repo 'demo'", report.added.len());
     let (snap, _) = app.snapshot_repo("demo", Some("first".into())).await?;
-    println!(
+    out!(
         "created snapshot demo/{} ({} packages)",
-        snap.name, snap.package_count
+        snap.name,
+        snap.package_count
     );
     let server = crate::http::Server::for_app(&app, listen).await?;
     let base = format!("http://{}/repos/demo/first/", server.addr);
-    println!("\nServing on http://{}/  (Ctrl-C to stop)\n", server.addr);
-    println!("Browse:   {base}");
-    println!("Install with dnf (as root, into a scratch root):\n");
-    println!(
+    out!("\nServing on http://{}/  (Ctrl-C to stop)\n", server.addr);
+    out!("Browse:   {base}");
+    out!("Install with dnf (as root, into a scratch root):\n");
+    out!(
         "  dnf --installroot=/tmp/cairn-demo-root --releasever=1 --setopt=reposdir=/dev/null \\\n      \
          --setopt=cachedir=/tmp/cairn-demo-root-cache --repofrompath=demo,{base} \\\n      \
          --repo=demo --nogpgcheck -y install demo-app\n"
     );
-    println!(
+    out!(
         "Or give a machine the repository:\n\n  \
          curl -o /etc/yum.repos.d/cairn-demo-first.repo http://{}/repos/demo/first.repo\n",
         server.addr

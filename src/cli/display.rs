@@ -113,6 +113,6 @@ impl std::io::Write for AroundTheBar {
 /// Prints one line per snapshot: its name, when it was made and its package count.
 pub(super) fn print_snapshots<'a>(snapshots: impl IntoIterator<Item = (&'a str, i64, i64)>) {
     for (name, created_at, packages) in snapshots {
-        println!("  {name} ({}, {packages} packages)", fmt_time(created_at));
+        out!("  {name} ({}, {packages} packages)", fmt_time(created_at));
     }
 }

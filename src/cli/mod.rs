@@ -1,6 +1,18 @@
 //! The `cairn` command line: argument parsing, output formatting and exit codes.
 //! This is the only layer that uses `anyhow`; everything below returns typed errors.
 
+/// `println!` for command output. When the reader went away (`cairn … --json | head`)
+/// the command ends quietly with 141 (128 + SIGPIPE), as the shell's own tools do,
+/// instead of panicking.
+macro_rules! out {
+    () => {
+        $crate::cli::write_out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod db;
 pub mod demo;
@@ -50,6 +62,24 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes one line of command output (see `out!`).
+pub(crate) fn write_out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => {
+            eprintln!("error: writing the output: {e}");
+            std::process::exit(1);
         }
     }
 }
@@ -116,7 +146,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Some(bytes) => vec![crate::formats::samples::large_package(dir, name, *bytes)?],
             None => crate::formats::samples::generate(dir, *count)?,
         };
-        println!("wrote {} packages to {}", files.len(), dir.display());
+        out!("wrote {} packages to {}", files.len(), dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Init = cli.command {
@@ -127,10 +157,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         if !path.exists() {
             std::fs::write(&path, STARTER_CONFIG)
                 .with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote a starter config to {}", path.display());
+            out!("wrote a starter config to {}", path.display());
         }
         let app = App::open(Config::load(&path)?).await?;
-        println!(
+        out!(
             "data dir {} ready, catalog migrated ({:?})",
             app.datadir.root().display(),
             app.catalog.backend()
@@ -157,9 +187,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let report = app.gc(min_age, dry_run, !no_wait).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
+                out!(
                     "{} {} blobs ({} bytes), {} publications and {} packages from the catalog",
                     if dry_run { "would free" } else { "freed" },
                     report.blobs,
@@ -178,10 +208,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let previous = app.set_alias(&repo, &snapshot, &alias).await?.previous;
             match previous {
                 Some(old) if old != snapshot => {
-                    println!("{repo}/{alias}: {old} -> {snapshot} (the files of {old} stay served under {alias} for the grace period)")
+                    out!("{repo}/{alias}: {old} -> {snapshot} (the files of {old} stay served under {alias} for the grace period)")
                 }
-                Some(_) => println!("{repo}/{alias} already points at {snapshot}"),
-                None => println!("{repo}/{alias} -> {snapshot}"),
+                Some(_) => out!("{repo}/{alias} already points at {snapshot}"),
+                None => out!("{repo}/{alias} -> {snapshot}"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -193,7 +223,7 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     let addr = listen.unwrap_or(app.config.server.listen);
     app.prepare_serving().await?;
     let server = crate::http::Server::for_app(&app, addr).await?;
-    println!("listening on http://{}/", server.addr);
+    out!("listening on http://{}/", server.addr);
     let scheduled = crate::app::scheduler::start(&app);
     wait_for_shutdown().await;
     for task in scheduled {
@@ -205,18 +235,31 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// Waits for SIGTERM or SIGINT. SIGHUP (which would otherwise end the process with a
+/// status systemd's `Restart=on-failure` does not restart) is logged and ignored until
+/// the configuration can be reloaded.
 async fn wait_for_shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).ok();
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) {
-        (Ok(mut term), Ok(mut int)) => {
+        (Ok(mut term), Ok(mut int)) => loop {
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hangup => tracing::warn!(
+                    "SIGHUP: reloading the configuration is not supported; restart the service to apply changes (still serving)"
+                ),
             }
-        }
+        },
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }

@@ -49,10 +49,10 @@ pub(super) async fn import(
         .await?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for r in &report.replaced {
-            println!(
+            out!(
                 "replaced {} ({} -> {})",
                 r.location,
                 &r.old_sha256[..12],
@@ -62,7 +62,7 @@ pub(super) async fn import(
         for s in &report.skipped {
             eprintln!("skipped {}: {}", s.path.display(), s.reason);
         }
-        println!(
+        out!(
             "{repo}: {} added, {} replaced, {} already present, {} skipped",
             report.added.len(),
             report.replaced.len(),
@@ -70,7 +70,7 @@ pub(super) async fn import(
             report.skipped.len()
         );
         if let Some(p) = &report.published {
-            println!(
+            out!(
                 "published {repo}/latest: {} packages{}",
                 p.package_count,
                 if p.rendered {
@@ -111,12 +111,12 @@ pub(super) async fn sync_cmd(
                 let report = &synced.report;
                 if !json {
                     if let Some(name) = &synced.snapshot_created {
-                        println!("{}: created snapshot {name}", r.id);
+                        out!("{}: created snapshot {name}", r.id);
                     }
                     for name in &synced.snapshots_deleted {
-                        println!("{}: retention deleted snapshot {name}", r.id);
+                        out!("{}: retention deleted snapshot {name}", r.id);
                     }
-                    println!(
+                    out!(
                         "{}: {} ({} packages, {} added, {} removed, {} downloaded, {} bytes)",
                         r.id,
                         report.status,
@@ -141,7 +141,7 @@ pub(super) async fn sync_cmd(
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        out!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -158,16 +158,22 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
         RepoCommand::List { json } => {
             let repos = app.catalog.repos().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&repos)?);
+                out!("{}", serde_json::to_string_pretty(&repos)?);
             } else {
-                println!(
+                out!(
                     "{:<24} {:>9} {:>14} {:>9}",
-                    "REPO", "PACKAGES", "BYTES", "SNAPSHOTS"
+                    "REPO",
+                    "PACKAGES",
+                    "BYTES",
+                    "SNAPSHOTS"
                 );
                 for r in repos {
-                    println!(
+                    out!(
                         "{:<24} {:>9} {:>14} {:>9}",
-                        r.name, r.package_count, r.total_size, r.snapshot_count
+                        r.name,
+                        r.package_count,
+                        r.total_size,
+                        r.snapshot_count
                     );
                 }
             }
@@ -182,25 +188,25 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
             let aliases = app.catalog.aliases(Some(&repo)).await?;
             if json {
                 let doc = serde_json::json!({"repo": r, "snapshots": snaps, "aliases": aliases, "syncs": syncs});
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                out!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                println!("repo:      {}", r.name);
-                println!("packages:  {}", r.package_count);
-                println!("bytes:     {}", r.total_size);
-                println!("snapshots: {}", r.snapshot_count);
+                out!("repo:      {}", r.name);
+                out!("packages:  {}", r.package_count);
+                out!("bytes:     {}", r.total_size);
+                out!("snapshots: {}", r.snapshot_count);
                 print_snapshots(
                     snaps
                         .iter()
                         .map(|s| (s.name.as_str(), s.created_at, s.package_count)),
                 );
                 for a in &aliases {
-                    println!("  alias {} -> {}", a.name, a.snapshot);
+                    out!("  alias {} -> {}", a.name, a.snapshot);
                 }
                 if !syncs.is_empty() {
-                    println!("syncs, newest first:");
+                    out!("syncs, newest first:");
                 }
                 for s in syncs {
-                    println!(
+                    out!(
                         "  {} {:<9} +{} -{}, {} downloaded ({} bytes){}",
                         fmt_time(s.started_at),
                         s.status,

@@ -23,10 +23,10 @@ pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode
                     .iter()
                     .map(|v| serde_json::json!({"name": v.name, "repos": v.repos}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for v in &app.config.views {
-                    println!("{:<24} {}", v.name, v.repos.join(", "));
+                    out!("{:<24} {}", v.name, v.repos.join(", "));
                 }
             }
         }
@@ -35,10 +35,10 @@ pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode
             let snaps = app.catalog.view_snapshots(&view).await?;
             if json {
                 let doc = serde_json::json!({"name": v.name, "repos": v.repos, "snapshots": snaps});
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                out!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                println!("view:      {}", v.name);
-                println!("repos:     {}", v.repos.join(", "));
+                out!("view:      {}", v.name);
+                out!("repos:     {}", v.repos.join(", "));
                 print_snapshots(
                     snaps
                         .iter()
@@ -49,9 +49,9 @@ pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode
         ViewCommand::Snapshot { view, name, json } => {
             let row = app.snapshot_view(&view, name).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&row)?);
+                out!("{}", serde_json::to_string_pretty(&row)?);
             } else {
-                println!(
+                out!(
                     "created view snapshot {}/{} with {} packages (members: {})",
                     row.view,
                     row.name,
@@ -73,14 +73,14 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
         SnapshotCommand::Create { repo, name, json } => {
             let (snap, published) = app.snapshot_repo(&repo, name).await?;
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({"snapshot": snap, "publish": published})
                     )?
                 );
             } else {
-                println!(
+                out!(
                     "created snapshot {}/{} with {} packages ({}; {:.3} s)",
                     snap.repo,
                     snap.name,
@@ -96,7 +96,7 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
         }
         SnapshotCommand::Delete { repo, snapshot } => {
             app.delete_snapshot(&repo, &snapshot).await?;
-            println!("deleted snapshot {repo}/{snapshot}");
+            out!("deleted snapshot {repo}/{snapshot}");
         }
         SnapshotCommand::Diff {
             repo,
@@ -109,21 +109,21 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
             let (left, right) = app.catalog.snapshot_diff_candidates(a.id, b.id).await?;
             let d = crate::formats::diff::diff(&left, &right);
             if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
+                out!("{}", serde_json::to_string_pretty(&d)?);
             } else {
                 for n in &d.added {
-                    println!("added      {}.{} {}", n.name, n.arch, n.evr());
+                    out!("added      {}.{} {}", n.name, n.arch, n.evr());
                 }
                 for n in &d.removed {
-                    println!("removed    {}.{} {}", n.name, n.arch, n.evr());
+                    out!("removed    {}.{} {}", n.name, n.arch, n.evr());
                 }
                 for c in &d.upgraded {
-                    println!("upgraded   {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
+                    out!("upgraded   {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
                 }
                 for c in &d.downgraded {
-                    println!("downgraded {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
+                    out!("downgraded {}.{} {} -> {}", c.name, c.arch, c.from, c.to);
                 }
-                println!(
+                out!(
                     "{repo} {from} -> {to}: {} added, {} removed, {} upgraded, {} downgraded",
                     d.added.len(),
                     d.removed.len(),
@@ -135,14 +135,18 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
         SnapshotCommand::List { repo, json } => {
             let snaps = app.catalog.snapshots(repo.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&snaps)?);
+                out!("{}", serde_json::to_string_pretty(&snaps)?);
             } else {
-                println!(
+                out!(
                     "{:<20} {:<28} {:<21} {:>9} {:>14}",
-                    "REPO", "SNAPSHOT", "CREATED", "PACKAGES", "BYTES"
+                    "REPO",
+                    "SNAPSHOT",
+                    "CREATED",
+                    "PACKAGES",
+                    "BYTES"
                 );
                 for s in snaps {
-                    println!(
+                    out!(
                         "{:<20} {:<28} {:<21} {:>9} {:>14}",
                         s.repo,
                         s.name,
@@ -165,20 +169,20 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
                     .iter()
                     .map(|f| serde_json::json!({"path": f.path, "type": f.kind, "sha256": f.sha256, "size": f.size}))
                     .collect();
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({"snapshot": s, "repodata": files})
                     )?
                 );
             } else {
-                println!("snapshot: {}/{}", s.repo, s.name);
-                println!("created:  {}", fmt_time(s.created_at));
-                println!("packages: {}", s.package_count);
-                println!("bytes:    {}", s.total_size);
-                println!("url:      /repos/{}/{}/", s.repo, s.name);
+                out!("snapshot: {}/{}", s.repo, s.name);
+                out!("created:  {}", fmt_time(s.created_at));
+                out!("packages: {}", s.package_count);
+                out!("bytes:    {}", s.total_size);
+                out!("url:      /repos/{}/{}/", s.repo, s.name);
                 for f in files {
-                    println!("  {} ({} bytes)", f.path, f.size);
+                    out!("  {} ({} bytes)", f.path, f.size);
                 }
             }
         }

@@ -158,3 +158,21 @@ fn sighup_does_not_stop_the_server() {
     let r = http().get(server.url("/healthz")).send().unwrap();
     assert_eq!(r.status(), 200, "the server survives SIGHUP");
 }
+
+#[test]
+fn an_unknown_repository_is_named_as_such() {
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    for args in [
+        &["snapshot", "list", "nope"][..],
+        &["publish", "nope", "x", "--as", "prod"],
+        &["snapshot", "delete", "nope", "x"],
+    ] {
+        let out = env.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains("unknown repository \"nope\""),
+            "{args:?}: {err}"
+        );
+    }
+}

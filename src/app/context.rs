@@ -393,9 +393,23 @@ impl App {
         .await?)
     }
 
+    /// Refuses a name that is neither a declared repository or view nor a repository
+    /// the catalog knows.
+    pub async fn check_owner(&self, name: &str) -> Result<(), AppError> {
+        if self.config.view(name).is_some()
+            || self.config.repo(name).is_some()
+            || self.catalog.repo(name).await?.is_some()
+        {
+            Ok(())
+        } else {
+            Err(AppError::UnknownRepo(name.to_string()))
+        }
+    }
+
     /// Deletes snapshot `snapshot` of repository or view `owner` (refused while an
     /// alias or a view snapshot uses it, or an alias used it within the grace period).
     pub async fn delete_snapshot(&self, owner: &str, snapshot: &str) -> Result<(), AppError> {
+        self.check_owner(owner).await?;
         let grace = self.alias_grace_secs();
         let locks = self.lock_owner(owner).await?;
         self.catalog
@@ -412,6 +426,7 @@ impl App {
         snapshot: &str,
         alias: &str,
     ) -> Result<AliasSet, AppError> {
+        self.check_owner(owner).await?;
         publish::check_snapshot_name(alias).map_err(|source| AppError::BadAlias {
             alias: alias.to_string(),
             source,

@@ -133,6 +133,9 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
             }
         }
         SnapshotCommand::List { repo, json } => {
+            if let Some(repo) = &repo {
+                app.check_owner(repo).await?;
+            }
             let snaps = app.catalog.snapshots(repo.as_deref()).await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&snaps)?);

@@ -176,3 +176,70 @@ fn an_unknown_repository_is_named_as_such() {
         );
     }
 }
+
+#[test]
+fn dashboard_series_exist_at_zero_from_the_start() {
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        "[[repo]]\nid = \"m\"\nfeed = \"http://127.0.0.1:9/none/\"\nschedule = \"every 6h\"\n",
+    );
+    let server = env.serve();
+    let text = http()
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for kind in [
+        "http", "connect", "timeout", "transfer", "size", "checksum", "metadata",
+    ] {
+        let series = format!("cairn_sync_upstream_errors_total{{kind=\"{kind}\",repo=\"m\"}} 0");
+        assert!(text.contains(&series), "{series} missing");
+    }
+    assert!(
+        text.contains("cairn_sync_schedule_lag_seconds{repo=\"m\"} 0"),
+        "schedule lag missing"
+    );
+}
+
+#[test]
+fn healthz_says_whether_the_catalog_answers() {
+    let Some(Backend::Postgres(admin)) = backends().into_iter().find(|b| b.name() == "postgres")
+    else {
+        eprintln!("CAIRN_TEST_POSTGRES_URL is not set: the catalog outage is not simulated");
+        return;
+    };
+    let env = Env::new(&Backend::Postgres(admin.clone()), &["fx"]);
+    let db = env.database_url().rsplit('/').next().unwrap().to_string();
+    let server = env.serve();
+    let c = http();
+    let health = || {
+        let r = c.get(server.url("/healthz")).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, body) = health();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("catalog: reachable"), "{body}");
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .arg(&admin)
+            .args(["-qAtc", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
+    psql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ));
+    wait_for("healthz to report the catalog unreachable", || {
+        let (status, body) = health();
+        status == 503 && body.contains("catalog: unreachable")
+    });
+    psql(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
+    wait_for("healthz to recover", || health().0 == 200);
+}

@@ -127,6 +127,8 @@ pub struct Metrics {
     /// Metadata renders (publications made, not reused) of this process.
     pub publish_duration: Histogram,
     catalog_text: Mutex<String>,
+    /// The last catalog read's failure (`None`: the catalog answered), for `/healthz`.
+    catalog_error: Mutex<Option<String>>,
 }
 
 /// The process's metrics (registered on first use).
@@ -209,6 +211,7 @@ impl Metrics {
             schedule_lag,
             publish_duration,
             catalog_text: Mutex::new(String::new()),
+            catalog_error: Mutex::new(None),
         }
     }
 
@@ -297,6 +300,18 @@ impl Metrics {
     /// Counts an upstream error of a sync.
     pub fn upstream_error(&self, repo: &str, kind: &str) {
         self.upstream_errors.with_label_values(&[repo, kind]).inc();
+    }
+
+    /// Records whether the last catalog read succeeded (`None`) or why it failed.
+    pub fn set_catalog_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.catalog_error.lock() {
+            *e = error;
+        }
+    }
+
+    /// Why the last catalog read failed, if it did.
+    pub fn catalog_error(&self) -> Option<String> {
+        self.catalog_error.lock().ok().and_then(|e| e.clone())
     }
 
     /// Replaces the catalog-derived block (text exposition format).

@@ -12,6 +12,18 @@ use crate::app::context::{App, AppError};
 /// [`App::sync`] as `cairn repo sync`.
 pub fn start(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
+    // The series the dashboard and alerts query exist from the start, at 0, so a fresh
+    // installation shows 0 rather than "No data".
+    let m = crate::app::metrics::metrics();
+    for repo in app.config.repos.iter().filter(|r| r.feed.is_some()) {
+        for kind in crate::app::sync::upstream::UpstreamError::KINDS {
+            m.upstream_errors
+                .with_label_values(&[repo.id.as_str(), kind]);
+        }
+        if repo.schedule.is_some() {
+            m.schedule_lag.with_label_values(&[repo.id.as_str()]).set(0);
+        }
+    }
     for repo in app.config.repos.iter().filter(|r| r.feed.is_some()) {
         let Some(schedule) = repo.schedule else {
             continue;

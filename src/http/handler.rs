@@ -132,7 +132,18 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
                 ReadMode::Uring => "io_uring",
                 ReadMode::Blocking => "blocking",
             };
-            text(StatusCode::OK, &format!("ok\nreads: {reads}"))
+            // The catalog is read every few seconds on the control runtime; its last
+            // answer says whether it is reachable (serving goes on from the index).
+            match crate::app::metrics::metrics().catalog_error() {
+                None => text(
+                    StatusCode::OK,
+                    &format!("ok\nreads: {reads}\ncatalog: reachable"),
+                ),
+                Some(e) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("degraded\nreads: {reads}\ncatalog: unreachable ({e})"),
+                ),
+            }
         }
         Route::Stylesheet => stylesheet(),
         Route::Home => page(shared, PageRequest::Home).await,

@@ -336,8 +336,12 @@ impl Refresher {
             Ok(stats) => {
                 let text = render(&stats, self.usage, filesystem(pool.root()));
                 metrics().set_catalog_text(text);
+                metrics().set_catalog_error(None);
             }
-            Err(e) => tracing::warn!("reading catalog metrics: {e}"),
+            Err(e) => {
+                tracing::warn!("reading catalog metrics: {e}");
+                metrics().set_catalog_error(Some(e.to_string()));
+            }
         }
     }
 

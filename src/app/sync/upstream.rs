@@ -91,6 +91,12 @@ impl UpstreamError {
         }
     }
 
+    /// Every `kind` label of `cairn_sync_upstream_errors_total` ([`UpstreamError::kind`]
+    /// and the sync's own "metadata").
+    pub const KINDS: [&'static str; 7] = [
+        "http", "connect", "timeout", "transfer", "size", "checksum", "metadata",
+    ];
+
     /// The `kind` label of `cairn_sync_upstream_errors_total`; `None` for a failure
     /// on this side (writing what arrived), which is not upstream's.
     pub fn kind(&self) -> Option<&'static str> {
@@ -403,6 +409,7 @@ mod tests {
         for (e, retry, kind) in cases {
             assert_eq!(e.retryable(), retry, "{e}");
             assert_eq!(e.kind(), Some(kind), "{e}");
+            assert!(UpstreamError::KINDS.contains(&kind), "{kind} is listed");
         }
         let full = UpstreamError::Local {
             path: "pool/tmp/x".into(),

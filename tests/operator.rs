@@ -243,3 +243,75 @@ fn healthz_says_whether_the_catalog_answers() {
     psql(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
     wait_for("healthz to recover", || health().0 == 200);
 }
+
+/// Runs `cmd`, killing it if it has not ended within `limit` (a hang detector, not a
+/// speed check); returns its output.
+fn run_bounded(mut cmd: Command, limit: std::time::Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still waiting after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_unreachable_or_refusing_database_is_reported_at_once_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"data\"\ndatabase_url = \"postgres://cairn:pw@127.0.0.1:{port}/cairn\"\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", config.to_str().unwrap(), "repo", "list"])
+        .env_remove("CAIRN_DATABASE_URL");
+    let out = run_bounded(cmd, std::time::Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("refused"), "{err}");
+    assert!(!err.contains("timed out"), "{err}");
+    assert_eq!(err.matches("refused").count(), 1, "said once: {err}");
+
+    let Some(Backend::Postgres(admin)) = backends().into_iter().find(|b| b.name() == "postgres")
+    else {
+        return;
+    };
+    let wrong = admin.replacen("postgres:postgres@", "postgres:wrong@", 1);
+    std::fs::write(
+        &config,
+        format!("[server]\ndata_dir = \"data\"\ndatabase_url = \"{wrong}\"\n"),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", config.to_str().unwrap(), "repo", "list"])
+        .env_remove("CAIRN_DATABASE_URL");
+    let out = run_bounded(cmd, std::time::Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert_eq!(
+        err.matches("password authentication failed").count(),
+        1,
+        "said once: {err}"
+    );
+}

@@ -477,6 +477,20 @@ impl Catalog {
             return Err(CatalogError::BadUrl(url.to_string()));
         };
         let options = AnyConnectOptions::from_str(url)?;
+        // One connection first: an unreachable server or a refused login is reported
+        // at once with its cause, not after the pool's acquire timeout.
+        if backend == Backend::Postgres {
+            use sqlx::{ConnectOptions, Connection};
+            let conn = tokio::time::timeout(Duration::from_secs(15), options.connect())
+                .await
+                .map_err(|_| {
+                    CatalogError::Sql(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer from the database server within 15 s",
+                    )))
+                })??;
+            let _ = conn.close().await;
+        }
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(60));

@@ -315,3 +315,23 @@ fn an_unreachable_or_refusing_database_is_reported_at_once_with_its_cause() {
         "said once: {err}"
     );
 }
+
+#[test]
+fn snapshot_diff_accepts_latest_and_aliases_as_the_web_page_does() {
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    let rpms = env.dir.path().join("rpms");
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
+    env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+    env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
+    env.ok(&["publish", "fx", "s1", "--as", "prod"]);
+    let more = env.dir.path().join("more");
+    cairn::formats::samples::generate(&more, 2).unwrap();
+    env.ok(&["import", "fx", more.to_str().unwrap()]);
+    let d = env.json(&["snapshot", "diff", "fx", "prod", "latest"]);
+    assert_eq!(d["added"].as_array().unwrap().len(), 2, "{d}");
+    let d = env.json(&["snapshot", "diff", "fx", "latest", "s1"]);
+    assert_eq!(d["removed"].as_array().unwrap().len(), 2, "{d}");
+    let out = env.run(&["snapshot", "diff", "fx", "s1", "nope"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("\"nope\""), "{err}");
+}

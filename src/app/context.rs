@@ -393,6 +393,35 @@ impl App {
         .await?)
     }
 
+    /// What changed between two trees of repository or view `owner`: each `latest`, a
+    /// snapshot or an alias.
+    pub async fn diff(
+        &self,
+        owner: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<crate::formats::diff::Diff, AppError> {
+        self.check_owner(owner).await?;
+        let space = self.owner(owner).space();
+        let mut trees = Vec::with_capacity(2);
+        for name in [from, to] {
+            let tree = self
+                .catalog
+                .page_tree(space, owner, name)
+                .await?
+                .ok_or_else(|| CatalogError::UnknownSnapshot {
+                    repo: owner.to_string(),
+                    snapshot: name.to_string(),
+                })?;
+            trees.push(tree);
+        }
+        let (left, right) = self
+            .catalog
+            .tree_diff_candidates(&trees[0], &trees[1])
+            .await?;
+        Ok(crate::formats::diff::diff(&left, &right))
+    }
+
     /// Refuses a name that is neither a declared repository or view nor a repository
     /// the catalog knows.
     pub async fn check_owner(&self, name: &str) -> Result<(), AppError> {

@@ -196,7 +196,8 @@ pub enum SnapshotCommand {
     /// snapshot uses it, or an alias used it within the grace period). Its files stay in
     /// the pool until garbage collection.
     Delete { repo: String, snapshot: String },
-    /// What changed between two snapshots of a repository, by name.arch.
+    /// What changed between two trees of a repository or view, by name.arch. FROM and
+    /// TO are snapshot names, aliases or `latest`.
     Diff {
         repo: String,
         from: String,

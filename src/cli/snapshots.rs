@@ -104,10 +104,7 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
             to,
             json,
         } => {
-            let a = app.catalog.snapshot(&repo, &from).await?;
-            let b = app.catalog.snapshot(&repo, &to).await?;
-            let (left, right) = app.catalog.snapshot_diff_candidates(a.id, b.id).await?;
-            let d = crate::formats::diff::diff(&left, &right);
+            let d = app.diff(&repo, &from, &to).await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&d)?);
             } else {

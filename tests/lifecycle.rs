@@ -98,7 +98,17 @@ fn aliases_switch_atomically_keep_old_metadata_servable_and_roll_back() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("\"prod\""));
         let out = env.run(&["snapshot", "delete", "fx", "2026-11"]);
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("grace"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("grace"), "{err}");
+        // It says until when (the default grace is three days from the switch).
+        let until = time::OffsetDateTime::now_utc() + time::Duration::days(3);
+        let day = format!(
+            "{:04}-{:02}-{:02}",
+            until.year(),
+            u8::from(until.month()),
+            until.day()
+        );
+        assert!(err.contains(&format!("until {day}")), "{err}");
         env.ok(&["snapshot", "create", "fx", "--name", "scratch"]);
         env.ok(&["snapshot", "delete", "fx", "scratch"]);
         wait_for("the deleted snapshot to disappear", || {

@@ -278,22 +278,30 @@ impl Catalog {
             );
         }
         let sql = format!(
-            "SELECT a.name FROM {history} h JOIN {aliases} a ON a.id = h.alias_id \
-             WHERE h.{target} = $1 AND h.replaced_at > $2 ORDER BY a.name",
+            "SELECT a.name, MAX(h.replaced_at) FROM {history} h JOIN {aliases} a ON a.id = h.alias_id \
+             WHERE h.{target} = $1 AND h.replaced_at > $2 GROUP BY a.name ORDER BY a.name",
             history = t.history,
             aliases = t.aliases,
             target = t.target_col
         );
-        let recent: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+        let recent: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
             .bind(cutoff)
             .fetch_all(&mut *tx)
             .await?;
-        users.extend(
-            recent
-                .into_iter()
-                .map(|a| format!("alias {a:?} served it until recently (grace period)")),
-        );
+        let grace = now() - cutoff;
+        users.extend(recent.into_iter().map(|(alias, replaced_at)| {
+            let until = time::OffsetDateTime::from_unix_timestamp(replaced_at + grace)
+                .ok()
+                .and_then(|t| {
+                    t.format(time::macros::format_description!(
+                        "[year]-[month]-[day] [hour]:[minute] UTC"
+                    ))
+                    .ok()
+                })
+                .unwrap_or_else(|| format!("{} (unix time)", replaced_at + grace));
+            format!("alias {alias:?} served it recently; it stays servable for the grace period, until {until}")
+        }));
         Ok(users)
     }
 }

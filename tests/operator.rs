@@ -335,3 +335,47 @@ fn snapshot_diff_accepts_latest_and_aliases_as_the_web_page_does() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("\"nope\""), "{err}");
 }
+
+#[test]
+fn two_files_of_one_name_in_one_import_are_not_counted_as_a_replacement() {
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    let dir = env.dir.path().join("in");
+    let first = dir.join("a");
+    let second = dir.join("b");
+    cairn::formats::samples::demo_packages(&first).unwrap();
+    // A rebuild of demo-lib 1.2.0-1: the same file name, other content.
+    std::fs::create_dir_all(&second).unwrap();
+    let mut p = rpm::PackageBuilder::new("demo-lib", "1.2.0", "MIT", "noarch", "Rebuilt");
+    p.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
+        .release("1")
+        .with_file_contents(
+            b"answer=43\n".to_vec(),
+            rpm::FileOptions::new("/usr/share/demo-lib/data.conf"),
+        )
+        .unwrap();
+    let rebuilt = second.join("demo-lib-1.2.0-1.noarch.rpm");
+    p.build().unwrap().write_file(&rebuilt).unwrap();
+    let out = env.run(&["import", "fx", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["replaced"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(report["added"].as_array().unwrap().len(), 4, "{report}");
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{report}");
+    assert!(
+        skipped[0]["path"].as_str().unwrap().contains("/a/demo-lib"),
+        "{report}"
+    );
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(rebuilt.to_str().unwrap()),
+        "{report}"
+    );
+}

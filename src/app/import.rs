@@ -108,6 +108,8 @@ pub fn collect_files(paths: &[PathBuf], skipped: &mut Vec<Skipped>) -> Vec<PathB
 }
 
 struct Read {
+    /// The file it was read from (set once read).
+    path: PathBuf,
     /// `None` when the pool already holds these exact bytes.
     staged: Option<Staged>,
     size: u64,
@@ -222,6 +224,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
         .map_err(|e| e.to_string())?;
     let fragments = xml::render(&package);
     Ok(Read {
+        path: path.to_path_buf(),
         staged,
         size: facts.size,
         package,
@@ -284,27 +287,29 @@ struct Batch<'a> {
     by_location: HashMap<String, &'a (Package, Fragments)>,
     /// Locations in the order their first file was given.
     order: Vec<String>,
-    /// Locations given twice with different content: the earlier file's sha256.
-    replaced_in_batch: HashMap<String, String>,
+    /// Files whose location a later file of this import (with other content) took:
+    /// (the earlier file, the later one, the location).
+    superseded: Vec<(PathBuf, PathBuf, String)>,
 }
 
 impl<'a> Batch<'a> {
-    fn of(packages: &'a [(Package, Fragments)]) -> Batch<'a> {
+    /// The files of one import (`paths[i]` is the file of `packages[i]`).
+    fn of(packages: &'a [(Package, Fragments)], paths: &[PathBuf]) -> Batch<'a> {
         let mut batch = Batch {
             by_location: HashMap::new(),
             order: Vec::new(),
-            replaced_in_batch: HashMap::new(),
+            superseded: Vec::new(),
         };
-        for item in packages {
+        let mut file_of: HashMap<String, &PathBuf> = HashMap::new();
+        for (item, path) in packages.iter().zip(paths) {
             let loc = item.0.location();
+            let earlier = file_of.insert(loc.clone(), path);
             match batch.by_location.insert(loc.clone(), item) {
                 None => batch.order.push(loc),
                 Some(prev) if prev.0.pkgid != item.0.pkgid => {
-                    tracing::info!(
-                        "{} appears twice in this import with different content; the later file wins",
-                        item.0.nevra()
-                    );
-                    batch.replaced_in_batch.insert(loc, prev.0.pkgid.clone());
+                    if let Some(earlier) = earlier {
+                        batch.superseded.push((earlier.clone(), path.clone(), loc));
+                    }
                 }
                 Some(_) => {}
             }
@@ -346,15 +351,24 @@ impl<'a> Batch<'a> {
             });
             placements.push((loc, ids[&p.pkgid]));
         }
+        // A file whose name a later file of this import took (with other content)
+        // was not imported: it replaced nothing, and says so.
+        for (earlier, later, loc) in &self.superseded {
+            tracing::info!(
+                "{} and {} are both {loc} with different content; the later file is used",
+                earlier.display(),
+                later.display()
+            );
+            report.skipped.push(Skipped {
+                path: earlier.clone(),
+                reason: format!(
+                    "{} later in this import has the same file name ({loc}) with other content and was used instead",
+                    later.display()
+                ),
+            });
+        }
         for loc in comparison.added {
             let p = self.package(&loc);
-            if let Some(old) = self.replaced_in_batch.get(&loc) {
-                report.replaced.push(Replaced {
-                    location: loc.clone(),
-                    old_sha256: old.clone(),
-                    new_sha256: p.pkgid.clone(),
-                });
-            }
             report.added.push(p.nevra());
             placements.push((loc, ids[&p.pkgid]));
         }
@@ -406,9 +420,11 @@ pub async fn import(
     phase("read and staged");
     let mut staged = Vec::with_capacity(reads.len());
     let mut packages = Vec::with_capacity(reads.len());
+    let mut files = Vec::with_capacity(reads.len());
     for r in reads {
         staged.extend(r.staged);
         packages.push((r.package, r.fragments));
+        files.push(r.path);
     }
     // The rows are written while the blobs become durable, and committed after them.
     let durable = async {
@@ -421,7 +437,7 @@ pub async fn import(
 
     let locked = ingest::lock(catalog, datadir, repo).await?;
     let current = locked.current().await?;
-    let batch = Batch::of(&packages);
+    let batch = Batch::of(&packages, &files);
     let placements = batch.placements(&current, &ids, &mut report);
     let has_latest = catalog
         .repo(repo)

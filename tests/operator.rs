@@ -356,26 +356,61 @@ fn two_files_of_one_name_in_one_import_are_not_counted_as_a_replacement() {
     let rebuilt = second.join("demo-lib-1.2.0-1.noarch.rpm");
     p.build().unwrap().write_file(&rebuilt).unwrap();
     let out = env.run(&["import", "fx", dir.to_str().unwrap(), "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
+    assert!(
+        out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["replaced"].as_array().unwrap().len(), 0, "{report}");
     assert_eq!(report["added"].as_array().unwrap().len(), 4, "{report}");
-    let skipped = report["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 1, "{report}");
+    let superseded = report["superseded"].as_array().unwrap();
+    assert_eq!(superseded.len(), 1, "{report}");
     assert!(
-        skipped[0]["path"].as_str().unwrap().contains("/a/demo-lib"),
-        "{report}"
-    );
-    assert!(
-        skipped[0]["reason"]
+        superseded[0]["path"]
             .as_str()
             .unwrap()
-            .contains(rebuilt.to_str().unwrap()),
+            .contains("/a/demo-lib"),
         "{report}"
     );
+    assert_eq!(superseded[0]["by"], rebuilt.to_str().unwrap(), "{report}");
+}
+
+#[test]
+fn a_command_run_as_another_user_than_the_data_dirs_owner_refuses_naming_both() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the ownership check is not exercised here");
+        return;
+    }
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    env.ok(&["repo", "list"]);
+    // The service user (nobody here) owns the data dir; root runs a command.
+    let status = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.data())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before: Vec<_> = walk(&env.data());
+    let out = env.run(&["repo", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "root ran on nobody's data dir");
+    assert!(err.contains(&env.data().display().to_string()), "{err}");
+    assert!(
+        err.contains("uid 65534") && err.contains("sudo -u"),
+        "{err}"
+    );
+    assert_eq!(walk(&env.data()), before, "nothing was written");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<_> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .map(|e| (e.path().to_path_buf(), e.metadata().unwrap().uid()))
+        .collect();
+    out.sort();
+    out
 }

@@ -21,7 +21,7 @@ use crate::domain::names;
 use crate::domain::status::RunStatus;
 use crate::formats::repodata::Compression;
 use crate::store::catalog::{Catalog, CatalogError, SnapshotRow, Space, ViewSnapshotRow};
-use crate::store::datadir::{DataDir, LockError, WriteLocks};
+use crate::store::datadir::{DataDir, LockError, OwnerError, WriteLocks};
 use crate::store::pool::{Pool, PoolError};
 
 /// Why an operation failed.
@@ -56,6 +56,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
     /// The sync itself failed (recorded in the sync history).
     #[error(transparent)]
     Sync(#[from] SyncError),
@@ -157,6 +159,9 @@ impl App {
     /// Opens the data dir, pool and catalog described by `config`, applying migrations.
     pub async fn open(config: Config) -> Result<App, AppError> {
         let path = &config.server.data_dir;
+        // Ownership first: creating the directories below as the wrong user is what
+        // the check prevents.
+        DataDir::at(path).check_owner()?;
         let datadir = DataDir::open(path).map_err(|source| AppError::DataDir {
             path: path.clone(),
             source,

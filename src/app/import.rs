@@ -47,6 +47,14 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// A file of an import that a later file of the same import superseded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Superseded {
+    pub path: PathBuf,
+    pub by: PathBuf,
+    pub location: String,
+}
+
 /// A package that took the place of another with the same file name.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Replaced {
@@ -64,6 +72,9 @@ pub struct ImportReport {
     pub unchanged: usize,
     pub replaced: Vec<Replaced>,
     pub skipped: Vec<Skipped>,
+    /// Files whose name a later file of the same import took (with other content):
+    /// the later file was used, by the rule that the last file given for a name wins.
+    pub superseded: Vec<Superseded>,
     pub published: Option<Published>,
 }
 
@@ -352,19 +363,12 @@ impl<'a> Batch<'a> {
             placements.push((loc, ids[&p.pkgid]));
         }
         // A file whose name a later file of this import took (with other content)
-        // was not imported: it replaced nothing, and says so.
+        // was not placed: it replaced nothing, and is reported as superseded.
         for (earlier, later, loc) in &self.superseded {
-            tracing::info!(
-                "{} and {} are both {loc} with different content; the later file is used",
-                earlier.display(),
-                later.display()
-            );
-            report.skipped.push(Skipped {
+            report.superseded.push(Superseded {
                 path: earlier.clone(),
-                reason: format!(
-                    "{} later in this import has the same file name ({loc}) with other content and was used instead",
-                    later.display()
-                ),
+                by: later.clone(),
+                location: loc.clone(),
             });
         }
         for loc in comparison.added {

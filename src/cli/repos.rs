@@ -62,6 +62,14 @@ pub(super) async fn import(
         for s in &report.skipped {
             eprintln!("skipped {}: {}", s.path.display(), s.reason);
         }
+        for s in &report.superseded {
+            out!(
+                "superseded {} by {} (both {}; the later file given is used)",
+                s.path.display(),
+                s.by.display(),
+                s.location
+            );
+        }
         out!(
             "{repo}: {} added, {} replaced, {} already present, {} skipped",
             report.added.len(),

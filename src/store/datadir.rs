@@ -41,7 +41,8 @@ fn lock(path: &Path, wait: bool) -> io::Result<Option<File>> {
         .create(true)
         .truncate(false)
         .write(true)
-        .open(path)?;
+        .open(path)
+        .map_err(at(path))?;
     let op = if wait {
         libc::LOCK_EX
     } else {
@@ -164,6 +165,52 @@ impl WriteLocks {
     }
 }
 
+/// A data dir the running user must not or cannot write to.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerError {
+    #[error("{path} belongs to {owner} (uid {owner_uid}), but this command runs as {user} (uid {user_uid}): files it wrote would lock the service out; run it as the owner: sudo -u {owner} cairn …")]
+    OtherOwner {
+        path: PathBuf,
+        owner: String,
+        owner_uid: u32,
+        user: String,
+        user_uid: u32,
+    },
+    #[error(
+        "{path} is not writable by {user} (uid {uid}): run as its owner or fix its permissions"
+    )]
+    NotWritable {
+        path: PathBuf,
+        user: String,
+        uid: u32,
+    },
+}
+
+/// The name of user `uid` (or the number when it has none).
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd = std::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pwd` and `buf`, both valid for the sizes given,
+    // and sets `found` to `pwd` or null.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            pwd.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return uid.to_string();
+    }
+    // SAFETY: getpwuid_r succeeded, so `pwd` is initialised and pw_name points into
+    // `buf` as a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.assume_init().pw_name) };
+    name.to_string_lossy().into_owned()
+}
+
 /// A write lock that could not be taken.
 #[derive(Debug, thiserror::Error)]
 #[error("locking repository {repo:?}: {source}")]
@@ -199,6 +246,11 @@ pub struct SyncLock {
 }
 
 impl DataDir {
+    /// The data dir at `root`, creating nothing (see [`DataDir::open`]).
+    pub fn at(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
     /// Creates the directory (and its `locks/` and `sync-locks/`) if needed.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<DataDir> {
         let root = root.into();
@@ -209,6 +261,37 @@ impl DataDir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Refuses a data dir owned by another user (a root-run command would leave
+    /// root-owned files that lock the service out) or not writable by this one.
+    pub fn check_owner(&self) -> Result<(), OwnerError> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        let Ok(meta) = fs::metadata(&self.root) else {
+            return Ok(()); // opening it reports that, naming the path
+        };
+        if meta.uid() != uid {
+            return Err(OwnerError::OtherOwner {
+                path: self.root.clone(),
+                owner: user_name(meta.uid()),
+                owner_uid: meta.uid(),
+                user: user_name(uid),
+                user_uid: uid,
+            });
+        }
+        let c = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes()).ok();
+        // SAFETY: access takes a valid NUL-terminated path.
+        let writable = c.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0);
+        if !writable {
+            return Err(OwnerError::NotWritable {
+                path: self.root.clone(),
+                user: user_name(uid),
+                uid,
+            });
+        }
+        Ok(())
     }
 
     pub fn pool_dir(&self) -> PathBuf {
@@ -259,7 +342,7 @@ impl DataDir {
     /// recorded (see [`ServeLock::describe`]).
     pub fn try_lock_serve(&self) -> io::Result<Result<ServeLock, String>> {
         let path = self.root.join("serve.lock");
-        match lock(&path, false).map_err(at(&path))? {
+        match lock(&path, false)? {
             Some(file) => Ok(Ok(ServeLock { file })),
             None => Ok(Err(fs::read_to_string(&path)
                 .unwrap_or_default()
@@ -272,13 +355,9 @@ impl DataDir {
     /// the lease and `wait` is false, else waits until none does.
     pub async fn lock_gc_async(&self, wait: bool) -> io::Result<Option<GcLock>> {
         let path = self.root.join(POOL_LEASE);
-        tokio::task::spawn_blocking(move || {
-            Ok(lock(&path, wait)
-                .map_err(at(&path))?
-                .map(|f| GcLock { _file: f }))
-        })
-        .await
-        .map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || Ok(lock(&path, wait)?.map(|f| GcLock { _file: f })))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Waits until this process holds the write lock of every repository in `repos`

@@ -414,3 +414,34 @@ fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
     out.sort();
     out
 }
+
+#[test]
+fn an_alias_can_be_deleted_and_then_frees_its_snapshot() {
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        let rpms = env.dir.path().join("rpms");
+        cairn::formats::samples::demo_packages(&rpms).unwrap();
+        env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+        env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
+        env.ok(&["publish", "fx", "s1", "--as", "prod"]);
+        let server = env.serve();
+        let url = server.url("/repos/fx/prod/repodata/repomd.xml");
+        assert_eq!(http().get(&url).send().unwrap().status(), 200);
+        // In use by the alias: the snapshot cannot go.
+        assert!(!env
+            .run(&["snapshot", "delete", "fx", "s1"])
+            .status
+            .success());
+        env.ok(&["alias", "delete", "fx", "prod"]);
+        wait_for("the alias to go", || {
+            http().get(&url).send().unwrap().status() == 404
+        });
+        env.ok(&["snapshot", "delete", "fx", "s1"]);
+        let out = env.run(&["alias", "delete", "fx", "prod"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("no alias \"prod\""),
+            "{err}"
+        );
+    }
+}

@@ -541,6 +541,18 @@ impl App {
         Ok(report)
     }
 
+    /// Removes alias `alias` of repository or view `owner` (and its grace-period
+    /// history): its URL answers 404 from now on.
+    pub async fn delete_alias(&self, owner: &str, alias: &str) -> Result<(), AppError> {
+        self.check_owner(owner).await?;
+        let locks = self.lock_owner(owner).await?;
+        self.catalog
+            .delete_alias(&locks, self.owner(owner).space(), owner, alias)
+            .await?;
+        self.published();
+        Ok(())
+    }
+
     /// Removes what nothing references (see [`gc::collect`]).
     /// Waits for running writers first, or (not `wait`) fails with
     /// [`gc::GcError::Busy`] while any runs.

@@ -62,6 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ViewCommand,
     },
+    /// Aliases of repositories and views (set one with `cairn publish`).
+    Alias {
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
     /// Point an alias (e.g. `prod`) of a repository or a view at one of its snapshots;
     /// switching is atomic, and rolling back is publishing the older snapshot again.
     Publish {
@@ -173,6 +178,13 @@ pub enum DbCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Remove an alias: its URL answers 404 at once (no grace period), and the
+    /// snapshots it served are free to delete.
+    Delete { repo: String, alias: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,7 +29,7 @@ use clap::Parser;
 
 use crate::app::config::Config;
 pub use crate::app::context::App;
-pub use args::{Cli, Command, DbCommand, RepoCommand, SnapshotCommand, ViewCommand};
+pub use args::{AliasCommand, Cli, Command, DbCommand, RepoCommand, SnapshotCommand, ViewCommand};
 use db::db_cmd;
 use display::AroundTheBar;
 use repos::{import, repo_cmd};
@@ -212,6 +212,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     report.rows.packages
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alias {
+            command: AliasCommand::Delete { repo, alias },
+        } => {
+            app.delete_alias(&repo, &alias).await?;
+            out!("{repo}/{alias} removed");
             Ok(ExitCode::SUCCESS)
         }
         Command::Publish {

@@ -109,6 +109,47 @@ impl Catalog {
         Ok(previous)
     }
 
+    /// Removes alias `name` of repository or view `owner`, with its history: its URL
+    /// stops answering at once. `_locks` (the owner's write locks) keep snapshots and
+    /// aliases from changing meanwhile.
+    pub async fn delete_alias(
+        &self,
+        _locks: &WriteLocks,
+        space: Space,
+        owner: &str,
+        name: &str,
+    ) -> Result<()> {
+        let t = space.tables();
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT a.id FROM {aliases} a JOIN {owners} o ON o.id = a.{owner_col} \
+             WHERE o.name = $1 AND a.name = $2",
+            aliases = t.aliases,
+            owners = t.owners,
+            owner_col = t.owner_col
+        );
+        let id: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| CatalogError::UnknownAlias {
+                repo: owner.to_string(),
+                alias: name.to_string(),
+            })?;
+        for sql in [
+            format!("DELETE FROM {} WHERE alias_id = $1", t.history),
+            format!("DELETE FROM {} WHERE id = $1", t.aliases),
+        ] {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Aliases of one repository (or all).
     pub async fn aliases(&self, repo: Option<&str>) -> Result<Vec<AliasRow>> {
         Ok(sqlx::query_as(

@@ -45,6 +45,8 @@ pub enum CatalogError {
     UnknownRepo(String),
     #[error("repository {repo:?} has no snapshot {snapshot:?}")]
     UnknownSnapshot { repo: String, snapshot: String },
+    #[error("{repo:?} has no alias {alias:?}")]
+    UnknownAlias { repo: String, alias: String },
     #[error("repository {repo:?} already has a snapshot named {snapshot:?}")]
     SnapshotExists { repo: String, snapshot: String },
     #[error("repository {repo:?}: {name:?} is an alias; a snapshot cannot shadow it")]

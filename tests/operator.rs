@@ -445,3 +445,66 @@ fn an_alias_can_be_deleted_and_then_frees_its_snapshot() {
         );
     }
 }
+
+#[test]
+fn leftovers_of_a_killed_import_go_with_the_next_command() {
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    let rpms = env.dir.path().join("rpms");
+    cairn::formats::samples::generate(&rpms, 3000).unwrap();
+    env.ok(&["repo", "list"]);
+    let mut child = env
+        .cmd(&["import", "fx", rpms.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let tmp = env.data().join("pool/tmp");
+    // Kill it while it stages (its temp files are in pool/tmp), or give up after 10 s.
+    let mut saw = 0;
+    for _ in 0..2000 {
+        saw = std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("{pid}-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if saw > 0 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Also one left beside a blob, as a killed sync leaves them.
+    let sha = "ab".repeat(32);
+    let bucket = env.data().join("pool/ab/ab");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let beside = bucket.join(format!(".{sha}.{pid}-1.tmp"));
+    std::fs::write(&beside, b"partial").unwrap();
+
+    env.ok(&["repo", "list"]);
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "saw {saw} while it ran; left after the next command: {left:?}"
+    );
+    env.ok(&["gc"]);
+    assert!(
+        !beside.exists(),
+        "gc removes a dead writer's file beside a blob"
+    );
+    // And the import, run again, completes.
+    env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+    let report = env.json(&["db", "verify"]);
+    assert_eq!(report["missing"].as_array().unwrap().len(), 0, "{report}");
+}

@@ -10,8 +10,8 @@
 //! reference, whatever `min_age` says. `min_age` (default [`MIN_AGE`]) keeps recent
 //! leftovers for inspection and protects against writers of older releases. An interrupted GC leaves a consistent state: the
 //! catalog step is one transaction, and the blob step only deletes unreferenced files
-//! (and temp files that crashed or cancelled writers left beside the blobs, once they
-//! are old and their writer has ended: see [`crate::store::pool::is_stale_temp`]).
+//! (and temp files that crashed or cancelled writers left beside the blobs, once their
+//! writer has ended: see [`crate::store::pool::is_stale_temp`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -164,7 +164,11 @@ mod tests {
         let bucket = pool.path_of(&sha).parent().unwrap().to_path_buf();
         let gone = crate::store::pool::tests::ended_pid();
         let stale = bucket.join(format!(".{sha}.{gone}-1.tmp"));
-        let fresh = bucket.join(format!(".{sha}.{gone}-2.tmp"));
+        // Being written: by a live process (this one).
+        let fresh = bucket.join(format!(".{sha}.{}-2.tmp", std::process::id()));
+        // Left by a writer that ended, just now: removed as well.
+        let recent = bucket.join(format!(".{sha}.{gone}-3.tmp"));
+        std::fs::write(&recent, b"left over just now").unwrap();
         std::fs::write(&stale, b"left over").unwrap();
         std::fs::write(&fresh, b"being written").unwrap();
         let long_ago = SystemTime::now() - crate::store::pool::STALE_TMP - Duration::from_secs(60);
@@ -183,6 +187,10 @@ mod tests {
         let (blobs, _) = sweep(&pool, &referenced, Duration::ZERO, false);
         assert_eq!(blobs, 0, "temp files are not counted as blobs");
         assert!(!stale.exists(), "the stale temp file is gone");
+        assert!(
+            !recent.exists(),
+            "a recent one whose writer ended is gone too"
+        );
         assert!(fresh.exists(), "a temp file being written is kept");
         assert!(pool.contains(&sha), "the referenced blob is kept");
     }

@@ -718,7 +718,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn old_temp_files_are_stale_only_once_their_writer_has_ended() {
+    fn temp_files_are_stale_once_their_writer_has_ended() {
         let dir = tempfile::tempdir().unwrap();
         let long_ago = SystemTime::now() - STALE_TMP - Duration::from_secs(60);
         let make = |name: &str, old: bool| {
@@ -743,9 +743,12 @@ pub(crate) mod tests {
             !is_stale_temp(&make(&format!("{me}-2-5.tmp"), true)),
             "writer alive"
         );
+        // A writer that ended leaves nothing anyone finishes: recent files go too.
+        assert!(is_stale_temp(&make(&format!(".{sha}.{gone}-2.tmp"), false)));
+        assert!(is_stale_temp(&make(&format!("{gone}-3-5.tmp"), false)));
         assert!(
-            !is_stale_temp(&make(&format!(".{sha}.{gone}-2.tmp"), false)),
-            "recent"
+            !is_stale_temp(&make(&format!("{me}-4-5.tmp"), false)),
+            "writer alive"
         );
         assert!(
             is_stale_temp(&make("partial-m-sha256-abc", true)),

@@ -5,25 +5,28 @@ use super::*;
 
 /// Is `name` a temp file a [`Stager`] writes beside a blob's final name? Left over
 /// by a crashed or cancelled writer, such files are removed by garbage collection
-/// once they are older than [`STALE_TMP`]; nothing else reads them.
+/// once that writer has ended (see [`is_stale_temp`]); nothing else reads them.
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
-/// Is the temp file at `path` a crashed or cancelled writer's: older than
-/// [`STALE_TMP`], and, when its name says which process wrote it, that process is gone
-/// (a sync that has been downloading for longer keeps its files)? Resumable partial
-/// downloads name no process: they outlive the run that started them by design.
+/// Is the temp file at `path` a crashed or cancelled writer's? When its name says
+/// which process wrote it: as soon as that process is gone (whatever its age: no one
+/// else ever writes that file; a process that reuses the id writes files of other
+/// names). Resumable partial downloads name no process: they outlive the run that
+/// started them by design, and go once older than [`STALE_TMP`].
 pub fn is_stale_temp(path: &Path) -> bool {
-    let old = fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age >= STALE_TMP);
-    old && !path
+    match path
         .file_name()
         .and_then(|n| writer_pid(&n.to_string_lossy()))
-        .is_some_and(process_is_alive)
+    {
+        Some(pid) => !process_is_alive(pid),
+        None => fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age >= STALE_TMP),
+    }
 }
 
 /// The process id in a temp file's name: `.<sha256>.<pid>-<n>.tmp` beside a blob, or

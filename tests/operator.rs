@@ -508,3 +508,65 @@ fn leftovers_of_a_killed_import_go_with_the_next_command() {
     let report = env.json(&["db", "verify"]);
     assert_eq!(report["missing"].as_array().unwrap().len(), 0, "{report}");
 }
+
+#[test]
+fn an_interrupted_sync_keeps_its_finished_downloads_for_the_next_one() {
+    let n = 40;
+    let (up_dir, _, _) = upstream_tree(|repo| cairn::formats::samples::generate(repo, n).unwrap());
+    // Slow: each package (about 8 KB) takes seconds, so the interrupt lands while
+    // packages are still arriving.
+    let slow = Upstream::start_slow(up_dir.path(), "2k");
+    let config = |upstream: &Upstream| {
+        format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{}\"\ndownloads = 4\n",
+            upstream.url("repo/")
+        )
+    };
+    let env = Env::with_repo_toml(&Backend::Sqlite, &config(&slow));
+    env.ok(&["repo", "list"]);
+    let child = env
+        .cmd(&["repo", "sync", "m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pool = env.data().join("pool");
+    let files = |suffix: &'static str| {
+        walkdir::WalkDir::new(&pool)
+            .min_depth(3)
+            .max_depth(3)
+            .into_iter()
+            .flatten()
+            .filter(move |e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                match suffix {
+                    "blob" => cairn::store::pool::is_sha256(&name),
+                    _ => name.ends_with(suffix),
+                }
+            })
+            .count()
+    };
+    wait_for("downloads to start", || files(".tmp") > 0);
+    // Long enough for the first few to finish, far from all 40.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted") && err.contains("kept"), "{err}");
+    let kept = files("blob");
+    assert!(kept > 0 && kept < n, "{kept} of {n} kept");
+    // The next sync, from a fast server of the same files, fetches only the rest.
+    let fast = Upstream::start(up_dir.path());
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(&slow.url("repo/"), &fast.url("repo/")),
+    )
+    .unwrap();
+    let report = env.json(&["repo", "sync", "m"]);
+    assert_eq!(report["m"]["status"], "ok", "{report}");
+    let downloaded = report["m"]["downloaded"].as_u64().unwrap() as usize;
+    assert_eq!(downloaded, n - kept, "{kept} were kept: {report}");
+}

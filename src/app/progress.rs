@@ -6,9 +6,43 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, HumanDuration};
 
+/// A request to stop long work early (Ctrl-C, SIGTERM): the work ends at its next
+/// safe point, keeping what is finished.
+#[derive(Debug, Default)]
+pub struct Stop {
+    requested: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    /// Asks the work to stop.
+    pub fn request(&self) {
+        self.requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Completes once a stop is requested.
+    pub async fn requested(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Counters updated by the worker and read by whoever displays them.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Set to end the work early, keeping what is finished.
+    pub stop: Stop,
     /// Items (files, packages) to process; 0 until known.
     pub total: AtomicUsize,
     /// Items processed, successfully or not.

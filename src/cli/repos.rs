@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use super::args::RepoCommand;
 use super::display::{fmt_time, print_snapshots, show_progress};
 use super::App;
+use crate::app::sync::SyncError;
 use crate::domain::status::RunStatus;
 
 pub(super) async fn import(
@@ -108,12 +109,21 @@ pub(super) async fn sync_cmd(
         Some(repo.as_deref().unwrap_or(""))
     })?;
     let mut failed = false;
+    let mut interrupted = false;
     let mut reports = serde_json::Map::new();
     for r in targets {
+        if interrupted {
+            break; // the other repositories are not started
+        }
         let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
+        let signals = stop_on_signal(progress.clone());
         let display = show_progress(progress.clone(), "downloading");
         let result = app.sync(r, &progress).await;
         display.finish().await;
+        signals.abort();
+        if let Err(crate::app::context::AppError::Sync(SyncError::Interrupted { .. })) = &result {
+            interrupted = true;
+        }
         match result {
             Ok(synced) => {
                 let report = &synced.report;
@@ -151,10 +161,42 @@ pub(super) async fn sync_cmd(
     if json {
         out!("{}", serde_json::to_string_pretty(&reports)?);
     }
-    Ok(if failed {
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Ctrl-C or SIGTERM during a sync: the first asks it to stop at its next safe point,
+/// keeping finished downloads; a second ends the process at once.
+fn stop_on_signal(
+    progress: std::sync::Arc<crate::app::progress::Progress>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        for first in [true, false] {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if first {
+                eprintln!(
+                    "stopping: finished downloads are kept (interrupt again to quit at once)"
+                );
+                progress.stop.request();
+            } else {
+                std::process::exit(130);
+            }
+        }
     })
 }
 

@@ -80,6 +80,12 @@ pub enum SyncError {
     Filter(#[from] filter::BadGlob),
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// Stopped on request (Ctrl-C, SIGTERM): the downloads that had finished are kept in
+    /// the pool, and the next sync does not fetch them again.
+    #[error(
+        "interrupted: {kept} finished download(s) were kept; the next sync continues from there"
+    )]
+    Interrupted { kept: usize },
     /// Package downloads failed: (href, why) for each.
     #[error("{} package(s) failed:\n{}", .0.len(), .0.iter().map(|(p, e)| format!("  {p}: {e}")).collect::<Vec<_>>().join("\n"))]
     Packages(Vec<(String, UpstreamError)>),
@@ -518,8 +524,10 @@ impl Cx<'_> {
                 }
             })
             .buffer_unordered(self.repo.downloads)
+            .take_until(progress.stop.requested())
             .collect()
             .await;
+        let interrupted = progress.stop.is_requested();
         // Every queued write lands before anything is committed; a failed write (a full
         // disk) fails the sync, naming the file.
         tokio::task::spawn_blocking(move || stager.finish())
@@ -541,11 +549,15 @@ impl Cx<'_> {
                 Err(e) => failures.push((entries[i].href.clone(), e)),
             }
         }
-        if !failures.is_empty() {
-            // Verified downloads are kept even when others failed: the next run skips
-            // them.
+        if interrupted || !failures.is_empty() {
+            // Verified downloads are kept even when others failed or the sync was
+            // stopped: the next run skips them.
+            let kept = staged.len();
             self.pool.commit_async(staged).await?;
             self.remember_checksums(entries, &plan.known).await?;
+            if interrupted {
+                return Err(SyncError::Interrupted { kept });
+            }
             failures.sort_by(|a, b| a.0.cmp(&b.0));
             return Err(SyncError::Packages(failures));
         }

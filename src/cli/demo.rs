@@ -49,6 +49,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         snap.name,
         snap.package_count
     );
+    let shutdown = super::Shutdown::install();
     let server = crate::http::Server::for_app(&app, listen).await?;
     let base = format!("http://{}/repos/demo/first/", server.addr);
     out!("\nServing on http://{}/  (Ctrl-C to stop)\n", server.addr);
@@ -64,7 +65,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
          curl -o /etc/yum.repos.d/cairn-demo-first.repo http://{}/repos/demo/first.repo\n",
         server.addr
     );
-    let _ = tokio::signal::ctrl_c().await;
+    shutdown.wait().await;
     tokio::task::spawn_blocking(move || server.stop()).await?;
     Ok(ExitCode::SUCCESS)
 }

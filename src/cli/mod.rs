@@ -242,11 +242,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<ExitCode> {
     let addr = listen.unwrap_or(app.config.server.listen);
+    let shutdown = Shutdown::install();
     app.prepare_serving().await?;
     let server = crate::http::Server::for_app(&app, addr).await?;
     out!("listening on http://{}/", server.addr);
     let scheduled = crate::app::scheduler::start(&app);
-    wait_for_shutdown().await;
+    shutdown.wait().await;
     for task in scheduled {
         task.abort();
     }
@@ -256,33 +257,48 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for SIGTERM or SIGINT. SIGHUP (which would otherwise end the process with a
-/// status systemd's `Restart=on-failure` does not restart) is logged and ignored until
-/// the configuration can be reloaded.
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).ok();
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => loop {
-            let hangup = async {
-                match hup.as_mut() {
-                    Some(h) => h.recv().await,
-                    None => std::future::pending().await,
+/// SIGTERM and SIGINT end a server; SIGHUP (which would otherwise end the process with
+/// a status systemd's `Restart=on-failure` does not restart) is logged and ignored
+/// until the configuration can be reloaded. Installed before the server announces
+/// itself, so no signal sent after that finds the default action.
+pub(super) struct Shutdown {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    pub(super) fn install() -> Shutdown {
+        use tokio::signal::unix::{signal, SignalKind};
+        Shutdown {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT.
+    pub(super) async fn wait(mut self) {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s.as_mut() {
+                Some(s) => {
+                    s.recv().await;
                 }
-            };
+                None => std::future::pending().await,
+            }
+        }
+        if self.term.is_none() && self.int.is_none() {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+        loop {
             tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hangup => tracing::warn!(
+                _ = next(&mut self.term) => break,
+                _ = next(&mut self.int) => break,
+                _ = next(&mut self.hup) => tracing::warn!(
                     "SIGHUP: reloading the configuration is not supported; restart the service to apply changes (still serving)"
                 ),
             }
-        },
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

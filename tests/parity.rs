@@ -269,6 +269,7 @@ fn requires_filtering_rules() {
 /// createrepo_c's entries, field by field: the parser loses nothing.
 #[test]
 fn parsed_createrepo_c_metadata_renders_back_identically() {
+    use cairn::formats::repodata::decompress::decompress as open_capped;
     use cairn::formats::repodata::parse::{self, PackageStream};
     let tmp = tempfile::tempdir().unwrap();
     let files = package_dir(tmp.path());
@@ -280,9 +281,9 @@ fn parsed_createrepo_c_metadata_renders_back_identically() {
     let (p, f, o) = (open("primary"), open("filelists"), open("other"));
     let limit = 1 << 30;
     let mut stream = PackageStream::new(
-        parse::decompress(&p, limit, "primary").unwrap(),
-        parse::decompress(&f, limit, "filelists").unwrap(),
-        parse::decompress(&o, limit, "other").unwrap(),
+        open_capped(&p, limit, "primary").unwrap(),
+        open_capped(&f, limit, "filelists").unwrap(),
+        open_capped(&o, limit, "other").unwrap(),
     );
     let mut read = Vec::new();
     while let Some(entry) = stream.next_package().unwrap() {

@@ -9,7 +9,7 @@ use std::io::Read;
 
 use super::upstream::{self, UpstreamError};
 use super::SyncError;
-use crate::formats::repodata::parse::{self, Checksum, ParseError, Repomd, RepomdRecord as Record};
+use crate::formats::repodata::parse::{Checksum, ParseError, Repomd, RepomdRecord as Record};
 use crate::formats::repodata::updateinfo::{self, Nevra};
 use crate::formats::repodata::ExtraKind;
 
@@ -62,7 +62,7 @@ pub struct Fetched {
 impl Fetched {
     /// A reader of the open (decompressed) bytes.
     pub fn open(&self) -> Result<Box<dyn std::io::BufRead + '_>, ParseError> {
-        parse::decompress(&self.bytes, self.open_limit, &self.url)
+        crate::formats::repodata::decompress::decompress(&self.bytes, self.open_limit, &self.url)
     }
 }
 

@@ -8,6 +8,7 @@
 //! bytes, and `repomd.xml`'s revision and timestamps come from the packages' own file
 //! times, never from the clock.
 
+pub mod decompress;
 pub mod merge;
 pub mod parse;
 pub mod updateinfo;

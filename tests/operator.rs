@@ -570,3 +570,30 @@ fn an_interrupted_sync_keeps_its_finished_downloads_for_the_next_one() {
     let downloaded = report["m"]["downloaded"].as_u64().unwrap() as usize;
     assert_eq!(downloaded, n - kept, "{kept} were kept: {report}");
 }
+
+#[test]
+fn an_upstream_that_accepts_and_never_answers_fails_the_sync_with_a_clear_reason() {
+    // Accepts connections and holds them, saying nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"http://127.0.0.1:{port}/repo/\"\nconnect_timeout = \"1s\"\nidle_timeout = \"1s\"\n"
+        ),
+    );
+    let out = run_bounded(
+        env.cmd(&["repo", "sync", "m"]),
+        std::time::Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("stopped answering"), "{err}");
+    assert!(err.contains("repomd.xml"), "names the URL: {err}");
+}

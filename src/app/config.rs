@@ -266,6 +266,14 @@ pub struct RepoConfig {
     /// PEM CA certificate(s) trusted for the upstream, in addition to the system roots.
     #[serde(default)]
     pub tls_ca: Option<PathBuf>,
+    /// How long connecting to the upstream may take ("15s").
+    #[serde(default = "default_connect_timeout", deserialize_with = "de_timeout")]
+    pub connect_timeout: std::time::Duration,
+    /// How long the upstream may send nothing while a response is expected or under
+    /// way ("20s"); each request is tried 3 times, so a dead upstream fails the sync
+    /// within about a minute.
+    #[serde(default = "default_upstream_idle", deserialize_with = "de_timeout")]
+    pub idle_timeout: std::time::Duration,
     /// HTTP(S) proxy for this repository's upstream, e.g. "http://proxy:3128".
     #[serde(default)]
     pub proxy: Option<String>,
@@ -297,6 +305,14 @@ pub enum SyncMode {
     #[default]
     Regenerate,
     Mirror,
+}
+
+fn default_connect_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(15)
+}
+
+fn default_upstream_idle() -> std::time::Duration {
+    std::time::Duration::from_secs(20)
 }
 
 fn default_downloads() -> usize {

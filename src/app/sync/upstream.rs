@@ -119,9 +119,15 @@ impl UpstreamError {
     pub fn from_reqwest(e: &reqwest::Error) -> UpstreamError {
         let text = chain(e);
         if e.is_timeout() {
-            UpstreamError::Timeout(text)
+            UpstreamError::Timeout(format!(
+                "the upstream stopped answering (nothing within the repository's timeout): {text}"
+            ))
         } else if e.is_connect() {
             UpstreamError::Connect(text)
+        } else if e.is_body() || e.is_decode() {
+            UpstreamError::Transfer(format!(
+                "the connection broke while the body arrived (reset or closed early): {text}"
+            ))
         } else {
             UpstreamError::Transfer(text)
         }
@@ -211,8 +217,8 @@ pub fn client(repo: &RepoConfig) -> Result<reqwest::Client, ClientError> {
         std::fs::read(p).map_err(|e| fail(p.display().to_string(), e.to_string()))
     };
     let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(120))
+        .connect_timeout(repo.connect_timeout)
+        .read_timeout(repo.idle_timeout)
         .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
     if let (Some(cert), Some(key)) = (&repo.tls_client_cert, &repo.tls_client_key) {
         let mut pem = read(cert)?;

@@ -121,17 +121,7 @@ impl Catalog {
     ) -> Result<()> {
         let t = space.tables();
         let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "SELECT a.id FROM {aliases} a JOIN {owners} o ON o.id = a.{owner_col} \
-             WHERE o.name = $1 AND a.name = $2",
-            aliases = t.aliases,
-            owners = t.owners,
-            owner_col = t.owner_col
-        );
-        let id: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(name)
-            .fetch_optional(&mut *tx)
+        let id = Self::named_id(&mut tx, space, t.aliases, owner, name)
             .await?
             .ok_or_else(|| CatalogError::UnknownAlias {
                 repo: owner.to_string(),

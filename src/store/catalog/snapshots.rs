@@ -200,17 +200,7 @@ impl Catalog {
             Space::Views => format!("view {owner}"),
         };
         let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "SELECT s.id FROM {snapshots} s JOIN {owners} o ON o.id = s.{owner_col} \
-             WHERE o.name = $1 AND s.name = $2",
-            snapshots = t.snapshots,
-            owners = t.owners,
-            owner_col = t.owner_col
-        );
-        let id: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(name)
-            .fetch_optional(&mut *tx)
+        let id = Self::named_id(&mut tx, space, t.snapshots, owner, name)
             .await?
             .ok_or_else(|| CatalogError::UnknownSnapshot {
                 repo: label.clone(),
@@ -241,6 +231,29 @@ impl Catalog {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Inside `tx`: the id of the row named `name` of owner `owner` in `table` (the
+    /// snapshots or the aliases of `space`).
+    pub(super) async fn named_id(
+        tx: &mut AnyConnection,
+        space: Space,
+        table: &str,
+        owner: &str,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        let t = space.tables();
+        let sql = format!(
+            "SELECT x.id FROM {table} x JOIN {owners} o ON o.id = x.{owner_col} \
+             WHERE o.name = $1 AND x.name = $2",
+            owners = t.owners,
+            owner_col = t.owner_col
+        );
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?)
     }
 
     /// What keeps snapshot `id` of `space`: aliases pointing at it, view snapshots

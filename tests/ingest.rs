@@ -99,13 +99,7 @@ fn a_synced_package_has_the_same_catalog_rows_and_page_as_an_imported_one() {
 
         let imported = Env::new(&backend, &["m"]);
         imported.ok(&["import", "m", repo.to_str().unwrap()]);
-        let synced = Env::with_repo_toml(
-            &backend,
-            &format!(
-                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
-                upstream.url("repo/")
-            ),
-        );
+        let synced = mirror_env(&backend, &upstream, "");
         synced.ok(&["repo", "sync", "m"]);
 
         let (a, b) = (imported.serve(), synced.serve());
@@ -206,13 +200,7 @@ fn packages_a_previous_release_synced_get_their_rows_back_and_trees_stay_identic
             .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
             .collect();
         let upstream = Upstream::start(up_dir.path());
-        let env = Env::with_repo_toml(
-            &backend,
-            &format!(
-                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
-                upstream.url("repo/")
-            ),
-        );
+        let env = mirror_env(&backend, &upstream, "");
         env.ok(&["repo", "sync", "m"]);
         env.ok(&["snapshot", "create", "m", "--name", "s1"]);
         let shas: Vec<String> = files.iter().map(|f| file_facts(f).sha256).collect();

@@ -145,13 +145,7 @@ fn gc_with_no_minimum_age_never_removes_what_a_running_sync_is_placing() {
     // Slow enough that several collections run while the downloads land.
     let upstream = Upstream::start_slow(up_dir.path(), "2m");
     for backend in backends() {
-        let env = Env::with_repo_toml(
-            &backend,
-            &format!(
-                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
-                upstream.url("repo/")
-            ),
-        );
+        let env = mirror_env(&backend, &upstream, "");
         env.ok(&["repo", "list"]);
         let stop = Arc::new(AtomicBool::new(false));
         let gc = gc_loop(&env, stop.clone());
@@ -702,26 +696,14 @@ fn decompression_bombs_fail_the_sync_in_bounded_memory() {
     // The same sync of an ordinary upstream: the baseline.
     let (up_dir, _) = demo_upstream_tree();
     let upstream = Upstream::start(up_dir.path());
-    let env = Env::with_repo_toml(
-        &backends()[0],
-        &format!(
-            "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
-            upstream.url("repo/")
-        ),
-    );
+    let env = mirror_env(&backends()[0], &upstream, "");
     let (ok, err, baseline) = run_measured(env.cmd(&["repo", "sync", "m"]));
     assert!(ok, "{err}");
     for (what, kind, gz) in bombs {
         let (up_dir, repo) = demo_upstream_tree();
         set_record(&repo, kind, &gz);
         let upstream = Upstream::start(up_dir.path());
-        let env = Env::with_repo_toml(
-            &backends()[0],
-            &format!(
-                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
-                upstream.url("repo/")
-            ),
-        );
+        let env = mirror_env(&backends()[0], &upstream, "");
         let (ok, err, peak) = run_measured(env.cmd(&["repo", "sync", "m"]));
         assert!(!ok, "{what}: the sync succeeded");
         assert!(

@@ -144,19 +144,7 @@ fn gc_frees_what_nothing_references_and_keeps_everything_served() {
         env.ok(&["snapshot", "create", "fx", "--name", "old"]);
         // A rebuild of demo-lib replaces it in the repo; only snapshot "old" holds the first.
         let rebuilt = env.dir.path().join("rebuilt");
-        std::fs::create_dir_all(&rebuilt).unwrap();
-        let mut p = rpm::PackageBuilder::new("demo-lib", "1.2.0", "MIT", "noarch", "Rebuilt");
-        p.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
-            .release("1")
-            .with_file_contents(
-                b"answer=43\n".to_vec(),
-                rpm::FileOptions::new("/usr/share/demo-lib/data.conf"),
-            )
-            .unwrap();
-        p.build()
-            .unwrap()
-            .write_file(rebuilt.join("demo-lib.rpm"))
-            .unwrap();
+        rebuilt_demo_lib(&rebuilt.join("demo-lib.rpm"));
         env.ok(&["import", "fx", rebuilt.to_str().unwrap()]);
         let old_lib = file_facts(
             files

@@ -344,17 +344,7 @@ fn two_files_of_one_name_in_one_import_are_not_counted_as_a_replacement() {
     let second = dir.join("b");
     cairn::formats::samples::demo_packages(&first).unwrap();
     // A rebuild of demo-lib 1.2.0-1: the same file name, other content.
-    std::fs::create_dir_all(&second).unwrap();
-    let mut p = rpm::PackageBuilder::new("demo-lib", "1.2.0", "MIT", "noarch", "Rebuilt");
-    p.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
-        .release("1")
-        .with_file_contents(
-            b"answer=43\n".to_vec(),
-            rpm::FileOptions::new("/usr/share/demo-lib/data.conf"),
-        )
-        .unwrap();
-    let rebuilt = second.join("demo-lib-1.2.0-1.noarch.rpm");
-    p.build().unwrap().write_file(&rebuilt).unwrap();
+    let rebuilt = rebuilt_demo_lib(&second.join("demo-lib-1.2.0-1.noarch.rpm"));
     let out = env.run(&["import", "fx", dir.to_str().unwrap(), "--json"]);
     assert!(
         out.status.success(),

@@ -7,16 +7,6 @@ use std::path::Path;
 
 use common::*;
 
-fn mirror_env(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
-    Env::with_repo_toml(
-        backend,
-        &format!(
-            "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n{extra}",
-            upstream.url("repo/")
-        ),
-    )
-}
-
 /// An upstream of the demo packages served by nginx, and a mirror of it synced once.
 fn synced_demo_mirror(backend: &Backend) -> (tempfile::TempDir, std::path::PathBuf, Upstream, Env) {
     let (up_dir, repo) = demo_upstream_tree();

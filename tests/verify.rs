@@ -138,13 +138,7 @@ fn a_mirror_fetches_lost_packages_again_even_when_upstream_is_unchanged() {
     for backend in backends() {
         let (up_dir, repo) = demo_upstream_tree();
         let upstream = Upstream::start(up_dir.path());
-        let env = Env::with_repo_toml(
-            &backend,
-            &format!(
-                "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n",
-                upstream.url("repo/")
-            ),
-        );
+        let env = mirror_env(&backend, &upstream, "");
         env.ok(&["repo", "sync", "m"]);
         let mut rpms: Vec<_> = std::fs::read_dir(&repo)
             .unwrap()

@@ -247,3 +247,21 @@ pub fn refresh_digests(bytes: &mut [u8]) {
         bytes[offset..offset + value.len()].copy_from_slice(value);
     }
 }
+
+/// A rebuild of demo-lib 1.2.0-1 (the demo package's NEVRA and file name, other
+/// content), written to `path`.
+pub fn rebuilt_demo_lib(path: &Path) -> PathBuf {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let mut p = rpm::PackageBuilder::new("demo-lib", "1.2.0", "MIT", "noarch", "Rebuilt");
+    p.using_config(rpm::BuildConfig::v4().compression(rpm::CompressionType::None))
+        .release("1")
+        .with_file_contents(
+            b"answer=43\n".to_vec(),
+            rpm::FileOptions::new("/usr/share/demo-lib/data.conf"),
+        )
+        .unwrap();
+    p.build().unwrap().write_file(path).unwrap();
+    path.to_path_buf()
+}

@@ -188,3 +188,15 @@ pub fn demo_upstream_tree() -> (tempfile::TempDir, std::path::PathBuf) {
         upstream_tree(|repo| cairn::formats::samples::demo_packages(repo).unwrap());
     (dir, repo)
 }
+
+/// An installation declaring repository `m`, a mirror of `upstream`'s `repo/`, with
+/// `extra` keys of that `[[repo]]` (and of the tables after it).
+pub fn mirror_env(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
+    Env::with_repo_toml(
+        backend,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{}\"\n{extra}",
+            upstream.url("repo/")
+        ),
+    )
+}

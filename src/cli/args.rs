@@ -98,6 +98,16 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Print a shell completion script (`cairn completions bash > /etc/bash_completion.d/cairn`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (cairn.1 and one per subcommand) into DIR.
+    Man {
+        /// The directory to write into (created if missing), e.g. /usr/share/man/man1.
+        dir: PathBuf,
+    },
     /// Build sample packages, import, snapshot and serve them: works offline.
     Demo {
         /// Address to serve on.

@@ -163,6 +163,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         out!("wrote {} packages to {}", files.len(), dir.display());
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Completions { shell } = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut command, "cairn", &mut script);
+        out!("{}", String::from_utf8_lossy(&script).trim_end());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Man { dir } = &cli.command {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let command = <Cli as clap::CommandFactory>::command();
+        clap_mangen::generate_to(command, dir)
+            .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
+        out!("wrote the manual pages into {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Init = cli.command {
         let path = cli
             .config
@@ -184,7 +199,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let config = load_config(cli.config.as_deref())?;
     let app = App::open(config).await?;
     match cli.command {
-        Command::Init | Command::Demo { .. } | Command::Generate { .. } => {
+        Command::Init
+        | Command::Demo { .. }
+        | Command::Generate { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
             unreachable!("handled above")
         }
         Command::Serve { listen } => serve(app, listen).await,

@@ -587,3 +587,110 @@ fn an_upstream_that_accepts_and_never_answers_fails_the_sync_with_a_clear_reason
     assert!(err.contains("stopped answering"), "{err}");
     assert!(err.contains("repomd.xml"), "names the URL: {err}");
 }
+
+/// `access_log = "json"` writes one JSON object per answered request on standard
+/// output, after the address line; `--log-format json` makes every log line on
+/// standard error a JSON object. A format the server does not know is refused at load.
+#[test]
+fn access_log_and_json_logs() {
+    use std::io::{BufRead, BufReader, Read};
+    let env = Env::new(&Backend::Sqlite, &["fx"]);
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replacen("[server]\n", "[server]\naccess_log = \"xml\"\n", 1),
+    )
+    .unwrap();
+    let out = env.run(&["repo", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("access_log") && err.contains("line 2"),
+        "{err}"
+    );
+    assert!(err.contains("common") && err.contains("json"), "{err}");
+    std::fs::write(
+        &env.config,
+        text.replacen("[server]\n", "[server]\naccess_log = \"json\"\n", 1),
+    )
+    .unwrap();
+
+    let mut child = env
+        .cmd(&["serve", "--log-format", "json"])
+        .env("CAIRN_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    let client = http();
+    let ok = client
+        .get(format!("http://{addr}/healthz?probe=1"))
+        .header("User-Agent", "ops-check/1.0")
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let body_len = ok.bytes().unwrap().len() as u64;
+    let missing = client
+        .get(format!("http://{addr}/repos/fx/no-such-snapshot/x.rpm"))
+        .header("Referer", "http://example.test/")
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let head = client
+        .head(format!("http://{addr}/healthz"))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let lines: Vec<serde_json::Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{rest}");
+    assert_eq!(lines[0]["method"], "GET");
+    assert_eq!(lines[0]["target"], "/healthz?probe=1");
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["bytes"], body_len);
+    assert_eq!(lines[0]["user_agent"], "ops-check/1.0");
+    assert_eq!(lines[0]["remote"], "127.0.0.1");
+    assert_eq!(lines[0]["protocol"], "HTTP/1.1");
+    assert!(lines[0]["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(lines[1]["status"], 404);
+    assert_eq!(lines[1]["referer"], "http://example.test/");
+    assert_eq!(lines[2]["method"], "HEAD");
+    assert_eq!(lines[2]["bytes"], 0);
+
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        logs.iter().any(
+            |l| l["level"] == "INFO" && l["message"].as_str().unwrap_or("").contains("serving")
+        ),
+        "{stderr}"
+    );
+    assert!(logs.iter().all(|l| l["timestamp"].is_string()), "{stderr}");
+}

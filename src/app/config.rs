@@ -108,6 +108,21 @@ pub struct ServerConfig {
         deserialize_with = "de_max_header_bytes"
     )]
     pub max_header_bytes: usize,
+    /// One line per HTTP request on standard output: "off" (default), "common" (NCSA
+    /// Common Log Format), "combined" (common plus referer and user agent) or "json".
+    #[serde(default)]
+    pub access_log: AccessLog,
+}
+
+/// The `[server] access_log` formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    #[default]
+    Off,
+    Common,
+    Combined,
+    Json,
 }
 
 fn default_max_connections() -> usize {
@@ -214,6 +229,7 @@ impl Default for ServerConfig {
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
             max_header_bytes: default_max_header_bytes(),
+            access_log: AccessLog::Off,
         }
     }
 }

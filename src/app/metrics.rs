@@ -120,6 +120,8 @@ pub struct Metrics {
     pub open_connections: IntGauge,
     /// Connections refused because `max_connections` were open.
     pub rejected_connections: IntCounter,
+    /// Access log lines dropped because the writer was behind.
+    pub access_log_dropped: IntCounter,
     /// Upstream errors of syncs this process ran, by repository and kind.
     pub upstream_errors: IntCounterVec,
     /// How late the last scheduled sync of a repository started, in seconds.
@@ -153,6 +155,10 @@ impl Metrics {
         let rejected_connections = must(IntCounter::new(
             "cairn_http_rejected_connections_total",
             "Connections answered 503 and closed because max_connections were open.",
+        ));
+        let access_log_dropped = must(IntCounter::new(
+            "cairn_http_access_log_dropped_total",
+            "Access log lines dropped because standard output could not keep up.",
         ));
         let upstream_errors = must(IntCounterVec::new(
             Opts::new(
@@ -191,6 +197,7 @@ impl Metrics {
         for c in [
             Box::new(open_connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(rejected_connections.clone()),
+            Box::new(access_log_dropped.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(schedule_lag.clone()),
             Box::new(publish_duration.clone()),
@@ -207,6 +214,7 @@ impl Metrics {
             workers: Mutex::new(Vec::new()),
             open_connections,
             rejected_connections,
+            access_log_dropped,
             upstream_errors,
             schedule_lag,
             publish_duration,

@@ -11,8 +11,19 @@ pub struct Cli {
     /// Configuration file (default: $CAIRN_CONFIG, else ./cairn.toml if present).
     #[arg(long, global = true, env = "CAIRN_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on standard error as text or as JSON objects, one per line (for a
+    /// log collector). The level is set with $CAIRN_LOG (default "info").
+    #[arg(long, global = true, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

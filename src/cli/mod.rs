@@ -37,8 +37,8 @@ use snapshots::{snapshot_cmd, view_cmd};
 
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     // A server's control runtime (pages, scheduled syncs) keeps two workers. A one-shot
     // command runs its tasks on one thread and its CPU and disk work on threads of
     // their own: tasks never hop between workers, which measurably cuts the context
@@ -98,15 +98,24 @@ pub(crate) fn write_out(line: std::fmt::Arguments<'_>) {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: args::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| AroundTheBar)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        args::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // One JSON object per line: time, level, message and the event's fields.
+        args::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .try_init(),
+    };
 }
 
 /// Everything a command needs: config, data dir, pool, catalog.

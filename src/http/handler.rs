@@ -50,22 +50,66 @@ pub struct Shared {
     pub busy: super::fair::BusyRun,
     /// Whether the index is behind what is published (see [`super::Freshness`]).
     pub(crate) fresh: super::Freshness,
+    /// The access log, when one is kept.
+    pub access: Option<super::access::AccessLogger>,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
 pub async fn handle(
     shared: std::rc::Rc<Shared>,
+    peer: std::net::SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
     shared.busy.request(std::time::Instant::now());
     let started = std::time::Instant::now();
+    // What the access log needs of the request, kept only when it is on.
+    let logged = shared.access.as_ref().map(|_| {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| req.uri().to_string());
+        (
+            req.method().clone(),
+            target,
+            req.version(),
+            header(header::REFERER),
+            header(header::USER_AGENT),
+        )
+    });
     let (class, resp) = answer(&shared, req).await;
-    shared
-        .stats
-        .request(class, resp.status().as_u16(), started.elapsed());
+    let elapsed = started.elapsed();
+    shared.stats.request(class, resp.status().as_u16(), elapsed);
     // In-memory bodies are counted here; streamed ones as their chunks are handed on.
-    if let Some(n) = resp.body().size_hint().exact() {
+    let exact = resp.body().size_hint().exact();
+    if let Some(n) = exact {
         shared.stats.sent(class, n);
+    }
+    if let (Some(log), Some((method, target, version, referer, user_agent))) =
+        (&shared.access, logged)
+    {
+        let declared = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        log.log(&super::access::Entry {
+            peer,
+            method: method.as_str(),
+            target: &target,
+            version,
+            status: resp.status().as_u16(),
+            bytes: exact.or(declared).unwrap_or(0),
+            referer: referer.as_deref(),
+            user_agent: user_agent.as_deref(),
+            duration: elapsed,
+        });
     }
     Ok(resp)
 }

@@ -11,6 +11,7 @@
 //! for half a millisecond yields its CPU ([`fair`]), so under saturation no runnable
 //! thread (another worker, network processing) waits a whole scheduler tick.
 
+mod access;
 pub mod blob;
 mod budget;
 mod cache;
@@ -56,6 +57,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Largest request head accepted (hyper's read buffer; at least 8 KiB).
     pub max_header_bytes: usize,
+    /// The access log's format (see [`access`]).
+    pub access_log: crate::app::config::AccessLog,
 }
 
 impl Limits {
@@ -65,6 +68,7 @@ impl Limits {
             header_timeout: c.header_timeout,
             idle_timeout: c.idle_timeout,
             max_header_bytes: c.max_header_bytes.max(8192),
+            access_log: c.access_log,
         }
     }
 }
@@ -143,6 +147,7 @@ pub struct Server {
     pub index: Arc<ArcSwap<Index>>,
     shutdown: watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    access_writer: Option<std::thread::JoinHandle<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
     stats: tokio::task::JoinHandle<()>,
     pages: tokio::task::JoinHandle<()>,
@@ -251,6 +256,12 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (pages, pages_task) = pages::Pages::start(catalog.clone());
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (access, access_writer) = match access::AccessLogger::start(limits.access_log)
+            .map_err(|e| ServeError::Worker(format!("access log writer: {e}")))?
+        {
+            Some((logger, writer)) => (Some(logger), Some(writer)),
+            None => (None, None),
+        };
         let mut handles = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let (index, pool, pages) = (index.clone(), pool.clone(), pages.clone());
@@ -261,6 +272,7 @@ impl Server {
             };
             let open = open.clone();
             let rx = shutdown_rx.clone();
+            let access = access.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
                 .spawn(move || {
@@ -276,6 +288,7 @@ impl Server {
                         )),
                         busy: fair::BusyRun::default(),
                         fresh,
+                        access,
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })
@@ -303,6 +316,7 @@ impl Server {
             index,
             shutdown,
             workers: handles,
+            access_writer,
             _watcher: Some(watcher),
             stats,
             pages: pages_task,
@@ -316,6 +330,10 @@ impl Server {
         let _ = self.shutdown.send(true);
         for w in self.workers {
             let _ = w.join();
+        }
+        // The workers' loggers are gone with them: the writer drains and ends.
+        if let Some(writer) = self.access_writer {
+            let _ = writer.join();
         }
         self.pages.abort();
     }
@@ -387,7 +405,7 @@ async fn accept_loop(
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         // Out of fds or similar: back off briefly instead of spinning.
@@ -430,7 +448,7 @@ async fn accept_loop(
                 tokio::task::spawn_local(async move {
                     let last = std::rc::Rc::new(std::cell::Cell::new(tokio::time::Instant::now()));
                     let io = Tracked { inner: stream, last: last.clone() };
-                    let svc = service_fn(move |req| handler::handle(shared.clone(), req));
+                    let svc = service_fn(move |req| handler::handle(shared.clone(), peer, req));
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(limits.header_timeout)

@@ -588,6 +588,55 @@ fn an_upstream_that_accepts_and_never_answers_fails_the_sync_with_a_clear_reason
     assert!(err.contains("repomd.xml"), "names the URL: {err}");
 }
 
+/// An upstream that trickles a byte every half second never trips the idle timeout:
+/// the sync's `deadline` ends it, and until then the log says what it is fetching
+/// rather than "downloading 0/0 files".
+#[test]
+fn a_trickling_upstream_is_stopped_by_the_sync_deadline() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head);
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+                while s.write_all(b"<").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            });
+        }
+    });
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"http://127.0.0.1:{port}/repo/\"\ndeadline = \"7s\"\n"
+        ),
+    );
+    let mut cmd = env.cmd(&["repo", "sync", "m"]);
+    cmd.env("CAIRN_LOG", "info");
+    let out = run_bounded(cmd, std::time::Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("stopped after 7s, the repository's deadline"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "m: fetching http://127.0.0.1:{port}/repo/repodata/repomd.xml, for"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("0/0 files"), "{err}");
+    let shown = env.json(&["repo", "show", "m"]);
+    assert!(
+        shown.to_string().contains("deadline"),
+        "the run is recorded as failed with the reason: {shown}"
+    );
+}
+
 /// `access_log = "json"` writes one JSON object per answered request on standard
 /// output, after the address line; `--log-format json` makes every log line on
 /// standard error a JSON object. A format the server does not know is refused at load.

@@ -290,6 +290,10 @@ pub struct RepoConfig {
     /// within about a minute.
     #[serde(default = "default_upstream_idle", deserialize_with = "de_timeout")]
     pub idle_timeout: std::time::Duration,
+    /// The longest a sync may run ("6h"). When it passes, the sync stops as if
+    /// interrupted: finished downloads are kept and the next sync goes on from there.
+    #[serde(default = "default_sync_deadline", deserialize_with = "de_timeout")]
+    pub deadline: std::time::Duration,
     /// HTTP(S) proxy for this repository's upstream, e.g. "http://proxy:3128".
     #[serde(default)]
     pub proxy: Option<String>,
@@ -329,6 +333,10 @@ fn default_connect_timeout() -> std::time::Duration {
 
 fn default_upstream_idle() -> std::time::Duration {
     std::time::Duration::from_secs(20)
+}
+
+fn default_sync_deadline() -> std::time::Duration {
+    std::time::Duration::from_secs(6 * 3600)
 }
 
 fn default_downloads() -> usize {

@@ -52,10 +52,29 @@ pub struct Progress {
     pub bytes: AtomicU64,
     /// Bytes the work will read or transfer in all; 0 when not known.
     pub bytes_total: AtomicU64,
+    /// What the work is doing before it counts items (a sync fetching metadata), and
+    /// since when.
+    stage: std::sync::Mutex<Option<(String, Instant)>>,
+}
+
+impl Progress {
+    /// Says what the work is doing until it counts items ("fetching URL").
+    pub fn set_stage(&self, what: impl Into<String>) {
+        if let Ok(mut stage) = self.stage.lock() {
+            *stage = Some((what.into(), Instant::now()));
+        }
+    }
+
+    fn stage(&self, now: Instant) -> Option<(String, Duration)> {
+        let stage = self.stage.lock().ok()?;
+        stage
+            .as_ref()
+            .map(|(what, since)| (what.clone(), now.saturating_duration_since(*since)))
+    }
 }
 
 /// A moment's reading of a [`Progress`], with the byte rate measured by a [`Rate`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reading {
     pub done: usize,
     pub total: usize,
@@ -63,9 +82,22 @@ pub struct Reading {
     pub bytes_total: u64,
     /// Bytes per second lately.
     pub rate: u64,
+    /// What the work does before it counts items, and for how long it has.
+    pub stage: Option<(String, Duration)>,
 }
 
 impl Reading {
+    /// The line to show: "VERB 3/10 files, …" once items are counted, else the stage
+    /// ("fetching https://…/repomd.xml, for 12 seconds"), else "VERB 0/0 …".
+    pub fn line(&self, verb: &str) -> String {
+        match &self.stage {
+            Some((what, since)) if self.total == 0 => {
+                format!("{what}, for {}", HumanDuration(*since))
+            }
+            _ => format!("{verb} {}", self.describe()),
+        }
+    }
+
     /// "3/10 files, 12.00 MiB of 40.00 MiB, 2.00 MiB/s, 14 seconds left": the time left
     /// only when the total bytes and a rate are known.
     pub fn describe(&self) -> String {
@@ -140,6 +172,7 @@ impl Rate {
             bytes,
             bytes_total: p.bytes_total.load(Relaxed),
             rate: self.rate,
+            stage: p.stage(now),
         };
         (reading, closed)
     }
@@ -157,6 +190,7 @@ mod tests {
             bytes: 12 << 20,
             bytes_total: 40 << 20,
             rate: 2 << 20,
+            stage: None,
         };
         assert_eq!(
             r.describe(),
@@ -171,8 +205,30 @@ mod tests {
             ..r
         };
         assert_eq!(r.describe(), "10/10 files, 12.00 MiB, 2.00 MiB/s");
+        assert_eq!(
+            r.line("importing"),
+            "importing 10/10 files, 12.00 MiB, 2.00 MiB/s"
+        );
         assert_eq!(r.bar(), (10, 10));
         assert!(r.finished());
+    }
+
+    #[test]
+    fn before_items_are_counted_the_stage_is_shown_not_zero_files() {
+        let p = Progress::default();
+        let start = Instant::now();
+        let mut rate = Rate::new(Duration::from_secs(1));
+        let (r, _) = rate.read(&p, start);
+        assert_eq!(r.line("downloading"), "downloading 0/0 files, 0 B, 0 B/s");
+        p.set_stage("fetching http://up/repodata/repomd.xml");
+        let (r, _) = rate.read(&p, Instant::now() + Duration::from_secs(20));
+        assert_eq!(
+            r.line("downloading"),
+            "fetching http://up/repodata/repomd.xml, for 20 seconds"
+        );
+        p.total.store(3, Relaxed);
+        let (r, _) = rate.read(&p, Instant::now());
+        assert!(r.line("downloading").starts_with("downloading 0/3 files"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(super) fn show_progress(
             crate::app::progress::Rate::new(Duration::from_secs(if terminal { 1 } else { 5 }));
         loop {
             let (reading, closed) = rate.read(&p, Instant::now());
-            if terminal && reading.total > 0 {
+            if terminal && (reading.total > 0 || reading.stage.is_some()) {
                 let bar = bar.get_or_insert_with(|| {
                     let bar = indicatif::ProgressBar::new(0);
                     bar.set_style(
@@ -38,9 +38,13 @@ pub(super) fn show_progress(
                 let (position, length) = reading.bar();
                 bar.set_length(length);
                 bar.set_position(position);
-                bar.set_message(reading.describe());
+                if reading.total > 0 {
+                    bar.set_message(reading.describe());
+                } else {
+                    bar.set_message(reading.line(verb));
+                }
             } else if !terminal && closed {
-                tracing::info!("{verb} {}", reading.describe());
+                tracing::info!("{}", reading.line(verb));
             }
             if reading.finished() {
                 break;

@@ -86,6 +86,15 @@ pub enum SyncError {
         "interrupted: {kept} finished download(s) were kept; the next sync continues from there"
     )]
     Interrupted { kept: usize },
+    /// The sync ran past its `deadline`: stopped as if interrupted.
+    #[error(
+        "stopped after {}, the repository's deadline: {kept} finished download(s) were kept and the next sync continues from there (raise `deadline` in its [[repo]] if it needs longer)",
+        crate::domain::schedule::format_duration(*.limit)
+    )]
+    Deadline {
+        limit: std::time::Duration,
+        kept: usize,
+    },
     /// Package downloads failed: (href, why) for each.
     #[error("{} package(s) failed:\n{}", .0.len(), .0.iter().map(|(p, e)| format!("  {p}: {e}")).collect::<Vec<_>>().join("\n"))]
     Packages(Vec<(String, UpstreamError)>),
@@ -192,6 +201,7 @@ pub async fn sync(
         repo_id,
         base,
         started: Instant::now(),
+        deadline: tokio::time::Instant::now() + repo.deadline,
     };
     let result = cx.run(&mut run, progress).await;
     match &result {
@@ -226,6 +236,8 @@ struct Cx<'a> {
     repo_id: i64,
     base: String,
     started: Instant,
+    /// When the sync stops as if interrupted (`deadline`).
+    deadline: tokio::time::Instant,
 }
 
 /// Upstream's packages after the filters: the parsed entries, and which entry each
@@ -267,28 +279,73 @@ impl Cx<'_> {
         self.repo.mode == SyncMode::Mirror
     }
 
-    /// The whole sync, step by step.
+    /// Completes when the sync must stop early: a stop was requested (Ctrl-C,
+    /// SIGTERM) or its deadline passed.
+    async fn halted(&self, progress: &Progress) {
+        tokio::select! {
+            _ = progress.stop.requested() => {}
+            _ = tokio::time::sleep_until(self.deadline) => {}
+        }
+    }
+
+    /// The error of a sync stopped early, keeping `kept` downloads.
+    fn stopped(&self, progress: &Progress, kept: usize) -> SyncError {
+        if !progress.stop.is_requested() && tokio::time::Instant::now() >= self.deadline {
+            SyncError::Deadline {
+                limit: self.repo.deadline,
+                kept,
+            }
+        } else {
+            SyncError::Interrupted { kept }
+        }
+    }
+
+    /// The whole sync, step by step. Until the downloads start nothing is kept, so a
+    /// stop or the deadline ends the metadata phase at once.
     async fn run(&self, run: &mut SyncRun, progress: &Progress) -> Result<SyncReport, SyncError> {
         let client = upstream::client(self.repo)?;
-        let repomd_url = upstream::join(&self.base, "repodata/repomd.xml");
-        let repomd_bytes = records::fetch(&client, &repomd_url, records::MAX_REPOMD).await?;
-        let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
-        if self.unchanged(&repomd_sha).await? {
+        let metadata = async {
+            let repomd_url = upstream::join(&self.base, "repodata/repomd.xml");
+            progress.set_stage(format!("{}: fetching {repomd_url}", self.repo.id));
+            let repomd_bytes = records::fetch(&client, &repomd_url, records::MAX_REPOMD).await?;
+            let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
+            if self.unchanged(&repomd_sha).await? {
+                return Ok(None);
+            }
+            let repomd = parse::parse_repomd(&repomd_bytes, &repomd_url)?;
+            progress.set_stage(format!(
+                "{}: fetching and reading the package lists (primary, filelists, other) of {}",
+                self.repo.id, self.base
+            ));
+            let up = self.read_packages(&client, &repomd, &repomd_url).await?;
+            self.phase("metadata fetched and parsed");
+            progress.set_stage(format!(
+                "{}: fetching the other metadata (comps, updateinfo, modules) of {}",
+                self.repo.id, self.base
+            ));
+            let side = self
+                .fetch_side_records(&client, &repomd, &repomd_bytes, &up)
+                .await?;
+            self.phase("comps, updateinfo and modules fetched");
+            progress.set_stage(format!(
+                "{}: checking which packages the pool holds",
+                self.repo.id
+            ));
+            let plan = self.plan_downloads(&up).await?;
+            Ok::<_, SyncError>(Some((repomd_sha, up, side, plan)))
+        };
+        let fetched = tokio::select! {
+            fetched = metadata => fetched?,
+            _ = self.halted(progress) => return Err(self.stopped(progress, 0)),
+        };
+        let Some((repomd_sha, mut up, side, mut plan)) = fetched else {
             tracing::info!("{}: upstream unchanged", self.repo.id);
             return Ok(SyncReport {
                 status: RunStatus::Unchanged,
                 packages: self.catalog.repo_content(self.repo_id).await?.len(),
                 ..Default::default()
             });
-        }
-        let repomd = parse::parse_repomd(&repomd_bytes, &repomd_url)?;
-        let mut up = self.read_packages(&client, &repomd, &repomd_url).await?;
-        self.phase("metadata fetched and parsed");
-        let side = self
-            .fetch_side_records(&client, &repomd, &repomd_bytes, &up)
-            .await?;
-        self.phase("comps, updateinfo and modules fetched");
-        let mut plan = self.plan_downloads(&up).await?;
+        };
         let staged = self
             .download(&client, &up.entries, &mut plan, run, progress)
             .await?;
@@ -524,10 +581,11 @@ impl Cx<'_> {
                 }
             })
             .buffer_unordered(self.repo.downloads)
-            .take_until(progress.stop.requested())
+            .take_until(self.halted(progress))
             .collect()
             .await;
-        let interrupted = progress.stop.is_requested();
+        let interrupted =
+            progress.stop.is_requested() || tokio::time::Instant::now() >= self.deadline;
         // Every queued write lands before anything is committed; a failed write (a full
         // disk) fails the sync, naming the file.
         tokio::task::spawn_blocking(move || stager.finish())
@@ -556,7 +614,7 @@ impl Cx<'_> {
             self.pool.commit_async(staged).await?;
             self.remember_checksums(entries, &plan.known).await?;
             if interrupted {
-                return Err(SyncError::Interrupted { kept });
+                return Err(self.stopped(progress, kept));
             }
             failures.sort_by(|a, b| a.0.cmp(&b.0));
             return Err(SyncError::Packages(failures));

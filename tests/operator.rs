@@ -561,6 +561,57 @@ fn an_interrupted_sync_keeps_its_finished_downloads_for_the_next_one() {
     assert_eq!(downloaded, n - kept, "{kept} were kept: {report}");
 }
 
+/// A sync killed outright (SIGKILL) leaves its verified downloads as temp files beside
+/// their blobs; the next command that opens the pool removes them (the dead writer's
+/// journal says which buckets), without waiting for gc.
+#[test]
+fn temp_files_of_a_killed_sync_go_with_the_next_command() {
+    let n = 40;
+    let (up_dir, _, _) = upstream_tree(|repo| cairn::formats::samples::generate(repo, n).unwrap());
+    let slow = Upstream::start_slow(up_dir.path(), "4k");
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[[repo]]\nid = \"m\"\nfeed = \"{}\"\ndownloads = 8\n",
+            slow.url("repo/")
+        ),
+    );
+    env.ok(&["repo", "list"]);
+    let mut child = env
+        .cmd(&["repo", "sync", "m"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pool = env.data().join("pool");
+    let temps = || {
+        walkdir::WalkDir::new(&pool)
+            .min_depth(3)
+            .max_depth(3)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    };
+    wait_for("verified downloads waiting in the buckets", || temps() >= 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = temps();
+    assert!(left >= 3, "{left}");
+    env.ok(&["repo", "list"]);
+    assert_eq!(
+        temps(),
+        0,
+        "{left} temp files were left; the next command removes them"
+    );
+    let journals: Vec<_> = std::fs::read_dir(pool.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(journals.is_empty(), "{journals:?}");
+}
+
 #[test]
 fn an_upstream_that_accepts_and_never_answers_fails_the_sync_with_a_clear_reason() {
     // Accepts connections and holds them, saying nothing.

@@ -47,7 +47,7 @@ use crate::formats::repodata::updateinfo::Nevra;
 use crate::formats::repodata::{xml, ExtraKind};
 use crate::store::catalog::{Catalog, CatalogError, ExtraRef, PlacedFragments, SyncRun};
 use crate::store::datadir::DataDir;
-use crate::store::pool::{Pool, PoolError, Staged};
+use crate::store::pool::{Pool, PoolError, Staged, StagedJournal};
 use download::{Downloads, Wanted};
 use upstream::{ClientError, UpstreamError};
 
@@ -346,13 +346,14 @@ impl Cx<'_> {
                 ..Default::default()
             });
         };
-        let staged = self
+        let (staged, journal) = self
             .download(&client, &up.entries, &mut plan, run, progress)
             .await?;
         self.phase("downloads finished");
-        let mut report = self
-            .ingest(&mut up, plan, staged, side, &repomd_sha)
-            .await?;
+        let ingested = self.ingest(&mut up, plan, staged, side, &repomd_sha).await;
+        // Every staged blob is now committed or removed.
+        journal.discard();
+        let mut report = ingested?;
         report.downloaded = run.packages_downloaded as usize;
         report.bytes = run.bytes_downloaded as u64;
         run.packages_added = report.added as i64;
@@ -542,7 +543,7 @@ impl Cx<'_> {
         plan: &mut Plan,
         run: &mut SyncRun,
         progress: &Progress,
-    ) -> Result<Vec<Staged>, SyncError> {
+    ) -> Result<(Vec<Staged>, StagedJournal), SyncError> {
         let wanted = std::mem::take(&mut plan.wanted);
         progress.bytes_total.store(
             wanted
@@ -588,7 +589,7 @@ impl Cx<'_> {
             progress.stop.is_requested() || tokio::time::Instant::now() >= self.deadline;
         // Every queued write lands before anything is committed; a failed write (a full
         // disk) fails the sync, naming the file.
-        tokio::task::spawn_blocking(move || stager.finish())
+        let journal = tokio::task::spawn_blocking(move || stager.finish())
             .await
             .map_err(|e| SyncError::Task {
                 what: "writing downloads",
@@ -612,6 +613,7 @@ impl Cx<'_> {
             // stopped: the next run skips them.
             let kept = staged.len();
             self.pool.commit_async(staged).await?;
+            journal.discard();
             self.remember_checksums(entries, &plan.known).await?;
             if interrupted {
                 return Err(self.stopped(progress, kept));
@@ -619,7 +621,7 @@ impl Cx<'_> {
             failures.sort_by(|a, b| a.0.cmp(&b.0));
             return Err(SyncError::Packages(failures));
         }
-        Ok(staged)
+        Ok((staged, journal))
     }
 
     /// The ingest protocol for the new content: the blobs become durable while the

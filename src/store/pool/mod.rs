@@ -7,9 +7,10 @@
 //! downloads; dot-files ending in `.tmp`). [`Pool::commit`] then
 //! makes the whole batch durable with one `syncfs`, renames each temp file to its final
 //! name and syncs again so the renames are durable. A file under its final name is
-//! therefore always complete; a crash leaves at most stray temp files (removed when
-//! they are old: `tmp/` when the pool is opened, the buckets by garbage collection)
-//! and never a partial blob. Callers commit catalog rows only after
+//! therefore always complete; a crash leaves at most stray temp files and never a
+//! partial blob. Temp files name their writer's process: when it is gone, the next
+//! process to open the pool removes them, in `tmp/` and in the buckets its stager's
+//! journal names (garbage collection also sweeps every bucket). Callers commit catalog rows only after
 //! [`Pool::commit`] returned, so no row ever points at a blob that is not durable.
 
 mod stager;
@@ -25,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use stager::write_in_bucket;
-pub use stager::{BucketMaker, Stager};
+pub use stager::{BucketMaker, StagedJournal, Stager};
 use temp::process_id;
 pub use temp::{is_stale_temp, is_temp_name};
 
@@ -425,18 +426,28 @@ impl Pool {
         }
     }
 
-    /// A thread that writes staged blobs (see [`Stager`]).
+    /// A thread that writes staged blobs (see [`Stager`]). Before its first temp file
+    /// in a bucket it notes the bucket in a journal in `tmp/` named after this process,
+    /// so that, should the process die, the next one to open the pool finds and removes
+    /// its leftovers without walking every bucket (see [`Pool::open`]).
     pub fn stager(&self) -> Result<Stager, PoolError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(STAGER_QUEUE);
+        let journal = self.journal_path();
+        let root = self.root.clone();
+        let path = journal.clone();
         let worker = std::thread::Builder::new()
             .name("pool-stager".into())
             .spawn(move || {
                 let mut failed = None;
+                let mut noted = stager::Journal::new(path);
                 for (tmp, bytes) in rx {
                     // After a failure the rest is drained unwritten: the sync fails.
                     if failed.is_none() {
-                        if let Err(e) = write_in_bucket(&tmp, &bytes) {
-                            failed = Some(io_err(&tmp)(e));
+                        let written = noted
+                            .note(&root, &tmp)
+                            .and_then(|()| write_in_bucket(&tmp, &bytes).map_err(io_err(&tmp)));
+                        if let Err(e) = written {
+                            failed = Some(e);
                         }
                     }
                 }
@@ -446,7 +457,15 @@ impl Pool {
         Ok(Stager {
             tx: Some(tx),
             worker: Some(worker),
+            journal,
         })
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join(TMP_DIR)
+            .join(format!("{}-{n}-buckets.tmp", process_id()))
     }
 
     /// [`Pool::commit`] on the blocking thread pool, for async callers.
@@ -506,9 +525,39 @@ impl Pool {
             return;
         };
         for e in entries.flatten() {
-            if is_stale_temp(&e.path()) {
-                let _ = fs::remove_file(e.path());
+            let path = e.path();
+            if !is_stale_temp(&path) {
+                continue;
             }
+            if stager::is_journal(&path) {
+                self.remove_journaled_temps(&path);
+            }
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    /// Removes the temp files a dead writer left in the buckets its journal names.
+    fn remove_journaled_temps(&self, journal: &Path) {
+        let Ok(text) = fs::read_to_string(journal) else {
+            return;
+        };
+        let mut removed = 0usize;
+        for bucket in text.lines().filter(|l| stager::is_bucket_name(l)) {
+            let Ok(entries) = fs::read_dir(self.root.join(bucket)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if is_temp_name(&name.to_string_lossy())
+                    && is_stale_temp(&e.path())
+                    && fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!("removed {removed} temp file(s) an interrupted writer left in the pool");
         }
     }
 }
@@ -632,7 +681,7 @@ pub(crate) mod tests {
             .stage_hashed(&pool, b"x".to_vec(), "../escape".into())
             .unwrap_err();
         assert!(matches!(err, PoolError::BadAddress(_)), "{err}");
-        stager.finish().unwrap();
+        let journal = stager.finish().unwrap();
         let shas: Vec<String> = staged.iter().map(|s| s.sha256.clone()).collect();
         let temp = staged[0].path().unwrap().to_path_buf();
         assert_eq!(
@@ -652,6 +701,24 @@ pub(crate) mod tests {
                 .collect();
             assert!(!names.iter().any(|n| is_temp_name(n)), "{names:?}");
         }
+        // The journal named each bucket once, and goes when discarded.
+        let journals: Vec<PathBuf> = fs::read_dir(pool.root().join(TMP_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(journals.len(), 1, "{journals:?}");
+        let noted: Vec<String> = fs::read_to_string(&journals[0])
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let buckets: HashSet<String> = shas
+            .iter()
+            .map(|s| format!("{}/{}", &s[..2], &s[2..4]))
+            .collect();
+        assert_eq!(noted.len(), buckets.len());
+        assert_eq!(noted.into_iter().collect::<HashSet<_>>(), buckets);
+        journal.discard();
         assert_eq!(fs::read_dir(pool.root().join(TMP_DIR)).unwrap().count(), 0);
     }
 

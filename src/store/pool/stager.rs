@@ -35,11 +35,77 @@ impl BucketMaker {
 /// A [`Staged`] it returns names a file that exists only once [`Stager::finish`]
 /// returned `Ok`; commit nothing before that. A stager dropped without `finish` (a
 /// cancelled sync) still writes what was queued; those files are left over like a
-/// crashed writer's, and garbage collection removes them when they are old.
+/// crashed writer's, and the next process to open the pool removes them (its journal
+/// says where), as garbage collection would.
 #[derive(Debug)]
 pub struct Stager {
     pub(super) tx: Option<std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>>,
     pub(super) worker: Option<std::thread::JoinHandle<Result<(), PoolError>>>,
+    /// The journal of the buckets its temp files went to (see [`Pool::stager`]).
+    pub(super) journal: PathBuf,
+}
+
+/// The buckets a [`Stager`] wrote temp files into, noted in `tmp/<pid>-<n>-buckets.tmp`
+/// before the first file in each.
+pub(super) struct Journal {
+    path: PathBuf,
+    file: Option<File>,
+    noted: std::collections::HashSet<String>,
+}
+
+impl Journal {
+    pub(super) fn new(path: PathBuf) -> Journal {
+        Journal {
+            path,
+            file: None,
+            noted: Default::default(),
+        }
+    }
+
+    /// Notes the bucket of `tmp` (`ab/cd`, relative to `root`) unless it already is.
+    pub(super) fn note(&mut self, root: &Path, tmp: &Path) -> Result<(), PoolError> {
+        let Some(bucket) = tmp
+            .parent()
+            .and_then(|d| d.strip_prefix(root).ok())
+            .map(|d| d.to_string_lossy().into_owned())
+        else {
+            return Ok(());
+        };
+        if self.noted.contains(&bucket) {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(io_err(&self.path))?;
+            self.file = Some(file);
+        }
+        if let Some(file) = &mut self.file {
+            file.write_all(format!("{bucket}\n").as_bytes())
+                .map_err(io_err(&self.path))?;
+        }
+        self.noted.insert(bucket);
+        Ok(())
+    }
+}
+
+/// Is `path` a stager's journal?
+pub(super) fn is_journal(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with("-buckets.tmp"))
+}
+
+/// Is `line` a bucket's relative path (`ab/cd`, lowercase hex)? A journal is only
+/// trusted that far.
+pub(super) fn is_bucket_name(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() == 5
+        && b[2] == b'/'
+        && [b[0], b[1], b[3], b[4]]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 impl Stager {
@@ -67,17 +133,39 @@ impl Stager {
     }
 
     /// Waits until everything queued is written; the first failure (naming its file)
-    /// if any write failed.
-    pub fn finish(mut self) -> Result<(), PoolError> {
+    /// if any write failed. The [`StagedJournal`] it returns is to be discarded once
+    /// every blob staged is committed or dropped.
+    pub fn finish(mut self) -> Result<StagedJournal, PoolError> {
         self.tx = None;
-        match self.worker.take() {
-            Some(worker) => worker.join().unwrap_or_else(|_| {
+        let journal = StagedJournal {
+            path: std::mem::take(&mut self.journal),
+        };
+        if let Some(worker) = self.worker.take() {
+            worker.join().unwrap_or_else(|_| {
                 Err(PoolError::Io {
                     path: PathBuf::from(TMP_DIR),
                     source: io::Error::other("the pool's writer thread panicked"),
                 })
-            }),
-            None => Ok(()),
+            })?;
+        }
+        Ok(journal)
+    }
+}
+
+/// The journal of a finished [`Stager`]. Kept (not removed on drop) until
+/// [`StagedJournal::discard`]: if the process dies before its blobs are committed, the
+/// next process to open the pool removes the leftovers it names.
+#[derive(Debug)]
+#[must_use = "discard the journal once the staged blobs are committed"]
+pub struct StagedJournal {
+    path: PathBuf,
+}
+
+impl StagedJournal {
+    /// Removes the journal: every blob it covers is committed or gone.
+    pub fn discard(self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }

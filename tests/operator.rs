@@ -794,3 +794,203 @@ fn access_log_and_json_logs() {
     );
     assert!(logs.iter().all(|l| l["timestamp"].is_string()), "{stderr}");
 }
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop (the tests run as root, as
+/// CI does).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        // SAFETY: getuid/getgid only read the process's ids.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let st = Tmpfs::as_root("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size},uid={uid},gid={gid},mode=0755"))
+            .arg("tmpfs")
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "mounting a tmpfs at {} needs root or password-less sudo",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// `program`, through `sudo -n` unless this is root already.
+    fn as_root(program: &str) -> Command {
+        // SAFETY: geteuid only reads the process's effective id.
+        if unsafe { libc::geteuid() } == 0 {
+            Command::new(program)
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("-n").arg(program);
+            c
+        }
+    }
+
+    fn resize(&self, size: &str) {
+        let st = Tmpfs::as_root("mount")
+            .arg("-o")
+            .arg(format!("remount,size={size}"))
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Tmpfs::as_root("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn pool_blobs(data: &std::path::Path) -> usize {
+    walkdir::WalkDir::new(data.join("pool"))
+        .min_depth(3)
+        .max_depth(3)
+        .into_iter()
+        .flatten()
+        .filter(|e| cairn::store::pool::is_sha256(&e.file_name().to_string_lossy()))
+        .count()
+}
+
+/// A full pool disk stops an import at once with one clear error (not a warning per
+/// file), a full catalog disk fails every command at once naming the cause, and once
+/// space is back the same import succeeds without a manual gc.
+#[test]
+fn a_full_disk_fails_fast_and_clearly_and_the_retry_succeeds_once_space_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpms = dir.path().join("rpms");
+    cairn::formats::samples::generate(&rpms, 3000).unwrap();
+    let data = dir.path().join("data");
+    let disk = Tmpfs::mount(&data, "12m");
+    let config = dir.path().join("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n[[repo]]\nid = \"fx\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let cairn = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("CAIRN_DATABASE_URL")
+            .env("CAIRN_LOG", "warn");
+        run_bounded(cmd, std::time::Duration::from_secs(60))
+    };
+    let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("the pool's file system is full"), "{err}");
+    assert!(
+        err.lines().count() < 5,
+        "one error, not one per file: {err}"
+    );
+    assert_eq!(
+        pool_blobs(&data),
+        0,
+        "nothing half-imported is left in the pool"
+    );
+
+    // The disk filled by something else: the catalog cannot work, and says so at once.
+    let filler = data.join("filler");
+    let _ = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", filler.display()))
+        .arg("bs=64k")
+        .output();
+    let out = cairn(&["snapshot", "create", "fx"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("disk is full") || err.contains("file system is full"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("pool timed out"),
+        "the first error, not a timeout: {err}"
+    );
+
+    // Space is back: the same import succeeds, with no gc in between.
+    std::fs::remove_file(&filler).unwrap();
+    disk.resize("64m");
+    let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The packages, and the four metadata files of `latest` (repomd, primary,
+    // filelists, other).
+    assert_eq!(pool_blobs(&data), 3000 + 4);
+    let out = cairn(&["db", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// When the pool has room but the catalog's disk fills while the rows are written,
+/// the import fails naming the catalog, and gives back the pool files it had added
+/// (the default gc would keep them for an hour).
+#[test]
+fn an_import_that_fails_on_a_full_catalog_gives_its_new_pool_files_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpms = dir.path().join("rpms");
+    cairn::formats::samples::generate(&rpms, 1500).unwrap();
+    let data = dir.path().join("data");
+    let catalog_dir = dir.path().join("catalog");
+    let catalog_disk = Tmpfs::mount(&catalog_dir, "1m");
+    let config = dir.path().join("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\ndatabase_url = \"sqlite://{}/catalog.db?mode=rwc\"\n[[repo]]\nid = \"fx\"\n",
+            data.display(),
+            catalog_dir.display()
+        ),
+    )
+    .unwrap();
+    let cairn = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("CAIRN_DATABASE_URL")
+            .env("CAIRN_LOG", "warn");
+        run_bounded(cmd, std::time::Duration::from_secs(60))
+    };
+    let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("the catalog's disk is full"), "{err}");
+    assert_eq!(
+        pool_blobs(&data),
+        0,
+        "the failed import's files were given back"
+    );
+    // gc, what an operator runs to make room, runs on the full catalog disk.
+    let out = cairn(&["gc", "--min-age", "0s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    catalog_disk.resize("64m");
+    let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pool_blobs(&data), 1500 + 4);
+}

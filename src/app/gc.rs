@@ -73,13 +73,23 @@ pub async fn collect(
     min_age: Duration,
     dry_run: bool,
 ) -> Result<GcReport, GcError> {
-    let rows = catalog
+    let rows = match catalog
         .collect_garbage(
             min_age.as_secs() as i64,
             alias_grace.as_secs() as i64,
             dry_run,
         )
-        .await?;
+        .await
+    {
+        Ok(rows) => rows,
+        // On a full disk the row deletions cannot be written (they roll back whole),
+        // but the blobs that no row references can still go, which frees the space.
+        Err(e @ CatalogError::Full(_)) => {
+            tracing::warn!("{e}; removing unreferenced pool files only");
+            Default::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut referenced: HashSet<String> = catalog
         .referenced_blobs()
         .await?
@@ -98,9 +108,14 @@ pub async fn collect(
             .await
             .map_err(|e| GcError::Worker(e.to_string()))?;
     if !dry_run {
-        catalog
+        // The space is freed whether or not the run can be recorded (gc is what an
+        // operator runs on a full disk).
+        if let Err(e) = catalog
             .record_maintenance("gc", blobs as i64, bytes as i64, 0)
-            .await?;
+            .await
+        {
+            tracing::warn!("gc freed {bytes} bytes but could not record its run: {e}");
+        }
     }
     Ok(GcReport {
         dry_run,

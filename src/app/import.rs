@@ -152,9 +152,29 @@ impl<R: std::io::Read> std::io::Read for Tee<R> {
     }
 }
 
+/// Why one file was not read: its own fault (reported, the import goes on), or the
+/// pool's (a full disk: the whole import stops, since every other file would fail
+/// the same way).
+enum Failure {
+    File(String),
+    Pool(PoolError),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure::File(reason)
+    }
+}
+
+impl From<PoolError> for Failure {
+    fn from(e: PoolError) -> Failure {
+        Failure::Pool(e)
+    }
+}
+
 /// [`read_one`], with a panic in a package reader (a malformed header can make a
 /// parser panic) turned into this file's error: the rest of the batch goes on.
-fn read_one_guarded(pool: &Pool, path: &Path) -> Result<Read, String> {
+fn read_one_guarded(pool: &Pool, path: &Path) -> Result<Read, Failure> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_one(pool, path))).unwrap_or_else(
         |panic| {
             let what = panic
@@ -162,14 +182,14 @@ fn read_one_guarded(pool: &Pool, path: &Path) -> Result<Read, String> {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown".into());
-            Err(format!(
+            Err(Failure::File(format!(
                 "the package reader failed on this file ({what}): the file is damaged"
-            ))
+            )))
         },
     )
 }
 
-fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
+fn read_one(pool: &Pool, path: &Path) -> Result<Read, Failure> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
@@ -190,7 +210,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
         let staged = if pool.holds_exactly(&sha256, &bytes) {
             None
         } else {
-            Some(pool.stage_bytes(&bytes).map_err(|e| e.to_string())?)
+            Some(pool.stage_bytes(&bytes)?)
         };
         let parsed = rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&bytes))
             .map_err(|e| rpmread::RpmError::Parse(e).to_string())?;
@@ -209,7 +229,12 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
             head: Vec::new(),
             check: rpmcheck::Checker::new(),
         };
-        let staged = pool.stage_reader(&mut tee).map_err(|e| e.to_string())?;
+        let staged = match pool.stage_reader(&mut tee) {
+            Ok(staged) => staged,
+            // An error reading the source is the file's; writing the pool, the pool's.
+            Err(e @ PoolError::NoSpace { .. }) => return Err(Failure::Pool(e)),
+            Err(e) => return Err(Failure::File(e.to_string())),
+        };
         std::mem::take(&mut tee.check)
             .finish()
             .map_err(|e| e.to_string())?;
@@ -227,7 +252,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
                     .unwrap_or_else(|| path.to_path_buf());
                 rpmread::read_metadata(&staged_path).map_err(|e| e.to_string())?
             }
-            Err(e) => return Err(rpmread::RpmError::Parse(e).to_string()),
+            Err(e) => return Err(rpmread::RpmError::Parse(e).to_string().into()),
         };
         (Some(staged), facts, parsed)
     };
@@ -243,16 +268,18 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, String> {
     })
 }
 
-/// Reads all `files` on all cores. Returns the readable ones in input order.
+/// Reads all `files` on all cores. Returns the readable ones in input order; a pool
+/// failure (a full disk) stops every reader and is returned instead.
 fn read_all(
     pool: &Pool,
     files: &[PathBuf],
     skipped: &mut Vec<Skipped>,
     progress: &Progress,
-) -> Vec<Read> {
+) -> Result<Vec<Read>, PoolError> {
     let slots: Vec<Mutex<Option<Result<Read, String>>>> =
         files.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    let halted: Mutex<Option<PoolError>> = Mutex::new(None);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -260,9 +287,21 @@ fn read_all(
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
+                if halted.lock().map_or(true, |h| h.is_some()) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
-                let r = read_one_guarded(pool, path);
+                let r = match read_one_guarded(pool, path) {
+                    Ok(read) => Ok(read),
+                    Err(Failure::File(reason)) => Err(reason),
+                    Err(Failure::Pool(e)) => {
+                        if let Ok(mut h) = halted.lock() {
+                            h.get_or_insert(e);
+                        }
+                        break;
+                    }
+                };
                 if let Ok(read) = &r {
                     progress.bytes.fetch_add(read.size, Ordering::Relaxed);
                 }
@@ -273,6 +312,10 @@ fn read_all(
             });
         }
     });
+    if let Some(e) = halted.into_inner().ok().flatten() {
+        // The files read so far are dropped with their temp files.
+        return Err(e);
+    }
     let mut out = Vec::with_capacity(files.len());
     for (path, slot) in files.iter().zip(slots) {
         match slot.into_inner().ok().flatten() {
@@ -290,7 +333,7 @@ fn read_all(
             }),
         }
     }
-    out
+    Ok(out)
 }
 
 /// The files of one import by location: the last file given for a location wins.
@@ -398,7 +441,7 @@ async fn read_files(
     .await
     .map_err(|e| ImportError::Task(e.to_string()))?;
     report.skipped.extend(skipped);
-    Ok(reads)
+    Ok(reads?)
 }
 
 /// Imports `paths` into repository `repo` and republishes its `latest`, through the
@@ -416,7 +459,7 @@ pub async fn import(
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
     // From the first blob until the content is placed, gc keeps out.
-    let _lease = datadir
+    let lease = datadir
         .lease_pool_async()
         .await
         .map_err(ImportError::Lease)?;
@@ -430,6 +473,46 @@ pub async fn import(
         packages.push((r.package, r.fragments));
         files.push(r.path);
     }
+    // What this import adds to the pool: given back if it fails from here on.
+    let new_blobs: Vec<String> = staged
+        .iter()
+        .filter(|s| !pool.contains(&s.sha256))
+        .map(|s| s.sha256.clone())
+        .collect();
+    let placed = place(
+        catalog,
+        pool,
+        datadir,
+        repo,
+        compression,
+        staged,
+        packages,
+        files,
+        &mut report,
+    )
+    .await;
+    if let Err(e) = placed {
+        ingest::release_new_blobs(catalog, pool, datadir, lease, &new_blobs).await;
+        return Err(e);
+    }
+    Ok(report)
+}
+
+/// The ingest protocol for the files read: record, compare, publish, place.
+#[allow(clippy::too_many_arguments)]
+async fn place(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    repo: &str,
+    compression: Compression,
+    staged: Vec<Staged>,
+    mut packages: Vec<(Package, Fragments)>,
+    files: Vec<PathBuf>,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let started = std::time::Instant::now();
+    let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
     // The rows are written while the blobs become durable, and committed after them.
     let durable = async {
         pool.commit_async(staged).await?;
@@ -442,13 +525,13 @@ pub async fn import(
     let locked = ingest::lock(catalog, datadir, repo).await?;
     let current = locked.current().await?;
     let batch = Batch::of(&packages, &files);
-    let placements = batch.placements(&current, &ids, &mut report);
+    let placements = batch.placements(&current, &ids, report);
     let has_latest = catalog
         .repo(repo)
         .await?
         .is_some_and(|r| r.latest_publication_id.is_some());
     if placements.is_empty() && has_latest {
-        return Ok(report);
+        return Ok(());
     }
     // The new content = current content with the placements applied.
     let mut items: Vec<PlacedFragments> = catalog.repo_fragments(locked.repo_id).await?;
@@ -477,5 +560,5 @@ pub async fn import(
     locked.merge(&placements, published.publication_id).await?;
     phase("placed");
     report.published = Some(published);
-    Ok(report)
+    Ok(())
 }

@@ -21,7 +21,7 @@ use std::future::Future;
 use crate::domain::package::Package;
 use crate::formats::repodata::Fragments;
 use crate::store::catalog::{Catalog, CatalogError, ExtraRef};
-use crate::store::datadir::{DataDir, WriteLock};
+use crate::store::datadir::{DataDir, PoolLease, WriteLock};
 use crate::store::pool::Pool;
 
 /// Why an ingest step failed.
@@ -201,6 +201,46 @@ impl Locked<'_> {
             tracing::warn!("telling servers about the new content: {e}");
         }
     }
+}
+
+/// After a failed ingest (a full disk, say): removes the blobs it newly placed in the
+/// pool that no catalog row references, so that the failure gives its space back at
+/// once instead of leaving it to `gc` (which keeps young blobs). Safe only with every
+/// writer kept out, so the caller's shared `lease` is given up for the exclusive one;
+/// when another writer is running (it may be about to reference the same blobs), or
+/// anything fails, nothing is removed and `gc` deals with them later. Returns the
+/// number of blobs and bytes removed.
+pub async fn release_new_blobs(
+    catalog: &Catalog,
+    pool: &Pool,
+    datadir: &DataDir,
+    lease: PoolLease,
+    new_blobs: &[String],
+) -> (usize, u64) {
+    drop(lease);
+    if new_blobs.is_empty() {
+        return (0, 0);
+    }
+    let Ok(Some(_exclusive)) = datadir.lock_gc_async(false).await else {
+        return (0, 0);
+    };
+    let referenced: std::collections::HashSet<String> = match catalog.referenced_blobs().await {
+        Ok(rows) => rows.into_iter().map(|(sha, _)| sha).collect(),
+        Err(_) => return (0, 0),
+    };
+    let (mut blobs, mut bytes) = (0, 0);
+    for sha in new_blobs.iter().filter(|s| !referenced.contains(*s)) {
+        if let Ok(Some(size)) = pool.remove(sha) {
+            blobs += 1;
+            bytes += size;
+        }
+    }
+    if blobs > 0 {
+        tracing::info!(
+            "removed the {blobs} pool file(s) ({bytes} bytes) this failed operation had added"
+        );
+    }
+    (blobs, bytes)
 }
 
 #[cfg(test)]

@@ -8,6 +8,15 @@ impl Catalog {
 
     /// Returns the id of repository `name`, creating the row if needed.
     pub async fn ensure_repo(&self, name: &str) -> Result<i64> {
+        // Read first: a known repository needs no write (a command that only reads
+        // then works on a full disk).
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM repos WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(id) = known {
+            return Ok(id);
+        }
         sqlx::query(
             "INSERT INTO repos (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )

@@ -38,7 +38,11 @@ use crate::store::datadir::{WriteLock, WriteLocks};
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(sqlx::Error),
+    /// The catalog's storage is full (SQLite's file system, or the PostgreSQL server's
+    /// disk): nothing was changed by the failed statement.
+    #[error("the catalog's disk is full ({0}): free space where the catalog lives (the data_dir for SQLite, the server's disk for PostgreSQL) and run the command again")]
+    Full(sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unknown repository {0:?}")]
@@ -65,7 +69,73 @@ pub enum CatalogError {
     BadStatus(#[from] UnknownStatus),
 }
 
+impl From<sqlx::Error> for CatalogError {
+    fn from(e: sqlx::Error) -> CatalogError {
+        if is_disk_full(&e) {
+            CatalogError::Full(e)
+        } else {
+            CatalogError::Sql(e)
+        }
+    }
+}
+
+/// Is this the database saying its storage is full? SQLite: SQLITE_FULL (13), with
+/// or without an extended code; PostgreSQL: disk_full (53100); or a write the OS
+/// refused with ENOSPC or EDQUOT.
+fn is_disk_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code == "53100" || code.parse::<i64>().is_ok_and(|n| n & 0xff == 13)
+        }),
+        sqlx::Error::Io(io) => matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)),
+        _ => false,
+    }
+}
+
 type Result<T> = std::result::Result<T, CatalogError>;
+
+/// Every SQLite connection's settings.
+const SQLITE_SETUP: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+     PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000; \
+     PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;";
+
+/// The file of a `sqlite://PATH?…` URL.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// SQLite's "disk I/O error" (SQLITE_IOERR and its extended codes), which is what a
+/// full disk looks like when SQLite grows its shared-memory or WAL file.
+fn sqlite_io_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|n| n & 0xff == 10 || n & 0xff == 13),
+        _ => false,
+    }
+}
+
+/// Is the file system holding `file` out of space (for this user)?
+fn no_space_beside(file: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    // "Full" means less than one 64 KiB WAL chunk left.
+    rc == 0 && (st.f_bavail as u128) * (st.f_frsize as u128) < 64 * 1024
+}
 
 /// Which SQL engine is behind the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,9 +549,10 @@ impl Catalog {
             return Err(CatalogError::BadUrl(url.to_string()));
         };
         let options = AnyConnectOptions::from_str(url)?;
-        // One connection first: an unreachable server or a refused login is reported
-        // at once with its cause, not after the pool's acquire timeout.
-        if backend == Backend::Postgres {
+        // One connection first, set up as the pool's will be: an unreachable server,
+        // a refused login or an unusable SQLite file (a full disk) is reported at once
+        // with its cause, not retried until the pool's acquire timeout.
+        {
             use sqlx::{ConnectOptions, Connection};
             let conn = tokio::time::timeout(Duration::from_secs(15), options.connect())
                 .await
@@ -490,8 +561,23 @@ impl Catalog {
                         std::io::ErrorKind::TimedOut,
                         "no answer from the database server within 15 s",
                     )))
-                })??;
-            let _ = conn.close().await;
+                })?;
+            let checked = async {
+                let mut conn = conn?;
+                if backend == Backend::Sqlite {
+                    conn.execute(SQLITE_SETUP).await?;
+                }
+                let _ = conn.close().await;
+                Ok::<(), sqlx::Error>(())
+            };
+            if let Err(e) = checked.await {
+                return Err(match sqlite_file(url) {
+                    Some(file) if sqlite_io_error(&e) && no_space_beside(&file) => {
+                        CatalogError::Full(e)
+                    }
+                    _ => e.into(),
+                });
+            }
         }
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
@@ -499,12 +585,7 @@ impl Catalog {
         if backend == Backend::Sqlite {
             pool_options = pool_options.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                         PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000; \
-                         PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
-                    )
-                    .await?;
+                    conn.execute(SQLITE_SETUP).await?;
                     Ok(())
                 })
             });

@@ -53,6 +53,13 @@ pub enum PoolError {
         #[source]
         source: io::Error,
     },
+    /// The pool's file system (or the user's quota) is full.
+    #[error("{path}: {source}: the pool's file system is full; free space there (`cairn gc` removes what nothing references) and run the command again")]
+    NoSpace {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{path}: pool layout version {found} is not supported (expected {LAYOUT_VERSION})")]
     Layout { path: PathBuf, found: String },
     #[error("{0:?} is not a sha256 address")]
@@ -63,9 +70,15 @@ pub enum PoolError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PoolError + '_ {
-    move |source| PoolError::Io {
-        path: path.to_path_buf(),
-        source,
+    move |source| match source.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => PoolError::NoSpace {
+            path: path.to_path_buf(),
+            source,
+        },
+        _ => PoolError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
     }
 }
 
@@ -197,6 +210,26 @@ impl Pool {
         let from = self.path_of(sha256);
         fs::rename(&from, &to).map_err(io_err(&from))?;
         Ok(to)
+    }
+
+    /// Removes the blob `sha256`; returns its size if it was there. Only for a caller
+    /// that keeps every writer out (it holds the exclusive [`crate::store::datadir::GcLock`])
+    /// and has checked that no catalog row references the blob.
+    pub fn remove(&self, sha256: &str) -> Result<Option<u64>, PoolError> {
+        if !is_sha256(sha256) {
+            return Err(PoolError::BadAddress(sha256.to_string()));
+        }
+        let path = self.path_of(sha256);
+        let size = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(Some(size)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
     }
 
     /// Is the blob present under its final name?

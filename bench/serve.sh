@@ -14,7 +14,10 @@
 # Usage: bench/serve.sh [seconds per run, default 5] [connections, default 64]
 #        (BENCH_FILES="1MiB 12MiB" limits the files measured; BENCH_PIN=1 runs both
 #        servers on CPU 0 only, one worker each, and wrk on the other CPUs, so the load
-#        generator never competes with the server it measures)
+#        generator never competes with the server it measures; BENCH_ACCESS_LOG=1 turns
+#        on both servers' access logs, each writing a file in the work directory: Cairn
+#        `access_log = "combined"` on its redirected standard output, nginx its default
+#        combined log with `buffer=64k`)
 # Needs: cargo, nginx, wrk (apt-get install nginx wrk).
 set -euo pipefail
 DURATION=${1:-5}
@@ -54,10 +57,17 @@ for size in 4096 $((1024 * 1024)) $((12 * 1024 * 1024)) $((100 * 1024 * 1024)); 
     "$BIN" generate "$WORK/rpms" --payload-bytes "$size" --name "size$size" >/dev/null
 done
 
+CAIRN_ACCESS="off"
+NGINX_ACCESS="access_log off;"
+if [ "${BENCH_ACCESS_LOG:-0}" = 1 ]; then
+    CAIRN_ACCESS="combined"
+    NGINX_ACCESS="access_log $WORK/nginx-access.log combined buffer=64k;"
+fi
 cat > "$WORK/cairn.toml" <<TOML
 [server]
 data_dir = "$WORK/data"
 listen = "127.0.0.1:0"
+access_log = "$CAIRN_ACCESS"
 [[repo]]
 id = "bench"
 TOML
@@ -67,7 +77,7 @@ CAIRN_LOG=warn "$BIN" --config "$WORK/cairn.toml" snapshot create bench --name s
 CAIRN_LOG=warn $SERVER_CPUS "$BIN" --config "$WORK/cairn.toml" serve > "$WORK/cairn.out" &
 CAIRN_PID=$!
 for _ in $(seq 1 100); do grep -q listening "$WORK/cairn.out" 2>/dev/null && break; sleep 0.1; done
-CAIRN_ADDR=$(sed -n 's|listening on http://\(.*\)/|\1|p' "$WORK/cairn.out")
+CAIRN_ADDR=$(sed -n 's|^listening on http://\(.*\)/$|\1|p' "$WORK/cairn.out" | head -n 1)
 BASE="http://$CAIRN_ADDR/repos/bench/s1"
 
 # nginx serves the same bytes from a plain directory tree (fetched from cairn, so the
@@ -97,7 +107,7 @@ pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    $NGINX_ACCESS
     sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
@@ -157,6 +167,12 @@ for kind in ${BENCH_FILES:-repomd 4KiB 6KiB 1MiB 12MiB 100MiB}; do
     esac
 done
 echo "ratio cairn/nginx:$RATIOS"
+if [ "${BENCH_ACCESS_LOG:-0}" = 1 ]; then
+    kill -USR1 "$(cat "$WORK/nginx.pid")" 2>/dev/null || true # reopening flushes its buffer
+    sleep 0.5
+    dropped=$(curl -sf "http://$CAIRN_ADDR/metrics" | awk '/^cairn_http_access_log_dropped_total/ {print $2}')
+    echo "access log lines: cairn $(($(wc -l < "$WORK/cairn.out") - 1)) (dropped ${dropped:-?}), nginx $(wc -l < "$WORK/nginx-access.log")"
+fi
 
 # Latency at the same offered load: a saturating closed-loop run measures the load
 # generator too (it shares the cores, and a faster server leaves it less CPU), so the

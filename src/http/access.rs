@@ -1,20 +1,27 @@
 //! The HTTP access log (`[server] access_log`): one line per answered request on
 //! standard output, in NCSA common or combined format or as JSON.
 //!
-//! Serving workers never write: each hands its line to one writer thread through a
-//! bounded queue and goes on. When the queue is full (standard output blocked, a slow
-//! journal) the line is dropped and counted in `cairn_http_access_log_dropped_total`,
-//! so logging can never stall serving. The writer flushes whenever the queue runs dry.
+//! Serving workers never write to standard output. Each formats its lines into a
+//! buffer of its own ([`WorkerLog`]) and hands the whole buffer to one writer thread
+//! when it holds 32 KiB, and every 200 ms (and when the worker stops). The hand-off
+//! queue is bounded: when it is full (standard output blocked, a slow journal) the
+//! buffer is dropped and its lines counted in `cairn_http_access_log_dropped_total`,
+//! so logging can never stall serving or grow memory.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
 use crate::app::config::AccessLog;
 
-/// Lines waiting for the writer at most.
-const QUEUE: usize = 16 * 1024;
+/// Buffers waiting for the writer at most.
+const QUEUE: usize = 256;
+/// A worker hands its buffer over once it holds this much.
+const HAND_OVER: usize = 32 * 1024;
+/// ... and at least this often.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// One answered request, as the log records it.
 pub struct Entry<'a> {
@@ -31,11 +38,11 @@ pub struct Entry<'a> {
     pub duration: Duration,
 }
 
-/// A worker's handle on the access log.
+/// The access log's writer side, shared by the workers.
 #[derive(Clone)]
 pub struct AccessLogger {
     format: AccessLog,
-    lines: SyncSender<String>,
+    buffers: SyncSender<Vec<u8>>,
 }
 
 impl AccessLogger {
@@ -47,56 +54,115 @@ impl AccessLogger {
         if format == AccessLog::Off {
             return Ok(None);
         }
-        let (lines, rx) = sync_channel(QUEUE);
+        let (buffers, rx) = sync_channel(QUEUE);
         let writer = std::thread::Builder::new()
             .name("cairn-access-log".into())
-            .spawn(move || write_lines(rx))?;
-        Ok(Some((AccessLogger { format, lines }, writer)))
+            .spawn(move || write_buffers(rx))?;
+        Ok(Some((AccessLogger { format, buffers }, writer)))
     }
 
-    /// Queues one line (dropped and counted when the writer is behind).
-    pub fn log(&self, entry: &Entry<'_>) {
-        let line = match self.format {
-            AccessLog::Off => return,
-            AccessLog::Common => ncsa(entry, false),
-            AccessLog::Combined => ncsa(entry, true),
-            AccessLog::Json => json(entry),
-        };
-        match self.lines.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                crate::app::metrics::metrics().access_log_dropped.inc();
-            }
+    /// A worker's own log.
+    pub fn for_worker(&self) -> WorkerLog {
+        WorkerLog {
+            logger: self.clone(),
+            buf: RefCell::new(Vec::with_capacity(HAND_OVER * 2)),
+            stamp: RefCell::new(Stamp::default()),
         }
     }
 }
 
-fn write_lines(rx: Receiver<String>) {
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut failed = false;
-    while let Ok(line) = rx.recv() {
-        // Everything queued goes out in one write, under the stdout lock only for
-        // that write (the server prints on stdout too).
-        let mut next = Some(line);
-        while let Some(line) = next {
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
-            next = if buf.len() < 64 * 1024 {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
+/// One worker's access log: lines are formatted into its buffer (no lock, no
+/// allocation per line) and handed over in bulk.
+pub struct WorkerLog {
+    logger: AccessLogger,
+    buf: RefCell<Vec<u8>>,
+    stamp: RefCell<Stamp>,
+}
+
+/// The formatted time of the current second (formatted once per second).
+#[derive(Default)]
+struct Stamp {
+    second: i64,
+    ncsa: String,
+    rfc3339: String,
+}
+
+impl Stamp {
+    fn refresh(&mut self) {
+        let now = time::OffsetDateTime::now_utc();
+        let second = now.unix_timestamp();
+        if second == self.second && !self.ncsa.is_empty() {
+            return;
         }
-        if !failed {
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
-                failed = true;
-                tracing::error!(
-                    "access log: writing to standard output failed, logging stops: {e}"
-                );
+        self.second = second;
+        self.ncsa = now
+            .format(time::macros::format_description!(
+                "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+            ))
+            .unwrap_or_default();
+        self.rfc3339 = now
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+            ))
+            .unwrap_or_default();
+    }
+}
+
+impl WorkerLog {
+    /// Adds one line; hands the buffer over when it is full enough.
+    pub fn log(&self, entry: &Entry<'_>) {
+        let full = {
+            let mut stamp = self.stamp.borrow_mut();
+            stamp.refresh();
+            let mut buf = self.buf.borrow_mut();
+            match self.logger.format {
+                AccessLog::Off => return,
+                AccessLog::Common => ncsa(&mut buf, &stamp.ncsa, entry, false),
+                AccessLog::Combined => ncsa(&mut buf, &stamp.ncsa, entry, true),
+                AccessLog::Json => json(&mut buf, &stamp.rfc3339, entry),
             }
+            buf.push(b'\n');
+            buf.len() >= HAND_OVER
+        };
+        if full {
+            self.flush();
         }
-        buf.clear();
+    }
+
+    /// Hands what is buffered to the writer (dropped and counted if it is behind).
+    pub fn flush(&self) {
+        let lines = {
+            let mut buf = self.buf.borrow_mut();
+            if buf.is_empty() {
+                return;
+            }
+            std::mem::replace(&mut *buf, Vec::with_capacity(HAND_OVER * 2))
+        };
+        if let Err(e) = self.logger.buffers.try_send(lines) {
+            let lines = match e {
+                std::sync::mpsc::TrySendError::Full(b)
+                | std::sync::mpsc::TrySendError::Disconnected(b) => b,
+            };
+            let count = lines.iter().filter(|&&b| b == b'\n').count();
+            crate::app::metrics::metrics()
+                .access_log_dropped
+                .inc_by(count as u64);
+        }
+    }
+}
+
+fn write_buffers(rx: Receiver<Vec<u8>>) {
+    let mut failed = false;
+    while let Ok(buf) = rx.recv() {
+        if failed {
+            continue; // drained, so that workers never find the queue full for good
+        }
+        // Under the stdout lock only for the write (the server prints there too).
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
+            failed = true;
+            tracing::error!("access log: writing to standard output failed, logging stops: {e}");
+        }
     }
 }
 
@@ -110,65 +176,67 @@ fn version(v: hyper::Version) -> &'static str {
     }
 }
 
-/// A quoted field of the NCSA formats: quotes, backslashes and control characters
-/// escaped, so a hostile request cannot forge a line or a field.
-fn quoted(out: &mut String, value: &str) {
-    use std::fmt::Write as _;
-    out.push('"');
+/// Appends `value` for a quoted field of the NCSA formats: quotes, backslashes and
+/// control characters escaped, so a hostile request cannot forge a line or a field.
+fn escaped(out: &mut Vec<u8>, value: &str) {
     for c in value.chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
             c if c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c => out.push(c),
+            c => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
         }
     }
-    out.push('"');
 }
 
-fn ncsa(e: &Entry<'_>, combined: bool) -> String {
-    use std::fmt::Write as _;
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = now
-        .format(time::macros::format_description!(
-            "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-        ))
-        .unwrap_or_default();
-    let mut line = String::with_capacity(160);
-    let _ = write!(line, "{} - - [{stamp}] ", e.peer.ip());
-    quoted(
-        &mut line,
-        &format!("{} {} {}", e.method, e.target, version(e.version)),
-    );
-    let _ = write!(line, " {} {}", e.status, e.bytes);
+fn ncsa(out: &mut Vec<u8>, stamp: &str, e: &Entry<'_>, combined: bool) {
+    let _ = write!(out, "{} - - [{stamp}] \"", e.peer.ip());
+    escaped(out, e.method);
+    out.push(b' ');
+    escaped(out, e.target);
+    let _ = write!(out, " {}\" {} {}", version(e.version), e.status, e.bytes);
     if combined {
-        line.push(' ');
-        quoted(&mut line, e.referer.unwrap_or("-"));
-        line.push(' ');
-        quoted(&mut line, e.user_agent.unwrap_or("-"));
+        for field in [e.referer, e.user_agent] {
+            out.extend_from_slice(b" \"");
+            escaped(out, field.unwrap_or("-"));
+            out.push(b'"');
+        }
     }
-    line
 }
 
-fn json(e: &Entry<'_>) -> String {
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    serde_json::json!({
-        "time": time,
-        "remote": e.peer.ip().to_string(),
-        "method": e.method,
-        "target": e.target,
-        "protocol": version(e.version),
-        "status": e.status,
-        "bytes": e.bytes,
-        "duration_ms": (e.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        "referer": e.referer,
-        "user_agent": e.user_agent,
-    })
-    .to_string()
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    remote: std::net::IpAddr,
+    method: &'a str,
+    target: &'a str,
+    protocol: &'static str,
+    status: u16,
+    bytes: u64,
+    duration_ms: f64,
+    referer: Option<&'a str>,
+    user_agent: Option<&'a str>,
+}
+
+fn json(out: &mut Vec<u8>, stamp: &str, e: &Entry<'_>) {
+    let line = JsonLine {
+        time: stamp,
+        remote: e.peer.ip(),
+        method: e.method,
+        target: e.target,
+        protocol: version(e.version),
+        status: e.status,
+        bytes: e.bytes,
+        duration_ms: (e.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        referer: e.referer,
+        user_agent: e.user_agent,
+    };
+    let _ = serde_json::to_writer(out, &line);
 }
 
 #[cfg(test)]
@@ -189,22 +257,34 @@ mod tests {
         }
     }
 
+    fn line(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn common_and_combined_lines_escape_what_could_forge_a_field() {
-        let line = ncsa(&entry("/repos/a/latest/x.rpm", None), false);
-        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+        let mut stamp = Stamp::default();
+        stamp.refresh();
+        let text = line(|o| ncsa(o, &stamp.ncsa, &entry("/repos/a/latest/x.rpm", None), false));
+        assert!(text.starts_with("127.0.0.1 - - ["), "{text}");
+        assert!(text.contains(" +0000] "), "{text}");
         assert!(
-            line.ends_with("] \"GET /repos/a/latest/x.rpm HTTP/1.1\" 200 1234"),
-            "{line}"
+            text.ends_with("] \"GET /repos/a/latest/x.rpm HTTP/1.1\" 200 1234"),
+            "{text}"
         );
-        let line = ncsa(&entry("/", Some("evil\" 200 1\nx")), true);
-        assert!(line.ends_with(" \"-\" \"evil\\\" 200 1\\x0ax\""), "{line}");
-        assert!(!line.contains('\n'));
+        let text = line(|o| ncsa(o, &stamp.ncsa, &entry("/", Some("evil\" 200 1\nx")), true));
+        assert!(text.ends_with(" \"-\" \"evil\\\" 200 1\\x0ax\""), "{text}");
+        assert!(!text.contains('\n'));
     }
 
     #[test]
     fn json_lines_parse_back() {
-        let line = json(&entry("/a?b=\"c\"", Some("libdnf")));
+        let mut stamp = Stamp::default();
+        stamp.refresh();
+        assert!(stamp.rfc3339.ends_with('Z'), "{}", stamp.rfc3339);
+        let line = line(|o| json(o, &stamp.rfc3339, &entry("/a?b=\"c\"", Some("libdnf"))));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["target"], "/a?b=\"c\"");
         assert_eq!(v["status"], 200);

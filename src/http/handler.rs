@@ -50,8 +50,8 @@ pub struct Shared {
     pub busy: super::fair::BusyRun,
     /// Whether the index is behind what is published (see [`super::Freshness`]).
     pub(crate) fresh: super::Freshness,
-    /// The access log, when one is kept.
-    pub access: Option<super::access::AccessLogger>,
+    /// This worker's access log, when one is kept.
+    pub access: Option<super::access::WorkerLog>,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
@@ -62,25 +62,15 @@ pub async fn handle(
 ) -> Result<Response<ResBody>, Infallible> {
     shared.busy.request(std::time::Instant::now());
     let started = std::time::Instant::now();
-    // What the access log needs of the request, kept only when it is on.
+    // What the access log needs of the request, kept only when it is on (reference
+    // counted clones: no copy of the bytes).
     let logged = shared.access.as_ref().map(|_| {
-        let header = |name| {
-            req.headers()
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let target = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| req.uri().to_string());
         (
             req.method().clone(),
-            target,
+            req.uri().clone(),
             req.version(),
-            header(header::REFERER),
-            header(header::USER_AGENT),
+            req.headers().get(header::REFERER).cloned(),
+            req.headers().get(header::USER_AGENT).cloned(),
         )
     });
     let (class, resp) = answer(&shared, req).await;
@@ -91,23 +81,23 @@ pub async fn handle(
     if let Some(n) = exact {
         shared.stats.sent(class, n);
     }
-    if let (Some(log), Some((method, target, version, referer, user_agent))) =
-        (&shared.access, logged)
+    if let (Some(log), Some((method, uri, version, referer, user_agent))) = (&shared.access, logged)
     {
         let declared = resp
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
+        let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
         log.log(&super::access::Entry {
             peer,
             method: method.as_str(),
-            target: &target,
+            target,
             version,
             status: resp.status().as_u16(),
             bytes: exact.or(declared).unwrap_or(0),
-            referer: referer.as_deref(),
-            user_agent: user_agent.as_deref(),
+            referer: referer.as_ref().and_then(|v| v.to_str().ok()),
+            user_agent: user_agent.as_ref().and_then(|v| v.to_str().ok()),
             duration: elapsed,
         });
     }

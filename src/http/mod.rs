@@ -288,7 +288,7 @@ impl Server {
                         )),
                         busy: fair::BusyRun::default(),
                         fresh,
-                        access,
+                        access: access.as_ref().map(access::AccessLogger::for_worker),
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })
@@ -401,6 +401,22 @@ async fn accept_loop(
     };
     let active = std::rc::Rc::new(std::cell::Cell::new(0usize));
     let (drained_tx, mut drained_rx) = watch::channel(());
+    if shared.access.is_some() {
+        let flushing = std::rc::Rc::downgrade(&shared);
+        tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(access::FLUSH_EVERY).await;
+                match flushing.upgrade() {
+                    Some(shared) => {
+                        if let Some(log) = &shared.access {
+                            log.flush();
+                        }
+                    }
+                    None => break,
+                }
+            }
+        });
+    }
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -498,6 +514,10 @@ async fn accept_loop(
             }
             _ = drained_rx.changed() => {}
         }
+    }
+    // The lines of the last requests go out before the worker ends.
+    if let Some(log) = &shared.access {
+        log.flush();
     }
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::*;
 
@@ -1479,4 +1480,70 @@ fn views_merge_member_comps_and_updateinfo() {
     assert!(ui.contains("ADV-LIB"), "{ui}");
     let (out, _) = dnf(&server.url("/views/v/s/"), &["group", "list", "--hidden"]);
     assert!(out.contains("Group a") && out.contains("Group b"), "{out}");
+}
+
+/// An upstream indexed with `createrepo_c --checksum md5` (dnf accepts it) syncs: md5 is
+/// verified for metadata and packages, the report warns about it, and the republished
+/// metadata uses sha256. A package whose bytes differ from its md5 fails the sync.
+#[test]
+fn an_upstream_with_md5_checksums_syncs_with_a_warning_and_is_still_verified() {
+    let (up_dir, repo) = demo_upstream_tree();
+    let out = Command::new("createrepo_c")
+        .args(["--no-database", "--quiet", "--checksum", "md5"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
+    assert!(repomd.contains("type=\"md5\""), "{repomd}");
+    let upstream = Upstream::start(up_dir.path());
+    for backend in backends() {
+        let env = mirror_env(&backend, &upstream, "");
+        let report = env.json(&["repo", "sync", "m"]);
+        assert_eq!(report["m"]["status"], "ok", "{report}");
+        assert_eq!(report["m"]["packages"], 4, "{report}");
+        let warnings = report["m"]["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{report}");
+        let warning = warnings[0].as_str().unwrap();
+        assert!(
+            warning.contains("md5") && warning.contains("4 package(s)"),
+            "{warning}"
+        );
+        let server = env.serve();
+        let published = http()
+            .get(server.url("/repos/m/latest/repodata/repomd.xml"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(published.contains("type=\"sha256\""), "{published}");
+        assert!(!published.contains("type=\"md5\""), "{published}");
+        let text = env.ok(&["repo", "sync", "m"]);
+        assert!(text.contains("unchanged"), "{text}");
+    }
+
+    // The same upstream with one package's bytes changed (same size): refused.
+    let victim = std::fs::read_dir(&repo)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let env = mirror_env(&Backend::Sqlite, &upstream, "");
+    let out = env.run(&["repo", "sync", "m"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("md5"), "{err}");
+    assert!(
+        err.contains(victim.file_name().unwrap().to_str().unwrap()),
+        "names the package: {err}"
+    );
 }

@@ -144,6 +144,9 @@ pub(super) async fn sync_cmd(
                         report.downloaded,
                         report.bytes
                     );
+                    for w in &report.warnings {
+                        out!("{}: warning: {w}", r.id);
+                    }
                 }
                 reports.insert(r.id.clone(), serde_json::to_value(report)?);
             }

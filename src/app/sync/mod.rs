@@ -150,6 +150,40 @@ pub struct SyncReport {
     pub removed: usize,
     pub downloaded: usize,
     pub bytes: u64,
+    /// What the sync accepted but an operator should know (weak upstream checksums).
+    pub warnings: Vec<String>,
+}
+
+/// The warning for upstream metadata checked with weak checksums (md5, sha1): `records`
+/// of repomd.xml and `packages` package entries use them.
+fn weak_checksums(repomd: &Repomd, entries: &[PrimaryEntry]) -> Option<String> {
+    let records = repomd
+        .records
+        .iter()
+        .filter(|r| upstream::is_weak(&r.checksum.algorithm))
+        .count();
+    let packages = entries
+        .iter()
+        .filter(|e| upstream::is_weak(&e.checksum.algorithm))
+        .count();
+    let mut algorithms: Vec<&str> = repomd
+        .records
+        .iter()
+        .map(|r| r.checksum.algorithm.as_str())
+        .chain(entries.iter().map(|e| e.checksum.algorithm.as_str()))
+        .filter(|a| upstream::is_weak(a))
+        .map(|a| if a == "sha" { "sha1" } else { a })
+        .collect();
+    algorithms.sort_unstable();
+    algorithms.dedup();
+    if algorithms.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "upstream names its files by {} checksums ({records} metadata file(s), {packages} package(s)): they were verified, but {} detects damage, not deliberate changes; prefer an https feed (Cairn republishes with sha256)",
+        algorithms.join(" and "),
+        if algorithms.len() == 1 { "it" } else { "each" },
+    ))
 }
 
 /// Syncs one mirrored repository, recording the run in the sync history.
@@ -332,13 +366,17 @@ impl Cx<'_> {
                 self.repo.id
             ));
             let plan = self.plan_downloads(&up).await?;
-            Ok::<_, SyncError>(Some((repomd_sha, up, side, plan)))
+            let warning = weak_checksums(&repomd, &up.entries);
+            if let Some(w) = &warning {
+                tracing::warn!("{}: {w}", self.repo.id);
+            }
+            Ok::<_, SyncError>(Some((repomd_sha, up, side, plan, warning)))
         };
         let fetched = tokio::select! {
             fetched = metadata => fetched?,
             _ = self.halted(progress) => return Err(self.stopped(progress, 0)),
         };
-        let Some((repomd_sha, mut up, side, mut plan)) = fetched else {
+        let Some((repomd_sha, mut up, side, mut plan, warning)) = fetched else {
             tracing::info!("{}: upstream unchanged", self.repo.id);
             return Ok(SyncReport {
                 status: RunStatus::Unchanged,
@@ -356,6 +394,7 @@ impl Cx<'_> {
         let mut report = ingested?;
         report.downloaded = run.packages_downloaded as usize;
         report.bytes = run.bytes_downloaded as u64;
+        report.warnings.extend(warning);
         run.packages_added = report.added as i64;
         run.packages_removed = report.removed as i64;
         Ok(report)

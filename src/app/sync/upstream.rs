@@ -137,6 +137,8 @@ impl UpstreamError {
 /// An incremental digest of one of the algorithms yum metadata uses.
 pub enum Hasher {
     Sha1(sha1::Sha1),
+    /// Weak: accepted because dnf accepts it, with a warning in the sync's report.
+    Md5(md5::Md5),
     Sha224(sha2::Sha224),
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
@@ -147,6 +149,7 @@ impl Hasher {
     /// A hasher for `algorithm`, or [`UpstreamError::UnsupportedChecksum`].
     pub fn new(algorithm: &str) -> Result<Hasher, UpstreamError> {
         Ok(match algorithm {
+            "md5" => Hasher::Md5(md5::Md5::new()),
             "sha1" | "sha" => Hasher::Sha1(sha1::Sha1::new()),
             "sha224" => Hasher::Sha224(sha2::Sha224::new()),
             "sha256" => Hasher::Sha256(sha2::Sha256::new()),
@@ -158,6 +161,7 @@ impl Hasher {
 
     pub fn update(&mut self, data: &[u8]) {
         match self {
+            Hasher::Md5(h) => h.update(data),
             Hasher::Sha1(h) => h.update(data),
             Hasher::Sha224(h) => h.update(data),
             Hasher::Sha256(h) => h.update(data),
@@ -168,6 +172,7 @@ impl Hasher {
 
     pub fn hex(self) -> String {
         match self {
+            Hasher::Md5(h) => hex::encode(h.finalize()),
             Hasher::Sha1(h) => hex::encode(h.finalize()),
             Hasher::Sha224(h) => hex::encode(h.finalize()),
             Hasher::Sha256(h) => hex::encode(h.finalize()),
@@ -188,6 +193,12 @@ impl Hasher {
         }
         Ok(actual)
     }
+}
+
+/// Checksum types that are accepted (dnf accepts them) but protect only against
+/// accidents, not against someone who can change the bytes: a sync reports them.
+pub fn is_weak(algorithm: &str) -> bool {
+    matches!(algorithm, "md5" | "sha1" | "sha")
 }
 
 /// Checks `data` against `expected`.

@@ -216,11 +216,12 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
         assert_eq!(snap["package_count"], 4, "{}: {snap}", backend.name());
         assert_eq!(snap["members"][0][0], "apps");
 
-        // Member repos got their own snapshot, in the same transaction.
-        env.json(&["snapshot", "show", "apps", "v1"]);
-        env.json(&["snapshot", "show", "libs", "v1"]);
+        // Member repos got their own snapshot, in the same transaction, named after the
+        // view snapshot.
+        env.json(&["snapshot", "show", "apps", "stack@v1"]);
+        env.json(&["snapshot", "show", "libs", "stack@v1"]);
         // Which a delete must not break.
-        let out = env.run(&["snapshot", "delete", "libs", "v1"]);
+        let out = env.run(&["snapshot", "delete", "libs", "stack@v1"]);
         assert!(String::from_utf8_lossy(&out.stderr).contains("view snapshot stack/v1"));
 
         env.ok(&["publish", "stack", "v1", "--as", "prod"]);
@@ -291,7 +292,7 @@ fn views_resolve_dependencies_across_member_repos_and_freeze_atomically() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("\"prod\""));
         env.ok(&["view", "snapshot", "stack", "--name", "v2"]);
         env.ok(&["snapshot", "delete", "stack", "v2"]);
-        env.ok(&["snapshot", "delete", "libs", "v2"]);
+        env.ok(&["snapshot", "delete", "libs", "stack@v2"]);
         wait_for("the view snapshot to disappear", || {
             c.get(server.url("/views/stack/v2/repodata/repomd.xml"))
                 .send()
@@ -472,8 +473,8 @@ fn view_snapshots_copy_latest_only_while_it_matches_the_members() {
 
         let server = env.serve();
         let name = backend.name();
-        let app_ids = served_pkgids(&server, "/repos/apps/one/");
-        let lib_ids = served_pkgids(&server, "/repos/libs/two/");
+        let app_ids = served_pkgids(&server, "/repos/apps/stack@one/");
+        let lib_ids = served_pkgids(&server, "/repos/libs/stack@two/");
         assert_eq!(
             served_pkgids(&server, "/views/stack/one/"),
             app_ids,
@@ -501,8 +502,53 @@ fn view_snapshots_copy_latest_only_while_it_matches_the_members() {
         );
         // The member snapshots froze the same content as their view snapshots.
         assert_eq!(
-            served_pkgids(&server, "/repos/libs/four/").len(),
+            served_pkgids(&server, "/repos/libs/stack@four/").len(),
             lib_ids.len() + 1
         );
+    }
+}
+
+/// Two views that share a member both take a snapshot named `v1`, and the member can
+/// have its own `v1` too: member snapshots are named `VIEW@NAME`, which no command can
+/// give a snapshot. Before, the second view's `v1` failed on the member's name.
+#[test]
+fn views_sharing_a_member_never_collide_on_snapshot_names() {
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        "[[repo]]\nid = \"apps\"\n[[repo]]\nid = \"libs\"\n\
+         [[view]]\nname = \"one\"\nrepos = [\"apps\", \"libs\"]\n\
+         [[view]]\nname = \"two\"\nrepos = [\"libs\"]\n",
+    );
+    let (apps, libs) = split_demo(&env);
+    env.ok(&["import", "apps", apps.to_str().unwrap()]);
+    env.ok(&["import", "libs", libs.to_str().unwrap()]);
+    env.ok(&["snapshot", "create", "libs", "--name", "v1"]);
+    env.ok(&["view", "snapshot", "one", "--name", "v1"]);
+    env.ok(&["view", "snapshot", "two", "--name", "v1"]);
+    let names: Vec<String> = env
+        .json(&["snapshot", "list", "libs"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in ["v1", "one@v1", "two@v1"] {
+        assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
+    }
+    // "@" stays out of the names commands give.
+    let out = env.run(&["snapshot", "create", "libs", "--name", "one@v2"]);
+    assert!(!out.status.success());
+    let server = env.serve();
+    for path in [
+        "/views/one/v1/",
+        "/views/two/v1/",
+        "/repos/libs/two@v1/",
+        "/repos/libs/v1/",
+    ] {
+        let r = http()
+            .get(server.url(&format!("{path}repodata/repomd.xml")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
     }
 }

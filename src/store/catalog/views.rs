@@ -153,9 +153,13 @@ impl Catalog {
         .bind(publication_id)
         .fetch_one(&mut *tx)
         .await?;
+        // Each member's own snapshot is named after the view and the view snapshot
+        // ("stack@v1"): no name a user can give has an "@", so two views sharing a
+        // member, or the member's own snapshots, never collide with it.
+        let member_name = member_snapshot_name(view, name);
         for (position, (repo_id, repo, member_pub)) in members.iter().enumerate() {
             let snapshot_id =
-                Self::insert_snapshot(&mut tx, *repo_id, repo, name, *member_pub).await?;
+                Self::insert_snapshot(&mut tx, *repo_id, repo, &member_name, *member_pub).await?;
             sqlx::query(
                 "INSERT INTO view_snapshot_members (view_snapshot_id, position, snapshot_id) VALUES ($1, $2, $3)",
             )
@@ -243,4 +247,9 @@ struct MemberRow {
     sha256: String,
     location: String,
     time_file: i64,
+}
+
+/// The name of the snapshot a view snapshot `name` of `view` makes of each member.
+pub fn member_snapshot_name(view: &str, name: &str) -> String {
+    format!("{view}@{name}")
 }

@@ -1375,7 +1375,7 @@ fn syncs_snapshot_automatically_and_retention_spares_what_aliases_use() {
 }
 
 #[test]
-fn views_merge_member_comps_and_updateinfo() {
+fn views_merge_member_comps_and_updateinfo_whatever_the_members_mode() {
     let up_dir = tempfile::tempdir().unwrap();
     let all = up_dir.path().join("all");
     let files = cairn::formats::samples::demo_packages(&all).unwrap();
@@ -1432,54 +1432,98 @@ fn views_merge_member_comps_and_updateinfo() {
         }
     }
     let upstream = Upstream::start(up_dir.path());
-    let env = Env::with_repo_toml(
-        &Backend::Sqlite,
-        &format!(
-            "[[repo]]\nid = \"a\"\nfeed = \"{}\"\n[[repo]]\nid = \"b\"\nfeed = \"{}\"\n[[view]]\nname = \"v\"\nrepos = [\"a\", \"b\"]\n",
-            upstream.url("a/"),
-            upstream.url("b/")
-        ),
-    );
-    env.ok(&["repo", "sync", "--all"]);
-    env.ok(&["view", "snapshot", "v", "--name", "s"]);
-    let server = env.serve();
-    let c = http();
-    let repomd = c
-        .get(server.url("/views/v/s/repodata/repomd.xml"))
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    let doc = parse_xml(&repomd);
-    let href = |kind: &str| {
-        doc.children
-            .iter()
-            .find(|d| d.attr("type") == Some(kind))
-            .unwrap_or_else(|| panic!("no {kind} record"))
-            .child("location")
-            .unwrap()
-            .attr("href")
-            .unwrap()
-            .to_string()
+    // What dnf sees pointed at the upstreams themselves.
+    let groups = |url: &str| {
+        let (out, _) = dnf(url, &["group", "list", "--hidden"]);
+        out.lines()
+            .filter(|l| l.trim_start().starts_with("Group "))
+            .map(|l| l.trim().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
     };
-    let get = |path: &str| {
-        decompress(
-            &c.get(server.url(&format!("/views/v/s/{path}")))
-                .send()
+    // The packages dnf finds through the advisory (no package needs installing first).
+    let advisories = |url: &str| {
+        let (out, _) = dnf(url, &["repoquery", "--advisory", "ADV-LIB"]);
+        out.lines()
+            .filter(|l| l.starts_with("demo-"))
+            .map(str::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let mut upstream_groups = groups(&upstream.url("a/"));
+    upstream_groups.extend(groups(&upstream.url("b/")));
+    let mut upstream_advisories = advisories(&upstream.url("a/"));
+    upstream_advisories.extend(advisories(&upstream.url("b/")));
+    assert_eq!(upstream_groups.len(), 2, "{upstream_groups:?}");
+    assert_eq!(upstream_advisories.len(), 1, "{upstream_advisories:?}");
+    // Members regenerated, mirrored, or one of each: the view carries every member's
+    // comps and updateinfo whatever its mode.
+    for (mode_a, mode_b) in [
+        ("regenerate", "regenerate"),
+        ("mirror", "mirror"),
+        ("regenerate", "mirror"),
+    ] {
+        let env = Env::with_repo_toml(
+            &Backend::Sqlite,
+            &format!(
+                "[[repo]]\nid = \"a\"\nfeed = \"{}\"\nmode = \"{mode_a}\"\n\
+                 [[repo]]\nid = \"b\"\nfeed = \"{}\"\nmode = \"{mode_b}\"\n\
+                 [[view]]\nname = \"v\"\nrepos = [\"a\", \"b\"]\n",
+                upstream.url("a/"),
+                upstream.url("b/")
+            ),
+        );
+        env.ok(&["repo", "sync", "--all"]);
+        env.ok(&["view", "snapshot", "v", "--name", "s"]);
+        let server = env.serve();
+        let c = http();
+        let repomd = c
+            .get(server.url("/views/v/s/repodata/repomd.xml"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        let doc = parse_xml(&repomd);
+        let href = |kind: &str| {
+            doc.children
+                .iter()
+                .find(|d| d.attr("type") == Some(kind))
+                .unwrap_or_else(|| panic!("{mode_a}/{mode_b}: no {kind} record"))
+                .child("location")
                 .unwrap()
-                .bytes()
-                .unwrap(),
-        )
-    };
-    let comps = String::from_utf8(get(&href("group_gz"))).unwrap();
-    assert!(
-        comps.contains("group-a") && comps.contains("group-b"),
-        "{comps}"
-    );
-    let ui = String::from_utf8(get(&href("updateinfo"))).unwrap();
-    assert!(ui.contains("ADV-LIB"), "{ui}");
-    let (out, _) = dnf(&server.url("/views/v/s/"), &["group", "list", "--hidden"]);
-    assert!(out.contains("Group a") && out.contains("Group b"), "{out}");
+                .attr("href")
+                .unwrap()
+                .to_string()
+        };
+        let get = |path: &str| {
+            decompress(
+                &c.get(server.url(&format!("/views/v/s/{path}")))
+                    .send()
+                    .unwrap()
+                    .bytes()
+                    .unwrap(),
+            )
+        };
+        let comps = String::from_utf8(get(&href("group_gz"))).unwrap();
+        assert!(
+            comps.contains("group-a") && comps.contains("group-b"),
+            "{mode_a}/{mode_b}: {comps}"
+        );
+        let ui = String::from_utf8(get(&href("updateinfo"))).unwrap();
+        assert!(ui.contains("ADV-LIB"), "{mode_a}/{mode_b}: {ui}");
+        for tree in ["s", "latest"] {
+            let url = server.url(&format!("/views/v/{tree}/"));
+            assert_eq!(groups(&url), upstream_groups, "{mode_a}/{mode_b} {tree}");
+            assert_eq!(
+                advisories(&url),
+                upstream_advisories,
+                "{mode_a}/{mode_b} {tree}"
+            );
+        }
+        let (_, installed) = dnf(&server.url("/views/v/s/"), &["install", "demo-app"]);
+        assert!(
+            installed.contains(&"demo-lib".to_string()),
+            "{mode_a}/{mode_b}: {installed:?}"
+        );
+    }
 }
 
 /// An upstream indexed with `createrepo_c --checksum md5` (dnf accepts it) syncs: md5 is

@@ -285,8 +285,9 @@ struct Upstream {
 enum SideRecords {
     /// Regenerated repodata: comps, updateinfo, modules (open bytes).
     Extras(Vec<(ExtraKind, Vec<u8>)>),
-    /// Mirror mode: every upstream metadata file (path, kind, bytes).
-    Mirror(Vec<(String, String, Vec<u8>)>),
+    /// Mirror mode: every upstream metadata file (path, kind, bytes), and the comps,
+    /// updateinfo and modules among them opened (for views).
+    Mirror(Vec<(String, String, Vec<u8>)>, Vec<(ExtraKind, Vec<u8>)>),
 }
 
 /// How a sync gets the publication of its new content.
@@ -496,14 +497,6 @@ impl Cx<'_> {
         repomd_bytes: &[u8],
         up: &Upstream,
     ) -> Result<SideRecords, SyncError> {
-        if self.mirror() {
-            for r in &repomd.records {
-                servable(&r.href)?;
-            }
-            let files =
-                records::fetch_all_records(client, &self.base, repomd, repomd_bytes).await?;
-            return Ok(SideRecords::Mirror(files));
-        }
         let keep: HashSet<Nevra> = up
             .by_location
             .values()
@@ -518,6 +511,17 @@ impl Cx<'_> {
                 }
             })
             .collect();
+        if self.mirror() {
+            for r in &repomd.records {
+                servable(&r.href)?;
+            }
+            let files =
+                records::fetch_all_records(client, &self.base, repomd, repomd_bytes).await?;
+            // Served as upstream's bytes; opened too, for the views the repository is
+            // a member of.
+            let extras = records::extras_of_mirror(&self.base, repomd, &files, &keep)?;
+            return Ok(SideRecords::Mirror(files, extras));
+        }
         Ok(SideRecords::Extras(
             records::fetch_extras(client, &self.base, repomd, &keep).await?,
         ))
@@ -677,7 +681,7 @@ impl Cx<'_> {
         let mut extra_refs = Vec::new();
         let (extras, mirror_files) = match side {
             SideRecords::Extras(extras) => (extras, Vec::new()),
-            SideRecords::Mirror(files) => (Vec::new(), files),
+            SideRecords::Mirror(files, extras) => (extras, files),
         };
         for (kind, bytes) in &extras {
             let s = self.pool.stage_bytes(bytes)?;

@@ -137,6 +137,58 @@ pub async fn fetch_all_records(
     Ok(out)
 }
 
+/// The records of upstream's comps, updateinfo and modules that a publication carries
+/// (those upstream has): plain "group" first, else a compressed `group_*` (not zchunk).
+fn extra_records(repomd: &Repomd) -> Vec<(ExtraKind, &Record)> {
+    ExtraKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let record = match kind {
+                ExtraKind::Comps => repomd.record("group").or_else(|| {
+                    repomd
+                        .records
+                        .iter()
+                        .find(|r| r.kind.starts_with("group_") && !r.kind.ends_with("_zck"))
+                }),
+                ExtraKind::Updateinfo => repomd.record("updateinfo"),
+                ExtraKind::Modules => repomd.record("modules"),
+            };
+            record.map(|r| (kind, r))
+        })
+        .collect()
+}
+
+/// The open bytes of one carried record; updateinfo trimmed to the packages in `keep`.
+fn open_extra(
+    kind: ExtraKind,
+    record: &Record,
+    mut fetched: Fetched,
+    keep: &HashSet<Nevra>,
+) -> Result<Vec<u8>, SyncError> {
+    if kind == ExtraKind::Updateinfo {
+        // Streamed: only the advisories kept are held.
+        let (trimmed, count) = updateinfo::trim(fetched.open()?, keep, &fetched.url)?;
+        tracing::info!(
+            "{}: {count} advisories apply to the mirrored packages",
+            fetched.url
+        );
+        return Ok(trimmed);
+    }
+    // Held whole: bounded by the declared open size, or a few MB's worth.
+    fetched.open_limit = record
+        .open_size
+        .map_or(DEFAULT_OPEN_EXTRA, |s| s.min(MAX_OPEN_EXTRA));
+    let mut open = Vec::new();
+    fetched
+        .open()?
+        .read_to_end(&mut open)
+        .map_err(|source| ParseError::Io {
+            file: fetched.url.clone(),
+            source,
+        })?;
+    Ok(open)
+}
+
 /// Fetches, verifies and decompresses upstream's comps, updateinfo and modules (those it
 /// has); updateinfo is trimmed to the packages in `keep`.
 pub async fn fetch_extras(
@@ -146,44 +198,33 @@ pub async fn fetch_extras(
     keep: &HashSet<Nevra>,
 ) -> Result<Vec<(ExtraKind, Vec<u8>)>, SyncError> {
     let mut out = Vec::new();
-    for kind in ExtraKind::ALL {
-        let record = match kind {
-            // Plain "group" first; else any compressed group_* (not zchunk).
-            ExtraKind::Comps => repomd.record("group").or_else(|| {
-                repomd
-                    .records
-                    .iter()
-                    .find(|r| r.kind.starts_with("group_") && !r.kind.ends_with("_zck"))
-            }),
-            ExtraKind::Updateinfo => repomd.record("updateinfo"),
-            ExtraKind::Modules => repomd.record("modules"),
+    for (kind, record) in extra_records(repomd) {
+        let fetched = fetch_record(client, base, record).await?;
+        out.push((kind, open_extra(kind, record, fetched, keep)?));
+    }
+    Ok(out)
+}
+
+/// Mirror mode: comps, updateinfo and modules opened from the records already fetched
+/// (`files`, from [`fetch_all_records`]), so that views composed of mirrored members
+/// carry them as they carry a regenerated member's.
+pub fn extras_of_mirror(
+    base: &str,
+    repomd: &Repomd,
+    files: &[(String, String, Vec<u8>)],
+    keep: &HashSet<Nevra>,
+) -> Result<Vec<(ExtraKind, Vec<u8>)>, SyncError> {
+    let mut out = Vec::new();
+    for (kind, record) in extra_records(repomd) {
+        let Some((_, _, bytes)) = files.iter().find(|(href, _, _)| *href == record.href) else {
+            continue;
         };
-        let Some(record) = record else { continue };
-        let mut fetched = fetch_record(client, base, record).await?;
-        let open = if kind == ExtraKind::Updateinfo {
-            // Streamed: only the advisories kept are held.
-            let (trimmed, count) = updateinfo::trim(fetched.open()?, keep, &fetched.url)?;
-            tracing::info!(
-                "{}: {count} advisories apply to the mirrored packages",
-                fetched.url
-            );
-            trimmed
-        } else {
-            // Held whole: bounded by the declared open size, or a few MB's worth.
-            fetched.open_limit = record
-                .open_size
-                .map_or(DEFAULT_OPEN_EXTRA, |s| s.min(MAX_OPEN_EXTRA));
-            let mut open = Vec::new();
-            fetched
-                .open()?
-                .read_to_end(&mut open)
-                .map_err(|source| ParseError::Io {
-                    file: fetched.url.clone(),
-                    source,
-                })?;
-            open
+        let fetched = Fetched {
+            bytes: bytes.clone(),
+            url: upstream::join(base, &record.href),
+            open_limit: MAX_OPEN_METADATA,
         };
-        out.push((kind, open));
+        out.push((kind, open_extra(kind, record, fetched, keep)?));
     }
     Ok(out)
 }

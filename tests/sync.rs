@@ -1053,6 +1053,38 @@ fn advisory(id: &str, name: &str, version: &str) -> String {
     )
 }
 
+/// A module stream of demo-lib, with its defaults, as modulemd v2 documents.
+const DEMO_MODULE: &str = "---
+document: modulemd
+version: 2
+data:
+  name: demo
+  stream: \"1\"
+  version: 20261101000000
+  context: c0ffee42
+  arch: noarch
+  summary: Demo module
+  description: The demo library as a module stream.
+  license:
+    module: [MIT]
+  profiles:
+    default:
+      rpms: [demo-lib]
+  artifacts:
+    rpms:
+    - demo-lib-0:1.2.0-1.noarch
+...
+---
+document: modulemd-defaults
+version: 1
+data:
+  module: demo
+  stream: \"1\"
+  profiles:
+    \"1\": [default]
+...
+";
+
 const MODULES: &str =
     "---\ndocument: modulemd-defaults\nversion: 1\ndata:\n  module: demo\n  stream: \"1\"\n...\n";
 
@@ -1429,10 +1461,28 @@ fn views_merge_member_comps_and_updateinfo_whatever_the_members_mode() {
                 ui.to_str().unwrap(),
                 dir.join("repodata").to_str().unwrap(),
             ]);
+            let modules = up_dir.path().join("modules.yaml");
+            std::fs::write(&modules, DEMO_MODULE).unwrap();
+            run(&[
+                "modifyrepo_c",
+                "--mdtype=modules",
+                modules.to_str().unwrap(),
+                dir.join("repodata").to_str().unwrap(),
+            ]);
         }
     }
     let upstream = Upstream::start(up_dir.path());
     // What dnf sees pointed at the upstreams themselves.
+    let module_list = |url: &str| {
+        let (out, _) = dnf(url, &["module", "list"]);
+        out.lines()
+            .filter(|l| l.starts_with("demo "))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    let upstream_modules = module_list(&upstream.url("b/"));
+    assert_eq!(upstream_modules.len(), 1, "{upstream_modules:?}");
+    assert!(upstream_modules[0].contains("[d]"), "{upstream_modules:?}");
     let groups = |url: &str| {
         let (out, _) = dnf(url, &["group", "list", "--hidden"]);
         out.lines()
@@ -1515,6 +1565,11 @@ fn views_merge_member_comps_and_updateinfo_whatever_the_members_mode() {
             assert_eq!(
                 advisories(&url),
                 upstream_advisories,
+                "{mode_a}/{mode_b} {tree}"
+            );
+            assert_eq!(
+                module_list(&url),
+                upstream_modules,
                 "{mode_a}/{mode_b} {tree}"
             );
         }

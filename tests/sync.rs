@@ -1646,3 +1646,58 @@ fn an_upstream_with_md5_checksums_syncs_with_a_warning_and_is_still_verified() {
         "names the package: {err}"
     );
 }
+
+/// With filters, the published modules document never names a package the filters
+/// removed: a stream whose artifacts lose a package is left out with its defaults
+/// (documented rule), while a filter that spares the stream's packages keeps it
+/// installable.
+#[test]
+fn module_streams_stay_consistent_with_filters() {
+    let (up_dir, repo) = demo_upstream_tree();
+    let modules = up_dir.path().join("modules.yaml");
+    std::fs::write(&modules, DEMO_MODULE).unwrap();
+    let out = Command::new("modifyrepo_c")
+        .arg("--mdtype=modules")
+        .arg(&modules)
+        .arg(repo.join("repodata"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let upstream = Upstream::start(up_dir.path());
+    let module_lines = |url: &str| {
+        let (out, _) = dnf(url, &["module", "list"]);
+        out.lines()
+            .filter(|l| l.starts_with("demo "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(module_lines(&upstream.url("repo/")).len(), 1);
+
+    // The filter spares the stream's packages: the stream is there and installs.
+    let env = mirror_env(&Backend::Sqlite, &upstream, "exclude = [\"demo-docs\"]\n");
+    env.ok(&["repo", "sync", "m"]);
+    let server = env.serve();
+    let url = server.url("/repos/m/latest/");
+    assert_eq!(module_lines(&url).len(), 1);
+    let (_, installed) = dnf(&url, &["module", "install", "demo:1"]);
+    assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+    drop(server);
+
+    // The filter removes demo-lib, an artifact of demo:1: the stream and its defaults
+    // are left out, and dnf works on the rest with no "broken modules" complaint.
+    let env = mirror_env(&Backend::Sqlite, &upstream, "exclude = [\"demo-lib\"]\n");
+    env.ok(&["repo", "sync", "m"]);
+    let server = env.serve();
+    let url = server.url("/repos/m/latest/");
+    assert!(module_lines(&url).is_empty(), "{:?}", module_lines(&url));
+    let (out, installed) = dnf(&url, &["install", "demo-docs"]);
+    assert!(
+        installed.contains(&"demo-docs".to_string()),
+        "{installed:?}"
+    );
+    assert!(!out.to_lowercase().contains("broken"), "{out}");
+}

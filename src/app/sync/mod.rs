@@ -250,6 +250,22 @@ pub async fn sync(
     result
 }
 
+/// A package's name, epoch (empty read as "0"), version, release and arch, as
+/// updateinfo and module artifacts name packages.
+fn nevra_of(p: &Package) -> Nevra {
+    Nevra {
+        name: p.name.clone(),
+        epoch: if p.epoch.is_empty() {
+            "0".into()
+        } else {
+            p.epoch.clone()
+        },
+        version: p.version.clone(),
+        release: p.release.clone(),
+        arch: p.arch.clone(),
+    }
+}
+
 /// In mirror mode, a location the server can serve under the same name.
 fn servable(href: &str) -> Result<(), SyncError> {
     if href.contains('%') {
@@ -279,6 +295,8 @@ struct Cx<'a> {
 struct Upstream {
     entries: Vec<PrimaryEntry>,
     by_location: HashMap<String, usize>,
+    /// Upstream's packages the filters (arch, include, exclude, keep_latest) left out.
+    removed: HashSet<Nevra>,
 }
 
 /// The records a publication carries besides the packages'.
@@ -446,6 +464,7 @@ impl Cx<'_> {
         let docs = records::fetch_package_records(client, &self.base, repomd, repomd_url).await?;
         let filter = filter::Filter::new(self.repo)?;
         let mut entries: Vec<PrimaryEntry> = Vec::new();
+        let mut removed: HashSet<Nevra> = HashSet::new();
         {
             // The parse keeps one core busy: the other makes the pool's bucket
             // directories for the packages it will most likely download.
@@ -464,11 +483,16 @@ impl Cx<'_> {
                         buckets.add(&entry.checksum.hex);
                     }
                     entries.push(entry);
+                } else {
+                    removed.insert(nevra_of(&entry.package));
                 }
             }
         }
         if let Some(n) = self.repo.keep_latest {
+            let before: Vec<Nevra> = entries.iter().map(|e| nevra_of(&e.package)).collect();
             entries = filter::keep_newest(entries, n);
+            let kept: HashSet<Nevra> = entries.iter().map(|e| nevra_of(&e.package)).collect();
+            removed.extend(before.into_iter().filter(|n| !kept.contains(n)));
         }
         // One package per published location (the later upstream entry wins). A mirror
         // keeps upstream's locations, which its unchanged metadata names.
@@ -485,6 +509,7 @@ impl Cx<'_> {
         Ok(Upstream {
             entries,
             by_location,
+            removed,
         })
     }
 
@@ -500,16 +525,7 @@ impl Cx<'_> {
         let keep: HashSet<Nevra> = up
             .by_location
             .values()
-            .map(|&i| {
-                let p = &up.entries[i].package;
-                Nevra {
-                    name: p.name.clone(),
-                    epoch: p.epoch.clone(),
-                    version: p.version.clone(),
-                    release: p.release.clone(),
-                    arch: p.arch.clone(),
-                }
-            })
+            .map(|&i| nevra_of(&up.entries[i].package))
             .collect();
         if self.mirror() {
             for r in &repomd.records {
@@ -523,7 +539,7 @@ impl Cx<'_> {
             return Ok(SideRecords::Mirror(files, extras));
         }
         Ok(SideRecords::Extras(
-            records::fetch_extras(client, &self.base, repomd, &keep).await?,
+            records::fetch_extras(client, &self.base, repomd, &keep, &up.removed).await?,
         ))
     }
 

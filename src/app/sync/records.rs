@@ -9,6 +9,7 @@ use std::io::Read;
 
 use super::upstream::{self, UpstreamError};
 use super::SyncError;
+use crate::formats::repodata::modules;
 use crate::formats::repodata::parse::{Checksum, ParseError, Repomd, RepomdRecord as Record};
 use crate::formats::repodata::updateinfo::{self, Nevra};
 use crate::formats::repodata::ExtraKind;
@@ -164,6 +165,7 @@ fn open_extra(
     record: &Record,
     mut fetched: Fetched,
     keep: &HashSet<Nevra>,
+    removed: &HashSet<Nevra>,
 ) -> Result<Vec<u8>, SyncError> {
     if kind == ExtraKind::Updateinfo {
         // Streamed: only the advisories kept are held.
@@ -186,21 +188,35 @@ fn open_extra(
             file: fetched.url.clone(),
             source,
         })?;
+    if kind == ExtraKind::Modules && !removed.is_empty() {
+        // No stream may name a package the filters removed (see `modules`).
+        let trimmed = modules::drop_broken_streams(&open, removed, &fetched.url)?;
+        if !trimmed.dropped.is_empty() {
+            tracing::info!(
+                "{}: module streams left out because the filters removed some of their packages: {}",
+                fetched.url,
+                trimmed.dropped.join(", ")
+            );
+        }
+        return Ok(trimmed.bytes);
+    }
     Ok(open)
 }
 
 /// Fetches, verifies and decompresses upstream's comps, updateinfo and modules (those it
-/// has); updateinfo is trimmed to the packages in `keep`.
+/// has); updateinfo is trimmed to the packages in `keep`, and module streams naming a
+/// package in `removed` (upstream's, left out by the filters) are dropped.
 pub async fn fetch_extras(
     client: &reqwest::Client,
     base: &str,
     repomd: &Repomd,
     keep: &HashSet<Nevra>,
+    removed: &HashSet<Nevra>,
 ) -> Result<Vec<(ExtraKind, Vec<u8>)>, SyncError> {
     let mut out = Vec::new();
     for (kind, record) in extra_records(repomd) {
         let fetched = fetch_record(client, base, record).await?;
-        out.push((kind, open_extra(kind, record, fetched, keep)?));
+        out.push((kind, open_extra(kind, record, fetched, keep, removed)?));
     }
     Ok(out)
 }
@@ -224,7 +240,11 @@ pub fn extras_of_mirror(
             url: upstream::join(base, &record.href),
             open_limit: MAX_OPEN_METADATA,
         };
-        out.push((kind, open_extra(kind, record, fetched, keep)?));
+        // A mirror has no filters: nothing was removed.
+        out.push((
+            kind,
+            open_extra(kind, record, fetched, keep, &HashSet::new())?,
+        ));
     }
     Ok(out)
 }

@@ -10,6 +10,7 @@
 
 pub mod decompress;
 pub mod merge;
+pub mod modules;
 pub mod parse;
 pub mod updateinfo;
 pub mod xml;

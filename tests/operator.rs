@@ -848,6 +848,18 @@ impl Drop for Tmpfs {
     }
 }
 
+/// `cairn --config CONFIG ARGS`, failing the test if it runs over a minute (a full
+/// disk must be reported at once).
+fn cairn_bounded(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("CAIRN_DATABASE_URL")
+        .env("CAIRN_LOG", "warn");
+    run_bounded(cmd, std::time::Duration::from_secs(60))
+}
+
 fn pool_blobs(data: &std::path::Path) -> usize {
     walkdir::WalkDir::new(data.join("pool"))
         .min_depth(3)
@@ -877,15 +889,7 @@ fn a_full_disk_fails_fast_and_clearly_and_the_retry_succeeds_once_space_is_back(
         ),
     )
     .unwrap();
-    let cairn = |args: &[&str]| {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("CAIRN_DATABASE_URL")
-            .env("CAIRN_LOG", "warn");
-        run_bounded(cmd, std::time::Duration::from_secs(60))
-    };
+    let cairn = |args: &[&str]| cairn_bounded(&config, args);
     let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
@@ -960,15 +964,7 @@ fn an_import_that_fails_on_a_full_catalog_gives_its_new_pool_files_back() {
         ),
     )
     .unwrap();
-    let cairn = |args: &[&str]| {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(&config)
-            .args(args)
-            .env_remove("CAIRN_DATABASE_URL")
-            .env("CAIRN_LOG", "warn");
-        run_bounded(cmd, std::time::Duration::from_secs(60))
-    };
+    let cairn = |args: &[&str]| cairn_bounded(&config, args);
     let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");

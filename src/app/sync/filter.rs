@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::app::config::RepoConfig;
 use crate::domain::package::Package;
 use crate::formats::repodata::parse::PrimaryEntry;
+use crate::formats::repodata::updateinfo::Nevra;
 
 /// A glob in `include` or `exclude` that does not parse.
 #[derive(Debug, thiserror::Error)]
@@ -80,4 +81,20 @@ pub fn keep_newest(entries: Vec<PrimaryEntry>, n: usize) -> Vec<PrimaryEntry> {
         }
     }
     out
+}
+
+/// A package's name, epoch (empty read as "0"), version, release and arch, as
+/// updateinfo and module artifacts name packages.
+pub fn nevra_of(p: &Package) -> Nevra {
+    Nevra {
+        name: p.name.clone(),
+        epoch: if p.epoch.is_empty() {
+            "0".into()
+        } else {
+            p.epoch.clone()
+        },
+        version: p.version.clone(),
+        release: p.release.clone(),
+        arch: p.arch.clone(),
+    }
 }

@@ -154,38 +154,6 @@ pub struct SyncReport {
     pub warnings: Vec<String>,
 }
 
-/// The warning for upstream metadata checked with weak checksums (md5, sha1): `records`
-/// of repomd.xml and `packages` package entries use them.
-fn weak_checksums(repomd: &Repomd, entries: &[PrimaryEntry]) -> Option<String> {
-    let records = repomd
-        .records
-        .iter()
-        .filter(|r| upstream::is_weak(&r.checksum.algorithm))
-        .count();
-    let packages = entries
-        .iter()
-        .filter(|e| upstream::is_weak(&e.checksum.algorithm))
-        .count();
-    let mut algorithms: Vec<&str> = repomd
-        .records
-        .iter()
-        .map(|r| r.checksum.algorithm.as_str())
-        .chain(entries.iter().map(|e| e.checksum.algorithm.as_str()))
-        .filter(|a| upstream::is_weak(a))
-        .map(|a| if a == "sha" { "sha1" } else { a })
-        .collect();
-    algorithms.sort_unstable();
-    algorithms.dedup();
-    if algorithms.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "upstream names its files by {} checksums ({records} metadata file(s), {packages} package(s)): they were verified, but {} detects damage, not deliberate changes; prefer an https feed (Cairn republishes with sha256)",
-        algorithms.join(" and "),
-        if algorithms.len() == 1 { "it" } else { "each" },
-    ))
-}
-
 /// Syncs one mirrored repository, recording the run in the sync history.
 pub async fn sync(
     catalog: &Catalog,
@@ -248,22 +216,6 @@ pub async fn sync(
     }
     catalog.finish_sync_run(&run).await?;
     result
-}
-
-/// A package's name, epoch (empty read as "0"), version, release and arch, as
-/// updateinfo and module artifacts name packages.
-fn nevra_of(p: &Package) -> Nevra {
-    Nevra {
-        name: p.name.clone(),
-        epoch: if p.epoch.is_empty() {
-            "0".into()
-        } else {
-            p.epoch.clone()
-        },
-        version: p.version.clone(),
-        release: p.release.clone(),
-        arch: p.arch.clone(),
-    }
 }
 
 /// In mirror mode, a location the server can serve under the same name.
@@ -385,7 +337,7 @@ impl Cx<'_> {
                 self.repo.id
             ));
             let plan = self.plan_downloads(&up).await?;
-            let warning = weak_checksums(&repomd, &up.entries);
+            let warning = upstream::weak_checksums(&repomd, &up.entries);
             if let Some(w) = &warning {
                 tracing::warn!("{}: {w}", self.repo.id);
             }
@@ -484,14 +436,20 @@ impl Cx<'_> {
                     }
                     entries.push(entry);
                 } else {
-                    removed.insert(nevra_of(&entry.package));
+                    removed.insert(filter::nevra_of(&entry.package));
                 }
             }
         }
         if let Some(n) = self.repo.keep_latest {
-            let before: Vec<Nevra> = entries.iter().map(|e| nevra_of(&e.package)).collect();
+            let before: Vec<Nevra> = entries
+                .iter()
+                .map(|e| filter::nevra_of(&e.package))
+                .collect();
             entries = filter::keep_newest(entries, n);
-            let kept: HashSet<Nevra> = entries.iter().map(|e| nevra_of(&e.package)).collect();
+            let kept: HashSet<Nevra> = entries
+                .iter()
+                .map(|e| filter::nevra_of(&e.package))
+                .collect();
             removed.extend(before.into_iter().filter(|n| !kept.contains(n)));
         }
         // One package per published location (the later upstream entry wins). A mirror
@@ -525,7 +483,7 @@ impl Cx<'_> {
         let keep: HashSet<Nevra> = up
             .by_location
             .values()
-            .map(|&i| nevra_of(&up.entries[i].package))
+            .map(|&i| filter::nevra_of(&up.entries[i].package))
             .collect();
         if self.mirror() {
             for r in &repomd.records {

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use sha2::Digest;
 
 use crate::app::config::RepoConfig;
-use crate::formats::repodata::parse::Checksum;
+use crate::formats::repodata::parse::{Checksum, PrimaryEntry, Repomd};
 
 /// Attempts per request.
 const ATTEMPTS: u32 = 3;
@@ -199,6 +199,38 @@ impl Hasher {
 /// accidents, not against someone who can change the bytes: a sync reports them.
 pub fn is_weak(algorithm: &str) -> bool {
     matches!(algorithm, "md5" | "sha1" | "sha")
+}
+
+/// The warning for upstream metadata checked with weak checksums (md5, sha1): `records`
+/// of repomd.xml and `packages` package entries use them.
+pub fn weak_checksums(repomd: &Repomd, entries: &[PrimaryEntry]) -> Option<String> {
+    let records = repomd
+        .records
+        .iter()
+        .filter(|r| is_weak(&r.checksum.algorithm))
+        .count();
+    let packages = entries
+        .iter()
+        .filter(|e| is_weak(&e.checksum.algorithm))
+        .count();
+    let mut algorithms: Vec<&str> = repomd
+        .records
+        .iter()
+        .map(|r| r.checksum.algorithm.as_str())
+        .chain(entries.iter().map(|e| e.checksum.algorithm.as_str()))
+        .filter(|a| is_weak(a))
+        .map(|a| if a == "sha" { "sha1" } else { a })
+        .collect();
+    algorithms.sort_unstable();
+    algorithms.dedup();
+    if algorithms.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "upstream names its files by {} checksums ({records} metadata file(s), {packages} package(s)): they were verified, but {} detects damage, not deliberate changes; prefer an https feed (Cairn republishes with sha256)",
+        algorithms.join(" and "),
+        if algorithms.len() == 1 { "it" } else { "each" },
+    ))
 }
 
 /// Checks `data` against `expected`.

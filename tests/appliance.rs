@@ -75,17 +75,11 @@ fn the_documented_layout_lets_the_service_user_start() {
     for dir in ["etc", "var/lib"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
-    let ok = |cmd: &mut Command| {
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ok(Command::new("systemd-sysusers")
-        .arg(format!("--root={}", root.display()))
-        .arg(appliance("cairn.sysusers")));
+    run_ok(
+        Command::new("systemd-sysusers")
+            .arg(format!("--root={}", root.display()))
+            .arg(appliance("cairn.sysusers")),
+    );
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
     let entry: Vec<&str> = passwd
         .lines()
@@ -115,10 +109,12 @@ fn the_documented_layout_lets_the_service_user_start() {
     )
     .unwrap();
     std::fs::copy(appliance("cairn.env"), root.join("etc/cairn/cairn.env")).unwrap();
-    ok(Command::new("systemd-tmpfiles")
-        .arg(format!("--root={}", root.display()))
-        .arg("--create")
-        .arg(appliance("cairn.tmpfiles")));
+    run_ok(
+        Command::new("systemd-tmpfiles")
+            .arg(format!("--root={}", root.display()))
+            .arg("--create")
+            .arg(appliance("cairn.tmpfiles")),
+    );
     let mode_owner = |p: &Path| {
         let m = std::fs::metadata(p).unwrap();
         (m.mode() & 0o7777, m.uid(), m.gid())
@@ -177,17 +173,12 @@ fn the_rpm_holds_the_appliance_and_installs_into_a_scratch_root() {
     }
     let out_dir = tempfile::tempdir().unwrap();
     let bin = std::fs::canonicalize(BIN).unwrap();
-    let out = Command::new(appliance("rpm/build.sh"))
-        .arg(&bin)
-        .arg(out_dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let built = run_ok(
+        Command::new(appliance("rpm/build.sh"))
+            .arg(&bin)
+            .arg(out_dir.path()),
     );
-    let rpm = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let rpm = PathBuf::from(built.trim());
     let version = env!("CARGO_PKG_VERSION");
     let name = rpm.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
@@ -195,15 +186,7 @@ fn the_rpm_holds_the_appliance_and_installs_into_a_scratch_root() {
         "{name}"
     );
 
-    let query = |args: &[&str]| {
-        let out = Command::new("rpm").args(args).arg(&rpm).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let query = |args: &[&str]| run_ok(Command::new("rpm").args(args).arg(&rpm));
     let files: Vec<String> = query(&["-qpl"]).lines().map(str::to_owned).collect();
     for expected in [
         "/usr/bin/cairn",
@@ -245,32 +228,20 @@ fn the_rpm_holds_the_appliance_and_installs_into_a_scratch_root() {
     // scriptlets), the files land where the units expect them.
     let root = tempfile::tempdir().unwrap();
     let rpm_root = |args: &[&str]| {
-        let out = Command::new("rpm")
-            .arg("--root")
-            .arg(root.path())
-            .args(args)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        run_ok(
+            Command::new("rpm")
+                .arg("--root")
+                .arg(root.path())
+                .args(args),
+        )
     };
     rpm_root(&["--initdb"]);
-    let out = Command::new("rpm")
-        .arg("--root")
-        .arg(root.path())
-        .args(["--nodeps", "--noscripts", "-i"])
-        .arg(&rpm)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("rpm")
+            .arg("--root")
+            .arg(root.path())
+            .args(["--nodeps", "--noscripts", "-i"])
+            .arg(&rpm),
     );
     assert!(rpm_root(&["-q", "cairn"]).starts_with(&format!("cairn-{version}-")));
     let installed = root.path().join("usr/bin/cairn");
@@ -341,18 +312,13 @@ fn the_tls_proxy_example_serves_cairn_over_https() {
         ),
     )
     .unwrap();
-    let check = Command::new("nginx")
-        .arg("-t")
-        .arg("-c")
-        .arg(&main)
-        .arg("-p")
-        .arg(conf.path())
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+    run_ok(
+        Command::new("nginx")
+            .arg("-t")
+            .arg("-c")
+            .arg(&main)
+            .arg("-p")
+            .arg(conf.path()),
     );
     /// nginx, stopped with its workers (SIGQUIT to the master) when dropped.
     struct Nginx(std::process::Child);

@@ -848,6 +848,29 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A site in `dir`: `count` generated packages in `rpms/`, the data dir `data/`, and
+/// `cairn.toml` declaring repository `fx` with `server_extra` in `[server]`. Returns
+/// the packages' directory, the data dir and the config.
+fn generated_site(
+    dir: &std::path::Path,
+    count: usize,
+    server_extra: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let rpms = dir.join("rpms");
+    cairn::formats::samples::generate(&rpms, count).unwrap();
+    let data = dir.join("data");
+    let config = dir.join("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n{server_extra}[[repo]]\nid = \"fx\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    (rpms, data, config)
+}
+
 /// `cairn --config CONFIG ARGS`, failing the test if it runs over a minute (a full
 /// disk must be reported at once).
 fn cairn_bounded(config: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -876,19 +899,8 @@ fn pool_blobs(data: &std::path::Path) -> usize {
 #[test]
 fn a_full_disk_fails_fast_and_clearly_and_the_retry_succeeds_once_space_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let rpms = dir.path().join("rpms");
-    cairn::formats::samples::generate(&rpms, 3000).unwrap();
-    let data = dir.path().join("data");
+    let (rpms, data, config) = generated_site(dir.path(), 3000, "");
     let disk = Tmpfs::mount(&data, "12m");
-    let config = dir.path().join("cairn.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = \"{}\"\n[[repo]]\nid = \"fx\"\n",
-            data.display()
-        ),
-    )
-    .unwrap();
     let cairn = |args: &[&str]| cairn_bounded(&config, args);
     let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -949,21 +961,16 @@ fn a_full_disk_fails_fast_and_clearly_and_the_retry_succeeds_once_space_is_back(
 #[test]
 fn an_import_that_fails_on_a_full_catalog_gives_its_new_pool_files_back() {
     let dir = tempfile::tempdir().unwrap();
-    let rpms = dir.path().join("rpms");
-    cairn::formats::samples::generate(&rpms, 1500).unwrap();
-    let data = dir.path().join("data");
     let catalog_dir = dir.path().join("catalog");
-    let catalog_disk = Tmpfs::mount(&catalog_dir, "1m");
-    let config = dir.path().join("cairn.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndata_dir = \"{}\"\ndatabase_url = \"sqlite://{}/catalog.db?mode=rwc\"\n[[repo]]\nid = \"fx\"\n",
-            data.display(),
+    let (rpms, data, config) = generated_site(
+        dir.path(),
+        1500,
+        &format!(
+            "database_url = \"sqlite://{}/catalog.db?mode=rwc\"\n",
             catalog_dir.display()
         ),
-    )
-    .unwrap();
+    );
+    let catalog_disk = Tmpfs::mount(&catalog_dir, "1m");
     let cairn = |args: &[&str]| cairn_bounded(&config, args);
     let out = cairn(&["import", "fx", rpms.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);

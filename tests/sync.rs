@@ -1587,15 +1587,10 @@ fn views_merge_member_comps_and_updateinfo_whatever_the_members_mode() {
 #[test]
 fn an_upstream_with_md5_checksums_syncs_with_a_warning_and_is_still_verified() {
     let (up_dir, repo) = demo_upstream_tree();
-    let out = Command::new("createrepo_c")
-        .args(["--no-database", "--quiet", "--checksum", "md5"])
-        .arg(&repo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("createrepo_c")
+            .args(["--no-database", "--quiet", "--checksum", "md5"])
+            .arg(&repo),
     );
     let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
     assert!(repomd.contains("type=\"md5\""), "{repomd}");
@@ -1656,16 +1651,11 @@ fn module_streams_stay_consistent_with_filters() {
     let (up_dir, repo) = demo_upstream_tree();
     let modules = up_dir.path().join("modules.yaml");
     std::fs::write(&modules, DEMO_MODULE).unwrap();
-    let out = Command::new("modifyrepo_c")
-        .arg("--mdtype=modules")
-        .arg(&modules)
-        .arg(repo.join("repodata"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("modifyrepo_c")
+            .arg("--mdtype=modules")
+            .arg(&modules)
+            .arg(repo.join("repodata")),
     );
     let upstream = Upstream::start(up_dir.path());
     let module_lines = |url: &str| {

@@ -3,6 +3,19 @@
 use std::path::Path;
 use std::process::Command;
 
+/// Runs `cmd`, insisting on success (the failure shows the command and its stderr),
+/// and returns its standard output.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Requires an external tool the suite compares against (installed by `.ci/run`).
 pub fn require_tool(name: &str) {
     let found = std::env::var_os("PATH")

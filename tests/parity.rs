@@ -103,7 +103,7 @@ fn every_package_renders_like_createrepo_c() {
         })
         .collect();
     repodata::sort_entries(&mut entries);
-    let data = repodata::build(&entries, Compression::Gzip, &[]).unwrap();
+    let data = repodata::build(&entries, Compression::Gzip, &[], &[]).unwrap();
     for f in &data.files {
         if f.kind == "repomd" {
             continue;
@@ -300,7 +300,7 @@ fn parsed_createrepo_c_metadata_renders_back_identically() {
         })
         .collect();
     repodata::sort_entries(&mut entries);
-    let data = repodata::build(&entries, Compression::Gzip, &[]).unwrap();
+    let data = repodata::build(&entries, Compression::Gzip, &[], &[]).unwrap();
     for f in data.files.iter().filter(|f| f.kind != "repomd") {
         let ours = packages_by_pkgid(&parse_xml(&decompress(&f.bytes)));
         compare(

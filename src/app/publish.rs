@@ -10,7 +10,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::domain::names;
-use crate::formats::repodata::{self, Compression, Entry, Extra, ExtraKind};
+use crate::formats::repodata::{self, Carried, CarriedFile, Compression, Entry, Extra, ExtraKind};
 use crate::store::catalog::{
     Catalog, CatalogError, ExtraRef, PlacedFragments, PublicationFile, SnapshotRow,
 };
@@ -77,6 +77,22 @@ pub fn content_key<'a>(
         h.update(e.kind.as_bytes());
         h.update(b" ");
         h.update(e.sha256.as_bytes());
+        if let Some(c) = e.as_carried() {
+            // What repomd.xml says of a carried record is part of the content.
+            h.update(
+                format!(
+                    " carried {} {}:{} {:?} {:?} {:?}",
+                    c.file_name,
+                    c.checksum.algorithm,
+                    c.checksum.hex,
+                    c.open_checksum
+                        .map(|o| format!("{}:{}", o.algorithm, o.hex)),
+                    c.open_size,
+                    c.timestamp
+                )
+                .as_bytes(),
+            );
+        }
         h.update(b"\n");
     }
     hex::encode(h.finalize())
@@ -121,8 +137,9 @@ impl ExtraBytes {
         }
     }
 
-    /// Each record's kind and open bytes (blocking: may read the pool).
-    fn load(self, pool: &Pool) -> Result<Vec<(ExtraKind, Vec<u8>)>, PublishError> {
+    /// The opened documents by kind and the carried records, with their bytes
+    /// (blocking: may read the pool).
+    fn load(self, pool: &Pool) -> Result<Side, PublishError> {
         let loaded = match self {
             ExtraBytes::Loaded(loaded) => loaded,
             ExtraBytes::InPool(refs) => {
@@ -136,19 +153,31 @@ impl ExtraBytes {
                 loaded
             }
         };
-        loaded
-            .into_iter()
-            .map(|(r, bytes)| {
-                let kind = ExtraKind::from_name(&r.kind).ok_or_else(|| {
-                    PublishError::Render(std::io::Error::other(format!(
-                        "unknown metadata kind {:?}",
-                        r.kind
-                    )))
-                })?;
-                Ok((kind, bytes))
-            })
-            .collect()
+        let mut side = Side::default();
+        for (r, bytes) in loaded {
+            if let Some(carried) = r.as_carried() {
+                side.carried.push((carried, bytes));
+                continue;
+            }
+            let kind = ExtraKind::from_name(&r.kind).ok_or_else(|| {
+                PublishError::Render(std::io::Error::other(format!(
+                    "unknown metadata kind {:?}",
+                    r.kind
+                )))
+            })?;
+            side.opened.push((kind, bytes));
+        }
+        Ok(side)
     }
+}
+
+/// What a publication carries besides the package lists, loaded.
+#[derive(Default)]
+struct Side {
+    /// comps, updateinfo, modules: open bytes, compressed as the package lists are.
+    opened: Vec<(ExtraKind, Vec<u8>)>,
+    /// Upstream's records carried unchanged, with upstream's bytes.
+    carried: Vec<(Carried, Vec<u8>)>,
 }
 
 /// A publication on its way: either one that exists already, or repodata being rendered,
@@ -241,15 +270,21 @@ fn prepare(
     key: String,
     items: &[PlacedFragments],
     compression: Compression,
-    extras: &[(ExtraKind, Vec<u8>)],
+    side: &Side,
     started: Instant,
 ) -> Result<Prepared, PublishError> {
-    let extras: Vec<Extra<'_>> = extras
+    let extras: Vec<Extra<'_>> = side
+        .opened
         .iter()
         .map(|(kind, bytes)| Extra {
             kind: *kind,
             open: bytes,
         })
+        .collect();
+    let carried: Vec<CarriedFile<'_>> = side
+        .carried
+        .iter()
+        .map(|(record, bytes)| CarriedFile { record, bytes })
         .collect();
     let mut entries: Vec<Entry<'_>> = items
         .iter()
@@ -260,7 +295,7 @@ fn prepare(
         })
         .collect();
     repodata::sort_entries(&mut entries);
-    let data = repodata::build(&entries, compression, &extras)?;
+    let data = repodata::build(&entries, compression, &extras, &carried)?;
     let mut staged = Vec::with_capacity(data.files.len());
     let mut files = Vec::with_capacity(data.files.len());
     for f in &data.files {

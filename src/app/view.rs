@@ -140,7 +140,8 @@ async fn publish_composition(
 }
 
 /// The members' comps, updateinfo and modules merged for the view (updateinfo trimmed to
-/// the composed packages), stored in the pool.
+/// the composed packages), stored in the pool; and the records the members carry
+/// unchanged (productid, custom types), the first member's in view order for each type.
 async fn merged_extras(
     catalog: &Catalog,
     pool: &Pool,
@@ -149,9 +150,16 @@ async fn merged_extras(
 ) -> Result<Vec<ExtraRef>, ViewError> {
     let mut by_kind: Vec<(ExtraKind, Vec<Vec<u8>>)> =
         ExtraKind::ALL.iter().map(|k| (*k, Vec::new())).collect();
+    let mut carried: Vec<ExtraRef> = Vec::new();
     for (repo, _) in members {
         let repo_id = catalog.ensure_repo(repo).await?;
         for e in catalog.repo_extras(repo_id).await? {
+            if e.as_carried().is_some() {
+                if !carried.iter().any(|c| c.kind == e.kind) {
+                    carried.push(e);
+                }
+                continue;
+            }
             let Some(kind) = ExtraKind::from_name(&e.kind) else {
                 continue;
             };
@@ -185,14 +193,11 @@ async fn merged_extras(
             ExtraKind::Modules => merge::modules(&slices),
         };
         let s = pool.stage_bytes(&merged)?;
-        refs.push(ExtraRef {
-            kind: kind.name().to_string(),
-            sha256: s.sha256.clone(),
-            size: s.size as i64,
-        });
+        refs.push(ExtraRef::opened(kind.name(), &s.sha256, s.size as i64));
         staged.push(s);
     }
     pool.commit_async(staged).await?;
+    refs.extend(carried);
     Ok(refs)
 }
 

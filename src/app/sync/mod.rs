@@ -44,7 +44,7 @@ use crate::domain::package::Package;
 use crate::domain::status::RunStatus;
 use crate::formats::repodata::parse::{self, PackageStream, ParseError, PrimaryEntry, Repomd};
 use crate::formats::repodata::updateinfo::Nevra;
-use crate::formats::repodata::{xml, ExtraKind};
+use crate::formats::repodata::xml;
 use crate::store::catalog::{Catalog, CatalogError, ExtraRef, PlacedFragments, SyncRun};
 use crate::store::datadir::DataDir;
 use crate::store::pool::{Pool, PoolError, Staged, StagedJournal};
@@ -253,11 +253,20 @@ struct Upstream {
 
 /// The records a publication carries besides the packages'.
 enum SideRecords {
-    /// Regenerated repodata: comps, updateinfo, modules (open bytes).
-    Extras(Vec<(ExtraKind, Vec<u8>)>),
-    /// Mirror mode: every upstream metadata file (path, kind, bytes), and the comps,
-    /// updateinfo and modules among them opened (for views).
-    Mirror(Vec<(String, String, Vec<u8>)>, Vec<(ExtraKind, Vec<u8>)>),
+    /// Regenerated repodata: comps, updateinfo, modules (open bytes) and the records
+    /// carried unchanged.
+    Extras(records::Carry),
+    /// Mirror mode: every upstream metadata file (path, kind, bytes), and what
+    /// regenerated metadata would carry of them (for views).
+    Mirror(Vec<(String, String, Vec<u8>)>, records::Carry),
+}
+
+impl SideRecords {
+    fn warnings(&self) -> &[String] {
+        match self {
+            SideRecords::Extras(carry) | SideRecords::Mirror(_, carry) => &carry.warnings,
+        }
+    }
 }
 
 /// How a sync gets the publication of its new content.
@@ -337,17 +346,18 @@ impl Cx<'_> {
                 self.repo.id
             ));
             let plan = self.plan_downloads(&up).await?;
-            let warning = upstream::weak_checksums(&repomd, &up.entries);
-            if let Some(w) = &warning {
+            let mut warnings: Vec<String> = side.warnings().to_vec();
+            warnings.extend(upstream::weak_checksums(&repomd, &up.entries));
+            for w in &warnings {
                 tracing::warn!("{}: {w}", self.repo.id);
             }
-            Ok::<_, SyncError>(Some((repomd_sha, up, side, plan, warning)))
+            Ok::<_, SyncError>(Some((repomd_sha, up, side, plan, warnings)))
         };
         let fetched = tokio::select! {
             fetched = metadata => fetched?,
             _ = self.halted(progress) => return Err(self.stopped(progress, 0)),
         };
-        let Some((repomd_sha, mut up, side, mut plan, warning)) = fetched else {
+        let Some((repomd_sha, mut up, side, mut plan, warnings)) = fetched else {
             tracing::info!("{}: upstream unchanged", self.repo.id);
             return Ok(SyncReport {
                 status: RunStatus::Unchanged,
@@ -365,7 +375,7 @@ impl Cx<'_> {
         let mut report = ingested?;
         report.downloaded = run.packages_downloaded as usize;
         report.bytes = run.bytes_downloaded as u64;
-        report.warnings.extend(warning);
+        report.warnings.extend(warnings);
         run.packages_added = report.added as i64;
         run.packages_removed = report.removed as i64;
         Ok(report)
@@ -652,20 +662,26 @@ impl Cx<'_> {
         side: SideRecords,
         repomd_sha: &str,
     ) -> Result<SyncReport, SyncError> {
-        let mut extra_refs = Vec::new();
-        let (extras, mirror_files) = match side {
-            SideRecords::Extras(extras) => (extras, Vec::new()),
-            SideRecords::Mirror(files, extras) => (extras, files),
+        let (carry, mirror_files) = match side {
+            SideRecords::Extras(carry) => (carry, Vec::new()),
+            SideRecords::Mirror(files, carry) => (carry, files),
         };
-        for (kind, bytes) in &extras {
-            let s = self.pool.stage_bytes(bytes)?;
-            extra_refs.push(ExtraRef {
-                kind: kind.name().to_string(),
-                sha256: s.sha256.clone(),
-                size: s.size as i64,
-            });
+        // Every carried document and record, with its pool reference.
+        let mut extras: Vec<(ExtraRef, Vec<u8>)> = Vec::new();
+        for (kind, bytes) in carry.opened {
+            let s = self.pool.stage_bytes(&bytes)?;
+            extras.push((
+                ExtraRef::opened(kind.name(), &s.sha256, s.size as i64),
+                bytes,
+            ));
             staged.push(s);
         }
+        for (record, bytes) in carry.carried {
+            let s = self.pool.stage_bytes(&bytes)?;
+            extras.push((ExtraRef::carried(&record, &s.sha256, s.size as i64), bytes));
+            staged.push(s);
+        }
+        let extra_refs: Vec<ExtraRef> = extras.iter().map(|(r, _)| r.clone()).collect();
         // The blobs become durable on a blocking thread while the fragments are
         // rendered and the catalog rows written; the rows are committed only after.
         let committing = {
@@ -709,12 +725,7 @@ impl Cx<'_> {
         let publishing = if self.mirror() {
             Publishing::Mirror(mirror_files, items)
         } else {
-            // extra_refs was made from extras, one for one and in order.
-            let loaded = extra_refs
-                .iter()
-                .cloned()
-                .zip(extras.into_iter().map(|(_, b)| b));
-            let extras = publish::ExtraBytes::Loaded(loaded.collect());
+            let extras = publish::ExtraBytes::Loaded(extras);
             let compression = self.repo.compression;
             Publishing::Regenerated(
                 publish::begin(self.catalog, self.pool, items, compression, extras, false).await?,

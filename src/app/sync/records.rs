@@ -1,18 +1,23 @@
 //! Fetching upstream's metadata: `repomd.xml`, the package records it names (primary,
 //! filelists, other), the records a regenerated mirror carries through (comps,
-//! updateinfo trimmed to what the mirror keeps, modules), and, in mirror mode, every
-//! record byte for byte. Each file is verified against repomd's checksum and bounded
-//! in size, compressed and open.
+//! updateinfo trimmed to what the mirror keeps, modules, opened; every other record
+//! `repodata::carried` does not exclude, unchanged), and, in mirror mode, every record
+//! byte for byte. Each file is verified against repomd's checksum (and a carried
+//! record's open form against its open checksum) and bounded in size, compressed and
+//! open.
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{BufRead, Read};
+
+use sha2::{Digest, Sha256};
 
 use super::upstream::{self, UpstreamError};
 use super::SyncError;
-use crate::formats::repodata::modules;
+use crate::formats::repodata::carried::{self, Fate};
 use crate::formats::repodata::parse::{Checksum, ParseError, Repomd, RepomdRecord as Record};
 use crate::formats::repodata::updateinfo::{self, Nevra};
 use crate::formats::repodata::ExtraKind;
+use crate::formats::repodata::{decompress, modules, Carried};
 
 /// Largest repomd.xml accepted.
 pub const MAX_REPOMD: u64 = 16 * 1024 * 1024;
@@ -203,36 +208,67 @@ fn open_extra(
     Ok(open)
 }
 
+/// What regenerated metadata, and the views a repository is a member of, carry from
+/// upstream besides the package lists.
+#[derive(Default)]
+pub struct Carry {
+    /// comps, updateinfo and modules, open (updateinfo trimmed, modules consistent
+    /// with the filters).
+    pub opened: Vec<(ExtraKind, Vec<u8>)>,
+    /// Records carried unchanged, with upstream's bytes.
+    pub carried: Vec<(Carried, Vec<u8>)>,
+    /// Upstream records that are not carried though no rule excludes them.
+    pub warnings: Vec<String>,
+}
+
 /// Fetches, verifies and decompresses upstream's comps, updateinfo and modules (those it
 /// has); updateinfo is trimmed to the packages in `keep`, and module streams naming a
-/// package in `removed` (upstream's, left out by the filters) are dropped.
+/// package in `removed` (upstream's, left out by the filters) are dropped. Every record
+/// `repodata::carried` carries is fetched and verified too.
 pub async fn fetch_extras(
     client: &reqwest::Client,
     base: &str,
     repomd: &Repomd,
     keep: &HashSet<Nevra>,
     removed: &HashSet<Nevra>,
-) -> Result<Vec<(ExtraKind, Vec<u8>)>, SyncError> {
-    let mut out = Vec::new();
+) -> Result<Carry, SyncError> {
+    let mut carry = Carry::default();
     for (kind, record) in extra_records(repomd) {
         let fetched = fetch_record(client, base, record).await?;
-        out.push((kind, open_extra(kind, record, fetched, keep, removed)?));
+        carry
+            .opened
+            .push((kind, open_extra(kind, record, fetched, keep, removed)?));
     }
-    Ok(out)
+    let (records, warnings) = carried_records(repomd);
+    carry.warnings = warnings;
+    for record in records {
+        let fetched = fetch_record(client, base, record).await?;
+        carry
+            .carried
+            .push(carry_record(record, fetched.bytes, &fetched.url)?);
+    }
+    Ok(carry)
 }
 
-/// Mirror mode: comps, updateinfo and modules opened from the records already fetched
-/// (`files`, from [`fetch_all_records`]), so that views composed of mirrored members
-/// carry them as they carry a regenerated member's.
+/// Mirror mode: comps, updateinfo and modules opened, and the records regenerated
+/// metadata carries, from the records already fetched (`files`, from
+/// [`fetch_all_records`]), so that views composed of mirrored members carry them as
+/// they carry a regenerated member's.
 pub fn extras_of_mirror(
     base: &str,
     repomd: &Repomd,
     files: &[(String, String, Vec<u8>)],
     keep: &HashSet<Nevra>,
-) -> Result<Vec<(ExtraKind, Vec<u8>)>, SyncError> {
-    let mut out = Vec::new();
+) -> Result<Carry, SyncError> {
+    let bytes_of = |record: &Record| {
+        files
+            .iter()
+            .find(|(href, _, _)| *href == record.href)
+            .map(|(_, _, bytes)| bytes)
+    };
+    let mut carry = Carry::default();
     for (kind, record) in extra_records(repomd) {
-        let Some((_, _, bytes)) = files.iter().find(|(href, _, _)| *href == record.href) else {
+        let Some(bytes) = bytes_of(record) else {
             continue;
         };
         let fetched = Fetched {
@@ -241,10 +277,111 @@ pub fn extras_of_mirror(
             open_limit: MAX_OPEN_METADATA,
         };
         // A mirror has no filters: nothing was removed.
-        out.push((
+        carry.opened.push((
             kind,
             open_extra(kind, record, fetched, keep, &HashSet::new())?,
         ));
     }
-    Ok(out)
+    let (records, warnings) = carried_records(repomd);
+    carry.warnings = warnings;
+    for record in records {
+        if let Some(bytes) = bytes_of(record) {
+            let url = upstream::join(base, &record.href);
+            carry
+                .carried
+                .push(carry_record(record, bytes.clone(), &url)?);
+        }
+    }
+    Ok(carry)
+}
+
+/// The records of `repomd` that regenerated metadata carries unchanged (the first of
+/// each type), and a warning for each one refused.
+fn carried_records(repomd: &Repomd) -> (Vec<&Record>, Vec<String>) {
+    let mut records: Vec<&Record> = Vec::new();
+    let mut warnings = Vec::new();
+    for record in &repomd.records {
+        match carried::fate(&record.kind) {
+            Fate::Carried if !records.iter().any(|r| r.kind == record.kind) => {
+                records.push(record)
+            }
+            Fate::Refused => warnings.push(format!(
+                "upstream's metadata record {:?} ({}) is not carried: a record type must be a plain name (letters, digits, '_', '-', '.', '+') other than \"comps\"",
+                record.kind, record.href
+            )),
+            Fate::Dropped => tracing::info!(
+                "upstream's metadata record {:?} is not carried: delta RPMs are not mirrored",
+                record.kind
+            ),
+            _ => {}
+        }
+    }
+    (records, warnings)
+}
+
+/// A carried record: `bytes` (verified against repomd's checksum already) are checked
+/// against the open checksum when they are in a compression Cairn reads. A record
+/// upstream checks with a weak algorithm (md5, sha1) is listed with sha256 instead.
+fn carry_record(
+    record: &Record,
+    bytes: Vec<u8>,
+    url: &str,
+) -> Result<(Carried, Vec<u8>), SyncError> {
+    let upstream_error = |source| SyncError::Upstream {
+        url: url.to_string(),
+        source,
+    };
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let mut carried = Carried::of(record, &sha256);
+    if upstream::is_weak(&carried.checksum.algorithm) {
+        carried.checksum = Checksum {
+            algorithm: "sha256".into(),
+            hex: sha256.clone(),
+        };
+    }
+    let Some(open) = record.open_checksum.as_ref() else {
+        return Ok((carried, bytes));
+    };
+    if decompress::compression_of(&bytes).is_none() {
+        // Plain (its open form is itself), or a compression Cairn does not read: the
+        // checksum of the bytes as served was verified.
+        if upstream::is_weak(&open.algorithm) {
+            carried.open_checksum = (upstream::verify(&bytes, open).is_ok()).then(|| Checksum {
+                algorithm: "sha256".into(),
+                hex: sha256.clone(),
+            });
+        }
+        return Ok((carried, bytes));
+    }
+    let limit = record
+        .open_size
+        .map_or(MAX_OPEN_METADATA, |s| s.min(MAX_OPEN_METADATA));
+    let mut reader = decompress::decompress(&bytes, limit, url)?;
+    let mut hasher = upstream::Hasher::new(&open.algorithm).map_err(upstream_error)?;
+    let mut open_sha256 = Sha256::new();
+    loop {
+        let chunk = reader.fill_buf().map_err(|source| ParseError::Io {
+            file: url.to_string(),
+            source,
+        })?;
+        if chunk.is_empty() {
+            break;
+        }
+        hasher.update(chunk);
+        open_sha256.update(chunk);
+        let n = chunk.len();
+        reader.consume(n);
+    }
+    drop(reader);
+    hasher.check(open).map_err(|source| SyncError::Upstream {
+        url: format!("{url} (decompressed)"),
+        source,
+    })?;
+    if upstream::is_weak(&open.algorithm) {
+        carried.open_checksum = Some(Checksum {
+            algorithm: "sha256".into(),
+            hex: hex::encode(open_sha256.finalize()),
+        });
+    }
+    Ok((carried, bytes))
 }

@@ -42,6 +42,21 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
+/// The compression `bytes` are in, by their magic bytes, if one [`decompress`] reads.
+pub fn compression_of(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some("zstd")
+    } else if bytes.starts_with(b"\xfd7zXZ\0") {
+        Some("xz")
+    } else if bytes.starts_with(b"BZh") {
+        Some("bzip2")
+    } else {
+        None
+    }
+}
+
 /// Opens compressed metadata by its content (gzip, zstd, xz or bzip2, multi-member
 /// where the format allows; anything else is read as plain XML), capped at `limit`
 /// decompressed bytes.
@@ -50,21 +65,19 @@ pub fn decompress<'a>(
     limit: u64,
     file: &str,
 ) -> Result<Box<dyn BufRead + 'a>, ParseError> {
-    let reader: Box<dyn Read + 'a> = if bytes.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(bytes))
-    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
-            zstd::stream::read::Decoder::new(bytes).map_err(|source| ParseError::Io {
-                file: file.to_string(),
-                source,
-            })?,
-        )
-    } else if bytes.starts_with(b"\xfd7zXZ\0") {
-        Box::new(xz2::read::XzDecoder::new_multi_decoder(bytes))
-    } else if bytes.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(bytes))
-    } else {
-        Box::new(bytes)
+    let reader: Box<dyn Read + 'a> = match compression_of(bytes) {
+        Some("gzip") => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
+        Some("zstd") => {
+            Box::new(
+                zstd::stream::read::Decoder::new(bytes).map_err(|source| ParseError::Io {
+                    file: file.to_string(),
+                    source,
+                })?,
+            )
+        }
+        Some("xz") => Box::new(xz2::read::XzDecoder::new_multi_decoder(bytes)),
+        Some("bzip2") => Box::new(bzip2::read::MultiBzDecoder::new(bytes)),
+        _ => Box::new(bytes),
     };
     Ok(Box::new(std::io::BufReader::with_capacity(
         256 * 1024,

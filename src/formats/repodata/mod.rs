@@ -8,6 +8,7 @@
 //! bytes, and `repomd.xml`'s revision and timestamps come from the packages' own file
 //! times, never from the clock.
 
+pub mod carried;
 pub mod decompress;
 pub mod merge;
 pub mod modules;
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::package::Package;
 
+pub use carried::{Carried, CarriedFile};
 pub use xml::Fragments;
 
 /// Uncompressed bytes per independently compressed chunk.
@@ -186,11 +188,14 @@ impl Kind {
 /// One compressed chunk: its place in the sequence, the file it belongs to, its bytes.
 type Compressed = (usize, usize, std::io::Result<Vec<u8>>);
 
-/// Builds `repodata/` for `entries`, which must already be in [`sort_entries`] order.
+/// Builds `repodata/` for `entries`, which must already be in [`sort_entries`] order,
+/// with the opened `extras` compressed as the packages' files and the `carried`
+/// records as upstream had them.
 pub fn build(
     entries: &[Entry<'_>],
     compression: Compression,
     extras: &[Extra<'_>],
+    carried: &[CarriedFile<'_>],
 ) -> std::io::Result<Repodata> {
     let revision = entries.iter().map(|e| e.time_file).max().unwrap_or(0);
     let kinds = [Kind::Primary, Kind::Filelists, Kind::Other];
@@ -209,7 +214,7 @@ pub fn build(
     records.extend(extra_records(extras, compression)?);
     Ok(Repodata {
         revision,
-        files: with_repomd(records, revision),
+        files: with_repomd(records, carried, revision),
     })
 }
 
@@ -353,10 +358,15 @@ fn extra_records(extras: &[Extra<'_>], compression: Compression) -> std::io::Res
     Ok(extra_records)
 }
 
-/// The files of `records` under their content-addressed names, and `repomd.xml`
-/// describing them.
-fn with_repomd(records: Vec<Record>, revision: i64) -> Vec<MetadataFile> {
-    let mut files = Vec::with_capacity(records.len() + 1);
+/// The files of `records` under their content-addressed names, the `carried` records
+/// under their own (each listed as upstream listed it), and `repomd.xml` describing
+/// them all.
+fn with_repomd(
+    records: Vec<Record>,
+    carried: &[CarriedFile<'_>],
+    revision: i64,
+) -> Vec<MetadataFile> {
+    let mut files = Vec::with_capacity(records.len() + carried.len() + 1);
     let mut repomd = String::with_capacity(2048);
     repomd.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n");
     repomd.push_str(&format!("  <revision>{revision}</revision>\n"));
@@ -366,27 +376,56 @@ fn with_repomd(records: Vec<Record>, revision: i64) -> Vec<MetadataFile> {
             Some(suffix) => format!("repodata/{sha}-{}.{suffix}", r.base),
             None => format!("repodata/{sha}-{}", r.base),
         };
-        repomd.push_str(&format!(
-            "  <data type=\"{}\">\n    <checksum type=\"sha256\">{sha}</checksum>\n",
-            r.kind
-        ));
-        if let Some((open_sha, _)) = &r.open {
-            repomd.push_str(&format!(
-                "    <open-checksum type=\"sha256\">{open_sha}</open-checksum>\n"
-            ));
-        }
-        repomd.push_str(&format!(
-            "    <location href=\"{path}\"/>\n    <timestamp>{revision}</timestamp>\n    <size>{}</size>\n",
-            r.bytes.len()
-        ));
-        if let Some((_, open_size)) = &r.open {
-            repomd.push_str(&format!("    <open-size>{open_size}</open-size>\n"));
-        }
-        repomd.push_str("  </data>\n");
+        let open = r.open.as_ref().map(|(open_sha, open_size)| {
+            (
+                parse::Checksum {
+                    algorithm: "sha256".into(),
+                    hex: open_sha.clone(),
+                },
+                Some(*open_size),
+            )
+        });
+        let listed = Listed {
+            kind: &r.kind,
+            checksum: &parse::Checksum {
+                algorithm: "sha256".into(),
+                hex: sha.clone(),
+            },
+            open_checksum: open.as_ref().map(|(c, _)| c),
+            path: &path,
+            timestamp: revision,
+            size: r.bytes.len(),
+            open_size: open.as_ref().and_then(|(_, s)| *s),
+        };
+        listed.write(&mut repomd);
         files.push(MetadataFile {
             path,
             kind: r.kind,
             bytes: r.bytes,
+            sha256: sha,
+        });
+    }
+    for c in carried {
+        let sha = hex::encode(Sha256::digest(c.bytes));
+        let mut path = format!("repodata/{}", c.record.file_name);
+        if files.iter().any(|f| f.path == path) {
+            // Two members' records under one file name: the later one is renamed.
+            path = format!("repodata/{sha}-{}", c.record.file_name);
+        }
+        let listed = Listed {
+            kind: &c.record.kind,
+            checksum: &c.record.checksum,
+            open_checksum: c.record.open_checksum.as_ref(),
+            path: &path,
+            timestamp: c.record.timestamp.unwrap_or(revision),
+            size: c.bytes.len(),
+            open_size: c.record.open_size,
+        };
+        listed.write(&mut repomd);
+        files.push(MetadataFile {
+            path,
+            kind: c.record.kind.clone(),
+            bytes: c.bytes.to_vec(),
             sha256: sha,
         });
     }
@@ -399,6 +438,56 @@ fn with_repomd(records: Vec<Record>, revision: i64) -> Vec<MetadataFile> {
         bytes,
     });
     files
+}
+
+/// One `<data>` entry of repomd.xml.
+struct Listed<'a> {
+    kind: &'a str,
+    checksum: &'a parse::Checksum,
+    open_checksum: Option<&'a parse::Checksum>,
+    path: &'a str,
+    timestamp: i64,
+    size: usize,
+    open_size: Option<u64>,
+}
+
+impl Listed<'_> {
+    /// Appends the entry; every value from upstream is escaped.
+    fn write(&self, out: &mut String) {
+        let attr = |s: &str| {
+            let mut e = String::with_capacity(s.len());
+            xml::escape_attr(s, &mut e);
+            e
+        };
+        let text = |s: &str| {
+            let mut e = String::with_capacity(s.len());
+            xml::escape_text(s, &mut e);
+            e
+        };
+        out.push_str(&format!(
+            "  <data type=\"{}\">\n    <checksum type=\"{}\">{}</checksum>\n",
+            attr(self.kind),
+            attr(&self.checksum.algorithm),
+            text(&self.checksum.hex)
+        ));
+        if let Some(open) = self.open_checksum {
+            out.push_str(&format!(
+                "    <open-checksum type=\"{}\">{}</open-checksum>\n",
+                attr(&open.algorithm),
+                text(&open.hex)
+            ));
+        }
+        out.push_str(&format!(
+            "    <location href=\"{}\"/>\n    <timestamp>{}</timestamp>\n    <size>{}</size>\n",
+            attr(self.path),
+            self.timestamp,
+            self.size
+        ));
+        if let Some(open_size) = self.open_size {
+            out.push_str(&format!("    <open-size>{open_size}</open-size>\n"));
+        }
+        out.push_str("  </data>\n");
+    }
 }
 
 fn compress(data: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {

@@ -162,12 +162,21 @@ impl Catalog {
             .await?;
         for e in extras {
             sqlx::query(
-                "INSERT INTO repo_extras (repo_id, kind, sha256, size) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO repo_extras (repo_id, kind, sha256, size, file_name, \
+                 checksum_type, checksum, open_checksum_type, open_checksum, open_size, \
+                 upstream_timestamp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(repo_id)
             .bind(e.kind.as_str())
             .bind(e.sha256.as_str())
             .bind(e.size)
+            .bind(e.file_name.as_deref())
+            .bind(e.checksum_type.as_deref())
+            .bind(e.checksum.as_deref())
+            .bind(e.open_checksum_type.as_deref())
+            .bind(e.open_checksum.as_deref())
+            .bind(e.open_size)
+            .bind(e.upstream_timestamp)
             .execute(&mut *tx)
             .await?;
         }
@@ -203,7 +212,9 @@ impl Catalog {
         repo_id: i64,
     ) -> Result<Vec<ExtraRef>> {
         Ok(sqlx::query_as(
-            "SELECT kind, sha256, size FROM repo_extras WHERE repo_id = $1 ORDER BY kind",
+            "SELECT kind, sha256, size, file_name, checksum_type, checksum, \
+             open_checksum_type, open_checksum, open_size, upstream_timestamp \
+             FROM repo_extras WHERE repo_id = $1 ORDER BY kind",
         )
         .bind(repo_id)
         .fetch_all(&mut *conn)

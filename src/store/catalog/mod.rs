@@ -31,7 +31,8 @@ pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
 
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
 use crate::domain::status::{RunStatus, UnknownStatus};
-use crate::formats::repodata::Fragments;
+use crate::formats::repodata::parse::Checksum;
+use crate::formats::repodata::{Carried, Fragments};
 use crate::store::datadir::{WriteLock, WriteLocks};
 
 /// Catalog errors.
@@ -170,13 +171,70 @@ pub struct SnapshotRow {
     pub total_size: i64,
 }
 
-/// Carried-through metadata of a repository (comps, updateinfo, modules): its kind and
-/// the pool blob holding the uncompressed document.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// Carried-through metadata of a repository and the pool blob holding it: either an
+/// opened document (comps, updateinfo, modules: `kind` is its name, the blob is the
+/// uncompressed document, every other field is `None`), or a record carried unchanged
+/// from upstream (`kind` is upstream's type, the blob is upstream's bytes, and the
+/// other fields are what upstream's repomd.xml said of it; `file_name` is always set).
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct ExtraRef {
     pub kind: String,
     pub sha256: String,
     pub size: i64,
+    pub file_name: Option<String>,
+    pub checksum_type: Option<String>,
+    pub checksum: Option<String>,
+    pub open_checksum_type: Option<String>,
+    pub open_checksum: Option<String>,
+    pub open_size: Option<i64>,
+    pub upstream_timestamp: Option<i64>,
+}
+
+impl ExtraRef {
+    /// An opened document's reference.
+    pub fn opened(kind: &str, sha256: &str, size: i64) -> ExtraRef {
+        ExtraRef {
+            kind: kind.to_string(),
+            sha256: sha256.to_string(),
+            size,
+            ..ExtraRef::default()
+        }
+    }
+
+    /// A carried record's reference.
+    pub fn carried(record: &Carried, sha256: &str, size: i64) -> ExtraRef {
+        ExtraRef {
+            kind: record.kind.clone(),
+            sha256: sha256.to_string(),
+            size,
+            file_name: Some(record.file_name.clone()),
+            checksum_type: Some(record.checksum.algorithm.clone()),
+            checksum: Some(record.checksum.hex.clone()),
+            open_checksum_type: record.open_checksum.as_ref().map(|c| c.algorithm.clone()),
+            open_checksum: record.open_checksum.as_ref().map(|c| c.hex.clone()),
+            open_size: record.open_size.map(|s| s as i64),
+            upstream_timestamp: record.timestamp,
+        }
+    }
+
+    /// The carried record this reference describes, or `None` for an opened document.
+    pub fn as_carried(&self) -> Option<Carried> {
+        let checksum = |algorithm: &Option<String>, hex: &Option<String>| match (algorithm, hex) {
+            (Some(algorithm), Some(hex)) => Some(Checksum {
+                algorithm: algorithm.clone(),
+                hex: hex.clone(),
+            }),
+            _ => None,
+        };
+        Some(Carried {
+            kind: self.kind.clone(),
+            file_name: self.file_name.clone()?,
+            checksum: checksum(&self.checksum_type, &self.checksum)?,
+            open_checksum: checksum(&self.open_checksum_type, &self.open_checksum),
+            open_size: self.open_size.map(|s| s as u64),
+            timestamp: self.upstream_timestamp,
+        })
+    }
 }
 
 /// Repositories or views: the two namespaces that have snapshots and aliases.

@@ -269,10 +269,19 @@ pub struct RepoConfig {
     /// Package downloads running at once during a sync.
     #[serde(default = "default_downloads")]
     pub downloads: usize,
-    /// "regenerate" (default): publish Cairn's own metadata for the kept packages;
-    /// "mirror": serve upstream's metadata bytes (and repomd.xml.asc) unchanged.
+    /// "regenerate" (default for a repository): publish Cairn's own metadata for the
+    /// kept packages; "mirror" (always, for a tree): serve upstream's metadata bytes
+    /// (and repomd.xml.asc) unchanged. Read it through [`RepoConfig::mode`].
+    #[serde(default, rename = "mode")]
+    pub mode_setting: Option<SyncMode>,
+    /// "repo" (default): the feed is a yum repository; "tree": the feed is an
+    /// installation tree described by its `.treeinfo`.
     #[serde(default)]
-    pub mode: SyncMode,
+    pub kind: RepoKind,
+    /// A tree's files to carry besides those `.treeinfo` names and the usual ones
+    /// (`.discinfo`, `media.repo`, `EULA`, `GPL`, `RPM-GPG-KEY-*` the root lists).
+    #[serde(default)]
+    pub tree_files: Vec<String>,
     /// PEM client certificate for the upstream (entitlement CDNs); needs `tls_client_key`.
     #[serde(default)]
     pub tls_client_cert: Option<PathBuf>,
@@ -318,6 +327,18 @@ fn de_schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule
         .transpose()
 }
 
+/// What a feed is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    /// A yum/dnf repository (`repodata/` at the feed URL).
+    #[default]
+    Repo,
+    /// An installation tree: `.treeinfo` at the feed URL, its images and its variants'
+    /// repositories.
+    Tree,
+}
+
 /// How a mirrored repository publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -344,10 +365,46 @@ fn default_downloads() -> usize {
 }
 
 impl RepoConfig {
+    /// How the repository publishes: a tree always mirrors (its `.treeinfo` lists the
+    /// checksums of what it names, and installers read its files as they are).
+    pub fn mode(&self) -> SyncMode {
+        match self.kind {
+            RepoKind::Tree => SyncMode::Mirror,
+            RepoKind::Repo => self.mode_setting.unwrap_or_default(),
+        }
+    }
+
     /// Checks the values of one `[[repo]]` against each other; the message names the
     /// repository and the key.
     fn check(&self) -> Result<(), String> {
         let repo = self;
+        if repo.kind == RepoKind::Tree {
+            if repo.feed.is_none() {
+                return Err(format!(
+                    "repo {:?}: kind = \"tree\" needs a feed (the URL holding .treeinfo)",
+                    repo.id
+                ));
+            }
+            if repo.mode_setting == Some(SyncMode::Regenerate) {
+                return Err(format!(
+                    "repo {:?}: a tree is mirrored byte for byte (its .treeinfo lists the checksums of what it names): remove mode = \"regenerate\"",
+                    repo.id
+                ));
+            }
+        } else if !repo.tree_files.is_empty() {
+            return Err(format!(
+                "repo {:?}: tree_files needs kind = \"tree\"",
+                repo.id
+            ));
+        }
+        for f in &repo.tree_files {
+            if !crate::formats::repodata::parse::href_is_safe(f) || f.ends_with('/') {
+                return Err(format!(
+                    "repo {:?}: tree_files entry {f:?} must be a file path relative to the tree root",
+                    repo.id
+                ));
+            }
+        }
         if !valid_name(&repo.id) {
             return Err(format!(
                 "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
@@ -384,14 +441,14 @@ impl RepoConfig {
                 ));
             }
         }
-        if repo.mode == SyncMode::Mirror
+        if repo.mode() == SyncMode::Mirror
             && (!repo.arch.is_empty()
                 || !repo.include.is_empty()
                 || !repo.exclude.is_empty()
                 || repo.keep_latest.is_some())
         {
             return Err(format!(
-                "repo {:?}: mode = \"mirror\" keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
+                "repo {:?}: mode = \"mirror\" (and kind = \"tree\") keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
                 repo.id
             ));
         }

@@ -22,7 +22,9 @@ use crate::app::metrics::RouteClass;
 pub(super) fn cache_control(tree: &Tree, path: &str) -> &'static str {
     if tree.immutable {
         "public, max-age=31536000, immutable"
-    } else if path == "repodata/repomd.xml" {
+    } else if path.ends_with("repodata/repomd.xml") || path.ends_with(".treeinfo") {
+        // What names every other file (a tree's variants have their own) is checked
+        // again on every use.
         "no-cache"
     } else {
         "public, max-age=300"

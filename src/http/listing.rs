@@ -36,17 +36,52 @@ pub(super) fn repo_file(
         Some(t) if t.immutable => "metadata_expire=never\n",
         _ => "",
     };
-    let body = format!(
+    // An installation tree has a repository per variant (`BaseOS/`, `AppStream/`):
+    // one section each.
+    let mut dirs: Vec<&str> = match t {
+        Some(t) if t.file(".treeinfo").is_some() => t
+            .files
+            .files
+            .keys()
+            .filter_map(|p| p.strip_suffix("repodata/repomd.xml"))
+            .collect(),
+        _ => vec![""],
+    };
+    dirs.sort_unstable();
+    let mut body = format!(
         "# {owner} {tree}, served by Cairn.\n\
-         # curl -o /etc/yum.repos.d/{id}.repo {base}/{prefix}/{owner}/{tree}.repo\n\
-         [{id}]\n\
-         name=Cairn {owner} {tree}\n\
-         baseurl={base}/{prefix}/{owner}/{tree}/\n\
-         enabled=1\n\
-         {expire}\
-         # Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
-         gpgcheck=0\n"
+         # curl -o /etc/yum.repos.d/{id}.repo {base}/{prefix}/{owner}/{tree}.repo\n"
     );
+    for dir in dirs {
+        let suffix: String = dir
+            .trim_end_matches('/')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let (section, name) = if suffix.is_empty() {
+            (id.clone(), format!("Cairn {owner} {tree}"))
+        } else {
+            (
+                format!("{id}-{suffix}"),
+                format!("Cairn {owner} {tree} {suffix}"),
+            )
+        };
+        body.push_str(&format!(
+            "[{section}]\n\
+             name={name}\n\
+             baseurl={base}/{prefix}/{owner}/{tree}/{dir}\n\
+             enabled=1\n\
+             {expire}\
+             # Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
+             gpgcheck=0\n"
+        ));
+    }
     uncached(body, "text/plain; charset=utf-8")
 }
 

@@ -385,6 +385,8 @@ struct PackageLine {
 #[derive(Template)]
 #[template(path = "tree.html")]
 struct TreeTemplate {
+    /// Set for an installation tree (one with a `.treeinfo`).
+    install: Option<InstallTree>,
     prefix: &'static str,
     owner: String,
     tree: String,
@@ -450,7 +452,9 @@ async fn tree_page(
     } else {
         (page - 1) * PAGE_SIZE + 1
     };
+    let install = InstallTree::of(catalog.page_tree_files(&t).await?);
     ok(TreeTemplate {
+        install,
         prefix: prefix(space),
         owner: owner.to_string(),
         tree: tree.to_string(),
@@ -486,6 +490,40 @@ async fn tree_page(
             .collect(),
     }
     .render()?)
+}
+
+/// An installation tree's parts, for its page: the variants' repositories (their
+/// directories), the images and the other files, with sizes.
+struct InstallTree {
+    variants: Vec<String>,
+    images: Vec<(String, String)>,
+    files: Vec<(String, String)>,
+}
+
+impl InstallTree {
+    /// `None` when `files` (from `page_tree_files`) is empty: not an installation tree.
+    fn of(files: Vec<crate::store::catalog::PublicationFile>) -> Option<InstallTree> {
+        if files.is_empty() {
+            return None;
+        }
+        let mut tree = InstallTree {
+            variants: Vec::new(),
+            images: Vec::new(),
+            files: Vec::new(),
+        };
+        for f in files {
+            match f.kind.as_str() {
+                "image" => tree.images.push((f.path, human_size(f.size))),
+                "tree" | "treeinfo" => tree.files.push((f.path, human_size(f.size))),
+                _ => {
+                    if let Some(dir) = f.path.strip_suffix("repodata/repomd.xml") {
+                        tree.variants.push(dir.to_string());
+                    }
+                }
+            }
+        }
+        Some(tree)
+    }
 }
 
 #[derive(Template)]

@@ -18,6 +18,11 @@ impl Upstream {
         Upstream::start_with(root, "", &format!("root {};", root.display()))
     }
 
+    /// Serves `root` with directory listings (nginx `autoindex`), as public mirrors do.
+    pub fn start_listing(root: &Path) -> Upstream {
+        Upstream::start_with(root, "", &format!("root {}; autoindex on;", root.display()))
+    }
+
     /// Serves `root` at most `rate` bytes per second per connection (nginx `limit_rate`).
     pub fn start_slow(root: &Path, rate: &str) -> Upstream {
         Upstream::start_with(

@@ -1,8 +1,10 @@
-//! Downloading packages into the pool: small ones into memory and through the pool's
-//! stager, large ones into a resumable `pool/tmp/partial-*` file, each verified against
-//! upstream's checksum and size, with the progress display's byte count kept true
-//! across failed attempts.
+//! Downloading packages into the pool: the plan (what the pool holds already, by
+//! sha256 or by a checksum an earlier sync learned), then small ones into memory and
+//! through the pool's stager, large ones into a resumable `pool/tmp/partial-*` file,
+//! each verified against upstream's checksum and size, with the progress display's
+//! byte count kept true across failed attempts.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::StreamExt;
@@ -10,8 +12,11 @@ use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
 use super::upstream::{self, Hasher, UpstreamError};
-use crate::formats::repodata::parse::Checksum;
-use crate::store::pool::{Pool, Staged, Stager};
+use super::{Cx, Plan, SyncError, Upstream};
+use crate::app::progress::Progress;
+use crate::formats::repodata::parse::{Checksum, PrimaryEntry};
+use crate::store::catalog::SyncRun;
+use crate::store::pool::{Pool, Staged, StagedJournal, Stager};
 
 /// Packages up to this size are downloaded into memory before being written.
 const IN_MEMORY: u64 = 4 * 1024 * 1024;
@@ -45,11 +50,12 @@ impl Received<'_> {
     }
 }
 
-/// One package to download: where from, what it must be, and the key of its
-/// resumable partial file.
+/// One file to download: where from, what it must be, and the key of its resumable
+/// partial file. A file upstream gives no checksum for (a tree file `.treeinfo` does not
+/// list in `[checksums]`) has `checksum: None`: only its size is checked.
 pub struct Wanted<'a> {
     pub url: &'a str,
-    pub checksum: &'a Checksum,
+    pub checksum: Option<&'a Checksum>,
     pub size: u64,
     pub partial_key: &'a str,
 }
@@ -82,7 +88,7 @@ async fn download_small(
     w: &Wanted<'_>,
 ) -> Result<Staged, UpstreamError> {
     let resp = upstream::get(d.client, w.url).await?;
-    let mut upstream = Hasher::new(&w.checksum.algorithm)?;
+    let mut upstream = hasher_for(w)?;
     let mut data = Vec::with_capacity(w.size as usize);
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
@@ -100,8 +106,8 @@ async fn download_small(
         });
     }
     upstream.update(&data);
-    let actual = upstream.check(w.checksum)?;
-    if w.checksum.algorithm == "sha256" {
+    let actual = check(upstream, w)?;
+    if w.checksum.is_none_or(|c| c.algorithm == "sha256") {
         // Just verified over these bytes: no second hash, and the write is queued.
         return Ok(d.stager.stage_hashed(d.pool, data, actual)?);
     }
@@ -139,7 +145,7 @@ async fn download_resumable(
         other => other?,
     };
     let resumed = have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
-    let mut upstream = Hasher::new(&w.checksum.algorithm)?;
+    let mut upstream = hasher_for(w)?;
     let mut sha256 = sha2::Sha256::new();
     let mut written = 0u64;
     if resumed {
@@ -181,7 +187,7 @@ async fn download_resumable(
             declared: w.size,
         });
     }
-    if let Err(e) = upstream.check(w.checksum) {
+    if let Err(e) = check(upstream, w) {
         let _ = tokio::fs::remove_file(&part).await;
         return Err(e);
     }
@@ -193,6 +199,19 @@ async fn download_resumable(
         d.pool.adopt(tmp, hex::encode(sha256.finalize()), w.size),
         written - start,
     ))
+}
+
+/// The hasher of `w`'s checksum (sha256 when it has none).
+fn hasher_for(w: &Wanted<'_>) -> Result<Hasher, UpstreamError> {
+    Hasher::new(w.checksum.map_or("sha256", |c| c.algorithm.as_str()))
+}
+
+/// Checks the digest against `w`'s checksum, if it has one; returns the digest.
+fn check(hasher: Hasher, w: &Wanted<'_>) -> Result<String, UpstreamError> {
+    match w.checksum {
+        Some(expected) => hasher.check(expected),
+        None => Ok(hasher.hex()),
+    }
 }
 
 /// Feeds the first `have` bytes of the partial file at `part` to both hashers; returns
@@ -218,6 +237,173 @@ async fn rehash_partial(
         read += n as u64;
     }
     Ok(read)
+}
+
+/// The downloads of a sync: its plan, the package downloads and what they teach.
+impl Cx<'_> {
+    /// Which packages the pool holds already (by upstream's sha256, or by another
+    /// checksum an earlier sync learned the sha256 of), and which to download.
+    pub(super) async fn plan_downloads(&self, up: &Upstream) -> Result<Plan, SyncError> {
+        let mut mapped: HashMap<(String, String), String> = HashMap::new();
+        let mut by_algorithm: HashMap<&str, Vec<&str>> = HashMap::new();
+        for &i in up.by_location.values() {
+            let c = &up.entries[i].checksum;
+            if c.algorithm != "sha256" {
+                by_algorithm
+                    .entry(c.algorithm.as_str())
+                    .or_default()
+                    .push(c.hex.as_str());
+            }
+        }
+        for (algorithm, digests) in &by_algorithm {
+            for (digest, sha) in self.catalog.sha256_for(algorithm, digests).await? {
+                mapped.insert((algorithm.to_string(), digest), sha);
+            }
+        }
+        let mut plan = Plan {
+            known: HashMap::new(),
+            wanted: Vec::new(),
+        };
+        for &i in up.by_location.values() {
+            let e = &up.entries[i];
+            let size = e.package.size_package as u64;
+            let key = (e.checksum.algorithm.clone(), e.checksum.hex.clone());
+            if let Some(sha) = mapped.get(&key) {
+                if self.pool.reuse(sha, size) {
+                    plan.known.insert(i, sha.clone());
+                    continue;
+                }
+            }
+            if e.checksum.algorithm == "sha256" && self.pool.reuse(&e.checksum.hex, size) {
+                plan.known.insert(i, e.checksum.hex.clone());
+            } else {
+                plan.wanted.push(i);
+            }
+        }
+        plan.wanted.sort_unstable();
+        tracing::info!(
+            "{}: {} packages upstream after filters, {} to download",
+            self.repo.id,
+            up.by_location.len(),
+            plan.wanted.len()
+        );
+        Ok(plan)
+    }
+
+    /// Downloads the plan's wanted packages in parallel, adding each to the plan's
+    /// known ones. All or nothing: when any fails, what did arrive is made durable (the
+    /// next run skips it) and every failure is named.
+    pub(super) async fn download(
+        &self,
+        client: &reqwest::Client,
+        entries: &[PrimaryEntry],
+        plan: &mut Plan,
+        run: &mut SyncRun,
+        progress: &Progress,
+    ) -> Result<(Vec<Staged>, StagedJournal), SyncError> {
+        let wanted = std::mem::take(&mut plan.wanted);
+        progress.bytes_total.store(
+            wanted
+                .iter()
+                .map(|&i| entries[i].package.size_package as u64)
+                .sum(),
+            Ordering::Relaxed,
+        );
+        progress.total.store(wanted.len(), Ordering::Relaxed);
+        let stager = self.pool.stager()?;
+        let downloads = Downloads {
+            client,
+            pool: self.pool,
+            stager: &stager,
+            received: &progress.bytes,
+        };
+        let results: Vec<_> = futures_util::stream::iter(wanted)
+            .map(|i| {
+                let e = &entries[i];
+                let d = &downloads;
+                async move {
+                    let url = upstream::join(&self.base, &e.href);
+                    let key = format!(
+                        "{}-{}-{}",
+                        self.repo.id, e.checksum.algorithm, e.checksum.hex
+                    );
+                    let wanted = Wanted {
+                        url: &url,
+                        checksum: Some(&e.checksum),
+                        size: e.package.size_package as u64,
+                        partial_key: &key,
+                    };
+                    let r = download(d, &wanted).await;
+                    progress.done.fetch_add(1, Ordering::Relaxed);
+                    (i, r)
+                }
+            })
+            .buffer_unordered(self.repo.downloads)
+            .take_until(self.halted(progress))
+            .collect()
+            .await;
+        let interrupted =
+            progress.stop.is_requested() || tokio::time::Instant::now() >= self.deadline;
+        // Every queued write lands before anything is committed; a failed write (a full
+        // disk) fails the sync, naming the file.
+        let journal = tokio::task::spawn_blocking(move || stager.finish())
+            .await
+            .map_err(|e| SyncError::Task {
+                what: "writing downloads",
+                message: e.to_string(),
+            })??;
+        let mut staged = Vec::new();
+        let mut failures = Vec::new();
+        for (i, r) in results {
+            match r {
+                Ok((s, transferred)) => {
+                    run.packages_downloaded += 1;
+                    run.bytes_downloaded += transferred as i64;
+                    plan.known.insert(i, s.sha256.clone());
+                    staged.push(s);
+                }
+                Err(e) => failures.push((entries[i].href.clone(), e)),
+            }
+        }
+        if interrupted || !failures.is_empty() {
+            // Verified downloads are kept even when others failed or the sync was
+            // stopped: the next run skips them.
+            let kept = staged.len();
+            self.pool.commit_async(staged).await?;
+            journal.discard();
+            self.remember_checksums(entries, &plan.known).await?;
+            if interrupted {
+                return Err(self.stopped(progress, kept));
+            }
+            failures.sort_by(|a, b| a.0.cmp(&b.0));
+            return Err(SyncError::Packages(failures));
+        }
+        Ok((staged, journal))
+    }
+
+    /// Remembers what the non-sha256 checksums upstream names packages by stand for
+    /// (also for the downloads of a failed run: they are in the pool). Call only once
+    /// the blobs are durable.
+    pub(super) async fn remember_checksums(
+        &self,
+        entries: &[PrimaryEntry],
+        known: &HashMap<usize, String>,
+    ) -> Result<(), SyncError> {
+        let mut learned: HashMap<&str, Vec<(String, String)>> = HashMap::new();
+        for (&i, sha) in known {
+            let c = &entries[i].checksum;
+            if c.algorithm != "sha256" {
+                learned
+                    .entry(c.algorithm.as_str())
+                    .or_default()
+                    .push((c.hex.clone(), sha.clone()));
+            }
+        }
+        for (algorithm, pairs) in &learned {
+            self.catalog.remember_checksums(algorithm, pairs).await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

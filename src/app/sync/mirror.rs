@@ -8,11 +8,13 @@ use crate::app::publish;
 use crate::store::catalog::{Catalog, PlacedFragments, PublicationFile};
 use crate::store::pool::Pool;
 
-/// Records a mirror-mode publication of `files` (path, kind, bytes) for `items`.
+/// Records a mirror-mode publication of `files` (path, kind, bytes) and of `blobs`
+/// (files already durable in the pool: a tree's images) for `items`.
 pub async fn publish_mirror(
     catalog: &Catalog,
     pool: &Pool,
     files: &[(String, String, Vec<u8>)],
+    blobs: &[PublicationFile],
     items: &[PlacedFragments],
 ) -> Result<i64, SyncError> {
     let mut key = sha2::Sha256::new();
@@ -32,6 +34,13 @@ pub async fn publish_mirror(
             size: s.size as i64,
         });
         staged.push(s);
+    }
+    for f in blobs {
+        key.update(f.path.as_bytes());
+        key.update(b" ");
+        key.update(f.sha256.as_bytes());
+        key.update(b"\n");
+        records.push(f.clone());
     }
     pool.commit_async(staged).await?;
     let key = format!(

@@ -27,16 +27,15 @@ pub mod download;
 pub mod filter;
 pub mod mirror;
 pub mod records;
+pub mod tree;
 pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use sha2::Digest;
 
-use crate::app::config::{RepoConfig, SyncMode};
+use crate::app::config::{RepoConfig, RepoKind, SyncMode};
 use crate::app::ingest::{self, IngestError};
 use crate::app::progress::Progress;
 use crate::app::publish::{self, PublishError};
@@ -45,10 +44,11 @@ use crate::domain::status::RunStatus;
 use crate::formats::repodata::parse::{self, PackageStream, ParseError, PrimaryEntry, Repomd};
 use crate::formats::repodata::updateinfo::Nevra;
 use crate::formats::repodata::xml;
-use crate::store::catalog::{Catalog, CatalogError, ExtraRef, PlacedFragments, SyncRun};
+use crate::store::catalog::{
+    Catalog, CatalogError, ExtraRef, PlacedFragments, PublicationFile, SyncRun,
+};
 use crate::store::datadir::DataDir;
-use crate::store::pool::{Pool, PoolError, Staged, StagedJournal};
-use download::{Downloads, Wanted};
+use crate::store::pool::{Pool, PoolError, Staged};
 use upstream::{ClientError, UpstreamError};
 
 /// Largest package accepted.
@@ -98,6 +98,12 @@ pub enum SyncError {
     /// Package downloads failed: (href, why) for each.
     #[error("{} package(s) failed:\n{}", .0.len(), .0.iter().map(|(p, e)| format!("  {p}: {e}")).collect::<Vec<_>>().join("\n"))]
     Packages(Vec<(String, UpstreamError)>),
+    /// A tree's `.treeinfo` cannot be used.
+    #[error(transparent)]
+    Treeinfo(#[from] crate::formats::treeinfo::TreeinfoError),
+    /// Downloads of a tree's files (images) failed: (path, why) for each.
+    #[error("{} file(s) of the tree failed:\n{}", .0.len(), .0.iter().map(|(p, e)| format!("  {p}: {e}")).collect::<Vec<_>>().join("\n"))]
+    TreeFiles(Vec<(String, UpstreamError)>),
     #[error("locking repository {repo}: {source}")]
     Lock {
         repo: String,
@@ -122,7 +128,7 @@ impl SyncError {
     fn count(&self, repo: &str) {
         let m = crate::app::metrics::metrics();
         match self {
-            SyncError::Packages(failures) => {
+            SyncError::Packages(failures) | SyncError::TreeFiles(failures) => {
                 for kind in failures.iter().filter_map(|(_, e)| e.kind()) {
                     m.upstream_error(repo, kind);
                 }
@@ -133,6 +139,7 @@ impl SyncError {
                 }
             }
             SyncError::Parse(_)
+            | SyncError::Treeinfo(_)
             | SyncError::MissingRecord { .. }
             | SyncError::AbsurdSize { .. } => m.upstream_error(repo, "metadata"),
             _ => {}
@@ -277,6 +284,18 @@ enum Publishing {
     Regenerated(publish::Pending),
 }
 
+/// What the metadata phase found for the downloads and the ingest.
+struct Found {
+    /// What identifies upstream's state: repomd.xml's sha256 (a tree's: see `tree`).
+    digest: String,
+    up: Upstream,
+    side: SideRecords,
+    plan: Plan,
+    warnings: Vec<String>,
+    /// A tree's files besides its repositories' (images, `.treeinfo`, …).
+    tree_files: Vec<tree::TreeFetch>,
+}
+
 /// The download plan: the sha256 of each entry the pool holds already, and the entries
 /// to download.
 struct Plan {
@@ -290,7 +309,7 @@ impl Cx<'_> {
     }
 
     fn mirror(&self) -> bool {
-        self.repo.mode == SyncMode::Mirror
+        self.repo.mode() == SyncMode::Mirror
     }
 
     /// Completes when the sync must stop early: a stop was requested (Ctrl-C,
@@ -319,45 +338,24 @@ impl Cx<'_> {
     async fn run(&self, run: &mut SyncRun, progress: &Progress) -> Result<SyncReport, SyncError> {
         let client = upstream::client(self.repo)?;
         let metadata = async {
-            let repomd_url = upstream::join(&self.base, "repodata/repomd.xml");
-            progress.set_stage(format!("{}: fetching {repomd_url}", self.repo.id));
-            let repomd_bytes = records::fetch(&client, &repomd_url, records::MAX_REPOMD).await?;
-            let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
-            if self.unchanged(&repomd_sha).await? {
-                return Ok(None);
+            match self.repo.kind {
+                RepoKind::Repo => self.repo_metadata(&client, progress).await,
+                RepoKind::Tree => self.tree_metadata(&client, progress).await,
             }
-            let repomd = parse::parse_repomd(&repomd_bytes, &repomd_url)?;
-            progress.set_stage(format!(
-                "{}: fetching and reading the package lists (primary, filelists, other) of {}",
-                self.repo.id, self.base
-            ));
-            let up = self.read_packages(&client, &repomd, &repomd_url).await?;
-            self.phase("metadata fetched and parsed");
-            progress.set_stage(format!(
-                "{}: fetching the other metadata (comps, updateinfo, modules) of {}",
-                self.repo.id, self.base
-            ));
-            let side = self
-                .fetch_side_records(&client, &repomd, &repomd_bytes, &up)
-                .await?;
-            self.phase("comps, updateinfo and modules fetched");
-            progress.set_stage(format!(
-                "{}: checking which packages the pool holds",
-                self.repo.id
-            ));
-            let plan = self.plan_downloads(&up).await?;
-            let mut warnings: Vec<String> = side.warnings().to_vec();
-            warnings.extend(upstream::weak_checksums(&repomd, &up.entries));
-            for w in &warnings {
-                tracing::warn!("{}: {w}", self.repo.id);
-            }
-            Ok::<_, SyncError>(Some((repomd_sha, up, side, plan, warnings)))
         };
         let fetched = tokio::select! {
             fetched = metadata => fetched?,
             _ = self.halted(progress) => return Err(self.stopped(progress, 0)),
         };
-        let Some((repomd_sha, mut up, side, mut plan, warnings)) = fetched else {
+        let Some(Found {
+            digest,
+            mut up,
+            side,
+            mut plan,
+            warnings,
+            tree_files,
+        }) = fetched
+        else {
             tracing::info!("{}: upstream unchanged", self.repo.id);
             return Ok(SyncReport {
                 status: RunStatus::Unchanged,
@@ -365,13 +363,29 @@ impl Cx<'_> {
                 ..Default::default()
             });
         };
-        let (staged, journal) = self
-            .download(&client, &up.entries, &mut plan, run, progress)
+        let (tree_staged, tree_refs, tree_journal) = self
+            .download_tree_files(&client, tree_files, run, progress)
             .await?;
+        let (mut staged, journal) = match self
+            .download(&client, &up.entries, &mut plan, run, progress)
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                // The tree's verified files are kept, as verified packages are.
+                self.pool.commit_async(tree_staged).await?;
+                tree_journal.discard();
+                return Err(e);
+            }
+        };
+        staged.extend(tree_staged);
         self.phase("downloads finished");
-        let ingested = self.ingest(&mut up, plan, staged, side, &repomd_sha).await;
+        let ingested = self
+            .ingest(&mut up, plan, staged, side, tree_refs, &digest)
+            .await;
         // Every staged blob is now committed or removed.
         journal.discard();
+        tree_journal.discard();
         let mut report = ingested?;
         report.downloaded = run.packages_downloaded as usize;
         report.bytes = run.bytes_downloaded as u64;
@@ -381,25 +395,80 @@ impl Cx<'_> {
         Ok(report)
     }
 
-    /// Is upstream's repomd.xml the one the current content came from?
+    /// A repository's metadata phase: repomd.xml (nothing more when it is the one the
+    /// current content came from), the package lists, the side records, the plan.
+    async fn repo_metadata(
+        &self,
+        client: &reqwest::Client,
+        progress: &Progress,
+    ) -> Result<Option<Found>, SyncError> {
+        let repomd_url = upstream::join(&self.base, "repodata/repomd.xml");
+        progress.set_stage(format!("{}: fetching {repomd_url}", self.repo.id));
+        let repomd_bytes = records::fetch(client, &repomd_url, records::MAX_REPOMD).await?;
+        let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
+        if self.unchanged(&repomd_sha).await? {
+            return Ok(None);
+        }
+        let repomd = parse::parse_repomd(&repomd_bytes, &repomd_url)?;
+        progress.set_stage(format!(
+            "{}: fetching and reading the package lists (primary, filelists, other) of {}",
+            self.repo.id, self.base
+        ));
+        let up = self
+            .read_packages(client, &self.base, "", &repomd, &repomd_url)
+            .await?;
+        self.phase("metadata fetched and parsed");
+        progress.set_stage(format!(
+            "{}: fetching the other metadata (comps, updateinfo, modules) of {}",
+            self.repo.id, self.base
+        ));
+        let side = self
+            .fetch_side_records(client, &self.base, &repomd, &repomd_bytes, &up)
+            .await?;
+        self.phase("comps, updateinfo and modules fetched");
+        progress.set_stage(format!(
+            "{}: checking which packages the pool holds",
+            self.repo.id
+        ));
+        let plan = self.plan_downloads(&up).await?;
+        let mut warnings: Vec<String> = side.warnings().to_vec();
+        warnings.extend(upstream::weak_checksums(&repomd, &up.entries));
+        for w in &warnings {
+            tracing::warn!("{}: {w}", self.repo.id);
+        }
+        Ok(Some(Found {
+            digest: repomd_sha,
+            up,
+            side,
+            plan,
+            warnings,
+            tree_files: Vec::new(),
+        }))
+    }
+
+    /// Is upstream's repomd.xml (a tree's digest) the one the current content came
+    /// from?
     async fn unchanged(&self, repomd_sha: &str) -> Result<bool, SyncError> {
-        let has_latest = self
+        let latest = self
             .catalog
             .repo(&self.repo.id)
             .await?
-            .is_some_and(|r| r.latest_publication_id.is_some());
-        if !(has_latest
-            && self.catalog.upstream_repomd(self.repo_id).await?.as_deref() == Some(repomd_sha))
-        {
+            .and_then(|r| r.latest_publication_id);
+        let Some(latest) = latest else {
+            return Ok(false);
+        };
+        if self.catalog.upstream_repomd(self.repo_id).await?.as_deref() != Some(repomd_sha) {
             return Ok(false);
         }
         // The catalog says nothing changed; the pool must still hold what it names. A
-        // package file lost since (deleted, or quarantined by `db verify --repair`)
-        // makes this a full sync, which downloads what is missing.
+        // package or tree file lost since (deleted, or quarantined by `db verify
+        // --repair`) makes this a full sync, which downloads what is missing.
         let content = self.catalog.repo_content(self.repo_id).await?;
+        let files = self.catalog.publication_files(latest).await?;
         let pool = self.pool.clone();
         let missing = tokio::task::spawn_blocking(move || {
             content.iter().filter(|c| !pool.contains(&c.sha256)).count()
+                + files.iter().filter(|f| !pool.contains(&f.sha256)).count()
         })
         .await
         .map_err(|e| SyncError::Task {
@@ -408,7 +477,7 @@ impl Cx<'_> {
         })?;
         if missing > 0 {
             tracing::warn!(
-                "{}: upstream unchanged, but {missing} package file(s) of the current content are missing from the pool: fetching them again",
+                "{}: upstream unchanged, but {missing} file(s) of the current content are missing from the pool: fetching them again",
                 self.repo.id
             );
         }
@@ -417,13 +486,17 @@ impl Cx<'_> {
 
     /// Fetches primary, filelists and other and parses them in lockstep, keeping what
     /// the filters allow.
+    /// `base` is the repository's URL (ending in `/`) and `prefix` its directory in
+    /// the published tree (`""` but for a tree's variants).
     async fn read_packages(
         &self,
         client: &reqwest::Client,
+        base: &str,
+        prefix: &str,
         repomd: &Repomd,
         repomd_url: &str,
     ) -> Result<Upstream, SyncError> {
-        let docs = records::fetch_package_records(client, &self.base, repomd, repomd_url).await?;
+        let docs = records::fetch_package_records(client, base, repomd, repomd_url).await?;
         let filter = filter::Filter::new(self.repo)?;
         let mut entries: Vec<PrimaryEntry> = Vec::new();
         let mut removed: HashSet<Nevra> = HashSet::new();
@@ -432,7 +505,11 @@ impl Cx<'_> {
             // directories for the packages it will most likely download.
             let buckets = self.pool.bucket_maker();
             let mut stream = PackageStream::new(docs[0].open()?, docs[1].open()?, docs[2].open()?);
-            while let Some(entry) = stream.next_package()? {
+            while let Some(mut entry) = stream.next_package()? {
+                // A tree's variant: locations (and downloads) from the tree root.
+                if !prefix.is_empty() {
+                    entry.href = tree::under(prefix, &entry.href);
+                }
                 let size = entry.package.size_package;
                 if size < 0 || size as u64 > MAX_PACKAGE {
                     return Err(SyncError::AbsurdSize {
@@ -486,6 +563,7 @@ impl Cx<'_> {
     async fn fetch_side_records(
         &self,
         client: &reqwest::Client,
+        base: &str,
         repomd: &Repomd,
         repomd_bytes: &[u8],
         up: &Upstream,
@@ -496,159 +574,38 @@ impl Cx<'_> {
             .map(|&i| filter::nevra_of(&up.entries[i].package))
             .collect();
         if self.mirror() {
-            for r in &repomd.records {
-                servable(&r.href)?;
-            }
-            let files =
-                records::fetch_all_records(client, &self.base, repomd, repomd_bytes).await?;
-            // Served as upstream's bytes; opened too, for the views the repository is
-            // a member of.
-            let extras = records::extras_of_mirror(&self.base, repomd, &files, &keep)?;
-            return Ok(SideRecords::Mirror(files, extras));
+            let (files, carry) = self
+                .fetch_mirror_records(client, base, repomd, repomd_bytes, up)
+                .await?;
+            return Ok(SideRecords::Mirror(files, carry));
         }
         Ok(SideRecords::Extras(
-            records::fetch_extras(client, &self.base, repomd, &keep, &up.removed).await?,
+            records::fetch_extras(client, base, repomd, &keep, &up.removed).await?,
         ))
     }
 
-    /// Which packages the pool holds already (by upstream's sha256, or by another
-    /// checksum an earlier sync learned the sha256 of), and which to download.
-    async fn plan_downloads(&self, up: &Upstream) -> Result<Plan, SyncError> {
-        let mut mapped: HashMap<(String, String), String> = HashMap::new();
-        let mut by_algorithm: HashMap<&str, Vec<&str>> = HashMap::new();
-        for &i in up.by_location.values() {
-            let c = &up.entries[i].checksum;
-            if c.algorithm != "sha256" {
-                by_algorithm
-                    .entry(c.algorithm.as_str())
-                    .or_default()
-                    .push(c.hex.as_str());
-            }
-        }
-        for (algorithm, digests) in &by_algorithm {
-            for (digest, sha) in self.catalog.sha256_for(algorithm, digests).await? {
-                mapped.insert((algorithm.to_string(), digest), sha);
-            }
-        }
-        let mut plan = Plan {
-            known: HashMap::new(),
-            wanted: Vec::new(),
-        };
-        for &i in up.by_location.values() {
-            let e = &up.entries[i];
-            let size = e.package.size_package as u64;
-            let key = (e.checksum.algorithm.clone(), e.checksum.hex.clone());
-            if let Some(sha) = mapped.get(&key) {
-                if self.pool.reuse(sha, size) {
-                    plan.known.insert(i, sha.clone());
-                    continue;
-                }
-            }
-            if e.checksum.algorithm == "sha256" && self.pool.reuse(&e.checksum.hex, size) {
-                plan.known.insert(i, e.checksum.hex.clone());
-            } else {
-                plan.wanted.push(i);
-            }
-        }
-        plan.wanted.sort_unstable();
-        tracing::info!(
-            "{}: {} packages upstream after filters, {} to download",
-            self.repo.id,
-            up.by_location.len(),
-            plan.wanted.len()
-        );
-        Ok(plan)
-    }
-
-    /// Downloads the plan's wanted packages in parallel, adding each to the plan's
-    /// known ones. All or nothing: when any fails, what did arrive is made durable (the
-    /// next run skips it) and every failure is named.
-    async fn download(
+    /// Mirror mode's records: every metadata file upstream has (path, kind, bytes),
+    /// served as upstream's bytes, and what regenerated metadata would carry of them,
+    /// for the views the repository is a member of.
+    async fn fetch_mirror_records(
         &self,
         client: &reqwest::Client,
-        entries: &[PrimaryEntry],
-        plan: &mut Plan,
-        run: &mut SyncRun,
-        progress: &Progress,
-    ) -> Result<(Vec<Staged>, StagedJournal), SyncError> {
-        let wanted = std::mem::take(&mut plan.wanted);
-        progress.bytes_total.store(
-            wanted
-                .iter()
-                .map(|&i| entries[i].package.size_package as u64)
-                .sum(),
-            Ordering::Relaxed,
-        );
-        progress.total.store(wanted.len(), Ordering::Relaxed);
-        let stager = self.pool.stager()?;
-        let downloads = Downloads {
-            client,
-            pool: self.pool,
-            stager: &stager,
-            received: &progress.bytes,
-        };
-        let results: Vec<_> = futures_util::stream::iter(wanted)
-            .map(|i| {
-                let e = &entries[i];
-                let d = &downloads;
-                async move {
-                    let url = upstream::join(&self.base, &e.href);
-                    let key = format!(
-                        "{}-{}-{}",
-                        self.repo.id, e.checksum.algorithm, e.checksum.hex
-                    );
-                    let wanted = Wanted {
-                        url: &url,
-                        checksum: &e.checksum,
-                        size: e.package.size_package as u64,
-                        partial_key: &key,
-                    };
-                    let r = download::download(d, &wanted).await;
-                    progress.done.fetch_add(1, Ordering::Relaxed);
-                    (i, r)
-                }
-            })
-            .buffer_unordered(self.repo.downloads)
-            .take_until(self.halted(progress))
-            .collect()
-            .await;
-        let interrupted =
-            progress.stop.is_requested() || tokio::time::Instant::now() >= self.deadline;
-        // Every queued write lands before anything is committed; a failed write (a full
-        // disk) fails the sync, naming the file.
-        let journal = tokio::task::spawn_blocking(move || stager.finish())
-            .await
-            .map_err(|e| SyncError::Task {
-                what: "writing downloads",
-                message: e.to_string(),
-            })??;
-        let mut staged = Vec::new();
-        let mut failures = Vec::new();
-        for (i, r) in results {
-            match r {
-                Ok((s, transferred)) => {
-                    run.packages_downloaded += 1;
-                    run.bytes_downloaded += transferred as i64;
-                    plan.known.insert(i, s.sha256.clone());
-                    staged.push(s);
-                }
-                Err(e) => failures.push((entries[i].href.clone(), e)),
-            }
+        base: &str,
+        repomd: &Repomd,
+        repomd_bytes: &[u8],
+        up: &Upstream,
+    ) -> Result<(Vec<(String, String, Vec<u8>)>, records::Carry), SyncError> {
+        for r in &repomd.records {
+            servable(&r.href)?;
         }
-        if interrupted || !failures.is_empty() {
-            // Verified downloads are kept even when others failed or the sync was
-            // stopped: the next run skips them.
-            let kept = staged.len();
-            self.pool.commit_async(staged).await?;
-            journal.discard();
-            self.remember_checksums(entries, &plan.known).await?;
-            if interrupted {
-                return Err(self.stopped(progress, kept));
-            }
-            failures.sort_by(|a, b| a.0.cmp(&b.0));
-            return Err(SyncError::Packages(failures));
-        }
-        Ok((staged, journal))
+        let keep: HashSet<Nevra> = up
+            .by_location
+            .values()
+            .map(|&i| filter::nevra_of(&up.entries[i].package))
+            .collect();
+        let files = records::fetch_all_records(client, base, repomd, repomd_bytes).await?;
+        let carry = records::extras_of_mirror(base, repomd, &files, &keep)?;
+        Ok((files, carry))
     }
 
     /// The ingest protocol for the new content: the blobs become durable while the
@@ -660,6 +617,7 @@ impl Cx<'_> {
         plan: Plan,
         mut staged: Vec<Staged>,
         side: SideRecords,
+        tree_refs: Vec<PublicationFile>,
         repomd_sha: &str,
     ) -> Result<SyncReport, SyncError> {
         let (carry, mirror_files) = match side {
@@ -747,7 +705,7 @@ impl Cx<'_> {
             .collect();
         let publication_id = match publishing {
             Publishing::Mirror(files, items) => {
-                mirror::publish_mirror(self.catalog, self.pool, &files, &items).await?
+                mirror::publish_mirror(self.catalog, self.pool, &files, &tree_refs, &items).await?
             }
             Publishing::Regenerated(pending) => {
                 pending
@@ -761,7 +719,8 @@ impl Cx<'_> {
             packages
                 .iter()
                 .map(|(p, _)| p.pkgid.as_str())
-                .chain(extra_refs.iter().map(|e| e.sha256.as_str())),
+                .chain(extra_refs.iter().map(|e| e.sha256.as_str()))
+                .chain(tree_refs.iter().map(|f| f.sha256.as_str())),
         )?;
         locked
             .replace(&placements, publication_id, repomd_sha, &extra_refs)
@@ -774,29 +733,5 @@ impl Cx<'_> {
             removed: comparison.absent.len(),
             ..Default::default()
         })
-    }
-
-    /// Remembers what the non-sha256 checksums upstream names packages by stand for
-    /// (also for the downloads of a failed run: they are in the pool). Call only once
-    /// the blobs are durable.
-    async fn remember_checksums(
-        &self,
-        entries: &[PrimaryEntry],
-        known: &HashMap<usize, String>,
-    ) -> Result<(), SyncError> {
-        let mut learned: HashMap<&str, Vec<(String, String)>> = HashMap::new();
-        for (&i, sha) in known {
-            let c = &entries[i].checksum;
-            if c.algorithm != "sha256" {
-                learned
-                    .entry(c.algorithm.as_str())
-                    .or_default()
-                    .push((c.hex.clone(), sha.clone()));
-            }
-        }
-        for (algorithm, pairs) in &learned {
-            self.catalog.remember_checksums(algorithm, pairs).await?;
-        }
-        Ok(())
     }
 }

@@ -341,6 +341,29 @@ async fn fetch_once(
     Ok(out)
 }
 
+/// The size of the file at `url`, from the `Content-Length` of a HEAD request (with
+/// [`retrying`]); a server that does not give one fails with [`UpstreamError::Transfer`].
+pub async fn content_length(client: &reqwest::Client, url: &str) -> Result<u64, UpstreamError> {
+    retrying(url, || async {
+        let resp = client
+            .head(url)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e))?;
+        if !resp.status().is_success() {
+            return Err(UpstreamError::Status(resp.status()));
+        }
+        resp.headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                UpstreamError::Transfer("the server gives no Content-Length for it".into())
+            })
+    })
+    .await
+}
+
 /// GETs `url` (with `range` from that byte, if given): the response if its status is
 /// a success.
 pub async fn get_from(

@@ -295,16 +295,16 @@ impl Catalog {
             "SELECT p.sha256, 'in views/' || v.name || '/' || s.name AS what FROM view_snapshot_packages x \
              JOIN packages p ON p.id = x.package_id JOIN view_snapshots s ON s.id = x.view_snapshot_id \
              JOIN views v ON v.id = s.view_id WHERE p.sha256 IN ({list})".into(),
-            "SELECT f.sha256, 'metadata ' || f.path || ' of repos/' || r.name || '/latest' AS what \
+            "SELECT f.sha256, CASE WHEN f.kind IN ('image', 'tree', 'treeinfo') THEN 'tree file ' ELSE 'metadata ' END || f.path || ' of repos/' || r.name || '/latest' AS what \
              FROM publication_files f JOIN repos r ON r.latest_publication_id = f.publication_id \
              WHERE f.sha256 IN ({list})".into(),
-            "SELECT f.sha256, 'metadata ' || f.path || ' of repos/' || r.name || '/' || s.name AS what \
+            "SELECT f.sha256, CASE WHEN f.kind IN ('image', 'tree', 'treeinfo') THEN 'tree file ' ELSE 'metadata ' END || f.path || ' of repos/' || r.name || '/' || s.name AS what \
              FROM publication_files f JOIN snapshots s ON s.publication_id = f.publication_id \
              JOIN repos r ON r.id = s.repo_id WHERE f.sha256 IN ({list})".into(),
-            "SELECT f.sha256, 'metadata ' || f.path || ' of views/' || v.name || '/latest' AS what \
+            "SELECT f.sha256, CASE WHEN f.kind IN ('image', 'tree', 'treeinfo') THEN 'tree file ' ELSE 'metadata ' END || f.path || ' of views/' || v.name || '/latest' AS what \
              FROM publication_files f JOIN views v ON v.latest_publication_id = f.publication_id \
              WHERE f.sha256 IN ({list})".into(),
-            "SELECT f.sha256, 'metadata ' || f.path || ' of views/' || v.name || '/' || s.name AS what \
+            "SELECT f.sha256, CASE WHEN f.kind IN ('image', 'tree', 'treeinfo') THEN 'tree file ' ELSE 'metadata ' END || f.path || ' of views/' || v.name || '/' || s.name AS what \
              FROM publication_files f JOIN view_snapshots s ON s.publication_id = f.publication_id \
              JOIN views v ON v.id = s.view_id WHERE f.sha256 IN ({list})".into(),
         ];

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::AssertSqlSafe;
 
-use super::{Catalog, Result, Space, SyncRun, TreeKind, SYNC_RUN_COLUMNS};
+use super::{Catalog, PublicationFile, Result, Space, SyncRun, TreeKind, SYNC_RUN_COLUMNS};
 
 /// A repository or view on the overview page.
 #[derive(Debug, Clone, Default)]
@@ -359,6 +359,32 @@ impl Catalog {
 
     /// One page of a tree's packages (in location order), those whose name contains
     /// `search` (case-insensitive; empty: all), and how many match in all.
+    /// What makes a tree an installation tree: its `.treeinfo`, images and other tree
+    /// files, and every `repomd.xml` (one per variant repository), by path. Empty for
+    /// a tree without a `.treeinfo`.
+    pub async fn page_tree_files(&self, tree: &PageTree) -> Result<Vec<PublicationFile>> {
+        let publication = match tree.kind {
+            TreeKind::RepoSnapshot => "SELECT publication_id FROM snapshots WHERE id = $1",
+            TreeKind::RepoLatest => "SELECT latest_publication_id FROM repos WHERE id = $1",
+            TreeKind::ViewSnapshot => "SELECT publication_id FROM view_snapshots WHERE id = $1",
+            TreeKind::ViewLatest => "SELECT latest_publication_id FROM views WHERE id = $1",
+        };
+        let sql = format!(
+            "SELECT path, kind, sha256, size FROM publication_files \
+             WHERE publication_id = ({publication}) \
+             AND (kind IN ('image', 'tree', 'treeinfo') OR path LIKE '%repodata/repomd.xml') \
+             ORDER BY path"
+        );
+        let files: Vec<PublicationFile> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(tree.id)
+            .fetch_all(&self.pool)
+            .await?;
+        if !files.iter().any(|f| f.kind == "treeinfo") {
+            return Ok(Vec::new());
+        }
+        Ok(files)
+    }
+
     pub async fn page_packages(
         &self,
         tree: &PageTree,

@@ -1,0 +1,278 @@
+//! `[[repo]]`: a repository's settings (its feed, filters, mode, kind, schedule and
+//! retention) and the checks of their values against each other.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::de_timeout;
+use crate::domain::names::{self, valid_name};
+use crate::domain::schedule::Schedule;
+use crate::formats::repodata::Compression;
+
+/// `[[repo]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// The repository id used in commands and URLs.
+    pub id: String,
+    /// Metadata compression for this repo's published trees.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Upstream yum repository (the URL holding `repodata/`); none means a local repo.
+    #[serde(default, deserialize_with = "de_feed")]
+    pub feed: Option<String>,
+    /// Only packages of these architectures (empty: all).
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// Only packages whose name matches one of these globs (empty: all).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Never packages whose name matches one of these globs.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Keep only the newest N versions of each name.arch (rpm version order).
+    #[serde(default)]
+    pub keep_latest: Option<usize>,
+    /// Package downloads running at once during a sync.
+    #[serde(default = "default_downloads")]
+    pub downloads: usize,
+    /// "regenerate" (default for a repository): publish Cairn's own metadata for the
+    /// kept packages; "mirror" (always, for a tree): serve upstream's metadata bytes
+    /// (and repomd.xml.asc) unchanged. Read it through [`RepoConfig::mode`].
+    #[serde(default, rename = "mode")]
+    pub mode_setting: Option<SyncMode>,
+    /// "repo" (default): the feed is a yum repository; "tree": the feed is an
+    /// installation tree described by its `.treeinfo`.
+    #[serde(default)]
+    pub kind: RepoKind,
+    /// A tree's files to carry besides those `.treeinfo` names and the usual ones
+    /// (`.discinfo`, `media.repo`, `EULA`, `GPL`, `RPM-GPG-KEY-*` the root lists).
+    #[serde(default)]
+    pub tree_files: Vec<String>,
+    /// PEM client certificate for the upstream (entitlement CDNs); needs `tls_client_key`.
+    #[serde(default)]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM private key of `tls_client_cert`.
+    #[serde(default)]
+    pub tls_client_key: Option<PathBuf>,
+    /// PEM CA certificate(s) trusted for the upstream, in addition to the system roots.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// How long connecting to the upstream may take ("15s").
+    #[serde(default = "default_connect_timeout", deserialize_with = "de_timeout")]
+    pub connect_timeout: std::time::Duration,
+    /// How long the upstream may send nothing while a response is expected or under
+    /// way ("20s"); each request is tried 3 times, so a dead upstream fails the sync
+    /// within about a minute.
+    #[serde(default = "default_upstream_idle", deserialize_with = "de_timeout")]
+    pub idle_timeout: std::time::Duration,
+    /// The longest a sync may run ("6h"). When it passes, the sync stops as if
+    /// interrupted: finished downloads are kept and the next sync goes on from there.
+    #[serde(default = "default_sync_deadline", deserialize_with = "de_timeout")]
+    pub deadline: std::time::Duration,
+    /// HTTP(S) proxy for this repository's upstream, e.g. "http://proxy:3128".
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// After each sync that changed the repository, create a snapshot named by this
+    /// template: `{date}`, `{datetime}`, `{repo}` (e.g. "{date}").
+    #[serde(default)]
+    pub snapshot_name: Option<String>,
+    /// Retention: keep the newest N snapshots (and/or those younger than keep_days).
+    #[serde(default)]
+    pub keep_snapshots: Option<usize>,
+    /// Retention: keep snapshots younger than this many days.
+    #[serde(default)]
+    pub keep_days: Option<u32>,
+    /// When `cairn serve` syncs this repository: "daily HH:MM" (UTC) or "every 6h".
+    #[serde(default, deserialize_with = "de_schedule")]
+    pub schedule: Option<Schedule>,
+}
+
+fn de_schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| s.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// What a feed is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    /// A yum/dnf repository (`repodata/` at the feed URL).
+    #[default]
+    Repo,
+    /// An installation tree: `.treeinfo` at the feed URL, its images and its variants'
+    /// repositories.
+    Tree,
+}
+
+/// How a mirrored repository publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Regenerate,
+    Mirror,
+}
+
+fn default_connect_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(15)
+}
+
+fn default_upstream_idle() -> std::time::Duration {
+    std::time::Duration::from_secs(20)
+}
+
+fn default_sync_deadline() -> std::time::Duration {
+    std::time::Duration::from_secs(6 * 3600)
+}
+
+fn default_downloads() -> usize {
+    8
+}
+
+impl RepoConfig {
+    /// How the repository publishes: a tree always mirrors (its `.treeinfo` lists the
+    /// checksums of what it names, and installers read its files as they are).
+    pub fn mode(&self) -> SyncMode {
+        match self.kind {
+            RepoKind::Tree => SyncMode::Mirror,
+            RepoKind::Repo => self.mode_setting.unwrap_or_default(),
+        }
+    }
+
+    /// Checks the values of one `[[repo]]` against each other; the message names the
+    /// repository and the key.
+    pub(super) fn check(&self) -> Result<(), String> {
+        let repo = self;
+        if repo.kind == RepoKind::Tree {
+            if repo.feed.is_none() {
+                return Err(format!(
+                    "repo {:?}: kind = \"tree\" needs a feed (the URL holding .treeinfo)",
+                    repo.id
+                ));
+            }
+            if repo.mode_setting == Some(SyncMode::Regenerate) {
+                return Err(format!(
+                    "repo {:?}: a tree is mirrored byte for byte (its .treeinfo lists the checksums of what it names): remove mode = \"regenerate\"",
+                    repo.id
+                ));
+            }
+        } else if !repo.tree_files.is_empty() {
+            return Err(format!(
+                "repo {:?}: tree_files needs kind = \"tree\"",
+                repo.id
+            ));
+        }
+        for f in &repo.tree_files {
+            if !crate::formats::repodata::parse::href_is_safe(f) || f.ends_with('/') {
+                return Err(format!(
+                    "repo {:?}: tree_files entry {f:?} must be a file path relative to the tree root",
+                    repo.id
+                ));
+            }
+        }
+        if !valid_name(&repo.id) {
+            return Err(format!(
+                "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
+                repo.id
+            ));
+        }
+        if let Some(feed) = &repo.feed {
+            if !(feed.starts_with("http://") || feed.starts_with("https://")) {
+                return Err(format!(
+                    "repo {:?}: feed {feed:?} must be an http:// or https:// URL",
+                    repo.id
+                ));
+            }
+        }
+        for glob in repo.include.iter().chain(&repo.exclude) {
+            if let Err(e) = globset::Glob::new(glob) {
+                return Err(format!("repo {:?}: bad name glob {glob:?}: {e}", repo.id));
+            }
+        }
+        if repo.tls_client_cert.is_some() != repo.tls_client_key.is_some() {
+            return Err(format!(
+                "repo {:?}: tls_client_cert and tls_client_key go together",
+                repo.id
+            ));
+        }
+        if let Some(proxy) = &repo.proxy {
+            if !(proxy.starts_with("http://")
+                || proxy.starts_with("https://")
+                || proxy.starts_with("socks5://"))
+            {
+                return Err(format!(
+                    "repo {:?}: proxy {proxy:?} must be an http://, https:// or socks5:// URL",
+                    repo.id
+                ));
+            }
+        }
+        if repo.mode() == SyncMode::Mirror
+            && (!repo.arch.is_empty()
+                || !repo.include.is_empty()
+                || !repo.exclude.is_empty()
+                || repo.keep_latest.is_some())
+        {
+            return Err(format!(
+                "repo {:?}: mode = \"mirror\" (and kind = \"tree\") keeps upstream's metadata unchanged, so it cannot be combined with arch, include, exclude or keep_latest",
+                repo.id
+            ));
+        }
+        if let Some(t) = &repo.snapshot_name {
+            let probe = names::expand(t, &repo.id, time::OffsetDateTime::UNIX_EPOCH);
+            if !valid_name(&probe) {
+                return Err(format!(
+                    "repo {:?}: snapshot_name {t:?} does not make a valid snapshot name",
+                    repo.id
+                ));
+            }
+        }
+        if repo.keep_snapshots == Some(0) {
+            return Err(format!(
+                "repo {:?}: keep_snapshots must be at least 1",
+                repo.id
+            ));
+        }
+        if repo.schedule.is_some() && repo.feed.is_none() {
+            return Err(format!(
+                "repo {:?}: schedule needs a feed (local repositories are not synced)",
+                repo.id
+            ));
+        }
+        if repo.keep_latest == Some(0) {
+            return Err(format!(
+                "repo {:?}: keep_latest must be at least 1",
+                repo.id
+            ));
+        }
+        if repo.downloads == 0 || repo.downloads > 256 {
+            return Err(format!(
+                "repo {:?}: downloads must be between 1 and 256, not {}",
+                repo.id, repo.downloads
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An upstream URL: http(s) with a host, not pointing into `repodata/`.
+fn de_feed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(feed) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let url = reqwest::Url::parse(&feed)
+        .map_err(|e| serde::de::Error::custom(format!("{feed:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(serde::de::Error::custom(format!(
+            "{feed:?} must be an http:// or https:// URL with a host"
+        )));
+    }
+    if url.path().trim_end_matches('/').ends_with("/repodata") {
+        return Err(serde::de::Error::custom(format!(
+            "{feed:?} points into repodata/: give the repository's root, the directory that contains repodata/"
+        )));
+    }
+    Ok(Some(feed))
+}

@@ -224,6 +224,25 @@ fn a_damaged_carried_record_fails_the_sync_naming_it_and_changes_nothing() {
                 .unwrap()
         };
         let latest = latest_repomd();
+        // The sync fails with every one of `needles` in its error, and latest stays.
+        let fails_naming = |needles: &[&str]| {
+            let out = env.run(&["repo", "sync", "m"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{}: {err}", backend.name());
+            for needle in needles {
+                assert!(
+                    err.contains(needle),
+                    "{}: {needle} in {err}",
+                    backend.name()
+                );
+            }
+            assert_eq!(
+                latest_repomd(),
+                latest,
+                "{}: latest unchanged",
+                backend.name()
+            );
+        };
 
         // The productid's bytes differ from repomd's checksum.
         let productid = repo.join(href_of("productid"));
@@ -236,20 +255,7 @@ fn a_damaged_carried_record_fails_the_sync_naming_it_and_changes_nothing() {
         let note = up_dir.path().join("more.txt");
         std::fs::write(&note, "more\n").unwrap();
         modifyrepo(&repo, &note, "more", &["--no-compress"]);
-        let out = env.run(&["repo", "sync", "m"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{}: {err}", backend.name());
-        assert!(
-            err.contains(&href_of("productid")) && err.contains("checksum mismatch"),
-            "{}: {err}",
-            backend.name()
-        );
-        assert_eq!(
-            latest_repomd(),
-            latest,
-            "{}: latest unchanged",
-            backend.name()
-        );
+        fails_naming(&[&href_of("productid"), "checksum mismatch"]);
         std::fs::write(&productid, &good).unwrap();
 
         // The compressed bytes match, but their open form does not match the
@@ -263,20 +269,7 @@ fn a_damaged_carried_record_fails_the_sync_naming_it_and_changes_nothing() {
             .collect();
         doc = doc.replace(&open, &wrong);
         std::fs::write(&repomd_path, &doc).unwrap();
-        let out = env.run(&["repo", "sync", "m"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{}: {err}", backend.name());
-        assert!(
-            err.contains(&href_of("site_data")) && err.contains("(decompressed)"),
-            "{}: {err}",
-            backend.name()
-        );
-        assert_eq!(
-            latest_repomd(),
-            latest,
-            "{}: latest unchanged",
-            backend.name()
-        );
+        fails_naming(&[&href_of("site_data"), "(decompressed)"]);
         std::fs::write(&repomd_path, &repomd).unwrap();
         std::fs::remove_file(&note).unwrap();
     }

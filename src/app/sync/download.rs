@@ -239,8 +239,86 @@ async fn rehash_partial(
     Ok(read)
 }
 
+/// One download's result: the staged blob and the bytes this run transferred.
+pub(super) type Downloaded = Result<(Staged, u64), UpstreamError>;
+
+/// One file of a [`Cx::download_batch`].
+pub(super) struct Job {
+    pub url: String,
+    pub checksum: Option<Checksum>,
+    pub size: u64,
+    /// The key of its resumable partial file.
+    pub partial_key: String,
+}
+
+/// What a batch of downloads gave: each file's result by its key, whether the batch
+/// was cut short (a stop, or the deadline), and the journal of the pool buckets its
+/// writes used.
+pub(super) struct Batch<K> {
+    pub results: Vec<(K, Downloaded)>,
+    pub interrupted: bool,
+    pub journal: StagedJournal,
+}
+
 /// The downloads of a sync: its plan, the package downloads and what they teach.
 impl Cx<'_> {
+    /// Downloads `jobs`, `parallel` at a time, counting them in `progress`, until all
+    /// ended or the sync must stop; every queued write has landed when it returns (a
+    /// failed write, a full disk, fails it naming the file; `what` names the step).
+    pub(super) async fn download_batch<K>(
+        &self,
+        client: &reqwest::Client,
+        jobs: Vec<(K, Job)>,
+        parallel: usize,
+        progress: &Progress,
+        what: &'static str,
+    ) -> Result<Batch<K>, SyncError> {
+        progress
+            .bytes_total
+            .store(jobs.iter().map(|(_, j)| j.size).sum(), Ordering::Relaxed);
+        progress.total.store(jobs.len(), Ordering::Relaxed);
+        progress.done.store(0, Ordering::Relaxed);
+        let stager = self.pool.stager()?;
+        let downloads = Downloads {
+            client,
+            pool: self.pool,
+            stager: &stager,
+            received: &progress.bytes,
+        };
+        let results: Vec<_> = futures_util::stream::iter(jobs)
+            .map(|(key, job)| {
+                let d = &downloads;
+                async move {
+                    let wanted = Wanted {
+                        url: &job.url,
+                        checksum: job.checksum.as_ref(),
+                        size: job.size,
+                        partial_key: &job.partial_key,
+                    };
+                    let r = download(d, &wanted).await;
+                    progress.done.fetch_add(1, Ordering::Relaxed);
+                    (key, r)
+                }
+            })
+            .buffer_unordered(parallel)
+            .take_until(self.halted(progress))
+            .collect()
+            .await;
+        let interrupted =
+            progress.stop.is_requested() || tokio::time::Instant::now() >= self.deadline;
+        let journal = tokio::task::spawn_blocking(move || stager.finish())
+            .await
+            .map_err(|e| SyncError::Task {
+                what,
+                message: e.to_string(),
+            })??;
+        Ok(Batch {
+            results,
+            interrupted,
+            journal,
+        })
+    }
+
     /// Which packages the pool holds already (by upstream's sha256, or by another
     /// checksum an earlier sync learned the sha256 of), and which to download.
     pub(super) async fn plan_downloads(&self, up: &Upstream) -> Result<Plan, SyncError> {
@@ -302,56 +380,35 @@ impl Cx<'_> {
         progress: &Progress,
     ) -> Result<(Vec<Staged>, StagedJournal), SyncError> {
         let wanted = std::mem::take(&mut plan.wanted);
-        progress.bytes_total.store(
-            wanted
-                .iter()
-                .map(|&i| entries[i].package.size_package as u64)
-                .sum(),
-            Ordering::Relaxed,
-        );
-        progress.total.store(wanted.len(), Ordering::Relaxed);
-        let stager = self.pool.stager()?;
-        let downloads = Downloads {
-            client,
-            pool: self.pool,
-            stager: &stager,
-            received: &progress.bytes,
-        };
-        let results: Vec<_> = futures_util::stream::iter(wanted)
+        let jobs = wanted
+            .into_iter()
             .map(|i| {
                 let e = &entries[i];
-                let d = &downloads;
-                async move {
-                    let url = upstream::join(&self.base, &e.href);
-                    let key = format!(
+                let job = Job {
+                    url: upstream::join(&self.base, &e.href),
+                    checksum: Some(e.checksum.clone()),
+                    size: e.package.size_package as u64,
+                    partial_key: format!(
                         "{}-{}-{}",
                         self.repo.id, e.checksum.algorithm, e.checksum.hex
-                    );
-                    let wanted = Wanted {
-                        url: &url,
-                        checksum: Some(&e.checksum),
-                        size: e.package.size_package as u64,
-                        partial_key: &key,
-                    };
-                    let r = download(d, &wanted).await;
-                    progress.done.fetch_add(1, Ordering::Relaxed);
-                    (i, r)
-                }
+                    ),
+                };
+                (i, job)
             })
-            .buffer_unordered(self.repo.downloads)
-            .take_until(self.halted(progress))
-            .collect()
-            .await;
-        let interrupted =
-            progress.stop.is_requested() || tokio::time::Instant::now() >= self.deadline;
-        // Every queued write lands before anything is committed; a failed write (a full
-        // disk) fails the sync, naming the file.
-        let journal = tokio::task::spawn_blocking(move || stager.finish())
-            .await
-            .map_err(|e| SyncError::Task {
-                what: "writing downloads",
-                message: e.to_string(),
-            })??;
+            .collect();
+        let Batch {
+            results,
+            interrupted,
+            journal,
+        } = self
+            .download_batch(
+                client,
+                jobs,
+                self.repo.downloads,
+                progress,
+                "writing downloads",
+            )
+            .await?;
         let mut staged = Vec::new();
         let mut failures = Vec::new();
         for (i, r) in results {

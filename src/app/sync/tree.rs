@@ -15,12 +15,10 @@
 //! `repomd.xml`: when none changed, the sync ends there, as a repository's does.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::download::{self, Downloads, Wanted};
+use super::download::{Batch, Job};
 use super::records::{self, Carry};
 use super::upstream::{self, UpstreamError};
 use super::{filter, Cx, Found, SideRecords, SyncError, Upstream};
@@ -285,50 +283,35 @@ impl Cx<'_> {
                 None => wanted.push((f, url, size)),
             }
         }
-        progress.total.store(wanted.len(), Ordering::Relaxed);
-        progress.done.store(0, Ordering::Relaxed);
-        progress
-            .bytes_total
-            .store(wanted.iter().map(|(_, _, s)| s).sum(), Ordering::Relaxed);
-        let stager = self.pool.stager()?;
-        let downloads = Downloads {
-            client,
-            pool: self.pool,
-            stager: &stager,
-            received: &progress.bytes,
-        };
-        let results: Vec<_> = futures_util::stream::iter(wanted)
+        let jobs = wanted
+            .into_iter()
             .map(|(f, url, size)| {
-                let d = &downloads;
-                async move {
-                    let key = format!(
+                let job = Job {
+                    url,
+                    checksum: f.checksum,
+                    size,
+                    partial_key: format!(
                         "{}-tree-{}",
                         self.repo.id,
                         hex::encode(Sha256::digest(f.path.as_bytes()))
-                    );
-                    let w = Wanted {
-                        url: &url,
-                        checksum: f.checksum.as_ref(),
-                        size,
-                        partial_key: &key,
-                    };
-                    let r = download::download(d, &w).await;
-                    progress.done.fetch_add(1, Ordering::Relaxed);
-                    (f.path, r)
-                }
+                    ),
+                };
+                (f.path, job)
             })
-            .buffer_unordered(self.repo.downloads.min(4))
-            .take_until(self.halted(progress))
-            .collect()
-            .await;
-        let interrupted =
-            progress.stop.is_requested() || tokio::time::Instant::now() >= self.deadline;
-        let journal = tokio::task::spawn_blocking(move || stager.finish())
-            .await
-            .map_err(|e| SyncError::Task {
-                what: "writing the tree's files",
-                message: e.to_string(),
-            })??;
+            .collect();
+        let Batch {
+            results,
+            interrupted,
+            journal,
+        } = self
+            .download_batch(
+                client,
+                jobs,
+                self.repo.downloads.min(4),
+                progress,
+                "writing the tree's files",
+            )
+            .await?;
         let mut staged = Vec::new();
         for (path, r) in results {
             match r {

@@ -242,6 +242,7 @@ fn main() {
             owner: "big".into(),
             tree: tree.into(),
             search: search.into(),
+            unsigned: false,
             page,
             base: "http://bench".into(),
         };

@@ -81,8 +81,11 @@ fn main() {
             &catalog,
             &pool,
             &data,
-            "bench",
-            Compression::Gzip,
+            &cairn::app::import::Into {
+                repo: "bench",
+                compression: Compression::Gzip,
+                trust: &cairn::app::import::Trust::off(),
+            },
             std::slice::from_ref(&rpms),
             Default::default(),
         )

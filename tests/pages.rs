@@ -66,6 +66,7 @@ fn tree(owner: &str, tree: &str, search: &str, page: i64) -> PageRequest {
         owner: owner.into(),
         tree: tree.into(),
         search: search.into(),
+        unsigned: false,
         page,
         base: "http://mirror.example:8080".into(),
     }

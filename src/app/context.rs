@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::config::{Config, RepoConfig};
+use crate::app::config::{Config, GpgCheck, RepoConfig};
 use crate::app::gc::{self, GcError, GcReport};
 use crate::app::import::{self, ImportError, ImportReport};
 use crate::app::progress::Progress;
@@ -19,6 +19,7 @@ use crate::app::verify::{self, VerifyError, VerifyReport};
 use crate::app::view::{self, ViewError};
 use crate::domain::names;
 use crate::domain::status::RunStatus;
+use crate::formats::openpgp::Keyring;
 use crate::formats::repodata::Compression;
 use crate::store::catalog::{Catalog, CatalogError, SnapshotRow, Space, ViewSnapshotRow};
 use crate::store::datadir::{DataDir, LockError, OwnerError, WriteLocks};
@@ -48,6 +49,14 @@ pub enum AppError {
     UnknownRepo(String),
     #[error("repository {0:?} mirrors a feed; import into a local repository instead")]
     NotLocal(String),
+    #[error("repo {repo}: gpgkeys: {source}")]
+    Keys {
+        repo: String,
+        #[source]
+        source: crate::formats::openpgp::PgpError,
+    },
+    #[error("repository {0:?} has no gpgkeys to check signatures against: add gpgkeys to its [[repo]], or import with --gpgcheck off")]
+    NoKeys(String),
     #[error("{alias:?} cannot be an alias name: {source}")]
     BadAlias {
         alias: String,
@@ -216,10 +225,12 @@ impl App {
 
     /// Imports `paths` into the local repository `repo`, then republishes the views
     /// that include it.
+    /// `gpgcheck` overrides the repository's setting for this import.
     pub async fn import(
         &self,
         repo: &str,
         paths: &[PathBuf],
+        gpgcheck: Option<GpgCheck>,
         progress: Arc<Progress>,
     ) -> Result<ImportReport, AppError> {
         let declared = self
@@ -229,12 +240,24 @@ impl App {
         if declared.feed.is_some() {
             return Err(AppError::NotLocal(repo.to_string()));
         }
+        let mode = gpgcheck.unwrap_or(declared.gpgcheck());
+        let keyring = Keyring::load(&declared.gpgkeys).map_err(|source| AppError::Keys {
+            repo: repo.to_string(),
+            source,
+        })?;
+        if mode != GpgCheck::Off && keyring.is_empty() {
+            return Err(AppError::NoKeys(repo.to_string()));
+        }
+        let trust = import::Trust { mode, keyring };
         let report = import::import(
             &self.catalog,
             &self.pool,
             &self.datadir,
-            repo,
-            declared.compression,
+            &import::Into {
+                repo,
+                compression: declared.compression,
+                trust: &trust,
+            },
             paths,
             progress,
         )

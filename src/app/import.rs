@@ -11,14 +11,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::app::config::GpgCheck;
 use crate::app::ingest::{self, IngestError};
 pub use crate::app::progress::Progress;
 use crate::app::publish::{self, PublishError, Published};
 use crate::domain::package::Package;
+use crate::formats::openpgp::{self, HeaderVerdict, Keyring, PgpError};
 use crate::formats::repodata::{xml, Compression, Fragments};
 use crate::formats::rpmcheck;
 use crate::formats::rpmread::{self, FileFacts};
-use crate::store::catalog::{Catalog, CatalogError, PlacedFragments};
+use crate::store::catalog::{Catalog, CatalogError, PackageSignature, PlacedFragments};
 use crate::store::datadir::DataDir;
 use crate::store::pool::{Pool, PoolError, Staged};
 
@@ -75,7 +77,100 @@ pub struct ImportReport {
     /// Files whose name a later file of the same import took (with other content):
     /// the later file was used, by the rule that the last file given for a name wins.
     pub superseded: Vec<Superseded>,
+    /// Files imported under `gpgcheck = "warn"` that are unsigned or not signed by a
+    /// key of the repository, and why.
+    pub untrusted: Vec<Skipped>,
     pub published: Option<Published>,
+}
+
+/// The repository an import goes into: its id, its metadata compression, and how
+/// its packages' signatures are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Into<'a> {
+    pub repo: &'a str,
+    pub compression: Compression,
+    pub trust: &'a Trust,
+}
+
+impl Trust {
+    /// No signature checks (signers are still recorded).
+    pub fn off() -> Trust {
+        Trust {
+            mode: GpgCheck::Off,
+            keyring: Keyring::default(),
+        }
+    }
+}
+
+/// How an import treats the packages' header signatures: the repository's keys and
+/// the `gpgcheck` in force (the repository's, or `--gpgcheck`).
+#[derive(Debug, Clone)]
+pub struct Trust {
+    pub mode: GpgCheck,
+    pub keyring: Keyring,
+}
+
+impl Trust {
+    /// The signature recorded for a package whose head is `head` (the first bytes of
+    /// the file; `file` is read when the header is longer), and, unless the mode is
+    /// "off", why it is not trusted (unsigned, or not signed by one of the keys).
+    fn judge(
+        &self,
+        head: &[u8],
+        file: &Path,
+    ) -> Result<(Option<PackageSignature>, Option<String>), String> {
+        let parsed = match rpmcheck::header_signature(&mut std::io::Cursor::new(head)) {
+            Ok(h) => h,
+            Err(_) => {
+                let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+                rpmcheck::header_signature(&mut std::io::BufReader::new(f))
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let checking = self.mode != GpgCheck::Off;
+        let verdict = openpgp::check_header(&parsed, checking.then_some(&self.keyring));
+        let (signature, problem) = match verdict {
+            HeaderVerdict::Signed(info) => (
+                Some(PackageSignature {
+                    sha256: String::new(),
+                    key_id: Some(info.key_id),
+                    algorithm: info.algorithm,
+                }),
+                None,
+            ),
+            HeaderVerdict::Unsigned => (
+                Some(PackageSignature {
+                    sha256: String::new(),
+                    key_id: None,
+                    algorithm: "none".into(),
+                }),
+                Some("unsigned".to_string()),
+            ),
+            HeaderVerdict::Bad(e) => {
+                let claimed = match &e {
+                    PgpError::UnknownKey { found, .. } => Some(found.clone()),
+                    PgpError::Mismatch { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                (
+                    claimed.map(|key_id| PackageSignature {
+                        sha256: String::new(),
+                        key_id: Some(key_id),
+                        algorithm: "unverified".into(),
+                    }),
+                    Some(e.to_string()),
+                )
+            }
+        };
+        match (problem, self.mode) {
+            (_, GpgCheck::Off) | (None, _) => Ok((signature, None)),
+            (Some(p), GpgCheck::Warn) => Ok((signature, Some(p))),
+            (Some(p), GpgCheck::Require) => Err(format!(
+                "not signed by a key of this repository ({}): {p} (import with --gpgcheck warn to accept it anyway)",
+                self.keyring.key_ids().join(", ")
+            )),
+        }
+    }
 }
 
 /// Expands files and directories (recursively, `*.rpm` only inside directories).
@@ -126,6 +221,10 @@ struct Read {
     size: u64,
     package: Package,
     fragments: Fragments,
+    /// Its header signature as read (`None` when unreadable).
+    signature: Option<PackageSignature>,
+    /// Under `gpgcheck = "warn"`: why it is not trusted.
+    untrusted: Option<String>,
 }
 
 /// Files up to this size are read into memory once: hashed, checked against the pool
@@ -174,9 +273,9 @@ impl From<PoolError> for Failure {
 
 /// [`read_one`], with a panic in a package reader (a malformed header can make a
 /// parser panic) turned into this file's error: the rest of the batch goes on.
-fn read_one_guarded(pool: &Pool, path: &Path) -> Result<Read, Failure> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_one(pool, path))).unwrap_or_else(
-        |panic| {
+fn read_one_guarded(pool: &Pool, path: &Path, trust: &Trust) -> Result<Read, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_one(pool, path, trust)))
+        .unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -185,11 +284,10 @@ fn read_one_guarded(pool: &Pool, path: &Path) -> Result<Read, Failure> {
             Err(Failure::File(format!(
                 "the package reader failed on this file ({what}): the file is damaged"
             )))
-        },
-    )
+        })
 }
 
-fn read_one(pool: &Pool, path: &Path) -> Result<Read, Failure> {
+fn read_one(pool: &Pool, path: &Path, trust: &Trust) -> Result<Read, Failure> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
@@ -200,7 +298,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, Failure> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     // Parse the bytes that were hashed, not the source (which could change meanwhile).
-    let (staged, facts, meta) = if meta.len() <= HEAD_KEEP as u64 {
+    let (staged, facts, meta, (signature, untrusted)) = if meta.len() <= HEAD_KEEP as u64 {
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
         rpmcheck::check_bytes(&bytes).map_err(|e| e.to_string())?;
@@ -214,6 +312,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, Failure> {
         };
         let parsed = rpm::PackageMetadata::parse(&mut std::io::Cursor::new(&bytes))
             .map_err(|e| rpmread::RpmError::Parse(e).to_string())?;
+        let judged = trust.judge(&bytes, path)?;
         (
             staged,
             FileFacts {
@@ -222,6 +321,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, Failure> {
                 mtime,
             },
             parsed,
+            judged,
         )
     } else {
         let mut tee = Tee {
@@ -254,17 +354,28 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, Failure> {
             }
             Err(e) => return Err(rpmread::RpmError::Parse(e).to_string().into()),
         };
-        (Some(staged), facts, parsed)
+        let staged_path = staged
+            .path()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| path.to_path_buf());
+        let judged = trust.judge(&tee.head, &staged_path)?;
+        (Some(staged), facts, parsed, judged)
     };
     let package = rpmread::package_from_metadata(&meta, &facts, rpmread::DEFAULT_CHANGELOG_LIMIT)
         .map_err(|e| e.to_string())?;
     let fragments = xml::render(&package);
+    let signature = signature.map(|s| PackageSignature {
+        sha256: package.pkgid.clone(),
+        ..s
+    });
     Ok(Read {
         path: path.to_path_buf(),
         staged,
         size: facts.size,
         package,
         fragments,
+        signature,
+        untrusted,
     })
 }
 
@@ -272,6 +383,7 @@ fn read_one(pool: &Pool, path: &Path) -> Result<Read, Failure> {
 /// failure (a full disk) stops every reader and is returned instead.
 fn read_all(
     pool: &Pool,
+    trust: &Trust,
     files: &[PathBuf],
     skipped: &mut Vec<Skipped>,
     progress: &Progress,
@@ -292,7 +404,7 @@ fn read_all(
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
-                let r = match read_one_guarded(pool, path) {
+                let r = match read_one_guarded(pool, path, trust) {
                     Ok(read) => Ok(read),
                     Err(Failure::File(reason)) => Err(reason),
                     Err(Failure::Pool(e)) => {
@@ -426,6 +538,7 @@ impl<'a> Batch<'a> {
 /// Reads and stages `paths` on all cores; the readable ones, the rest in `report`.
 async fn read_files(
     pool: &Pool,
+    trust: &Trust,
     paths: &[PathBuf],
     progress: Arc<Progress>,
     report: &mut ImportReport,
@@ -433,9 +546,10 @@ async fn read_files(
     let files = collect_files(paths, &mut report.skipped);
     progress.total.store(files.len(), Ordering::Relaxed);
     let pool = pool.clone();
+    let trust = trust.clone();
     let (reads, skipped) = tokio::task::spawn_blocking(move || {
         let mut skipped = Vec::new();
-        let reads = read_all(&pool, &files, &mut skipped, &progress);
+        let reads = read_all(&pool, &trust, &files, &mut skipped, &progress);
         (reads, skipped)
     })
     .await
@@ -450,11 +564,15 @@ pub async fn import(
     catalog: &Catalog,
     pool: &Pool,
     datadir: &DataDir,
-    repo: &str,
-    compression: Compression,
+    into: &Into<'_>,
     paths: &[PathBuf],
     progress: Arc<Progress>,
 ) -> Result<ImportReport, ImportError> {
+    let Into {
+        repo,
+        compression,
+        trust,
+    } = *into;
     let mut report = ImportReport::default();
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
@@ -463,13 +581,22 @@ pub async fn import(
         .lease_pool_async()
         .await
         .map_err(ImportError::Lease)?;
-    let reads = read_files(pool, paths, progress, &mut report).await?;
+    let reads = read_files(pool, trust, paths, progress, &mut report).await?;
     phase("read and staged");
     let mut staged = Vec::with_capacity(reads.len());
     let mut packages = Vec::with_capacity(reads.len());
     let mut files = Vec::with_capacity(reads.len());
+    let mut signatures = Vec::with_capacity(reads.len());
     for r in reads {
+        if let Some(reason) = r.untrusted {
+            tracing::warn!("{}: {reason}", r.path.display());
+            report.untrusted.push(Skipped {
+                path: r.path.clone(),
+                reason,
+            });
+        }
         staged.extend(r.staged);
+        signatures.extend(r.signature);
         packages.push((r.package, r.fragments));
         files.push(r.path);
     }
@@ -488,6 +615,7 @@ pub async fn import(
         staged,
         packages,
         files,
+        &signatures,
         &mut report,
     )
     .await;
@@ -509,6 +637,7 @@ async fn place(
     staged: Vec<Staged>,
     mut packages: Vec<(Package, Fragments)>,
     files: Vec<PathBuf>,
+    signatures: &[PackageSignature],
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let started = std::time::Instant::now();
@@ -520,6 +649,7 @@ async fn place(
         Ok::<(), ImportError>(())
     };
     let ids = ingest::record(catalog, &mut packages, durable).await?;
+    catalog.record_signatures(signatures).await?;
     phase("catalog rows done");
 
     let locked = ingest::lock(catalog, datadir, repo).await?;

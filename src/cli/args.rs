@@ -41,6 +41,12 @@ pub enum Command {
         repo: String,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Check the packages' header signatures against the repository's gpgkeys:
+        /// "require" (skip, naming them, packages that are unsigned or signed by another
+        /// key), "warn" (import them and report them) or "off". Default: the
+        /// repository's gpgcheck.
+        #[arg(long, value_enum)]
+        gpgcheck: Option<GpgCheckArg>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -140,6 +146,18 @@ pub enum RepoCommand {
     /// Show one repository, with its latest syncs.
     Show {
         repo: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the packages of one of a repository's trees (`latest`, a snapshot or an
+    /// alias) with their header signatures (issuer key ID and algorithm).
+    Packages {
+        repo: String,
+        #[arg(default_value = "latest")]
+        tree: String,
+        /// Only the unsigned packages.
+        #[arg(long)]
+        unsigned: bool,
         #[arg(long)]
         json: bool,
     },
@@ -245,4 +263,22 @@ pub enum SnapshotCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--gpgcheck` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GpgCheckArg {
+    Require,
+    Warn,
+    Off,
+}
+
+impl From<GpgCheckArg> for crate::app::config::GpgCheck {
+    fn from(a: GpgCheckArg) -> Self {
+        match a {
+            GpgCheckArg::Require => Self::Require,
+            GpgCheckArg::Warn => Self::Warn,
+            GpgCheckArg::Off => Self::Off,
+        }
+    }
 }

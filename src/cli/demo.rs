@@ -40,7 +40,12 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         .push(toml::from_str::<RepoConfig>("id = \"demo\"").context("the demo repo definition")?);
     let app = App::open(config).await?;
     let report = app
-        .import("demo", std::slice::from_ref(&rpms), Default::default())
+        .import(
+            "demo",
+            std::slice::from_ref(&rpms),
+            None,
+            Default::default(),
+        )
         .await?;
     out!("imported {} packages into repo 'demo'", report.added.len());
     let (snap, _) = app.snapshot_repo("demo", Some("first".into())).await?;

@@ -216,7 +216,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             unreachable!("handled above")
         }
         Command::Serve { listen } => serve(app, listen).await,
-        Command::Import { repo, paths, json } => import(&app, &repo, &paths, json).await,
+        Command::Import {
+            repo,
+            paths,
+            gpgcheck,
+            json,
+        } => import(&app, &repo, &paths, gpgcheck.map(Into::into), json).await,
         Command::Repo { command } => repo_cmd(&app, command).await,
         Command::Snapshot { command } => snapshot_cmd(&app, command).await,
         Command::Db { command } => db_cmd(&app, command).await,

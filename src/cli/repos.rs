@@ -8,47 +8,23 @@ use anyhow::{bail, Result};
 use super::args::RepoCommand;
 use super::display::{fmt_time, print_snapshots, show_progress};
 use super::App;
+use crate::app::config::GpgCheck;
 use crate::app::sync::SyncError;
 use crate::domain::status::RunStatus;
+use crate::store::catalog::{PackageRow, Space};
 
 pub(super) async fn import(
     app: &App,
     repo: &str,
     paths: &[PathBuf],
+    gpgcheck: Option<GpgCheck>,
     json: bool,
 ) -> Result<ExitCode> {
-    if app.config.repo(repo).is_none() {
-        bail!(
-            "repository {repo:?} is not declared in the config (add a [[repo]] with id = {repo:?})"
-        );
-    }
-    if app.config.repo(repo).is_some_and(|r| r.feed.is_some()) {
-        bail!("repository {repo:?} mirrors a feed; import into a local repository instead");
-    }
     let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
     let display = show_progress(progress.clone(), "reading");
-    let result = crate::app::import::import(
-        &app.catalog,
-        &app.pool,
-        &app.datadir,
-        repo,
-        app.compression(repo),
-        paths,
-        progress,
-    )
-    .await;
+    let result = app.import(repo, paths, gpgcheck, progress).await;
     display.finish().await;
     let report = result?;
-    if report.published.is_some() {
-        crate::app::view::refresh_views_of(
-            &app.catalog,
-            &app.pool,
-            &app.datadir,
-            &app.config,
-            repo,
-        )
-        .await?;
-    }
     if json {
         out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -62,6 +38,9 @@ pub(super) async fn import(
         }
         for s in &report.skipped {
             eprintln!("skipped {}: {}", s.path.display(), s.reason);
+        }
+        for s in &report.untrusted {
+            eprintln!("imported {} although {}", s.path.display(), s.reason);
         }
         for s in &report.superseded {
             out!(
@@ -232,6 +211,50 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
             }
         }
         RepoCommand::Sync { repo, all, json } => return sync_cmd(app, repo, all, json).await,
+        RepoCommand::Packages {
+            repo,
+            tree,
+            unsigned,
+            json,
+        } => {
+            let Some(t) = app.catalog.page_tree(Space::Repos, &repo, &tree).await? else {
+                bail!("repository {repo:?} has no snapshot, alias or latest named {tree:?}");
+            };
+            let (_, rows) = app
+                .catalog
+                .page_packages(&t, "", unsigned, 0, i64::MAX)
+                .await?;
+            let signature = |r: &PackageRow| match (&r.sig_algorithm, &r.sig_key_id) {
+                (None, _) => serde_json::Value::Null,
+                (Some(algorithm), key_id) => {
+                    serde_json::json!({"algorithm": algorithm, "key_id": key_id})
+                }
+            };
+            if json {
+                let packages: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "name": r.name, "epoch": r.epoch, "version": r.version,
+                            "release": r.release, "arch": r.arch, "location": r.location,
+                            "sha256": r.sha256, "size": r.size, "signature": signature(r),
+                        })
+                    })
+                    .collect();
+                let doc = serde_json::json!({"repo": repo, "tree": tree, "packages": packages});
+                out!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                for r in &rows {
+                    let sig = match (&r.sig_algorithm, &r.sig_key_id) {
+                        (None, _) => "signature not read".to_string(),
+                        (Some(a), _) if a == "none" => "unsigned".to_string(),
+                        (Some(a), Some(k)) => format!("{a} {k}"),
+                        (Some(a), None) => a.clone(),
+                    };
+                    out!("{}  {sig}", r.location);
+                }
+            }
+        }
         RepoCommand::Show { repo, json } => {
             let Some(r) = app.catalog.repo(&repo).await? else {
                 bail!("unknown repository {repo:?}");

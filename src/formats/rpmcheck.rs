@@ -14,7 +14,8 @@
 //! - that at least one digest covers the header and one the payload, so a package
 //!   that carries none is refused rather than trusted.
 //!
-//! Signatures (RSA, DSA, EdDSA) are not checked here: that needs keys.
+//! Signatures (RSA, DSA, EdDSA) are not checked here, as that needs keys:
+//! [`header_signature`] reads the signature and the bytes it signs for `openpgp`.
 
 use sha2::Digest;
 
@@ -462,6 +463,58 @@ impl Checker {
             }
         }
     }
+}
+
+/// A package's header signature: the OpenPGP signature packet the signature header
+/// holds (`None` when unsigned) and the main header's bytes, which it signs.
+pub struct HeaderSignature {
+    pub signature: Option<Vec<u8>>,
+    pub header: Vec<u8>,
+}
+
+// Signature header tags of header-only signatures: RSA (rpm 4 uses it for EdDSA too),
+// DSA (also ECDSA), and rpm 6's OpenPGP (base64 strings, possibly several).
+const SIG_RSA: u32 = 268;
+const SIG_DSA: u32 = 267;
+const SIG_OPENPGP: u32 = 278;
+
+/// Reads the head of a package from `r` (lead, signature header, main header) and
+/// returns its header signature; the rest of the file is not read.
+pub fn header_signature(r: &mut impl std::io::Read) -> Result<HeaderSignature, IntegrityError> {
+    let mut read = |n: usize, what: &'static str| -> Result<Vec<u8>, IntegrityError> {
+        let mut buf = vec![0u8; n];
+        r.read_exact(&mut buf)
+            .map_err(|_| IntegrityError::Truncated(what))?;
+        Ok(buf)
+    };
+    let lead = read(LEAD_LEN, "lead")?;
+    if lead[..4] != LEAD_MAGIC {
+        return Err(IntegrityError::NotRpm);
+    }
+    let mut sig = read(16, "signature header")?;
+    let sig_len = header_len("signature header", &sig)?;
+    sig.extend(read(sig_len - 16, "signature header")?);
+    let sig = Header::parse("signature header", &sig)?;
+    let padding = sig_len.div_ceil(8) * 8 - sig_len;
+    read(padding, "signature header")?;
+    let mut header = read(16, "header")?;
+    let len = header_len("header", &header)?;
+    header.extend(read(len - 16, "header")?);
+    Header::parse("header", &header)?;
+    let openpgp = sig.raw(SIG_OPENPGP).and_then(|(e, bytes)| {
+        if e.kind != 8 {
+            return None;
+        }
+        use base64::Engine;
+        let first = bytes.split(|b| *b == 0).next()?;
+        base64::engine::general_purpose::STANDARD.decode(first).ok()
+    });
+    let signature = sig
+        .bin(SIG_RSA)
+        .or_else(|| sig.bin(SIG_DSA))
+        .map(<[u8]>::to_vec)
+        .or(openpgp);
+    Ok(HeaderSignature { signature, header })
 }
 
 fn compare(digest: &'static str, expected: &str, actual: &str) -> Result<(), IntegrityError> {

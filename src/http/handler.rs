@@ -223,6 +223,7 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
                 owner: owner.to_string(),
                 tree: tree.to_string(),
                 search: query.get("q").unwrap_or("").trim().to_string(),
+                unsigned: query.get("unsigned") == Some("1"),
                 page: page_no,
                 base: base_url(req),
             };

@@ -37,6 +37,8 @@ pub enum PageRequest {
         owner: String,
         tree: String,
         search: String,
+        /// Only the unsigned packages (`?unsigned=1`).
+        unsigned: bool,
         page: i64,
         /// `http://host` the request came to (for the dnf instructions).
         base: String,
@@ -116,9 +118,16 @@ pub async fn render(catalog: &Catalog, req: &PageRequest) -> Page {
             owner,
             tree,
             search,
+            unsigned,
             page,
             base,
-        } => tree_page(catalog, *space, owner, tree, search, *page, base).await,
+        } => {
+            let filter = Filter {
+                search,
+                unsigned: *unsigned,
+            };
+            tree_page(catalog, *space, owner, tree, &filter, *page, base).await
+        }
         PageRequest::Package { sha256 } => package_page(catalog, sha256).await,
     };
     match result {
@@ -380,6 +389,19 @@ struct PackageLine {
     arch: String,
     size: String,
     summary: String,
+    /// "RSA 0123456789abcdef", "unsigned", or empty while not read.
+    signature: String,
+}
+
+/// How a package's signature reads on a page.
+fn signature_text(key_id: Option<&str>, algorithm: Option<&str>) -> String {
+    match (algorithm, key_id) {
+        (None, _) => String::new(),
+        (Some("none"), _) => "unsigned".into(),
+        (Some("unverified"), Some(k)) => format!("key {k} (not verified)"),
+        (Some(a), Some(k)) => format!("{a} {k}"),
+        (Some(a), None) => a.to_string(),
+    }
 }
 
 #[derive(Template)]
@@ -394,6 +416,8 @@ struct TreeTemplate {
     created: Option<String>,
     base: String,
     q: String,
+    /// Only unsigned packages are listed.
+    unsigned: bool,
     total: i64,
     total_all: i64,
     first: i64,
@@ -405,15 +429,26 @@ struct TreeTemplate {
     packages: Vec<PackageLine>,
 }
 
-fn page_href(search: &str, page: i64) -> String {
-    let q: String =
-        percent_encoding::utf8_percent_encode(search, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
-    if search.is_empty() {
-        format!("?page={page}")
-    } else {
-        format!("?q={q}&page={page}")
+/// What a tree page lists: names containing `search`, only unsigned packages.
+struct Filter<'a> {
+    search: &'a str,
+    unsigned: bool,
+}
+
+fn page_href(filter: &Filter<'_>, page: i64) -> String {
+    let mut href = String::from("?");
+    if !filter.search.is_empty() {
+        let q = percent_encoding::utf8_percent_encode(
+            filter.search,
+            percent_encoding::NON_ALPHANUMERIC,
+        );
+        href.push_str(&format!("q={q}&"));
     }
+    if filter.unsigned {
+        href.push_str("unsigned=1&");
+    }
+    href.push_str(&format!("page={page}"));
+    href
 }
 
 async fn tree_page(
@@ -421,10 +456,11 @@ async fn tree_page(
     space: Space,
     owner: &str,
     tree: &str,
-    search: &str,
+    filter: &Filter<'_>,
     page: i64,
     base: &str,
 ) -> Result<Page> {
+    let search = filter.search;
     let Some(t) = catalog.page_tree(space, owner, tree).await? else {
         return Ok(error_page(
             404,
@@ -432,15 +468,22 @@ async fn tree_page(
         ));
     };
     let page = page.max(1);
-    let (total_all, _) = if search.is_empty() {
-        (0, Vec::new())
+    let filtered = !search.is_empty() || filter.unsigned;
+    let (total_all, _) = if filtered {
+        catalog.page_packages(&t, "", false, 0, 0).await?
     } else {
-        catalog.page_packages(&t, "", 0, 0).await?
+        (0, Vec::new())
     };
     let (total, rows) = catalog
-        .page_packages(&t, search, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+        .page_packages(
+            &t,
+            search,
+            filter.unsigned,
+            (page - 1) * PAGE_SIZE,
+            PAGE_SIZE,
+        )
         .await?;
-    let total_all = if search.is_empty() { total } else { total_all };
+    let total_all = if filtered { total_all } else { total };
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let what = match (&t.alias_of, tree) {
         (Some(s), _) => format!("alias of snapshot {s}"),
@@ -468,8 +511,9 @@ async fn tree_page(
         last: first + rows.len() as i64 - 1,
         page,
         pages,
-        prev: (page > 1).then(|| page_href(search, page - 1)),
-        next: (page < pages).then(|| page_href(search, page + 1)),
+        unsigned: filter.unsigned,
+        prev: (page > 1).then(|| page_href(filter, page - 1)),
+        next: (page < pages).then(|| page_href(filter, page + 1)),
         packages: rows
             .into_iter()
             .map(|p| PackageLine {
@@ -485,6 +529,7 @@ async fn tree_page(
                 name: p.name,
                 arch: p.arch,
                 size: human_size(p.size),
+                signature: signature_text(p.sig_key_id.as_deref(), p.sig_algorithm.as_deref()),
                 summary: p.summary,
             })
             .collect(),
@@ -530,6 +575,8 @@ impl InstallTree {
 #[template(path = "package.html")]
 struct PackageTemplate {
     p: crate::domain::package::Package,
+    /// As [`signature_text`] writes it.
+    signature: String,
     nevra: String,
     evr: String,
     size: String,
@@ -644,7 +691,15 @@ async fn package_page(catalog: &Catalog, sha256: &str) -> Result<Page> {
             )
         })
         .collect();
+    let signature = catalog
+        .package_signatures(&[sha256])
+        .await?
+        .remove(sha256)
+        .flatten()
+        .map(|s| signature_text(s.key_id.as_deref(), Some(&s.algorithm)))
+        .unwrap_or_default();
     ok(PackageTemplate {
+        signature,
         nevra: format!("{}-{}.{}", p.name, n.evr(), p.arch),
         evr: n.evr(),
         size: human_size(p.size_package),
@@ -708,7 +763,15 @@ mod tests {
 
     #[test]
     fn page_links_keep_the_search() {
-        assert_eq!(page_href("", 2), "?page=2");
-        assert_eq!(page_href("a b&c", 3), "?q=a%20b%26c&page=3");
+        let plain = Filter {
+            search: "",
+            unsigned: false,
+        };
+        assert_eq!(page_href(&plain, 2), "?page=2");
+        let searched = Filter {
+            search: "a b&c",
+            unsigned: true,
+        };
+        assert_eq!(page_href(&searched, 3), "?q=a%20b%26c&unsigned=1&page=3");
     }
 }

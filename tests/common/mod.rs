@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod fixtures;
+mod gpg;
 mod harness;
 mod tools;
 mod upstream;
@@ -10,4 +11,4 @@ mod xml;
 
 // Each test binary re-exports all of them and uses some.
 #[allow(unused_imports)]
-pub use {fixtures::*, harness::*, tools::*, upstream::*, xml::*};
+pub use {fixtures::*, gpg::*, harness::*, tools::*, upstream::*, xml::*};

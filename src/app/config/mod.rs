@@ -14,7 +14,7 @@ use crate::domain::schedule::parse_duration;
 
 mod repo;
 
-pub use repo::{RepoConfig, RepoKind, SyncMode};
+pub use repo::{GpgCheck, RepoConfig, RepoKind, SyncMode};
 
 /// Configuration errors, each naming the file and what is wrong.
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,19 @@ pub struct RepoConfig {
     /// (`.discinfo`, `media.repo`, `EULA`, `GPL`, `RPM-GPG-KEY-*` the root lists).
     #[serde(default)]
     pub tree_files: Vec<String>,
+    /// OpenPGP public key files (ASCII-armoured or binary, several keys each) trusted
+    /// for this repository: upstream's repomd.xml signature and the packages' header
+    /// signatures are checked against them.
+    #[serde(default)]
+    pub gpgkeys: Vec<PathBuf>,
+    /// Check upstream's `repodata/repomd.xml.asc` against `gpgkeys` before anything
+    /// else of upstream's is trusted (needs `gpgkeys` and a feed).
+    #[serde(default)]
+    pub repo_gpgcheck: bool,
+    /// The packages' header signatures: "require", "warn" or "off". Read it through
+    /// [`RepoConfig::gpgcheck`] (default: "require" with `gpgkeys`, "off" without).
+    #[serde(default, rename = "gpgcheck")]
+    pub gpgcheck_setting: Option<GpgCheck>,
     /// PEM client certificate for the upstream (entitlement CDNs); needs `tls_client_key`.
     #[serde(default)]
     pub tls_client_cert: Option<PathBuf>,
@@ -93,6 +106,18 @@ fn de_schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule
     let s: Option<String> = Option::deserialize(d)?;
     s.map(|s| s.parse().map_err(serde::de::Error::custom))
         .transpose()
+}
+
+/// What a package's header signature must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpgCheck {
+    /// Signed by one of the repository's keys, or the sync (import) fails naming it.
+    Require,
+    /// Checked and recorded; a package unsigned or signed by another key is reported.
+    Warn,
+    /// Not checked (the signature's key ID is still recorded).
+    Off,
 }
 
 /// What a feed is.
@@ -142,10 +167,33 @@ impl RepoConfig {
         }
     }
 
+    /// How the packages' header signatures are checked: as set, else "require" when
+    /// the repository has keys and "off" when it has none.
+    pub fn gpgcheck(&self) -> GpgCheck {
+        self.gpgcheck_setting.unwrap_or(if self.gpgkeys.is_empty() {
+            GpgCheck::Off
+        } else {
+            GpgCheck::Require
+        })
+    }
+
     /// Checks the values of one `[[repo]]` against each other; the message names the
     /// repository and the key.
     pub(super) fn check(&self) -> Result<(), String> {
         let repo = self;
+        if repo.repo_gpgcheck && (repo.gpgkeys.is_empty() || repo.feed.is_none()) {
+            return Err(format!(
+                "repo {:?}: repo_gpgcheck = true needs a feed and gpgkeys (the public key files upstream's repomd.xml.asc is checked against)",
+                repo.id
+            ));
+        }
+        if repo.gpgkeys.is_empty() && repo.gpgcheck() != GpgCheck::Off {
+            return Err(format!(
+                "repo {:?}: gpgcheck = \"{}\" needs gpgkeys (the public key files the packages are checked against)",
+                repo.id,
+                if repo.gpgcheck() == GpgCheck::Require { "require" } else { "warn" }
+            ));
+        }
         if repo.kind == RepoKind::Tree {
             if repo.feed.is_none() {
                 return Err(format!(

@@ -28,6 +28,7 @@ pub mod filter;
 pub mod mirror;
 pub mod records;
 pub mod tree;
+mod trust;
 pub mod upstream;
 
 use std::collections::{HashMap, HashSet};
@@ -41,6 +42,7 @@ use crate::app::progress::Progress;
 use crate::app::publish::{self, PublishError};
 use crate::domain::package::Package;
 use crate::domain::status::RunStatus;
+use crate::formats::openpgp::{Keyring, PgpError};
 use crate::formats::repodata::parse::{self, PackageStream, ParseError, PrimaryEntry, Repomd};
 use crate::formats::repodata::updateinfo::Nevra;
 use crate::formats::repodata::xml;
@@ -104,6 +106,29 @@ pub enum SyncError {
     /// Downloads of a tree's files (images) failed: (path, why) for each.
     #[error("{} file(s) of the tree failed:\n{}", .0.len(), .0.iter().map(|(p, e)| format!("  {p}: {e}")).collect::<Vec<_>>().join("\n"))]
     TreeFiles(Vec<(String, UpstreamError)>),
+    /// A key file of `gpgkeys` cannot be read.
+    #[error("repo {repo}: gpgkeys: {source}")]
+    Keys {
+        repo: String,
+        #[source]
+        source: PgpError,
+    },
+    /// `gpgcheck = "require"`: packages unsigned or not signed by a trusted key.
+    #[error("{} package(s) are not signed by a key of this repository ({expected}): {}; nothing was changed (gpgcheck = \"warn\" reports them instead)", .failures.len(), trust::named(.failures))]
+    PackageSignatures {
+        expected: String,
+        failures: Vec<(String, String)>,
+    },
+    /// `repo_gpgcheck`: upstream has no signature beside repomd.xml.
+    #[error("{url}: HTTP 404: upstream's repomd.xml is not signed, but repo_gpgcheck = true (expected a signature by one of the keys {expected}); nothing was changed")]
+    NoRepoSignature { url: String, expected: String },
+    /// `repo_gpgcheck`: the signature beside repomd.xml does not hold.
+    #[error("{url}: repomd.xml signature check failed: {source}; nothing was changed")]
+    RepoSignature {
+        url: String,
+        #[source]
+        source: PgpError,
+    },
     #[error("locking repository {repo}: {source}")]
     Lock {
         repo: String,
@@ -202,6 +227,7 @@ pub async fn sync(
         id: catalog.start_sync_run(repo_id).await?,
         ..Default::default()
     };
+    let keyring = Keyring::load(&repo.gpgkeys);
     let cx = Cx {
         catalog,
         pool,
@@ -209,10 +235,17 @@ pub async fn sync(
         repo,
         repo_id,
         base,
+        keyring: keyring.as_ref().cloned().unwrap_or_default(),
         started: Instant::now(),
         deadline: tokio::time::Instant::now() + repo.deadline,
     };
-    let result = cx.run(&mut run, progress).await;
+    let result = match keyring {
+        Ok(_) => cx.run(&mut run, progress).await,
+        Err(source) => Err(SyncError::Keys {
+            repo: repo.id.clone(),
+            source,
+        }),
+    };
     match &result {
         Ok(report) => run.status = report.status,
         Err(e) => {
@@ -244,6 +277,8 @@ struct Cx<'a> {
     repo: &'a RepoConfig,
     repo_id: i64,
     base: String,
+    /// The repository's `gpgkeys`.
+    keyring: Keyring,
     started: Instant,
     /// When the sync stops as if interrupted (`deadline`).
     deadline: tokio::time::Instant,
@@ -380,6 +415,17 @@ impl Cx<'_> {
         };
         staged.extend(tree_staged);
         self.phase("downloads finished");
+        let checked = match self.check_package_signatures(&up, &plan, &staged).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                // Verified downloads are kept, as when downloads fail.
+                self.pool.commit_async(staged).await?;
+                journal.discard();
+                tree_journal.discard();
+                self.remember_checksums(&up.entries, &plan.known).await?;
+                return Err(e);
+            }
+        };
         let ingested = self
             .ingest(&mut up, plan, staged, side, tree_refs, &digest)
             .await;
@@ -387,6 +433,8 @@ impl Cx<'_> {
         journal.discard();
         tree_journal.discard();
         let mut report = ingested?;
+        self.catalog.record_signatures(&checked.read).await?;
+        report.warnings.extend(checked.warning);
         report.downloaded = run.packages_downloaded as usize;
         report.bytes = run.bytes_downloaded as u64;
         report.warnings.extend(warnings);
@@ -405,6 +453,8 @@ impl Cx<'_> {
         let repomd_url = upstream::join(&self.base, "repodata/repomd.xml");
         progress.set_stage(format!("{}: fetching {repomd_url}", self.repo.id));
         let repomd_bytes = records::fetch(client, &repomd_url, records::MAX_REPOMD).await?;
+        self.check_repomd_signature(client, &repomd_url, &repomd_bytes)
+            .await?;
         let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
         if self.unchanged(&repomd_sha).await? {
             return Ok(None);

@@ -80,6 +80,7 @@ impl Cx<'_> {
             let url = upstream::join(&base, "repodata/repomd.xml");
             progress.set_stage(format!("{}: fetching {url}", self.repo.id));
             let bytes = records::fetch(client, &url, records::MAX_REPOMD).await?;
+            self.check_repomd_signature(client, &url, &bytes).await?;
             digest.update(format!("\n{} ", repo.path).as_bytes());
             digest.update(hex::encode(Sha256::digest(&bytes)).as_bytes());
             repomds.push((base, url, bytes));

@@ -478,6 +478,22 @@ pub struct CurrentLatest {
     pub primary_path: String,
 }
 
+/// A package's header signature as read from the package: the issuer's key ID and
+/// the algorithm, or `algorithm == "none"` (and no key ID) when it is unsigned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PackageSignature {
+    #[serde(skip)]
+    pub sha256: String,
+    pub key_id: Option<String>,
+    pub algorithm: String,
+}
+
+impl PackageSignature {
+    pub fn is_signed(&self) -> bool {
+        self.algorithm != "none"
+    }
+}
+
 /// The metadata files of a publication.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PublicationFile {

@@ -289,6 +289,50 @@ impl Catalog {
         Ok(rows.into_iter().collect())
     }
 
+    /// What the catalog knows of the header signatures of the packages `shas` (those
+    /// it has rows for): sha256 → signature (`None` while not read).
+    pub async fn package_signatures(
+        &self,
+        shas: &[&str],
+    ) -> Result<HashMap<String, Option<PackageSignature>>> {
+        let mut conn = self.pool.acquire().await?;
+        let select = |list: &str| {
+            format!(
+                "SELECT sha256, sig_key_id, sig_algorithm FROM packages WHERE sha256 IN ({list})"
+            )
+        };
+        let rows: Vec<(String, Option<String>, Option<String>)> =
+            self.select_in(&mut conn, select, &[], shas).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(sha256, key_id, algorithm)| {
+                let sig = algorithm.map(|algorithm| PackageSignature {
+                    sha256: sha256.clone(),
+                    key_id,
+                    algorithm,
+                });
+                (sha256, sig)
+            })
+            .collect())
+    }
+
+    /// Records the header signatures read from packages (their rows exist).
+    pub async fn record_signatures(&self, signatures: &[PackageSignature]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for s in signatures {
+            sqlx::query(
+                "UPDATE packages SET sig_key_id = $1, sig_algorithm = $2 WHERE sha256 = $3",
+            )
+            .bind(s.key_id.as_deref())
+            .bind(s.algorithm.as_str())
+            .bind(s.sha256.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Remembers which sha256 an upstream (algorithm, digest) names.
     pub async fn remember_checksums(
         &self,

@@ -66,6 +66,10 @@ pub struct PackageRow {
     pub size: i64,
     pub summary: String,
     pub location: String,
+    /// The header signature's issuer key ID (see `PackageSignature`).
+    pub sig_key_id: Option<String>,
+    /// `none` when unsigned; `None` while not read.
+    pub sig_algorithm: Option<String>,
 }
 
 /// Where a package is published: (namespace, owner, tree, location).
@@ -385,26 +389,33 @@ impl Catalog {
         Ok(files)
     }
 
+    /// The packages of a tree in location order, `limit` from `offset`, whose names
+    /// contain `search` (all when empty), only the unsigned ones with `unsigned`; and
+    /// how many there are in all.
     pub async fn page_packages(
         &self,
         tree: &PageTree,
         search: &str,
+        unsigned: bool,
         offset: i64,
         limit: i64,
     ) -> Result<(i64, Vec<PackageRow>)> {
         let (table, owner) = placement(tree.kind);
-        let filter = if search.is_empty() {
+        let everything = search.is_empty() && !unsigned;
+        let filter = if everything {
             String::new()
+        } else if unsigned {
+            " AND LOWER(p.name) LIKE $2 ESCAPE '\\' AND p.sig_algorithm = 'none'".to_string()
         } else {
             " AND LOWER(p.name) LIKE $2 ESCAPE '\\'".to_string()
         };
         let mut tx = self.begin_read().await?;
         let select = format!(
             "SELECT p.sha256, p.name, p.epoch, p.version, p.release, p.arch, p.size_package AS size, \
-             p.summary, t.location FROM {table} t JOIN packages p ON p.id = t.package_id \
-             WHERE t.{owner} = $1{filter} ORDER BY t.location"
+             p.summary, t.location, p.sig_key_id, p.sig_algorithm FROM {table} t \
+             JOIN packages p ON p.id = t.package_id WHERE t.{owner} = $1{filter} ORDER BY t.location"
         );
-        let (total, rows) = if search.is_empty() {
+        let (total, rows) = if everything {
             // Index-only: the placement table's primary key starts with the owner.
             let sql = format!("SELECT COUNT(*) FROM {table} WHERE {owner} = $1");
             let total: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
@@ -422,7 +433,10 @@ impl Catalog {
         } else {
             // A search scans the tree once: when it matches few packages, that scan
             // yields all of them (and their count); only a broad one is counted apart.
-            let fetch = (offset + limit).max(SEARCH_WINDOW) + 1;
+            let fetch = offset
+                .saturating_add(limit)
+                .max(SEARCH_WINDOW)
+                .saturating_add(1);
             let sql = format!("{select} LIMIT $3");
             let mut all: Vec<PackageRow> = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(tree.id)
@@ -444,7 +458,7 @@ impl Catalog {
                     .await?
             };
             let start = (offset.max(0) as usize).min(all.len());
-            let end = (start + limit.max(0) as usize).min(all.len());
+            let end = start.saturating_add(limit.max(0) as usize).min(all.len());
             all.truncate(end);
             let rows = all.split_off(start);
             (total, rows)

@@ -1,0 +1,130 @@
+//! Real `gpg` keys and signatures for the signature tests: each [`Gpg`] is a private
+//! keyring in a temporary home.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+
+/// A gpg home with its own keys; removed on drop.
+pub struct Gpg {
+    home: tempfile::TempDir,
+}
+
+/// One key of a [`Gpg`]: its fingerprint and 16-digit key ID (lower case).
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub fingerprint: String,
+    pub key_id: String,
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        require_tool("gpg");
+        let home = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            home.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        Gpg { home }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", self.home.path()).args([
+            "--batch",
+            "--yes",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]);
+        c
+    }
+
+    /// Generates a signing key: `algo` is `rsa2048`, `rsa4096` or `ed25519`.
+    pub fn generate(&self, name: &str, algo: &str) -> Key {
+        let uid = format!(
+            "{name} <{}@example.org>",
+            name.to_lowercase().replace(' ', ".")
+        );
+        run_ok(
+            self.cmd()
+                .args(["--quick-gen-key", &uid, algo, "sign", "never"]),
+        );
+        let listing = run_ok(self.cmd().args(["--with-colons", "--list-keys", &uid]));
+        let fingerprint = listing
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .and_then(|l| l.split(':').find(|f| !f.is_empty()))
+            .unwrap()
+            .to_string();
+        let key_id = fingerprint[fingerprint.len() - 16..].to_lowercase();
+        Key {
+            fingerprint,
+            key_id,
+        }
+    }
+
+    /// Writes `key`'s public key to `path`, ASCII-armoured or binary.
+    pub fn export(&self, key: &Key, path: &Path, armor: bool) -> PathBuf {
+        let mut c = self.cmd();
+        c.arg("--output").arg(path).arg("--export");
+        if armor {
+            c.arg("--armor");
+        }
+        run_ok(c.arg(&key.fingerprint));
+        path.to_path_buf()
+    }
+
+    /// Signs `file` with `key` into `file.asc` (detached, armoured), as repositories are.
+    pub fn detach_sign(&self, key: &Key, file: &Path) {
+        let mut asc = file.as_os_str().to_owned();
+        asc.push(".asc");
+        run_ok(
+            self.cmd()
+                .args([
+                    "--local-user",
+                    &key.fingerprint,
+                    "--detach-sign",
+                    "--armor",
+                    "--output",
+                ])
+                .arg(&asc)
+                .arg(file),
+        );
+    }
+
+    /// Signs the package `rpm` with `key` using `rpmsign --addsign` (replacing any
+    /// signature it had).
+    pub fn rpmsign(&self, key: &Key, rpm: &Path) {
+        require_tool("rpmsign");
+        run_ok(
+            Command::new("rpmsign")
+                .env("GNUPGHOME", self.home.path())
+                .arg("--define")
+                .arg("__gpg /usr/bin/gpg")
+                .arg("--define")
+                .arg(format!("_gpg_name {}", key.fingerprint))
+                .arg("--define")
+                .arg("_gpg_sign_cmd_extra_args --pinentry-mode loopback --passphrase=")
+                .arg("--resign")
+                .arg(rpm),
+        );
+    }
+
+    /// Checks `file.asc` over `file` with gpg itself; returns whether it verifies.
+    pub fn verifies(&self, file: &Path, signature: &Path) -> bool {
+        self.cmd()
+            .arg("--verify")
+            .arg(signature)
+            .arg(file)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+}

@@ -8,8 +8,9 @@
 use std::time::Instant;
 
 use cairn::app::config::{Config, ViewConfig};
+use cairn::app::publish::Format;
 use cairn::domain::package::{DepKind, Dependency, FileKind, Package, PackageFile};
-use cairn::formats::repodata::{xml, Compression};
+use cairn::formats::repodata::xml;
 use cairn::store::catalog::Catalog;
 use cairn::store::datadir::DataDir;
 use cairn::store::pool::Pool;
@@ -109,7 +110,7 @@ fn main() {
         };
         let placements = place(&v1, &ids);
         let published =
-            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, &Format::default())
                 .await
                 .unwrap();
         catalog
@@ -117,7 +118,7 @@ fn main() {
             .await
             .unwrap();
         let latest =
-            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, &Format::default())
                 .await
                 .unwrap();
         catalog
@@ -136,7 +137,7 @@ fn main() {
             &data,
             &lock,
             "one",
-            Compression::Gzip,
+            &Format::default(),
         )
         .await
         .unwrap();
@@ -149,7 +150,7 @@ fn main() {
             .collect();
         let ids2 = catalog.insert_packages(&v2).await.unwrap();
         let mut content =
-            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, &Format::default())
                 .await
                 .unwrap();
         let upgrades = place(&v2, &ids2);
@@ -160,7 +161,7 @@ fn main() {
             .unwrap();
         let place_s = t.elapsed().as_secs_f64();
         content =
-            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, &Format::default())
                 .await
                 .unwrap();
         catalog
@@ -173,7 +174,7 @@ fn main() {
             &data,
             &lock,
             "two",
-            Compression::Gzip,
+            &Format::default(),
         )
         .await
         .unwrap();
@@ -190,10 +191,7 @@ fn main() {
         drop(lock);
         let mut config = Config::default();
         config.repos.push(toml::from_str("id = \"big\"").unwrap());
-        let view = ViewConfig {
-            name: "bigview".into(),
-            repos: vec!["big".into()],
-        };
+        let view: ViewConfig = toml::from_str("name = \"bigview\"\nrepos = [\"big\"]").unwrap();
         config.views.push(view.clone());
         // The view's own metadata is rendered once by its latest; the snapshot reuses it.
         let lease = data.lease_pool().unwrap();
@@ -220,7 +218,7 @@ fn main() {
             .await
             .unwrap();
         let moved =
-            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, Compression::Gzip)
+            cairn::app::publish::publish_repo_content(&catalog, &pool, repo_id, &Format::default())
                 .await
                 .unwrap();
         catalog

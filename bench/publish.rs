@@ -15,7 +15,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use cairn::formats::repodata::Compression;
 use cairn::store::catalog::Catalog;
 use cairn::store::datadir::DataDir;
 use cairn::store::pool::Pool;
@@ -33,6 +32,51 @@ fn time_cmd(args: &[&str], dir: &Path) -> f64 {
         String::from_utf8_lossy(&out.stderr)
     );
     t.elapsed().as_secs_f64()
+}
+
+/// A signer with a fresh RSA 3072 key made by gpg in `dir`.
+fn test_signer(dir: &Path) -> cairn::app::signing::Signer {
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .args(args)
+            .output()
+            .expect("gpg runs");
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "Bench <bench@example.org>",
+        "rsa3072",
+        "sign",
+        "never",
+    ]);
+    let key = dir.join("bench.sec.asc");
+    gpg(&[
+        "--output",
+        key.to_str().unwrap(),
+        "--armor",
+        "--export-secret-keys",
+        "bench@example.org",
+    ]);
+    let config: cairn::app::config::SigningConfig =
+        toml::from_str(&format!("key = \"{}\"", key.display())).unwrap();
+    cairn::app::signing::Signer::load(&config).unwrap()
 }
 
 fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
@@ -67,7 +111,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(rpms.join("repodata"));
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (import_s, full, reuse) = rt.block_on(async {
+    let (import_s, full, signed, reuse) = rt.block_on(async {
         let data = DataDir::open(tmp.path().join("data")).unwrap();
         let pool = Pool::open(data.pool_dir()).unwrap();
         let url = format!(
@@ -83,7 +127,7 @@ fn main() {
             &data,
             &cairn::app::import::Into {
                 repo: "bench",
-                compression: Compression::Gzip,
+                format: &cairn::app::publish::Format::default(),
                 trust: &cairn::app::import::Trust::off(),
             },
             std::slice::from_ref(&rpms),
@@ -102,7 +146,7 @@ fn main() {
                 &catalog,
                 &pool,
                 &items,
-                Compression::Gzip,
+                &cairn::app::publish::Format::default(),
                 &[],
                 true,
             )
@@ -110,6 +154,29 @@ fn main() {
             .unwrap();
             assert!(p.rendered);
             full = full.min(t.elapsed().as_secs_f64());
+        }
+        // The same full publish, signing repomd.xml with an RSA 3072 key made by gpg.
+        let signer = test_signer(tmp.path());
+        let signed_format = cairn::app::publish::Format::new(
+            cairn::formats::repodata::Compression::Gzip,
+            Some(std::sync::Arc::new(signer)),
+        );
+        let mut signed = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let items = catalog.repo_fragments(repo_id).await.unwrap();
+            let p = cairn::app::publish::publish_set(
+                &catalog,
+                &pool,
+                &items,
+                &signed_format,
+                &[],
+                true,
+            )
+            .await
+            .unwrap();
+            assert!(p.rendered);
+            signed = signed.min(t.elapsed().as_secs_f64());
         }
         // Snapshots are made under the repository's write lock (the import took and
         // released it).
@@ -123,14 +190,14 @@ fn main() {
                 &data,
                 &lock,
                 &format!("s{i}"),
-                Compression::Gzip,
+                &cairn::app::publish::Format::default(),
             )
             .await
             .unwrap();
             assert!(!p.rendered);
             reuse = reuse.min(t.elapsed().as_secs_f64());
         }
-        (import_s, full, reuse)
+        (import_s, full, signed, reuse)
     });
 
     let cores = std::thread::available_parallelism()
@@ -156,6 +223,10 @@ fn main() {
     );
     println!(
         "{:<52} {:>9.3}",
+        "cairn full publish, signed (RSA 3072)", signed
+    );
+    println!(
+        "{:<52} {:>9.3}",
         "cairn snapshot create, unchanged set (reuse)", reuse
     );
     println!(
@@ -169,6 +240,10 @@ fn main() {
     println!(
         "ratio: import vs createrepo_c cold:            {:.2}x",
         cr_cold / import_s
+    );
+    println!(
+        "ratio: signed full publish vs unsigned:        {:.3}x the time",
+        signed / full
     );
     println!(
         "ratio: unchanged snapshot vs createrepo_c --update: {:.0}x faster",

@@ -422,7 +422,7 @@ fn place_without_view_refresh(
             &catalog,
             &pool,
             repo_id,
-            cairn::formats::repodata::Compression::Gzip,
+            &cairn::app::publish::Format::default(),
         )
         .await
         .unwrap();

@@ -12,15 +12,15 @@ use crate::app::config::{Config, GpgCheck, RepoConfig};
 use crate::app::gc::{self, GcError, GcReport};
 use crate::app::import::{self, ImportError, ImportReport};
 use crate::app::progress::Progress;
-use crate::app::publish::{self, PublishError, Published};
+use crate::app::publish::{self, Format, PublishError, Published};
 use crate::app::retention::{self, RetentionError};
+use crate::app::signing::{SignError, Signer};
 use crate::app::sync::{self, SyncError, SyncReport};
 use crate::app::verify::{self, VerifyError, VerifyReport};
 use crate::app::view::{self, ViewError};
 use crate::domain::names;
 use crate::domain::status::RunStatus;
 use crate::formats::openpgp::Keyring;
-use crate::formats::repodata::Compression;
 use crate::store::catalog::{Catalog, CatalogError, SnapshotRow, Space, ViewSnapshotRow};
 use crate::store::datadir::{DataDir, LockError, OwnerError, WriteLocks};
 use crate::store::pool::{Pool, PoolError};
@@ -55,6 +55,8 @@ pub enum AppError {
         #[source]
         source: crate::formats::openpgp::PgpError,
     },
+    #[error(transparent)]
+    Signing(#[from] SignError),
     #[error("repository {0:?} has no gpgkeys to check signatures against: add gpgkeys to its [[repo]], or import with --gpgcheck off")]
     NoKeys(String),
     #[error("{alias:?} cannot be an alias name: {source}")]
@@ -145,6 +147,9 @@ pub struct AliasSet {
 #[derive(Clone)]
 pub struct App {
     pub config: Config,
+    /// The signer of `[signing]`, when set (also in each signing repository's and
+    /// view's config).
+    pub signer: Option<Arc<Signer>>,
     pub datadir: DataDir,
     pub pool: Pool,
     pub catalog: Catalog,
@@ -166,7 +171,18 @@ pub fn redact(url: &str) -> String {
 
 impl App {
     /// Opens the data dir, pool and catalog described by `config`, applying migrations.
-    pub async fn open(config: Config) -> Result<App, AppError> {
+    pub async fn open(mut config: Config) -> Result<App, AppError> {
+        // The signing key is loaded (and its passphrase checked) before anything else.
+        let signer = match &config.signing {
+            Some(signing) => Some(Arc::new(Signer::load(signing)?)),
+            None => None,
+        };
+        for repo in config.repos.iter_mut().filter(|r| r.sign) {
+            repo.signer = signer.clone();
+        }
+        for view in config.views.iter_mut().filter(|v| v.sign) {
+            view.signer = signer.clone();
+        }
         let path = &config.server.data_dir;
         // Ownership first: creating the directories below as the wrong user is what
         // the check prevents.
@@ -186,17 +202,23 @@ impl App {
         catalog.migrate().await?;
         Ok(App {
             config,
+            signer,
             datadir,
             pool,
             catalog,
         })
     }
 
-    /// The metadata compression of repository `repo` (its config's, or the default).
-    pub fn compression(&self, repo: &str) -> Compression {
+    /// The signer of `[signing]`, when set.
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_deref()
+    }
+
+    /// How repository `repo`'s metadata is rendered (its config's, or the default).
+    pub fn format(&self, repo: &str) -> Format {
         self.config
             .repo(repo)
-            .map(|r| r.compression)
+            .map(RepoConfig::format)
             .unwrap_or_default()
     }
 
@@ -255,7 +277,7 @@ impl App {
             &self.datadir,
             &import::Into {
                 repo,
-                compression: declared.compression,
+                format: &declared.format(),
                 trust: &trust,
             },
             paths,
@@ -342,7 +364,7 @@ impl App {
                     source,
                 })?;
             published |=
-                publish::ensure_latest(&self.catalog, &self.pool, &lock, repo.compression).await?;
+                publish::ensure_latest(&self.catalog, &self.pool, &lock, &repo.format()).await?;
         }
         if published {
             self.published();
@@ -393,7 +415,7 @@ impl App {
             &self.datadir,
             &lock,
             &name,
-            self.compression(repo),
+            &self.format(repo),
         )
         .await?)
     }

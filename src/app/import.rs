@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use crate::app::config::GpgCheck;
 use crate::app::ingest::{self, IngestError};
 pub use crate::app::progress::Progress;
-use crate::app::publish::{self, PublishError, Published};
+use crate::app::publish::{self, Format, PublishError, Published};
 use crate::domain::package::Package;
 use crate::formats::openpgp::{self, HeaderVerdict, Keyring, PgpError};
-use crate::formats::repodata::{xml, Compression, Fragments};
+use crate::formats::repodata::{xml, Fragments};
 use crate::formats::rpmcheck;
 use crate::formats::rpmread::{self, FileFacts};
 use crate::store::catalog::{Catalog, CatalogError, PackageSignature, PlacedFragments};
@@ -83,12 +83,12 @@ pub struct ImportReport {
     pub published: Option<Published>,
 }
 
-/// The repository an import goes into: its id, its metadata compression, and how
-/// its packages' signatures are checked.
+/// The repository an import goes into: its id, how its metadata is rendered, and
+/// how its packages' signatures are checked.
 #[derive(Debug, Clone, Copy)]
 pub struct Into<'a> {
     pub repo: &'a str,
-    pub compression: Compression,
+    pub format: &'a Format,
     pub trust: &'a Trust,
 }
 
@@ -570,7 +570,7 @@ pub async fn import(
 ) -> Result<ImportReport, ImportError> {
     let Into {
         repo,
-        compression,
+        format,
         trust,
     } = *into;
     let mut report = ImportReport::default();
@@ -611,7 +611,7 @@ pub async fn import(
         pool,
         datadir,
         repo,
-        compression,
+        format,
         staged,
         packages,
         files,
@@ -633,7 +633,7 @@ async fn place(
     pool: &Pool,
     datadir: &DataDir,
     repo: &str,
-    compression: Compression,
+    format: &Format,
     staged: Vec<Staged>,
     mut packages: Vec<(Package, Fragments)>,
     files: Vec<PathBuf>,
@@ -678,8 +678,7 @@ async fn place(
         });
     }
     let extras = catalog.repo_extras(locked.repo_id).await?;
-    let published =
-        publish::publish_set(catalog, pool, &items, compression, &extras, false).await?;
+    let published = publish::publish_set(catalog, pool, &items, format, &extras, false).await?;
     phase("published");
     ingest::check_blobs(
         pool,

@@ -8,6 +8,7 @@
 //!   [`retention`]: snapshots and retention after a sync; [`scheduler`]: syncs on a
 //!   schedule;
 //! - [`gc`], [`verify`]: pool and catalog maintenance;
+//! - [`signing`]: the signatures on what is published;
 //! - [`config`], [`metrics`], [`progress`]: what the operations are told and tell.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod progress;
 pub mod publish;
 pub mod retention;
 pub mod scheduler;
+pub mod signing;
 pub mod sync;
 pub mod verify;
 pub mod view;

@@ -5,10 +5,12 @@
 //! compression and every package's sha256 and location), so publishing a package set
 //! that was published before costs one lookup and reuses the same bytes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use crate::app::signing::Signer;
 use crate::domain::names;
 use crate::formats::repodata::{self, Carried, CarriedFile, Compression, Entry, Extra, ExtraKind};
 use crate::store::catalog::{
@@ -33,6 +35,8 @@ pub enum PublishError {
     BadName(String),
     #[error("{0:?} is reserved and cannot name a snapshot")]
     Reserved(String),
+    #[error(transparent)]
+    Sign(#[from] crate::app::signing::SignError),
     /// The rendering thread ended abnormally (a panic).
     #[error("rendering metadata ended abnormally: {0}")]
     Task(String),
@@ -50,13 +54,32 @@ pub struct Published {
     pub content_version: Option<i64>,
 }
 
+/// How a publication's metadata is rendered: how it is compressed, and who signs its
+/// `repomd.xml` (`repodata/repomd.xml.asc`, with the key beside it as
+/// `repodata/repomd.xml.key`).
+#[derive(Debug, Clone, Default)]
+pub struct Format {
+    pub compression: Compression,
+    pub signer: Option<Arc<Signer>>,
+}
+
+impl Format {
+    pub fn new(compression: Compression, signer: Option<Arc<Signer>>) -> Format {
+        Format {
+            compression,
+            signer,
+        }
+    }
+}
+
 /// The content key of a package set, given as (location, sha256) pairs, plus the
-/// carried-through metadata.
+/// carried-through metadata and the signing key.
 pub fn content_key<'a>(
     entries: impl Iterator<Item = (&'a str, &'a str)>,
-    compression: Compression,
+    format: &Format,
     extras: &[ExtraRef],
 ) -> String {
+    let compression = format.compression;
     let mut sorted: Vec<(&str, &str)> = entries.collect();
     sorted.sort_unstable();
     let mut h = Sha256::new();
@@ -95,6 +118,11 @@ pub fn content_key<'a>(
         }
         h.update(b"\n");
     }
+    if let Some(signer) = &format.signer {
+        h.update(b"signed-by ");
+        h.update(signer.id().as_bytes());
+        h.update(b"\n");
+    }
     hex::encode(h.finalize())
 }
 
@@ -103,22 +131,15 @@ pub async fn publish_set(
     catalog: &Catalog,
     pool: &Pool,
     items: &[PlacedFragments],
-    compression: Compression,
+    format: &Format,
     extras: &[ExtraRef],
     force_render: bool,
 ) -> Result<Published, PublishError> {
     let extras = ExtraBytes::InPool(extras.to_vec());
-    begin(
-        catalog,
-        pool,
-        items.to_vec(),
-        compression,
-        extras,
-        force_render,
-    )
-    .await?
-    .finish(catalog, pool)
-    .await
+    begin(catalog, pool, items.to_vec(), format, extras, force_render)
+        .await?
+        .finish(catalog, pool)
+        .await
 }
 
 /// The carried-through records (comps, updateinfo, modules) of a publication.
@@ -198,7 +219,7 @@ pub async fn begin(
     catalog: &Catalog,
     pool: &Pool,
     items: Vec<PlacedFragments>,
-    compression: Compression,
+    format: &Format,
     extras: ExtraBytes,
     force_render: bool,
 ) -> Result<Pending, PublishError> {
@@ -207,9 +228,10 @@ pub async fn begin(
         items
             .iter()
             .map(|i| (i.location.as_str(), i.sha256.as_str())),
-        compression,
+        format,
         &extras.refs(),
     );
+    let format = format.clone();
     if !force_render {
         if let Some(id) = catalog.publication_by_key(&key).await? {
             return Ok(Pending::Existing {
@@ -223,7 +245,7 @@ pub async fn begin(
     // Rendering and compression are CPU work on all cores: keep them off the runtime.
     Ok(Pending::Rendering(tokio::task::spawn_blocking(move || {
         let extras = extras.load(&pool)?;
-        prepare(&pool, key, &items, compression, &extras, started)
+        prepare(&pool, key, &items, &format, &extras, started)
     })))
 }
 
@@ -269,7 +291,7 @@ fn prepare(
     pool: &Pool,
     key: String,
     items: &[PlacedFragments],
-    compression: Compression,
+    format: &Format,
     side: &Side,
     started: Instant,
 ) -> Result<Prepared, PublishError> {
@@ -295,7 +317,31 @@ fn prepare(
         })
         .collect();
     repodata::sort_entries(&mut entries);
-    let data = repodata::build(&entries, compression, &extras, &carried)?;
+    let mut data = repodata::build(&entries, format.compression, &extras, &carried)?;
+    if let Some(signer) = &format.signer {
+        let repomd = data
+            .files
+            .iter()
+            .find(|f| f.kind == "repomd")
+            .map(|f| f.bytes.clone())
+            .unwrap_or_default();
+        let signature = signer.sign(&repomd)?;
+        for (path, kind, bytes) in [
+            ("repodata/repomd.xml.asc", "repomd_asc", signature),
+            (
+                "repodata/repomd.xml.key",
+                "repomd_key",
+                signer.public_key().to_vec(),
+            ),
+        ] {
+            data.files.push(repodata::MetadataFile {
+                path: path.into(),
+                kind: kind.into(),
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                bytes,
+            });
+        }
+    }
     let mut staged = Vec::with_capacity(data.files.len());
     let mut files = Vec::with_capacity(data.files.len());
     for f in &data.files {
@@ -353,7 +399,7 @@ pub async fn publish_repo_content(
     catalog: &Catalog,
     pool: &Pool,
     repo_id: i64,
-    compression: Compression,
+    format: &Format,
 ) -> Result<Published, PublishError> {
     let started = Instant::now();
     let content = catalog.versioned_content(repo_id).await?;
@@ -362,7 +408,7 @@ pub async fn publish_repo_content(
             .rows
             .iter()
             .map(|c| (c.location.as_str(), c.sha256.as_str())),
-        compression,
+        format,
         &content.extras,
     );
     if let Some(id) = catalog.publication_by_key(&key).await? {
@@ -376,8 +422,7 @@ pub async fn publish_repo_content(
     }
     // The caller holds the repository lock: the content cannot move between the reads.
     let items = catalog.repo_fragments(repo_id).await?;
-    let mut published =
-        publish_set(catalog, pool, &items, compression, &content.extras, false).await?;
+    let mut published = publish_set(catalog, pool, &items, format, &content.extras, false).await?;
     published.content_version = Some(content.version);
     Ok(published)
 }
@@ -392,7 +437,7 @@ pub async fn snapshot_publication(
     pool: &Pool,
     repo: &str,
     repo_id: i64,
-    compression: Compression,
+    format: &Format,
 ) -> Result<Published, PublishError> {
     let mirrored = match catalog
         .repo(repo)
@@ -419,8 +464,10 @@ pub async fn snapshot_publication(
         });
     }
     if let Some(latest) = catalog.current_latest(repo_id).await? {
-        let suffix = format!(".xml.{}", compression.suffix());
-        if latest.primary_path.ends_with(&suffix) {
+        let suffix = format!(".xml.{}", format.compression.suffix());
+        if latest.primary_path.ends_with(&suffix)
+            && signed_as(catalog, latest.publication_id, format).await?
+        {
             return Ok(Published {
                 publication_id: latest.publication_id,
                 rendered: false,
@@ -430,7 +477,18 @@ pub async fn snapshot_publication(
             });
         }
     }
-    publish_repo_content(catalog, pool, repo_id, compression).await
+    publish_repo_content(catalog, pool, repo_id, format).await
+}
+
+/// Is the publication `id` signed as `format` signs (by its key, or not at all)?
+async fn signed_as(catalog: &Catalog, id: i64, format: &Format) -> Result<bool, PublishError> {
+    let files = catalog.publication_files(id).await?;
+    let key = files.iter().find(|f| f.kind == "repomd_key");
+    Ok(match (&format.signer, key) {
+        (None, None) => true,
+        (Some(signer), Some(key)) => key.sha256 == hex::encode(Sha256::digest(signer.public_key())),
+        _ => false,
+    })
 }
 
 /// Content keys of mirror-mode publications (upstream's metadata bytes) start so.
@@ -454,12 +512,12 @@ pub async fn create_snapshot(
     datadir: &DataDir,
     lock: &WriteLock,
     name: &str,
-    compression: Compression,
+    format: &Format,
 ) -> Result<(SnapshotRow, Published), PublishError> {
     check_snapshot_name(name)?;
     let repo = lock.repo();
     let repo_id = catalog.ensure_repo(repo).await?;
-    let published = snapshot_publication(catalog, pool, repo, repo_id, compression).await?;
+    let published = snapshot_publication(catalog, pool, repo, repo_id, format).await?;
     let snap = catalog
         .create_snapshot(repo_id, repo, name, published.publication_id)
         .await?;
@@ -475,7 +533,7 @@ pub async fn ensure_latest(
     catalog: &Catalog,
     pool: &Pool,
     lock: &WriteLock,
-    compression: Compression,
+    format: &Format,
 ) -> Result<bool, PublishError> {
     let repo = lock.repo();
     let repo_id = catalog.ensure_repo(repo).await?;
@@ -486,7 +544,7 @@ pub async fn ensure_latest(
     if has_latest {
         return Ok(false);
     }
-    let published = publish_repo_content(catalog, pool, repo_id, compression).await?;
+    let published = publish_repo_content(catalog, pool, repo_id, format).await?;
     catalog
         .set_repo_latest(repo_id, published.publication_id, published.content_version)
         .await?;

@@ -70,8 +70,7 @@ pub async fn after_sync(
                 None => base.clone(),
                 Some(n) => format!("{base}-{}", n + 1),
             };
-            publish::create_snapshot(catalog, pool, datadir, &lock, &name, repo.compression)
-                .await?;
+            publish::create_snapshot(catalog, pool, datadir, &lock, &name, &repo.format()).await?;
             created = Some(name);
         }
     }

@@ -11,10 +11,10 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::app::config::{Config, ViewConfig};
-use crate::app::publish::{self, PublishError, Published};
+use crate::app::publish::{self, Format, PublishError, Published};
 use crate::formats::repodata::parse::ParseError;
 use crate::formats::repodata::updateinfo::Nevra;
-use crate::formats::repodata::{merge, Compression, ExtraKind, Fragments};
+use crate::formats::repodata::{merge, ExtraKind, Fragments};
 use crate::store::catalog::{
     content_stamp, Catalog, CatalogError, ExtraRef, MemberPackage, PlacedFragments, ViewContent,
     ViewSnapshotRow,
@@ -92,6 +92,7 @@ async fn publish_composition(
     catalog: &Catalog,
     pool: &Pool,
     members: &[(String, Vec<MemberPackage>)],
+    format: &Format,
 ) -> Result<(Published, Vec<(String, i64)>), ViewError> {
     let composed = compose(members);
     let placements: Vec<(String, i64)> = composed
@@ -103,7 +104,7 @@ async fn publish_composition(
         composed
             .iter()
             .map(|(loc, p)| (loc.as_str(), p.sha256.as_str())),
-        Compression::Gzip,
+        format,
         &extras,
     );
     if let Some(id) = catalog.publication_by_key(&key).await? {
@@ -134,8 +135,7 @@ async fn publish_composition(
                 }),
         })
         .collect();
-    let published =
-        publish::publish_set(catalog, pool, &items, Compression::Gzip, &extras, false).await?;
+    let published = publish::publish_set(catalog, pool, &items, format, &extras, false).await?;
     Ok((published, placements))
 }
 
@@ -211,7 +211,8 @@ pub async fn publish_latest(
 ) -> Result<Published, ViewError> {
     let view_id = catalog.ensure_view(&view.name).await?;
     let (members, stamp) = members(catalog, view).await?;
-    let (published, placements) = publish_composition(catalog, pool, &members).await?;
+    let (published, placements) =
+        publish_composition(catalog, pool, &members, &view.format()).await?;
     catalog
         .set_view_latest(view_id, &placements, published.publication_id, &stamp)
         .await?;
@@ -267,10 +268,10 @@ pub async fn snapshot(
     let mut member_pubs = Vec::new();
     let mut repo_ids = Vec::new();
     for repo in &view.repos {
-        let compression = config.repo(repo).map(|r| r.compression).unwrap_or_default();
+        let format = config.repo(repo).map(|r| r.format()).unwrap_or_default();
         let repo_id = catalog.ensure_repo(repo).await?;
         let published =
-            publish::snapshot_publication(catalog, pool, repo, repo_id, compression).await?;
+            publish::snapshot_publication(catalog, pool, repo, repo_id, &format).await?;
         member_pubs.push((repo_id, repo.clone(), published.publication_id));
         repo_ids.push(repo_id);
     }
@@ -301,7 +302,8 @@ pub async fn snapshot(
     }
     let (members, _) = members(catalog, view).await?;
     phase("member packages read");
-    let (published, placements) = publish_composition(catalog, pool, &members).await?;
+    let (published, placements) =
+        publish_composition(catalog, pool, &members, &view.format()).await?;
     phase("view composed and published");
     if !has_latest {
         // A view that never had a `latest` (new, or declared while nothing refreshed

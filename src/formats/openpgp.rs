@@ -246,3 +246,106 @@ pub fn check_header(
         Err(e) => HeaderVerdict::Bad(e),
     }
 }
+
+/// A secret key that signs: the signing-capable subkey of the first key in its file,
+/// else its primary key, unlocked with its passphrase.
+pub struct SecretSigner {
+    key: pgp::composed::SignedSecretKey,
+    /// Index of the signing subkey, or `None` for the primary key.
+    subkey: Option<usize>,
+    passphrase: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SecretSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSigner")
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+fn can_sign(sigs: &[Signature]) -> bool {
+    let flagged: Vec<&Signature> = sigs
+        .iter()
+        .filter(|s| {
+            s.config().is_some_and(|c| {
+                c.hashed_subpackets()
+                    .any(|p| matches!(p.data, pgp::packet::SubpacketData::KeyFlags(_)))
+            })
+        })
+        .collect();
+    flagged.is_empty() || flagged.iter().any(|s| s.key_flags().sign())
+}
+
+impl SecretSigner {
+    /// Reads the secret key in `bytes` (armoured or binary, from `file`, named in
+    /// errors) and checks that `passphrase` unlocks it by making one signature.
+    pub fn load(
+        bytes: &[u8],
+        file: &str,
+        passphrase: zeroize::Zeroizing<Vec<u8>>,
+    ) -> Result<SecretSigner, PgpError> {
+        let bad = |message: String| PgpError::BadKey {
+            file: file.to_string(),
+            message,
+        };
+        let (key, _) = pgp::composed::SignedSecretKey::from_reader_single(Cursor::new(bytes))
+            .map_err(|e| bad(format!("no OpenPGP secret key in it: {e}")))?;
+        let subkey = key
+            .secret_subkeys
+            .iter()
+            .position(|s| can_sign(&s.signatures));
+        let signer = SecretSigner {
+            key,
+            subkey,
+            passphrase,
+        };
+        signer
+            .sign(b"cairn")
+            .map_err(|e| bad(format!("it cannot sign (is the passphrase right?): {e}")))?;
+        Ok(signer)
+    }
+
+    /// The fingerprint of the key that signs (a subkey's, when a subkey signs).
+    pub fn fingerprint(&self) -> String {
+        match self.subkey {
+            Some(i) => hex::encode(self.key.secret_subkeys[i].key.fingerprint().as_bytes()),
+            None => hex::encode(self.key.primary_key.fingerprint().as_bytes()),
+        }
+    }
+
+    /// The public key (primary and subkeys), ASCII-armoured, for clients.
+    pub fn public_armored(&self) -> Result<Vec<u8>, PgpError> {
+        self.key
+            .to_public_key()
+            .to_armored_bytes(pgp::composed::ArmorOptions::default())
+            .map_err(|e| PgpError::BadSignature(e.to_string()))
+    }
+
+    /// An ASCII-armoured detached signature over `data`.
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, PgpError> {
+        let password = pgp::types::Password::from(self.passphrase.as_slice());
+        let hash = pgp::crypto::hash::HashAlgorithm::Sha256;
+        let rng = rand::thread_rng();
+        let signature = match self.subkey {
+            Some(i) => DetachedSignature::sign_binary_data(
+                rng,
+                &self.key.secret_subkeys[i].key,
+                &password,
+                hash,
+                data,
+            ),
+            None => DetachedSignature::sign_binary_data(
+                rng,
+                &self.key.primary_key,
+                &password,
+                hash,
+                data,
+            ),
+        }
+        .map_err(|e| PgpError::BadSignature(e.to_string()))?;
+        signature
+            .to_armored_bytes(pgp::composed::ArmorOptions::default())
+            .map_err(|e| PgpError::BadSignature(e.to_string()))
+    }
+}

@@ -4,7 +4,7 @@ use hyper::body::Incoming;
 use hyper::header::{self};
 use hyper::{Request, Response, StatusCode};
 
-use super::handler::ResBody;
+use super::handler::{ResBody, KEYS_FILE};
 use super::index::Tree;
 use super::respond::{not_found, text, uncached};
 
@@ -72,14 +72,27 @@ pub(super) fn repo_file(
                 format!("Cairn {owner} {tree} {suffix}"),
             )
         };
+        // Metadata Cairn signed carries its key beside the signature.
+        let signed = t.is_some_and(|t| t.file(&format!("{dir}repodata/repomd.xml.key")).is_some());
+        let trust = if signed {
+            format!(
+                "repo_gpgcheck=1\n\
+                 # Add the vendor's key to gpgkey (and set gpgcheck=1) when the packages are signed.\n\
+                 gpgkey={base}/keys/{KEYS_FILE}\n\
+                 gpgcheck=0\n"
+            )
+        } else {
+            "# Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
+             gpgcheck=0\n"
+                .to_string()
+        };
         body.push_str(&format!(
             "[{section}]\n\
              name={name}\n\
              baseurl={base}/{prefix}/{owner}/{tree}/{dir}\n\
              enabled=1\n\
              {expire}\
-             # Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
-             gpgcheck=0\n"
+             {trust}"
         ));
     }
     uncached(body, "text/plain; charset=utf-8")

@@ -192,6 +192,7 @@ impl Server {
             server.workers,
             server.alias_grace,
             Limits::from_config(server),
+            app.signer().map(|s| Arc::new(s.all_keys().to_vec())),
         )
         .await?;
         lock.describe(&format!(
@@ -204,6 +205,7 @@ impl Server {
         Ok(started)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         catalog: Catalog,
         pool: Pool,
@@ -212,6 +214,7 @@ impl Server {
         workers: usize,
         alias_grace: Duration,
         limits: Limits,
+        keys: Option<Arc<Vec<u8>>>,
     ) -> Result<Server, ServeError> {
         // Register every metric now, not on the first request.
         let _ = crate::app::metrics::metrics();
@@ -273,6 +276,7 @@ impl Server {
             let open = open.clone();
             let rx = shutdown_rx.clone();
             let access = access.clone();
+            let keys = keys.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
                 .spawn(move || {
@@ -289,6 +293,7 @@ impl Server {
                         busy: fair::BusyRun::default(),
                         fresh,
                         access: access.as_ref().map(access::AccessLogger::for_worker),
+                        keys,
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })

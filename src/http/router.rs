@@ -67,6 +67,8 @@ pub enum Route<'p> {
     Home,
     /// `/packages/SHA256`
     Package(&'p str),
+    /// `/keys/NAME`: the public keys that sign what Cairn publishes.
+    Keys(&'p str),
     /// `/repos/OWNER/` (with `?from=&to=`: a comparison)
     Owner(Space, &'p str),
     /// `/repos/OWNER/TREE.repo`, or `/repos/OWNER/TREE` (redirected to the slash form).
@@ -102,6 +104,9 @@ impl<'p> Route<'p> {
         if let Some(sha) = path.strip_prefix("/packages/") {
             return Route::Package(sha);
         }
+        if let Some(name) = path.strip_prefix("/keys/") {
+            return Route::Keys(name);
+        }
         let segs: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
         let space = match segs.first() {
             Some(&"repos") => Space::Repos,
@@ -133,6 +138,7 @@ impl<'p> Route<'p> {
         match self {
             Route::Metrics | Route::Healthz => RouteClass::Api,
             Route::File(_, _, _, path) if path.starts_with("repodata/") => RouteClass::Metadata,
+            Route::Keys(_) => RouteClass::Metadata,
             Route::File(..) => RouteClass::Package,
             _ => RouteClass::Page,
         }
@@ -154,6 +160,7 @@ mod tests {
             ("/repos/", Route::Home, C::Page),
             ("/static/cairn.css", Route::Stylesheet, C::Page),
             ("/packages/abc", Route::Package("abc"), C::Page),
+            ("/keys/cairn.asc", Route::Keys("cairn.asc"), C::Metadata),
             ("/repos/a", Route::Owner(Repos, "a"), C::Page),
             ("/views/v/", Route::Owner(Views, "v"), C::Page),
             (

@@ -78,6 +78,66 @@ impl Gpg {
         path.to_path_buf()
     }
 
+    /// Writes `key`'s secret key to `path`, ASCII-armoured (as it is stored: with the
+    /// passphrase it was made with).
+    pub fn export_secret(&self, key: &Key, path: &Path, passphrase: &str) -> PathBuf {
+        run_ok(
+            Command::new("gpg")
+                .env("GNUPGHOME", self.home.path())
+                .args([
+                    "--batch",
+                    "--yes",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    passphrase,
+                ])
+                .arg("--output")
+                .arg(path)
+                .args(["--armor", "--export-secret-keys"])
+                .arg(&key.fingerprint),
+        );
+        path.to_path_buf()
+    }
+
+    /// Generates a signing key protected by `passphrase`.
+    pub fn generate_with_passphrase(&self, name: &str, algo: &str, passphrase: &str) -> Key {
+        let uid = format!(
+            "{name} <{}@example.org>",
+            name.to_lowercase().replace(' ', ".")
+        );
+        run_ok(
+            Command::new("gpg")
+                .env("GNUPGHOME", self.home.path())
+                .args([
+                    "--batch",
+                    "--yes",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    passphrase,
+                ])
+                .args(["--quick-gen-key", &uid, algo, "sign", "never"]),
+        );
+        let listing = run_ok(self.cmd().args(["--with-colons", "--list-keys", &uid]));
+        let fingerprint = listing
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .and_then(|l| l.split(':').find(|f| !f.is_empty()))
+            .unwrap()
+            .to_string();
+        let key_id = fingerprint[fingerprint.len() - 16..].to_lowercase();
+        Key {
+            fingerprint,
+            key_id,
+        }
+    }
+
+    /// Imports the keys in `file` into this keyring.
+    pub fn import(&self, file: &Path) {
+        run_ok(self.cmd().arg("--import").arg(file));
+    }
+
     /// Signs `file` with `key` into `file.asc` (detached, armoured), as repositories are.
     pub fn detach_sign(&self, key: &Key, file: &Path) {
         let mut asc = file.as_os_str().to_owned();

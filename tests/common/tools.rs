@@ -77,6 +77,47 @@ pub fn dnf(baseurl: &str, args: &[&str]) -> (String, Vec<String>) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), names)
 }
 
+/// Runs `dnf install PACKAGES` against `baseurl` in a fresh install root with
+/// `repo_gpgcheck=1` and `gpgkey=KEY_URL` (and, with `gpgcheck`, package signature
+/// checks too); returns whether it succeeded and what it printed.
+pub fn dnf_install_checked(
+    baseurl: &str,
+    key_url: &str,
+    gpgcheck: bool,
+    packages: &[&str],
+) -> (bool, String) {
+    require_tool("dnf");
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new("dnf")
+        .arg(format!(
+            "--installroot={}",
+            root.path().join("root").display()
+        ))
+        .arg("--releasever=1")
+        .arg("--setopt=reposdir=/dev/null")
+        .arg(format!(
+            "--setopt=cachedir={}",
+            root.path().join("cache").display()
+        ))
+        .arg("--setopt=skip_if_unavailable=False")
+        .arg(format!("--repofrompath=t,{baseurl}"))
+        .arg("--repo=t")
+        .arg("--setopt=t.repo_gpgcheck=1")
+        .arg(format!("--setopt=t.gpgcheck={}", u8::from(gpgcheck)))
+        .arg(format!("--setopt=t.gpgkey={key_url}"))
+        .arg("-y")
+        .arg("install")
+        .args(packages)
+        .output()
+        .expect("dnf runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 // ---- generic XML trees, for field-by-field comparison ---------------------------------
 
 /// chmod a+rX on `root` and everything below it, and on its parents' search bits.

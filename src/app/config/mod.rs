@@ -39,6 +39,61 @@ pub struct Config {
     pub repos: Vec<RepoConfig>,
     #[serde(default, rename = "view")]
     pub views: Vec<ViewConfig>,
+    /// `[signing]`: who signs the metadata Cairn renders.
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+}
+
+/// `[signing]`: the key (or external command) that signs every `repomd.xml` Cairn
+/// renders, and the public keys served to clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// An OpenPGP secret key file (ASCII-armoured or binary) that signs.
+    pub key: Option<PathBuf>,
+    /// A file holding the key's passphrase (its first line).
+    pub passphrase_file: Option<PathBuf>,
+    /// An environment variable holding the key's passphrase.
+    pub passphrase_env: Option<String>,
+    /// Instead of `key`: a command (run with `sh -c`) that reads repomd.xml on its
+    /// standard input and writes an ASCII-armoured detached signature on its standard
+    /// output (gpg with an agent, an HSM client).
+    pub command: Option<String>,
+    /// With `command`: the public key file of the key the command signs with.
+    pub public_key: Option<PathBuf>,
+    /// Public keys of earlier signing keys, still served after a rotation so that
+    /// snapshots signed with them keep verifying.
+    #[serde(default)]
+    pub previous_keys: Vec<PathBuf>,
+}
+
+impl SigningConfig {
+    fn check(&self) -> Result<(), String> {
+        match (&self.key, &self.command) {
+            (Some(_), Some(_)) => {
+                return Err("[signing]: give key or command, not both".into());
+            }
+            (None, None) => {
+                return Err("[signing]: give key (a secret key file) or command".into());
+            }
+            (None, Some(_)) if self.public_key.is_none() => {
+                return Err("[signing]: command needs public_key (the public key of the key it signs with), to serve it and check what the command writes".into());
+            }
+            (None, Some(_)) if self.passphrase_file.is_some() || self.passphrase_env.is_some() => {
+                return Err(
+                    "[signing]: passphrase_file and passphrase_env go with key, not command".into(),
+                );
+            }
+            (Some(_), None) if self.public_key.is_some() => {
+                return Err("[signing]: public_key goes with command; with key, the public key is taken from the secret key".into());
+            }
+            _ => {}
+        }
+        if self.passphrase_file.is_some() && self.passphrase_env.is_some() {
+            return Err("[signing]: give passphrase_file or passphrase_env, not both".into());
+        }
+        Ok(())
+    }
 }
 
 /// Where ids and names stand in the file (for messages that name a line).
@@ -70,6 +125,27 @@ pub struct ViewConfig {
     pub name: String,
     /// Member repositories; earlier ones win when two carry the same name.arch and EVR.
     pub repos: Vec<String>,
+    /// Sign the view's metadata with `[signing]` (default: true when it is set).
+    #[serde(default = "yes")]
+    pub sign: bool,
+    /// The signer of `[signing]` when `sign` (set when the installation is opened).
+    #[serde(skip)]
+    pub signer: Option<std::sync::Arc<crate::app::signing::Signer>>,
+}
+
+impl ViewConfig {
+    /// How the view's metadata is rendered: gzip (what every client reads), signed
+    /// when the view signs.
+    pub fn format(&self) -> crate::app::publish::Format {
+        crate::app::publish::Format::new(
+            crate::formats::repodata::Compression::Gzip,
+            self.signer.clone(),
+        )
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[server]`.
@@ -246,6 +322,21 @@ impl Config {
             }
         };
         resolve(&mut config.server.data_dir);
+        if let Some(signing) = &mut config.signing {
+            for file in [
+                &mut signing.key,
+                &mut signing.passphrase_file,
+                &mut signing.public_key,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                resolve(file);
+            }
+            for file in &mut signing.previous_keys {
+                resolve(file);
+            }
+        }
         for repo in &mut config.repos {
             for file in [
                 &mut repo.tls_client_cert,
@@ -255,6 +346,9 @@ impl Config {
             .into_iter()
             .flatten()
             {
+                resolve(file);
+            }
+            for file in &mut repo.gpgkeys {
                 resolve(file);
             }
         }
@@ -276,6 +370,9 @@ impl Config {
         let at = |span: std::ops::Range<usize>, message: String| {
             invalid(format!("line {}: {message}", line(span)))
         };
+        if let Some(signing) = &config.signing {
+            signing.check().map_err(invalid)?;
+        }
         let mut seen = std::collections::HashSet::new();
         for (repo, spanned) in config.repos.iter().zip(&spans.repo) {
             let span = spanned.id.span();

@@ -2,10 +2,13 @@
 //! retention) and the checks of their values against each other.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::de_timeout;
+use crate::app::publish::Format;
+use crate::app::signing::Signer;
 use crate::domain::names::{self, valid_name};
 use crate::domain::schedule::Schedule;
 use crate::formats::repodata::Compression;
@@ -63,6 +66,13 @@ pub struct RepoConfig {
     /// [`RepoConfig::gpgcheck`] (default: "require" with `gpgkeys`, "off" without).
     #[serde(default, rename = "gpgcheck")]
     pub gpgcheck_setting: Option<GpgCheck>,
+    /// Sign the metadata Cairn renders for this repository with `[signing]` (default:
+    /// true when it is set; mirror mode serves upstream's own signature instead).
+    #[serde(default = "super::yes")]
+    pub sign: bool,
+    /// The signer of `[signing]` when `sign` (set when the installation is opened).
+    #[serde(skip)]
+    pub signer: Option<Arc<Signer>>,
     /// PEM client certificate for the upstream (entitlement CDNs); needs `tls_client_key`.
     #[serde(default)]
     pub tls_client_cert: Option<PathBuf>,
@@ -165,6 +175,11 @@ impl RepoConfig {
             RepoKind::Tree => SyncMode::Mirror,
             RepoKind::Repo => self.mode_setting.unwrap_or_default(),
         }
+    }
+
+    /// How the metadata Cairn renders for this repository is compressed and signed.
+    pub fn format(&self) -> Format {
+        Format::new(self.compression, self.signer.clone())
     }
 
     /// How the packages' header signatures are checked: as set, else "require" when

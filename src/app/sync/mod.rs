@@ -734,9 +734,9 @@ impl Cx<'_> {
             Publishing::Mirror(mirror_files, items)
         } else {
             let extras = publish::ExtraBytes::Loaded(extras);
-            let compression = self.repo.compression;
+            let format = self.repo.format();
             Publishing::Regenerated(
-                publish::begin(self.catalog, self.pool, items, compression, extras, false).await?,
+                publish::begin(self.catalog, self.pool, items, &format, extras, false).await?,
             )
         };
         let ids = ingest::record(self.catalog, &mut packages, durable).await?;

@@ -233,6 +233,10 @@ fn package_signatures_are_checked_against_the_keys_and_recorded() {
             "{report}"
         );
         assert!(!warnings.contains("demo-lib"), "{report}");
+        // Not every package is signed: the .repo file leaves gpgcheck off.
+        let server = warn.serve();
+        let repo_file = String::from_utf8(fetch(&server.url("/repos/m/latest.repo"))).unwrap();
+        assert!(repo_file.contains("gpgcheck=0\n"), "{repo_file}");
     }
 
     // Signed by a key the repository does not trust: named with the key found.
@@ -273,6 +277,34 @@ fn package_signatures_are_checked_against_the_keys_and_recorded() {
         signer("demo-docs"),
         (ed.key_id.clone(), "EdDSA".to_string())
     );
+
+    // Every package is signed by a key the repository trusts: its .repo file turns
+    // gpgcheck on with the repository's keys, served by Cairn, and dnf checks them.
+    let server = env.serve();
+    let repo_file = String::from_utf8(fetch(&server.url("/repos/m/latest.repo"))).unwrap();
+    let keys_url = server.url("/keys/repos/m.asc");
+    assert!(
+        repo_file.contains("gpgcheck=1\n") && repo_file.contains(&keys_url),
+        "{repo_file}"
+    );
+    let (ok, out) = dnf_install_trusting(
+        &server.url("/repos/m/latest/"),
+        &keys_url,
+        false,
+        true,
+        &["demo-app"],
+    );
+    assert!(ok, "{out}");
+    // dnf with a stranger's key refuses the same packages.
+    let stranger_key = gpg.export(&other, &keys.path().join("other.asc"), true);
+    let (ok, out) = dnf_install_trusting(
+        &server.url("/repos/m/latest/"),
+        &format!("file://{}", stranger_key.display()),
+        false,
+        true,
+        &["demo-app"],
+    );
+    assert!(!ok, "{out}");
 }
 
 #[test]
@@ -547,14 +579,22 @@ fn cairn_signs_every_publication_it_renders_and_dnf_checks_it() {
     let stranger_public = gpg.export(&stranger, &keys.path().join("stranger.pub.asc"), true);
     let pass_file = keys.path().join("second.pass");
     std::fs::write(&pass_file, "correct horse\n").unwrap();
+    // The packages are signed by their vendor, whose key the repository trusts.
+    let vendor = gpg.generate("Package Vendor", "rsa2048");
+    let vendor_public = gpg.export(&vendor, &keys.path().join("vendor.asc"), true);
     for backend in backends() {
-        let repos = "[[repo]]\nid = \"fx\"\n[[view]]\nname = \"v\"\nrepos = [\"fx\"]\n";
+        let repos = format!(
+            "[[repo]]\nid = \"fx\"\ngpgkeys = [\"{}\"]\n[[view]]\nname = \"v\"\nrepos = [\"fx\"]\n",
+            vendor_public.display()
+        );
         let env = Env::with_repo_toml(
             &backend,
             &format!("[signing]\nkey = \"{}\"\n{repos}", first_secret.display()),
         );
         let one = env.dir.path().join("one");
-        cairn::formats::samples::demo_packages(&one).unwrap();
+        for rpm in cairn::formats::samples::demo_packages(&one).unwrap() {
+            gpg.rpmsign(&vendor, &rpm);
+        }
         env.ok(&["import", "fx", one.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", "s1"]);
         env.ok(&["publish", "fx", "s1", "--as", "prod"]);
@@ -584,10 +624,20 @@ fn cairn_signs_every_publication_it_renders_and_dnf_checks_it() {
                 && repo_file.contains(&server.url("/keys/cairn.asc")),
             "{repo_file}"
         );
-        // dnf with repo_gpgcheck=1 installs from a snapshot, a view and an alias...
+        assert!(
+            repo_file.contains("gpgcheck=1\n") && repo_file.contains("/keys/repos/fx.asc"),
+            "{repo_file}"
+        );
+        // dnf with repo_gpgcheck=1 and gpgcheck=1 installs from a snapshot, a view and
+        // an alias, with the keys the .repo files name...
         let key_url = server.url("/keys/cairn.asc");
-        for tree in ["/repos/fx/s1/", "/views/v/s1/", "/repos/fx/prod/"] {
-            let (ok, out) = dnf_install_checked(&server.url(tree), &key_url, false, &["demo-app"]);
+        for (tree, owner_keys) in [
+            ("/repos/fx/s1/", "/keys/repos/fx.asc"),
+            ("/views/v/s1/", "/keys/views/v.asc"),
+            ("/repos/fx/prod/", "/keys/repos/fx.asc"),
+        ] {
+            let keys = format!("{key_url} {}", server.url(owner_keys));
+            let (ok, out) = dnf_install_checked(&server.url(tree), &keys, true, &["demo-app"]);
             assert!(ok, "{}: {tree}: {out}", backend.name());
         }
         // ...and refuses a key that did not sign it.
@@ -619,7 +669,9 @@ fn cairn_signs_every_publication_it_renders_and_dnf_checks_it() {
         })
         .unwrap();
         let two = env.dir.path().join("two");
-        cairn::formats::samples::generate(&two, 1).unwrap();
+        for rpm in cairn::formats::samples::generate(&two, 1).unwrap() {
+            gpg.rpmsign(&vendor, &rpm);
+        }
         env.ok(&["import", "fx", two.to_str().unwrap()]);
         env.ok(&["snapshot", "create", "fx", "--name", "s2"]);
         let server = env.serve();
@@ -780,4 +832,36 @@ fn a_wrong_passphrase_or_a_missing_key_is_named_before_anything_runs() {
         assert!(!out.status.success(), "{signing}");
         assert!(err.contains(expected), "{signing}: {err}");
     }
+}
+
+#[test]
+fn mirror_mode_serves_upstreams_signature_which_gpg_verifies() {
+    let gpg = Gpg::new();
+    let vendor = gpg.generate("Upstream Vendor", "rsa2048");
+    let keys = tempfile::tempdir().unwrap();
+    let public = gpg.export(&vendor, &keys.path().join("vendor.asc"), true);
+    let (up_dir, repo) = demo_upstream_tree();
+    gpg.detach_sign(&vendor, &repo.join("repodata/repomd.xml"));
+    let upstream = Upstream::start(up_dir.path());
+    let env = mirror_env(
+        &Backend::Sqlite,
+        &upstream,
+        &format!(
+            "mode = \"mirror\"\ngpgkeys = [\"{}\"]\nrepo_gpgcheck = true\ngpgcheck = \"off\"\n",
+            public.display()
+        ),
+    );
+    env.ok(&["repo", "sync", "m"]);
+    env.ok(&["snapshot", "create", "m", "--name", "s"]);
+    let server = env.serve();
+    for tree in ["/repos/m/latest/", "/repos/m/s/"] {
+        assert!(gpg_verifies(&public, &server.url(tree)), "{tree}");
+    }
+    let (ok, out) = dnf_install_checked(
+        &server.url("/repos/m/s/"),
+        &format!("file://{}", public.display()),
+        false,
+        &["demo-app"],
+    );
+    assert!(ok, "{out}");
 }

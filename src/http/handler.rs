@@ -52,9 +52,8 @@ pub struct Shared {
     pub(crate) fresh: super::Freshness,
     /// This worker's access log, when one is kept.
     pub access: Option<super::access::WorkerLog>,
-    /// The public keys that sign what Cairn publishes (current and previous,
-    /// ASCII-armoured), when `[signing]` is set.
-    pub keys: Option<Arc<Vec<u8>>>,
+    /// The public keys served under `/keys/`.
+    pub keys: Arc<super::keys::ServedKeys>,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
@@ -183,7 +182,7 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
             }
         }
         Route::Stylesheet => stylesheet(),
-        Route::Keys(name) => keys(shared.keys.as_deref(), name),
+        Route::Keys(name) => shared.keys.respond(name),
         Route::Home => page(shared, PageRequest::Home).await,
         Route::Package(sha) => {
             let sha256 = sha.to_string();
@@ -207,6 +206,7 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
                 name,
                 &base_url(req),
                 tree_of(space, owner, name),
+                shared.keys.owner(prefix(space), owner),
             ),
             _ => redirect(
                 &format!("/{}/{owner}/{tree}/", prefix(space)),
@@ -266,34 +266,6 @@ fn metrics() -> Response<ResBody> {
 }
 
 /// The stylesheet of the pages.
-/// `/keys/`: [`KEYS_FILE`] holds every public key that signs (or signed) what this
-/// server publishes.
-fn keys(keys: Option<&Vec<u8>>, name: &str) -> Response<ResBody> {
-    let Some(keys) = keys else {
-        return not_found("This server does not sign its metadata ([signing] is not set).");
-    };
-    match name {
-        "" => text(
-            StatusCode::OK,
-            &format!("{KEYS_FILE}: the public keys that sign this server's repository metadata (current and previous)\n"),
-        ),
-        KEYS_FILE => {
-            let mut r = Response::new(full(keys.clone()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/pgp-keys"),
-            );
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            r
-        }
-        _ => not_found("There is no such key file."),
-    }
-}
-
-/// The file under `/keys/` with every signing key.
-pub const KEYS_FILE: &str = "cairn.asc";
-
 fn stylesheet() -> Response<ResBody> {
     let mut r = Response::new(full(STYLESHEET));
     r.headers_mut().insert(

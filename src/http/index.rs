@@ -42,6 +42,9 @@ impl FileEntry {
 #[derive(Debug, Default)]
 pub struct Files {
     pub files: HashMap<String, FileEntry>,
+    /// The key IDs that signed the packages, when every package is signed (by a key
+    /// its repository trusted or not: see `listing::repo_file`); `None` otherwise.
+    pub signers: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A published tree: a snapshot or a repository's `latest`.
@@ -115,10 +118,18 @@ impl Index {
                     let entry = FileEntry::new(&f.path, f.sha256, f.size as u64, tree.revision);
                     files.files.insert(f.path, entry);
                 }
+                let mut signers = Some(std::collections::BTreeSet::new());
                 for p in packages {
+                    match (&p.sig_algorithm, &p.sig_key_id, &mut signers) {
+                        (Some(a), Some(k), Some(set)) if a != "none" && a != "unverified" => {
+                            set.insert(k.clone());
+                        }
+                        _ => signers = None,
+                    }
                     let entry = FileEntry::new(&p.path, p.sha256, p.size as u64, p.mtime);
                     files.files.insert(p.path, entry);
                 }
+                files.signers = signers.filter(|s| !s.is_empty());
                 by_publication.insert(tree.publication_id, Arc::new(files));
             })
             .await?;
@@ -165,6 +176,7 @@ impl Index {
             } else {
                 let mut merged = Files {
                     files: current.files.clone(),
+                    signers: current.signers.clone(),
                 };
                 for prev in &alias.previous {
                     for (path, entry) in &files_of(prev).files {

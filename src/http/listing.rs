@@ -4,8 +4,9 @@ use hyper::body::Incoming;
 use hyper::header::{self};
 use hyper::{Request, Response, StatusCode};
 
-use super::handler::{ResBody, KEYS_FILE};
+use super::handler::ResBody;
 use super::index::Tree;
+use super::keys::{OwnerKeys, KEYS_FILE};
 use super::respond::{not_found, text, uncached};
 
 /// `http://HOST` from the request's Host header (only host-name characters kept).
@@ -23,13 +24,60 @@ pub(super) fn base_url(req: &Request<Incoming>) -> String {
     format!("http://{host}")
 }
 
-/// A `.repo` file for `/etc/yum.repos.d/` pointing at a tree.
+/// The `.repo` lines that make dnf check what the tree at `dir` of `t` is signed
+/// with: `repo_gpgcheck=1` when its repomd.xml is signed by Cairn's key (its
+/// `repomd.xml.key` beside it) or, for a mirror that checks upstream's, by the keys its
+/// repository trusts; `gpgcheck=1` when every package is signed by one of those keys;
+/// `gpgkey=` listing the keys served under `keys` (a URL ending in `/keys/`).
+fn trust_lines(
+    t: Option<&Tree>,
+    dir: &str,
+    keys: &str,
+    owner: Option<(&str, &str, &OwnerKeys)>,
+) -> String {
+    let cairn_signed =
+        t.is_some_and(|t| t.file(&format!("{dir}repodata/repomd.xml.key")).is_some());
+    let upstream_signed = owner.is_some_and(|(_, _, k)| k.upstream_signed)
+        && t.is_some_and(|t| t.file(&format!("{dir}repodata/repomd.xml.asc")).is_some());
+    let packages_signed = match (t.and_then(|t| t.files.signers.as_ref()), owner) {
+        (Some(signers), Some((_, _, k))) => signers.iter().all(|id| k.key_ids.contains(id)),
+        _ => false,
+    };
+    let mut urls = Vec::new();
+    if cairn_signed {
+        urls.push(format!("{keys}{KEYS_FILE}"));
+    }
+    if let Some((prefix, owner, _)) = owner {
+        urls.push(format!("{keys}{prefix}/{owner}.asc"));
+    }
+    let mut out = String::new();
+    if cairn_signed || upstream_signed {
+        out.push_str("repo_gpgcheck=1\n");
+    }
+    if !urls.is_empty() {
+        out.push_str(&format!("gpgkey={}\n", urls.join(" ")));
+    }
+    if packages_signed {
+        out.push_str("gpgcheck=1\n");
+    } else {
+        out.push_str(
+            "# Not every package is signed by a key this server knows of: set gpgcheck=1 and\n\
+             # add the vendor's key to gpgkey when they are.\n\
+             gpgcheck=0\n",
+        );
+    }
+    out
+}
+
+/// A `.repo` file for `/etc/yum.repos.d/` pointing at a tree; `owner_keys` are the
+/// keys its repository (or a view's members) trusts.
 pub(super) fn repo_file(
     prefix: &str,
     owner: &str,
     tree: &str,
     base: &str,
     t: Option<&Tree>,
+    owner_keys: Option<&OwnerKeys>,
 ) -> Response<ResBody> {
     let id = format!("cairn-{owner}-{tree}");
     let expire = match t {
@@ -72,20 +120,12 @@ pub(super) fn repo_file(
                 format!("Cairn {owner} {tree} {suffix}"),
             )
         };
-        // Metadata Cairn signed carries its key beside the signature.
-        let signed = t.is_some_and(|t| t.file(&format!("{dir}repodata/repomd.xml.key")).is_some());
-        let trust = if signed {
-            format!(
-                "repo_gpgcheck=1\n\
-                 # Add the vendor's key to gpgkey (and set gpgcheck=1) when the packages are signed.\n\
-                 gpgkey={base}/keys/{KEYS_FILE}\n\
-                 gpgcheck=0\n"
-            )
-        } else {
-            "# Set gpgcheck=1 and gpgkey= to the vendor's key when the packages are signed.\n\
-             gpgcheck=0\n"
-                .to_string()
-        };
+        let trust = trust_lines(
+            t,
+            dir,
+            &format!("{base}/keys/"),
+            owner_keys.map(|k| (prefix, owner, k)),
+        );
         body.push_str(&format!(
             "[{section}]\n\
              name={name}\n\

@@ -19,6 +19,7 @@ pub mod fair;
 mod files;
 pub mod handler;
 pub mod index;
+mod keys;
 mod listing;
 pub mod pages;
 mod respond;
@@ -192,7 +193,7 @@ impl Server {
             server.workers,
             server.alias_grace,
             Limits::from_config(server),
-            app.signer().map(|s| Arc::new(s.all_keys().to_vec())),
+            Arc::new(keys::ServedKeys::of(app)),
         )
         .await?;
         lock.describe(&format!(
@@ -214,7 +215,7 @@ impl Server {
         workers: usize,
         alias_grace: Duration,
         limits: Limits,
-        keys: Option<Arc<Vec<u8>>>,
+        keys: Arc<keys::ServedKeys>,
     ) -> Result<Server, ServeError> {
         // Register every metric now, not on the first request.
         let _ = crate::app::metrics::metrics();

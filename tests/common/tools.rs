@@ -86,6 +86,17 @@ pub fn dnf_install_checked(
     gpgcheck: bool,
     packages: &[&str],
 ) -> (bool, String) {
+    dnf_install_trusting(baseurl, key_url, true, gpgcheck, packages)
+}
+
+/// [`dnf_install_checked`] with `repo_gpgcheck` chosen too.
+pub fn dnf_install_trusting(
+    baseurl: &str,
+    key_url: &str,
+    repo_gpgcheck: bool,
+    gpgcheck: bool,
+    packages: &[&str],
+) -> (bool, String) {
     require_tool("dnf");
     let root = tempfile::tempdir().unwrap();
     let out = Command::new("dnf")
@@ -102,7 +113,10 @@ pub fn dnf_install_checked(
         .arg("--setopt=skip_if_unavailable=False")
         .arg(format!("--repofrompath=t,{baseurl}"))
         .arg("--repo=t")
-        .arg("--setopt=t.repo_gpgcheck=1")
+        .arg(format!(
+            "--setopt=t.repo_gpgcheck={}",
+            u8::from(repo_gpgcheck)
+        ))
         .arg(format!("--setopt=t.gpgcheck={}", u8::from(gpgcheck)))
         .arg(format!("--setopt=t.gpgkey={key_url}"))
         .arg("-y")

@@ -187,6 +187,8 @@ impl Catalog {
                     sha256: f.sha256,
                     size: f.size,
                     mtime: before.revision,
+                    sig_key_id: None,
+                    sig_algorithm: None,
                 }));
         }
         for d in packages {

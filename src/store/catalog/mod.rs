@@ -367,6 +367,11 @@ pub struct TreeFile {
     pub sha256: String,
     pub size: i64,
     pub mtime: i64,
+    /// The package's signer (see [`PackageSignature`]), where the query reads it.
+    #[sqlx(default)]
+    pub sig_key_id: Option<String>,
+    #[sqlx(default)]
+    pub sig_algorithm: Option<String>,
 }
 
 /// A published tree: a snapshot or a repository's `latest`.

@@ -119,8 +119,8 @@ impl Catalog {
         let t = space.tables();
         let (table, column) = super::pages::placement(tree.kind);
         let select = format!(
-            "SELECT x.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime \
-             FROM {table} x JOIN packages p ON p.id = x.package_id"
+            "SELECT x.location AS path, p.sha256, p.size_package AS size, p.time_file AS mtime, \
+             p.sig_key_id, p.sig_algorithm FROM {table} x JOIN packages p ON p.id = x.package_id"
         );
         let snapshot = tree.kind == t.kind;
         let sql = if snapshot {

@@ -386,10 +386,6 @@ fn tree_settings_are_checked() {
             "relative to the tree root",
         ),
     ] {
-        let env = Env::with_repo_toml(&Backend::Sqlite, toml);
-        let out = env.run(&["repo", "list"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{toml}");
-        assert!(err.contains(expected), "{toml}: {err}");
+        assert_config_refused(toml, expected);
     }
 }

@@ -31,6 +31,11 @@ impl Gpg {
     }
 
     pub fn cmd(&self) -> Command {
+        self.cmd_with("")
+    }
+
+    /// gpg in this home, batch mode, with `passphrase` for any key it unlocks.
+    pub fn cmd_with(&self, passphrase: &str) -> Command {
         let mut c = Command::new("gpg");
         c.env("GNUPGHOME", self.home.path()).args([
             "--batch",
@@ -38,33 +43,14 @@ impl Gpg {
             "--pinentry-mode",
             "loopback",
             "--passphrase",
-            "",
+            passphrase,
         ]);
         c
     }
 
     /// Generates a signing key: `algo` is `rsa2048`, `rsa4096` or `ed25519`.
     pub fn generate(&self, name: &str, algo: &str) -> Key {
-        let uid = format!(
-            "{name} <{}@example.org>",
-            name.to_lowercase().replace(' ', ".")
-        );
-        run_ok(
-            self.cmd()
-                .args(["--quick-gen-key", &uid, algo, "sign", "never"]),
-        );
-        let listing = run_ok(self.cmd().args(["--with-colons", "--list-keys", &uid]));
-        let fingerprint = listing
-            .lines()
-            .find_map(|l| l.strip_prefix("fpr:"))
-            .and_then(|l| l.split(':').find(|f| !f.is_empty()))
-            .unwrap()
-            .to_string();
-        let key_id = fingerprint[fingerprint.len() - 16..].to_lowercase();
-        Key {
-            fingerprint,
-            key_id,
-        }
+        self.generate_with_passphrase(name, algo, "")
     }
 
     /// Writes `key`'s public key to `path`, ASCII-armoured or binary.
@@ -82,16 +68,7 @@ impl Gpg {
     /// passphrase it was made with).
     pub fn export_secret(&self, key: &Key, path: &Path, passphrase: &str) -> PathBuf {
         run_ok(
-            Command::new("gpg")
-                .env("GNUPGHOME", self.home.path())
-                .args([
-                    "--batch",
-                    "--yes",
-                    "--pinentry-mode",
-                    "loopback",
-                    "--passphrase",
-                    passphrase,
-                ])
+            self.cmd_with(passphrase)
                 .arg("--output")
                 .arg(path)
                 .args(["--armor", "--export-secret-keys"])
@@ -107,16 +84,7 @@ impl Gpg {
             name.to_lowercase().replace(' ', ".")
         );
         run_ok(
-            Command::new("gpg")
-                .env("GNUPGHOME", self.home.path())
-                .args([
-                    "--batch",
-                    "--yes",
-                    "--pinentry-mode",
-                    "loopback",
-                    "--passphrase",
-                    passphrase,
-                ])
+            self.cmd_with(passphrase)
                 .args(["--quick-gen-key", &uid, algo, "sign", "never"]),
         );
         let listing = run_ok(self.cmd().args(["--with-colons", "--list-keys", &uid]));
@@ -187,4 +155,24 @@ impl Gpg {
     pub fn home(&self) -> &Path {
         self.home.path()
     }
+}
+
+/// GETs `url`, insisting on 200.
+pub fn fetch(url: &str) -> Vec<u8> {
+    let r = http().get(url).send().unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.bytes().unwrap().to_vec()
+}
+
+/// Checks with gpg (trusting only the keys in `keys`) that the served repomd.xml of the
+/// tree at `tree_url` carries a valid signature; returns whether it verifies.
+pub fn gpg_verifies(keys: &Path, tree_url: &str) -> bool {
+    let client = Gpg::new();
+    client.import(keys);
+    let dir = tempfile::tempdir().unwrap();
+    let repomd = dir.path().join("repomd.xml");
+    let asc = dir.path().join("repomd.xml.asc");
+    std::fs::write(&repomd, fetch(&format!("{tree_url}repodata/repomd.xml"))).unwrap();
+    std::fs::write(&asc, fetch(&format!("{tree_url}repodata/repomd.xml.asc"))).unwrap();
+    client.verifies(&repomd, &asc)
 }

@@ -264,3 +264,13 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Asserts that an installation configured with `repo_toml` refuses to run `cairn repo
+/// list`, with `expected` in its error.
+pub fn assert_config_refused(repo_toml: &str, expected: &str) {
+    let env = Env::with_repo_toml(&Backend::Sqlite, repo_toml);
+    let out = env.run(&["repo", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {repo_toml}");
+    assert!(err.contains(expected), "{repo_toml}: {err}");
+}

@@ -382,3 +382,33 @@ fn sigterm_finishes_in_flight_downloads_and_exits_cleanly() {
         "the in-flight download completed ({received} bytes incl. headers)"
     );
 }
+
+#[test]
+fn latest_metadata_is_the_new_one_the_moment_a_command_returns() {
+    let f = fixture(&Backend::Sqlite);
+    let c = http();
+    let get = |path: &str| {
+        c.get(f.server.url(path))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .to_vec()
+    };
+    // Each import returns only once `latest` is published; a client that asks right
+    // after must get the repomd.xml that names the new package, never the one before.
+    for i in 0..15 {
+        let dir = f.env.dir.path().join(format!("more{i}"));
+        let name = format!("fresh-{i}");
+        cairn::formats::samples::large_package(&dir, &name, 64).unwrap();
+        f.env.ok(&["import", "fx", dir.to_str().unwrap()]);
+        let repomd = get("/repos/fx/latest/repodata/repomd.xml");
+        let primary = repomd_href(&repomd, "primary");
+        let listed =
+            String::from_utf8(decompress(&get(&format!("/repos/fx/latest/{primary}")))).unwrap();
+        assert!(
+            listed.contains(&format!("<name>{name}</name>")),
+            "round {i}: the repomd.xml served right after the import is the previous one"
+        );
+    }
+}

@@ -5,19 +5,6 @@ mod common;
 
 use common::*;
 
-fn repomd_href(repomd: &[u8], kind: &str) -> String {
-    let doc = parse_xml(repomd);
-    doc.children
-        .iter()
-        .find(|d| d.attr("type") == Some(kind))
-        .unwrap()
-        .child("location")
-        .unwrap()
-        .attr("href")
-        .unwrap()
-        .to_string()
-}
-
 /// The demo packages split into two directories: `apps` (demo-app) and `libs` (the
 /// rest, which demo-app depends on).
 fn split_demo(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {

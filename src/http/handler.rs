@@ -135,6 +135,13 @@ async fn answer(shared: &Shared, req: Request<Incoming>) -> (RouteClass, Respons
     };
     let target = Route::of(&decoded);
     let class = target.class();
+    // What names every other file of a tree (repomd.xml, .treeinfo) is answered from
+    // an index at least as new as the last publication: a client that asks right after
+    // a command returns gets what it published, never the metadata before it. (One
+    // small file read per such request; package requests never wait.)
+    if target.names_the_tree() {
+        shared.fresh.newer(&shared.index).await;
+    }
     let mut resp = route(shared, &req, target.clone()).await;
     // A 404 inside the trees may only mean that this index predates a change that
     // was just published: check, and answer again from the newer index.

@@ -133,6 +133,12 @@ impl<'p> Route<'p> {
         )
     }
 
+    /// Is it a file that names the tree's other files (`repomd.xml`, `.treeinfo`)?
+    pub fn names_the_tree(&self) -> bool {
+        matches!(self, Route::File(_, _, _, path)
+            if path.ends_with("repodata/repomd.xml") || path.ends_with(".treeinfo"))
+    }
+
     /// The class the metrics count this request under.
     pub fn class(&self) -> RouteClass {
         match self {

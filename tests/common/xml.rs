@@ -182,3 +182,17 @@ pub fn first_difference(a: &Node, b: &Node, path: &str) -> Option<String> {
     }
     None
 }
+
+/// The location of the `kind` record of a repomd.xml.
+pub fn repomd_href(repomd: &[u8], kind: &str) -> String {
+    let doc = parse_xml(repomd);
+    doc.children
+        .iter()
+        .find(|d| d.attr("type") == Some(kind))
+        .unwrap_or_else(|| panic!("no {kind} record"))
+        .child("location")
+        .unwrap()
+        .attr("href")
+        .unwrap()
+        .to_string()
+}

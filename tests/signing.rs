@@ -111,6 +111,29 @@ fn cairn_signs_every_publication_it_renders_and_dnf_checks_it() {
             format!("{server_part}{env2_toml}")
         })
         .unwrap();
+        // `repo republish` signs latest with the new key now; snapshots stay as they
+        // were; a second run has nothing to do.
+        let out = env.ok(&["repo", "republish"]);
+        assert!(
+            out.contains("republished fx/latest") && out.contains("republished v/latest"),
+            "{out}"
+        );
+        let out = env.ok(&["repo", "republish"]);
+        assert!(out.contains("nothing to republish"), "{out}");
+        {
+            let server = env.serve();
+            let second_public = gpg.export(&second, &env.dir.path().join("second.pub.asc"), true);
+            assert!(gpg_verifies(
+                &second_public,
+                &server.url("/repos/fx/latest/")
+            ));
+            assert!(gpg_verifies(
+                &second_public,
+                &server.url("/views/v/latest/")
+            ));
+            assert!(gpg_verifies(&first_public, &server.url("/repos/fx/s1/")));
+            assert!(!gpg_verifies(&second_public, &server.url("/repos/fx/s1/")));
+        }
         let two = env.dir.path().join("two");
         for rpm in cairn::formats::samples::generate(&two, 1).unwrap() {
             gpg.rpmsign(&vendor, &rpm);

@@ -342,6 +342,78 @@ impl App {
         Ok(synced)
     }
 
+    /// Renders `latest` again with the current settings (signing key, compression)
+    /// for `repo`, or for every repository and view with `None`: after `[signing]` is
+    /// set or its key rotated, `latest` is signed with the current key now rather than
+    /// at its next change. Snapshots are never touched. A tree already published with
+    /// the current settings is left as is; mirror-mode repositories (upstream's
+    /// metadata) are skipped. Returns the names republished.
+    pub async fn republish(&self, repo: Option<&str>) -> Result<Vec<String>, AppError> {
+        if let Some(name) = repo {
+            if self.config.repo(name).is_none() && self.config.view(name).is_none() {
+                return Err(AppError::UnknownRepo(name.to_string()));
+            }
+        }
+        let lease = self
+            .datadir
+            .lease_pool_async()
+            .await
+            .map_err(|source| AppError::DataDir {
+                path: self.datadir.root().to_path_buf(),
+                source,
+            })?;
+        let mut done = Vec::new();
+        for r in &self.config.repos {
+            if repo.is_some_and(|n| n != r.id) || r.mode() == crate::app::config::SyncMode::Mirror {
+                continue;
+            }
+            let Some(row) = self.catalog.repo(&r.id).await? else {
+                continue;
+            };
+            let Some(current) = row.latest_publication_id else {
+                continue;
+            };
+            let lock = self
+                .datadir
+                .lock_repo_async(&r.id)
+                .await
+                .map_err(|source| LockError {
+                    repo: r.id.clone(),
+                    source,
+                })?;
+            let published =
+                publish::publish_repo_content(&self.catalog, &self.pool, row.id, &r.format())
+                    .await?;
+            if published.publication_id != current {
+                self.catalog
+                    .set_repo_latest(row.id, published.publication_id, published.content_version)
+                    .await?;
+                done.push(r.id.clone());
+            }
+            drop(lock);
+        }
+        for v in &self.config.views {
+            let included = match repo {
+                None => true,
+                Some(n) => v.name == n || v.repos.iter().any(|m| m == n),
+            };
+            if included {
+                let view_id = self.catalog.ensure_view(&v.name).await?;
+                let before = self
+                    .catalog
+                    .view_latest_stamp(view_id)
+                    .await?
+                    .map(|(id, _)| id);
+                let published = view::publish_latest(&self.catalog, &self.pool, &lease, v).await?;
+                if before != Some(published.publication_id) {
+                    done.push(v.name.clone());
+                }
+            }
+        }
+        self.published();
+        Ok(done)
+    }
+
     /// Before serving: every configured repository has its catalog row and every view
     /// its `latest`.
     pub async fn prepare_serving(&self) -> Result<(), AppError> {

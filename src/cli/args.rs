@@ -161,6 +161,13 @@ pub enum RepoCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Render `latest` again with the current settings (after `[signing]` was set or
+    /// its key rotated): one repository or view, or all of them. Snapshots keep the
+    /// signature they were published with.
+    Republish {
+        /// A repository or view (default: all).
+        name: Option<String>,
+    },
     /// Mirror upstream: one repository with a feed, or all of them.
     Sync {
         #[arg(required_unless_present = "all", conflicts_with = "all")]

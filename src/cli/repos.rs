@@ -255,6 +255,15 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
                 }
             }
         }
+        RepoCommand::Republish { name } => {
+            let done = app.republish(name.as_deref()).await?;
+            if done.is_empty() {
+                out!("nothing to republish: every latest is rendered with the current settings");
+            }
+            for n in done {
+                out!("republished {n}/latest");
+            }
+        }
         RepoCommand::Show { repo, json } => {
             let Some(r) = app.catalog.repo(&repo).await? else {
                 bail!("unknown repository {repo:?}");

@@ -295,3 +295,68 @@ fn a_wrong_passphrase_or_a_missing_key_is_named_before_anything_runs() {
         );
     }
 }
+
+#[test]
+fn a_repository_or_view_can_sign_with_a_signer_of_its_own() {
+    let gpg = Gpg::new();
+    let house = gpg.generate("House Key", "ed25519");
+    let partner = gpg.generate("Partner Key", "rsa2048");
+    let keys = tempfile::tempdir().unwrap();
+    let house_secret = gpg.export_secret(&house, &keys.path().join("house.sec.asc"), "");
+    let partner_secret = gpg.export_secret(&partner, &keys.path().join("partner.sec.asc"), "");
+    let house_public = gpg.export(&house, &keys.path().join("house.asc"), true);
+    let partner_public = gpg.export(&partner, &keys.path().join("partner.asc"), true);
+    let env = Env::with_repo_toml(
+        &Backend::Sqlite,
+        &format!(
+            "[signing]\nkey = \"{}\"\n[signing.other.partner]\nkey = \"{}\"\n\
+             [[repo]]\nid = \"fx\"\n[[repo]]\nid = \"px\"\nsigner = \"partner\"\n\
+             [[view]]\nname = \"pv\"\nrepos = [\"px\"]\nsigner = \"partner\"\n",
+            house_secret.display(),
+            partner_secret.display()
+        ),
+    );
+    let rpms = env.dir.path().join("rpms");
+    cairn::formats::samples::demo_packages(&rpms).unwrap();
+    env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+    env.ok(&["import", "px", rpms.to_str().unwrap()]);
+    let server = env.serve();
+    for (tree, signer, other) in [
+        ("/repos/fx/latest/", &house_public, &partner_public),
+        ("/repos/px/latest/", &partner_public, &house_public),
+        ("/views/pv/latest/", &partner_public, &house_public),
+    ] {
+        assert!(gpg_verifies(signer, &server.url(tree)), "{tree}");
+        assert!(!gpg_verifies(other, &server.url(tree)), "{tree}");
+    }
+    // Each tree's .repo file names its own signer's keys, served under /keys/.
+    let served = env.dir.path().join("served-partner.asc");
+    std::fs::write(&served, fetch(&server.url("/keys/partner.asc"))).unwrap();
+    assert!(gpg_verifies(&served, &server.url("/repos/px/latest/")));
+    let px = String::from_utf8(fetch(&server.url("/repos/px/latest.repo"))).unwrap();
+    assert!(
+        px.contains("/keys/partner.asc") && !px.contains("/keys/cairn.asc"),
+        "{px}"
+    );
+    let fx = String::from_utf8(fetch(&server.url("/repos/fx/latest.repo"))).unwrap();
+    assert!(
+        fx.contains("/keys/cairn.asc") && !fx.contains("/keys/partner.asc"),
+        "{fx}"
+    );
+    let (ok, out) = dnf_install_checked(
+        &server.url("/repos/px/latest/"),
+        &server.url("/keys/partner.asc"),
+        false,
+        &["demo-app"],
+    );
+    assert!(ok, "{out}");
+
+    // A signer that is not declared is refused, naming it.
+    assert_config_refused(
+        &format!(
+            "[signing]\nkey = \"{}\"\n[[repo]]\nid = \"fx\"\nsigner = \"nobody\"\n",
+            house_secret.display()
+        ),
+        "names no [signing.other.nobody]",
+    );
+}

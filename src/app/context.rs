@@ -172,16 +172,25 @@ pub fn redact(url: &str) -> String {
 impl App {
     /// Opens the data dir, pool and catalog described by `config`, applying migrations.
     pub async fn open(mut config: Config) -> Result<App, AppError> {
-        // The signing key is loaded (and its passphrase checked) before anything else.
+        // The signing keys are loaded (and their passphrases checked) before anything
+        // else.
         let signer = match &config.signing {
             Some(signing) => Some(Arc::new(Signer::load(signing)?)),
             None => None,
         };
+        let mut others = std::collections::HashMap::new();
+        for (name, other) in config.signing.iter().flat_map(|s| &s.other) {
+            others.insert(name.clone(), Arc::new(Signer::load(other)?));
+        }
+        let choose = |name: &Option<String>| match name {
+            Some(name) => others.get(name).cloned(),
+            None => signer.clone(),
+        };
         for repo in config.repos.iter_mut().filter(|r| r.sign) {
-            repo.signer = signer.clone();
+            repo.signer = choose(&repo.signer_name);
         }
         for view in config.views.iter_mut().filter(|v| v.sign) {
-            view.signer = signer.clone();
+            view.signer = choose(&view.signer_name);
         }
         let path = &config.server.data_dir;
         // Ownership first: creating the directories below as the wrong user is what

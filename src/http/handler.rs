@@ -214,6 +214,7 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
                 &base_url(req),
                 tree_of(space, owner, name),
                 shared.keys.owner(prefix(space), owner),
+                shared.keys.signer_file(prefix(space), owner),
             ),
             _ => redirect(
                 &format!("/{}/{owner}/{tree}/", prefix(space)),

@@ -1,7 +1,7 @@
 //! `/keys/`: the public keys clients need to check what is served, held in memory.
 //!
 //! - `/keys/cairn.asc`: the keys that sign what Cairn publishes (`[signing]`, current
-//!   and previous);
+//!   and previous); `/keys/NAME.asc`: those of a `[signing.other.NAME]` signer;
 //! - `/keys/repos/REPO.asc`, `/keys/views/VIEW.asc`: the keys a repository trusts
 //!   (`gpgkeys`), or a view's members do: what its packages (and a mirror's upstream
 //!   metadata) are signed with.
@@ -36,6 +36,11 @@ pub struct OwnerKeys {
 pub struct ServedKeys {
     /// `[signing]`'s public keys, when set.
     pub signing: Option<Vec<u8>>,
+    /// The public keys of the `[signing.other.NAME]` signers in use, by "NAME.asc".
+    pub named: HashMap<String, Vec<u8>>,
+    /// The key file under `/keys/` of the signer of each owner that signs with a
+    /// named signer ("repos/NAME" or "views/NAME" → "SIGNER.asc").
+    pub signer_files: HashMap<String, String>,
     /// By "repos/NAME" or "views/NAME".
     pub owners: HashMap<String, OwnerKeys>,
 }
@@ -46,8 +51,28 @@ impl ServedKeys {
     pub fn of(app: &crate::app::context::App) -> ServedKeys {
         let mut served = ServedKeys {
             signing: app.signer().map(|s| s.all_keys().to_vec()),
-            owners: HashMap::new(),
+            ..ServedKeys::default()
         };
+        let named = app
+            .config
+            .repos
+            .iter()
+            .map(|r| (format!("repos/{}", r.id), &r.signer_name, &r.signer))
+            .chain(
+                app.config
+                    .views
+                    .iter()
+                    .map(|v| (format!("views/{}", v.name), &v.signer_name, &v.signer)),
+            );
+        for (owner, name, signer) in named {
+            if let (Some(name), Some(signer)) = (name, signer) {
+                let file = format!("{name}.asc");
+                served
+                    .named
+                    .insert(file.clone(), signer.all_keys().to_vec());
+                served.signer_files.insert(owner, file);
+            }
+        }
         let read = |paths: &[std::path::PathBuf], keys: &mut OwnerKeys| {
             for path in paths {
                 let bytes = match std::fs::read(path) {
@@ -94,6 +119,13 @@ impl ServedKeys {
         served
     }
 
+    /// The file under `/keys/` with the keys of the signer of `prefix/owner`.
+    pub fn signer_file(&self, prefix: &str, owner: &str) -> &str {
+        self.signer_files
+            .get(&format!("{prefix}/{owner}"))
+            .map_or(KEYS_FILE, String::as_str)
+    }
+
     /// The keys of the owner at `prefix/owner`, when it has any.
     pub fn owner(&self, prefix: &str, owner: &str) -> Option<&OwnerKeys> {
         self.owners.get(&format!("{prefix}/{owner}"))
@@ -103,6 +135,8 @@ impl ServedKeys {
     pub fn respond(&self, name: &str) -> Response<ResBody> {
         let bytes = if name == KEYS_FILE {
             self.signing.as_ref()
+        } else if let Some(keys) = self.named.get(name) {
+            Some(keys)
         } else {
             name.strip_suffix(".asc")
                 .and_then(|owner| self.owners.get(owner))
@@ -114,6 +148,13 @@ impl ServedKeys {
                 if self.signing.is_some() {
                     listing.push_str(&format!(
                         "{KEYS_FILE}: the keys that sign this server's repository metadata (current and previous)\n"
+                    ));
+                }
+                let mut named: Vec<&String> = self.named.keys().collect();
+                named.sort();
+                for n in named {
+                    listing.push_str(&format!(
+                        "{n}: the keys of a signer some repositories or views sign with\n"
                     ));
                 }
                 let mut owners: Vec<&String> = self.owners.keys().collect();

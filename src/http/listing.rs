@@ -6,7 +6,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::handler::ResBody;
 use super::index::Tree;
-use super::keys::{OwnerKeys, KEYS_FILE};
+use super::keys::OwnerKeys;
 use super::respond::{not_found, text, uncached};
 
 /// `http://HOST` from the request's Host header (only host-name characters kept).
@@ -33,6 +33,7 @@ fn trust_lines(
     t: Option<&Tree>,
     dir: &str,
     keys: &str,
+    signer_file: &str,
     owner: Option<(&str, &str, &OwnerKeys)>,
 ) -> String {
     let cairn_signed =
@@ -45,7 +46,7 @@ fn trust_lines(
     };
     let mut urls = Vec::new();
     if cairn_signed {
-        urls.push(format!("{keys}{KEYS_FILE}"));
+        urls.push(format!("{keys}{signer_file}"));
     }
     if let Some((prefix, owner, _)) = owner {
         urls.push(format!("{keys}{prefix}/{owner}.asc"));
@@ -78,6 +79,7 @@ pub(super) fn repo_file(
     base: &str,
     t: Option<&Tree>,
     owner_keys: Option<&OwnerKeys>,
+    signer_file: &str,
 ) -> Response<ResBody> {
     let id = format!("cairn-{owner}-{tree}");
     let expire = match t {
@@ -124,6 +126,7 @@ pub(super) fn repo_file(
             t,
             dir,
             &format!("{base}/keys/"),
+            signer_file,
             owner_keys.map(|k| (prefix, owner, k)),
         );
         body.push_str(&format!(

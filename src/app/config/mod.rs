@@ -65,10 +65,29 @@ pub struct SigningConfig {
     /// snapshots signed with them keep verifying.
     #[serde(default)]
     pub previous_keys: Vec<PathBuf>,
+    /// Further signers by name (`[signing.other.NAME]`, the same keys as `[signing]`),
+    /// for the repositories and views that choose one with `signer = "NAME"`.
+    #[serde(default)]
+    pub other: std::collections::BTreeMap<String, SigningConfig>,
 }
 
 impl SigningConfig {
     fn check(&self) -> Result<(), String> {
+        for (name, other) in &self.other {
+            if !valid_name(name) || name == "cairn" {
+                return Err(format!(
+                    "[signing.other.{name}]: a signer name is letters, digits, '-', '_', '.', '+' or ':', and not \"cairn\""
+                ));
+            }
+            if !other.other.is_empty() {
+                return Err(format!(
+                    "[signing.other.{name}]: signers cannot nest further signers"
+                ));
+            }
+            other
+                .check()
+                .map_err(|e| e.replacen("[signing]", &format!("[signing.other.{name}]"), 1))?;
+        }
         match (&self.key, &self.command) {
             (Some(_), Some(_)) => {
                 return Err("[signing]: give key or command, not both".into());
@@ -128,6 +147,9 @@ pub struct ViewConfig {
     /// Sign the view's metadata with `[signing]` (default: true when it is set).
     #[serde(default = "yes")]
     pub sign: bool,
+    /// The name of a `[signing.other.NAME]` signer to sign with instead of `[signing]`.
+    #[serde(default, rename = "signer")]
+    pub signer_name: Option<String>,
     /// The signer of `[signing]` when `sign` (set when the installation is opened).
     #[serde(skip)]
     pub signer: Option<std::sync::Arc<crate::app::signing::Signer>>,
@@ -372,6 +394,28 @@ impl Config {
         };
         if let Some(signing) = &config.signing {
             signing.check().map_err(invalid)?;
+        }
+        let chosen = config
+            .repos
+            .iter()
+            .map(|r| (format!("repo {:?}", r.id), &r.signer_name))
+            .chain(
+                config
+                    .views
+                    .iter()
+                    .map(|v| (format!("view {:?}", v.name), &v.signer_name)),
+            );
+        for (owner, name) in chosen {
+            let Some(name) = name else { continue };
+            if !config
+                .signing
+                .as_ref()
+                .is_some_and(|s| s.other.contains_key(name))
+            {
+                return Err(invalid(format!(
+                    "{owner}: signer = {name:?} names no [signing.other.{name}] table"
+                )));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (repo, spanned) in config.repos.iter().zip(&spans.repo) {

@@ -70,6 +70,9 @@ pub struct RepoConfig {
     /// true when it is set; mirror mode serves upstream's own signature instead).
     #[serde(default = "super::yes")]
     pub sign: bool,
+    /// The name of a `[signing.other.NAME]` signer to sign with instead of `[signing]`.
+    #[serde(default, rename = "signer")]
+    pub signer_name: Option<String>,
     /// The signer of `[signing]` when `sign` (set when the installation is opened).
     #[serde(skip)]
     pub signer: Option<Arc<Signer>>,

@@ -22,7 +22,7 @@ use crate::domain::names;
 use crate::domain::status::RunStatus;
 use crate::formats::openpgp::Keyring;
 use crate::store::catalog::{Catalog, CatalogError, SnapshotRow, Space, ViewSnapshotRow};
-use crate::store::datadir::{DataDir, LockError, OwnerError, WriteLocks};
+use crate::store::datadir::{DataDir, LockError, OwnerError, PoolLease, WriteLocks};
 use crate::store::pool::{Pool, PoolError};
 
 /// Why an operation failed.
@@ -218,6 +218,17 @@ impl App {
         })
     }
 
+    /// The shared pool lease (`gc` waits while it is held).
+    async fn pool_lease(&self) -> Result<PoolLease, AppError> {
+        self.datadir
+            .lease_pool_async()
+            .await
+            .map_err(|source| AppError::DataDir {
+                path: self.datadir.root().to_path_buf(),
+                source,
+            })
+    }
+
     /// The signer of `[signing]`, when set.
     pub fn signer(&self) -> Option<&Signer> {
         self.signer.as_deref()
@@ -363,14 +374,7 @@ impl App {
                 return Err(AppError::UnknownRepo(name.to_string()));
             }
         }
-        let lease = self
-            .datadir
-            .lease_pool_async()
-            .await
-            .map_err(|source| AppError::DataDir {
-                path: self.datadir.root().to_path_buf(),
-                source,
-            })?;
+        let lease = self.pool_lease().await?;
         let mut done = Vec::new();
         for r in &self.config.repos {
             if repo.is_some_and(|n| n != r.id) || r.mode() == crate::app::config::SyncMode::Mirror {
@@ -450,14 +454,7 @@ impl App {
         if published {
             self.published();
         }
-        let lease = self
-            .datadir
-            .lease_pool_async()
-            .await
-            .map_err(|source| AppError::DataDir {
-                path: self.datadir.root().to_path_buf(),
-                source,
-            })?;
+        let lease = self.pool_lease().await?;
         for view in &self.config.views {
             view::publish_latest(&self.catalog, &self.pool, &lease, view).await?;
         }
@@ -623,14 +620,7 @@ impl App {
             .chain(before.corrupt.iter().map(|(sha, _)| sha.clone()))
             .collect();
         if let Some(dir) = from.filter(|_| !bad.is_empty()) {
-            let _lease =
-                self.datadir
-                    .lease_pool_async()
-                    .await
-                    .map_err(|source| AppError::DataDir {
-                        path: self.datadir.root().to_path_buf(),
-                        source,
-                    })?;
+            let _lease = self.pool_lease().await?;
             let mut staged = Vec::new();
             for entry in walkdir::WalkDir::new(dir)
                 .follow_links(true)

@@ -10,3 +10,19 @@ peak_rss() {
     done
     echo "$peak"
 }
+
+# start_nginx WORK ROOT PORT: nginx (2 workers, sendfile on, no access log) serving
+# directory ROOT on 127.0.0.1:PORT, its config, pid and error log in WORK. Stop it with
+# kill "$(cat "$WORK/nginx.pid")".
+start_nginx() {
+    local work=$1 root=$2 port=$3
+    cat > "$work/nginx.conf" <<NGX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; server { listen 127.0.0.1:$port; root $root; } }
+NGX
+    nginx -c "$work/nginx.conf"
+    sleep 0.3
+}

@@ -25,6 +25,7 @@
 set -euo pipefail
 N=${1:-2000}
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 cargo build --release --quiet
 BIN=$PWD/target/release/cairn
 WORK=$(mktemp -d)
@@ -42,15 +43,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$BIN" generate "$WORK/www/repo" --count "$N" >/dev/null
 createrepo_c --no-database --quiet "$WORK/www/repo"
 chmod -R a+rX "$WORK/www"
-cat > "$WORK/nginx.conf" <<NGX
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http { access_log off; sendfile on; server { listen 127.0.0.1:$PORT; root $WORK/www; } }
-NGX
-nginx -c "$WORK/nginx.conf"
-sleep 0.3
+start_nginx "$WORK" "$WORK/www" "$PORT"
 
 # Where the tools write: a fresh ext4 file system per round when possible.
 FS_MODE=${BENCH_FS:-fresh}

@@ -23,6 +23,7 @@ set -euo pipefail
 N=${1:-200}
 SIZE=${2:-700}
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 cargo build --release --quiet
 BIN=$PWD/target/release/cairn
 WORK=$(mktemp -d)
@@ -77,15 +78,7 @@ chmod -R a+rX "$WORK/www"
 TOTAL=$(du -sb "$TREE" | cut -f1)
 FILES=$(cd "$TREE" && find . -type f | sed 's|^\./||')
 NPORT=$(free_port)
-cat > "$WORK/nginx.conf" <<NGX
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http { access_log off; sendfile on; server { listen 127.0.0.1:$NPORT; root $WORK/www; } }
-NGX
-nginx -c "$WORK/nginx.conf"
-sleep 0.3
+start_nginx "$WORK" "$WORK/www" "$NPORT"
 UP=http://127.0.0.1:$NPORT/tree/
 echo "tree: $(echo "$FILES" | wc -l) files, $((TOTAL >> 20)) MiB (2 x $N packages, stage2 $SIZE MiB); $(nproc) cores, not pinned"
 

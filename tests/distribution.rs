@@ -226,9 +226,7 @@ fn a_damaged_carried_record_fails_the_sync_naming_it_and_changes_nothing() {
         let latest = latest_repomd();
         // The sync fails with every one of `needles` in its error, and latest stays.
         let fails_naming = |needles: &[&str]| {
-            let out = env.run(&["repo", "sync", "m"]);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{}: {err}", backend.name());
+            let err = run_failing(&env, &["repo", "sync", "m"]);
             for needle in needles {
                 assert!(
                     err.contains(needle),

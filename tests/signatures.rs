@@ -21,10 +21,7 @@ fn latest_repomd(server: &Server) -> String {
 
 /// Runs a sync of `m` that must fail; returns its error output.
 fn failing_sync(env: &Env) -> String {
-    let out = env.run(&["repo", "sync", "m"]);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "the sync should fail: {err}");
-    err
+    run_failing(env, &["repo", "sync", "m"])
 }
 
 /// Adds one more package (`extra-N`) upstream and re-indexes it (a new repomd.xml,

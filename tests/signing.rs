@@ -253,9 +253,7 @@ fn an_external_command_can_sign_and_what_it_writes_is_checked() {
             public.display()
         ),
     );
-    let out = bad.run(&["import", "fx", rpms.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = run_failing(&bad, &["import", "fx", rpms.to_str().unwrap()]);
     assert!(err.contains("echo not-a-signature"), "{err}");
 }
 

@@ -294,9 +294,7 @@ fn a_corrupted_image_fails_the_tree_sync_naming_it_and_changes_nothing() {
         // A first sync of a tree with a bad image: nothing is published.
         std::fs::write(&image, &bad).unwrap();
         let env = tree_env(&backend, &upstream);
-        let out = env.run(&["repo", "sync", "t"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{err}");
+        let err = run_failing(&env, &["repo", "sync", "t"]);
         assert!(
             err.contains("images/install.img") && err.contains("checksum mismatch"),
             "{}: {err}",
@@ -343,9 +341,7 @@ fn a_corrupted_image_fails_the_tree_sync_naming_it_and_changes_nothing() {
                 .arg(&note)
                 .arg(tree.join("AppStream/repodata")),
         );
-        let out = env.run(&["repo", "sync", "t"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{err}");
+        let err = run_failing(&env, &["repo", "sync", "t"]);
         assert!(
             err.contains("images/install.img") && err.contains("checksum mismatch"),
             "{}: {err}",

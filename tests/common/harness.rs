@@ -274,3 +274,11 @@ pub fn assert_config_refused(repo_toml: &str, expected: &str) {
     assert!(!out.status.success(), "accepted: {repo_toml}");
     assert!(err.contains(expected), "{repo_toml}: {err}");
 }
+
+/// Runs `cairn ARGS` in `env`, insisting that it fails; returns its error output.
+pub fn run_failing(env: &Env, args: &[&str]) -> String {
+    let out = env.run(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "cairn {args:?} should fail: {err}");
+    err
+}

@@ -415,6 +415,172 @@ fn imports_check_signatures_as_syncs_do() {
     }
 }
 
+/// A key in the OpenPGP v6 format (RFC 9580, Ed25519), which gpg 2.2 cannot make: made
+/// with rpgp. Returns the secret key and the file its public key is written to.
+fn v6_key(dir: &Path) -> (pgp::composed::SignedSecretKey, std::path::PathBuf) {
+    use pgp::composed::{KeyType, SecretKeyParamsBuilder};
+    let key = SecretKeyParamsBuilder::default()
+        .version(pgp::types::KeyVersion::V6)
+        .key_type(KeyType::Ed25519)
+        .can_certify(true)
+        .can_sign(true)
+        .primary_user_id("Modern Vendor <modern@example.org>".into())
+        .build()
+        .unwrap()
+        .generate(rand::thread_rng())
+        .unwrap();
+    let public = dir.join("modern.asc");
+    let armored = key
+        .to_public_key()
+        .to_armored_bytes(pgp::composed::ArmorOptions::default())
+        .unwrap();
+    std::fs::write(&public, armored).unwrap();
+    (key, public)
+}
+
+fn v6_sign(key: &pgp::composed::SignedSecretKey, data: &[u8]) -> Vec<u8> {
+    use pgp::ser::Serialize;
+    pgp::composed::DetachedSignature::sign_binary_data(
+        rand::thread_rng(),
+        &key.primary_key,
+        &pgp::types::Password::empty(),
+        pgp::crypto::hash::HashAlgorithm::Sha256,
+        data,
+    )
+    .unwrap()
+    .to_bytes()
+    .unwrap()
+}
+
+/// Writes `dir/NAME.rpm`, laid out as rpm 6 lays out packages (format `v6`, or rpm 6's
+/// `v4`, which keeps the newest signature in the legacy tag too), its signature header
+/// holding the OpenPGP signatures `sign` makes over its main header.
+fn rpm6_package(
+    dir: &Path,
+    name: &str,
+    format: rpm::RpmFormat,
+    sign: impl Fn(&[u8]) -> Vec<Vec<u8>>,
+) -> std::path::PathBuf {
+    let mut pkg = rpm::PackageBuilder::new(name, "1.0", "MIT", "noarch", "rpm 6 layout")
+        .using_config(format)
+        .with_file_contents(
+            format!("{name}\n").into_bytes(),
+            rpm::FileOptions::new(format!("/usr/share/{name}/data")),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut unsigned = Vec::new();
+    pkg.write(&mut unsigned).unwrap();
+    let header = cairn::formats::rpmcheck::header_signature(&mut unsigned.as_slice())
+        .unwrap()
+        .header;
+    let mut signature = rpm::SignatureHeaderBuilder::from_existing(&pkg.metadata.signature)
+        .unwrap()
+        .clear_signatures();
+    for s in sign(&header) {
+        signature = signature.add_openpgp_signature(s);
+    }
+    pkg.metadata.signature = signature.build().unwrap();
+    let path = dir.join(format!("{name}.rpm"));
+    pkg.write_file(&path).unwrap();
+    path
+}
+
+/// rpm 6 packages carry any number of signatures in their OPENPGP tag: one by a trusted
+/// key that verifies makes the package signed by it (others by unknown keys do not
+/// matter); one by a trusted key over other bytes makes it bad; v6 keys (RFC 9580) are
+/// trusted like v4 ones.
+#[test]
+fn rpm6_signatures_are_checked_one_by_one() {
+    let gpg = Gpg::new();
+    let vendor = gpg.generate("Classic Vendor", "ed25519");
+    let other = gpg.generate("Someone Else", "rsa2048");
+    let keys = tempfile::tempdir().unwrap();
+    let vendor_file = gpg.export(&vendor, &keys.path().join("vendor.asc"), true);
+    let (modern, modern_file) = v6_key(keys.path());
+    let modern_id =
+        hex::encode(&pgp::types::KeyDetails::fingerprint(&modern.primary_key).as_bytes()[..8]);
+    let dir = tempfile::tempdir().unwrap();
+    let v6 = rpm::RpmFormat::V6;
+    rpm6_package(dir.path(), "six-modern", v6, |h| {
+        vec![gpg.sign_bytes(&other, h), v6_sign(&modern, h)]
+    });
+    rpm6_package(dir.path(), "six-vendor", v6, |h| {
+        vec![gpg.sign_bytes(&vendor, h)]
+    });
+    rpm6_package(dir.path(), "six-stranger", v6, |h| {
+        vec![gpg.sign_bytes(&other, h)]
+    });
+    rpm6_package(dir.path(), "six-tampered", v6, |h| {
+        let mut changed = h.to_vec();
+        changed[20] ^= 1;
+        vec![gpg.sign_bytes(&other, h), v6_sign(&modern, &changed)]
+    });
+    // rpm 6's v4 layout: the legacy RSA tag holds the newest signature (by an unknown
+    // key), which rpm 6 ignores for the OPENPGP tag, as Cairn does.
+    let four = rpm6_package(dir.path(), "four-both", rpm::RpmFormat::V4, |h| {
+        vec![gpg.sign_bytes(&vendor, h), gpg.sign_bytes(&other, h)]
+    });
+    let legacy = rpm::PackageMetadata::open(&four).unwrap();
+    assert!(legacy
+        .signature
+        .get_entry_data_as_binary(rpm::IndexSignatureTag::RPMSIGTAG_RSA)
+        .is_ok());
+
+    for backend in backends() {
+        let env = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "[[repo]]\nid = \"fx\"\ngpgkeys = [\"{}\", \"{}\"]\n",
+                vendor_file.display(),
+                modern_file.display()
+            ),
+        );
+        // Some are skipped: exit code 2, the report still on stdout.
+        let out = env.run(&["import", "fx", dir.path().to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(2));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let reason = |name: &str| {
+            report["skipped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["path"].as_str().unwrap().contains(name))
+                .map(|s| s["reason"].as_str().unwrap().to_string())
+        };
+        let stranger = reason("six-stranger").unwrap_or_else(|| panic!("{report}"));
+        assert!(
+            stranger.contains(&other.key_id) && stranger.contains(&modern_id),
+            "{stranger}"
+        );
+        let tampered = reason("six-tampered").unwrap_or_else(|| panic!("{report}"));
+        assert!(
+            tampered.contains(&modern_id) && tampered.contains("does not match"),
+            "{tampered}"
+        );
+        assert_eq!(report["added"].as_array().unwrap().len(), 3, "{report}");
+
+        let listed = env.json(&["repo", "packages", "fx"]);
+        let signer = |name: &str| {
+            let p = listed["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{name} not in {listed}"));
+            format!(
+                "{} {}",
+                p["signature"]["algorithm"].as_str().unwrap(),
+                p["signature"]["key_id"].as_str().unwrap()
+            )
+        };
+        assert_eq!(signer("six-modern"), format!("EdDSA {modern_id}"));
+        assert_eq!(signer("six-vendor"), format!("EdDSA {}", vendor.key_id));
+        assert_eq!(signer("four-both"), format!("EdDSA {}", vendor.key_id));
+    }
+}
+
 /// The signer rpm itself reads from a package's header signature: "RSA 0123…" or
 /// "unsigned"; `None` when rpm cannot read the package.
 fn rpm_says(path: &Path) -> Option<String> {
@@ -472,7 +638,7 @@ fn real_packages_signers_are_read_as_rpm_reads_them() {
         if expected == "unsigned" && ours != "unsigned" {
             // rpm 4.18 knows only the v4 tags; an rpm 6 OPENPGP signature reads as
             // unsigned to it. gpg reads the signature packet itself.
-            let packet = head.signature.as_ref().unwrap();
+            let packet = head.signatures.first().unwrap();
             match gpg_reads(packet) {
                 Some(gpg_says) => assert_eq!(ours, gpg_says, "{}", path.display()),
                 // gpg 2.2 knows no v6 packets: only that it is read at all is checked.

@@ -6,7 +6,8 @@
 //! Supported: v4 and v6 signatures by RSA, DSA, ECDSA and EdDSA (Ed25519, legacy and
 //! RFC 9580 forms) keys, made by a primary key or a subkey; the issuer is matched by
 //! the fingerprint or key ID the signature names, or, when it names none, by trying
-//! every key.
+//! every key. v6 keys (RFC 9580) are read like v4 ones. A package's header signatures
+//! (several in rpm 6's OPENPGP tag) are judged by [`check_header`].
 
 use std::io::Cursor;
 
@@ -23,7 +24,7 @@ pub enum PgpError {
     #[error("not an OpenPGP signature ({0})")]
     BadSignature(String),
     /// Signed, but by none of the keys trusted.
-    #[error("signed by key {found}, which is not among the trusted keys ({expected})")]
+    #[error("signed by key {found}, not among the trusted keys ({expected})")]
     UnknownKey { found: String, expected: String },
     /// Made by a trusted key, but over other bytes (or damaged).
     #[error("the signature by key {key} does not match the signed bytes ({message})")]
@@ -196,12 +197,17 @@ impl Keyring {
         }
         Err(mismatch.unwrap_or_else(|| PgpError::UnknownKey {
             found: info.key_id.clone(),
-            expected: if self.keys.is_empty() {
-                "none configured".into()
-            } else {
-                self.key_ids().join(", ")
-            },
+            expected: self.expected(),
         }))
+    }
+
+    /// The trusted key IDs, for messages.
+    fn expected(&self) -> String {
+        if self.keys.is_empty() {
+            "none configured".into()
+        } else {
+            self.key_ids().join(", ")
+        }
     }
 }
 
@@ -229,21 +235,47 @@ pub enum HeaderVerdict {
     Bad(PgpError),
 }
 
-/// The verdict on `head`'s signature; checked against `keyring` when given.
+/// The verdict on `head`'s signatures; checked against `keyring` when given.
+///
+/// With several signatures (rpm 6), the package is signed by the first trusted key
+/// whose signature verifies, as rpm 6 accepts it; a signature by a trusted key that
+/// does not verify makes the package bad whatever the others say, since its header is
+/// then not what that key signed. Without a keyring, the first signature is read.
 pub fn check_header(
     head: &crate::formats::rpmcheck::HeaderSignature,
     keyring: Option<&Keyring>,
 ) -> HeaderVerdict {
-    let Some(signature) = &head.signature else {
+    let Some(first) = head.signatures.first() else {
         return HeaderVerdict::Unsigned;
     };
-    let verdict = match keyring {
-        Some(ring) => ring.verify(&head.header, signature),
-        None => signature_info(signature),
+    let Some(ring) = keyring else {
+        return match signature_info(first) {
+            Ok(info) => HeaderVerdict::Signed(info),
+            Err(e) => HeaderVerdict::Bad(e),
+        };
     };
-    match verdict {
-        Ok(info) => HeaderVerdict::Signed(info),
-        Err(e) => HeaderVerdict::Bad(e),
+    let mut verified = None;
+    let mut unknown = Vec::new();
+    let mut unreadable = None;
+    for signature in &head.signatures {
+        match ring.verify(&head.header, signature) {
+            Ok(info) => {
+                verified.get_or_insert(info);
+            }
+            Err(e @ PgpError::Mismatch { .. }) => return HeaderVerdict::Bad(e),
+            Err(PgpError::UnknownKey { found, .. }) => unknown.push(found),
+            Err(e) => {
+                unreadable.get_or_insert(e);
+            }
+        }
+    }
+    match (verified, unreadable) {
+        (Some(info), _) => HeaderVerdict::Signed(info),
+        (None, Some(e)) if unknown.is_empty() => HeaderVerdict::Bad(e),
+        _ => HeaderVerdict::Bad(PgpError::UnknownKey {
+            found: unknown.join(", "),
+            expected: ring.expected(),
+        }),
     }
 }
 

@@ -465,10 +465,14 @@ impl Checker {
     }
 }
 
-/// A package's header signature: the OpenPGP signature packet the signature header
-/// holds (`None` when unsigned) and the main header's bytes, which it signs.
+/// A package's header signatures: the OpenPGP signature packets the signature header
+/// holds (none when unsigned) and the main header's bytes, which they sign.
+///
+/// An rpm 6 package holds any number of signatures in its OPENPGP tag, and then its
+/// v4 tags (RSA, DSA) are ignored, as rpm 6 ignores them; other packages hold one, in
+/// the RSA tag (rpm 4 also puts EdDSA there) or the DSA tag (also ECDSA).
 pub struct HeaderSignature {
-    pub signature: Option<Vec<u8>>,
+    pub signatures: Vec<Vec<u8>>,
     pub header: Vec<u8>,
 }
 
@@ -501,20 +505,28 @@ pub fn header_signature(r: &mut impl std::io::Read) -> Result<HeaderSignature, I
     let len = header_len("header", &header)?;
     header.extend(read(len - 16, "header")?);
     Header::parse("header", &header)?;
-    let openpgp = sig.raw(SIG_OPENPGP).and_then(|(e, bytes)| {
-        if e.kind != 8 {
-            return None;
+    let signatures = match sig.raw(SIG_OPENPGP) {
+        Some((e, bytes)) if e.kind == 8 => {
+            use base64::Engine;
+            // A value that is not base64 is kept as it is: it then fails to read as a
+            // signature, and is reported as such rather than taken for "unsigned".
+            bytes
+                .split(|b| *b == 0)
+                .take(e.count as usize)
+                .map(|text| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text)
+                        .unwrap_or_else(|_| text.to_vec())
+                })
+                .collect()
         }
-        use base64::Engine;
-        let first = bytes.split(|b| *b == 0).next()?;
-        base64::engine::general_purpose::STANDARD.decode(first).ok()
-    });
-    let signature = sig
-        .bin(SIG_RSA)
-        .or_else(|| sig.bin(SIG_DSA))
-        .map(<[u8]>::to_vec)
-        .or(openpgp);
-    Ok(HeaderSignature { signature, header })
+        _ => sig
+            .bin(SIG_RSA)
+            .or_else(|| sig.bin(SIG_DSA))
+            .map(|s| vec![s.to_vec()])
+            .unwrap_or_default(),
+    };
+    Ok(HeaderSignature { signatures, header })
 }
 
 fn compare(digest: &'static str, expected: &str, actual: &str) -> Result<(), IntegrityError> {

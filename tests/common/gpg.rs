@@ -124,6 +124,25 @@ impl Gpg {
         );
     }
 
+    /// A binary detached signature by `key` over `data`, as rpm stores them.
+    pub fn sign_bytes(&self, key: &Key, data: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, sig) = (dir.path().join("data"), dir.path().join("data.sig"));
+        std::fs::write(&file, data).unwrap();
+        run_ok(
+            self.cmd()
+                .args([
+                    "--local-user",
+                    &key.fingerprint,
+                    "--detach-sign",
+                    "--output",
+                ])
+                .arg(&sig)
+                .arg(&file),
+        );
+        std::fs::read(sig).unwrap()
+    }
+
     /// Signs the package `rpm` with `key` using `rpmsign --addsign` (replacing any
     /// signature it had).
     pub fn rpmsign(&self, key: &Key, rpm: &Path) {

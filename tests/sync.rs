@@ -661,6 +661,14 @@ fn serve_runs_scheduled_syncs_and_serves_their_result() {
         history["syncs"].as_array().unwrap().last().unwrap()["status"],
         "ok"
     );
+    // The scheduler's syncs are audited as the scheduler's.
+    let audit = env.json(&["audit", "--actor", "scheduler"]);
+    let rows = audit.as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["operation"] == "sync" && r["target"] == "repo:m" && r["outcome"] == "ok"),
+        "{audit}"
+    );
 }
 
 /// A child process killed (if still running) when the test ends, even by a panic.

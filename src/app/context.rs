@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::audit::Change;
 use crate::app::config::{Config, GpgCheck, RepoConfig};
 use crate::app::gc::{self, GcError, GcReport};
 use crate::app::import::{self, ImportError, ImportReport};
@@ -18,6 +19,7 @@ use crate::app::signing::{SignError, Signer};
 use crate::app::sync::{self, SyncError, SyncReport};
 use crate::app::verify::{self, VerifyError, VerifyReport};
 use crate::app::view::{self, ViewError};
+use crate::domain::actor::Actor;
 use crate::domain::names;
 use crate::domain::status::RunStatus;
 use crate::formats::openpgp::Keyring;
@@ -47,6 +49,12 @@ pub enum AppError {
     UndeclaredView(String),
     #[error("unknown repository {0:?}")]
     UnknownRepo(String),
+    #[error("{0:?} cannot be a token name: use letters, digits, '.', '_' and '-'")]
+    BadTokenName(String),
+    #[error("no live token named {0:?} (`cairn token list` shows them)")]
+    UnknownToken(String),
+    #[error("a token's lifetime (--expires) must be longer than 0s; leave it out for a token valid until revoked")]
+    TokenExpiry,
     #[error("repository {0:?} mirrors a feed; import into a local repository instead")]
     NotLocal(String),
     #[error("repo {repo}: gpgkeys: {source}")]
@@ -242,6 +250,15 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// The audit target naming repository or view `name` (`None`: every one).
+    fn target(&self, name: Option<&str>) -> String {
+        match name {
+            None => String::new(),
+            Some(n) if self.config.view(n).is_some() => format!("view:{n}"),
+            Some(n) => format!("repo:{n}"),
+        }
+    }
+
     /// Is `name` a view or a repository?
     pub fn owner(&self, name: &str) -> Owner {
         if self.config.view(name).is_some() {
@@ -269,6 +286,26 @@ impl App {
     /// that include it.
     /// `gpgcheck` overrides the repository's setting for this import.
     pub async fn import(
+        &self,
+        by: &Actor,
+        repo: &str,
+        paths: &[PathBuf],
+        gpgcheck: Option<GpgCheck>,
+        progress: Arc<Progress>,
+    ) -> Result<ImportReport, AppError> {
+        let change = Change::new("import", format!("repo:{repo}")).with(serde_json::json!({
+            "paths": paths,
+            "gpgcheck": gpgcheck.map(|g| format!("{g:?}").to_lowercase()),
+        }));
+        self.audited(
+            by,
+            change,
+            self.import_unaudited(repo, paths, gpgcheck, progress),
+        )
+        .await
+    }
+
+    async fn import_unaudited(
         &self,
         repo: &str,
         paths: &[PathBuf],
@@ -332,7 +369,22 @@ impl App {
     /// views that include it, snapshot it (its `snapshot_name`) and apply retention.
     /// [`AppError::Sync`] is the sync's own failure; [`AppError::AfterSync`] a failure
     /// of what follows a successful one.
-    pub async fn sync(&self, repo: &RepoConfig, progress: &Progress) -> Result<Synced, AppError> {
+    pub async fn sync(
+        &self,
+        by: &Actor,
+        repo: &RepoConfig,
+        progress: &Progress,
+    ) -> Result<Synced, AppError> {
+        let change = Change::new("sync", format!("repo:{}", repo.id));
+        self.audited(by, change, self.sync_unaudited(repo, progress))
+            .await
+    }
+
+    async fn sync_unaudited(
+        &self,
+        repo: &RepoConfig,
+        progress: &Progress,
+    ) -> Result<Synced, AppError> {
         let report = sync::sync(&self.catalog, &self.pool, &self.datadir, repo, progress).await?;
         let mut synced = Synced {
             report,
@@ -368,7 +420,13 @@ impl App {
     /// at its next change. Snapshots are never touched. A tree already published with
     /// the current settings is left as is; mirror-mode repositories (upstream's
     /// metadata) are skipped. Returns the names republished.
-    pub async fn republish(&self, repo: Option<&str>) -> Result<Vec<String>, AppError> {
+    pub async fn republish(&self, by: &Actor, repo: Option<&str>) -> Result<Vec<String>, AppError> {
+        let change = Change::new("republish", self.target(repo));
+        self.audited(by, change, self.republish_unaudited(repo))
+            .await
+    }
+
+    async fn republish_unaudited(&self, repo: Option<&str>) -> Result<Vec<String>, AppError> {
         if let Some(name) = repo {
             if self.config.repo(name).is_none() && self.config.view(name).is_none() {
                 return Err(AppError::UnknownRepo(name.to_string()));
@@ -472,6 +530,18 @@ impl App {
     /// and time).
     pub async fn snapshot_repo(
         &self,
+        by: &Actor,
+        repo: &str,
+        name: Option<String>,
+    ) -> Result<(SnapshotRow, Published), AppError> {
+        let change = Change::new("snapshot.create", format!("repo:{repo}"))
+            .with(serde_json::json!({ "name": name }));
+        self.audited(by, change, self.snapshot_repo_unaudited(repo, name))
+            .await
+    }
+
+    async fn snapshot_repo_unaudited(
+        &self,
         repo: &str,
         name: Option<String>,
     ) -> Result<(SnapshotRow, Published), AppError> {
@@ -502,23 +572,29 @@ impl App {
     /// (default: the UTC date and time).
     pub async fn snapshot_view(
         &self,
+        by: &Actor,
         view: &str,
         name: Option<String>,
     ) -> Result<ViewSnapshotRow, AppError> {
-        let declared = self
-            .config
-            .view(view)
-            .ok_or_else(|| AppError::UndeclaredView(view.to_string()))?;
-        let name = name.unwrap_or_else(|| names::default_snapshot_name(now()));
-        Ok(view::snapshot(
-            &self.catalog,
-            &self.pool,
-            &self.datadir,
-            &self.config,
-            declared,
-            &name,
-        )
-        .await?)
+        let change = Change::new("snapshot.create", format!("view:{view}"))
+            .with(serde_json::json!({ "name": name }));
+        self.audited(by, change, async {
+            let declared = self
+                .config
+                .view(view)
+                .ok_or_else(|| AppError::UndeclaredView(view.to_string()))?;
+            let name = name.unwrap_or_else(|| names::default_snapshot_name(now()));
+            Ok(view::snapshot(
+                &self.catalog,
+                &self.pool,
+                &self.datadir,
+                &self.config,
+                declared,
+                &name,
+            )
+            .await?)
+        })
+        .await
     }
 
     /// What changed between two trees of repository or view `owner`: each `latest`, a
@@ -565,36 +641,52 @@ impl App {
 
     /// Deletes snapshot `snapshot` of repository or view `owner` (refused while an
     /// alias or a view snapshot uses it, or an alias used it within the grace period).
-    pub async fn delete_snapshot(&self, owner: &str, snapshot: &str) -> Result<(), AppError> {
-        self.check_owner(owner).await?;
-        let grace = self.alias_grace_secs();
-        let locks = self.lock_owner(owner).await?;
-        self.catalog
-            .delete_snapshot(&locks, self.owner(owner).space(), owner, snapshot, grace)
-            .await?;
-        self.published();
-        Ok(())
+    pub async fn delete_snapshot(
+        &self,
+        by: &Actor,
+        owner: &str,
+        snapshot: &str,
+    ) -> Result<(), AppError> {
+        let change = Change::new("snapshot.delete", self.target(Some(owner)))
+            .with(serde_json::json!({ "snapshot": snapshot }));
+        self.audited(by, change, async {
+            self.check_owner(owner).await?;
+            let grace = self.alias_grace_secs();
+            let locks = self.lock_owner(owner).await?;
+            self.catalog
+                .delete_snapshot(&locks, self.owner(owner).space(), owner, snapshot, grace)
+                .await?;
+            self.published();
+            Ok(())
+        })
+        .await
     }
 
     /// Points alias `alias` of repository or view `owner` at its snapshot `snapshot`.
     pub async fn set_alias(
         &self,
+        by: &Actor,
         owner: &str,
         snapshot: &str,
         alias: &str,
     ) -> Result<AliasSet, AppError> {
-        self.check_owner(owner).await?;
-        publish::check_snapshot_name(alias).map_err(|source| AppError::BadAlias {
-            alias: alias.to_string(),
-            source,
-        })?;
-        let locks = self.lock_owner(owner).await?;
-        let previous = self
-            .catalog
-            .set_alias(&locks, self.owner(owner).space(), owner, alias, snapshot)
-            .await?;
-        self.published();
-        Ok(AliasSet { previous })
+        let change = Change::new("alias.publish", self.target(Some(owner)))
+            .with(serde_json::json!({ "alias": alias, "snapshot": snapshot }));
+        self.audited(by, change, async {
+            self.check_owner(owner).await?;
+            publish::check_snapshot_name(alias).map_err(|source| AppError::BadAlias {
+                alias: alias.to_string(),
+                source,
+            })?;
+            let locks = self.lock_owner(owner).await?;
+            let previous = self
+                .catalog
+                .set_alias(&locks, self.owner(owner).space(), owner, alias, snapshot)
+                .await?;
+            self.published();
+            Ok(AliasSet { previous })
+        })
+        .await
     }
 
     /// Verifies, then repairs what it found: corrupt blobs are quarantined; missing
@@ -603,6 +695,18 @@ impl App {
     /// a sync of it (verified as every download is); then verifies again.
     pub async fn repair(
         &self,
+        by: &Actor,
+        from: Option<&std::path::Path>,
+        progress: &Arc<Progress>,
+    ) -> Result<RepairReport, AppError> {
+        let change = Change::new("repair", "").with(serde_json::json!({ "from": from }));
+        self.audited(by, change, self.repair_unaudited(by, from, progress))
+            .await
+    }
+
+    async fn repair_unaudited(
+        &self,
+        by: &Actor,
         from: Option<&std::path::Path>,
         progress: &Arc<Progress>,
     ) -> Result<RepairReport, AppError> {
@@ -649,7 +753,7 @@ impl App {
             let Some(config) = self.config.repo(&repo).filter(|r| r.feed.is_some()) else {
                 continue;
             };
-            self.sync(config, &Progress::default()).await?;
+            self.sync(by, config, &Progress::default()).await?;
             report.synced.push(repo);
         }
         self.published();
@@ -659,20 +763,40 @@ impl App {
 
     /// Removes alias `alias` of repository or view `owner` (and its grace-period
     /// history): its URL answers 404 from now on.
-    pub async fn delete_alias(&self, owner: &str, alias: &str) -> Result<(), AppError> {
-        self.check_owner(owner).await?;
-        let locks = self.lock_owner(owner).await?;
-        self.catalog
-            .delete_alias(&locks, self.owner(owner).space(), owner, alias)
-            .await?;
-        self.published();
-        Ok(())
+    pub async fn delete_alias(&self, by: &Actor, owner: &str, alias: &str) -> Result<(), AppError> {
+        let change = Change::new("alias.delete", self.target(Some(owner)))
+            .with(serde_json::json!({ "alias": alias }));
+        self.audited(by, change, async {
+            self.check_owner(owner).await?;
+            let locks = self.lock_owner(owner).await?;
+            self.catalog
+                .delete_alias(&locks, self.owner(owner).space(), owner, alias)
+                .await?;
+            self.published();
+            Ok(())
+        })
+        .await
     }
 
     /// Removes what nothing references (see [`gc::collect`]).
     /// Waits for running writers first, or (not `wait`) fails with
     /// [`gc::GcError::Busy`] while any runs.
     pub async fn gc(
+        &self,
+        by: &Actor,
+        min_age: Duration,
+        dry_run: bool,
+        wait: bool,
+    ) -> Result<GcReport, AppError> {
+        let change = Change::new("gc", "").with(serde_json::json!({
+            "min_age_secs": min_age.as_secs(),
+            "dry_run": dry_run,
+        }));
+        self.audited(by, change, self.gc_unaudited(min_age, dry_run, wait))
+            .await
+    }
+
+    async fn gc_unaudited(
         &self,
         min_age: Duration,
         dry_run: bool,

@@ -128,6 +128,8 @@ pub struct Metrics {
     pub schedule_lag: IntGaugeVec,
     /// Metadata renders (publications made, not reused) of this process.
     pub publish_duration: Histogram,
+    /// Audit rows this process could not write.
+    pub audit_write_failures: IntCounter,
     catalog_text: Mutex<String>,
     /// The last catalog read's failure (`None`: the catalog answered), for `/healthz`.
     catalog_error: Mutex<Option<String>>,
@@ -184,6 +186,10 @@ impl Metrics {
                 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
         ));
+        let audit_write_failures = must(IntCounter::new(
+            "cairn_audit_write_failures_total",
+            "Changes this process made whose audit row could not be written (logged).",
+        ));
         let build = must(IntGaugeVec::new(
             Opts::new(
                 "cairn_build_info",
@@ -201,6 +207,7 @@ impl Metrics {
             Box::new(upstream_errors.clone()),
             Box::new(schedule_lag.clone()),
             Box::new(publish_duration.clone()),
+            Box::new(audit_write_failures.clone()),
             Box::new(build),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -218,6 +225,7 @@ impl Metrics {
             upstream_errors,
             schedule_lag,
             publish_duration,
+            audit_write_failures,
             catalog_text: Mutex::new(String::new()),
             catalog_error: Mutex::new(None),
         }

@@ -9,8 +9,11 @@
 //!   schedule;
 //! - [`gc`], [`verify`]: pool and catalog maintenance;
 //! - [`signing`]: the signatures on what is published;
+//! - [`audit`]: who changed what (every change operation writes its row);
+//!   [`tokens`]: API tokens, stored hashed;
 //! - [`config`], [`metrics`], [`progress`]: what the operations are told and tell.
 
+pub mod audit;
 pub mod config;
 pub mod context;
 pub mod gc;
@@ -23,5 +26,6 @@ pub mod retention;
 pub mod scheduler;
 pub mod signing;
 pub mod sync;
+pub mod tokens;
 pub mod verify;
 pub mod view;

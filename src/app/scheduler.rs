@@ -51,7 +51,14 @@ pub fn start(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
                 // and the schedule goes on; the server is not affected.
                 let run = {
                     let (app, repo) = (app.clone(), repo.clone());
-                    tokio::spawn(async move { app.sync(&repo, &Default::default()).await })
+                    tokio::spawn(async move {
+                        app.sync(
+                            &crate::domain::actor::Actor::Scheduler,
+                            &repo,
+                            &Default::default(),
+                        )
+                        .await
+                    })
                 };
                 let result = match run.await {
                     Ok(result) => result,

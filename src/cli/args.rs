@@ -110,6 +110,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// API tokens: stored as salted hashes; the secret is printed once, when made.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Who changed what (command line, scheduler, API tokens), newest first.
+    Audit {
+        /// Only changes within this long ("1d", "12h", "30m"); default: all.
+        #[arg(long, value_parser = crate::domain::schedule::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only changes by this actor ("cli:root", "scheduler", "token:ci").
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this operation ("sync", "import", "snapshot.create", "alias.publish", …).
+        #[arg(long)]
+        operation: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Catalog maintenance.
     Db {
         #[command(subcommand)]
@@ -203,6 +225,38 @@ pub enum ViewCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// Its name, as the audit log and `token list` show it.
+        #[arg(long)]
+        name: String,
+        /// read (the API, guarded trees), write (also syncs, snapshots, aliases,
+        /// uploads) or admin (also gc, verify, tokens, reload).
+        #[arg(long, value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::app::tokens::Scope>()))]
+        scope: crate::app::tokens::Scope,
+        /// Limit it to this repository (repeat for more; with --view, those only).
+        #[arg(long = "repo", value_name = "REPO")]
+        repos: Vec<String>,
+        /// Limit it to this view (repeat for more).
+        #[arg(long = "view", value_name = "VIEW")]
+        views: Vec<String>,
+        /// Valid for this long ("90d", "12h"); default: until revoked.
+        #[arg(long, value_parser = crate::domain::schedule::parse_duration)]
+        expires: Option<std::time::Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every token (never a secret): scope, limits, state, last use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: refused from now on.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

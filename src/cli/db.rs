@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use super::actor;
 use super::args::DbCommand;
 use super::display::show_progress;
 use super::App;
@@ -19,7 +20,7 @@ pub(super) async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
             let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
             let display = show_progress(progress.clone(), "verifying");
             let (report, repaired) = if repair {
-                let result = app.repair(from.as_deref(), &progress).await;
+                let result = app.repair(&actor(), from.as_deref(), &progress).await;
                 display.finish().await;
                 let repaired = result?;
                 (repaired.after.clone(), Some(repaired))

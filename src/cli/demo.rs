@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use super::actor;
 use crate::app::config::{Config, RepoConfig};
 use crate::app::context::App;
 
@@ -41,6 +42,7 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
     let app = App::open(config).await?;
     let report = app
         .import(
+            &actor(),
             "demo",
             std::slice::from_ref(&rpms),
             None,
@@ -48,7 +50,9 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> Result<ExitCode> {
         )
         .await?;
     out!("imported {} packages into repo 'demo'", report.added.len());
-    let (snap, _) = app.snapshot_repo("demo", Some("first".into())).await?;
+    let (snap, _) = app
+        .snapshot_repo(&actor(), "demo", Some("first".into()))
+        .await?;
     out!(
         "created snapshot demo/{} ({} packages)",
         snap.name,

@@ -13,6 +13,7 @@ macro_rules! out {
     };
 }
 
+mod admin;
 mod args;
 mod db;
 pub mod demo;
@@ -225,6 +226,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repo { command } => repo_cmd(&app, command).await,
         Command::Snapshot { command } => snapshot_cmd(&app, command).await,
         Command::Db { command } => db_cmd(&app, command).await,
+        Command::Token { command } => admin::token_cmd(&app, command).await,
+        Command::Audit {
+            since,
+            actor,
+            operation,
+            limit,
+            json,
+        } => {
+            let filter = crate::store::catalog::AuditFilter {
+                since: since
+                    .map(|d| time::OffsetDateTime::now_utc().unix_timestamp() - d.as_secs() as i64),
+                actor,
+                operation,
+                before_id: None,
+                limit: limit.max(1),
+            };
+            admin::audit_cmd(&app, &filter, json).await
+        }
         Command::View { command } => view_cmd(&app, command).await,
         Command::Gc {
             dry_run,
@@ -232,7 +251,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             no_wait,
             json,
         } => {
-            let report = app.gc(min_age, dry_run, !no_wait).await?;
+            let report = app.gc(&actor(), min_age, dry_run, !no_wait).await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -250,7 +269,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Alias {
             command: AliasCommand::Delete { repo, alias },
         } => {
-            app.delete_alias(&repo, &alias).await?;
+            app.delete_alias(&actor(), &repo, &alias).await?;
             out!("{repo}/{alias} removed");
             Ok(ExitCode::SUCCESS)
         }
@@ -259,7 +278,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             snapshot,
             alias,
         } => {
-            let previous = app.set_alias(&repo, &snapshot, &alias).await?.previous;
+            let previous = app
+                .set_alias(&actor(), &repo, &snapshot, &alias)
+                .await?
+                .previous;
             match previous {
                 Some(old) if old != snapshot => {
                     out!("{repo}/{alias}: {old} -> {snapshot} (the files of {old} stay served under {alias} for the grace period)")
@@ -270,6 +292,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Who a command's changes are audited as: the unix user running it.
+pub(crate) fn actor() -> crate::domain::actor::Actor {
+    crate::domain::actor::Actor::Cli(crate::store::datadir::current_user())
 }
 
 /// Runs the server until SIGTERM or SIGINT.

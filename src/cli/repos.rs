@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
+use super::actor;
 use super::args::RepoCommand;
 use super::display::{fmt_time, print_snapshots, show_progress};
 use super::App;
@@ -22,7 +23,7 @@ pub(super) async fn import(
 ) -> Result<ExitCode> {
     let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
     let display = show_progress(progress.clone(), "reading");
-    let result = app.import(repo, paths, gpgcheck, progress).await;
+    let result = app.import(&actor(), repo, paths, gpgcheck, progress).await;
     display.finish().await;
     let report = result?;
     if json {
@@ -97,7 +98,7 @@ pub(super) async fn sync_cmd(
         let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
         let signals = stop_on_signal(progress.clone());
         let display = show_progress(progress.clone(), "downloading");
-        let result = app.sync(r, &progress).await;
+        let result = app.sync(&actor(), r, &progress).await;
         display.finish().await;
         signals.abort();
         if let Err(crate::app::context::AppError::Sync(SyncError::Interrupted { .. })) = &result {
@@ -256,7 +257,7 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
             }
         }
         RepoCommand::Republish { name } => {
-            let done = app.republish(name.as_deref()).await?;
+            let done = app.republish(&actor(), name.as_deref()).await?;
             if done.is_empty() {
                 out!("nothing to republish: every latest is rendered with the current settings");
             }

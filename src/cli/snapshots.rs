@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use super::actor;
 use super::args::{SnapshotCommand, ViewCommand};
 use super::display::{fmt_time, print_snapshots};
 use super::App;
@@ -47,7 +48,7 @@ pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode
             }
         }
         ViewCommand::Snapshot { view, name, json } => {
-            let row = app.snapshot_view(&view, name).await?;
+            let row = app.snapshot_view(&actor(), &view, name).await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&row)?);
             } else {
@@ -71,7 +72,7 @@ pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode
 pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<ExitCode> {
     match command {
         SnapshotCommand::Create { repo, name, json } => {
-            let (snap, published) = app.snapshot_repo(&repo, name).await?;
+            let (snap, published) = app.snapshot_repo(&actor(), &repo, name).await?;
             if json {
                 out!(
                     "{}",
@@ -95,7 +96,7 @@ pub(super) async fn snapshot_cmd(app: &App, command: SnapshotCommand) -> Result<
             }
         }
         SnapshotCommand::Delete { repo, snapshot } => {
-            app.delete_snapshot(&repo, &snapshot).await?;
+            app.delete_snapshot(&actor(), &repo, &snapshot).await?;
             out!("deleted snapshot {repo}/{snapshot}");
         }
         SnapshotCommand::Diff {

@@ -186,6 +186,12 @@ pub enum OwnerError {
     },
 }
 
+/// The name of the user this process runs as.
+pub fn current_user() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    user_name(unsafe { libc::getuid() })
+}
+
 /// The name of user `uid` (or the number when it has none).
 fn user_name(uid: u32) -> String {
     let mut buf = vec![0 as libc::c_char; 4096];

@@ -16,6 +16,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, Transaction};
 
 mod aliases;
+mod audit;
 mod bulk;
 mod content;
 mod latest;
@@ -27,6 +28,7 @@ mod serving;
 mod snapshots;
 mod sync_runs;
 mod views;
+pub use audit::{AuditFilter, AuditRow, NewToken, TokenRow};
 pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
 
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
@@ -64,6 +66,8 @@ pub enum CatalogError {
         snapshot: String,
         users: String,
     },
+    #[error("a token named {0:?} exists: revoke it first (`cairn token revoke {0}`) or choose another name")]
+    TokenExists(String),
     #[error("unsupported database URL {0:?} (expected sqlite:… or postgres://…)")]
     BadUrl(String),
     #[error("catalog row: {0}")]

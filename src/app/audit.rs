@@ -1,0 +1,89 @@
+//! The audit log: every change an [`App`] operation makes writes one row when it ends
+//! (ok or failed), naming who asked ([`Actor`]), what and on what, with which
+//! parameters, and how long it took. The operations write it themselves, so the command
+//! line, the scheduler and the API cannot leave it out. Parameters are chosen by each
+//! operation and never hold a secret.
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::app::context::{App, AppError};
+use crate::domain::actor::Actor;
+use crate::store::catalog::{AuditFilter, AuditRow};
+
+/// What an operation records of itself.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// `sync`, `import`, `snapshot.create`, `alias.publish`, `token.create`, …
+    pub operation: &'static str,
+    /// `repo:NAME`, `view:NAME`, `token:NAME`, or empty for the whole installation.
+    pub target: String,
+    /// A JSON object of the operation's parameters.
+    pub params: serde_json::Value,
+}
+
+impl Change {
+    pub fn new(operation: &'static str, target: impl Into<String>) -> Change {
+        Change {
+            operation,
+            target: target.into(),
+            params: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn with(mut self, params: serde_json::Value) -> Change {
+        self.params = params;
+        self
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl App {
+    /// Runs `operation` and writes its audit row. The change has happened (or failed)
+    /// whatever becomes of the row: a row that cannot be written is logged and counted
+    /// (`cairn_audit_write_failures_total`) rather than reported as the operation's
+    /// failure.
+    pub(crate) async fn audited<T>(
+        &self,
+        by: &Actor,
+        change: Change,
+        operation: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        let at = unix_now();
+        let started = Instant::now();
+        let result = operation.await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        let written = self
+            .catalog
+            .insert_audit(
+                at,
+                &by.to_string(),
+                change.operation,
+                &change.target,
+                &change.params.to_string(),
+                error.as_deref(),
+                started.elapsed().as_millis() as i64,
+            )
+            .await;
+        if let Err(e) = written {
+            crate::app::metrics::metrics().audit_write_failures.inc();
+            tracing::error!(
+                "audit log: cannot record {} {} by {by}: {e}",
+                change.operation,
+                change.target
+            );
+        }
+        result
+    }
+
+    /// The audit rows `filter` selects, newest first.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, AppError> {
+        Ok(self.catalog.audit_rows(filter).await?)
+    }
+}

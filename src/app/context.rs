@@ -53,6 +53,14 @@ pub enum AppError {
     BadTokenName(String),
     #[error("no live token named {0:?} (`cairn token list` shows them)")]
     UnknownToken(String),
+    #[error("repository {0:?} has no feed to sync from (it is filled by `cairn import`)")]
+    NoFeed(String),
+    #[error("no job {0}")]
+    UnknownJob(i64),
+    #[error("job {id} is not running here (it is {state})")]
+    JobNotRunning { id: i64, state: String },
+    #[error("job {0} cannot be cancelled: only syncs stop early")]
+    JobNotCancellable(i64),
     #[error("a token's lifetime (--expires) must be longer than 0s; leave it out for a token valid until revoked")]
     TokenExpiry,
     #[error("repository {0:?} mirrors a feed; import into a local repository instead")]
@@ -161,6 +169,8 @@ pub struct App {
     pub datadir: DataDir,
     pub pool: Pool,
     pub catalog: Catalog,
+    /// The jobs running in this process.
+    pub jobs: Arc<crate::app::jobs::Running>,
 }
 
 /// Hides a password in a database URL.
@@ -223,6 +233,7 @@ impl App {
             datadir,
             pool,
             catalog,
+            jobs: Default::default(),
         })
     }
 

@@ -130,6 +130,8 @@ pub struct Metrics {
     pub publish_duration: Histogram,
     /// Audit rows this process could not write.
     pub audit_write_failures: IntCounter,
+    /// API requests refused for their token, by reason.
+    pub api_auth_failures: IntCounterVec,
     catalog_text: Mutex<String>,
     /// The last catalog read's failure (`None`: the catalog answered), for `/healthz`.
     catalog_error: Mutex<Option<String>>,
@@ -190,6 +192,16 @@ impl Metrics {
             "cairn_audit_write_failures_total",
             "Changes this process made whose audit row could not be written (logged).",
         ));
+        let api_auth_failures = must(IntCounterVec::new(
+            Opts::new(
+                "cairn_api_auth_failures_total",
+                "API requests refused for their token (malformed, unknown, revoked, expired).",
+            ),
+            &["reason"],
+        ));
+        for reason in ["malformed", "unknown", "revoked", "expired"] {
+            api_auth_failures.with_label_values(&[reason]);
+        }
         let build = must(IntGaugeVec::new(
             Opts::new(
                 "cairn_build_info",
@@ -208,6 +220,7 @@ impl Metrics {
             Box::new(schedule_lag.clone()),
             Box::new(publish_duration.clone()),
             Box::new(audit_write_failures.clone()),
+            Box::new(api_auth_failures.clone()),
             Box::new(build),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -226,6 +239,7 @@ impl Metrics {
             schedule_lag,
             publish_duration,
             audit_write_failures,
+            api_auth_failures,
             catalog_text: Mutex::new(String::new()),
             catalog_error: Mutex::new(None),
         }

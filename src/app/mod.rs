@@ -10,7 +10,7 @@
 //! - [`gc`], [`verify`]: pool and catalog maintenance;
 //! - [`signing`]: the signatures on what is published;
 //! - [`audit`]: who changed what (every change operation writes its row);
-//!   [`tokens`]: API tokens, stored hashed;
+//!   [`tokens`]: API tokens, stored hashed; [`jobs`]: operations run without waiting;
 //! - [`config`], [`metrics`], [`progress`]: what the operations are told and tell.
 
 pub mod audit;
@@ -19,9 +19,11 @@ pub mod context;
 pub mod gc;
 pub mod import;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod progress;
 pub mod publish;
+pub mod reads;
 pub mod retention;
 pub mod scheduler;
 pub mod signing;

@@ -129,6 +129,19 @@ pub enum AuthError {
     Catalog(#[from] crate::store::catalog::CatalogError),
 }
 
+impl AuthError {
+    /// The reason as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthError::Malformed => "malformed",
+            AuthError::Unknown => "unknown",
+            AuthError::Revoked(_) => "revoked",
+            AuthError::Expired(_) => "expired",
+            AuthError::Catalog(_) => "catalog",
+        }
+    }
+}
+
 const PREFIX: &str = "cairn_";
 
 fn unix_now() -> i64 {

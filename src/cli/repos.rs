@@ -3,16 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::actor;
 use super::args::RepoCommand;
 use super::display::{fmt_time, print_snapshots, show_progress};
 use super::App;
 use crate::app::config::GpgCheck;
+use crate::app::reads::PackageFilter;
 use crate::app::sync::SyncError;
 use crate::domain::status::RunStatus;
-use crate::store::catalog::{PackageRow, Space};
+use crate::store::catalog::Space;
 
 pub(super) async fn import(
     app: &App,
@@ -218,41 +219,27 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
             unsigned,
             json,
         } => {
-            let Some(t) = app.catalog.page_tree(Space::Repos, &repo, &tree).await? else {
-                bail!("repository {repo:?} has no snapshot, alias or latest named {tree:?}");
+            let filter = PackageFilter {
+                unsigned,
+                limit: i64::MAX,
+                ..Default::default()
             };
-            let (_, rows) = app
-                .catalog
-                .page_packages(&t, "", unsigned, 0, i64::MAX)
+            let listed = app
+                .tree_packages(Space::Repos, &repo, &tree, &filter)
                 .await?;
-            let signature = |r: &PackageRow| match (&r.sig_algorithm, &r.sig_key_id) {
-                (None, _) => serde_json::Value::Null,
-                (Some(algorithm), key_id) => {
-                    serde_json::json!({"algorithm": algorithm, "key_id": key_id})
-                }
-            };
             if json {
-                let packages: Vec<_> = rows
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "name": r.name, "epoch": r.epoch, "version": r.version,
-                            "release": r.release, "arch": r.arch, "location": r.location,
-                            "sha256": r.sha256, "size": r.size, "signature": signature(r),
-                        })
-                    })
-                    .collect();
-                let doc = serde_json::json!({"repo": repo, "tree": tree, "packages": packages});
-                out!("{}", serde_json::to_string_pretty(&doc)?);
+                out!("{}", serde_json::to_string_pretty(&listed)?);
             } else {
-                for r in &rows {
-                    let sig = match (&r.sig_algorithm, &r.sig_key_id) {
-                        (None, _) => "signature not read".to_string(),
-                        (Some(a), _) if a == "none" => "unsigned".to_string(),
-                        (Some(a), Some(k)) => format!("{a} {k}"),
-                        (Some(a), None) => a.clone(),
+                for p in &listed.packages {
+                    let sig = match &p.signature {
+                        None => "signature not read".to_string(),
+                        Some(s) if s.algorithm == "none" => "unsigned".to_string(),
+                        Some(s) => match &s.key_id {
+                            Some(k) => format!("{} {k}", s.algorithm),
+                            None => s.algorithm.clone(),
+                        },
                     };
-                    out!("{}  {sig}", r.location);
+                    out!("{}  {sig}", p.location);
                 }
             }
         }
@@ -266,16 +253,16 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
             }
         }
         RepoCommand::Show { repo, json } => {
-            let Some(r) = app.catalog.repo(&repo).await? else {
-                bail!("unknown repository {repo:?}");
-            };
-            let snaps = app.catalog.snapshots(Some(&repo)).await?;
-            let syncs = app.catalog.sync_runs(r.id, 10).await?;
-            let aliases = app.catalog.aliases(Some(&repo)).await?;
+            let details = app.repo_details(&repo, 10).await?;
             if json {
-                let doc = serde_json::json!({"repo": r, "snapshots": snaps, "aliases": aliases, "syncs": syncs});
-                out!("{}", serde_json::to_string_pretty(&doc)?);
+                out!("{}", serde_json::to_string_pretty(&details)?);
             } else {
+                let (r, snaps, aliases, syncs) = (
+                    details.repo,
+                    details.snapshots,
+                    details.aliases,
+                    details.syncs,
+                );
                 out!("repo:      {}", r.name);
                 out!("packages:  {}", r.package_count);
                 out!("bytes:     {}", r.total_size);

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::actor;
 use super::args::{SnapshotCommand, ViewCommand};
@@ -10,11 +10,6 @@ use super::display::{fmt_time, print_snapshots};
 use super::App;
 
 pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode> {
-    let get = |name: &str| {
-        app.config
-            .view(name)
-            .with_context(|| format!("view {name:?} is not declared in the config"))
-    };
     match command {
         ViewCommand::List { json } => {
             if json {
@@ -32,16 +27,14 @@ pub(super) async fn view_cmd(app: &App, command: ViewCommand) -> Result<ExitCode
             }
         }
         ViewCommand::Show { view, json } => {
-            let v = get(&view)?;
-            let snaps = app.catalog.view_snapshots(&view).await?;
+            let v = app.view_details(&view).await?;
             if json {
-                let doc = serde_json::json!({"name": v.name, "repos": v.repos, "snapshots": snaps});
-                out!("{}", serde_json::to_string_pretty(&doc)?);
+                out!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 out!("view:      {}", v.name);
                 out!("repos:     {}", v.repos.join(", "));
                 print_snapshots(
-                    snaps
+                    v.snapshots
                         .iter()
                         .map(|s| (s.name.as_str(), s.created_at, s.package_count)),
                 );

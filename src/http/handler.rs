@@ -54,6 +54,8 @@ pub struct Shared {
     pub access: Option<super::access::WorkerLog>,
     /// The public keys served under `/keys/`.
     pub keys: Arc<super::keys::ServedKeys>,
+    /// The admin API on the control runtime (`None`: a server without one).
+    pub api: Option<super::api::Api>,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
@@ -75,7 +77,14 @@ pub async fn handle(
             req.headers().get(header::USER_AGENT).cloned(),
         )
     });
-    let (class, resp) = answer(&shared, req).await;
+    let (class, resp) = if req.uri().path().starts_with("/api/") {
+        (
+            RouteClass::Api,
+            super::api::forward(shared.api.as_ref(), peer, req).await,
+        )
+    } else {
+        answer(&shared, req).await
+    };
     let elapsed = started.elapsed();
     shared.stats.request(class, resp.status().as_u16(), elapsed);
     // In-memory bodies are counted here; streamed ones as their chunks are handed on.

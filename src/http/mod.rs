@@ -12,6 +12,7 @@
 //! thread (another worker, network processing) waits a whole scheduler tick.
 
 mod access;
+pub mod api;
 pub mod blob;
 mod budget;
 mod cache;
@@ -152,6 +153,7 @@ pub struct Server {
     _watcher: Option<notify::RecommendedWatcher>,
     stats: tokio::task::JoinHandle<()>,
     pages: tokio::task::JoinHandle<()>,
+    api: Option<tokio::task::JoinHandle<()>>,
     /// The data dir's server lock, when started for an installation.
     _serve_lock: Option<crate::store::datadir::ServeLock>,
 }
@@ -185,6 +187,14 @@ impl Server {
                 })
             }
         };
+        // Jobs a previous server left running ended with it.
+        match app.interrupt_jobs().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                "{n} jobs were running when the server last stopped: marked interrupted"
+            ),
+            Err(e) => tracing::warn!("marking interrupted jobs: {e}"),
+        }
         let mut started = Server::start(
             app.catalog.clone(),
             app.pool.clone(),
@@ -194,6 +204,7 @@ impl Server {
             server.alias_grace,
             Limits::from_config(server),
             Arc::new(keys::ServedKeys::of(app)),
+            Some(api::Api::start(app.clone())),
         )
         .await?;
         lock.describe(&format!(
@@ -216,7 +227,12 @@ impl Server {
         alias_grace: Duration,
         limits: Limits,
         keys: Arc<keys::ServedKeys>,
+        api: Option<(api::Api, tokio::task::JoinHandle<()>)>,
     ) -> Result<Server, ServeError> {
+        let (api, api_task) = match api {
+            Some((api, task)) => (Some(api), Some(task)),
+            None => (None, None),
+        };
         // Register every metric now, not on the first request.
         let _ = crate::app::metrics::metrics();
         let marker = datadir.generation_path();
@@ -278,6 +294,7 @@ impl Server {
             let rx = shutdown_rx.clone();
             let access = access.clone();
             let keys = keys.clone();
+            let api = api.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
                 .spawn(move || {
@@ -295,6 +312,7 @@ impl Server {
                         fresh,
                         access: access.as_ref().map(access::AccessLogger::for_worker),
                         keys,
+                        api,
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })
@@ -326,6 +344,7 @@ impl Server {
             _watcher: Some(watcher),
             stats,
             pages: pages_task,
+            api: api_task,
             _serve_lock: None,
         })
     }
@@ -342,6 +361,9 @@ impl Server {
             let _ = writer.join();
         }
         self.pages.abort();
+        if let Some(api) = &self.api {
+            api.abort();
+        }
     }
 }
 

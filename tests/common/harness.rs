@@ -167,6 +167,11 @@ impl Env {
 
     /// Starts `cairn serve` with extra environment variables.
     pub fn serve_with(&self, vars: &[(&str, &str)]) -> Server {
+        self.serve_logging(vars, Stdio::inherit())
+    }
+
+    /// Starts `cairn serve` with its log (standard error) going to `log`.
+    pub fn serve_logging(&self, vars: &[(&str, &str)], log: impl Into<Stdio>) -> Server {
         let mut cmd = self.cmd(&["serve"]);
         for (k, v) in vars {
             cmd.env(k, v);
@@ -174,7 +179,7 @@ impl Env {
         let mut child = cmd
             .env("CAIRN_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("cairn serve starts");
         let stdout = child.stdout.take().unwrap();

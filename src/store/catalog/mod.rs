@@ -19,6 +19,7 @@ mod aliases;
 mod audit;
 mod bulk;
 mod content;
+mod jobs;
 mod latest;
 mod maintenance;
 mod packages;
@@ -29,6 +30,7 @@ mod snapshots;
 mod sync_runs;
 mod views;
 pub use audit::{AuditFilter, AuditRow, NewToken, TokenRow};
+pub use jobs::{JobEnd, JobRow};
 pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
 
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};

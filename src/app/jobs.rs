@@ -1,0 +1,276 @@
+//! Jobs: the long operations (a sync, gc, verify) started without waiting for them, as
+//! the API does. A job is a catalog row (so its outcome outlives the process) plus,
+//! while it runs, live [`Progress`] counters in this process; it runs the same `App`
+//! operation the command line runs, audited as whoever started it. Cancelling a sync
+//! stops it at its next safe point, keeping finished downloads (as Ctrl-C does).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::app::context::{App, AppError};
+use crate::app::progress::Progress;
+use crate::domain::actor::Actor;
+use crate::store::catalog::{JobEnd, JobRow};
+
+/// What a job does.
+#[derive(Debug, Clone)]
+pub enum JobKind {
+    /// Sync one repository (with what follows a sync: views, snapshot, retention).
+    Sync(String),
+    /// Garbage collection.
+    Gc {
+        min_age: std::time::Duration,
+        dry_run: bool,
+    },
+    /// Re-hash the pool against the catalog.
+    Verify,
+}
+
+impl JobKind {
+    fn name(&self) -> &'static str {
+        match self {
+            JobKind::Sync(_) => "sync",
+            JobKind::Gc { .. } => "gc",
+            JobKind::Verify => "verify",
+        }
+    }
+
+    fn target(&self) -> String {
+        match self {
+            JobKind::Sync(repo) => format!("repo:{repo}"),
+            _ => String::new(),
+        }
+    }
+
+    fn params(&self) -> serde_json::Value {
+        match self {
+            JobKind::Gc { min_age, dry_run } => {
+                serde_json::json!({"min_age_secs": min_age.as_secs(), "dry_run": dry_run})
+            }
+            _ => serde_json::json!({}),
+        }
+    }
+}
+
+/// The jobs running in this process: their counters, and whether a cancel was asked.
+#[derive(Debug, Default)]
+pub struct Running {
+    jobs: Mutex<HashMap<i64, Arc<Progress>>>,
+}
+
+impl Running {
+    fn get(&self, id: i64) -> Option<Arc<Progress>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn insert(&self, id: i64, progress: Arc<Progress>) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, progress);
+    }
+
+    fn remove(&self, id: i64) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
+
+/// A job as shown: its row, with live counters and the rate while it runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobInfo {
+    pub id: i64,
+    pub kind: String,
+    pub target: String,
+    pub actor: String,
+    pub params: serde_json::Value,
+    /// `running`, `succeeded`, `failed`, `cancelled` or `interrupted`.
+    pub state: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub progress: JobProgress,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// Files (or blobs) and bytes: done, and in all when known (0: not yet).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct JobProgress {
+    pub files: i64,
+    pub files_total: i64,
+    pub bytes: i64,
+    pub bytes_total: i64,
+    /// Bytes per second since the job started.
+    pub rate: i64,
+}
+
+fn counters(p: &Progress) -> [i64; 4] {
+    use std::sync::atomic::Ordering::Relaxed;
+    [
+        p.done.load(Relaxed) as i64,
+        p.total.load(Relaxed) as i64,
+        p.bytes.load(Relaxed) as i64,
+        p.bytes_total.load(Relaxed) as i64,
+    ]
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn info(row: JobRow, live: Option<&Progress>) -> JobInfo {
+    let [files, files_total, bytes, bytes_total] = match live {
+        Some(p) => counters(p),
+        None => [row.done, row.total, row.bytes, row.bytes_total],
+    };
+    let elapsed =
+        row.finished_at.unwrap_or_else(unix_now) - row.started_at.unwrap_or(row.created_at);
+    JobInfo {
+        id: row.id,
+        kind: row.kind,
+        target: row.target,
+        actor: row.actor,
+        params: serde_json::from_str(&row.params).unwrap_or_default(),
+        state: row.state,
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        progress: JobProgress {
+            files,
+            files_total,
+            bytes,
+            bytes_total,
+            rate: if elapsed > 0 { bytes / elapsed } else { bytes },
+        },
+        result: row.result.and_then(|r| serde_json::from_str(&r).ok()),
+        error: row.error,
+    }
+}
+
+impl App {
+    /// Starts `kind` as a job and returns at once; the job runs on this runtime.
+    pub async fn start_job(&self, by: &Actor, kind: JobKind) -> Result<JobInfo, AppError> {
+        if let JobKind::Sync(repo) = &kind {
+            match self.config.repo(repo) {
+                None => return Err(AppError::UndeclaredRepo(repo.clone())),
+                Some(r) if r.feed.is_none() => return Err(AppError::NoFeed(repo.clone())),
+                Some(_) => {}
+            }
+        }
+        let row = self
+            .catalog
+            .insert_job(
+                kind.name(),
+                &kind.target(),
+                &by.to_string(),
+                &kind.params().to_string(),
+            )
+            .await?;
+        let id = row.id;
+        let progress = Arc::new(Progress::default());
+        self.jobs.insert(id, progress.clone());
+        let (app, by) = (self.clone(), by.clone());
+        let run = async move {
+            let outcome: Result<serde_json::Value, AppError> = match &kind {
+                JobKind::Sync(repo) => match app.config.repo(repo) {
+                    Some(config) => app
+                        .sync(&by, config, &progress)
+                        .await
+                        .map(|s| serde_json::to_value(&s.report).unwrap_or_default()),
+                    None => Err(AppError::UndeclaredRepo(repo.clone())),
+                },
+                JobKind::Gc { min_age, dry_run } => app
+                    .gc(&by, *min_age, *dry_run, true)
+                    .await
+                    .map(|r| serde_json::to_value(&r).unwrap_or_default()),
+                JobKind::Verify => app
+                    .verify(&progress)
+                    .await
+                    .map(|r| serde_json::to_value(&r).unwrap_or_default()),
+            };
+            let (state, result, error) = match outcome {
+                Ok(report) => ("succeeded", Some(report.to_string()), None),
+                Err(_) if progress.stop.is_requested() => (
+                    "cancelled",
+                    None,
+                    Some("cancelled: what was finished is kept".to_string()),
+                ),
+                Err(e) => ("failed", None, Some(e.to_string())),
+            };
+            let end = JobEnd {
+                state,
+                counters: counters(&progress),
+                result: result.as_deref(),
+                error: error.as_deref(),
+            };
+            if let Err(e) = app.catalog.finish_job(id, &end).await {
+                tracing::error!("job {id}: recording its end ({state}): {e}");
+            }
+            app.jobs.remove(id);
+        };
+        tokio::spawn(run);
+        Ok(info(row, self.jobs.get(id).as_deref()))
+    }
+
+    /// Job `id`, with live counters while it runs here.
+    pub async fn job(&self, id: i64) -> Result<Option<JobInfo>, AppError> {
+        let row = self.catalog.job(id).await?;
+        Ok(row.map(|r| {
+            let live = self.jobs.get(r.id);
+            info(r, live.as_deref())
+        }))
+    }
+
+    /// The newest `limit` jobs, newest first.
+    pub async fn jobs_list(&self, limit: i64) -> Result<Vec<JobInfo>, AppError> {
+        let rows = self.catalog.jobs(limit).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let live = self.jobs.get(r.id);
+                info(r, live.as_deref())
+            })
+            .collect())
+    }
+
+    /// Asks running job `id` to stop (a sync keeps its finished downloads). Only syncs
+    /// stop early; gc and verify run to their end.
+    pub async fn cancel_job(&self, by: &Actor, id: i64) -> Result<(), AppError> {
+        let change = crate::app::audit::Change::new("job.cancel", format!("job:{id}"));
+        self.audited(by, change, async {
+            let row = self
+                .catalog
+                .job(id)
+                .await?
+                .ok_or(AppError::UnknownJob(id))?;
+            let progress = self.jobs.get(id);
+            match (row.kind.as_str(), progress) {
+                (_, None) => Err(AppError::JobNotRunning {
+                    id,
+                    state: row.state,
+                }),
+                ("sync", Some(p)) => {
+                    p.stop.request();
+                    Ok(())
+                }
+                (_, Some(_)) => Err(AppError::JobNotCancellable(id)),
+            }
+        })
+        .await
+    }
+
+    /// Marks the jobs a previous server left running as interrupted.
+    pub async fn interrupt_jobs(&self) -> Result<u64, AppError> {
+        Ok(self.catalog.interrupt_jobs().await?)
+    }
+}

@@ -1,0 +1,283 @@
+//! The admin API under `/api/v1/`: JSON for automation, answered by the same [`App`]
+//! operations the command line calls (and audited as the token's).
+//!
+//! Like pages, the API needs the catalog and the operations, which live on the control
+//! runtime: a worker reads the request (its body bounded by [`MAX_BODY`]), sends it
+//! over a channel and awaits the answer; the control runtime authenticates it
+//! ([`auth`]), routes it ([`routes`]) and answers. Every error has one shape,
+//! `{"error": {"code": "...", "message": "..."}}`, with its status; an internal
+//! failure is logged in full and answered without details.
+
+mod auth;
+mod errors;
+mod routes;
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::{mpsc, oneshot};
+
+use super::handler::ResBody;
+use super::respond::full;
+use crate::app::context::App;
+
+/// Largest request body the API reads (JSON documents).
+pub const MAX_BODY: usize = 1024 * 1024;
+/// API requests answered at the same time, at most.
+pub const CONCURRENT_CALLS: usize = 16;
+/// API requests waiting, at most; more are answered 503 at once.
+pub const QUEUED_CALLS: usize = 256;
+
+/// A request as the control runtime gets it.
+#[derive(Debug)]
+pub struct ApiRequest {
+    pub method: Method,
+    /// The path after `/api/v1`, percent-decoded, without the query.
+    pub path: String,
+    pub query: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    pub peer: IpAddr,
+    pub body: Bytes,
+}
+
+/// An answer: status, JSON body and any extra headers; or a stream of server-sent
+/// events.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    pub headers: Vec<(header::HeaderName, String)>,
+    /// `text/event-stream` chunks, sent as they come, instead of `body`.
+    pub events: Option<mpsc::Receiver<Bytes>>,
+}
+
+impl ApiResponse {
+    pub fn json(status: StatusCode, value: &impl serde::Serialize) -> ApiResponse {
+        let body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
+        ApiResponse {
+            status,
+            body,
+            headers: Vec::new(),
+            events: None,
+        }
+    }
+
+    /// A stream of server-sent events from `events`.
+    pub fn event_stream(events: mpsc::Receiver<Bytes>) -> ApiResponse {
+        ApiResponse {
+            status: StatusCode::OK,
+            body: Vec::new(),
+            headers: Vec::new(),
+            events: Some(events),
+        }
+    }
+
+    pub fn no_content() -> ApiResponse {
+        ApiResponse {
+            status: StatusCode::NO_CONTENT,
+            body: Vec::new(),
+            headers: Vec::new(),
+            events: None,
+        }
+    }
+
+    pub fn error(status: StatusCode, code: &str, message: &str) -> ApiResponse {
+        ApiResponse::json(
+            status,
+            &serde_json::json!({"error": {"code": code, "message": message}}),
+        )
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: String) -> ApiResponse {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+type Call = (ApiRequest, oneshot::Sender<ApiResponse>);
+
+/// The workers' handle on the API.
+#[derive(Clone)]
+pub struct Api {
+    tx: mpsc::Sender<Call>,
+}
+
+impl Api {
+    /// Starts answering on the current (control) runtime, [`CONCURRENT_CALLS`] at a
+    /// time.
+    pub fn start(app: App) -> (Api, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Call>(QUEUED_CALLS);
+        let calls = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CALLS));
+        let app = std::sync::Arc::new(app);
+        let limiter = std::sync::Arc::new(auth::Limiter::default());
+        let task = tokio::spawn(async move {
+            while let Some((req, reply)) = rx.recv().await {
+                let Ok(permit) = calls.clone().acquire_owned().await else {
+                    break;
+                };
+                let (app, limiter) = (app.clone(), limiter.clone());
+                tokio::spawn(async move {
+                    let answer = routes::dispatch(&app, &limiter, req).await;
+                    let _ = reply.send(answer);
+                    drop(permit);
+                });
+            }
+        });
+        (Api { tx }, task)
+    }
+
+    async fn call(&self, req: ApiRequest) -> ApiResponse {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.try_send((req, reply)).is_err() {
+            return ApiResponse::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many API requests are waiting: try again shortly",
+            )
+            .with_header(header::RETRY_AFTER, "1".into());
+        }
+        answer.await.unwrap_or_else(|_| {
+            ApiResponse::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request ended abnormally (logged)",
+            )
+        })
+    }
+}
+
+/// Answers a request under `/api/` on a worker: reads its body and hands it to the
+/// control runtime.
+pub async fn forward(
+    api: Option<&Api>,
+    peer: std::net::SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ResBody> {
+    let Some(api) = api else {
+        return respond(ApiResponse::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this server has no API",
+        ));
+    };
+    let raw = req.uri().path().to_string();
+    let path = match raw.strip_prefix("/api/v1") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => {
+            return respond(ApiResponse::error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such API: the API is under /api/v1/",
+            ))
+        }
+    };
+    let path = match percent_encoding::percent_decode_str(path).decode_utf8() {
+        Ok(p) => p.into_owned(),
+        Err(_) => {
+            return respond(ApiResponse::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the path is not valid UTF-8",
+            ))
+        }
+    };
+    let method = req.method().clone();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        respond(ApiResponse::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the request body is larger than {MAX_BODY} bytes"),
+        ))
+    };
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large();
+    }
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(_) => {
+            return respond(ApiResponse::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
+            ))
+        }
+    };
+    let answer = api
+        .call(ApiRequest {
+            method,
+            path,
+            query,
+            authorization,
+            peer: peer.ip(),
+            body,
+        })
+        .await;
+    respond(answer)
+}
+
+/// A response body fed by a channel (server-sent events); it ends when the sender
+/// does, and the sender learns that the client left when sending fails.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c))))
+    }
+}
+
+fn respond(answer: ApiResponse) -> Response<ResBody> {
+    let streamed = answer.events.is_some();
+    let body = match answer.events {
+        Some(events) => ChannelBody(events).boxed_unsync(),
+        None => full(Bytes::from(answer.body)),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = answer.status;
+    let h = resp.headers_mut();
+    if streamed {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+    } else if answer.status != StatusCode::NO_CONTENT {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in answer.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,530 @@
+//! The API's endpoints: each authenticates, checks the token's scope and limits, calls
+//! one [`App`] function (the command line's) and answers JSON.
+//!
+//! | method | path (under `/api/v1`) | scope |
+//! | --- | --- | --- |
+//! | GET | `/repos`, `/repos/R`, `/views`, `/views/V` | read |
+//! | GET | `/{repos,views}/O/snapshots`, `/{repos,views}/O/trees/T/packages` | read |
+//! | GET | `/{repos,views}/O/diff?from=A&to=B`, `/packages/SHA256` | read |
+//! | POST | `/{repos,views}/O/snapshots` (`{"name": …}`, optional) | write |
+//! | DELETE | `/{repos,views}/O/snapshots/S` | write |
+//! | PUT | `/{repos,views}/O/aliases/A` (`{"snapshot": …}`) | write |
+//! | DELETE | `/{repos,views}/O/aliases/A` | write |
+//! | POST | `/repos/R/sync` (a job), `/sync` (one job per mirrored repository) | write |
+//! | GET | `/jobs`, `/jobs/ID`, `/jobs/ID/events` (server-sent events) | read |
+//! | POST | `/jobs/ID/cancel` (a sync stops, keeping what it downloaded) | write |
+//! | POST | `/gc` (`{"dry_run": …, "min_age": "1h"}`), `/verify`: jobs | admin |
+//! | GET | `/audit?since=&actor=&operation=&before=&limit=`, `/tokens` | admin |
+//!
+//! A token limited to some repositories and views sees and touches only those; what
+//! belongs to the installation as a whole (packages by digest, the audit log, tokens)
+//! needs an unlimited token.
+
+use hyper::{header, Method, StatusCode};
+
+use super::auth::{self, Limiter};
+use super::errors;
+use super::{ApiRequest, ApiResponse};
+use crate::app::context::App;
+use crate::app::jobs::{JobInfo, JobKind};
+use crate::app::reads::PackageFilter;
+use crate::app::tokens::{Principal, Scope};
+use crate::http::router::Query;
+use crate::store::catalog::{AuditFilter, Space};
+
+/// Packages per page of a tree's listing, by default and at most.
+const PER_PAGE: i64 = 100;
+const MAX_PER_PAGE: i64 = 1000;
+/// Audit rows per page, by default and at most.
+const AUDIT_PAGE: i64 = 100;
+const MAX_AUDIT_PAGE: i64 = 1000;
+
+fn forbidden(who: &Principal, scope: Scope, what: Option<&str>) -> ApiResponse {
+    let on = match what {
+        Some(name) => format!("on {name:?}"),
+        None => "on the installation as a whole".to_string(),
+    };
+    ApiResponse::error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        &format!(
+            "token {:?} ({} scope{}) may not act with {} scope {on}",
+            who.name,
+            who.scope.as_str(),
+            if who.repos.is_empty() && who.views.is_empty() {
+                String::new()
+            } else {
+                ", limited to some repositories and views".into()
+            },
+            scope.as_str()
+        ),
+    )
+}
+
+fn bad_request(message: &str) -> ApiResponse {
+    ApiResponse::error(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn not_found(message: &str) -> ApiResponse {
+    ApiResponse::error(StatusCode::NOT_FOUND, "not_found", message)
+}
+
+/// The methods a path answers, for 405 (`None`: no such path).
+fn allowed(segs: &[&str]) -> Option<&'static str> {
+    let space = |s: &str| s == "repos" || s == "views";
+    Some(match segs {
+        ["repos"] | ["views"] | ["audit"] | ["tokens"] | ["jobs"] => "GET",
+        ["sync"] | ["gc"] | ["verify"] => "POST",
+        ["jobs", _] | ["jobs", _, "events"] => "GET",
+        ["jobs", _, "cancel"] => "POST",
+        ["repos", _, "sync"] => "POST",
+        [s, _] if space(s) => "GET",
+        ["packages", _] => "GET",
+        [s, _, "snapshots"] if space(s) => "GET, POST",
+        [s, _, "snapshots", _] if space(s) => "DELETE",
+        [s, _, "aliases", _] if space(s) => "PUT, DELETE",
+        [s, _, "diff"] if space(s) => "GET",
+        [s, _, "trees", _, "packages"] if space(s) => "GET",
+        _ => return None,
+    })
+}
+
+/// A number from the query, or the default; a bad one is the client's mistake.
+fn number(query: &Query, key: &str, default: i64) -> Result<i64, ApiResponse> {
+    match query.get(key) {
+        None | Some("") => Ok(default),
+        Some(v) => v.parse().map_err(|_| {
+            bad_request(&format!(
+                "query parameter {key:?} must be a whole number, not {v:?}"
+            ))
+        }),
+    }
+}
+
+/// The JSON body of a write, or the answer refusing it.
+fn body<T: serde::de::DeserializeOwned + Default>(req: &ApiRequest) -> Result<T, ApiResponse> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        ApiResponse::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            &format!("the request body is not the JSON expected: {e}"),
+        )
+    })
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSnapshot {
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcRequest {
+    #[serde(default)]
+    dry_run: bool,
+    /// Like the command's `--min-age` ("1h"); default 1h.
+    min_age: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasTarget {
+    snapshot: Option<String>,
+}
+
+/// The configuration of repository `r` a client may see (never credentials).
+fn repo_config(app: &App, r: &str) -> serde_json::Value {
+    let Some(c) = app.config.repo(r) else {
+        return serde_json::Value::Null;
+    };
+    serde_json::json!({
+        "feed": c.feed.as_deref().map(crate::app::context::redact),
+        "mode": format!("{:?}", c.mode()).to_lowercase(),
+        "kind": format!("{:?}", c.kind).to_lowercase(),
+        "schedule": c.schedule.map(|s| s.to_string()),
+        "arch": c.arch,
+        "include": c.include,
+        "exclude": c.exclude,
+        "gpgcheck": c.gpgcheck(),
+        "repo_gpgcheck": c.repo_gpgcheck,
+        "sign": c.sign,
+        "snapshot_name": c.snapshot_name,
+    })
+}
+
+/// Answers one authenticated-or-refused request.
+pub async fn dispatch(app: &App, limiter: &Limiter, req: ApiRequest) -> ApiResponse {
+    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let who = match auth::authenticate(app, limiter, req.peer, req.authorization.as_deref()).await {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    let query = Query::parse(&req.query);
+    let answer = route(app, &who, &req, &segs, &query).await;
+    match answer {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+type Answer = Result<ApiResponse, ApiResponse>;
+
+/// Checks that `owner` is a repository (`repos`) or a view (`views`) and that `who` may
+/// act on it with `scope`.
+fn owner_check(
+    app: &App,
+    who: &Principal,
+    space: &str,
+    owner: &str,
+    scope: Scope,
+) -> Result<Space, ApiResponse> {
+    let is_view = app.config.view(owner).is_some();
+    let space = match (space, is_view) {
+        ("views", true) => Space::Views,
+        ("repos", false) => Space::Repos,
+        ("views", false) => return Err(not_found(&format!("no view {owner:?}"))),
+        _ => return Err(not_found(&format!("no repository {owner:?}: it is a view"))),
+    };
+    if !who.may(scope, Some(owner)) {
+        return Err(forbidden(who, scope, Some(owner)));
+    }
+    Ok(space)
+}
+
+fn need(who: &Principal, scope: Scope) -> Result<(), ApiResponse> {
+    if who.may(scope, None) {
+        Ok(())
+    } else {
+        Err(forbidden(who, scope, None))
+    }
+}
+
+async fn route(
+    app: &App,
+    who: &Principal,
+    req: &ApiRequest,
+    segs: &[&str],
+    query: &Query,
+) -> Answer {
+    let by = who.actor();
+    let ok = |v: &dyn erased::Json| Ok(ApiResponse::json(StatusCode::OK, &v.value()));
+    let fail = |e: crate::app::context::AppError| errors::answer(&e);
+    let m = &req.method;
+    match (m, segs) {
+        (&Method::GET, ["repos"]) => {
+            let repos: Vec<serde_json::Value> = app
+                .catalog
+                .repos()
+                .await
+                .map_err(|e| fail(e.into()))?
+                .into_iter()
+                .filter(|r| who.may(Scope::Read, Some(&r.name)))
+                .map(|r| {
+                    let config = repo_config(app, &r.name);
+                    serde_json::json!({"repo": r, "config": config})
+                })
+                .collect();
+            ok(&repos)
+        }
+        (&Method::GET, ["views"]) => {
+            let views: Vec<serde_json::Value> = app
+                .config
+                .views
+                .iter()
+                .filter(|v| who.may(Scope::Read, Some(&v.name)))
+                .map(|v| serde_json::json!({"name": v.name, "repos": v.repos}))
+                .collect();
+            ok(&views)
+        }
+        (&Method::GET, [space @ ("repos" | "views"), owner]) => {
+            match owner_check(app, who, space, owner, Scope::Read)? {
+                Space::Repos => {
+                    let details = app.repo_details(owner, 10).await.map_err(fail)?;
+                    let mut v = serde_json::to_value(&details).unwrap_or_default();
+                    v["config"] = repo_config(app, owner);
+                    ok(&v)
+                }
+                Space::Views => ok(&app.view_details(owner).await.map_err(fail)?),
+            }
+        }
+        (&Method::GET, [space, owner, "snapshots"]) => {
+            match owner_check(app, who, space, owner, Scope::Read)? {
+                Space::Repos => ok(&app.repo_details(owner, 0).await.map_err(fail)?.snapshots),
+                Space::Views => ok(&app.view_details(owner).await.map_err(fail)?.snapshots),
+            }
+        }
+        (&Method::POST, [space, owner, "snapshots"]) => {
+            let space = owner_check(app, who, space, owner, Scope::Write)?;
+            let NewSnapshot { name } = body(req)?;
+            let made = match space {
+                Space::Repos => app
+                    .snapshot_repo(&by, owner, name)
+                    .await
+                    .map(|(row, _)| serde_json::to_value(row).unwrap_or_default()),
+                Space::Views => app
+                    .snapshot_view(&by, owner, name)
+                    .await
+                    .map(|row| serde_json::to_value(row).unwrap_or_default()),
+            }
+            .map_err(fail)?;
+            Ok(ApiResponse::json(StatusCode::CREATED, &made))
+        }
+        (&Method::DELETE, [space, owner, "snapshots", snapshot]) => {
+            owner_check(app, who, space, owner, Scope::Write)?;
+            app.delete_snapshot(&by, owner, snapshot)
+                .await
+                .map_err(fail)?;
+            Ok(ApiResponse::no_content())
+        }
+        (&Method::PUT, [space, owner, "aliases", alias]) => {
+            owner_check(app, who, space, owner, Scope::Write)?;
+            let AliasTarget { snapshot } = body(req)?;
+            let Some(snapshot) = snapshot else {
+                return Err(ApiResponse::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "give the snapshot the alias is to point at: {\"snapshot\": \"NAME\"}",
+                ));
+            };
+            let set = app
+                .set_alias(&by, owner, &snapshot, alias)
+                .await
+                .map_err(fail)?;
+            ok(&serde_json::json!({
+                "alias": alias, "snapshot": snapshot, "previous": set.previous,
+            }))
+        }
+        (&Method::DELETE, [space, owner, "aliases", alias]) => {
+            owner_check(app, who, space, owner, Scope::Write)?;
+            app.delete_alias(&by, owner, alias).await.map_err(fail)?;
+            Ok(ApiResponse::no_content())
+        }
+        (&Method::GET, [space, owner, "diff"]) => {
+            owner_check(app, who, space, owner, Scope::Read)?;
+            let (Some(from), Some(to)) = (query.get("from"), query.get("to")) else {
+                return Err(bad_request("give the trees to compare: ?from=A&to=B"));
+            };
+            ok(&app.diff(owner, from, to).await.map_err(fail)?)
+        }
+        (&Method::GET, [space, owner, "trees", tree, "packages"]) => {
+            let space = owner_check(app, who, space, owner, Scope::Read)?;
+            let per_page = number(query, "per_page", PER_PAGE)?;
+            let page = number(query, "page", 1)?;
+            if !(1..=MAX_PER_PAGE).contains(&per_page) || page < 1 {
+                return Err(bad_request(&format!(
+                    "page must be 1 or more and per_page from 1 to {MAX_PER_PAGE}"
+                )));
+            }
+            let filter = PackageFilter {
+                name: query.get("name").unwrap_or("").to_string(),
+                unsigned: matches!(query.get("unsigned"), Some("1" | "true")),
+                offset: (page - 1).saturating_mul(per_page),
+                limit: per_page,
+            };
+            ok(&app
+                .tree_packages(space, owner, tree, &filter)
+                .await
+                .map_err(fail)?)
+        }
+        (&Method::GET, ["packages", sha256]) => {
+            need(who, Scope::Read)?;
+            match app.catalog.package(sha256).await {
+                Ok(Some(p)) => ok(&p),
+                Ok(None) => Err(not_found(&format!("no package with sha256 {sha256}"))),
+                Err(e) => Err(fail(e.into())),
+            }
+        }
+        (&Method::POST, ["repos", repo, "sync"]) => {
+            owner_check(app, who, "repos", repo, Scope::Write)?;
+            let job = app
+                .start_job(&by, JobKind::Sync(repo.to_string()))
+                .await
+                .map_err(fail)?;
+            Ok(accepted(&job))
+        }
+        (&Method::POST, ["sync"]) => {
+            need(who, Scope::Write)?;
+            let mut jobs = Vec::new();
+            for r in app.config.repos.iter().filter(|r| r.feed.is_some()) {
+                jobs.push(
+                    app.start_job(&by, JobKind::Sync(r.id.clone()))
+                        .await
+                        .map_err(fail)?,
+                );
+            }
+            Ok(ApiResponse::json(StatusCode::ACCEPTED, &jobs))
+        }
+        (&Method::POST, ["gc"]) => {
+            need(who, Scope::Admin)?;
+            let GcRequest { dry_run, min_age } = body(req)?;
+            let min_age =
+                crate::domain::schedule::parse_duration(min_age.as_deref().unwrap_or("1h"))
+                    .map_err(|e| {
+                        ApiResponse::error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid",
+                            &format!("min_age: {e}"),
+                        )
+                    })?;
+            let job = app
+                .start_job(&by, JobKind::Gc { min_age, dry_run })
+                .await
+                .map_err(fail)?;
+            Ok(accepted(&job))
+        }
+        (&Method::POST, ["verify"]) => {
+            need(who, Scope::Admin)?;
+            let job = app.start_job(&by, JobKind::Verify).await.map_err(fail)?;
+            Ok(accepted(&job))
+        }
+        (&Method::GET, ["jobs"]) => {
+            let limit = number(query, "limit", AUDIT_PAGE)?.clamp(1, MAX_AUDIT_PAGE);
+            let jobs: Vec<JobInfo> = app
+                .jobs_list(limit)
+                .await
+                .map_err(fail)?
+                .into_iter()
+                .filter(|j| may_see(who, j))
+                .collect();
+            ok(&jobs)
+        }
+        (&Method::GET, ["jobs", id]) => ok(&visible_job(app, who, id).await?),
+        (&Method::GET, ["jobs", id, "events"]) => {
+            let job = visible_job(app, who, id).await?;
+            Ok(events(app, job.id))
+        }
+        (&Method::POST, ["jobs", id, "cancel"]) => {
+            let job = visible_job(app, who, id).await?;
+            let target = job.target.strip_prefix("repo:");
+            if !who.may(Scope::Write, target) {
+                return Err(forbidden(who, Scope::Write, target));
+            }
+            app.cancel_job(&by, job.id).await.map_err(fail)?;
+            Ok(accepted(&app.job(job.id).await.map_err(fail)?))
+        }
+        (&Method::GET, ["audit"]) => {
+            need(who, Scope::Admin)?;
+            let limit = number(query, "limit", AUDIT_PAGE)?;
+            if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+                return Err(bad_request(&format!(
+                    "limit must be from 1 to {MAX_AUDIT_PAGE}"
+                )));
+            }
+            let since = match query.get("since") {
+                None | Some("") => None,
+                Some(s) => Some(
+                    crate::domain::schedule::parse_duration(s)
+                        .map_err(|e| bad_request(&format!("since: {e}")))?,
+                ),
+            };
+            let filter = AuditFilter {
+                since: since
+                    .map(|d| time::OffsetDateTime::now_utc().unix_timestamp() - d.as_secs() as i64),
+                actor: query.get("actor").map(str::to_string),
+                operation: query.get("operation").map(str::to_string),
+                before_id: match query.get("before") {
+                    None | Some("") => None,
+                    Some(_) => Some(number(query, "before", 0)?),
+                },
+                limit,
+            };
+            let rows = app.audit_log(&filter).await.map_err(fail)?;
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    v["params"] = serde_json::from_str(&r.params).unwrap_or_default();
+                    v
+                })
+                .collect();
+            ok(&rows)
+        }
+        (&Method::GET, ["tokens"]) => {
+            need(who, Scope::Admin)?;
+            ok(&app.tokens().await.map_err(fail)?)
+        }
+        _ => match allowed(segs) {
+            Some(methods) => Err(ApiResponse::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!("{m} is not allowed here; use {methods}"),
+            )
+            .with_header(header::ALLOW, methods.to_string())),
+            None => Err(not_found(&format!("no API endpoint /api/v1{}", req.path))),
+        },
+    }
+}
+
+/// 202 with the job, and where to follow it.
+fn accepted(job: &impl serde::Serialize) -> ApiResponse {
+    let value = serde_json::to_value(job).unwrap_or_default();
+    let location = value["id"].as_i64().map(|id| format!("/api/v1/jobs/{id}"));
+    let answer = ApiResponse::json(StatusCode::ACCEPTED, &value);
+    match location {
+        Some(l) => answer.with_header(header::LOCATION, l),
+        None => answer,
+    }
+}
+
+/// May `who` see job `j`? A limited token sees the jobs on its repositories.
+fn may_see(who: &Principal, j: &JobInfo) -> bool {
+    who.may(Scope::Read, j.target.strip_prefix("repo:"))
+}
+
+async fn visible_job(app: &App, who: &Principal, id: &str) -> Result<JobInfo, ApiResponse> {
+    let missing = || not_found(&format!("no job {id}"));
+    let id: i64 = id.parse().map_err(|_| missing())?;
+    match app.job(id).await {
+        Ok(Some(job)) if may_see(who, &job) => Ok(job),
+        Ok(Some(_)) => Err(forbidden(who, Scope::Read, None)),
+        Ok(None) => Err(missing()),
+        Err(e) => Err(errors::answer(&e)),
+    }
+}
+
+/// How often a job's event stream reports.
+const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Server-sent events of job `id`: `progress` while it runs, then one `done` with how
+/// it ended; the stream ends then, or when the client leaves.
+fn events(app: &App, id: i64) -> ApiResponse {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let app = app.clone();
+    tokio::spawn(async move {
+        loop {
+            let job = match app.job(id).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("job {id} events: {e}");
+                    return;
+                }
+            };
+            let done = job.finished_at.is_some();
+            let event = if done { "done" } else { "progress" };
+            let data = serde_json::to_string(&job).unwrap_or_default();
+            let chunk = format!("event: {event}\ndata: {data}\n\n");
+            if tx.send(bytes::Bytes::from(chunk)).await.is_err() || done {
+                return;
+            }
+            tokio::time::sleep(EVENT_INTERVAL).await;
+        }
+    });
+    ApiResponse::event_stream(rx)
+}
+
+/// Anything serialisable, behind one reference type for the `ok` helper.
+mod erased {
+    pub trait Json {
+        fn value(&self) -> serde_json::Value;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn value(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or_default()
+        }
+    }
+}

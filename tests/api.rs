@@ -575,3 +575,93 @@ fn syncs_run_as_jobs_that_report_progress_cancel_and_outlive_the_server() {
         assert!(after["finished_at"].is_i64(), "{after}");
     }
 }
+
+#[test]
+fn guarded_trees_need_a_read_token_which_dnf_sends() {
+    for backend in backends() {
+        let env = Env::with_repo_toml(
+            &backend,
+            "[[repo]]\nid = \"fx\"\naccess = \"token\"\n[[repo]]\nid = \"open\"\n\
+             [[view]]\nname = \"gv\"\nrepos = [\"open\"]\naccess = \"token\"\n",
+        );
+        let rpms = env.dir.path().join("rpms");
+        cairn::formats::samples::demo_packages(&rpms).unwrap();
+        env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+        env.ok(&["import", "open", rpms.to_str().unwrap()]);
+        let reader = token(&env, "fx-reader", &["--scope", "read", "--repo", "fx"]);
+        let other = token(&env, "open-writer", &["--scope", "write", "--repo", "open"]);
+        let server = env.serve();
+        let c = http();
+        let name = backend.name();
+        let status = |path: &str, auth: Option<&str>| {
+            let mut req = c.get(server.url(path));
+            if let Some(t) = auth {
+                req = req.basic_auth("cairn", Some(t));
+            }
+            req.send().unwrap().status().as_u16()
+        };
+        // Every tree, file, page and .repo file of a guarded repository or view.
+        for path in [
+            "/repos/fx/",
+            "/repos/fx/latest/",
+            "/repos/fx/latest.repo",
+            "/repos/fx/latest/repodata/repomd.xml",
+            "/views/gv/latest/repodata/repomd.xml",
+        ] {
+            assert_eq!(status(path, None), 401, "{name}: {path}");
+            assert_eq!(
+                status(path, Some("cairn_0123456789abcdef_nope")),
+                401,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            status("/repos/fx/latest/repodata/repomd.xml", Some(&reader)),
+            200
+        );
+        assert_eq!(
+            status("/repos/fx/latest/repodata/repomd.xml", Some(&other)),
+            403
+        );
+        // A token for a view's member is not one for the view.
+        assert_eq!(
+            status("/views/gv/latest/repodata/repomd.xml", Some(&other)),
+            403
+        );
+        // Public ones stay public.
+        assert_eq!(status("/repos/open/latest/repodata/repomd.xml", None), 200);
+        let repo_file = c
+            .get(server.url("/repos/fx/latest.repo"))
+            .bearer_auth(&reader)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            repo_file.contains("username=cairn\npassword=TOKEN\n"),
+            "{repo_file}"
+        );
+
+        // dnf with the token as its password installs; without it, it cannot.
+        let baseurl = server.url("/repos/fx/latest/");
+        let password = format!("--setopt=t.password={reader}");
+        let with = dnf_with(
+            &baseurl,
+            &["--nogpgcheck", "--setopt=t.username=cairn", &password],
+            &["install", "demo-app"],
+        );
+        assert!(with.ok, "{name}: {}\n{}", with.stdout, with.stderr);
+        assert!(
+            with.installed.contains(&"demo-lib".to_string()),
+            "{:?}",
+            with.installed
+        );
+        let without = dnf_with(&baseurl, &["--nogpgcheck"], &["install", "demo-app"]);
+        assert!(
+            !without.ok && without.installed.is_empty(),
+            "{name}: {}",
+            without.stdout
+        );
+        assert!(without.stderr.contains("401"), "{}", without.stderr);
+    }
+}

@@ -59,6 +59,7 @@ impl App {
         let started = Instant::now();
         let result = operation.await;
         let error = result.as_ref().err().map(ToString::to_string);
+        let duration_ms = started.elapsed().as_millis() as i64;
         let written = self
             .catalog
             .insert_audit(
@@ -68,9 +69,23 @@ impl App {
                 &change.target,
                 &change.params.to_string(),
                 error.as_deref(),
-                started.elapsed().as_millis() as i64,
+                duration_ms,
             )
             .await;
+        if let Some(event) = crate::app::webhooks::event_of(change.operation, error.is_none()) {
+            let body = serde_json::json!({
+                "event": event,
+                "at": at,
+                "actor": by.to_string(),
+                "operation": change.operation,
+                "target": change.target,
+                "params": change.params,
+                "outcome": if error.is_some() { "error" } else { "ok" },
+                "error": error,
+                "duration_ms": duration_ms,
+            });
+            self.queue_event(event, &body).await;
+        }
         if let Err(e) = written {
             crate::app::metrics::metrics().audit_write_failures.inc();
             tracing::error!(

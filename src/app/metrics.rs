@@ -132,6 +132,8 @@ pub struct Metrics {
     pub audit_write_failures: IntCounter,
     /// API requests refused for their token, by reason.
     pub api_auth_failures: IntCounterVec,
+    /// Webhook delivery attempts of this process, by outcome.
+    pub webhook_deliveries: IntCounterVec,
     catalog_text: Mutex<String>,
     /// The last catalog read's failure (`None`: the catalog answered), for `/healthz`.
     catalog_error: Mutex<Option<String>>,
@@ -202,6 +204,17 @@ impl Metrics {
         for reason in ["malformed", "unknown", "revoked", "expired"] {
             api_auth_failures.with_label_values(&[reason]);
         }
+        let webhook_deliveries = must(IntCounterVec::new(
+            Opts::new(
+                "cairn_webhook_deliveries_total",
+                "Webhook delivery attempts: delivered, retried (to be tried again), failed \
+                 (given up), lost (could not be queued).",
+            ),
+            &["outcome"],
+        ));
+        for outcome in ["delivered", "retried", "failed", "lost"] {
+            webhook_deliveries.with_label_values(&[outcome]);
+        }
         let build = must(IntGaugeVec::new(
             Opts::new(
                 "cairn_build_info",
@@ -221,6 +234,7 @@ impl Metrics {
             Box::new(publish_duration.clone()),
             Box::new(audit_write_failures.clone()),
             Box::new(api_auth_failures.clone()),
+            Box::new(webhook_deliveries.clone()),
             Box::new(build),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -240,6 +254,7 @@ impl Metrics {
             publish_duration,
             audit_write_failures,
             api_auth_failures,
+            webhook_deliveries,
             catalog_text: Mutex::new(String::new()),
             catalog_error: Mutex::new(None),
         }

@@ -11,6 +11,7 @@
 //! - [`signing`]: the signatures on what is published;
 //! - [`audit`]: who changed what (every change operation writes its row);
 //!   [`tokens`]: API tokens, stored hashed; [`jobs`]: operations run without waiting;
+//!   [`webhooks`]: events posted to receivers from a persistent queue;
 //! - [`config`], [`metrics`], [`progress`]: what the operations are told and tell.
 
 pub mod audit;
@@ -31,3 +32,4 @@ pub mod sync;
 pub mod tokens;
 pub mod verify;
 pub mod view;
+pub mod webhooks;

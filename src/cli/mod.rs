@@ -307,8 +307,9 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     let server = crate::http::Server::for_app(&app, addr).await?;
     out!("listening on http://{}/", server.addr);
     let scheduled = crate::app::scheduler::start(&app);
+    let webhooks = crate::app::webhooks::start(&app);
     shutdown.wait().await;
-    for task in scheduled {
+    for task in scheduled.into_iter().chain(webhooks) {
         task.abort();
     }
     tracing::info!("shutting down: draining connections");

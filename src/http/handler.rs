@@ -20,7 +20,7 @@ use super::blob::ReadMode;
 use super::cache::SmallCache;
 use super::files::{cache_control, serve_file};
 use super::index::Index;
-use super::listing::{base_url, repo_file, tree_listing};
+use super::listing::{base_url, repo_file, tree_listing, Serving};
 use super::pages::{PageRequest, Pages};
 use super::respond::{empty, full, html_response, not_found, redirect, text};
 use super::router::{path_is_safe, prefix, Query, Route};
@@ -56,6 +56,9 @@ pub struct Shared {
     pub keys: Arc<super::keys::ServedKeys>,
     /// The admin API on the control runtime (`None`: a server without one).
     pub api: Option<super::api::Api>,
+    /// Repositories and views whose trees need a token (`access = "token"`), by URL
+    /// prefix and name.
+    pub guarded: Arc<std::collections::HashSet<(&'static str, String)>>,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
@@ -83,7 +86,7 @@ pub async fn handle(
             super::api::forward(shared.api.as_ref(), peer, req).await,
         )
     } else {
-        answer(&shared, req).await
+        answer(&shared, peer, req).await
     };
     let elapsed = started.elapsed();
     shared.stats.request(class, resp.status().as_u16(), elapsed);
@@ -115,7 +118,11 @@ pub async fn handle(
     Ok(resp)
 }
 
-async fn answer(shared: &Shared, req: Request<Incoming>) -> (RouteClass, Response<ResBody>) {
+async fn answer(
+    shared: &Shared,
+    peer: std::net::SocketAddr,
+    req: Request<Incoming>,
+) -> (RouteClass, Response<ResBody>) {
     let head_only = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head_only {
         let mut r = text(
@@ -144,6 +151,15 @@ async fn answer(shared: &Shared, req: Request<Incoming>) -> (RouteClass, Respons
     };
     let target = Route::of(&decoded);
     let class = target.class();
+    if let Some((space, owner)) = target.owner() {
+        if shared.guarded.contains(&(prefix(space), owner.to_string())) {
+            if let Some(refusal) =
+                super::api::refuse_fetch(shared.api.as_ref(), peer, &req, owner).await
+            {
+                return (class, refusal);
+            }
+        }
+    }
     // What names every other file of a tree (repomd.xml, .treeinfo) is answered from
     // an index at least as new as the last publication: a client that asks right after
     // a command returns gets what it published, never the metadata before it. (One
@@ -222,8 +238,11 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
                 name,
                 &base_url(req),
                 tree_of(space, owner, name),
-                shared.keys.owner(prefix(space), owner),
-                shared.keys.signer_file(prefix(space), owner),
+                &Serving {
+                    owner_keys: shared.keys.owner(prefix(space), owner),
+                    signer_file: shared.keys.signer_file(prefix(space), owner),
+                    guarded: shared.guarded.contains(&(prefix(space), owner.to_string())),
+                },
             ),
             _ => redirect(
                 &format!("/{}/{owner}/{tree}/", prefix(space)),

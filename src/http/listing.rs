@@ -72,15 +72,29 @@ fn trust_lines(
 
 /// A `.repo` file for `/etc/yum.repos.d/` pointing at a tree; `owner_keys` are the
 /// keys its repository (or a view's members) trusts.
+/// How a repository or view is served, as its `.repo` file tells dnf.
+pub(super) struct Serving<'a> {
+    /// Its own keys (the vendor keys of a repository), if any.
+    pub owner_keys: Option<&'a OwnerKeys>,
+    /// The file under `/keys/` of the key that signs it.
+    pub signer_file: &'a str,
+    /// Its trees need a token (`access = "token"`).
+    pub guarded: bool,
+}
+
 pub(super) fn repo_file(
     prefix: &str,
     owner: &str,
     tree: &str,
     base: &str,
     t: Option<&Tree>,
-    owner_keys: Option<&OwnerKeys>,
-    signer_file: &str,
+    serving: &Serving<'_>,
 ) -> Response<ResBody> {
+    let Serving {
+        owner_keys,
+        signer_file,
+        guarded,
+    } = *serving;
     let id = format!("cairn-{owner}-{tree}");
     let expire = match t {
         Some(t) if t.immutable => "metadata_expire=never\n",
@@ -102,6 +116,16 @@ pub(super) fn repo_file(
         "# {owner} {tree}, served by Cairn.\n\
          # curl -o /etc/yum.repos.d/{id}.repo {base}/{prefix}/{owner}/{tree}.repo\n"
     );
+    // A guarded tree needs a token of read scope: dnf sends it as the password.
+    let credentials = if guarded {
+        body.push_str(
+            "# Fetching needs a token of read scope for it: put the token in place of\n\
+             # TOKEN below (and keep this file readable by root only).\n",
+        );
+        "username=cairn\npassword=TOKEN\n"
+    } else {
+        ""
+    };
     for dir in dirs {
         let suffix: String = dir
             .trim_end_matches('/')
@@ -135,6 +159,7 @@ pub(super) fn repo_file(
              baseurl={base}/{prefix}/{owner}/{tree}/{dir}\n\
              enabled=1\n\
              {expire}\
+             {credentials}\
              {trust}"
         ));
     }

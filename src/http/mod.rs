@@ -111,6 +111,24 @@ pub enum ServeError {
     Worker(String),
 }
 
+/// The repositories and views whose trees need a token (`access = "token"`).
+fn guarded(app: &crate::app::context::App) -> std::collections::HashSet<(&'static str, String)> {
+    use crate::app::config::Access;
+    let repos = app
+        .config
+        .repos
+        .iter()
+        .filter(|r| r.access == Access::Token)
+        .map(|r| ("repos", r.id.clone()));
+    let views = app
+        .config
+        .views
+        .iter()
+        .filter(|v| v.access == Access::Token)
+        .map(|v| ("views", v.name.clone()));
+    repos.chain(views).collect()
+}
+
 /// Refuses an address some socket already listens on. The workers' listeners share
 /// one port through SO_REUSEPORT, which would also let a second process (of the same
 /// user) join silently and take half the connections: a plain bind, which any
@@ -205,6 +223,7 @@ impl Server {
             Limits::from_config(server),
             Arc::new(keys::ServedKeys::of(app)),
             Some(api::Api::start(app.clone())),
+            Arc::new(guarded(app)),
         )
         .await?;
         lock.describe(&format!(
@@ -228,6 +247,7 @@ impl Server {
         limits: Limits,
         keys: Arc<keys::ServedKeys>,
         api: Option<(api::Api, tokio::task::JoinHandle<()>)>,
+        guarded: Arc<std::collections::HashSet<(&'static str, String)>>,
     ) -> Result<Server, ServeError> {
         let (api, api_task) = match api {
             Some((api, task)) => (Some(api), Some(task)),
@@ -295,6 +315,7 @@ impl Server {
             let access = access.clone();
             let keys = keys.clone();
             let api = api.clone();
+            let guarded = guarded.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
                 .spawn(move || {
@@ -313,6 +334,7 @@ impl Server {
                         access: access.as_ref().map(access::AccessLogger::for_worker),
                         keys,
                         api,
+                        guarded,
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })

@@ -133,6 +133,19 @@ impl<'p> Route<'p> {
         )
     }
 
+    /// The repository or view the request is about, if any (its page, a tree, a file
+    /// in a tree, a `.repo` file).
+    pub fn owner(&self) -> Option<(Space, &'p str)> {
+        match *self {
+            Route::Owner(space, owner)
+            | Route::Short(space, owner, _)
+            | Route::Tree(space, owner, _)
+            | Route::Listing(space, owner, _, _)
+            | Route::File(space, owner, _, _) => Some((space, owner)),
+            _ => None,
+        }
+    }
+
     /// Is it a file that names the tree's other files (`repomd.xml`, `.treeinfo`)?
     pub fn names_the_tree(&self) -> bool {
         matches!(self, Route::File(_, _, _, path)

@@ -37,6 +37,27 @@ pub fn dnf_install(baseurl: &str, packages: &[&str]) -> Vec<String> {
 /// Runs `dnf ARGS` against `baseurl` in a fresh install root (as DESIGN.md describes),
 /// insisting on success; returns its stdout and the names installed afterwards.
 pub fn dnf(baseurl: &str, args: &[&str]) -> (String, Vec<String>) {
+    let run = dnf_with(baseurl, &["--nogpgcheck"], args);
+    assert!(
+        run.ok,
+        "dnf {args:?} from {baseurl} failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    (run.stdout, run.installed)
+}
+
+/// What a dnf run did.
+pub struct DnfRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+    /// The package names in the install root afterwards.
+    pub installed: Vec<String>,
+}
+
+/// Runs `dnf OPTIONS ARGS` against `baseurl` (repository id `t`) in a fresh install
+/// root.
+pub fn dnf_with(baseurl: &str, options: &[&str], args: &[&str]) -> DnfRun {
     require_tool("dnf");
     let root = tempfile::tempdir().unwrap();
     let r = root.path().join("root");
@@ -49,17 +70,11 @@ pub fn dnf(baseurl: &str, args: &[&str]) -> (String, Vec<String>) {
         .arg("--setopt=skip_if_unavailable=False")
         .arg(format!("--repofrompath=t,{baseurl}"))
         .arg("--repo=t")
-        .arg("--nogpgcheck")
+        .args(options)
         .arg("-y")
         .args(args)
         .output()
         .expect("dnf runs");
-    assert!(
-        out.status.success(),
-        "dnf {args:?} from {baseurl} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let q = Command::new("rpm")
         .arg("--root")
         .arg(&r)
@@ -74,7 +89,12 @@ pub fn dnf(baseurl: &str, args: &[&str]) -> (String, Vec<String>) {
         .filter(|s| !s.is_empty() && !s.starts_with("gpg-pubkey"))
         .collect();
     names.sort();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), names)
+    DnfRun {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        installed: names,
+    }
 }
 
 /// Runs `dnf install PACKAGES` against `baseurl` in a fresh install root with

@@ -13,8 +13,10 @@ use crate::domain::names::valid_name;
 use crate::domain::schedule::parse_duration;
 
 mod repo;
+mod webhook;
 
-pub use repo::{GpgCheck, RepoConfig, RepoKind, SyncMode};
+pub use repo::{Access, GpgCheck, RepoConfig, RepoKind, SyncMode};
+pub use webhook::{WebhookConfig, EVENTS};
 
 /// Configuration errors, each naming the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,9 @@ pub struct Config {
     /// `[signing]`: who signs the metadata Cairn renders.
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// `[[webhook]]`: where events are posted.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// `[signing]`: the key (or external command) that signs every `repomd.xml` Cairn
@@ -150,6 +155,9 @@ pub struct ViewConfig {
     /// The name of a `[signing.other.NAME]` signer to sign with instead of `[signing]`.
     #[serde(default, rename = "signer")]
     pub signer_name: Option<String>,
+    /// Who may fetch its trees: "public" (default) or "token".
+    #[serde(default)]
+    pub access: repo::Access,
     /// The signer of `[signing]` when `sign` (set when the installation is opened).
     #[serde(skip)]
     pub signer: Option<std::sync::Arc<crate::app::signing::Signer>>,
@@ -359,6 +367,11 @@ impl Config {
                 resolve(file);
             }
         }
+        for hook in &mut config.webhooks {
+            if let Some(file) = &mut hook.secret_file {
+                resolve(file);
+            }
+        }
         for repo in &mut config.repos {
             for file in [
                 &mut repo.tls_client_cert,
@@ -394,6 +407,9 @@ impl Config {
         };
         if let Some(signing) = &config.signing {
             signing.check().map_err(invalid)?;
+        }
+        for hook in &config.webhooks {
+            hook.check().map_err(invalid)?;
         }
         let chosen = config
             .repos

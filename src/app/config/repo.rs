@@ -73,6 +73,9 @@ pub struct RepoConfig {
     /// The name of a `[signing.other.NAME]` signer to sign with instead of `[signing]`.
     #[serde(default, rename = "signer")]
     pub signer_name: Option<String>,
+    /// Who may fetch its trees: "public" (default) or "token".
+    #[serde(default)]
+    pub access: Access,
     /// The signer of `[signing]` when `sign` (set when the installation is opened).
     #[serde(skip)]
     pub signer: Option<Arc<Signer>>,
@@ -131,6 +134,18 @@ pub enum GpgCheck {
     Warn,
     /// Not checked (the signature's key ID is still recorded).
     Off,
+}
+
+/// Who may fetch a repository's or view's trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Anyone (the default).
+    #[default]
+    Public,
+    /// Only requests with a token of read scope for it (HTTP Basic with the token as
+    /// the password, or Bearer): every tree, alias, `.repo` file and page of it.
+    Token,
 }
 
 /// What a feed is.

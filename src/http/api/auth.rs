@@ -123,6 +123,28 @@ pub async fn authenticate(
     }
 }
 
+/// May the request fetch the trees of guarded repository or view `owner`? Its token
+/// needs read scope for it.
+pub async fn may_fetch(
+    app: &App,
+    limiter: &Limiter,
+    peer: IpAddr,
+    authorization: Option<&str>,
+    owner: &str,
+) -> Result<(), ApiResponse> {
+    let who = authenticate(app, limiter, peer, authorization).await?;
+    if who.may(crate::app::tokens::Scope::Read, Some(owner)) {
+        Ok(())
+    } else {
+        tracing::warn!("{owner}: token {:?} from {peer} may not read it", who.name);
+        Err(ApiResponse::error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("token {:?} may not read {owner:?}", who.name),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

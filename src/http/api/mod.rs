@@ -99,7 +99,19 @@ impl ApiResponse {
     }
 }
 
-type Call = (ApiRequest, oneshot::Sender<ApiResponse>);
+/// What workers ask of the control runtime.
+enum Call {
+    /// An API request.
+    Request(ApiRequest, oneshot::Sender<ApiResponse>),
+    /// May this request fetch from the guarded repository or view `owner`? (An
+    /// answer refusing it, or `None`.)
+    Access {
+        authorization: Option<String>,
+        peer: IpAddr,
+        owner: String,
+        reply: oneshot::Sender<Option<ApiResponse>>,
+    },
+}
 
 /// The workers' handle on the API.
 #[derive(Clone)]
@@ -116,14 +128,35 @@ impl Api {
         let app = std::sync::Arc::new(app);
         let limiter = std::sync::Arc::new(auth::Limiter::default());
         let task = tokio::spawn(async move {
-            while let Some((req, reply)) = rx.recv().await {
+            while let Some(call) = rx.recv().await {
                 let Ok(permit) = calls.clone().acquire_owned().await else {
                     break;
                 };
                 let (app, limiter) = (app.clone(), limiter.clone());
                 tokio::spawn(async move {
-                    let answer = routes::dispatch(&app, &limiter, req).await;
-                    let _ = reply.send(answer);
+                    match call {
+                        Call::Request(req, reply) => {
+                            let answer = routes::dispatch(&app, &limiter, req).await;
+                            let _ = reply.send(answer);
+                        }
+                        Call::Access {
+                            authorization,
+                            peer,
+                            owner,
+                            reply,
+                        } => {
+                            let refusal = auth::may_fetch(
+                                &app,
+                                &limiter,
+                                peer,
+                                authorization.as_deref(),
+                                &owner,
+                            )
+                            .await
+                            .err();
+                            let _ = reply.send(refusal);
+                        }
+                    }
                     drop(permit);
                 });
             }
@@ -133,13 +166,8 @@ impl Api {
 
     async fn call(&self, req: ApiRequest) -> ApiResponse {
         let (reply, answer) = oneshot::channel();
-        if self.tx.try_send((req, reply)).is_err() {
-            return ApiResponse::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many API requests are waiting: try again shortly",
-            )
-            .with_header(header::RETRY_AFTER, "1".into());
+        if self.tx.try_send(Call::Request(req, reply)).is_err() {
+            return busy();
         }
         answer.await.unwrap_or_else(|_| {
             ApiResponse::error(
@@ -148,6 +176,56 @@ impl Api {
                 "the request ended abnormally (logged)",
             )
         })
+    }
+}
+
+fn busy() -> ApiResponse {
+    ApiResponse::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "too many API requests are waiting: try again shortly",
+    )
+    .with_header(header::RETRY_AFTER, "1".into())
+}
+
+/// On a worker: the answer refusing `req` the trees of guarded repository or view
+/// `owner`, or `None` when its token may read them.
+pub async fn refuse_fetch(
+    api: Option<&Api>,
+    peer: std::net::SocketAddr,
+    req: &Request<Incoming>,
+    owner: &str,
+) -> Option<Response<ResBody>> {
+    let Some(api) = api else {
+        // Nothing can check a token: nothing guarded is served.
+        return Some(respond(ApiResponse::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this server cannot check tokens",
+        )));
+    };
+    let (reply, answer) = oneshot::channel();
+    let call = Call::Access {
+        authorization: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        peer: peer.ip(),
+        owner: owner.to_string(),
+        reply,
+    };
+    if api.tx.try_send(call).is_err() {
+        return Some(respond(busy()));
+    }
+    match answer.await {
+        Ok(None) => None,
+        Ok(Some(refusal)) => Some(respond(refusal)),
+        Err(_) => Some(respond(ApiResponse::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "checking the token ended abnormally (logged)",
+        ))),
     }
 }
 

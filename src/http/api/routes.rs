@@ -15,6 +15,7 @@
 //! | POST | `/jobs/ID/cancel` (a sync stops, keeping what it downloaded) | write |
 //! | POST | `/gc` (`{"dry_run": …, "min_age": "1h"}`), `/verify`: jobs | admin |
 //! | GET | `/audit?since=&actor=&operation=&before=&limit=`, `/tokens` | admin |
+//! | GET | `/webhooks/deliveries?state=pending\|delivered\|failed&limit=` | admin |
 //!
 //! A token limited to some repositories and views sees and touches only those; what
 //! belongs to the installation as a whole (packages by digest, the audit log, tokens)
@@ -74,6 +75,7 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
     let space = |s: &str| s == "repos" || s == "views";
     Some(match segs {
         ["repos"] | ["views"] | ["audit"] | ["tokens"] | ["jobs"] => "GET",
+        ["webhooks", "deliveries"] => "GET",
         ["sync"] | ["gc"] | ["verify"] => "POST",
         ["jobs", _] | ["jobs", _, "events"] => "GET",
         ["jobs", _, "cancel"] => "POST",
@@ -441,6 +443,16 @@ async fn route(
                 })
                 .collect();
             ok(&rows)
+        }
+        (&Method::GET, ["webhooks", "deliveries"]) => {
+            need(who, Scope::Admin)?;
+            let limit = number(query, "limit", AUDIT_PAGE)?.clamp(1, MAX_AUDIT_PAGE);
+            let state = query.get("state").filter(|s| !s.is_empty());
+            ok(&app
+                .catalog
+                .deliveries(state, limit)
+                .await
+                .map_err(|e| fail(e.into()))?)
         }
         (&Method::GET, ["tokens"]) => {
             need(who, Scope::Admin)?;

@@ -29,9 +29,11 @@ mod serving;
 mod snapshots;
 mod sync_runs;
 mod views;
+mod webhooks;
 pub use audit::{AuditFilter, AuditRow, NewToken, TokenRow};
 pub use jobs::{JobEnd, JobRow};
 pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
+pub use webhooks::DeliveryRow;
 
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
 use crate::domain::status::{RunStatus, UnknownStatus};

@@ -61,6 +61,9 @@ pub enum AppError {
     JobNotRunning { id: i64, state: String },
     #[error("job {0} cannot be cancelled: only syncs stop early")]
     JobNotCancellable(i64),
+    /// A configuration reload was refused (the old configuration stays in force).
+    #[error("{0}")]
+    Reload(String),
     #[error("a token's lifetime (--expires) must be longer than 0s; leave it out for a token valid until revoked")]
     TokenExpiry,
     #[error("repository {0:?} mirrors a feed; import into a local repository instead")]
@@ -173,6 +176,30 @@ pub struct App {
     pub jobs: Arc<crate::app::jobs::Running>,
 }
 
+/// Loads the signers `config` names and hands each signing repository and view its
+/// own; returns the signer of `[signing]`.
+fn load_signers(config: &mut Config) -> Result<Option<Arc<Signer>>, AppError> {
+    let signer = match &config.signing {
+        Some(signing) => Some(Arc::new(Signer::load(signing)?)),
+        None => None,
+    };
+    let mut others = std::collections::HashMap::new();
+    for (name, other) in config.signing.iter().flat_map(|s| &s.other) {
+        others.insert(name.clone(), Arc::new(Signer::load(other)?));
+    }
+    let choose = |name: &Option<String>| match name {
+        Some(name) => others.get(name).cloned(),
+        None => signer.clone(),
+    };
+    for repo in config.repos.iter_mut().filter(|r| r.sign) {
+        repo.signer = choose(&repo.signer_name);
+    }
+    for view in config.views.iter_mut().filter(|v| v.sign) {
+        view.signer = choose(&view.signer_name);
+    }
+    Ok(signer)
+}
+
 /// Hides a password in a database URL.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -192,24 +219,7 @@ impl App {
     pub async fn open(mut config: Config) -> Result<App, AppError> {
         // The signing keys are loaded (and their passphrases checked) before anything
         // else.
-        let signer = match &config.signing {
-            Some(signing) => Some(Arc::new(Signer::load(signing)?)),
-            None => None,
-        };
-        let mut others = std::collections::HashMap::new();
-        for (name, other) in config.signing.iter().flat_map(|s| &s.other) {
-            others.insert(name.clone(), Arc::new(Signer::load(other)?));
-        }
-        let choose = |name: &Option<String>| match name {
-            Some(name) => others.get(name).cloned(),
-            None => signer.clone(),
-        };
-        for repo in config.repos.iter_mut().filter(|r| r.sign) {
-            repo.signer = choose(&repo.signer_name);
-        }
-        for view in config.views.iter_mut().filter(|v| v.sign) {
-            view.signer = choose(&view.signer_name);
-        }
+        let signer = load_signers(&mut config)?;
         let path = &config.server.data_dir;
         // Ownership first: creating the directories below as the wrong user is what
         // the check prevents.
@@ -234,6 +244,29 @@ impl App {
             pool,
             catalog,
             jobs: Default::default(),
+        })
+    }
+
+    /// This installation with `config` instead of its configuration (a reload): the
+    /// same data dir, pool, catalog and running jobs; the signing keys loaded afresh.
+    /// Where the data lives cannot change this way.
+    pub fn reconfigured(&self, mut config: Config) -> Result<App, AppError> {
+        if config.server.data_dir != self.config.server.data_dir
+            || config.database_url() != self.config.database_url()
+        {
+            return Err(AppError::Reload(
+                "data_dir and database_url cannot change while the server runs: restart it to move the data"
+                    .into(),
+            ));
+        }
+        let signer = load_signers(&mut config)?;
+        Ok(App {
+            config,
+            signer,
+            datadir: self.datadir.clone(),
+            pool: self.pool.clone(),
+            catalog: self.catalog.clone(),
+            jobs: self.jobs.clone(),
         })
     }
 

@@ -122,10 +122,10 @@ fn init_logging(format: args::LogFormat) {
 /// Everything a command needs: config, data dir, pool, catalog.
 /// The configuration: `--config` (or `$CAIRN_CONFIG`), else `./cairn.toml`. Without
 /// one, commands refuse rather than make a site in whatever directory they run in.
-fn load_config(path: Option<&Path>) -> Result<Config> {
+fn config_path(path: Option<&Path>) -> Result<PathBuf> {
     match path {
-        Some(p) => Ok(Config::load(p)?),
-        None if Path::new("cairn.toml").is_file() => Ok(Config::load(Path::new("cairn.toml"))?),
+        Some(p) => Ok(p.to_path_buf()),
+        None if Path::new("cairn.toml").is_file() => Ok(PathBuf::from("cairn.toml")),
         None => {
             let here = std::env::current_dir()
                 .map(|d| d.join("cairn.toml").display().to_string())
@@ -206,8 +206,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let config = load_config(cli.config.as_deref())?;
-    let app = App::open(config).await?;
+    let config_file = config_path(cli.config.as_deref())?;
+    let app = App::open(Config::load(&config_file)?).await?;
     match cli.command {
         Command::Init
         | Command::Demo { .. }
@@ -216,7 +216,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Man { .. } => {
             unreachable!("handled above")
         }
-        Command::Serve { listen } => serve(app, listen).await,
+        Command::Serve { listen } => serve(app, &config_file, listen).await,
         Command::Import {
             repo,
             paths,
@@ -299,17 +299,71 @@ pub(crate) fn actor() -> crate::domain::actor::Actor {
     crate::domain::actor::Actor::Cli(crate::store::datadir::current_user())
 }
 
-/// Runs the server until SIGTERM or SIGINT.
-pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<ExitCode> {
+/// Runs the server until SIGTERM or SIGINT. SIGHUP (or `POST /api/v1/config/reload`)
+/// re-reads `config_file`: new repositories, views, schedules, webhooks, keys and access
+/// rules take effect at once; a configuration with errors is refused with the messages
+/// a start would give, and the old one stays in force.
+pub async fn serve(
+    app: App,
+    config_file: &Path,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<ExitCode> {
     let addr = listen.unwrap_or(app.config.server.listen);
-    let shutdown = Shutdown::install();
+    let mut signals = Shutdown::install();
     app.prepare_serving().await?;
-    let server = crate::http::Server::for_app(&app, addr).await?;
+    let mut server = crate::http::Server::for_app(&app, addr).await?;
     out!("listening on http://{}/", server.addr);
-    let scheduled = crate::app::scheduler::start(&app);
-    let webhooks = crate::app::webhooks::start(&app);
-    shutdown.wait().await;
-    for task in scheduled.into_iter().chain(webhooks) {
+    let mut reloads = server.take_reload_requests();
+    let mut app = app;
+    let mut tasks = background(&app);
+    loop {
+        let next_reload = async {
+            match reloads.as_mut() {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let (outcome, reply) = tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Stop => break,
+                Signal::Reload => {
+                    let by = crate::domain::actor::Actor::Signal("SIGHUP");
+                    let change = crate::app::audit::Change::new("config.reload", "");
+                    let outcome = app
+                        .audited(&by, change, async {
+                            reload(&app, config_file).await.map_err(crate::app::context::AppError::Reload)
+                        })
+                        .await
+                        .map_err(|e| e.to_string());
+                    (outcome, None)
+                }
+            },
+            Some(reply) = next_reload => (reload(&app, config_file).await, Some(reply)),
+        };
+        let answer = match outcome {
+            Ok((new, summary)) => {
+                server.reconfigure(&new);
+                for task in tasks.drain(..) {
+                    task.abort();
+                }
+                app = new;
+                tasks = background(&app);
+                tracing::info!(
+                    "configuration reloaded from {}: {summary}",
+                    config_file.display()
+                );
+                Ok(summary)
+            }
+            Err(e) => {
+                tracing::error!("configuration not reloaded, the old one stays in force: {e}");
+                Err(e)
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(answer);
+        }
+    }
+    for task in tasks {
         task.abort();
     }
     tracing::info!("shutting down: draining connections");
@@ -318,14 +372,55 @@ pub async fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM and SIGINT end a server; SIGHUP (which would otherwise end the process with
-/// a status systemd's `Restart=on-failure` does not restart) is logged and ignored
-/// until the configuration can be reloaded. Installed before the server announces
+/// What a server runs besides serving: scheduled syncs and webhook deliveries.
+fn background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = crate::app::scheduler::start(app);
+    tasks.extend(crate::app::webhooks::start(app));
+    tasks
+}
+
+/// Reads `config_file` again and makes the installation with it ready to serve;
+/// returns it and what changed, or why it was refused (as a start would say it).
+async fn reload(app: &App, config_file: &Path) -> Result<(App, serde_json::Value), String> {
+    let config = Config::load(config_file).map_err(|e| e.to_string())?;
+    let new = app.reconfigured(config).map_err(|e| e.to_string())?;
+    new.prepare_serving().await.map_err(|e| e.to_string())?;
+    let names = |c: &Config| -> (Vec<String>, Vec<String>) {
+        (
+            c.repos.iter().map(|r| r.id.clone()).collect(),
+            c.views.iter().map(|v| v.name.clone()).collect(),
+        )
+    };
+    let ((old_repos, old_views), (repos, views)) = (names(&app.config), names(&new.config));
+    let added = |old: &[String], new: &[String]| -> Vec<String> {
+        new.iter().filter(|n| !old.contains(n)).cloned().collect()
+    };
+    let summary = serde_json::json!({
+        "repos": repos.len(),
+        "views": views.len(),
+        "webhooks": new.config.webhooks.len(),
+        "repos_added": added(&old_repos, &repos),
+        "repos_removed": added(&repos, &old_repos),
+        "views_added": added(&old_views, &views),
+        "views_removed": added(&views, &old_views),
+    });
+    Ok((new, summary))
+}
+
+/// SIGTERM and SIGINT end a server; SIGHUP asks it to reload its configuration
+/// (without it, SIGHUP would end the process with a status systemd's
+/// `Restart=on-failure` does not restart). Installed before the server announces
 /// itself, so no signal sent after that finds the default action.
 pub(super) struct Shutdown {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
     hup: Option<tokio::signal::unix::Signal>,
+}
+
+/// What a signal asks of the server.
+pub(super) enum Signal {
+    Stop,
+    Reload,
 }
 
 impl Shutdown {
@@ -338,8 +433,8 @@ impl Shutdown {
         }
     }
 
-    /// Waits for SIGTERM or SIGINT.
-    pub(super) async fn wait(mut self) {
+    /// The next signal.
+    pub(super) async fn next(&mut self) -> Signal {
         async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
             match s.as_mut() {
                 Some(s) => {
@@ -350,16 +445,22 @@ impl Shutdown {
         }
         if self.term.is_none() && self.int.is_none() {
             let _ = tokio::signal::ctrl_c().await;
-            return;
+            return Signal::Stop;
         }
+        tokio::select! {
+            _ = next(&mut self.term) => Signal::Stop,
+            _ = next(&mut self.int) => Signal::Stop,
+            _ = next(&mut self.hup) => Signal::Reload,
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT (a SIGHUP is logged and ignored).
+    pub(super) async fn wait(mut self) {
         loop {
-            tokio::select! {
-                _ = next(&mut self.term) => break,
-                _ = next(&mut self.int) => break,
-                _ = next(&mut self.hup) => tracing::warn!(
-                    "SIGHUP: reloading the configuration is not supported; restart the service to apply changes (still serving)"
-                ),
+            if let Signal::Stop = self.next().await {
+                return;
             }
+            tracing::warn!("SIGHUP: nothing to reload here (still running)");
         }
     }
 }

@@ -10,6 +10,8 @@ pub enum Actor {
     Scheduler,
     /// An API request authenticated by the token of this name.
     Token(String),
+    /// A signal sent to the server (`SIGHUP`: reload the configuration).
+    Signal(&'static str),
 }
 
 impl std::fmt::Display for Actor {
@@ -18,6 +20,7 @@ impl std::fmt::Display for Actor {
             Actor::Cli(user) => write!(f, "cli:{user}"),
             Actor::Scheduler => f.write_str("scheduler"),
             Actor::Token(name) => write!(f, "token:{name}"),
+            Actor::Signal(name) => write!(f, "signal:{name}"),
         }
     }
 }

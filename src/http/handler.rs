@@ -52,13 +52,10 @@ pub struct Shared {
     pub(crate) fresh: super::Freshness,
     /// This worker's access log, when one is kept.
     pub access: Option<super::access::WorkerLog>,
-    /// The public keys served under `/keys/`.
-    pub keys: Arc<super::keys::ServedKeys>,
+    /// What serving takes from the configuration (keys, guarded trees).
+    pub settings: Arc<ArcSwap<super::Settings>>,
     /// The admin API on the control runtime (`None`: a server without one).
     pub api: Option<super::api::Api>,
-    /// Repositories and views whose trees need a token (`access = "token"`), by URL
-    /// prefix and name.
-    pub guarded: Arc<std::collections::HashSet<(&'static str, String)>>,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
@@ -152,7 +149,7 @@ async fn answer(
     let target = Route::of(&decoded);
     let class = target.class();
     if let Some((space, owner)) = target.owner() {
-        if shared.guarded.contains(&(prefix(space), owner.to_string())) {
+        if shared.settings.load().guarded(prefix(space), owner) {
             if let Some(refusal) =
                 super::api::refuse_fetch(shared.api.as_ref(), peer, &req, owner).await
             {
@@ -214,7 +211,7 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
             }
         }
         Route::Stylesheet => stylesheet(),
-        Route::Keys(name) => shared.keys.respond(name),
+        Route::Keys(name) => shared.settings.load().keys.respond(name),
         Route::Home => page(shared, PageRequest::Home).await,
         Route::Package(sha) => {
             let sha256 = sha.to_string();
@@ -232,18 +229,21 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
             page(shared, PageRequest::Owner { space, owner, diff }).await
         }
         Route::Short(space, owner, tree) => match tree.strip_suffix(".repo") {
-            Some(name) if tree_of(space, owner, name).is_some() => repo_file(
-                prefix(space),
-                owner,
-                name,
-                &base_url(req),
-                tree_of(space, owner, name),
-                &Serving {
-                    owner_keys: shared.keys.owner(prefix(space), owner),
-                    signer_file: shared.keys.signer_file(prefix(space), owner),
-                    guarded: shared.guarded.contains(&(prefix(space), owner.to_string())),
-                },
-            ),
+            Some(name) if tree_of(space, owner, name).is_some() => {
+                let settings = shared.settings.load();
+                repo_file(
+                    prefix(space),
+                    owner,
+                    name,
+                    &base_url(req),
+                    tree_of(space, owner, name),
+                    &Serving {
+                        owner_keys: settings.keys.owner(prefix(space), owner),
+                        signer_file: settings.keys.signer_file(prefix(space), owner),
+                        guarded: settings.guarded(prefix(space), owner),
+                    },
+                )
+            }
             _ => redirect(
                 &format!("/{}/{owner}/{tree}/", prefix(space)),
                 tree_of(space, owner, tree).is_some(),

@@ -111,22 +111,49 @@ pub enum ServeError {
     Worker(String),
 }
 
-/// The repositories and views whose trees need a token (`access = "token"`).
-fn guarded(app: &crate::app::context::App) -> std::collections::HashSet<(&'static str, String)> {
-    use crate::app::config::Access;
-    let repos = app
-        .config
-        .repos
-        .iter()
-        .filter(|r| r.access == Access::Token)
-        .map(|r| ("repos", r.id.clone()));
-    let views = app
-        .config
-        .views
-        .iter()
-        .filter(|v| v.access == Access::Token)
-        .map(|v| ("views", v.name.clone()));
-    repos.chain(views).collect()
+/// What serving takes from the configuration; swapped whole when it is reloaded.
+pub struct Settings {
+    /// The public keys served under `/keys/`.
+    pub keys: keys::ServedKeys,
+    /// Repositories and views whose trees need a token (`access = "token"`), by URL
+    /// prefix and name.
+    pub guarded: std::collections::HashSet<(&'static str, String)>,
+}
+
+impl Settings {
+    pub fn of(app: &crate::app::context::App) -> Settings {
+        use crate::app::config::Access;
+        let repos = app
+            .config
+            .repos
+            .iter()
+            .filter(|r| r.access == Access::Token)
+            .map(|r| ("repos", r.id.clone()));
+        let views = app
+            .config
+            .views
+            .iter()
+            .filter(|v| v.access == Access::Token)
+            .map(|v| ("views", v.name.clone()));
+        Settings {
+            keys: keys::ServedKeys::of(app),
+            guarded: repos.chain(views).collect(),
+        }
+    }
+
+    /// Does `owner` (in the space with URL prefix `prefix`) need a token?
+    pub fn guarded(&self, prefix: &str, owner: &str) -> bool {
+        self.guarded
+            .contains(&(prefix_static(prefix), owner.to_string()))
+    }
+}
+
+fn prefix_static(prefix: &str) -> &'static str {
+    if prefix == "views" {
+        "views"
+    } else {
+        "repos"
+    }
 }
 
 /// Refuses an address some socket already listens on. The workers' listeners share
@@ -172,6 +199,12 @@ pub struct Server {
     stats: tokio::task::JoinHandle<()>,
     pages: tokio::task::JoinHandle<()>,
     api: Option<tokio::task::JoinHandle<()>>,
+    /// What serving takes from the configuration.
+    settings: Arc<ArcSwap<Settings>>,
+    /// The App the API answers with, when started for an installation.
+    app: Option<Arc<ArcSwap<crate::app::context::App>>>,
+    /// Reload requests made through the API (taken by whoever runs the server).
+    reloads: Option<tokio::sync::mpsc::Receiver<api::ReloadRequest>>,
     /// The data dir's server lock, when started for an installation.
     _serve_lock: Option<crate::store::datadir::ServeLock>,
 }
@@ -205,6 +238,10 @@ impl Server {
                 })
             }
         };
+        // The API answers with the current configuration's App (see `reconfigure`);
+        // reload requests reach whoever runs the server.
+        let app_slot = Arc::new(ArcSwap::from_pointee(app.clone()));
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
         // Jobs a previous server left running ended with it.
         match app.interrupt_jobs().await {
             Ok(0) => {}
@@ -221,11 +258,12 @@ impl Server {
             server.workers,
             server.alias_grace,
             Limits::from_config(server),
-            Arc::new(keys::ServedKeys::of(app)),
-            Some(api::Api::start(app.clone())),
-            Arc::new(guarded(app)),
+            Settings::of(app),
+            Some(api::Api::start(app_slot.clone(), reload_tx)),
         )
         .await?;
+        started.app = Some(app_slot);
+        started.reloads = Some(reload_rx);
         lock.describe(&format!(
             "pid {}, listening on http://{}/",
             std::process::id(),
@@ -245,10 +283,10 @@ impl Server {
         workers: usize,
         alias_grace: Duration,
         limits: Limits,
-        keys: Arc<keys::ServedKeys>,
+        settings: Settings,
         api: Option<(api::Api, tokio::task::JoinHandle<()>)>,
-        guarded: Arc<std::collections::HashSet<(&'static str, String)>>,
     ) -> Result<Server, ServeError> {
+        let settings = Arc::new(ArcSwap::from_pointee(settings));
         let (api, api_task) = match api {
             Some((api, task)) => (Some(api), Some(task)),
             None => (None, None),
@@ -313,9 +351,8 @@ impl Server {
             let open = open.clone();
             let rx = shutdown_rx.clone();
             let access = access.clone();
-            let keys = keys.clone();
+            let settings = settings.clone();
             let api = api.clone();
-            let guarded = guarded.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("cairn-http-{i}"))
                 .spawn(move || {
@@ -332,9 +369,8 @@ impl Server {
                         busy: fair::BusyRun::default(),
                         fresh,
                         access: access.as_ref().map(access::AccessLogger::for_worker),
-                        keys,
+                        settings,
                         api,
-                        guarded,
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })
@@ -367,11 +403,31 @@ impl Server {
             stats,
             pages: pages_task,
             api: api_task,
+            settings,
+            app: None,
+            reloads: None,
             _serve_lock: None,
         })
     }
 
     /// Stops accepting, drains in-flight requests and joins the workers.
+    /// Serves with `app`'s configuration from now on: keys, guarded trees, and the App
+    /// the API answers with. (What the index holds is reloaded as ever, when the
+    /// generation marker changes.)
+    pub fn reconfigure(&self, app: &crate::app::context::App) {
+        self.settings.store(Arc::new(Settings::of(app)));
+        if let Some(slot) = &self.app {
+            slot.store(Arc::new(app.clone()));
+        }
+    }
+
+    /// The reload requests made through the API, once.
+    pub fn take_reload_requests(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::Receiver<api::ReloadRequest>> {
+        self.reloads.take()
+    }
+
     pub fn stop(self) {
         self.stats.abort();
         let _ = self.shutdown.send(true);

@@ -99,6 +99,10 @@ impl ApiResponse {
     }
 }
 
+/// A request to re-read the configuration, and where its outcome goes: what changed,
+/// or the errors that kept the old configuration in force.
+pub type ReloadRequest = oneshot::Sender<Result<serde_json::Value, String>>;
+
 /// What workers ask of the control runtime.
 enum Call {
     /// An API request.
@@ -122,21 +126,25 @@ pub struct Api {
 impl Api {
     /// Starts answering on the current (control) runtime, [`CONCURRENT_CALLS`] at a
     /// time.
-    pub fn start(app: App) -> (Api, tokio::task::JoinHandle<()>) {
+    /// `app` is the current configuration's App (swapped on a reload); reload
+    /// requests go to `reload`.
+    pub fn start(
+        app: std::sync::Arc<arc_swap::ArcSwap<App>>,
+        reload: mpsc::Sender<ReloadRequest>,
+    ) -> (Api, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Call>(QUEUED_CALLS);
         let calls = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CALLS));
-        let app = std::sync::Arc::new(app);
         let limiter = std::sync::Arc::new(auth::Limiter::default());
         let task = tokio::spawn(async move {
             while let Some(call) = rx.recv().await {
                 let Ok(permit) = calls.clone().acquire_owned().await else {
                     break;
                 };
-                let (app, limiter) = (app.clone(), limiter.clone());
+                let (app, limiter, reload) = (app.load_full(), limiter.clone(), reload.clone());
                 tokio::spawn(async move {
                     match call {
                         Call::Request(req, reply) => {
-                            let answer = routes::dispatch(&app, &limiter, req).await;
+                            let answer = routes::dispatch(&app, &limiter, &reload, req).await;
                             let _ = reply.send(answer);
                         }
                         Call::Access {

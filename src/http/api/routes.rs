@@ -16,6 +16,7 @@
 //! | POST | `/gc` (`{"dry_run": …, "min_age": "1h"}`), `/verify`: jobs | admin |
 //! | GET | `/audit?since=&actor=&operation=&before=&limit=`, `/tokens` | admin |
 //! | GET | `/webhooks/deliveries?state=pending\|delivered\|failed&limit=` | admin |
+//! | POST | `/config/reload`: re-read the configuration, as SIGHUP does | admin |
 //!
 //! A token limited to some repositories and views sees and touches only those; what
 //! belongs to the installation as a whole (packages by digest, the audit log, tokens)
@@ -76,6 +77,7 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
         ["repos"] | ["views"] | ["audit"] | ["tokens"] | ["jobs"] => "GET",
         ["webhooks", "deliveries"] => "GET",
+        ["config", "reload"] => "POST",
         ["sync"] | ["gc"] | ["verify"] => "POST",
         ["jobs", _] | ["jobs", _, "events"] => "GET",
         ["jobs", _, "cancel"] => "POST",
@@ -159,13 +161,23 @@ fn repo_config(app: &App, r: &str) -> serde_json::Value {
 }
 
 /// Answers one authenticated-or-refused request.
-pub async fn dispatch(app: &App, limiter: &Limiter, req: ApiRequest) -> ApiResponse {
+pub async fn dispatch(
+    app: &App,
+    limiter: &Limiter,
+    reload: &tokio::sync::mpsc::Sender<super::ReloadRequest>,
+    req: ApiRequest,
+) -> ApiResponse {
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let who = match auth::authenticate(app, limiter, req.peer, req.authorization.as_deref()).await {
         Ok(p) => p,
         Err(answer) => return answer,
     };
     let query = Query::parse(&req.query);
+    if (&req.method, segs.as_slice()) == (&Method::POST, &["config", "reload"][..]) {
+        return match reload_config(app, &who, reload).await {
+            Ok(a) | Err(a) => a,
+        };
+    }
     let answer = route(app, &who, &req, &segs, &query).await;
     match answer {
         Ok(a) | Err(a) => a,
@@ -467,6 +479,40 @@ async fn route(
             .with_header(header::ALLOW, methods.to_string())),
             None => Err(not_found(&format!("no API endpoint /api/v1{}", req.path))),
         },
+    }
+}
+
+/// `POST /config/reload`: re-reads the configuration as SIGHUP does; answers what
+/// changed, or 422 with the errors (the old configuration stays in force). Audited.
+async fn reload_config(
+    app: &App,
+    who: &Principal,
+    reload: &tokio::sync::mpsc::Sender<super::ReloadRequest>,
+) -> Answer {
+    need(who, Scope::Admin)?;
+    let change = crate::app::audit::Change::new("config.reload", "");
+    let outcome = app
+        .audited(&who.actor(), change, async {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            reload.send(reply).await.map_err(|_| {
+                crate::app::context::AppError::Reload("the server is stopping".into())
+            })?;
+            answer
+                .await
+                .map_err(|_| {
+                    crate::app::context::AppError::Reload("the reload ended abnormally".into())
+                })?
+                .map_err(crate::app::context::AppError::Reload)
+        })
+        .await;
+    match outcome {
+        Ok(summary) => Ok(ApiResponse::json(StatusCode::OK, &summary)),
+        Err(crate::app::context::AppError::Reload(message)) => Err(ApiResponse::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+            &message,
+        )),
+        Err(e) => Err(errors::answer(&e)),
     }
 }
 

@@ -344,6 +344,27 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         let (s, b, _) = seen.send(c.get(api("/tokens")).bearer_auth(&admin));
         assert_eq!((s, b.as_array().unwrap().len()), (200, 4), "{b}");
 
+        // The audit page: admin only (a browser asks for the token as a password),
+        // every value escaped.
+        let page = |token: Option<&str>| {
+            let mut req = c.get(server.url("/audit?operation=alias.publish"));
+            if let Some(t) = token {
+                req = req.basic_auth("cairn", Some(t));
+            }
+            let resp = req.send().unwrap();
+            (resp.status().as_u16(), resp.text().unwrap())
+        };
+        assert_eq!(page(None).0, 401);
+        assert_eq!(page(Some(&reader)).0, 403);
+        let (s, html) = page(Some(&admin));
+        assert_eq!(s, 200, "{html}");
+        assert!(
+            html.contains("token:writer") && html.contains("alias.publish"),
+            "{html}"
+        );
+        assert!(html.contains("&#34;snapshot&#34;:&#34;s1&#34;"), "{html}");
+        assert!(!html.contains("snapshot.create"), "filtered: {html}");
+
         // Too many failures from one address: held off, even with a good token.
         for _ in 0..10 {
             seen.send(
@@ -533,6 +554,19 @@ fn syncs_run_as_jobs_that_report_progress_cancel_and_outlive_the_server() {
             (Some("succeeded"), Some(true)),
             "{gc}"
         );
+        let metrics = c
+            .get(server.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        for line in [
+            "cairn_jobs_total{kind=\"sync\",state=\"succeeded\"} 1",
+            "cairn_jobs_total{kind=\"sync\",state=\"cancelled\"} 1",
+            "cairn_jobs_total{kind=\"gc\",state=\"succeeded\"} 1",
+        ] {
+            assert!(metrics.contains(line), "{line}\n{metrics}");
+        }
         let listed = c
             .get(api("/jobs"))
             .bearer_auth(&ops)

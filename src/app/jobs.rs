@@ -213,6 +213,10 @@ impl App {
                 result: result.as_deref(),
                 error: error.as_deref(),
             };
+            crate::app::metrics::metrics()
+                .jobs
+                .with_label_values(&[kind.name(), state])
+                .inc();
             if let Err(e) = app.catalog.finish_job(id, &end).await {
                 tracing::error!("job {id}: recording its end ({state}): {e}");
             }

@@ -134,6 +134,8 @@ pub struct Metrics {
     pub api_auth_failures: IntCounterVec,
     /// Webhook delivery attempts of this process, by outcome.
     pub webhook_deliveries: IntCounterVec,
+    /// Jobs this process ran to their end, by kind and how they ended.
+    pub jobs: IntCounterVec,
     catalog_text: Mutex<String>,
     /// The last catalog read's failure (`None`: the catalog answered), for `/healthz`.
     catalog_error: Mutex<Option<String>>,
@@ -215,6 +217,19 @@ impl Metrics {
         for outcome in ["delivered", "retried", "failed", "lost"] {
             webhook_deliveries.with_label_values(&[outcome]);
         }
+        let jobs = must(IntCounterVec::new(
+            Opts::new(
+                "cairn_jobs_total",
+                "Jobs (API syncs, gc, verify) this process ran to their end, by kind and state \
+                 (succeeded, failed, cancelled).",
+            ),
+            &["kind", "state"],
+        ));
+        for kind in ["sync", "gc", "verify"] {
+            for state in ["succeeded", "failed", "cancelled"] {
+                jobs.with_label_values(&[kind, state]);
+            }
+        }
         let build = must(IntGaugeVec::new(
             Opts::new(
                 "cairn_build_info",
@@ -235,6 +250,7 @@ impl Metrics {
             Box::new(audit_write_failures.clone()),
             Box::new(api_auth_failures.clone()),
             Box::new(webhook_deliveries.clone()),
+            Box::new(jobs.clone()),
             Box::new(build),
             Box::new(prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -255,6 +271,7 @@ impl Metrics {
             audit_write_failures,
             api_auth_failures,
             webhook_deliveries,
+            jobs,
             catalog_text: Mutex::new(String::new()),
             catalog_error: Mutex::new(None),
         }

@@ -148,13 +148,21 @@ async fn answer(
     };
     let target = Route::of(&decoded);
     let class = target.class();
-    if let Some((space, owner)) = target.owner() {
-        if shared.settings.load().guarded(prefix(space), owner) {
-            if let Some(refusal) =
-                super::api::refuse_fetch(shared.api.as_ref(), peer, &req, owner).await
-            {
-                return (class, refusal);
-            }
+    // What needs a token: a guarded owner's trees and pages (read scope for it), the
+    // audit page (admin).
+    use crate::app::tokens::Scope;
+    let needs = match target.owner() {
+        Some((space, owner)) if shared.settings.load().guarded(prefix(space), owner) => {
+            Some((Some(owner), Scope::Read))
+        }
+        _ if target == Route::Audit => Some((None, Scope::Admin)),
+        _ => None,
+    };
+    if let Some((owner, scope)) = needs {
+        if let Some(refusal) =
+            super::api::refuse(shared.api.as_ref(), peer, &req, owner, scope).await
+        {
+            return (class, refusal);
         }
     }
     // What names every other file of a tree (repomd.xml, .treeinfo) is answered from
@@ -213,6 +221,21 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
         Route::Stylesheet => stylesheet(),
         Route::Keys(name) => shared.settings.load().keys.respond(name),
         Route::Home => page(shared, PageRequest::Home).await,
+        Route::Audit => {
+            let query = query();
+            let text = |k: &str| query.get(k).unwrap_or("").to_string();
+            let before = query.get("before").and_then(|b| b.parse().ok());
+            let (actor, operation) = (text("actor"), text("operation"));
+            page(
+                shared,
+                PageRequest::Audit {
+                    actor,
+                    operation,
+                    before,
+                },
+            )
+            .await
+        }
         Route::Package(sha) => {
             let sha256 = sha.to_string();
             page(shared, PageRequest::Package { sha256 }).await

@@ -13,6 +13,7 @@
 
 mod access;
 pub mod api;
+mod audit_page;
 pub mod blob;
 mod budget;
 mod cache;

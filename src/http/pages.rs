@@ -45,6 +45,13 @@ pub enum PageRequest {
     },
     /// `/packages/SHA256`.
     Package { sha256: String },
+    /// `/audit`: the newest audit rows (older than row `before`), of one actor or
+    /// operation when not empty.
+    Audit {
+        actor: String,
+        operation: String,
+        before: Option<i64>,
+    },
 }
 
 /// A rendered page.
@@ -129,6 +136,11 @@ pub async fn render(catalog: &Catalog, req: &PageRequest) -> Page {
             tree_page(catalog, *space, owner, tree, &filter, *page, base).await
         }
         PageRequest::Package { sha256 } => package_page(catalog, sha256).await,
+        PageRequest::Audit {
+            actor,
+            operation,
+            before,
+        } => super::audit_page::render(catalog, actor, operation, *before).await,
     };
     match result {
         Ok(page) => page,
@@ -142,9 +154,9 @@ pub async fn render(catalog: &Catalog, req: &PageRequest) -> Page {
     }
 }
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(super) type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-fn ok(html: String) -> Result<Page> {
+pub(super) fn ok(html: String) -> Result<Page> {
     Ok(Page { status: 200, html })
 }
 

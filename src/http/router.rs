@@ -65,6 +65,8 @@ pub enum Route<'p> {
     Stylesheet,
     /// `/`, `/repos/`, `/views/`
     Home,
+    /// `/audit`: the audit log (needs an admin token).
+    Audit,
     /// `/packages/SHA256`
     Package(&'p str),
     /// `/keys/NAME`: the public keys that sign what Cairn publishes.
@@ -98,6 +100,7 @@ impl<'p> Route<'p> {
             "/metrics" => return Route::Metrics,
             "/healthz" => return Route::Healthz,
             "/" => return Route::Home,
+            "/audit" | "/audit/" => return Route::Audit,
             p if p == STYLESHEET_PATH => return Route::Stylesheet,
             _ => {}
         }
@@ -176,6 +179,7 @@ mod tests {
             ("/metrics", Route::Metrics, C::Api),
             ("/healthz", Route::Healthz, C::Api),
             ("/", Route::Home, C::Page),
+            ("/audit", Route::Audit, C::Page),
             ("/repos/", Route::Home, C::Page),
             ("/static/cairn.css", Route::Stylesheet, C::Page),
             ("/packages/abc", Route::Package("abc"), C::Page),

@@ -123,24 +123,30 @@ pub async fn authenticate(
     }
 }
 
-/// May the request fetch the trees of guarded repository or view `owner`? Its token
-/// needs read scope for it.
-pub async fn may_fetch(
+/// May the request see what needs a token of `scope` for repository or view `owner`
+/// (`None`: the installation as a whole)?
+pub async fn may_see(
     app: &App,
     limiter: &Limiter,
     peer: IpAddr,
     authorization: Option<&str>,
-    owner: &str,
+    owner: Option<&str>,
+    scope: crate::app::tokens::Scope,
 ) -> Result<(), ApiResponse> {
     let who = authenticate(app, limiter, peer, authorization).await?;
-    if who.may(crate::app::tokens::Scope::Read, Some(owner)) {
+    if who.may(scope, owner) {
         Ok(())
     } else {
-        tracing::warn!("{owner}: token {:?} from {peer} may not read it", who.name);
+        let what = owner.map_or("this".to_string(), |o| format!("{o:?}"));
+        tracing::warn!("token {:?} from {peer} may not see {what}", who.name);
         Err(ApiResponse::error(
             StatusCode::FORBIDDEN,
             "forbidden",
-            &format!("token {:?} may not read {owner:?}", who.name),
+            &format!(
+                "token {:?} may not see {what}: it needs {} scope",
+                who.name,
+                scope.as_str()
+            ),
         ))
     }
 }

@@ -107,12 +107,13 @@ pub type ReloadRequest = oneshot::Sender<Result<serde_json::Value, String>>;
 enum Call {
     /// An API request.
     Request(ApiRequest, oneshot::Sender<ApiResponse>),
-    /// May this request fetch from the guarded repository or view `owner`? (An
-    /// answer refusing it, or `None`.)
+    /// May this request see what needs a token of `scope` (for repository or view
+    /// `owner`, or the installation)? (An answer refusing it, or `None`.)
     Access {
         authorization: Option<String>,
         peer: IpAddr,
-        owner: String,
+        owner: Option<String>,
+        scope: crate::app::tokens::Scope,
         reply: oneshot::Sender<Option<ApiResponse>>,
     },
 }
@@ -151,14 +152,16 @@ impl Api {
                             authorization,
                             peer,
                             owner,
+                            scope,
                             reply,
                         } => {
-                            let refusal = auth::may_fetch(
+                            let refusal = auth::may_see(
                                 &app,
                                 &limiter,
                                 peer,
                                 authorization.as_deref(),
-                                &owner,
+                                owner.as_deref(),
+                                scope,
                             )
                             .await
                             .err();
@@ -196,13 +199,15 @@ fn busy() -> ApiResponse {
     .with_header(header::RETRY_AFTER, "1".into())
 }
 
-/// On a worker: the answer refusing `req` the trees of guarded repository or view
-/// `owner`, or `None` when its token may read them.
-pub async fn refuse_fetch(
+/// On a worker: the answer refusing `req` what needs a token of `scope` for `owner`
+/// (the trees of a guarded repository or view; `None`: the installation, as the audit
+/// page), or `None` when its token may.
+pub async fn refuse(
     api: Option<&Api>,
     peer: std::net::SocketAddr,
     req: &Request<Incoming>,
-    owner: &str,
+    owner: Option<&str>,
+    scope: crate::app::tokens::Scope,
 ) -> Option<Response<ResBody>> {
     let Some(api) = api else {
         // Nothing can check a token: nothing guarded is served.
@@ -220,7 +225,8 @@ pub async fn refuse_fetch(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         peer: peer.ip(),
-        owner: owner.to_string(),
+        owner: owner.map(str::to_string),
+        scope,
         reply,
     };
     if api.tx.try_send(call).is_err() {

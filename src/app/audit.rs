@@ -11,6 +11,41 @@ use crate::app::context::{App, AppError};
 use crate::domain::actor::Actor;
 use crate::store::catalog::{AuditFilter, AuditRow};
 
+/// An audit row as shown: its parameters as the JSON object they are.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix time the operation started.
+    pub at: i64,
+    /// `cli:<unix user>`, `scheduler`, `token:<name>` or `signal:<name>`.
+    pub actor: String,
+    pub operation: String,
+    /// `repo:NAME`, `view:NAME`, `token:NAME`, `job:ID`, or empty for the installation.
+    pub target: String,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// `ok` or `error`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> AuditEntry {
+        AuditEntry {
+            params: serde_json::from_str(&r.params).unwrap_or_default(),
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            operation: r.operation,
+            target: r.target,
+            outcome: r.outcome,
+            error: r.error,
+            duration_ms: r.duration_ms,
+        }
+    }
+}
+
 /// What an operation records of itself.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -98,7 +133,13 @@ impl App {
     }
 
     /// The audit rows `filter` selects, newest first.
-    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, AppError> {
-        Ok(self.catalog.audit_rows(filter).await?)
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, AppError> {
+        Ok(self
+            .catalog
+            .audit_rows(filter)
+            .await?
+            .into_iter()
+            .map(AuditEntry::from)
+            .collect())
     }
 }

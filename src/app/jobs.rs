@@ -83,12 +83,13 @@ impl Running {
 }
 
 /// A job as shown: its row, with live counters and the rate while it runs.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct JobInfo {
     pub id: i64,
     pub kind: String,
     pub target: String,
     pub actor: String,
+    #[schema(value_type = Object)]
     pub params: serde_json::Value,
     /// `running`, `succeeded`, `failed`, `cancelled` or `interrupted`.
     pub state: String,
@@ -96,12 +97,14 @@ pub struct JobInfo {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub progress: JobProgress,
+    /// The operation's report, when it succeeded.
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
 }
 
 /// Files (or blobs) and bytes: done, and in all when known (0: not yet).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct JobProgress {
     pub files: i64,
     pub files_total: i64,

@@ -7,10 +7,70 @@ use crate::store::catalog::{
     AliasRow, CatalogError, PackageRow, RepoRow, SnapshotRow, Space, SyncRun, ViewSnapshotRow,
 };
 
-/// A repository: its catalog row, snapshots, aliases and newest syncs.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What a repository's configuration says, as clients may see it (never credentials:
+/// no proxy, certificate or key paths).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RepoSettings {
+    /// The upstream (a password in it hidden); none for a local repository.
+    pub feed: Option<String>,
+    /// `regenerate` or `mirror`.
+    pub mode: String,
+    /// `repo` or `tree`.
+    pub kind: String,
+    pub schedule: Option<String>,
+    pub arch: Vec<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// `require`, `warn` or `off`.
+    pub gpgcheck: String,
+    pub repo_gpgcheck: bool,
+    pub sign: bool,
+    /// `public` or `token`.
+    pub access: String,
+    pub snapshot_name: Option<String>,
+}
+
+impl RepoSettings {
+    pub fn of(c: &crate::app::config::RepoConfig) -> RepoSettings {
+        let lower = |d: &dyn std::fmt::Debug| format!("{d:?}").to_lowercase();
+        RepoSettings {
+            feed: c.feed.as_deref().map(crate::app::context::redact),
+            mode: lower(&c.mode()),
+            kind: lower(&c.kind),
+            schedule: c.schedule.map(|s| s.to_string()),
+            arch: c.arch.clone(),
+            include: c.include.clone(),
+            exclude: c.exclude.clone(),
+            gpgcheck: lower(&c.gpgcheck()),
+            repo_gpgcheck: c.repo_gpgcheck,
+            sign: c.sign,
+            access: lower(&c.access),
+            snapshot_name: c.snapshot_name.clone(),
+        }
+    }
+}
+
+/// A repository in a list: its catalog row and settings.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RepoSummary {
+    pub repo: RepoRow,
+    /// Absent for a repository the catalog knows but the configuration no longer
+    /// declares.
+    pub config: Option<RepoSettings>,
+}
+
+/// A view in a list.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ViewSummary {
+    pub name: String,
+    pub repos: Vec<String>,
+}
+
+/// A repository: its catalog row, settings, snapshots, aliases and newest syncs.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RepoDetails {
     pub repo: RepoRow,
+    pub config: Option<RepoSettings>,
     pub snapshots: Vec<SnapshotRow>,
     pub aliases: Vec<AliasRow>,
     /// Newest first.
@@ -18,7 +78,7 @@ pub struct RepoDetails {
 }
 
 /// A view: its members (from the config) and snapshots.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ViewDetails {
     pub name: String,
     pub repos: Vec<String>,
@@ -26,7 +86,7 @@ pub struct ViewDetails {
 }
 
 /// A package's header signature as recorded.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SignatureInfo {
     /// `RSA`, `EdDSA`, …, or `none` when unsigned.
     pub algorithm: String,
@@ -34,7 +94,7 @@ pub struct SignatureInfo {
 }
 
 /// One package of a tree.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PackageInfo {
     pub name: String,
     pub epoch: String,
@@ -68,7 +128,7 @@ impl From<PackageRow> for PackageInfo {
 }
 
 /// Some packages of a tree, and how many match in all.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TreePackages {
     pub owner: String,
     pub tree: String,
@@ -94,11 +154,38 @@ impl App {
             return Err(AppError::UnknownRepo(name.to_string()));
         };
         Ok(RepoDetails {
+            config: self.config.repo(name).map(RepoSettings::of),
             snapshots: self.catalog.snapshots(Some(name)).await?,
             aliases: self.catalog.aliases(Some(name)).await?,
             syncs: self.catalog.sync_runs(repo.id, syncs).await?,
             repo,
         })
+    }
+
+    /// Every repository the catalog knows, with its settings.
+    pub async fn repo_list(&self) -> Result<Vec<RepoSummary>, AppError> {
+        Ok(self
+            .catalog
+            .repos()
+            .await?
+            .into_iter()
+            .map(|repo| RepoSummary {
+                config: self.config.repo(&repo.name).map(RepoSettings::of),
+                repo,
+            })
+            .collect())
+    }
+
+    /// Every view declared.
+    pub fn view_list(&self) -> Vec<ViewSummary> {
+        self.config
+            .views
+            .iter()
+            .map(|v| ViewSummary {
+                name: v.name.clone(),
+                repos: v.repos.clone(),
+            })
+            .collect()
     }
 
     /// View `name`'s details.

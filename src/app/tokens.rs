@@ -18,7 +18,9 @@ use crate::domain::actor::Actor;
 use crate::store::catalog::{NewToken, TokenRow};
 
 /// What a token may do, each including the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Read the API; fetch trees guarded by `access = "token"`.
@@ -66,7 +68,7 @@ pub struct TokenSpec {
 }
 
 /// A token as listed: never its secret.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub name: String,
     pub scope: Scope,

@@ -95,15 +95,6 @@ pub(super) async fn token_cmd(app: &App, command: TokenCommand) -> Result<ExitCo
 pub(super) async fn audit_cmd(app: &App, filter: &AuditFilter, json: bool) -> Result<ExitCode> {
     let rows = app.audit_log(filter).await?;
     if json {
-        let rows: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| {
-                let mut v = serde_json::to_value(r).unwrap_or_default();
-                // The parameters as the object they are, not as a string.
-                v["params"] = serde_json::from_str(&r.params).unwrap_or_default();
-                v
-            })
-            .collect();
         out!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 /// Parses "90s", "30m", "12h" or "3d".
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    // The unit is the last character (which may be any character of the input).
+    let cut = t.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = t.split_at(cut);
     let n: u64 = num
         .trim()
         .parse()
@@ -107,6 +109,14 @@ mod tests {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
         assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+    }
+
+    #[test]
+    fn any_text_is_refused_with_a_message_not_a_panic() {
+        for text in ["", "h", "5", "5x", "3é", "é", "1\u{10ffff}", "\u{f1}\u{84}"] {
+            assert!(parse_duration(text).is_err(), "{text:?}");
+        }
+        assert_eq!(parse_duration(" 2m "), Ok(Duration::from_secs(120)));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 /// A package's identity for comparisons.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Nevra {
     pub name: String,
     pub arch: String,
@@ -40,7 +40,7 @@ pub fn compare_evr(a: &Nevra, b: &Nevra) -> Ordering {
 }
 
 /// One name.arch whose newest version changed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub name: String,
     pub arch: String,
@@ -49,7 +49,7 @@ pub struct Change {
 }
 
 /// The differences from `a` to `b`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Diff {
     pub added: Vec<Nevra>,
     pub removed: Vec<Nevra>,

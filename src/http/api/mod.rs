@@ -10,6 +10,7 @@
 
 mod auth;
 mod errors;
+pub mod openapi;
 mod routes;
 
 use std::net::IpAddr;
@@ -43,6 +44,21 @@ pub struct ApiRequest {
     pub authorization: Option<String>,
     pub peer: IpAddr,
     pub body: Bytes,
+}
+
+/// Every error answer: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// What a client branches on: `unauthenticated`, `forbidden`, `not_found`,
+    /// `conflict`, `in_use`, `invalid`, `too_large`, `too_many_failures`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
 }
 
 /// An answer: status, JSON body and any extra headers; or a stream of server-sent
@@ -89,7 +105,12 @@ impl ApiResponse {
     pub fn error(status: StatusCode, code: &str, message: &str) -> ApiResponse {
         ApiResponse::json(
             status,
-            &serde_json::json!({"error": {"code": code, "message": message}}),
+            &ErrorBody {
+                error: ErrorDetail {
+                    code: code.to_string(),
+                    message: message.to_string(),
+                },
+            },
         )
     }
 

@@ -154,7 +154,7 @@ pub enum Backend {
 }
 
 /// A repository row.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RepoRow {
     pub id: i64,
     pub name: String,
@@ -166,7 +166,7 @@ pub struct RepoRow {
 }
 
 /// A snapshot row.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SnapshotRow {
     #[serde(skip)]
     pub id: i64,
@@ -293,7 +293,7 @@ impl Space {
 }
 
 /// An alias and the snapshot it points at.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AliasRow {
     pub repo: String,
     pub name: String,
@@ -332,18 +332,19 @@ pub struct MemberPackage {
 }
 
 /// A view snapshot row.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ViewSnapshotRow {
     pub view: String,
     pub name: String,
     pub created_at: i64,
     pub package_count: i64,
     /// The member repository snapshots, in view order: (repo, snapshot).
+    #[schema(value_type = Vec<Vec<String>>)]
     pub members: Vec<(String, String)>,
 }
 
 /// One recorded sync of a mirrored repository.
-#[derive(Debug, Clone, Default, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SyncRun {
     #[serde(skip)]
     pub id: i64,
@@ -351,6 +352,7 @@ pub struct SyncRun {
     pub finished_at: Option<i64>,
     /// [`RunStatus::Failed`] also for a run that never ended (see [`INTERRUPTED`]).
     #[sqlx(try_from = "String")]
+    #[schema(value_type = String)]
     pub status: RunStatus,
     pub packages_added: i64,
     pub packages_removed: i64,

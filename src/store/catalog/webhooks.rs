@@ -3,7 +3,7 @@
 use super::*;
 
 /// One delivery.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub id: i64,
     pub url: String,

@@ -699,3 +699,147 @@ fn guarded_trees_need_a_read_token_which_dnf_sends() {
         assert!(without.stderr.contains("401"), "{}", without.stderr);
     }
 }
+
+#[test]
+fn packages_are_uploaded_by_streaming_put_under_the_rules_of_import() {
+    use sha2::Digest;
+    for backend in backends() {
+        let env = Env::with_repo_toml(
+            &backend,
+            "[[repo]]\nid = \"fx\"\n[[repo]]\nid = \"m\"\nfeed = \"http://127.0.0.1:9/none/\"\n",
+        );
+        let rpms = env.dir.path().join("rpms");
+        let files = cairn::formats::samples::demo_packages(&rpms).unwrap();
+        let big = cairn::formats::samples::large_package(&rpms, "bigpkg", 8 * 1024 * 1024).unwrap();
+        let writer = token(&env, "up", &["--scope", "write", "--repo", "fx"]);
+        let reader = token(&env, "r", &["--scope", "read"]);
+        let server = env.serve();
+        let c = http();
+        let seen = Seen::default();
+        let name = backend.name();
+        let put = |file: &str, bytes: Vec<u8>, token: &str, sha: Option<&str>| {
+            let mut req = c
+                .put(server.url(&format!("/api/v1/repos/fx/packages/{file}")))
+                .bearer_auth(token)
+                .body(bytes);
+            if let Some(sha) = sha {
+                req = req.header("X-Checksum-Sha256", sha);
+            }
+            seen.send(req)
+        };
+        let lib = std::fs::read(&files[0]).unwrap();
+        let lib_name = files[0].file_name().unwrap().to_str().unwrap().to_string();
+        let lib_sha = hex::encode(sha2::Sha256::digest(&lib));
+
+        let (s, b, _) = put(&lib_name, lib.clone(), &writer, Some(&lib_sha));
+        assert_eq!(s, 201, "{name}: {b}");
+        assert_eq!(
+            (b["sha256"].as_str(), b["added"].as_array().unwrap().len()),
+            (Some(lib_sha.as_str()), 1),
+            "{b}"
+        );
+        let (s, b, _) = put(&lib_name, lib.clone(), &writer, None);
+        assert_eq!((s, b["unchanged"].as_bool()), (201, Some(true)), "{b}");
+        // RFC 3230's Digest header works as well.
+        use base64::Engine;
+        let digest = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&lib));
+        let (s, _, _) = seen.send(
+            c.put(server.url(&format!("/api/v1/repos/fx/packages/{lib_name}")))
+                .bearer_auth(&writer)
+                .header("Digest", format!("sha-256={digest}"))
+                .body(lib.clone()),
+        );
+        assert_eq!(s, 201);
+
+        // A stated checksum that does not match: nothing kept.
+        let tools = std::fs::read(&files[1]).unwrap();
+        let tools_name = files[1].file_name().unwrap().to_str().unwrap().to_string();
+        let (s, b, _) = put(&tools_name, tools.clone(), &writer, Some(&lib_sha));
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (422, Some("invalid")),
+            "{b}"
+        );
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was kept"),
+            "{b}"
+        );
+        // A damaged package: refused with why, naming the file (not where it was kept).
+        let (s, b, _) = put(
+            &tools_name,
+            tools[..tools.len() / 2].to_vec(),
+            &writer,
+            None,
+        );
+        assert_eq!(s, 422, "{b}");
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&tools_name) && !message.contains("/pool/"),
+            "{message}"
+        );
+        // Who and where: a read token, a mirror, a name that is not a package's.
+        let (s, _, _) = put(&tools_name, tools.clone(), &reader, None);
+        assert_eq!(s, 403);
+        let (s, b, _) = seen.send(
+            c.put(server.url(&format!("/api/v1/repos/m/packages/{tools_name}")))
+                .bearer_auth(&reader)
+                .body(tools.clone()),
+        );
+        assert_eq!(s, 403, "{b}");
+        let admin = token(&env, "adm", &["--scope", "admin"]);
+        let (s, b, _) = seen.send(
+            c.put(server.url(&format!("/api/v1/repos/m/packages/{tools_name}")))
+                .bearer_auth(&admin)
+                .body(tools.clone()),
+        );
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (409, Some("conflict")),
+            "{b}"
+        );
+        let (s, _, _) = put("notes.txt", tools.clone(), &writer, None);
+        assert_eq!(s, 422);
+
+        // A large package streams through.
+        let big_bytes = std::fs::read(&big).unwrap();
+        let (s, b, _) = put("bigpkg.rpm", big_bytes.clone(), &writer, None);
+        assert_eq!(
+            (s, b["size"].as_u64()),
+            (201, Some(big_bytes.len() as u64)),
+            "{b}"
+        );
+
+        // What landed is served and listed, and the uploads are audited as the token's.
+        let listed = c
+            .get(server.url("/api/v1/repos/fx/trees/latest/packages"))
+            .bearer_auth(&reader)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let listed: Value = serde_json::from_str(&listed).unwrap();
+        assert_eq!(listed["total"], 2, "{listed}");
+        let served = c
+            .get(server.url(&format!(
+                "/repos/fx/latest/{}",
+                listed["packages"][1]["location"].as_str().unwrap()
+            )))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        assert_eq!(served.as_ref(), lib.as_slice());
+        let audit = env.json(&["audit", "--operation", "import", "--actor", "token:up"]);
+        assert!(audit.as_array().unwrap().len() >= 4, "{audit}");
+        let tmp: Vec<_> = std::fs::read_dir(env.data().join("pool/tmp"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            tmp.is_empty(),
+            "{name}: uploads leave nothing behind: {tmp:?}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ mod auth;
 mod errors;
 pub mod openapi;
 mod routes;
+mod upload;
 
 use std::net::IpAddr;
 
@@ -42,6 +43,10 @@ pub struct ApiRequest {
     pub query: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The body's sha256 the client states (`X-Checksum-Sha256: HEX`, or `Digest:
+    /// sha-256=BASE64`), as lower-case hex; `Some("")` when a header is there but
+    /// unreadable.
+    pub checksum: Option<String>,
     pub peer: IpAddr,
     pub body: Bytes,
 }
@@ -128,6 +133,12 @@ pub type ReloadRequest = oneshot::Sender<Result<serde_json::Value, String>>;
 enum Call {
     /// An API request.
     Request(ApiRequest, oneshot::Sender<ApiResponse>),
+    /// An upload: the request (its body empty) and the body's chunks as they arrive.
+    Upload(
+        ApiRequest,
+        mpsc::Receiver<Result<Bytes, String>>,
+        oneshot::Sender<ApiResponse>,
+    ),
     /// May this request see what needs a token of `scope` (for repository or view
     /// `owner`, or the installation)? (An answer refusing it, or `None`.)
     Access {
@@ -169,6 +180,10 @@ impl Api {
                             let answer = routes::dispatch(&app, &limiter, &reload, req).await;
                             let _ = reply.send(answer);
                         }
+                        Call::Upload(req, chunks, reply) => {
+                            let answer = upload::receive(&app, &limiter, req, chunks).await;
+                            let _ = reply.send(answer);
+                        }
                         Call::Access {
                             authorization,
                             peer,
@@ -208,6 +223,21 @@ impl Api {
                 "the request ended abnormally (logged)",
             )
         })
+    }
+}
+
+/// Sends an upload to the control runtime; see [`upload::forward`].
+impl Api {
+    fn send_upload(
+        &self,
+        req: ApiRequest,
+        chunks: mpsc::Receiver<Result<Bytes, String>>,
+    ) -> Result<oneshot::Receiver<ApiResponse>, ApiResponse> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .try_send(Call::Upload(req, chunks, reply))
+            .map_err(|_| busy())?;
+        Ok(answer)
     }
 }
 
@@ -306,6 +336,20 @@ pub async fn forward(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let checksum = upload::stated_checksum(req.headers());
+    // An upload's body streams to the control runtime as it arrives.
+    if method == Method::PUT && upload::is_upload(&path) {
+        let meta = ApiRequest {
+            method,
+            path,
+            query,
+            authorization,
+            checksum,
+            peer: peer.ip(),
+            body: Bytes::new(),
+        };
+        return respond(upload::forward(api, meta, req.into_body()).await);
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -341,6 +385,7 @@ pub async fn forward(
             path,
             query,
             authorization,
+            checksum,
             peer: peer.ip(),
             body,
         })

@@ -484,13 +484,33 @@ fn operation(e: &Endpoint) -> Operation {
                 .schema(Some(schema)),
         );
     }
-    if let Some(body) = e.body {
-        op = op.request_body(Some(
-            RequestBodyBuilder::new()
-                .content("application/json", json(schema_ref(body)))
-                .required(Some(Required::False))
-                .build(),
-        ));
+    match e.body {
+        // A package's bytes.
+        Some("binary") => {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content(
+                        "application/x-rpm",
+                        json(RefOr::T(Schema::Object(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .content_media_type("application/octet-stream")
+                                .build(),
+                        ))),
+                    )
+                    .required(Some(Required::True))
+                    .build(),
+            ));
+        }
+        Some(body) => {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content("application/json", json(schema_ref(body)))
+                    .required(Some(Required::False))
+                    .build(),
+            ));
+        }
+        None => {}
     }
     let ok = match e.answer {
         Answer::One(name) => ResponseBuilder::new()
@@ -587,6 +607,7 @@ fn operation(e: &Endpoint) -> Operation {
         super::routes::AliasTarget,
         super::routes::GcRequest,
         super::routes::AliasSet,
+        super::upload::Uploaded,
         super::ErrorBody,
         super::ErrorDetail,
     ))
@@ -632,7 +653,7 @@ mod tests {
                 },
                 e.body,
             ];
-            for name in names.into_iter().flatten() {
+            for name in names.into_iter().flatten().filter(|n| *n != "binary") {
                 assert!(
                     components.schemas.contains_key(name),
                     "{name} of {}",

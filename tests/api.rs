@@ -80,6 +80,7 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         let admin = token(&env, "admin", &["--scope", "admin"]);
         let revoked = token(&env, "gone", &["--scope", "admin"]);
         env.ok(&["token", "revoke", "gone"]);
+        let expired = token(&env, "brief", &["--scope", "admin", "--expires", "1s"]);
         let log_path = env.dir.path().join("serve.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let server = env.serve_logging(&[], log);
@@ -103,6 +104,13 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         assert_eq!(s, 401);
         let (s, _, _) = seen.send(c.get(api("/repos")).bearer_auth(&revoked));
         assert_eq!(s, 401);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let (s, b, _) = seen.send(c.get(api("/repos")).bearer_auth(&expired));
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{b}"
+        );
 
         // Reading: every repository for an unlimited token, its own for a limited one.
         let (s, b, _) = seen.send(c.get(api("/repos")).bearer_auth(&reader));
@@ -342,7 +350,24 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
             "{b}"
         );
         let (s, b, _) = seen.send(c.get(api("/tokens")).bearer_auth(&admin));
-        assert_eq!((s, b.as_array().unwrap().len()), (200, 4), "{b}");
+        let states: Vec<(&str, &str)> = b
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(s, 200);
+        assert_eq!(
+            states,
+            [
+                ("admin", "active"),
+                ("brief", "expired"),
+                ("gone", "revoked"),
+                ("reader", "active"),
+                ("writer", "active")
+            ],
+            "{b}"
+        );
 
         // The audit page: admin only (a browser asks for the token as a password),
         // every value escaped.
@@ -397,7 +422,7 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         let logged = std::fs::read_to_string(&log_path).unwrap();
         assert!(logged.contains("authentication failed"), "{logged}");
         let answers = seen.0.borrow();
-        for secret in [&reader, &writer, &admin, &revoked] {
+        for secret in [&reader, &writer, &admin, &revoked, &expired] {
             let part = &secret["cairn_0123456789abcdef_".len()..];
             assert!(!answers.contains(part), "{name}: a secret in an answer");
             assert!(!logged.contains(part), "{name}: a secret in the log");

@@ -1181,6 +1181,30 @@ fn comps_updateinfo_and_modules_are_carried_and_updateinfo_is_trimmed() {
         assert!(out.contains("Demo Group"), "{out}");
         let (_, installed) = dnf(&url, &["group", "install", "demo-group"]);
         assert!(installed.contains(&"demo-app".to_string()), "{installed:?}");
+
+        // The API lists the advisories the snapshot publishes: the trimmed ones.
+        let token = env.json(&["token", "create", "--name", "r", "--scope", "read"])["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let text = http()
+            .get(server.url("/api/v1/repos/m/trees/s/advisories"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let listed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            listed,
+            serde_json::json!([{
+                "id": "ADV-LIB", "type": "security", "severity": "",
+                "title": "Update for demo-lib", "issued": "2026-11-01 00:00:00",
+                "packages": ["demo-lib-1.2.0-1.noarch"],
+            }]),
+            "{}",
+            backend.name()
+        );
     }
 }
 

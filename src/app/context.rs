@@ -61,6 +61,9 @@ pub enum AppError {
     JobNotRunning { id: i64, state: String },
     #[error("job {0} cannot be cancelled: only syncs stop early")]
     JobNotCancellable(i64),
+    /// Published metadata could not be read back (a damaged pool copy).
+    #[error("reading published metadata: {0} (run `cairn db verify`)")]
+    Metadata(String),
     /// A configuration reload was refused (the old configuration stays in force).
     #[error("{0}")]
     Reload(String),

@@ -85,6 +85,10 @@ pub struct ViewDetails {
     pub snapshots: Vec<ViewSnapshotRow>,
 }
 
+/// The most an updateinfo document may open to (it was checked when it came in; this
+/// bounds a damaged pool copy).
+const UPDATEINFO_LIMIT: u64 = 1024 * 1024 * 1024;
+
 /// A package's header signature as recorded.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SignatureInfo {
@@ -199,6 +203,44 @@ impl App {
             repos: declared.repos.clone(),
             snapshots: self.catalog.view_snapshots(name).await?,
         })
+    }
+
+    /// The advisories tree `tree` of repository or view `owner` publishes (its
+    /// updateinfo; none when it has none).
+    pub async fn tree_advisories(
+        &self,
+        space: Space,
+        owner: &str,
+        tree: &str,
+    ) -> Result<Vec<crate::formats::repodata::updateinfo::Advisory>, AppError> {
+        let Some(t) = self.catalog.page_tree(space, owner, tree).await? else {
+            return Err(CatalogError::UnknownSnapshot {
+                repo: owner.to_string(),
+                snapshot: tree.to_string(),
+            }
+            .into());
+        };
+        let Some(file) = self.catalog.page_tree_record(&t, "updateinfo").await? else {
+            return Ok(Vec::new());
+        };
+        let pool = self.pool.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(pool.path_of(&file.sha256))
+                .map_err(|e| format!("{}: {e}", file.path))?;
+            let doc = crate::formats::repodata::decompress::decompress(
+                &bytes,
+                UPDATEINFO_LIMIT,
+                &file.path,
+            )
+            .map_err(|e| e.to_string())?;
+            crate::formats::repodata::updateinfo::advisories(doc, &file.path)
+                .map_err(|e| e.to_string())
+        });
+        match read.await {
+            Ok(Ok(list)) => Ok(list),
+            Ok(Err(e)) => Err(AppError::Metadata(e)),
+            Err(e) => Err(AppError::Metadata(e.to_string())),
+        }
     }
 
     /// The packages of tree `tree` (`latest`, a snapshot or an alias) of repository or

@@ -29,6 +29,71 @@ fn package_nevra(p: &Element) -> Nevra {
     }
 }
 
+/// One advisory as listed: what updateinfo says of it, and its packages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Advisory {
+    pub id: String,
+    /// `security`, `bugfix`, `enhancement`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `Critical`, `Important`, `Moderate`, `Low`, or empty.
+    pub severity: String,
+    pub title: String,
+    /// As updateinfo writes it (`2026-11-23 00:00:00`), or empty.
+    pub issued: String,
+    /// `name-[epoch:]version-release.arch` of each package it names.
+    pub packages: Vec<String>,
+}
+
+/// The advisories of an updateinfo document, in document order. Read as a stream.
+pub fn advisories(input: impl std::io::BufRead, file: &str) -> Result<Vec<Advisory>, ParseError> {
+    let mut reader = ElementReader::new(input, file);
+    let mut out = Vec::new();
+    while let Some(update) = reader.next_element()? {
+        if update.name != "update" {
+            continue;
+        }
+        let text = |name: &str| {
+            update
+                .child(name)
+                .map(|c| c.text.trim().to_string())
+                .unwrap_or_default()
+        };
+        let mut packages = Vec::new();
+        for collection in update
+            .child("pkglist")
+            .into_iter()
+            .flat_map(|l| l.children.iter().filter(|c| c.name == "collection"))
+        {
+            for p in collection.children.iter().filter(|c| c.name == "package") {
+                let n = package_nevra(p);
+                let epoch = if n.epoch == "0" {
+                    String::new()
+                } else {
+                    format!("{}:", n.epoch)
+                };
+                packages.push(format!(
+                    "{}-{epoch}{}-{}.{}",
+                    n.name, n.version, n.release, n.arch
+                ));
+            }
+        }
+        out.push(Advisory {
+            id: text("id"),
+            kind: update.attr("type").unwrap_or_default().to_string(),
+            severity: text("severity"),
+            title: text("title"),
+            issued: update
+                .child("issued")
+                .and_then(|i| i.attr("date"))
+                .unwrap_or_default()
+                .to_string(),
+            packages,
+        });
+    }
+    Ok(out)
+}
+
 /// Keeps, in every `<update>`, only the `<package>` entries in `keep`; drops updates
 /// that end up with none. Returns the rewritten document and how many updates remain.
 /// The document is read as a stream: memory follows the updates kept, not the input.

@@ -291,12 +291,40 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     e(
         "GET",
+        "/repos/{repo}/trees/{tree}/advisories",
+        R,
+        "The advisories a tree publishes (its updateinfo)",
+        200,
+        Answer::List("Advisory"),
+    ),
+    e(
+        "GET",
+        "/views/{view}/trees/{tree}/advisories",
+        R,
+        "The advisories a view tree publishes",
+        200,
+        Answer::List("Advisory"),
+    ),
+    e(
+        "GET",
         "/packages/{sha256}",
         R,
         "A package by its sha256",
         200,
         Answer::Object,
     ),
+    Endpoint {
+        body: Some("binary"),
+        ..e(
+            "PUT",
+            "/repos/{repo}/packages/{file}",
+            W,
+            "Upload a package into a local repository (checked as cairn import checks it; \
+             X-Checksum-Sha256 or Digest: sha-256= checked against the body when sent)",
+            201,
+            Answer::One("Uploaded"),
+        )
+    },
     e(
         "POST",
         "/repos/{repo}/sync",
@@ -490,11 +518,11 @@ fn operation(e: &Endpoint) -> Operation {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
                     .content(
-                        "application/x-rpm",
+                        "application/octet-stream",
                         json(RefOr::T(Schema::Object(
                             ObjectBuilder::new()
                                 .schema_type(Type::String)
-                                .content_media_type("application/octet-stream")
+                                .content_media_type("application/x-rpm")
                                 .build(),
                         ))),
                     )
@@ -596,6 +624,7 @@ fn operation(e: &Endpoint) -> Operation {
         crate::store::catalog::ViewSnapshotRow,
         crate::store::catalog::DeliveryRow,
         crate::formats::diff::Diff,
+        crate::formats::repodata::updateinfo::Advisory,
         crate::formats::diff::Nevra,
         crate::formats::diff::Change,
         crate::app::audit::AuditEntry,
@@ -672,5 +701,16 @@ mod tests {
         }
         let text = serde_json::to_string(&doc).unwrap();
         assert!(text.contains("\"openapi\":\"3.1.0\""), "{}", &text[..100]);
+        let paths = serde_json::to_value(&doc.paths).unwrap();
+        for (path, method) in [
+            ("/repos/{repo}/packages/{file}", "put"),
+            ("/repos/{repo}/trees/{tree}/advisories", "get"),
+            ("/config/reload", "post"),
+        ] {
+            assert!(
+                paths["paths"][path][method].is_object() || paths[path][method].is_object(),
+                "{path}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! | GET | `/repos`, `/repos/R`, `/views`, `/views/V` | read |
 //! | GET | `/{repos,views}/O/snapshots`, `/{repos,views}/O/trees/T/packages` | read |
 //! | GET | `/{repos,views}/O/diff?from=A&to=B`, `/packages/SHA256` | read |
+//! | GET | `/{repos,views}/O/trees/T/advisories` (the tree's updateinfo) | read |
 //! | POST | `/{repos,views}/O/snapshots` (`{"name": …}`, optional) | write |
 //! | DELETE | `/{repos,views}/O/snapshots/S` | write |
 //! | PUT | `/{repos,views}/O/aliases/A` (`{"snapshot": …}`) | write |
@@ -326,6 +327,13 @@ async fn route(
             };
             ok(&app
                 .tree_packages(space, owner, tree, &filter)
+                .await
+                .map_err(fail)?)
+        }
+        (&Method::GET, [space, owner, "trees", tree, "advisories"]) => {
+            let space = owner_check(app, who, space, owner, Scope::Read)?;
+            ok(&app
+                .tree_advisories(space, owner, tree)
                 .await
                 .map_err(fail)?)
         }

@@ -389,6 +389,29 @@ impl Catalog {
         Ok(files)
     }
 
+    /// The metadata file of type `kind` (`updateinfo`, `group`, …) a tree publishes.
+    pub async fn page_tree_record(
+        &self,
+        tree: &PageTree,
+        kind: &str,
+    ) -> Result<Option<PublicationFile>> {
+        let publication = match tree.kind {
+            TreeKind::RepoSnapshot => "SELECT publication_id FROM snapshots WHERE id = $1",
+            TreeKind::RepoLatest => "SELECT latest_publication_id FROM repos WHERE id = $1",
+            TreeKind::ViewSnapshot => "SELECT publication_id FROM view_snapshots WHERE id = $1",
+            TreeKind::ViewLatest => "SELECT latest_publication_id FROM views WHERE id = $1",
+        };
+        let sql = format!(
+            "SELECT path, kind, sha256, size FROM publication_files \
+             WHERE publication_id = ({publication}) AND kind = $2 ORDER BY path LIMIT 1"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(tree.id)
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// The packages of a tree in location order, `limit` from `offset`, whose names
     /// contain `search` (all when empty), only the unsigned ones with `unsigned`; and
     /// how many there are in all.

@@ -186,37 +186,28 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         assert_eq!(s, 403, "a limited token reads only its own repositories");
 
         // Writing: snapshots and aliases, with the command line's rules.
-        let (s, b, _) = seen.send(
-            c.post(api("/repos/fx/snapshots"))
-                .bearer_auth(&reader)
-                .body(json!({"name": "s1"}).to_string()),
-        );
+        let snapshot = |token: &str, body: Value| {
+            seen.send(
+                c.post(api("/repos/fx/snapshots"))
+                    .bearer_auth(token)
+                    .body(body.to_string()),
+            )
+        };
+        let (s, b, _) = snapshot(&reader, json!({"name": "s1"}));
         assert_eq!(
             (s, b["error"]["code"].as_str()),
             (403, Some("forbidden")),
             "{b}"
         );
-        let (s, b, _) = seen.send(
-            c.post(api("/repos/fx/snapshots"))
-                .bearer_auth(&writer)
-                .body(json!({"name": "s1"}).to_string()),
-        );
+        let (s, b, _) = snapshot(&writer, json!({"name": "s1"}));
         assert_eq!((s, b["name"].as_str()), (201, Some("s1")), "{name}: {b}");
-        let (s, b, _) = seen.send(
-            c.post(api("/repos/fx/snapshots"))
-                .bearer_auth(&writer)
-                .body(json!({"name": "s1"}).to_string()),
-        );
+        let (s, b, _) = snapshot(&writer, json!({"name": "s1"}));
         assert_eq!(
             (s, b["error"]["code"].as_str()),
             (409, Some("conflict")),
             "{b}"
         );
-        let (s, b, _) = seen.send(
-            c.post(api("/repos/fx/snapshots"))
-                .bearer_auth(&writer)
-                .body(json!({"name": "a/b"}).to_string()),
-        );
+        let (s, b, _) = snapshot(&writer, json!({"name": "a/b"}));
         assert_eq!(
             (s, b["error"]["code"].as_str()),
             (422, Some("invalid")),
@@ -264,11 +255,7 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         assert_eq!((s, b), (204, Value::Null));
         let (s, _, _) = seen.send(c.post(api("/repos/fx/snapshots")).bearer_auth(&writer));
         assert_eq!(s, 201, "the name is optional");
-        let (s, _, _) = seen.send(
-            c.post(api("/repos/fx/snapshots"))
-                .bearer_auth(&writer)
-                .body(json!({"name": "s2"}).to_string()),
-        );
+        let (s, _, _) = snapshot(&writer, json!({"name": "s2"}));
         assert_eq!(s, 201);
         let (s, b, _) = seen.send(c.delete(api("/repos/fx/snapshots/s2")).bearer_auth(&writer));
         assert_eq!((s, b), (204, Value::Null));

@@ -179,30 +179,6 @@ pub struct App {
     pub jobs: Arc<crate::app::jobs::Running>,
 }
 
-/// Loads the signers `config` names and hands each signing repository and view its
-/// own; returns the signer of `[signing]`.
-fn load_signers(config: &mut Config) -> Result<Option<Arc<Signer>>, AppError> {
-    let signer = match &config.signing {
-        Some(signing) => Some(Arc::new(Signer::load(signing)?)),
-        None => None,
-    };
-    let mut others = std::collections::HashMap::new();
-    for (name, other) in config.signing.iter().flat_map(|s| &s.other) {
-        others.insert(name.clone(), Arc::new(Signer::load(other)?));
-    }
-    let choose = |name: &Option<String>| match name {
-        Some(name) => others.get(name).cloned(),
-        None => signer.clone(),
-    };
-    for repo in config.repos.iter_mut().filter(|r| r.sign) {
-        repo.signer = choose(&repo.signer_name);
-    }
-    for view in config.views.iter_mut().filter(|v| v.sign) {
-        view.signer = choose(&view.signer_name);
-    }
-    Ok(signer)
-}
-
 /// Hides a password in a database URL.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -222,7 +198,7 @@ impl App {
     pub async fn open(mut config: Config) -> Result<App, AppError> {
         // The signing keys are loaded (and their passphrases checked) before anything
         // else.
-        let signer = load_signers(&mut config)?;
+        let signer = crate::app::signing::load_signers(&mut config)?;
         let path = &config.server.data_dir;
         // Ownership first: creating the directories below as the wrong user is what
         // the check prevents.
@@ -262,7 +238,7 @@ impl App {
                     .into(),
             ));
         }
-        let signer = load_signers(&mut config)?;
+        let signer = crate::app::signing::load_signers(&mut config)?;
         Ok(App {
             config,
             signer,
@@ -274,7 +250,7 @@ impl App {
     }
 
     /// The shared pool lease (`gc` waits while it is held).
-    async fn pool_lease(&self) -> Result<PoolLease, AppError> {
+    pub(crate) async fn pool_lease(&self) -> Result<PoolLease, AppError> {
         self.datadir
             .lease_pool_async()
             .await
@@ -736,78 +712,6 @@ impl App {
         .await
     }
 
-    /// Verifies, then repairs what it found: corrupt blobs are quarantined; missing
-    /// and quarantined ones are restored from the files under `from` (any whose
-    /// sha256 matches) and, for packages a mirrored repository holds, fetched again by
-    /// a sync of it (verified as every download is); then verifies again.
-    pub async fn repair(
-        &self,
-        by: &Actor,
-        from: Option<&std::path::Path>,
-        progress: &Arc<Progress>,
-    ) -> Result<RepairReport, AppError> {
-        let change = Change::new("repair", "").with(serde_json::json!({ "from": from }));
-        self.audited(by, change, self.repair_unaudited(by, from, progress))
-            .await
-    }
-
-    async fn repair_unaudited(
-        &self,
-        by: &Actor,
-        from: Option<&std::path::Path>,
-        progress: &Arc<Progress>,
-    ) -> Result<RepairReport, AppError> {
-        let before = self.verify(progress).await?;
-        let mut report = RepairReport::default();
-        for (sha, _) in &before.corrupt {
-            let to = self.pool.quarantine(sha)?;
-            tracing::warn!("quarantined corrupt blob {sha} as {}", to.display());
-            report.quarantined.push((sha.clone(), to));
-        }
-        let mut bad: std::collections::HashSet<String> = before
-            .missing
-            .iter()
-            .cloned()
-            .chain(before.corrupt.iter().map(|(sha, _)| sha.clone()))
-            .collect();
-        if let Some(dir) = from.filter(|_| !bad.is_empty()) {
-            let _lease = self.pool_lease().await?;
-            let mut staged = Vec::new();
-            for entry in walkdir::WalkDir::new(dir)
-                .follow_links(true)
-                .into_iter()
-                .flatten()
-            {
-                if !entry.file_type().is_file() {
-                    continue;
-                }
-                let Ok(sha) = verify::sha256_of(entry.path()) else {
-                    continue;
-                };
-                if bad.contains(&sha) {
-                    // Copied and hashed again: what lands is what was verified.
-                    let s = self.pool.stage_file(entry.path())?;
-                    if bad.remove(&s.sha256) {
-                        report.restored.push(s.sha256.clone());
-                        staged.push(s);
-                    }
-                }
-            }
-            self.pool.commit_async(staged).await?;
-        }
-        let left: Vec<&str> = bad.iter().map(String::as_str).collect();
-        for repo in self.catalog.repos_holding(&left).await? {
-            let Some(config) = self.config.repo(&repo).filter(|r| r.feed.is_some()) else {
-                continue;
-            };
-            self.sync(by, config, &Progress::default()).await?;
-            report.synced.push(repo);
-        }
-        self.published();
-        report.after = self.verify(progress).await?;
-        Ok(report)
-    }
-
     /// Removes alias `alias` of repository or view `owner` (and its grace-period
     /// history): its URL answers 404 from now on.
     pub async fn delete_alias(&self, by: &Actor, owner: &str, alias: &str) -> Result<(), AppError> {
@@ -872,7 +776,7 @@ impl App {
 
     /// Tells running servers that what they serve changed; a failure only delays their
     /// reload until the next change.
-    fn published(&self) {
+    pub(crate) fn published(&self) {
         if let Err(e) = self.datadir.bump_generation() {
             tracing::warn!("telling servers about the change: {e}");
         }

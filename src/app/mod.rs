@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod progress;
 pub mod publish;
 pub mod reads;
+pub mod repair;
 pub mod retention;
 pub mod scheduler;
 pub mod signing;

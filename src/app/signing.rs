@@ -189,3 +189,29 @@ impl Signer {
         &self.id
     }
 }
+
+/// Loads the signers `config` names and hands each signing repository and view its
+/// own; returns the signer of `[signing]`.
+pub fn load_signers(
+    config: &mut crate::app::config::Config,
+) -> Result<Option<std::sync::Arc<Signer>>, SignError> {
+    let signer = match &config.signing {
+        Some(signing) => Some(std::sync::Arc::new(Signer::load(signing)?)),
+        None => None,
+    };
+    let mut others = std::collections::HashMap::new();
+    for (name, other) in config.signing.iter().flat_map(|s| &s.other) {
+        others.insert(name.clone(), std::sync::Arc::new(Signer::load(other)?));
+    }
+    let choose = |name: &Option<String>| match name {
+        Some(name) => others.get(name).cloned(),
+        None => signer.clone(),
+    };
+    for repo in config.repos.iter_mut().filter(|r| r.sign) {
+        repo.signer = choose(&repo.signer_name);
+    }
+    for view in config.views.iter_mut().filter(|v| v.sign) {
+        view.signer = choose(&view.signer_name);
+    }
+    Ok(signer)
+}

@@ -22,10 +22,12 @@ mod files;
 pub mod handler;
 pub mod index;
 mod keys;
+mod listen;
 mod listing;
 pub mod pages;
 mod respond;
 mod router;
+mod settings;
 pub mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -44,6 +46,8 @@ use crate::store::pool::Pool;
 use blob::ReadMode;
 use handler::Shared;
 use index::Index;
+use listen::{bind, check_free};
+pub use settings::Settings;
 
 /// How long SIGTERM waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,83 +114,6 @@ pub enum ServeError {
     },
     #[error("worker thread: {0}")]
     Worker(String),
-}
-
-/// What serving takes from the configuration; swapped whole when it is reloaded.
-pub struct Settings {
-    /// The public keys served under `/keys/`.
-    pub keys: keys::ServedKeys,
-    /// Repositories and views whose trees need a token (`access = "token"`), by URL
-    /// prefix and name.
-    pub guarded: std::collections::HashSet<(&'static str, String)>,
-}
-
-impl Settings {
-    pub fn of(app: &crate::app::context::App) -> Settings {
-        use crate::app::config::Access;
-        let repos = app
-            .config
-            .repos
-            .iter()
-            .filter(|r| r.access == Access::Token)
-            .map(|r| ("repos", r.id.clone()));
-        let views = app
-            .config
-            .views
-            .iter()
-            .filter(|v| v.access == Access::Token)
-            .map(|v| ("views", v.name.clone()));
-        Settings {
-            keys: keys::ServedKeys::of(app),
-            guarded: repos.chain(views).collect(),
-        }
-    }
-
-    /// Does `owner` (in the space with URL prefix `prefix`) need a token?
-    pub fn guarded(&self, prefix: &str, owner: &str) -> bool {
-        self.guarded
-            .contains(&(prefix_static(prefix), owner.to_string()))
-    }
-}
-
-fn prefix_static(prefix: &str) -> &'static str {
-    if prefix == "views" {
-        "views"
-    } else {
-        "repos"
-    }
-}
-
-/// Refuses an address some socket already listens on. The workers' listeners share
-/// one port through SO_REUSEPORT, which would also let a second process (of the same
-/// user) join silently and take half the connections: a plain bind, which any
-/// listener on the port refuses, tells first. (Port 0 asks for a fresh port.)
-fn check_free(addr: SocketAddr) -> Result<(), ServeError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    if addr.port() == 0 {
-        return Ok(());
-    }
-    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    match probe.bind(&addr.into()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Err(ServeError::AddressInUse { addr })
-        }
-        Err(source) => Err(ServeError::Bind { addr, source }),
-    }
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<StdListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
 }
 
 /// A running server's handle (for the CLI and tests).

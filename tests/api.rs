@@ -272,6 +272,21 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
                 .body(json!({"name": "v1"}).to_string()),
         );
         assert_eq!((s, b["name"].as_str()), (201, Some("v1")), "{b}");
+        let (s, b, _) = seen.send(
+            c.put(api("/views/v/aliases/stable"))
+                .bearer_auth(&admin)
+                .body(json!({"snapshot": "v1"}).to_string()),
+        );
+        assert_eq!(s, 200, "{b}");
+        let (_, b, _) = seen.send(c.get(api("/views/v")).bearer_auth(&reader));
+        assert_eq!(
+            (
+                b["aliases"][0]["name"].as_str(),
+                b["aliases"][0]["snapshot"].as_str()
+            ),
+            (Some("stable"), Some("v1")),
+            "{b}"
+        );
 
         // Unknown endpoints, wrong methods, bodies too large.
         let (s, _, _) = seen.send(c.get(api("/nope")).bearer_auth(&reader));
@@ -312,7 +327,7 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         let (s, _, _) = seen.send(c.get(api("/audit")).bearer_auth(&reader));
         assert_eq!(s, 403);
         let (s, b, _) = seen.send(
-            c.get(api("/audit?operation=alias.publish&limit=10"))
+            c.get(api("/audit?operation=alias.publish&actor=token:writer&limit=10"))
                 .bearer_auth(&admin),
         );
         assert_eq!(s, 200, "{b}");

@@ -83,6 +83,8 @@ pub struct ViewDetails {
     pub name: String,
     pub repos: Vec<String>,
     pub snapshots: Vec<ViewSnapshotRow>,
+    /// Its aliases (`repo` names the view).
+    pub aliases: Vec<AliasRow>,
 }
 
 /// The most an updateinfo document may open to (it was checked when it came in; this
@@ -202,6 +204,7 @@ impl App {
             name: declared.name.clone(),
             repos: declared.repos.clone(),
             snapshots: self.catalog.view_snapshots(name).await?,
+            aliases: self.catalog.view_aliases(name).await?,
         })
     }
 

@@ -152,6 +152,18 @@ impl Catalog {
         .await?)
     }
 
+    /// Aliases of view `view` (`repo` names the view in the rows).
+    pub async fn view_aliases(&self, view: &str) -> Result<Vec<AliasRow>> {
+        Ok(sqlx::query_as(
+            "SELECT v.name AS repo, a.name, s.name AS snapshot, a.updated_at FROM view_aliases a \
+             JOIN views v ON v.id = a.view_id JOIN view_snapshots s ON s.id = a.view_snapshot_id \
+             WHERE v.name = $1 ORDER BY a.name",
+        )
+        .bind(view)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Every alias (of repositories and views) with its current tree and the trees it
     /// served within `grace_secs`.
     pub(super) async fn alias_trees(

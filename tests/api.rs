@@ -327,8 +327,10 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         let (s, _, _) = seen.send(c.get(api("/audit")).bearer_auth(&reader));
         assert_eq!(s, 403);
         let (s, b, _) = seen.send(
-            c.get(api("/audit?operation=alias.publish&actor=token:writer&limit=10"))
-                .bearer_auth(&admin),
+            c.get(api(
+                "/audit?operation=alias.publish&actor=token:writer&limit=10",
+            ))
+            .bearer_auth(&admin),
         );
         assert_eq!(s, 200, "{b}");
         let rows = b.as_array().unwrap();
@@ -634,6 +636,47 @@ fn syncs_run_as_jobs_that_report_progress_cancel_and_outlive_the_server() {
             .json_value();
         assert_eq!(after["state"], "interrupted", "{name}: {after}");
         assert!(after["finished_at"].is_i64(), "{after}");
+
+        // verify as a job, with its report; a read token may not start one.
+        let refused = c
+            .post(server.url("/api/v1/verify"))
+            .bearer_auth(&looker)
+            .send()
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        let verify = c
+            .post(server.url("/api/v1/verify"))
+            .bearer_auth(&ops)
+            .send()
+            .unwrap();
+        assert_eq!(verify.status(), 202);
+        let verify = wait_job(
+            &c,
+            &server,
+            &ops,
+            verify.json_value()["id"].as_i64().unwrap(),
+        );
+        assert_eq!(verify["state"], "succeeded", "{verify}");
+        assert!(
+            verify["result"]["missing"].as_array().unwrap().is_empty(),
+            "{verify}"
+        );
+        assert!(
+            verify["progress"]["files"].as_i64().unwrap() >= 4,
+            "{verify}"
+        );
+
+        // Every mirrored repository at once: one job each.
+        let all = c
+            .post(server.url("/api/v1/sync"))
+            .bearer_auth(&ops)
+            .send()
+            .unwrap();
+        assert_eq!(all.status(), 202);
+        let all = all.json_value();
+        assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+        assert_eq!(all[0]["target"], "repo:m");
+        wait_job(&c, &server, &ops, all[0]["id"].as_i64().unwrap());
     }
 }
 

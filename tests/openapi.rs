@@ -49,6 +49,11 @@ fn the_api_keeps_to_its_openapi_document_under_schemathesis() {
             .args(["-H", &format!("Authorization: Bearer {admin}")])
             .args(["--checks", "not_a_server_error,response_schema_conformance"])
             .args(["--max-examples", "25", "--seed", "1", "--workers", "2"])
+            // Valid and invalid data in the fuzzing and stateful phases. The coverage
+            // phase is left out: on this machine's Python (3.11.7) it crashes inside
+            // hypothesis now and then ("AST constructor recursion depth mismatch" while
+            // describing a filter lambda), a failure of the checker, not of the API.
+            .args(["--phases", "examples,fuzzing,stateful", "--mode", "all"])
             .env("NO_COLOR", "1")
             .output()
             .expect("schemathesis runs");

@@ -4,6 +4,7 @@
 //! line, the scheduler and the API cannot leave it out. Parameters are chosen by each
 //! operation and never hold a secret.
 
+use crate::app::unix_now;
 use std::future::Future;
 use std::time::Instant;
 
@@ -70,13 +71,6 @@ impl Change {
         self.params = params;
         self
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl App {

@@ -4,6 +4,7 @@
 //! operation the command line runs, audited as whoever started it. Cancelling a sync
 //! stops it at its next safe point, keeping finished downloads (as Ctrl-C does).
 
+use crate::app::unix_now;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -122,13 +123,6 @@ fn counters(p: &Progress) -> [i64; 4] {
         p.bytes.load(Relaxed) as i64,
         p.bytes_total.load(Relaxed) as i64,
     ]
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn info(row: JobRow, live: Option<&Progress>) -> JobInfo {

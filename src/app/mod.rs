@@ -34,3 +34,11 @@ pub mod tokens;
 pub mod verify;
 pub mod view;
 pub mod webhooks;
+
+/// Now, in unix seconds (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

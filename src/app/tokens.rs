@@ -9,6 +9,7 @@
 //! The secret is shown once, when made, and appears nowhere else: not in the catalog,
 //! the audit log, the logs or any answer.
 
+use crate::app::unix_now;
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 
@@ -145,13 +146,6 @@ impl AuthError {
 }
 
 const PREFIX: &str = "cairn_";
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 fn digest(salt: &[u8], secret: &str) -> [u8; 32] {
     let mut h = sha2::Sha256::new();

@@ -10,6 +10,7 @@
 //! hour apart) until [`MAX_ATTEMPTS`], then the delivery is marked failed. Outcomes are
 //! counted in `cairn_webhook_deliveries_total` and listed by the API.
 
+use crate::app::unix_now;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
@@ -49,13 +50,6 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 /// Seconds until the next attempt after `attempts` failed ones.
 fn backoff(attempts: i64) -> i64 {
     1i64 << (attempts.clamp(1, 12) - 1)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl App {

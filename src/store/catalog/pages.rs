@@ -361,18 +361,11 @@ impl Catalog {
         Ok(found)
     }
 
-    /// One page of a tree's packages (in location order), those whose name contains
-    /// `search` (case-insensitive; empty: all), and how many match in all.
     /// What makes a tree an installation tree: its `.treeinfo`, images and other tree
     /// files, and every `repomd.xml` (one per variant repository), by path. Empty for
     /// a tree without a `.treeinfo`.
     pub async fn page_tree_files(&self, tree: &PageTree) -> Result<Vec<PublicationFile>> {
-        let publication = match tree.kind {
-            TreeKind::RepoSnapshot => "SELECT publication_id FROM snapshots WHERE id = $1",
-            TreeKind::RepoLatest => "SELECT latest_publication_id FROM repos WHERE id = $1",
-            TreeKind::ViewSnapshot => "SELECT publication_id FROM view_snapshots WHERE id = $1",
-            TreeKind::ViewLatest => "SELECT latest_publication_id FROM views WHERE id = $1",
-        };
+        let publication = publication_of(tree.kind);
         let sql = format!(
             "SELECT path, kind, sha256, size FROM publication_files \
              WHERE publication_id = ({publication}) \
@@ -395,12 +388,7 @@ impl Catalog {
         tree: &PageTree,
         kind: &str,
     ) -> Result<Option<PublicationFile>> {
-        let publication = match tree.kind {
-            TreeKind::RepoSnapshot => "SELECT publication_id FROM snapshots WHERE id = $1",
-            TreeKind::RepoLatest => "SELECT latest_publication_id FROM repos WHERE id = $1",
-            TreeKind::ViewSnapshot => "SELECT publication_id FROM view_snapshots WHERE id = $1",
-            TreeKind::ViewLatest => "SELECT latest_publication_id FROM views WHERE id = $1",
-        };
+        let publication = publication_of(tree.kind);
         let sql = format!(
             "SELECT path, kind, sha256, size FROM publication_files \
              WHERE publication_id = ({publication}) AND kind = $2 ORDER BY path LIMIT 1"
@@ -637,6 +625,16 @@ struct LastRun {
     repo_id: i64,
     #[sqlx(flatten)]
     run: SyncRun,
+}
+
+/// The query (`$1`: the tree's id) for the publication a tree of kind `kind` serves.
+fn publication_of(kind: TreeKind) -> &'static str {
+    match kind {
+        TreeKind::RepoSnapshot => "SELECT publication_id FROM snapshots WHERE id = $1",
+        TreeKind::RepoLatest => "SELECT latest_publication_id FROM repos WHERE id = $1",
+        TreeKind::ViewSnapshot => "SELECT publication_id FROM view_snapshots WHERE id = $1",
+        TreeKind::ViewLatest => "SELECT latest_publication_id FROM views WHERE id = $1",
+    }
 }
 
 #[cfg(test)]

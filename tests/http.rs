@@ -304,6 +304,42 @@ fn damaged_blobs_give_errors_not_short_bodies() {
 }
 
 #[test]
+fn an_idle_server_loads_its_index_again_only_when_something_is_published() {
+    for backend in backends() {
+        let env = Env::new(&backend, &["fx"]);
+        let rpms = env.dir.path().join("rpms");
+        cairn::formats::samples::demo_packages(&rpms).unwrap();
+        env.ok(&["import", "fx", rpms.to_str().unwrap()]);
+        let log_path = env.dir.path().join("serve.log");
+        let server = env.serve_logging(&[], std::fs::File::create(&log_path).unwrap());
+        let loads = || {
+            std::fs::read_to_string(&log_path)
+                .unwrap()
+                .matches("published content changed")
+                .count()
+        };
+        let c = http();
+        // What checks that the index is fresh (repomd.xml, a 404 in a tree) reads the
+        // generation marker: reading it is no change.
+        for _ in 0..20 {
+            let r = c.get(server.url("/repos/fx/latest/repodata/repomd.xml"));
+            assert_eq!(r.send().unwrap().status(), 200);
+            let r = c.get(server.url("/repos/fx/latest/Packages/nothing.rpm"));
+            assert_eq!(r.send().unwrap().status(), 404);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert_eq!(loads(), 0, "{}: reloads while idle", backend.name());
+        // A change is loaded, once.
+        let more = env.dir.path().join("more");
+        cairn::formats::samples::generate(&more, 2).unwrap();
+        env.ok(&["import", "fx", more.to_str().unwrap()]);
+        wait_for("the change to be loaded", || loads() > 0);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert!(loads() <= 2, "{}: {} loads", backend.name(), loads());
+    }
+}
+
+#[test]
 fn publishing_from_another_process_reaches_the_running_server() {
     for backend in backends() {
         let f = fixture(&backend);

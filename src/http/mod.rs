@@ -575,10 +575,13 @@ fn watch_generation(
     let marker_name = marker.file_name().map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
-            if ev
-                .paths
-                .iter()
-                .any(|p| p.file_name().map(|n| n.to_os_string()) == marker_name)
+            // Only a change counts: every request that checks freshness opens the
+            // marker, and an open is an event too.
+            if !matches!(ev.kind, notify::EventKind::Access(_))
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().map(|n| n.to_os_string()) == marker_name)
             {
                 let _ = tx.send(());
             }

@@ -182,6 +182,16 @@ fn the_api_answers_by_token_scope_in_one_error_shape() {
         );
         let (s, b, _) = seen.send(c.get(api(&format!("/packages/{sha}"))).bearer_auth(&reader));
         assert_eq!((s, b["name"].as_str()), (200, Some("demo-lib")), "{b}");
+        assert_eq!(b["sha256"].as_str(), Some(sha.as_str()), "{b}");
+        assert!(
+            b["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["kind"] == "provides" && d["name"] == "demo-lib"),
+            "{b}"
+        );
+        assert!(b["files"].as_array().is_some_and(|f| !f.is_empty()), "{b}");
         let (s, _, _) = seen.send(c.get(api(&format!("/packages/{sha}"))).bearer_auth(&writer));
         assert_eq!(s, 403, "a limited token reads only its own repositories");
 
@@ -483,7 +493,7 @@ fn syncs_run_as_jobs_that_report_progress_cancel_and_outlive_the_server() {
         let job = resp.json_value();
         assert_eq!(
             (job["kind"].as_str(), job["state"].as_str()),
-            (Some("sync"), Some("running")),
+            (Some("sync"), Some("queued")),
             "{job}"
         );
         assert_eq!(location, format!("/api/v1/jobs/{}", job["id"]));
@@ -532,6 +542,70 @@ fn syncs_run_as_jobs_that_report_progress_cancel_and_outlive_the_server() {
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
         assert!(seen.starts_with("event: progress\ndata: {"), "{seen}");
+        let job_of = |id: i64| {
+            c.get(api(&format!("/jobs/{id}")))
+                .bearer_auth(&ops)
+                .send()
+                .unwrap()
+                .json_value()
+        };
+        assert_eq!(job_of(id)["state"], "running", "{name}");
+        // A second sync of the same repository waits, queued, behind the first; a
+        // queued job cancelled ends without having started.
+        let second = c
+            .post(api("/repos/m/sync"))
+            .bearer_auth(&ops)
+            .send()
+            .unwrap()
+            .json_value();
+        let second = second["id"].as_i64().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let queued = job_of(second);
+        assert_eq!(
+            (queued["state"].as_str(), queued["started_at"].as_i64()),
+            (Some("queued"), None),
+            "{name}: {queued}"
+        );
+        let resp = c
+            .post(api(&format!("/jobs/{second}/cancel")))
+            .bearer_auth(&ops)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{name}");
+        let ended = wait_job(&c, &server, &ops, second);
+        assert_eq!(ended["state"], "cancelled", "{name}: {ended}");
+        assert!(ended["started_at"].is_null(), "{ended}");
+        assert!(
+            ended["error"]
+                .as_str()
+                .unwrap()
+                .contains("before it started"),
+            "{ended}"
+        );
+        // gc waits for the running sync (it holds the pool); cancelled, it stops
+        // waiting.
+        let gc = c
+            .post(api("/gc"))
+            .bearer_auth(&ops)
+            .body(r#"{"min_age": "0s"}"#)
+            .send()
+            .unwrap()
+            .json_value();
+        let gc = gc["id"].as_i64().unwrap();
+        wait_for("gc to start waiting", || job_of(gc)["state"] == "running");
+        let resp = c
+            .post(api(&format!("/jobs/{gc}/cancel")))
+            .bearer_auth(&ops)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{name}");
+        let ended = wait_job(&c, &server, &ops, gc);
+        assert_eq!(ended["state"], "cancelled", "{name}: {ended}");
+        assert!(
+            ended["error"].as_str().unwrap().contains("gc cancelled"),
+            "{ended}"
+        );
+        assert_eq!(job_of(id)["state"], "running", "{name}: the sync goes on");
         // Read-only tokens may not cancel.
         let refused = c
             .post(api(&format!("/jobs/{id}/cancel")))
@@ -591,8 +665,9 @@ fn syncs_run_as_jobs_that_report_progress_cancel_and_outlive_the_server() {
             .unwrap();
         for line in [
             "cairn_jobs_total{kind=\"sync\",state=\"succeeded\"} 1",
-            "cairn_jobs_total{kind=\"sync\",state=\"cancelled\"} 1",
+            "cairn_jobs_total{kind=\"sync\",state=\"cancelled\"} 2",
             "cairn_jobs_total{kind=\"gc\",state=\"succeeded\"} 1",
+            "cairn_jobs_total{kind=\"gc\",state=\"cancelled\"} 1",
         ] {
             assert!(metrics.contains(line), "{line}\n{metrics}");
         }
@@ -608,14 +683,14 @@ fn syncs_run_as_jobs_that_report_progress_cancel_and_outlive_the_server() {
             .iter()
             .map(|j| j["kind"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["gc", "sync", "sync"], "{listed}");
+        assert_eq!(kinds, ["gc", "gc", "sync", "sync", "sync"], "{listed}");
         let mine = c
             .get(api("/jobs"))
             .bearer_auth(&looker)
             .send()
             .unwrap()
             .json_value();
-        assert_eq!(mine.as_array().unwrap().len(), 2, "{mine}");
+        assert_eq!(mine.as_array().unwrap().len(), 3, "{mine}");
 
         // A job running when the server stops is interrupted, as the next server says.
         let job = c
@@ -685,7 +760,10 @@ fn guarded_trees_need_a_read_token_which_dnf_sends() {
     for backend in backends() {
         let env = Env::with_repo_toml(
             &backend,
-            "[[repo]]\nid = \"fx\"\naccess = \"token\"\n[[repo]]\nid = \"open\"\n\
+            // A long memory of accepted tokens: a revocation must still take effect
+            // at once.
+            "token_cache = \"5m\"\n\
+             [[repo]]\nid = \"fx\"\naccess = \"token\"\n[[repo]]\nid = \"open\"\n\
              [[view]]\nname = \"gv\"\nrepos = [\"open\"]\naccess = \"token\"\n",
         );
         let rpms = env.dir.path().join("rpms");
@@ -767,6 +845,47 @@ fn guarded_trees_need_a_read_token_which_dnf_sends() {
             without.stdout
         );
         assert!(without.stderr.contains("401"), "{}", without.stderr);
+
+        // A worker remembers a token it accepted (dnf's many requests were not each
+        // checked in the catalog) ...
+        let counted = |how: &str| -> u64 {
+            let text = c
+                .get(server.url("/metrics"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            let prefix = format!("cairn_http_token_checks_total{{how=\"{how}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix}in {text}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            counted("remembered") > 0,
+            "{name}: checked {}",
+            counted("checked")
+        );
+        let checked = counted("checked");
+        let repomd = "/repos/fx/latest/repodata/repomd.xml";
+        for _ in 0..20 {
+            assert_eq!(status(repomd, Some(&reader)), 200);
+        }
+        assert!(
+            counted("checked") <= checked + 2,
+            "{name}: one check per worker at most"
+        );
+        // ... but forgets it as soon as it is revoked, however long it may remember.
+        env.ok(&["token", "revoke", "fx-reader"]);
+        wait_for("the revoked token to be refused", || {
+            status(repomd, Some(&reader)) == 401
+        });
+        for _ in 0..5 {
+            // 429 once this address has failed too often (the earlier refusals count).
+            let refused = status(repomd, Some(&reader));
+            assert!(matches!(refused, 401 | 429), "{name}: {refused}");
+        }
     }
 }
 

@@ -59,8 +59,6 @@ pub enum AppError {
     UnknownJob(i64),
     #[error("job {id} is not running here (it is {state})")]
     JobNotRunning { id: i64, state: String },
-    #[error("job {0} cannot be cancelled: only syncs stop early")]
-    JobNotCancellable(i64),
     /// Published metadata could not be read back (a damaged pool copy).
     #[error("reading published metadata: {0} (run `cairn db verify`)")]
     Metadata(String),
@@ -216,13 +214,14 @@ impl App {
                 source,
             })?;
         catalog.migrate().await?;
+        let jobs = Arc::new(crate::app::jobs::Running::new(config.server.max_jobs));
         Ok(App {
             config,
             signer,
             datadir,
             pool,
             catalog,
-            jobs: Default::default(),
+            jobs,
         })
     }
 
@@ -738,13 +737,18 @@ impl App {
         min_age: Duration,
         dry_run: bool,
         wait: bool,
+        progress: &Arc<Progress>,
     ) -> Result<GcReport, AppError> {
         let change = Change::new("gc", "").with(serde_json::json!({
             "min_age_secs": min_age.as_secs(),
             "dry_run": dry_run,
         }));
-        self.audited(by, change, self.gc_unaudited(min_age, dry_run, wait))
-            .await
+        self.audited(
+            by,
+            change,
+            self.gc_unaudited(min_age, dry_run, wait, progress),
+        )
+        .await
     }
 
     async fn gc_unaudited(
@@ -752,8 +756,9 @@ impl App {
         min_age: Duration,
         dry_run: bool,
         wait: bool,
+        progress: &Arc<Progress>,
     ) -> Result<GcReport, AppError> {
-        let lock = gc::lock(&self.datadir, wait).await?;
+        let lock = gc::lock(&self.datadir, wait, &progress.stop).await?;
         let report = gc::collect(
             &self.catalog,
             &self.pool,
@@ -761,11 +766,13 @@ impl App {
             self.config.server.alias_grace,
             min_age,
             dry_run,
+            progress,
         )
-        .await?;
-        if !dry_run {
+        .await;
+        if !dry_run && !matches!(report, Err(GcError::Cancelled { blobs: 0, .. })) {
             self.published();
         }
+        let report = report?;
         Ok(report)
     }
 

@@ -14,7 +14,10 @@
 //! writer has ended: see [`crate::store::pool::is_stale_temp`]).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use crate::app::progress::{Progress, Stop};
 
 use crate::store::catalog::{Catalog, CatalogError, GcRows};
 use crate::store::datadir::{DataDir, GcLock};
@@ -44,11 +47,15 @@ pub enum GcError {
     Busy,
     #[error("taking the pool for gc: {0}")]
     Lock(#[source] std::io::Error),
+    /// Stopped on request; what was removed stays removed (run gc again to finish).
+    #[error("gc cancelled after removing {blobs} unreferenced pool files ({bytes} bytes): run it again to finish")]
+    Cancelled { blobs: usize, bytes: u64 },
 }
 
 /// Takes the exclusive pool lock for a collection: waits for running writers, or (not
-/// `wait`) fails with [`GcError::Busy`] while any runs.
-pub async fn lock(datadir: &DataDir, wait: bool) -> Result<GcLock, GcError> {
+/// `wait`) fails with [`GcError::Busy`] while any runs; a stop requested while it
+/// waits ends the wait.
+pub async fn lock(datadir: &DataDir, wait: bool, stop: &Stop) -> Result<GcLock, GcError> {
     if let Some(lock) = datadir.lock_gc_async(false).await.map_err(GcError::Lock)? {
         return Ok(lock);
     }
@@ -56,11 +63,10 @@ pub async fn lock(datadir: &DataDir, wait: bool) -> Result<GcLock, GcError> {
         return Err(GcError::Busy);
     }
     tracing::info!("gc waits for the running imports, syncs, publishes and snapshots to end");
-    datadir
-        .lock_gc_async(true)
-        .await
-        .map_err(GcError::Lock)?
-        .ok_or(GcError::Busy)
+    tokio::select! {
+        lock = datadir.lock_gc_async(true) => lock.map_err(GcError::Lock)?.ok_or(GcError::Busy),
+        () = stop.requested() => Err(GcError::Cancelled { blobs: 0, bytes: 0 }),
+    }
 }
 
 /// Runs a collection, keeping anything younger than `min_age` ([`MIN_AGE`] by default).
@@ -72,7 +78,11 @@ pub async fn collect(
     alias_grace: Duration,
     min_age: Duration,
     dry_run: bool,
+    progress: &Arc<Progress>,
 ) -> Result<GcReport, GcError> {
+    if progress.stop.is_requested() {
+        return Err(GcError::Cancelled { blobs: 0, bytes: 0 });
+    }
     let rows = match catalog
         .collect_garbage(
             min_age.as_secs() as i64,
@@ -103,8 +113,9 @@ pub async fn collect(
             .await?;
     }
     let pool = pool.clone();
+    let sweeping = progress.clone();
     let (blobs, bytes) =
-        tokio::task::spawn_blocking(move || sweep(&pool, &referenced, min_age, dry_run))
+        tokio::task::spawn_blocking(move || sweep(&pool, &referenced, min_age, dry_run, &sweeping))
             .await
             .map_err(|e| GcError::Worker(e.to_string()))?;
     if !dry_run {
@@ -116,6 +127,9 @@ pub async fn collect(
         {
             tracing::warn!("gc freed {bytes} bytes but could not record its run: {e}");
         }
+    }
+    if progress.stop.is_requested() {
+        return Err(GcError::Cancelled { blobs, bytes });
     }
     Ok(GcReport {
         dry_run,
@@ -130,10 +144,16 @@ fn sweep(
     referenced: &HashSet<String>,
     min_age: Duration,
     dry_run: bool,
+    progress: &Progress,
 ) -> (usize, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
     let now = SystemTime::now();
     let (mut blobs, mut bytes) = (0usize, 0u64);
     for e in pool.bucket_files() {
+        if progress.stop.is_requested() {
+            break;
+        }
+        progress.done.fetch_add(1, Relaxed);
         let name = e.file_name().to_string_lossy();
         if is_temp_name(&name) {
             // A crashed or cancelled writer's temp file: never a blob, never served.
@@ -160,6 +180,7 @@ fn sweep(
         if dry_run || std::fs::remove_file(e.path()).is_ok() {
             blobs += 1;
             bytes += meta.len();
+            progress.bytes.fetch_add(meta.len(), Relaxed);
         }
     }
     (blobs, bytes)
@@ -195,11 +216,23 @@ mod tests {
             .unwrap();
         let referenced: HashSet<String> = [sha.clone()].into();
 
-        let (blobs, _) = sweep(&pool, &referenced, Duration::ZERO, true);
+        let (blobs, _) = sweep(
+            &pool,
+            &referenced,
+            Duration::ZERO,
+            true,
+            &Progress::default(),
+        );
         assert_eq!(blobs, 0);
         assert!(stale.exists(), "a dry run removes nothing");
 
-        let (blobs, _) = sweep(&pool, &referenced, Duration::ZERO, false);
+        let (blobs, _) = sweep(
+            &pool,
+            &referenced,
+            Duration::ZERO,
+            false,
+            &Progress::default(),
+        );
         assert_eq!(blobs, 0, "temp files are not counted as blobs");
         assert!(!stale.exists(), "the stale temp file is gone");
         assert!(

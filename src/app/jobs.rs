@@ -1,8 +1,14 @@
 //! Jobs: the long operations (a sync, gc, verify) started without waiting for them, as
 //! the API does. A job is a catalog row (so its outcome outlives the process) plus,
 //! while it runs, live [`Progress`] counters in this process; it runs the same `App`
-//! operation the command line runs, audited as whoever started it. Cancelling a sync
-//! stops it at its next safe point, keeping finished downloads (as Ctrl-C does).
+//! operation the command line runs, audited as whoever started it.
+//!
+//! A job starts `queued`, and runs when one of `[server] max_jobs` slots is free and no
+//! earlier job of the same target runs (two syncs of one repository, or gc and verify,
+//! run one after the other, in the order they were asked for). Cancelling a queued job
+//! ends it before it starts; cancelling a running one stops it at its next safe point:
+//! a sync keeps its finished downloads (as Ctrl-C does), gc keeps what it removed,
+//! verify stops checking.
 
 use crate::app::unix_now;
 use std::collections::HashMap;
@@ -53,13 +59,53 @@ impl JobKind {
     }
 }
 
-/// The jobs running in this process: their counters, and whether a cancel was asked.
-#[derive(Debug, Default)]
+/// The jobs queued or running in this process: their counters, whether a cancel was
+/// asked, and what admits them.
+#[derive(Debug)]
 pub struct Running {
     jobs: Mutex<HashMap<i64, Arc<Progress>>>,
+    /// Jobs that may run at once.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// One lock per target: its jobs run one at a time, first asked first run
+    /// (tokio's mutex is fair).
+    targets: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a running job holds: its target's lock and a slot.
+struct Admission {
+    _target: tokio::sync::OwnedMutexGuard<()>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Running {
+    /// Room for `max_jobs` jobs at once (at least one).
+    pub fn new(max_jobs: usize) -> Running {
+        Running {
+            jobs: Mutex::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(max_jobs.max(1))),
+            targets: Mutex::default(),
+        }
+    }
+
+    /// Waits until a job on `target` may run: no earlier one on it runs, and a slot
+    /// is free.
+    async fn admit(&self, target: &str) -> Option<Admission> {
+        let lock = self
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(target.to_string())
+            .or_default()
+            .clone();
+        // The target first: a job waiting behind its target holds no slot.
+        let target = lock.lock_owned().await;
+        let slot = self.slots.clone().acquire_owned().await.ok()?;
+        Some(Admission {
+            _target: target,
+            _slot: slot,
+        })
+    }
+
     fn get(&self, id: i64) -> Option<Arc<Progress>> {
         self.jobs
             .lock()
@@ -92,7 +138,7 @@ pub struct JobInfo {
     pub actor: String,
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
-    /// `running`, `succeeded`, `failed`, `cancelled` or `interrupted`.
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `interrupted`.
     pub state: String,
     pub created_at: i64,
     pub started_at: Option<i64>,
@@ -178,6 +224,27 @@ impl App {
         self.jobs.insert(id, progress.clone());
         let (app, by) = (self.clone(), by.clone());
         let run = async move {
+            let target = kind.target();
+            let admitted = tokio::select! {
+                biased;
+                () = progress.stop.requested() => None,
+                admitted = app.jobs.admit(&target) => admitted,
+            };
+            let Some(_admission) = admitted else {
+                app.end_job(
+                    id,
+                    &kind,
+                    &progress,
+                    "cancelled",
+                    None,
+                    Some("cancelled before it started"),
+                )
+                .await;
+                return;
+            };
+            if let Err(e) = app.catalog.start_job(id).await {
+                tracing::error!("job {id}: recording its start: {e}");
+            }
             let outcome: Result<serde_json::Value, AppError> = match &kind {
                 JobKind::Sync(repo) => match app.config.repo(repo) {
                     Some(config) => app
@@ -187,7 +254,7 @@ impl App {
                     None => Err(AppError::UndeclaredRepo(repo.clone())),
                 },
                 JobKind::Gc { min_age, dry_run } => app
-                    .gc(&by, *min_age, *dry_run, true)
+                    .gc(&by, *min_age, *dry_run, true, &progress)
                     .await
                     .map(|r| serde_json::to_value(&r).unwrap_or_default()),
                 JobKind::Verify => app
@@ -197,30 +264,51 @@ impl App {
             };
             let (state, result, error) = match outcome {
                 Ok(report) => ("succeeded", Some(report.to_string()), None),
-                Err(_) if progress.stop.is_requested() => (
+                Err(e) if progress.stop.is_requested() => (
                     "cancelled",
                     None,
-                    Some("cancelled: what was finished is kept".to_string()),
+                    Some(format!("cancelled: what was finished is kept ({e})")),
                 ),
                 Err(e) => ("failed", None, Some(e.to_string())),
             };
-            let end = JobEnd {
+            app.end_job(
+                id,
+                &kind,
+                &progress,
                 state,
-                counters: counters(&progress),
-                result: result.as_deref(),
-                error: error.as_deref(),
-            };
-            crate::app::metrics::metrics()
-                .jobs
-                .with_label_values(&[kind.name(), state])
-                .inc();
-            if let Err(e) = app.catalog.finish_job(id, &end).await {
-                tracing::error!("job {id}: recording its end ({state}): {e}");
-            }
-            app.jobs.remove(id);
+                result.as_deref(),
+                error.as_deref(),
+            )
+            .await;
         };
         tokio::spawn(run);
         Ok(info(row, self.jobs.get(id).as_deref()))
+    }
+
+    /// Records how job `id` ended and forgets its live counters.
+    async fn end_job(
+        &self,
+        id: i64,
+        kind: &JobKind,
+        progress: &Progress,
+        state: &str,
+        result: Option<&str>,
+        error: Option<&str>,
+    ) {
+        let end = JobEnd {
+            state,
+            counters: counters(progress),
+            result,
+            error,
+        };
+        crate::app::metrics::metrics()
+            .jobs
+            .with_label_values(&[kind.name(), state])
+            .inc();
+        if let Err(e) = self.catalog.finish_job(id, &end).await {
+            tracing::error!("job {id}: recording its end ({state}): {e}");
+        }
+        self.jobs.remove(id);
     }
 
     /// Job `id`, with live counters while it runs here.
@@ -244,8 +332,8 @@ impl App {
             .collect())
     }
 
-    /// Asks running job `id` to stop (a sync keeps its finished downloads). Only syncs
-    /// stop early; gc and verify run to their end.
+    /// Asks queued or running job `id` to stop (see the module's header for what each
+    /// keeps).
     pub async fn cancel_job(&self, by: &Actor, id: i64) -> Result<(), AppError> {
         let change = crate::app::audit::Change::new("job.cancel", format!("job:{id}"));
         self.audited(by, change, async {
@@ -254,17 +342,15 @@ impl App {
                 .job(id)
                 .await?
                 .ok_or(AppError::UnknownJob(id))?;
-            let progress = self.jobs.get(id);
-            match (row.kind.as_str(), progress) {
-                (_, None) => Err(AppError::JobNotRunning {
+            match self.jobs.get(id) {
+                None => Err(AppError::JobNotRunning {
                     id,
                     state: row.state,
                 }),
-                ("sync", Some(p)) => {
+                Some(p) => {
                     p.stop.request();
                     Ok(())
                 }
-                (_, Some(_)) => Err(AppError::JobNotCancellable(id)),
             }
         })
         .await
@@ -273,5 +359,36 @@ impl App {
     /// Marks the jobs a previous server left running as interrupted.
     pub async fn interrupt_jobs(&self) -> Result<u64, AppError> {
         Ok(self.catalog.interrupt_jobs().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Whether `admit` completes within a short wait (it cannot while what it waits
+    /// for is held, so a `false` is never a matter of timing).
+    async fn admitted_now(r: &Running, target: &str) -> Option<Admission> {
+        tokio::time::timeout(Duration::from_millis(50), r.admit(target))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn jobs_wait_for_a_slot_and_for_their_target() {
+        let r = Running::new(2);
+        let a = admitted_now(&r, "repo:a").await.expect("a slot is free");
+        // The same target waits while its first job runs, whatever the slots.
+        assert!(admitted_now(&r, "repo:a").await.is_none());
+        let b = admitted_now(&r, "repo:b").await.expect("a second slot");
+        // Both slots taken: another target waits too.
+        assert!(admitted_now(&r, "").await.is_none());
+        drop(b);
+        let gc = admitted_now(&r, "").await.expect("a slot freed");
+        drop(a);
+        assert!(admitted_now(&r, "repo:a").await.is_some());
+        drop(gc);
     }
 }

@@ -132,6 +132,12 @@ pub struct Metrics {
     pub audit_write_failures: IntCounter,
     /// API requests refused for their token, by reason.
     pub api_auth_failures: IntCounterVec,
+    /// Times the server loaded its index anew (something was published).
+    pub index_loads: IntCounter,
+    /// Requests for guarded trees whose token a worker remembered accepting.
+    pub guard_remembered: IntCounter,
+    /// ... and those whose token was checked in the catalog.
+    pub guard_checked: IntCounter,
     /// Webhook delivery attempts of this process, by outcome.
     pub webhook_deliveries: IntCounterVec,
     /// Jobs this process ran to their end, by kind and how they ended.
@@ -206,6 +212,22 @@ impl Metrics {
         for reason in ["malformed", "unknown", "revoked", "expired"] {
             api_auth_failures.with_label_values(&[reason]);
         }
+        let index_loads = must(IntCounter::new(
+            "cairn_http_index_loads_total",
+            "Times the server loaded what it serves anew from the catalog after a change \
+             was published (the first load at start not counted).",
+        ));
+        let guard_checks = must(IntCounterVec::new(
+            Opts::new(
+                "cairn_http_token_checks_total",
+                "Requests for guarded trees (access = \"token\") by how their token was \
+                 checked: in the catalog (checked) or by a worker that accepted it within \
+                 [server] token_cache (remembered).",
+            ),
+            &["how"],
+        ));
+        let guard_remembered = guard_checks.with_label_values(&["remembered"]);
+        let guard_checked = guard_checks.with_label_values(&["checked"]);
         let webhook_deliveries = must(IntCounterVec::new(
             Opts::new(
                 "cairn_webhook_deliveries_total",
@@ -249,6 +271,8 @@ impl Metrics {
             Box::new(publish_duration.clone()),
             Box::new(audit_write_failures.clone()),
             Box::new(api_auth_failures.clone()),
+            Box::new(guard_checks),
+            Box::new(index_loads.clone()),
             Box::new(webhook_deliveries.clone()),
             Box::new(jobs.clone()),
             Box::new(build),
@@ -270,6 +294,9 @@ impl Metrics {
             publish_duration,
             audit_write_failures,
             api_auth_failures,
+            index_loads,
+            guard_remembered,
+            guard_checked,
             webhook_deliveries,
             jobs,
             catalog_text: Mutex::new(String::new()),

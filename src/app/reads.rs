@@ -279,4 +279,168 @@ impl App {
             packages: rows.into_iter().map(PackageInfo::from).collect(),
         })
     }
+
+    /// Everything the catalog knows of the package whose sha256 is `sha256`.
+    pub async fn package(&self, sha256: &str) -> Result<Option<PackageDetails>, AppError> {
+        Ok(self
+            .catalog
+            .package(sha256)
+            .await?
+            .map(PackageDetails::from))
+    }
+}
+
+/// One package as the metadata describes it (the API's `/packages/{sha256}`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PackageDetails {
+    /// The sha256 of the whole file: its pool address and its pkgid.
+    pub sha256: String,
+    pub name: String,
+    pub arch: String,
+    pub epoch: String,
+    pub version: String,
+    pub release: String,
+    pub summary: String,
+    pub description: String,
+    pub packager: String,
+    pub url: String,
+    pub license: String,
+    pub vendor: String,
+    pub group: String,
+    pub buildhost: String,
+    pub sourcerpm: String,
+    /// The file's time and the build time (seconds since the epoch).
+    pub time_file: i64,
+    pub time_build: i64,
+    /// The file's size, the installed size and the payload archive's size, in bytes.
+    pub size_package: i64,
+    pub size_installed: i64,
+    pub size_archive: i64,
+    /// Provides, requires and the other dependency lists, in primary.xml order.
+    pub dependencies: Vec<DependencyInfo>,
+    /// Every file, in header order.
+    pub files: Vec<FileInfo>,
+    /// Changelog entries, oldest first.
+    pub changelogs: Vec<ChangelogInfo>,
+}
+
+/// One dependency entry.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DependencyInfo {
+    /// `provides`, `requires`, `conflicts`, `obsoletes`, `suggests`, `enhances`,
+    /// `recommends` or `supplements`.
+    pub kind: String,
+    pub name: String,
+    /// `LT`, `GT`, `EQ`, `LE` or `GE`; absent for an unversioned entry.
+    pub flags: Option<String>,
+    pub epoch: Option<String>,
+    pub version: Option<String>,
+    pub release: Option<String>,
+    /// Needed before the package's scripts run (requires only).
+    pub pre: bool,
+}
+
+/// One file of a package.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct FileInfo {
+    pub path: String,
+    /// `file`, `dir` or `ghost`.
+    pub kind: String,
+}
+
+/// One changelog entry.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ChangelogInfo {
+    pub author: String,
+    /// Seconds since the epoch.
+    pub date: i64,
+    pub text: String,
+}
+
+impl From<crate::domain::package::Package> for PackageDetails {
+    fn from(p: crate::domain::package::Package) -> PackageDetails {
+        use crate::domain::package::{FileKind, Package};
+        // Every field named: a field added to the model must be placed here.
+        let Package {
+            pkgid,
+            name,
+            arch,
+            epoch,
+            version,
+            release,
+            summary,
+            description,
+            packager,
+            url,
+            time_file,
+            time_build,
+            size_package,
+            size_installed,
+            size_archive,
+            license,
+            vendor,
+            group,
+            buildhost,
+            sourcerpm,
+            header_start: _,
+            header_end: _,
+            deps,
+            files,
+            changelogs,
+        } = p;
+        PackageDetails {
+            sha256: pkgid,
+            name,
+            arch,
+            epoch,
+            version,
+            release,
+            summary,
+            description,
+            packager,
+            url,
+            license,
+            vendor,
+            group,
+            buildhost,
+            sourcerpm,
+            time_file,
+            time_build,
+            size_package,
+            size_installed,
+            size_archive,
+            dependencies: deps
+                .into_iter()
+                .map(|d| DependencyInfo {
+                    kind: d.kind.element().to_string(),
+                    name: d.name,
+                    flags: d.flags,
+                    epoch: d.epoch,
+                    version: d.ver,
+                    release: d.rel,
+                    pre: d.pre,
+                })
+                .collect(),
+            files: files
+                .into_iter()
+                .map(|f| FileInfo {
+                    path: f.path,
+                    kind: match f.kind {
+                        FileKind::File => "file",
+                        FileKind::Dir => "dir",
+                        FileKind::Ghost => "ghost",
+                    }
+                    .to_string(),
+                })
+                .collect(),
+            changelogs: changelogs
+                .into_iter()
+                .map(|c| ChangelogInfo {
+                    author: c.author,
+                    date: c.date,
+                    text: c.text,
+                })
+                .collect(),
+        }
+    }
 }

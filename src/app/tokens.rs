@@ -259,6 +259,9 @@ impl App {
         let change = Change::new("token.revoke", format!("token:{name}"));
         self.audited(by, change, async {
             if self.catalog.revoke_token(name).await? {
+                // A running server reloads, and its workers forget every token they
+                // accepted (see `http::grants`).
+                self.published();
                 Ok(())
             } else {
                 Err(AppError::UnknownToken(name.to_string()))

@@ -43,6 +43,9 @@ pub enum VerifyError {
     Pool(#[from] PoolError),
     #[error("verification worker: {0}")]
     Worker(String),
+    /// Stopped on request before every blob was checked.
+    #[error("verification cancelled after {checked} of {total} pool files")]
+    Cancelled { checked: usize, total: usize },
 }
 
 /// The sha256 of the file at `path`, hex.
@@ -128,6 +131,9 @@ fn check(
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
+                if progress.stop.is_requested() {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(sha) = on_disk.get(i) else { break };
                 let problem = match pool.verify(sha) {
@@ -164,6 +170,12 @@ fn check(
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e.into());
     }
+    if progress.stop.is_requested() {
+        return Err(VerifyError::Cancelled {
+            checked: progress.done.load(Ordering::Relaxed),
+            total: on_disk.len(),
+        });
+    }
     report.checked = on_disk.len();
     report.corrupt = found.into_inner().unwrap_or_default();
     report.corrupt.sort();
@@ -175,4 +187,25 @@ fn check(
         .collect();
     report.unreferenced.sort();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requested_stop_ends_verification_early_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("pool")).unwrap();
+        let blob = pool.stage_bytes(b"one blob").unwrap();
+        pool.commit(vec![blob]).unwrap();
+        let progress = Progress::default();
+        let report = check(&pool, &HashMap::new(), &progress).unwrap();
+        assert_eq!(report.checked, 1);
+        progress.stop.request();
+        match check(&pool, &HashMap::new(), &progress) {
+            Err(VerifyError::Cancelled { total: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

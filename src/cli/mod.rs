@@ -251,7 +251,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             no_wait,
             json,
         } => {
-            let report = app.gc(&actor(), min_age, dry_run, !no_wait).await?;
+            // Interrupting gc is safe as it is (see `app::gc`): no stop is wired here.
+            let progress = std::sync::Arc::default();
+            let report = app
+                .gc(&actor(), min_age, dry_run, !no_wait, &progress)
+                .await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&report)?);
             } else {

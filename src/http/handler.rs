@@ -56,6 +56,8 @@ pub struct Shared {
     pub settings: Arc<ArcSwap<super::Settings>>,
     /// The admin API on the control runtime (`None`: a server without one).
     pub api: Option<super::api::Api>,
+    /// The tokens this worker saw accepted for guarded trees (see [`super::grants`]).
+    pub grants: std::cell::RefCell<super::grants::Grants>,
 }
 
 /// Handles one request (and counts it: see [`crate::app::metrics`]).
@@ -159,9 +161,7 @@ async fn answer(
         _ => None,
     };
     if let Some((owner, scope)) = needs {
-        if let Some(refusal) =
-            super::api::refuse(shared.api.as_ref(), peer, &req, owner, scope).await
-        {
+        if let Some(refusal) = guard(shared, peer, &req, owner, scope).await {
             return (class, refusal);
         }
     }
@@ -186,6 +186,44 @@ async fn answer(
         resp = Response::from_parts(parts, empty());
     }
     (class, resp)
+}
+
+/// Checks the token a request for something guarded carries: from this worker's
+/// grants when it was accepted lately, else on the control runtime. `Some`: the
+/// refusal to answer with.
+async fn guard(
+    shared: &Shared,
+    peer: std::net::SocketAddr,
+    req: &Request<Incoming>,
+    owner: Option<&str>,
+    scope: crate::app::tokens::Scope,
+) -> Option<Response<ResBody>> {
+    let lifetime = shared.settings.load().token_cache;
+    let credentials = req.headers().get(header::AUTHORIZATION);
+    let key = credentials
+        .filter(|_| !lifetime.is_zero())
+        .map(|c| super::grants::key(c.as_bytes(), owner, scope));
+    let serial = shared.index.load().serial;
+    let metrics = crate::app::metrics::metrics();
+    if let Some(key) = &key {
+        if shared
+            .grants
+            .borrow_mut()
+            .holds(key, serial, std::time::Instant::now())
+        {
+            metrics.guard_remembered.inc();
+            return None;
+        }
+    }
+    metrics.guard_checked.inc();
+    let refusal = super::api::refuse(shared.api.as_ref(), peer, req, owner, scope).await;
+    if let (None, Some(key)) = (&refusal, key) {
+        shared
+            .grants
+            .borrow_mut()
+            .grant(key, serial, std::time::Instant::now(), lifetime);
+    }
+    refusal
 }
 
 /// Answers a request for `route`.

@@ -80,7 +80,13 @@ pub struct Index {
     /// The data dir's generation marker as read before this index was loaded: when
     /// the marker says otherwise, something newer is published.
     pub generation: String,
+    /// Which load this is (each load gets a new number; 0: the empty index): what a
+    /// worker granted under an older index it checks again (see `super::grants`).
+    pub serial: u64,
 }
+
+/// The serial the next loaded index gets.
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The Content-Type for a path inside a tree.
 pub fn content_type(path: &str) -> &'static str {
@@ -139,7 +145,10 @@ impl Index {
                 .cloned()
                 .unwrap_or_default()
         };
-        let mut index = Index::default();
+        let mut index = Index {
+            serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Index::default()
+        };
         let before_of = |space: Space, tree: &TreeRow, files: &Files| {
             if tree.immutable {
                 return None;

@@ -19,6 +19,7 @@ mod budget;
 mod cache;
 pub mod fair;
 mod files;
+mod grants;
 pub mod handler;
 pub mod index;
 mod keys;
@@ -299,6 +300,7 @@ impl Server {
                         access: access.as_ref().map(access::AccessLogger::for_worker),
                         settings,
                         api,
+                        grants: std::cell::RefCell::new(grants::Grants::default()),
                     });
                     run_worker(listener, shared, rx, mode, limits, open)
                 })
@@ -646,6 +648,7 @@ async fn reload(
                 new.tree_count()
             );
             index.store(Arc::new(new));
+            crate::app::metrics::metrics().index_loads.inc();
             Reload::Continue
         }
         Err(_) if catalog.is_closed() => {

@@ -11,6 +11,8 @@ pub struct Settings {
     /// Repositories and views whose trees need a token (`access = "token"`), by URL
     /// prefix and name.
     pub guarded: std::collections::HashSet<(&'static str, String)>,
+    /// How long a worker trusts a token it saw accepted (`[server] token_cache`).
+    pub token_cache: std::time::Duration,
 }
 
 impl Settings {
@@ -31,6 +33,7 @@ impl Settings {
         Settings {
             keys: keys::ServedKeys::of(app),
             guarded: repos.chain(views).collect(),
+            token_cache: app.config.server.token_cache,
         }
     }
 

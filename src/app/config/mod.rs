@@ -221,6 +221,13 @@ pub struct ServerConfig {
     /// Common Log Format), "combined" (common plus referer and user agent) or "json".
     #[serde(default)]
     pub access_log: AccessLog,
+    /// How long a serving worker trusts a token it saw accepted for a guarded tree
+    /// before checking it in the catalog again ("0s": every request is checked).
+    #[serde(default = "default_token_cache", deserialize_with = "de_token_cache")]
+    pub token_cache: std::time::Duration,
+    /// Jobs (API syncs, gc, verify) running at once; more wait, queued. Read at start.
+    #[serde(default = "default_max_jobs", deserialize_with = "de_max_jobs")]
+    pub max_jobs: usize,
 }
 
 /// The `[server] access_log` formats.
@@ -265,6 +272,38 @@ fn de_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Durat
     if t.is_zero() {
         return Err(serde::de::Error::custom(
             "a timeout of 0 would fail requests at random: give a duration such as \"30s\"",
+        ));
+    }
+    Ok(t)
+}
+
+fn default_max_jobs() -> usize {
+    2
+}
+
+fn de_max_jobs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if !(1..=64).contains(&n) {
+        return Err(serde::de::Error::custom(
+            "give from 1 to 64 jobs at once (default 2); more only wait",
+        ));
+    }
+    Ok(n)
+}
+
+fn default_token_cache() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+/// Longest `token_cache`: a revocation the server cannot notice (another machine's
+/// catalog change) must not take longer than this to take effect.
+const MAX_TOKEN_CACHE: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn de_token_cache<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let t = de_duration(d)?;
+    if t > MAX_TOKEN_CACHE {
+        return Err(serde::de::Error::custom(
+            "a token would stay trusted this long after it is revoked: give at most \"5m\" (default \"10s\"; \"0s\" checks every request)",
         ));
     }
     Ok(t)
@@ -319,6 +358,8 @@ impl Default for ServerConfig {
             idle_timeout: default_idle_timeout(),
             max_header_bytes: default_max_header_bytes(),
             access_log: AccessLog::Off,
+            token_cache: default_token_cache(),
+            max_jobs: default_max_jobs(),
         }
     }
 }
@@ -567,6 +608,8 @@ mod tests {
             ("[server]\nidle_timeout = \"0s\"\n", "idle_timeout", 2),
             ("[server]\n\nheader_timeout = \"0s\"\n", "header_timeout", 3),
             ("[server]\nmax_connections = 0\n", "max_connections", 2),
+            ("[server]\ntoken_cache = \"1h\"\n", "token_cache", 2),
+            ("[server]\n\nmax_jobs = 0\n", "max_jobs", 3),
             ("[server]\nworkers = 100000\n", "workers", 2),
             ("[server]\nmax_header_bytes = 100\n", "max_header_bytes", 2),
             ("[server]\nlisten = \"127.0.0.1:99999\"\n", "listen", 2),

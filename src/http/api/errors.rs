@@ -50,10 +50,9 @@ fn classify(e: &AppError) -> Option<(StatusCode, &'static str)> {
         AppError::UnknownToken(_) | AppError::UnknownJob(_) => {
             Some((StatusCode::NOT_FOUND, "not_found"))
         }
-        AppError::NotLocal(_)
-        | AppError::NoFeed(_)
-        | AppError::JobNotRunning { .. }
-        | AppError::JobNotCancellable(_) => Some((StatusCode::CONFLICT, "conflict")),
+        AppError::NotLocal(_) | AppError::NoFeed(_) | AppError::JobNotRunning { .. } => {
+            Some((StatusCode::CONFLICT, "conflict"))
+        }
         AppError::BadAlias { .. } | AppError::BadTokenName(_) | AppError::TokenExpiry => {
             Some((StatusCode::UNPROCESSABLE_ENTITY, "invalid"))
         }

@@ -339,10 +339,9 @@ async fn route(
         }
         (&Method::GET, ["packages", sha256]) => {
             need(who, Scope::Read)?;
-            match app.catalog.package(sha256).await {
-                Ok(Some(p)) => ok(&p),
-                Ok(None) => Err(not_found(&format!("no package with sha256 {sha256}"))),
-                Err(e) => Err(fail(e.into())),
+            match app.package(sha256).await.map_err(fail)? {
+                Some(p) => ok(&p),
+                None => Err(not_found(&format!("no package with sha256 {sha256}"))),
             }
         }
         (&Method::POST, ["repos", repo, "sync"]) => {

@@ -37,7 +37,7 @@ const JOB_COLUMNS: &str = "id, kind, target, actor, params, state, created_at, s
      finished_at, done, total, bytes, bytes_total, result, error";
 
 impl Catalog {
-    /// Records a job that starts now.
+    /// Records a job, queued.
     pub async fn insert_job(
         &self,
         kind: &str,
@@ -46,8 +46,8 @@ impl Catalog {
         params: &str,
     ) -> Result<JobRow> {
         let sql = format!(
-            "INSERT INTO jobs (kind, target, actor, params, state, created_at, started_at) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $5) RETURNING {JOB_COLUMNS}"
+            "INSERT INTO jobs (kind, target, actor, params, state, created_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING {JOB_COLUMNS}"
         );
         Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(kind)
@@ -57,6 +57,18 @@ impl Catalog {
             .bind(now())
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    /// Records that queued job `id` runs from now on.
+    pub async fn start_job(&self, id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'running', started_at = $1 WHERE id = $2 AND state = 'queued'",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Records how job `id` ended.

@@ -259,11 +259,15 @@ fn main() {
             ),
             (
                 "overview page (sizes summed)",
-                cairn::http::pages::PageRequest::Home,
+                cairn::http::pages::PageRequest::Home {
+                    hidden: Default::default(),
+                },
             ),
             (
                 "overview page (nothing changed since)",
-                cairn::http::pages::PageRequest::Home,
+                cairn::http::pages::PageRequest::Home {
+                    hidden: Default::default(),
+                },
             ),
         ] {
             // The first render after the writes above (cold caches), then the median

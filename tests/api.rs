@@ -812,6 +812,13 @@ fn guarded_trees_need_a_read_token_which_dnf_sends() {
         );
         // Public ones stay public.
         assert_eq!(status("/repos/open/latest/repodata/repomd.xml", None), 200);
+        // The public home page does not list the guarded ones.
+        let home = c.get(server.url("/")).send().unwrap().text().unwrap();
+        assert!(home.contains("href=\"/repos/open/\""), "{home}");
+        assert!(
+            !home.contains("/repos/fx/") && !home.contains("/views/gv/"),
+            "{name}: {home}"
+        );
         let repo_file = c
             .get(server.url("/repos/fx/latest.repo"))
             .bearer_auth(&reader)

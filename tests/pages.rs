@@ -83,7 +83,7 @@ fn page_handlers_render_what_the_catalog_holds_escaped() {
             let catalog = Catalog::connect(&s.env.database_url()).await.unwrap();
 
             // Overview: both repositories, the view, sync status, aliases.
-            let home = render(&catalog, &PageRequest::Home).await;
+            let home = render(&catalog, &PageRequest::Home { hidden: Default::default() }).await;
             assert_eq!(home.status, 200);
             for needle in [
                 "href=\"/repos/local/\"",
@@ -106,7 +106,7 @@ fn page_handlers_render_what_the_catalog_holds_escaped() {
                     .unwrap()
             };
             let before = local_count(&home.html);
-            let again = render(&catalog, &PageRequest::Home).await;
+            let again = render(&catalog, &PageRequest::Home { hidden: Default::default() }).await;
             assert_eq!(local_count(&again.html), before);
             let extra = s.env.dir.path().join("extra");
             // One more generated package than the site has: only the last is new.
@@ -115,7 +115,7 @@ fn page_handlers_render_what_the_catalog_holds_escaped() {
                 std::fs::remove_file(f).unwrap();
             }
             s.env.ok(&["import", "local", extra.to_str().unwrap()]);
-            let after = render(&catalog, &PageRequest::Home).await;
+            let after = render(&catalog, &PageRequest::Home { hidden: Default::default() }).await;
             assert_eq!(local_count(&after.html), before + 1, "{name}");
 
             // A repository: snapshots newest first with their aliases; a diff.
@@ -181,6 +181,7 @@ fn page_handlers_render_what_the_catalog_holds_escaped() {
                 &catalog,
                 &PageRequest::Package {
                     sha256: facts.sha256.clone(),
+                    hidden: Default::default(),
                 },
             )
             .await;
@@ -209,14 +210,59 @@ fn page_handlers_render_what_the_catalog_holds_escaped() {
             }
             assert!(!pkg.html.contains("<tags>"));
 
+            // A repository or view that needs a token is on no public page: not on the
+            // home page; a package is shown with its public places only, and one that
+            // only such owners hold is not found.
+            let only_local: cairn::http::pages::Hidden =
+                std::sync::Arc::new([("repos", "local".to_string())].into());
+            let pkg = render(
+                &catalog,
+                &PageRequest::Package {
+                    sha256: facts.sha256.clone(),
+                    hidden: only_local,
+                },
+            )
+            .await;
+            assert_eq!(pkg.status, 200, "{name}");
+            assert!(!pkg.html.contains("href=\"/repos/local/"), "{name}: {}", pkg.html);
+            assert!(pkg.html.contains("href=\"/views/stack/"), "{name}: {}", pkg.html);
+            let hidden: cairn::http::pages::Hidden = std::sync::Arc::new(
+                [
+                    ("repos", "local".to_string()),
+                    ("views", "stack".to_string()),
+                ]
+                .into(),
+            );
+            let home = render(
+                &catalog,
+                &PageRequest::Home {
+                    hidden: hidden.clone(),
+                },
+            )
+            .await;
+            assert_eq!(home.status, 200);
+            assert!(!home.html.contains("/repos/local/"), "{name}: {}", home.html);
+            let pkg = render(
+                &catalog,
+                &PageRequest::Package {
+                    sha256: facts.sha256.clone(),
+                    hidden,
+                },
+            )
+            .await;
+            assert_eq!(pkg.status, 404, "{name}");
+            assert!(!pkg.html.contains("tricky-escapes"), "{name}");
+
             // Errors are pages too.
             for req in [
                 tree("local", "nope", "", 1),
                 PageRequest::Package {
                     sha256: "0".repeat(64),
+                    hidden: Default::default(),
                 },
                 PageRequest::Package {
                     sha256: "../etc".into(),
+                    hidden: Default::default(),
                 },
                 PageRequest::Owner {
                     space: Space::Views,

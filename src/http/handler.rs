@@ -258,7 +258,10 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
         }
         Route::Stylesheet => stylesheet(),
         Route::Keys(name) => shared.settings.load().keys.respond(name),
-        Route::Home => page(shared, PageRequest::Home).await,
+        Route::Home => {
+            let hidden = shared.settings.load().hidden.clone();
+            page(shared, PageRequest::Home { hidden }).await
+        }
         Route::Audit => {
             let query = query();
             let text = |k: &str| query.get(k).unwrap_or("").to_string();
@@ -276,7 +279,8 @@ async fn route(shared: &Shared, req: &Request<Incoming>, route: Route<'_>) -> Re
         }
         Route::Package(sha) => {
             let sha256 = sha.to_string();
-            page(shared, PageRequest::Package { sha256 }).await
+            let hidden = shared.settings.load().hidden.clone();
+            page(shared, PageRequest::Package { sha256, hidden }).await
         }
         Route::Owner(space, owner) => {
             let query = query();

@@ -23,8 +23,8 @@ pub const PAGE_SIZE: i64 = 100;
 /// A page to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageRequest {
-    /// `/`: repositories and views.
-    Home,
+    /// `/`: repositories and views, but not those in `hidden`.
+    Home { hidden: Hidden },
     /// `/repos/REPO/` or `/views/VIEW/`, optionally with a diff.
     Owner {
         space: Space,
@@ -43,8 +43,8 @@ pub enum PageRequest {
         /// `http://host` the request came to (for the dnf instructions).
         base: String,
     },
-    /// `/packages/SHA256`.
-    Package { sha256: String },
+    /// `/packages/SHA256`, naming no tree of an owner in `hidden`.
+    Package { sha256: String, hidden: Hidden },
     /// `/audit`: the newest audit rows (older than row `before`), of one actor or
     /// operation when not empty.
     Audit {
@@ -53,6 +53,11 @@ pub enum PageRequest {
         before: Option<i64>,
     },
 }
+
+/// Repositories and views public pages do not show (`access = "token"`): their names,
+/// trees and contents are for token holders, through their own pages and the API.
+/// Keyed by URL prefix (`repos`, `views`) and name.
+pub type Hidden = std::sync::Arc<std::collections::HashSet<(&'static str, String)>>;
 
 /// A rendered page.
 #[derive(Debug, Clone)]
@@ -116,7 +121,7 @@ impl Pages {
 /// Renders a page from the catalog (also what the handler tests call).
 pub async fn render(catalog: &Catalog, req: &PageRequest) -> Page {
     let result = match req {
-        PageRequest::Home => home(catalog).await,
+        PageRequest::Home { hidden } => home(catalog, hidden).await,
         PageRequest::Owner { space, owner, diff } => {
             owner_page(catalog, *space, owner, diff.as_ref()).await
         }
@@ -135,7 +140,7 @@ pub async fn render(catalog: &Catalog, req: &PageRequest) -> Page {
             };
             tree_page(catalog, *space, owner, tree, &filter, *page, base).await
         }
-        PageRequest::Package { sha256 } => package_page(catalog, sha256).await,
+        PageRequest::Package { sha256, hidden } => package_page(catalog, sha256, hidden).await,
         PageRequest::Audit {
             actor,
             operation,
@@ -277,12 +282,18 @@ struct HomeTemplate {
     views: Vec<OwnerRow>,
 }
 
-async fn home(catalog: &Catalog) -> Result<Page> {
+async fn home(catalog: &Catalog, hidden: &Hidden) -> Result<Page> {
     let repos = catalog.page_owners(Space::Repos).await?;
     let views = catalog.page_owners(Space::Views).await?;
+    let shown = |space: Space, list: Vec<OwnerSummary>| -> Vec<OwnerRow> {
+        list.into_iter()
+            .filter(|o| !hidden.contains(&(prefix(space), o.name.clone())))
+            .map(OwnerRow::from)
+            .collect()
+    };
     ok(HomeTemplate {
-        repos: repos.into_iter().map(OwnerRow::from).collect(),
-        views: views.into_iter().map(OwnerRow::from).collect(),
+        repos: shown(Space::Repos, repos),
+        views: shown(Space::Views, views),
     }
     .render()?)
 }
@@ -631,7 +642,7 @@ fn dep_text(d: &crate::domain::package::Dependency) -> String {
     s
 }
 
-async fn package_page(catalog: &Catalog, sha256: &str) -> Result<Page> {
+async fn package_page(catalog: &Catalog, sha256: &str, hidden: &Hidden) -> Result<Page> {
     if !crate::store::pool::is_sha256(sha256) {
         return Ok(error_page(
             404,
@@ -644,7 +655,20 @@ async fn package_page(catalog: &Catalog, sha256: &str) -> Result<Page> {
             "No package with that SHA-256 is in the catalog.",
         ));
     };
-    let places = catalog.package_places(sha256, 200).await?;
+    let places: Vec<_> = catalog
+        .package_places(sha256, 200)
+        .await?
+        .into_iter()
+        .filter(|pl| !hidden.contains(&(prefix(pl.space), pl.owner.clone())))
+        .collect();
+    if places.is_empty() && !hidden.is_empty() {
+        // Only in trees that need a token (or in none): nothing to show publicly,
+        // not even that it exists.
+        return Ok(error_page(
+            404,
+            "No package with that SHA-256 is in the catalog.",
+        ));
+    }
     let n = Nevra {
         name: p.name.clone(),
         arch: p.arch.clone(),
@@ -762,13 +786,27 @@ mod tests {
         let (pages, task) = Pages::start(catalog);
         // The renderer has not run yet (one thread, no await): the queue fills up.
         for _ in 0..QUEUED_PAGES {
-            assert!(pages.get(PageRequest::Home).now_or_never().is_none());
+            assert!(pages
+                .get(PageRequest::Home {
+                    hidden: Default::default()
+                })
+                .now_or_never()
+                .is_none());
         }
-        let refused = pages.get(PageRequest::Home).now_or_never().unwrap();
+        let refused = pages
+            .get(PageRequest::Home {
+                hidden: Default::default(),
+            })
+            .now_or_never()
+            .unwrap();
         assert_eq!(refused.status, 503);
         // Once the renderer runs, pages are served again.
         tokio::task::yield_now().await;
-        let page = pages.get(PageRequest::Home).await;
+        let page = pages
+            .get(PageRequest::Home {
+                hidden: Default::default(),
+            })
+            .await;
         assert_eq!(page.status, 200);
         task.abort();
     }

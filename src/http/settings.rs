@@ -11,6 +11,8 @@ pub struct Settings {
     /// Repositories and views whose trees need a token (`access = "token"`), by URL
     /// prefix and name.
     pub guarded: std::collections::HashSet<(&'static str, String)>,
+    /// The same, as the public pages leave them out.
+    pub hidden: super::pages::Hidden,
     /// How long a worker trusts a token it saw accepted (`[server] token_cache`).
     pub token_cache: std::time::Duration,
 }
@@ -30,9 +32,12 @@ impl Settings {
             .iter()
             .filter(|v| v.access == Access::Token)
             .map(|v| ("views", v.name.clone()));
+        let guarded: std::collections::HashSet<(&'static str, String)> =
+            repos.chain(views).collect();
         Settings {
             keys: keys::ServedKeys::of(app),
-            guarded: repos.chain(views).collect(),
+            hidden: std::sync::Arc::new(guarded.clone()),
+            guarded,
             token_cache: app.config.server.token_cache,
         }
     }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What a token costs on a guarded tree: the same small package served by one
-# `cairn serve` from a public repository and from one with `access = "token"` (every
-# request's token checked against the catalog on the control runtime), with wrk, in
-# alternating rounds; prints requests/s and p99 for each round, the medians and the
-# ratio guarded / public.
+# `cairn serve` from a public repository and from one with `access = "token"` (a
+# worker checks a token against the catalog on the control runtime once per
+# [server] token_cache, 10 s by default; TOKEN_CACHE=0s checks every request), with
+# wrk, in alternating rounds; prints requests/s and p99 for each round, the medians
+# and the ratio guarded / public.
 #
 # Usage: bench/guard.sh [seconds per run, default 5] [connections, default 16]
 #        (ROUNDS=5 by default; wrk runs 2 threads; nothing is pinned)
@@ -21,6 +22,7 @@ cat > "$WORK/cairn.toml" <<EOF
 [server]
 listen = "127.0.0.1:0"
 data_dir = "$WORK/data"
+token_cache = "${TOKEN_CACHE:-10s}"
 [[repo]]
 id = "open"
 [[repo]]
@@ -55,7 +57,7 @@ run() { # url [header] -> "rps p99ms"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "file: $FILE, $CONNS connections, wrk -t2, ${DURATION}s per run, $ROUNDS rounds, not pinned"
+echo "file: $FILE, $CONNS connections, wrk -t2, ${DURATION}s per run, $ROUNDS rounds, not pinned, token_cache ${TOKEN_CACHE:-10s}"
 printf '%-6s %14s %10s %14s %10s\n' round "public rps" "p99 ms" "guarded rps" "p99 ms"
 : > "$WORK/open"; : > "$WORK/guarded"
 for r in $(seq 1 "$ROUNDS"); do

@@ -359,6 +359,45 @@ fn a_corrupted_image_fails_the_tree_sync_naming_it_and_changes_nothing() {
 }
 
 #[test]
+fn a_tree_on_a_mounted_iso_is_mirrored_from_its_file_url() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = build_tree(dir.path());
+        let env = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "[[repo]]\nid = \"t\"\nfeed = \"file://{}/\"\nkind = \"tree\"\n",
+                tree.display()
+            ),
+        );
+        env.ok(&["repo", "sync", "t"]);
+        let server = env.serve();
+        let c = http();
+        // Byte-identical: .treeinfo, a large image (read resumably), and the key the
+        // root's listing names.
+        for path in [
+            ".treeinfo",
+            "images/pxeboot/initrd.img",
+            "RPM-GPG-KEY-Demo-9",
+            "media.repo",
+        ] {
+            let served = c
+                .get(server.url(&format!("/repos/t/latest/{path}")))
+                .send()
+                .unwrap();
+            assert_eq!(served.status(), 200, "{}: {path}", backend.name());
+            assert_eq!(
+                served.bytes().unwrap().as_ref(),
+                std::fs::read(tree.join(path)).unwrap(),
+                "{path}"
+            );
+        }
+        let installed = dnf_install(&server.url("/repos/t/latest/BaseOS/"), &["demo-app"]);
+        assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+    }
+}
+
+#[test]
 fn tree_settings_are_checked() {
     for (toml, expected) in [
         (

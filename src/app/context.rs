@@ -338,7 +338,7 @@ impl App {
             .config
             .repo(repo)
             .ok_or_else(|| AppError::UndeclaredRepo(repo.to_string()))?;
-        if declared.feed.is_some() {
+        if declared.is_mirrored() {
             return Err(AppError::NotLocal(repo.to_string()));
         }
         let mode = gpgcheck.unwrap_or(declared.gpgcheck());
@@ -377,7 +377,7 @@ impl App {
                 .config
                 .repos
                 .iter()
-                .filter(|r| r.feed.is_some())
+                .filter(|r| r.is_mirrored())
                 .collect()),
             Some(id) => self
                 .config
@@ -517,7 +517,7 @@ impl App {
             // A mirror has no `latest` until its first sync (404: nothing known yet);
             // a local repository declared but never imported into serves an empty
             // one, as it is.
-            if repo.feed.is_some() || known.is_some_and(|r| r.latest_publication_id.is_some()) {
+            if repo.is_mirrored() || known.is_some_and(|r| r.latest_publication_id.is_some()) {
                 continue;
             }
             let lock = self

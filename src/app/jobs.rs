@@ -206,7 +206,7 @@ impl App {
         if let JobKind::Sync(repo) = &kind {
             match self.config.repo(repo) {
                 None => return Err(AppError::UndeclaredRepo(repo.clone())),
-                Some(r) if r.feed.is_none() => return Err(AppError::NoFeed(repo.clone())),
+                Some(r) if !r.is_mirrored() => return Err(AppError::NoFeed(repo.clone())),
                 Some(_) => {}
             }
         }

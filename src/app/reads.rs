@@ -13,6 +13,12 @@ use crate::store::catalog::{
 pub struct RepoSettings {
     /// The upstream (a password in it hidden); none for a local repository.
     pub feed: Option<String>,
+    /// Or the mirrorlist it reads its mirrors from.
+    pub mirrorlist: Option<String>,
+    /// Or the metalink.
+    pub metalink: Option<String>,
+    /// Its bandwidth limit in bytes per second, when it has one.
+    pub max_rate: Option<u64>,
     /// `regenerate` or `mirror`.
     pub mode: String,
     /// `repo` or `tree`.
@@ -35,6 +41,9 @@ impl RepoSettings {
         let lower = |d: &dyn std::fmt::Debug| format!("{d:?}").to_lowercase();
         RepoSettings {
             feed: c.feed.as_deref().map(crate::app::context::redact),
+            mirrorlist: c.mirrorlist.as_deref().map(crate::app::context::redact),
+            metalink: c.metalink.as_deref().map(crate::app::context::redact),
+            max_rate: c.max_rate,
             mode: lower(&c.mode()),
             kind: lower(&c.kind),
             schedule: c.schedule.map(|s| s.to_string()),

@@ -72,7 +72,7 @@ impl App {
         }
         let left: Vec<&str> = bad.iter().map(String::as_str).collect();
         for repo in self.catalog.repos_holding(&left).await? {
-            let Some(config) = self.config.repo(&repo).filter(|r| r.feed.is_some()) else {
+            let Some(config) = self.config.repo(&repo).filter(|r| r.is_mirrored()) else {
                 continue;
             };
             self.sync(by, config, &Progress::default()).await?;

@@ -15,7 +15,7 @@ pub fn start(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
     // The series the dashboard and alerts query exist from the start, at 0, so a fresh
     // installation shows 0 rather than "No data".
     let m = crate::app::metrics::metrics();
-    for repo in app.config.repos.iter().filter(|r| r.feed.is_some()) {
+    for repo in app.config.repos.iter().filter(|r| r.is_mirrored()) {
         for kind in crate::app::sync::upstream::UpstreamError::KINDS {
             m.upstream_errors
                 .with_label_values(&[repo.id.as_str(), kind]);
@@ -24,7 +24,7 @@ pub fn start(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
             m.schedule_lag.with_label_values(&[repo.id.as_str()]).set(0);
         }
     }
-    for repo in app.config.repos.iter().filter(|r| r.feed.is_some()) {
+    for repo in app.config.repos.iter().filter(|r| r.is_mirrored()) {
         let Some(schedule) = repo.schedule else {
             continue;
         };

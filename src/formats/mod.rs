@@ -5,6 +5,7 @@
 //! tests and the benchmarks ([`samples`]). Nothing here touches the pool or the catalog.
 
 pub mod diff;
+pub mod mirrors;
 pub mod openpgp;
 pub mod repodata;
 pub mod rpmcheck;

@@ -32,6 +32,19 @@ impl Upstream {
         )
     }
 
+    /// Answers every request `500 Internal Server Error`, logging it (see
+    /// [`Upstream::requests`]): a broken mirror.
+    pub fn start_failing(root: &Path) -> Upstream {
+        Upstream::start_with(
+            root,
+            "",
+            &format!(
+                "root {}; access_log access.log; location / {{ return 500; }}",
+                root.display()
+            ),
+        )
+    }
+
     /// Serves `root`, logging every request (see [`Upstream::requests`]).
     pub fn start_logged(root: &Path) -> Upstream {
         Upstream::start_busy_while(root, None, &[])

@@ -15,7 +15,7 @@ use crate::domain::schedule::parse_duration;
 mod repo;
 mod webhook;
 
-pub use repo::{Access, GpgCheck, RepoConfig, RepoKind, SyncMode};
+pub use repo::{Access, GpgCheck, RepoConfig, RepoKind, SyncMode, Upstream};
 pub use webhook::{WebhookConfig, EVENTS};
 
 /// Configuration errors, each naming the file and what is wrong.
@@ -722,6 +722,48 @@ mod tests {
         )
         .unwrap();
         assert!(ok.repos[0].schedule.is_some());
+    }
+
+    #[test]
+    fn upstreams_are_one_of_feed_mirrorlist_and_metalink_with_their_variables_set() {
+        let refused = |repo: &str, what: &[&str]| {
+            let text = format!("[[repo]]\nid = \"a\"\n{repo}");
+            let err = Config::parse(&text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            for w in what {
+                assert!(err.contains(w), "{repo}: {err}");
+            }
+        };
+        refused(
+            "feed = \"https://x/\"\nmirrorlist = \"https://m/\"\n",
+            &["one of", "feed and mirrorlist"],
+        );
+        refused(
+            "metalink = \"https://m/?repo=epel-$releasever\"\n",
+            &["metalink", "$releasever", "vars"],
+        );
+        refused("feed = \"ftp://x/\"\n", &["feed", "http://", "file://"]);
+        refused("max_rate = \"fast\"\n", &["max_rate", "10M"]);
+        refused(
+            "metalink = \"https://m/\"\nkind = \"tree\"\n",
+            &["metalink", "tree"],
+        );
+        let ok = Config::parse(
+            "[[repo]]\nid = \"a\"\nmetalink = \"https://m/metalink?repo=epel-${releasever}&arch=$basearch\"\n\
+             vars = { releasever = \"9\", basearch = \"x86_64\" }\nmax_rate = \"2M\"\n\
+             [[repo]]\nid = \"b\"\nfeed = \"file:///srv/iso/BaseOS/\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.repos[0].upstream(),
+            Some(crate::app::config::Upstream::Metalink(
+                "https://m/metalink?repo=epel-9&arch=x86_64".into()
+            ))
+        );
+        assert_eq!(ok.repos[0].max_rate, Some(2 * 1024 * 1024));
+        assert!(ok.repos[1].is_mirrored());
     }
 
     #[test]

@@ -22,9 +22,23 @@ pub struct RepoConfig {
     /// Metadata compression for this repo's published trees.
     #[serde(default)]
     pub compression: Compression,
-    /// Upstream yum repository (the URL holding `repodata/`); none means a local repo.
+    /// Upstream yum repository (the URL holding `repodata/`, http(s) or file); none
+    /// (and no mirrorlist or metalink) means a local repo.
     #[serde(default, deserialize_with = "de_feed")]
     pub feed: Option<String>,
+    /// Instead of `feed`: a yum mirrorlist (one repository URL per line).
+    #[serde(default)]
+    pub mirrorlist: Option<String>,
+    /// Instead of `feed`: a metalink (mirrors, and repomd.xml's size and digests).
+    #[serde(default)]
+    pub metalink: Option<String>,
+    /// Values of `$name` (or `${name}`) in feed, mirrorlist and metalink, such as
+    /// `releasever` and `basearch`.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Bandwidth limit of this repository's syncs, bytes per second ("10M", "512k").
+    #[serde(default, deserialize_with = "de_rate")]
+    pub max_rate: Option<u64>,
     /// Only packages of these architectures (empty: all).
     #[serde(default)]
     pub arch: Vec<String>,
@@ -118,6 +132,81 @@ pub struct RepoConfig {
     pub schedule: Option<Schedule>,
 }
 
+/// Where a mirrored repository is read from, its variables expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    Feed(String),
+    Mirrorlist(String),
+    Metalink(String),
+}
+
+impl Upstream {
+    /// The URL as configured (expanded).
+    pub fn url(&self) -> &str {
+        match self {
+            Upstream::Feed(u) | Upstream::Mirrorlist(u) | Upstream::Metalink(u) => u,
+        }
+    }
+}
+
+/// `text` with every `$name` and `${name}` of `vars` replaced; `Err` names the first
+/// variable `vars` lacks.
+pub fn expand(
+    text: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, used) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(end) => (&inner[..end], end + 2),
+                None => return Err(after.to_string()),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match vars.get(name) {
+            Some(v) if !name.is_empty() => out.push_str(v),
+            _ => return Err(name.to_string()),
+        }
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A bandwidth: bytes per second, with an optional k, M or G (powers of 1024).
+fn de_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let unit = match unit.trim().trim_end_matches("B/s").trim_end_matches('B') {
+        "" => 1,
+        "k" | "K" => 1024,
+        "M" | "m" => 1024 * 1024,
+        "G" | "g" => 1024 * 1024 * 1024,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && unit > 0 => Ok(Some(n.saturating_mul(unit))),
+        _ => Err(serde::de::Error::custom(format!(
+            "{text:?} is not a rate: give bytes per second such as \"10M\" or \"512k\" (leave max_rate out for no limit)"
+        ))),
+    }
+}
+
 fn de_schedule<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Schedule>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;
     s.map(|s| s.parse().map_err(serde::de::Error::custom))
@@ -195,6 +284,26 @@ impl RepoConfig {
         }
     }
 
+    /// Where a mirrored repository is read from (`None`: a local repository).
+    /// Its variables are checked when the configuration loads.
+    pub fn upstream(&self) -> Option<Upstream> {
+        let expanded = |u: &String| expand(u, &self.vars).unwrap_or_else(|_| u.clone());
+        if let Some(u) = &self.feed {
+            Some(Upstream::Feed(expanded(u)))
+        } else if let Some(u) = &self.mirrorlist {
+            Some(Upstream::Mirrorlist(expanded(u)))
+        } else {
+            self.metalink
+                .as_ref()
+                .map(|u| Upstream::Metalink(expanded(u)))
+        }
+    }
+
+    /// Is it mirrored from upstream (a feed, mirrorlist or metalink)?
+    pub fn is_mirrored(&self) -> bool {
+        self.feed.is_some() || self.mirrorlist.is_some() || self.metalink.is_some()
+    }
+
     /// How the metadata Cairn renders for this repository is compressed and signed.
     pub fn format(&self) -> Format {
         Format::new(self.compression, self.signer.clone())
@@ -214,7 +323,7 @@ impl RepoConfig {
     /// repository and the key.
     pub(super) fn check(&self) -> Result<(), String> {
         let repo = self;
-        if repo.repo_gpgcheck && (repo.gpgkeys.is_empty() || repo.feed.is_none()) {
+        if repo.repo_gpgcheck && (repo.gpgkeys.is_empty() || !repo.is_mirrored()) {
             return Err(format!(
                 "repo {:?}: repo_gpgcheck = true needs a feed and gpgkeys (the public key files upstream's repomd.xml.asc is checked against)",
                 repo.id
@@ -228,7 +337,7 @@ impl RepoConfig {
             ));
         }
         if repo.kind == RepoKind::Tree {
-            if repo.feed.is_none() {
+            if !repo.is_mirrored() {
                 return Err(format!(
                     "repo {:?}: kind = \"tree\" needs a feed (the URL holding .treeinfo)",
                     repo.id
@@ -260,13 +369,38 @@ impl RepoConfig {
                 repo.id
             ));
         }
-        if let Some(feed) = &repo.feed {
-            if !(feed.starts_with("http://") || feed.starts_with("https://")) {
-                return Err(format!(
-                    "repo {:?}: feed {feed:?} must be an http:// or https:// URL",
+        let given = [
+            ("feed", &repo.feed),
+            ("mirrorlist", &repo.mirrorlist),
+            ("metalink", &repo.metalink),
+        ];
+        let set: Vec<&str> = given
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if set.len() > 1 {
+            return Err(format!(
+                "repo {:?}: give one of feed, mirrorlist and metalink, not {}",
+                repo.id,
+                set.join(" and ")
+            ));
+        }
+        for (key, value) in given {
+            let Some(value) = value else { continue };
+            let url = expand(value, &repo.vars).map_err(|name| {
+                format!(
+                    "repo {:?}: {key} uses ${name}, which vars does not set (add vars = {{ {name} = \"...\" }})",
                     repo.id
-                ));
-            }
+                )
+            })?;
+            check_url(&url).map_err(|why| format!("repo {:?}: {key} {url:?} {why}", repo.id))?;
+        }
+        if repo.metalink.is_some() && repo.kind == RepoKind::Tree {
+            return Err(format!(
+                "repo {:?}: a metalink describes a repository's repomd.xml, not a tree: use feed or mirrorlist with kind = \"tree\"",
+                repo.id
+            ));
         }
         for glob in repo.include.iter().chain(&repo.exclude) {
             if let Err(e) = globset::Glob::new(glob) {
@@ -316,7 +450,7 @@ impl RepoConfig {
                 repo.id
             ));
         }
-        if repo.schedule.is_some() && repo.feed.is_none() {
+        if repo.schedule.is_some() && !repo.is_mirrored() {
             return Err(format!(
                 "repo {:?}: schedule needs a feed (local repositories are not synced)",
                 repo.id
@@ -338,19 +472,33 @@ impl RepoConfig {
     }
 }
 
-/// An upstream URL: http(s) with a host, not pointing into `repodata/`.
+/// Is `url` (variables expanded) one a sync can read: http(s) with a host, or file://
+/// with an absolute path? `Err` says why not.
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        "file" if parsed.to_file_path().is_ok() => Ok(()),
+        _ => Err("must be an http:// or https:// URL with a host, or a file:// URL with an absolute path".into()),
+    }
+}
+
+/// An upstream URL (see [`check_url`], after variables are expanded), not pointing
+/// into `repodata/`.
 fn de_feed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let Some(feed) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
-    let url = reqwest::Url::parse(&feed)
-        .map_err(|e| serde::de::Error::custom(format!("{feed:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(serde::de::Error::custom(format!(
-            "{feed:?} must be an http:// or https:// URL with a host"
-        )));
+    if !feed.contains('$') {
+        check_url(&feed).map_err(|why| serde::de::Error::custom(format!("{feed:?} {why}")))?;
     }
-    if url.path().trim_end_matches('/').ends_with("/repodata") {
+    if feed
+        .split('?')
+        .next()
+        .unwrap_or(&feed)
+        .trim_end_matches('/')
+        .ends_with("/repodata")
+    {
         return Err(serde::de::Error::custom(format!(
             "{feed:?} points into repodata/: give the repository's root, the directory that contains repodata/"
         )));

@@ -23,7 +23,7 @@ const IN_MEMORY: u64 = 4 * 1024 * 1024;
 
 /// What the package downloads of one sync share.
 pub struct Downloads<'a> {
-    pub client: &'a reqwest::Client,
+    pub source: &'a super::source::Source,
     pub pool: &'a Pool,
     /// Writes small verified packages into the pool.
     pub stager: &'a Stager,
@@ -61,24 +61,28 @@ pub struct Wanted<'a> {
 }
 
 /// Downloads one package into the pool's temp area, verifying size and checksum, with
-/// [`upstream::retrying`]. Returns the staged blob and the bytes this run transferred.
+/// the source's retries and mirrors. Returns the staged blob and the bytes this run
+/// transferred.
 pub async fn download(d: &Downloads<'_>, w: &Wanted<'_>) -> Result<(Staged, u64), UpstreamError> {
-    upstream::retrying(w.url, || async {
-        let received = Received {
-            total: d.received,
-            mine: AtomicU64::new(0),
-        };
-        let result = if w.size > IN_MEMORY {
-            download_resumable(d, &received, w).await
-        } else {
-            download_small(d, &received, w).await.map(|s| (s, w.size))
-        };
-        if result.is_err() {
-            received.take_back();
-        }
-        result
-    })
-    .await
+    d.source
+        .retrying(w.url, |at| async move {
+            let received = Received {
+                total: d.received,
+                mine: AtomicU64::new(0),
+            };
+            let result = if w.size > IN_MEMORY {
+                download_resumable(d, &received, w, &at).await
+            } else {
+                download_small(d, &received, w, &at)
+                    .await
+                    .map(|s| (s, w.size))
+            };
+            if result.is_err() {
+                received.take_back();
+            }
+            result
+        })
+        .await
 }
 
 /// Downloads a small package into memory, verifies it, and stages it in one write.
@@ -86,13 +90,12 @@ async fn download_small(
     d: &Downloads<'_>,
     received: &Received<'_>,
     w: &Wanted<'_>,
+    at: &str,
 ) -> Result<Staged, UpstreamError> {
-    let resp = upstream::get(d.client, w.url).await?;
+    let mut body = d.source.open(at, None).await?;
     let mut upstream = hasher_for(w)?;
     let mut data = Vec::with_capacity(w.size as usize);
-    let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| UpstreamError::from_reqwest(&e))?;
+    while let Some(chunk) = body.chunk().await? {
         if data.len() as u64 + chunk.len() as u64 > w.size {
             return Err(UpstreamError::LargerThanDeclared(w.size));
         }
@@ -124,6 +127,7 @@ async fn download_resumable(
     d: &Downloads<'_>,
     received: &Received<'_>,
     w: &Wanted<'_>,
+    at: &str,
 ) -> Result<(Staged, u64), UpstreamError> {
     let part = d.pool.partial_path(w.partial_key);
     let io = |source: std::io::Error| UpstreamError::Local {
@@ -137,14 +141,14 @@ async fn download_resumable(
     if have >= w.size {
         have = 0;
     }
-    let resp = match upstream::get_from(d.client, w.url, (have > 0).then_some(have)).await {
+    let mut body = match d.source.open(at, (have > 0).then_some(have)).await {
         Err(UpstreamError::Status(reqwest::StatusCode::RANGE_NOT_SATISFIABLE)) => {
             let _ = tokio::fs::remove_file(&part).await;
             return Err(UpstreamError::RangeRefused);
         }
         other => other?,
     };
-    let resumed = have > 0 && resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
+    let resumed = have > 0 && body.resumed;
     let mut upstream = hasher_for(w)?;
     let mut sha256 = sha2::Sha256::new();
     let mut written = 0u64;
@@ -152,7 +156,7 @@ async fn download_resumable(
         written = rehash_partial(&part, have, &mut upstream, &mut sha256)
             .await
             .map_err(io)?;
-        tracing::info!("{}: resuming at byte {written}", w.url);
+        tracing::info!("{at}: resuming at byte {written}");
         received.add(written);
     }
     let mut file = tokio::fs::OpenOptions::new()
@@ -164,9 +168,7 @@ async fn download_resumable(
         .await
         .map_err(io)?;
     let start = written;
-    let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| UpstreamError::from_reqwest(&e))?;
+    while let Some(chunk) = body.chunk().await? {
         written += chunk.len() as u64;
         if written > w.size {
             drop(file);
@@ -267,7 +269,7 @@ impl Cx<'_> {
     /// failed write, a full disk, fails it naming the file; `what` names the step).
     pub(super) async fn download_batch<K>(
         &self,
-        client: &reqwest::Client,
+        client: &super::source::Source,
         jobs: Vec<(K, Job)>,
         parallel: usize,
         progress: &Progress,
@@ -280,7 +282,7 @@ impl Cx<'_> {
         progress.done.store(0, Ordering::Relaxed);
         let stager = self.pool.stager()?;
         let downloads = Downloads {
-            client,
+            source: client,
             pool: self.pool,
             stager: &stager,
             received: &progress.bytes,
@@ -373,7 +375,7 @@ impl Cx<'_> {
     /// next run skips it) and every failure is named.
     pub(super) async fn download(
         &self,
-        client: &reqwest::Client,
+        client: &super::source::Source,
         entries: &[PrimaryEntry],
         plan: &mut Plan,
         run: &mut SyncRun,

@@ -27,6 +27,7 @@ pub mod download;
 pub mod filter;
 pub mod mirror;
 pub mod records;
+pub mod source;
 pub mod tree;
 mod trust;
 pub mod upstream;
@@ -78,6 +79,9 @@ pub enum SyncError {
     Unservable { href: String },
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A mirrorlist or metalink gives nothing to sync from.
+    #[error(transparent)]
+    Mirrors(#[from] crate::formats::mirrors::MirrorsError),
     #[error(transparent)]
     Filter(#[from] filter::BadGlob),
     #[error(transparent)]
@@ -164,6 +168,7 @@ impl SyncError {
                 }
             }
             SyncError::Parse(_)
+            | SyncError::Mirrors(_)
             | SyncError::Treeinfo(_)
             | SyncError::MissingRecord { .. }
             | SyncError::AbsurdSize { .. } => m.upstream_error(repo, "metadata"),
@@ -194,11 +199,9 @@ pub async fn sync(
     repo: &RepoConfig,
     progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
-    let feed = repo
-        .feed
-        .clone()
+    let spec = repo
+        .upstream()
         .ok_or_else(|| SyncError::NoFeed(repo.id.clone()))?;
-    let base = upstream::base_url(&feed);
     // One sync of a repository at a time; its content is replaced under the write lock,
     // taken only for that (see `datadir`).
     let locking = |source| SyncError::Lock {
@@ -227,24 +230,42 @@ pub async fn sync(
         id: catalog.start_sync_run(repo_id).await?,
         ..Default::default()
     };
-    let keyring = Keyring::load(&repo.gpgkeys);
-    let cx = Cx {
-        catalog,
-        pool,
-        datadir,
-        repo,
-        repo_id,
-        base,
-        keyring: keyring.as_ref().cloned().unwrap_or_default(),
-        started: Instant::now(),
-        deadline: tokio::time::Instant::now() + repo.deadline,
-    };
-    let result = match keyring {
-        Ok(_) => cx.run(&mut run, progress).await,
-        Err(source) => Err(SyncError::Keys {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + repo.deadline;
+    let prepared = async {
+        let keyring = Keyring::load(&repo.gpgkeys).map_err(|source| SyncError::Keys {
             repo: repo.id.clone(),
             source,
-        }),
+        })?;
+        progress.set_stage(format!(
+            "{}: reading {}",
+            repo.id,
+            crate::app::context::redact(spec.url())
+        ));
+        let (source, metalink) = tokio::select! {
+            resolved = source::resolve(repo, &spec) => resolved?,
+            _ = progress.stop.requested() => return Err(SyncError::Interrupted { kept: 0 }),
+        };
+        Ok((keyring, source, metalink))
+    };
+    let result = match prepared.await {
+        Ok((keyring, source, metalink)) => {
+            let cx = Cx {
+                catalog,
+                pool,
+                datadir,
+                repo,
+                repo_id,
+                base: source.base().to_string(),
+                source,
+                metalink,
+                keyring,
+                started,
+                deadline,
+            };
+            cx.run(&mut run, progress).await
+        }
+        Err(e) => Err(e),
     };
     match &result {
         Ok(report) => run.status = report.status,
@@ -276,7 +297,12 @@ struct Cx<'a> {
     datadir: &'a DataDir,
     repo: &'a RepoConfig,
     repo_id: i64,
+    /// The base URL files are named under (the first mirror's).
     base: String,
+    /// Where files are read from.
+    source: source::Source,
+    /// What a metalink says repomd.xml must be (empty without one).
+    metalink: Vec<crate::formats::mirrors::RepomdVersion>,
     /// The repository's `gpgkeys`.
     keyring: Keyring,
     started: Instant,
@@ -371,11 +397,11 @@ impl Cx<'_> {
     /// The whole sync, step by step. Until the downloads start nothing is kept, so a
     /// stop or the deadline ends the metadata phase at once.
     async fn run(&self, run: &mut SyncRun, progress: &Progress) -> Result<SyncReport, SyncError> {
-        let client = upstream::client(self.repo)?;
+        let client = &self.source;
         let metadata = async {
             match self.repo.kind {
-                RepoKind::Repo => self.repo_metadata(&client, progress).await,
-                RepoKind::Tree => self.tree_metadata(&client, progress).await,
+                RepoKind::Repo => self.repo_metadata(client, progress).await,
+                RepoKind::Tree => self.tree_metadata(client, progress).await,
             }
         };
         let fetched = tokio::select! {
@@ -399,10 +425,10 @@ impl Cx<'_> {
             });
         };
         let (tree_staged, tree_refs, tree_journal) = self
-            .download_tree_files(&client, tree_files, run, progress)
+            .download_tree_files(client, tree_files, run, progress)
             .await?;
         let (mut staged, journal) = match self
-            .download(&client, &up.entries, &mut plan, run, progress)
+            .download(client, &up.entries, &mut plan, run, progress)
             .await
         {
             Ok(done) => done,
@@ -447,12 +473,22 @@ impl Cx<'_> {
     /// current content came from), the package lists, the side records, the plan.
     async fn repo_metadata(
         &self,
-        client: &reqwest::Client,
+        client: &source::Source,
         progress: &Progress,
     ) -> Result<Option<Found>, SyncError> {
         let repomd_url = upstream::join(&self.base, "repodata/repomd.xml");
         progress.set_stage(format!("{}: fetching {repomd_url}", self.repo.id));
-        let repomd_bytes = records::fetch(client, &repomd_url, records::MAX_REPOMD).await?;
+        // With a metalink, a mirror whose repomd.xml is not one it lists is passed
+        // over (behind, or tampered with).
+        let repomd_bytes = client
+            .fetch_checked(&repomd_url, records::MAX_REPOMD, |bytes| {
+                source::metalink_check(&self.metalink, bytes)
+            })
+            .await
+            .map_err(|source| SyncError::Upstream {
+                url: repomd_url.clone(),
+                source,
+            })?;
         self.check_repomd_signature(client, &repomd_url, &repomd_bytes)
             .await?;
         let repomd_sha = hex::encode(sha2::Sha256::digest(&repomd_bytes));
@@ -540,7 +576,7 @@ impl Cx<'_> {
     /// the published tree (`""` but for a tree's variants).
     async fn read_packages(
         &self,
-        client: &reqwest::Client,
+        client: &source::Source,
         base: &str,
         prefix: &str,
         repomd: &Repomd,
@@ -612,7 +648,7 @@ impl Cx<'_> {
     /// mode, every metadata file.
     async fn fetch_side_records(
         &self,
-        client: &reqwest::Client,
+        client: &source::Source,
         base: &str,
         repomd: &Repomd,
         repomd_bytes: &[u8],
@@ -639,7 +675,7 @@ impl Cx<'_> {
     /// for the views the repository is a member of.
     async fn fetch_mirror_records(
         &self,
-        client: &reqwest::Client,
+        client: &source::Source,
         base: &str,
         repomd: &Repomd,
         repomd_bytes: &[u8],

@@ -11,7 +11,7 @@ use std::io::{BufRead, Read};
 
 use sha2::{Digest, Sha256};
 
-use super::upstream::{self, UpstreamError};
+use super::upstream;
 use super::SyncError;
 use crate::formats::repodata::carried::{self, Fate};
 use crate::formats::repodata::parse::{Checksum, ParseError, Repomd, RepomdRecord as Record};
@@ -32,9 +32,14 @@ const DEFAULT_OPEN_EXTRA: u64 = 48 * 1024 * 1024;
 /// Largest decompressed comps or modules document accepted at all.
 const MAX_OPEN_EXTRA: u64 = 2 * 1024 * 1024 * 1024;
 
-/// GETs `url` with [`upstream::fetch`], naming the URL in the error.
-pub async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Vec<u8>, SyncError> {
-    upstream::fetch(client, url, limit)
+/// GETs `url` from the source, naming the URL in the error.
+pub async fn fetch(
+    client: &super::source::Source,
+    url: &str,
+    limit: u64,
+) -> Result<Vec<u8>, SyncError> {
+    client
+        .fetch(url, limit)
         .await
         .map_err(|source| SyncError::Upstream {
             url: url.to_string(),
@@ -44,17 +49,19 @@ pub async fn fetch(client: &reqwest::Client, url: &str, limit: u64) -> Result<Ve
 
 /// GETs `url` and checks it against `checksum`.
 async fn fetch_verified(
-    client: &reqwest::Client,
+    client: &super::source::Source,
     url: &str,
     limit: u64,
     checksum: &Checksum,
 ) -> Result<Vec<u8>, SyncError> {
-    let bytes = fetch(client, url, limit).await?;
-    upstream::verify(&bytes, checksum).map_err(|source| SyncError::Upstream {
-        url: url.to_string(),
-        source,
-    })?;
-    Ok(bytes)
+    // A mirror that gives other bytes (one behind the others) is passed over.
+    client
+        .fetch_checked(url, limit, |bytes| upstream::verify(bytes, checksum))
+        .await
+        .map_err(|source| SyncError::Upstream {
+            url: url.to_string(),
+            source,
+        })
 }
 
 /// One record's compressed bytes (verified), its URL and the most its open form may
@@ -74,7 +81,7 @@ impl Fetched {
 
 /// Fetches and verifies the record `record` of the repository at `base`.
 async fn fetch_record(
-    client: &reqwest::Client,
+    client: &super::source::Source,
     base: &str,
     record: &Record,
 ) -> Result<Fetched, SyncError> {
@@ -93,7 +100,7 @@ async fn fetch_record(
 
 /// primary, filelists and other, in that order.
 pub async fn fetch_package_records(
-    client: &reqwest::Client,
+    client: &super::source::Source,
     base: &str,
     repomd: &Repomd,
     repomd_url: &str,
@@ -114,7 +121,7 @@ pub async fn fetch_package_records(
 /// Mirror mode: every record repomd.xml names (verified), repomd.xml itself and its
 /// detached signature when upstream has one, as (path, kind, bytes).
 pub async fn fetch_all_records(
-    client: &reqwest::Client,
+    client: &super::source::Source,
     base: &str,
     repomd: &Repomd,
     repomd_bytes: &[u8],
@@ -130,9 +137,9 @@ pub async fn fetch_all_records(
         repomd_bytes.to_vec(),
     ));
     let asc_url = upstream::join(base, "repodata/repomd.xml.asc");
-    match upstream::fetch(client, &asc_url, MAX_REPOMD).await {
-        Ok(asc) => out.push(("repodata/repomd.xml.asc".into(), "repomd_asc".into(), asc)),
-        Err(UpstreamError::Status(reqwest::StatusCode::NOT_FOUND)) => {}
+    match client.fetch_optional(&asc_url, MAX_REPOMD).await {
+        Ok(Some(asc)) => out.push(("repodata/repomd.xml.asc".into(), "repomd_asc".into(), asc)),
+        Ok(None) => {}
         Err(source) => {
             return Err(SyncError::Upstream {
                 url: asc_url,
@@ -226,7 +233,7 @@ pub struct Carry {
 /// package in `removed` (upstream's, left out by the filters) are dropped. Every record
 /// `repodata::carried` carries is fetched and verified too.
 pub async fn fetch_extras(
-    client: &reqwest::Client,
+    client: &super::source::Source,
     base: &str,
     repomd: &Repomd,
     keep: &HashSet<Nevra>,

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::download::{Batch, Job};
 use super::records::{self, Carry};
-use super::upstream::{self, UpstreamError};
+use super::upstream;
 use super::{filter, Cx, Found, SideRecords, SyncError, Upstream};
 use crate::app::progress::Progress;
 use crate::formats::repodata::merge;
@@ -64,7 +64,7 @@ impl Cx<'_> {
     /// repository's package lists and records, the small files, and the plan.
     pub(super) async fn tree_metadata(
         &self,
-        client: &reqwest::Client,
+        client: &super::source::Source,
         progress: &Progress,
     ) -> Result<Option<Found>, SyncError> {
         let treeinfo_url = upstream::join(&self.base, ".treeinfo");
@@ -215,13 +215,14 @@ impl Cx<'_> {
     /// `RPM-GPG-KEY-*` files the root's HTML listing links to), but none in `taken`.
     async fn small_files(
         &self,
-        client: &reqwest::Client,
+        client: &super::source::Source,
         taken: &HashSet<String>,
     ) -> Result<Vec<(String, Vec<u8>)>, SyncError> {
         let mut names: Vec<String> = OPTIONAL_FILES.iter().map(|s| s.to_string()).collect();
-        match upstream::fetch(client, &self.base, MAX_SMALL_FILE).await {
-            Ok(listing) => names.extend(gpg_keys_listed(&String::from_utf8_lossy(&listing))),
+        match client.fetch_optional(&self.base, MAX_SMALL_FILE).await {
+            Ok(Some(listing)) => names.extend(gpg_keys_listed(&String::from_utf8_lossy(&listing))),
             // No listing (or none allowed): only the fixed names are tried.
+            Ok(None) => {}
             Err(e) => tracing::debug!("{}: no listing of the tree root: {e}", self.base),
         }
         let mut out = Vec::new();
@@ -230,11 +231,9 @@ impl Cx<'_> {
                 continue;
             }
             let url = upstream::join(&self.base, &name);
-            match upstream::fetch(client, &url, MAX_SMALL_FILE).await {
-                Ok(bytes) => out.push((name, bytes)),
-                Err(UpstreamError::Status(s))
-                    if s == reqwest::StatusCode::NOT_FOUND
-                        || s == reqwest::StatusCode::FORBIDDEN => {}
+            match client.fetch_optional(&url, MAX_SMALL_FILE).await {
+                Ok(Some(bytes)) => out.push((name, bytes)),
+                Ok(None) => {}
                 Err(source) => return Err(SyncError::Upstream { url, source }),
             }
         }
@@ -246,7 +245,7 @@ impl Cx<'_> {
     /// sync naming every file that failed; verified downloads are kept for the next run.
     pub(super) async fn download_tree_files(
         &self,
-        client: &reqwest::Client,
+        client: &super::source::Source,
         fetches: Vec<TreeFetch>,
         run: &mut SyncRun,
         progress: &Progress,
@@ -262,7 +261,7 @@ impl Cx<'_> {
         let mut failures = Vec::new();
         for f in fetches {
             let url = upstream::join(&self.base, &f.path);
-            match upstream::content_length(client, &url).await {
+            match client.content_length(&url).await {
                 Ok(size) => sized.push((f, url, size)),
                 Err(e) => failures.push((f.path, e)),
             }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::upstream::{self, UpstreamError};
 use super::{records, Cx, Plan, SyncError, Upstream};
 use crate::app::config::GpgCheck;
 use crate::formats::openpgp::{self, HeaderVerdict, Keyring, PgpError};
@@ -23,7 +22,7 @@ impl Cx<'_> {
     /// found. Without it, does nothing.
     pub(super) async fn check_repomd_signature(
         &self,
-        client: &reqwest::Client,
+        client: &super::source::Source,
         repomd_url: &str,
         repomd: &[u8],
     ) -> Result<(), SyncError> {
@@ -31,9 +30,9 @@ impl Cx<'_> {
             return Ok(());
         }
         let asc_url = format!("{repomd_url}.asc");
-        let asc = match upstream::fetch(client, &asc_url, records::MAX_REPOMD).await {
-            Ok(asc) => asc,
-            Err(UpstreamError::Status(s)) if s == reqwest::StatusCode::NOT_FOUND => {
+        let asc = match client.fetch_optional(&asc_url, records::MAX_REPOMD).await {
+            Ok(Some(asc)) => asc,
+            Ok(None) => {
                 return Err(SyncError::NoRepoSignature {
                     url: asc_url,
                     expected: self.keyring.key_ids().join(", "),

@@ -11,8 +11,8 @@ use sha2::Digest;
 use crate::app::config::RepoConfig;
 use crate::formats::repodata::parse::{Checksum, PrimaryEntry, Repomd};
 
-/// Attempts per request.
-const ATTEMPTS: u32 = 3;
+/// Attempts per request (at one mirror).
+pub const ATTEMPTS: u32 = 3;
 
 /// Why one request to upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,19 @@ pub enum UpstreamError {
     /// Writing what arrived failed in a task that ended abnormally (a panic).
     #[error("writing the download: {0}")]
     Task(String),
+    /// A mirror's repomd.xml is none of those its metalink lists (the mirror is
+    /// behind, or what it serves was changed).
+    #[error("not a repomd.xml the metalink lists ({0})")]
+    NotInMetalink(String),
+    /// A `file://` feed lacks the file.
+    #[error("{}: no such file", .0.display())]
+    NoFile(std::path::PathBuf),
+    /// A `file://` feed's file cannot be read.
+    #[error("{}: {message}", .path.display())]
+    File {
+        path: std::path::PathBuf,
+        message: String,
+    },
 }
 
 impl UpstreamError {
@@ -84,11 +97,28 @@ impl UpstreamError {
             UpstreamError::TooLarge(_)
             | UpstreamError::LargerThanDeclared(_)
             | UpstreamError::Checksum { .. }
+            | UpstreamError::NotInMetalink(_)
             | UpstreamError::UnsupportedChecksum(_)
             | UpstreamError::Local { .. }
             | UpstreamError::Pool(_)
-            | UpstreamError::Task(_) => false,
+            | UpstreamError::Task(_)
+            | UpstreamError::NoFile(_)
+            | UpstreamError::File { .. } => false,
         }
+    }
+
+    /// Could another mirror do better? Anything upstream's: an error status (a mirror
+    /// that lacks a file or is behind), a broken or timed-out transfer, bytes that do
+    /// not verify. Not a failure on this side, nor a limit every mirror would hit.
+    pub fn mirror_may_help(&self) -> bool {
+        !matches!(
+            self,
+            UpstreamError::Local { .. }
+                | UpstreamError::Pool(_)
+                | UpstreamError::Task(_)
+                | UpstreamError::TooLarge(_)
+                | UpstreamError::UnsupportedChecksum(_)
+        )
     }
 
     /// Every `kind` label of `cairn_sync_upstream_errors_total` ([`UpstreamError::kind`]
@@ -101,14 +131,19 @@ impl UpstreamError {
     /// on this side (writing what arrived), which is not upstream's.
     pub fn kind(&self) -> Option<&'static str> {
         Some(match self {
-            UpstreamError::Status(_) | UpstreamError::RangeRefused => "http",
+            UpstreamError::Status(_) | UpstreamError::RangeRefused | UpstreamError::NoFile(_) => {
+                "http"
+            }
+            UpstreamError::File { .. } => "transfer",
             UpstreamError::Connect(_) => "connect",
             UpstreamError::Timeout(_) => "timeout",
             UpstreamError::Transfer(_) => "transfer",
             UpstreamError::TooLarge(_)
             | UpstreamError::LargerThanDeclared(_)
             | UpstreamError::Short { .. } => "size",
-            UpstreamError::Checksum { .. } | UpstreamError::UnsupportedChecksum(_) => "checksum",
+            UpstreamError::Checksum { .. }
+            | UpstreamError::UnsupportedChecksum(_)
+            | UpstreamError::NotInMetalink(_) => "checksum",
             UpstreamError::Local { .. } | UpstreamError::Pool(_) | UpstreamError::Task(_) => {
                 return None
             }
@@ -344,7 +379,15 @@ async fn fetch_once(
 /// The size of the file at `url`, from the `Content-Length` of a HEAD request (with
 /// [`retrying`]); a server that does not give one fails with [`UpstreamError::Transfer`].
 pub async fn content_length(client: &reqwest::Client, url: &str) -> Result<u64, UpstreamError> {
-    retrying(url, || async {
+    retrying(url, || content_length_once(client, url)).await
+}
+
+/// One attempt of [`content_length`].
+pub async fn content_length_once(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<u64, UpstreamError> {
+    {
         let resp = client
             .head(url)
             .send()
@@ -360,8 +403,7 @@ pub async fn content_length(client: &reqwest::Client, url: &str) -> Result<u64, 
             .ok_or_else(|| {
                 UpstreamError::Transfer("the server gives no Content-Length for it".into())
             })
-    })
-    .await
+    }
 }
 
 /// GETs `url` (with `range` from that byte, if given): the response if its status is
@@ -415,7 +457,7 @@ where
 }
 
 /// The pause after failed attempt `attempt` (1, 2, …): 1 s, 2 s, 4 s…
-fn backoff(attempt: u32) -> Duration {
+pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500 << attempt.min(6))
 }
 

@@ -289,7 +289,7 @@ impl<R: BufRead> ElementReader<R> {
 }
 
 /// The five predefined entities and character references.
-fn resolve_reference(name: &str) -> Option<char> {
+pub(crate) fn resolve_reference(name: &str) -> Option<char> {
     match name {
         "amp" => Some('&'),
         "lt" => Some('<'),

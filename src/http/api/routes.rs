@@ -355,7 +355,7 @@ async fn route(
         (&Method::POST, ["sync"]) => {
             need(who, Scope::Write)?;
             let mut jobs = Vec::new();
-            for r in app.config.repos.iter().filter(|r| r.feed.is_some()) {
+            for r in app.config.repos.iter().filter(|r| r.is_mirrored()) {
                 jobs.push(
                     app.start_job(&by, JobKind::Sync(r.id.clone()))
                         .await

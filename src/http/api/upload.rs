@@ -137,7 +137,7 @@ pub async fn receive(
         None => {
             return errors::answer(&crate::app::context::AppError::UndeclaredRepo(repo));
         }
-        Some(r) if r.feed.is_some() => {
+        Some(r) if r.is_mirrored() => {
             return errors::answer(&crate::app::context::AppError::NotLocal(repo));
         }
         Some(_) => {}

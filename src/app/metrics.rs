@@ -138,6 +138,8 @@ pub struct Metrics {
     pub guard_remembered: IntCounter,
     /// ... and those whose token was checked in the catalog.
     pub guard_checked: IntCounter,
+    /// Packages fetched when a client asked (on_demand, streamed), by outcome.
+    pub ondemand_fetches: IntCounterVec,
     /// Webhook delivery attempts of this process, by outcome.
     pub webhook_deliveries: IntCounterVec,
     /// Jobs this process ran to their end, by kind and how they ended.
@@ -228,6 +230,20 @@ impl Metrics {
         ));
         let guard_remembered = guard_checks.with_label_values(&["remembered"]);
         let guard_checked = guard_checks.with_label_values(&["checked"]);
+        let ondemand_fetches = must(IntCounterVec::new(
+            Opts::new(
+                "cairn_ondemand_fetches_total",
+                "Packages of on_demand and streamed repositories fetched from upstream when a \
+                 client asked: fetched (verified and kept), streamed (verified, not kept), \
+                 shared (a request joined a running fetch), failed (broke off or did not \
+                 verify: the client's transfer was cut), unavailable (upstream gave \
+                 nothing: answered 502).",
+            ),
+            &["outcome"],
+        ));
+        for outcome in ["fetched", "streamed", "shared", "failed", "unavailable"] {
+            ondemand_fetches.with_label_values(&[outcome]);
+        }
         let webhook_deliveries = must(IntCounterVec::new(
             Opts::new(
                 "cairn_webhook_deliveries_total",
@@ -274,6 +290,7 @@ impl Metrics {
             Box::new(guard_checks),
             Box::new(index_loads.clone()),
             Box::new(webhook_deliveries.clone()),
+            Box::new(ondemand_fetches.clone()),
             Box::new(jobs.clone()),
             Box::new(build),
             Box::new(prometheus::process_collector::ProcessCollector::new(
@@ -297,6 +314,7 @@ impl Metrics {
             index_loads,
             guard_remembered,
             guard_checked,
+            ondemand_fetches,
             webhook_deliveries,
             jobs,
             catalog_text: Mutex::new(String::new()),

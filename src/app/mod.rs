@@ -22,6 +22,7 @@ pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub mod ondemand;
 pub mod progress;
 pub mod publish;
 pub mod reads;

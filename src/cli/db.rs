@@ -70,6 +70,12 @@ pub(super) async fn db_cmd(app: &App, command: DbCommand) -> Result<ExitCode> {
                     report.corrupt.len(),
                     report.unreferenced.len()
                 );
+                if report.not_fetched > 0 {
+                    out!(
+                        "{} packages of on_demand or streamed repositories are not fetched yet (expected)",
+                        report.not_fetched
+                    );
+                }
             }
             Ok(if report.has_problems() {
                 ExitCode::FAILURE

@@ -195,7 +195,11 @@ pub(super) async fn serve_file(
         None => match open_blob(shared, entry).await {
             Ok(_) if head_only => Ok(empty()),
             Ok(blob) => read_body(shared, entry, blob, start, len, class).await,
-            Err(refused) => return refused,
+            Err(Opened::Missing(e)) => {
+                let partial = (start, len) != (0, size);
+                return fetched(shared, entry, builder, (start, len), partial, head_only, e).await;
+            }
+            Err(Opened::Refused(refused)) => return refused,
         },
     };
     match body {
@@ -217,8 +221,16 @@ fn failed(entry: &FileEntry, what: &str, e: io::Error, shown: &str) -> Response<
     text(StatusCode::INTERNAL_SERVER_ERROR, shown)
 }
 
+/// Why a blob could not be served from the pool.
+enum Opened {
+    /// The pool has no such file (a package fetched on demand, or a lost blob).
+    Missing(io::Error),
+    /// The answer to give.
+    Refused(Response<ResBody>),
+}
+
 /// Opens the blob of `entry`, checking its size against the catalog's.
-async fn open_blob(shared: &Shared, entry: &FileEntry) -> Result<Blob, Response<ResBody>> {
+async fn open_blob(shared: &Shared, entry: &FileEntry) -> Result<Blob, Opened> {
     let path = shared.pool.path_of(&entry.sha256);
     match Blob::open(shared.mode, &path).await {
         Ok((blob, on_disk)) if on_disk == entry.size => Ok(blob),
@@ -228,12 +240,55 @@ async fn open_blob(shared: &Shared, entry: &FileEntry) -> Result<Blob, Response<
                 entry.sha256,
                 entry.size
             );
-            Err(text(
+            Err(Opened::Refused(text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "stored file is damaged",
-            ))
+            )))
         }
-        Err(e) => Err(failed(entry, "open", e, "stored file is missing")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Opened::Missing(e)),
+        Err(e) => Err(Opened::Refused(failed(
+            entry,
+            "open",
+            e,
+            "stored file is missing",
+        ))),
+    }
+}
+
+/// Answers for a blob the pool lacks: a package of an on_demand or streamed
+/// repository is fetched from upstream (502 when upstream cannot give it); anything
+/// else is a lost blob (500, as before).
+async fn fetched(
+    shared: &Shared,
+    entry: &FileEntry,
+    builder: hyper::http::response::Builder,
+    (start, len): (u64, u64),
+    partial: bool,
+    head_only: bool,
+    missing: io::Error,
+) -> Response<ResBody> {
+    use crate::app::ondemand::Fetched;
+    let Some(api) = shared.api.as_ref() else {
+        return failed(entry, "open", missing, "stored file is missing");
+    };
+    let range = partial.then_some((start, start + len));
+    match api.fetch(&entry.sha256, range, head_only).await {
+        Fetched::Known => respond(builder, empty()),
+        Fetched::Body(rx) => respond(builder, ChannelBody { rx }.boxed_unsync()),
+        Fetched::Unavailable(why) => {
+            tracing::warn!(
+                "package {} is not in the pool and upstream cannot give it: {why}",
+                entry.sha256
+            );
+            text(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "This package is not stored here yet and its upstream cannot give it now ({why}). \
+                     Try again later; `cairn repo fetch` stores what a tree lacks while upstream has it.\n"
+                ),
+            )
+        }
+        Fetched::Unknown => failed(entry, "open", missing, "stored file is missing"),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::domain::schedule::parse_duration;
 mod repo;
 mod webhook;
 
-pub use repo::{Access, GpgCheck, RepoConfig, RepoKind, SyncMode, Upstream};
+pub use repo::{Access, GpgCheck, Policy, RepoConfig, RepoKind, SyncMode, Upstream};
 pub use webhook::{WebhookConfig, EVENTS};
 
 /// Configuration errors, each naming the file and what is wrong.

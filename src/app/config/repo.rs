@@ -36,6 +36,11 @@ pub struct RepoConfig {
     /// `releasever` and `basearch`.
     #[serde(default)]
     pub vars: std::collections::BTreeMap<String, String>,
+    /// When packages are downloaded: "immediate" (by the sync, the default),
+    /// "on_demand" (on a client's first request, then kept) or "streamed" (on every
+    /// request, passed through verified, never kept).
+    #[serde(default)]
+    pub policy: Policy,
     /// Bandwidth limit of this repository's syncs, bytes per second ("10M", "512k").
     #[serde(default, deserialize_with = "de_rate")]
     pub max_rate: Option<u64>,
@@ -249,6 +254,20 @@ pub enum RepoKind {
     Tree,
 }
 
+/// When a mirrored repository's packages are downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// By the sync, every package (what a complete mirror is).
+    #[default]
+    Immediate,
+    /// On the first request for it, streamed to the client while it is verified and
+    /// stored; kept from then on.
+    OnDemand,
+    /// On every request, streamed to the client while it is verified; never stored.
+    Streamed,
+}
+
 /// How a mirrored repository publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -395,6 +414,31 @@ impl RepoConfig {
                 )
             })?;
             check_url(&url).map_err(|why| format!("repo {:?}: {key} {url:?} {why}", repo.id))?;
+        }
+        if repo.policy != Policy::Immediate {
+            let policy = if repo.policy == Policy::OnDemand {
+                "on_demand"
+            } else {
+                "streamed"
+            };
+            if !repo.is_mirrored() {
+                return Err(format!(
+                    "repo {:?}: policy = \"{policy}\" needs a feed, mirrorlist or metalink to fetch from",
+                    repo.id
+                ));
+            }
+            if repo.kind == RepoKind::Tree {
+                return Err(format!(
+                    "repo {:?}: policy = \"{policy}\" is for repositories; a tree (kind = \"tree\") is mirrored whole",
+                    repo.id
+                ));
+            }
+            if repo.gpgcheck() != GpgCheck::Off {
+                return Err(format!(
+                    "repo {:?}: policy = \"{policy}\" cannot check package signatures at sync (the packages are not downloaded then): set gpgcheck = \"off\" (repo_gpgcheck still checks upstream's metadata), or use policy = \"immediate\"",
+                    repo.id
+                ));
+            }
         }
         if repo.metalink.is_some() && repo.kind == RepoKind::Tree {
             return Err(format!(

@@ -343,7 +343,9 @@ impl Cx<'_> {
         let mut plan = Plan {
             known: HashMap::new(),
             wanted: Vec::new(),
+            remote: Vec::new(),
         };
+        let later = self.repo.policy != crate::app::config::Policy::Immediate;
         for &i in up.by_location.values() {
             let e = &up.entries[i];
             let size = e.package.size_package as u64;
@@ -356,17 +358,36 @@ impl Cx<'_> {
             }
             if e.checksum.algorithm == "sha256" && self.pool.reuse(&e.checksum.hex, size) {
                 plan.known.insert(i, e.checksum.hex.clone());
+            } else if later
+                && e.checksum.algorithm == "sha256"
+                && crate::store::pool::is_sha256(&e.checksum.hex)
+            {
+                // Named by its sha256 already: it can be published now and fetched
+                // when asked for. (Another checksum says nothing of the pool address:
+                // such a package is downloaded now.)
+                plan.known.insert(i, e.checksum.hex.clone());
+                plan.remote.push(i);
             } else {
                 plan.wanted.push(i);
             }
         }
         plan.wanted.sort_unstable();
-        tracing::info!(
-            "{}: {} packages upstream after filters, {} to download",
-            self.repo.id,
-            up.by_location.len(),
-            plan.wanted.len()
-        );
+        if later {
+            tracing::info!(
+                "{}: {} packages upstream after filters, {} to download, {} fetched when asked for",
+                self.repo.id,
+                up.by_location.len(),
+                plan.wanted.len(),
+                plan.remote.len()
+            );
+        } else {
+            tracing::info!(
+                "{}: {} packages upstream after filters, {} to download",
+                self.repo.id,
+                up.by_location.len(),
+                plan.wanted.len()
+            );
+        }
         Ok(plan)
     }
 

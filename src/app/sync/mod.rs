@@ -362,6 +362,9 @@ struct Found {
 struct Plan {
     known: HashMap<usize, String>,
     wanted: Vec<usize>,
+    /// Entries left upstream until a client asks (policy on_demand or streamed): in
+    /// `known` by upstream's sha256, not downloaded.
+    remote: Vec<usize>,
 }
 
 impl Cx<'_> {
@@ -726,6 +729,21 @@ impl Cx<'_> {
             staged.push(s);
         }
         let extra_refs: Vec<ExtraRef> = extras.iter().map(|(r, _)| r.clone()).collect();
+        // Where the packages left upstream are, recorded once their rows are.
+        let remote: Vec<(String, String, String, String, i64)> = plan
+            .remote
+            .iter()
+            .map(|&i| {
+                let e = &up.entries[i];
+                (
+                    plan.known[&i].clone(),
+                    e.href.clone(),
+                    e.checksum.algorithm.clone(),
+                    e.checksum.hex.clone(),
+                    e.package.size_package,
+                )
+            })
+            .collect();
         // The blobs become durable on a blocking thread while the fragments are
         // rendered and the catalog rows written; the rows are committed only after.
         let committing = {
@@ -777,6 +795,9 @@ impl Cx<'_> {
         };
         let ids = ingest::record(self.catalog, &mut packages, durable).await?;
         self.remember_checksums(&up.entries, &plan.known).await?;
+        if !remote.is_empty() {
+            self.catalog.record_remote(self.repo_id, &remote).await?;
+        }
         self.phase("catalog rows written");
         // From here the repository changes: snapshots and imports of it wait for this
         // part only, never for the downloads.
@@ -800,11 +821,14 @@ impl Cx<'_> {
                     .publication_id
             }
         };
+        // Packages left upstream until asked for are not in the pool, by design.
+        let left: HashSet<&str> = remote.iter().map(|r| r.0.as_str()).collect();
         ingest::check_blobs(
             self.pool,
             packages
                 .iter()
                 .map(|(p, _)| p.pkgid.as_str())
+                .filter(|sha| !left.contains(sha))
                 .chain(extra_refs.iter().map(|e| e.sha256.as_str()))
                 .chain(tree_refs.iter().map(|f| f.sha256.as_str())),
         )?;

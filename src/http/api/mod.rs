@@ -148,6 +148,14 @@ enum Call {
         scope: crate::app::tokens::Scope,
         reply: oneshot::Sender<Option<ApiResponse>>,
     },
+    /// A package of an on_demand or streamed repository the pool lacks (see
+    /// [`crate::app::ondemand`]).
+    Fetch {
+        sha256: String,
+        range: Option<(u64, u64)>,
+        head: bool,
+        reply: oneshot::Sender<crate::app::ondemand::Fetched>,
+    },
 }
 
 /// The workers' handle on the API.
@@ -168,8 +176,26 @@ impl Api {
         let (tx, mut rx) = mpsc::channel::<Call>(QUEUED_CALLS);
         let calls = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CALLS));
         let limiter = std::sync::Arc::new(auth::Limiter::default());
+        let fetcher = std::sync::Arc::new(crate::app::ondemand::Fetcher::default());
         let task = tokio::spawn(async move {
             while let Some(call) = rx.recv().await {
+                // A fetch waits for upstream: it takes no API slot.
+                let call = match call {
+                    Call::Fetch {
+                        sha256,
+                        range,
+                        head,
+                        reply,
+                    } => {
+                        let (app, fetcher) = (app.load_full(), fetcher.clone());
+                        tokio::spawn(async move {
+                            let fetched = fetcher.fetch(&app, &sha256, range, head).await;
+                            let _ = reply.send(fetched);
+                        });
+                        continue;
+                    }
+                    other => other,
+                };
                 let Ok(permit) = calls.clone().acquire_owned().await else {
                     break;
                 };
@@ -203,12 +229,36 @@ impl Api {
                             .err();
                             let _ = reply.send(refusal);
                         }
+                        Call::Fetch { .. } => {}
                     }
                     drop(permit);
                 });
             }
         });
         (Api { tx }, task)
+    }
+
+    /// Package `sha256` from upstream (see [`crate::app::ondemand::Fetcher::fetch`]).
+    pub async fn fetch(
+        &self,
+        sha256: &str,
+        range: Option<(u64, u64)>,
+        head: bool,
+    ) -> crate::app::ondemand::Fetched {
+        use crate::app::ondemand::Fetched;
+        let (reply, answer) = oneshot::channel();
+        let call = Call::Fetch {
+            sha256: sha256.to_string(),
+            range,
+            head,
+            reply,
+        };
+        if self.tx.send(call).await.is_err() {
+            return Fetched::Unavailable("the server is shutting down".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Fetched::Unavailable("the fetch ended abnormally".into()))
     }
 
     async fn call(&self, req: ApiRequest) -> ApiResponse {

@@ -82,6 +82,12 @@ impl Catalog {
                 .bind(grace_cutoff)
                 .execute(&mut *tx)
                 .await?;
+            // Where to fetch a package from is kept while a package row is.
+            sqlx::query(
+                "DELETE FROM remote_packages WHERE sha256 NOT IN (SELECT sha256 FROM packages)",
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(GcRows {

@@ -25,6 +25,7 @@ mod maintenance;
 mod packages;
 mod pages;
 mod publications;
+mod remote;
 mod serving;
 mod snapshots;
 mod sync_runs;
@@ -33,6 +34,7 @@ mod webhooks;
 pub use audit::{AuditFilter, AuditRow, NewToken, TokenRow};
 pub use jobs::{JobEnd, JobRow};
 pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
+pub use remote::RemotePackage;
 pub use webhooks::DeliveryRow;
 
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};

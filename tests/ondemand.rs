@@ -1,0 +1,288 @@
+//! `policy = "on_demand"` and `"streamed"` against nginx as upstream, on both backends:
+//! a sync fetches metadata only; the first request for a package fetches it (once,
+//! however many clients ask), streams it while it is verified, and keeps it (or, when
+//! streamed, does not); bad bytes are never passed as complete; an upstream that is
+//! gone gives 502 for what is not stored and 200 for what is.
+
+mod common;
+
+use common::*;
+use reqwest::blocking::Client;
+use serde_json::Value;
+use sha2::Digest;
+use std::io::Read;
+
+/// An upstream with the demo packages and a 3 MiB one, served at `rate` by nginx that
+/// logs every request; and an installation mirroring it with `policy`.
+/// The upstream also has a small package named `only` (no other test's upstream has
+/// it, so a port reused by another test's nginx cannot serve it).
+fn setup(
+    backend: &Backend,
+    rate: &str,
+    policy: &str,
+    only: &str,
+) -> (tempfile::TempDir, Upstream, Env) {
+    let (dir, _repo, _) = upstream_tree(|r| {
+        cairn::formats::samples::demo_packages(r).unwrap();
+        cairn::formats::samples::large_package(r, "bigpkg", 3 * 1024 * 1024).unwrap();
+        // Never installed by the tests' dnf runs.
+        cairn::formats::samples::large_package(r, only, 20_000).unwrap();
+    });
+    let up = Upstream::start_busy_while(dir.path(), Some(rate), &[]);
+    let env = mirror_env(backend, &up, &format!("policy = \"{policy}\"\n"));
+    (dir, up, env)
+}
+
+/// The `.rpm` requests upstream got, as "GET /repo/NAME.rpm STATUS".
+fn rpm_requests(up: &Upstream) -> Vec<String> {
+    up.requests()
+        .into_iter()
+        .filter(|r| r.contains(".rpm "))
+        .collect()
+}
+
+/// Repository `m`'s package named `name`: its served path and sha256.
+fn package(env: &Env, name: &str) -> (String, String) {
+    let listed: Value = env.json(&["repo", "packages", "m"]);
+    let p = listed["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {listed}"))
+        .clone();
+    (
+        format!("/repos/m/latest/{}", p["location"].as_str().unwrap()),
+        p["sha256"].as_str().unwrap().to_string(),
+    )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// GETs `url` whole; `Err` when the transfer broke off.
+fn get_all(c: &Client, url: &str) -> Result<(u16, Vec<u8>), String> {
+    let mut resp = c.get(url).send().map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    resp.read_to_end(&mut body).map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
+#[test]
+fn on_demand_fetches_what_clients_ask_for_once_and_keeps_it() {
+    for backend in backends() {
+        let name = backend.name();
+        let (dir, up, env) = setup(
+            &backend,
+            "1m",
+            "on_demand",
+            &format!("only-keeps-{}", backend.name()),
+        );
+        env.ok(&["repo", "sync", "m"]);
+        // Metadata only.
+        assert!(rpm_requests(&up).is_empty(), "{name}: {:?}", up.requests());
+        let (big_path, big_sha) = package(&env, "bigpkg");
+        assert!(!env
+            .data()
+            .join("pool")
+            .join(&big_sha[..2])
+            .join(&big_sha[2..4])
+            .join(&big_sha)
+            .exists());
+        let verify = env.ok(&["db", "verify"]);
+        assert!(verify.contains("not fetched yet"), "{name}: {verify}");
+
+        let server = env.serve();
+        // dnf gets what it installs, through Cairn; upstream is asked for exactly that.
+        let mut installed = dnf_install(&server.url("/repos/m/latest/"), &["demo-app"]);
+        installed.sort();
+        assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+        // "GET /repo/demo-lib-1.2.0-1.noarch.rpm 200" -> "demo-lib"
+        let asked = || -> Vec<String> {
+            let mut names: Vec<String> = rpm_requests(&up)
+                .iter()
+                .map(|r| {
+                    let file = r.split('/').nth(2).unwrap().split(' ').next().unwrap();
+                    let parts: Vec<&str> = file.rsplitn(3, '-').collect();
+                    parts[2].to_string()
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(asked(), installed, "{name}: {:?}", rpm_requests(&up));
+        // A second install asks upstream for nothing.
+        let again = dnf_install(&server.url("/repos/m/latest/"), &["demo-app"]);
+        assert!(again.contains(&"demo-app".to_string()));
+        assert_eq!(asked(), installed, "{name}: {:?}", rpm_requests(&up));
+
+        // Two clients at once: one upstream download, both get the verified bytes.
+        let c = http();
+        let url = server.url(&big_path);
+        let both: Vec<_> = std::thread::scope(|s| {
+            let a = s.spawn(|| get_all(&c, &url));
+            let b = s.spawn(|| get_all(&c, &url));
+            vec![a.join().unwrap(), b.join().unwrap()]
+        });
+        for got in both {
+            let (status, bytes) = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(status, 200);
+            assert_eq!(sha256_hex(&bytes), big_sha, "{name}");
+        }
+        let big_requests = rpm_requests(&up)
+            .iter()
+            .filter(|r| r.contains("bigpkg"))
+            .count();
+        assert_eq!(big_requests, 1, "{name}: {:?}", rpm_requests(&up));
+
+        // Upstream gone: what is stored is served, what is not is a 502 that says so.
+        drop(up);
+        let (status, bytes) = get_all(&c, &url).unwrap();
+        assert_eq!((status, sha256_hex(&bytes)), (200, big_sha.clone()));
+        let (unfetched, _) = package(&env, &format!("only-keeps-{name}"));
+        let resp = c.get(server.url(&unfetched)).send().unwrap();
+        assert_eq!(resp.status(), 502, "{name}");
+        let text = resp.text().unwrap();
+        assert!(text.contains("upstream"), "{text}");
+        assert!(!text.contains("127.0.0.1"), "no upstream URL: {text}");
+        let verify = env.ok(&["db", "verify"]);
+        assert!(verify.contains("0 missing"), "{name}: {verify}");
+        drop(dir);
+    }
+}
+
+#[test]
+fn a_package_that_does_not_verify_is_never_passed_as_complete_nor_kept() {
+    for backend in backends() {
+        let name = backend.name();
+        let (dir, up, env) = setup(&backend, "2m", "on_demand", "only-tampered");
+        env.ok(&["repo", "sync", "m"]);
+        let (path, sha) = package(&env, "bigpkg");
+        // Upstream's file changes after the sync (same size, other bytes).
+        let file = dir.path().join("repo/bigpkg-1.0-1.noarch.rpm");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let server = env.serve();
+        let c = http();
+        for _ in 0..2 {
+            match get_all(&c, &server.url(&path)) {
+                Err(_) => {}
+                Ok((status, got)) => {
+                    assert!(
+                        status != 200 || got.len() < bytes.len(),
+                        "{name}: a complete body of bad bytes ({status}, {} bytes)",
+                        got.len()
+                    );
+                }
+            }
+        }
+        assert!(
+            !env.data()
+                .join("pool")
+                .join(&sha[..2])
+                .join(&sha[2..4])
+                .join(&sha)
+                .exists(),
+            "{name}: not kept"
+        );
+        assert_eq!(
+            rpm_requests(&up).len(),
+            2,
+            "{name}: asked again, not served from the pool"
+        );
+        let metrics = c
+            .get(server.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            metrics.contains("cairn_ondemand_fetches_total{outcome=\"failed\"} 2"),
+            "{name}: {metrics}"
+        );
+    }
+}
+
+#[test]
+fn a_range_of_an_unfetched_package_is_served_from_the_verified_file() {
+    for backend in backends() {
+        let name = backend.name();
+        let (dir, up, env) = setup(&backend, "100m", "on_demand", "only-range");
+        env.ok(&["repo", "sync", "m"]);
+        let (path, _) = package(&env, "bigpkg");
+        let whole = std::fs::read(dir.path().join("repo/bigpkg-1.0-1.noarch.rpm")).unwrap();
+        let server = env.serve();
+        let resp = http()
+            .get(server.url(&path))
+            .header("Range", "bytes=1000-1999")
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 206, "{name}");
+        assert_eq!(
+            resp.headers()["content-range"],
+            format!("bytes 1000-1999/{}", whole.len()).as_str()
+        );
+        assert_eq!(resp.bytes().unwrap().as_ref(), &whole[1000..2000]);
+        assert_eq!(rpm_requests(&up).len(), 1);
+    }
+}
+
+#[test]
+fn a_server_killed_mid_fetch_leaves_nothing_half_stored() {
+    for backend in backends() {
+        let name = backend.name();
+        // 3 MiB at 512 KiB/s: the fetch is under way for seconds.
+        let (_dir, _up, env) = setup(&backend, "512k", "on_demand", "only-killed");
+        env.ok(&["repo", "sync", "m"]);
+        let (path, sha) = package(&env, "bigpkg");
+        let server = env.serve();
+        let url = server.url(&path);
+        let mut resp = http().get(&url).send().unwrap();
+        let mut first = [0u8; 4096];
+        resp.read_exact(&mut first).unwrap();
+        unsafe {
+            libc::kill(server.pid() as i32, libc::SIGKILL);
+        }
+        drop(resp);
+        drop(server);
+        let blob = env
+            .data()
+            .join("pool")
+            .join(&sha[..2])
+            .join(&sha[2..4])
+            .join(&sha);
+        assert!(!blob.exists(), "{name}: a partial blob in the pool");
+        let verify = env.ok(&["db", "verify"]);
+        assert!(verify.contains("0 missing, 0 corrupt"), "{name}: {verify}");
+        // The next server fetches it whole.
+        let server = env.serve();
+        let (status, bytes) = get_all(&http(), &server.url(&path)).unwrap();
+        assert_eq!((status, sha256_hex(&bytes)), (200, sha.clone()), "{name}");
+        assert!(blob.exists(), "{name}: kept once verified");
+    }
+}
+
+#[test]
+fn streamed_packages_pass_through_verified_and_are_not_kept() {
+    for backend in backends() {
+        let name = backend.name();
+        let (_dir, up, env) = setup(&backend, "100m", "streamed", "only-streamed");
+        env.ok(&["repo", "sync", "m"]);
+        let (path, sha) = package(&env, "bigpkg");
+        let server = env.serve();
+        let c = http();
+        for round in 1..=2 {
+            let (status, bytes) = get_all(&c, &server.url(&path)).unwrap();
+            assert_eq!((status, sha256_hex(&bytes)), (200, sha.clone()), "{name}");
+            assert_eq!(rpm_requests(&up).len(), round, "{name}: fetched every time");
+        }
+        let pool = env.data().join("pool");
+        assert!(!pool.join(&sha[..2]).join(&sha[2..4]).join(&sha).exists());
+        let installed = dnf_install(&server.url("/repos/m/latest/"), &["demo-app"]);
+        assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+    }
+}

@@ -286,3 +286,64 @@ fn streamed_packages_pass_through_verified_and_are_not_kept() {
         assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
     }
 }
+
+#[test]
+fn repo_fetch_makes_a_tree_independent_of_upstream() {
+    for backend in backends() {
+        let name = backend.name();
+        let (_dir, up, env) = setup(&backend, "100m", "on_demand", "only-fetch");
+        env.ok(&["repo", "sync", "m"]);
+        env.ok(&["snapshot", "create", "m", "--name", "s1"]);
+        let token = env.json(&["token", "create", "--name", "ops", "--scope", "write"])["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let server = env.serve();
+        let c = http();
+        // Through the API, as a job: latest.
+        let job: Value = c
+            .post(server.url("/api/v1/repos/m/fetch"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .text()
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap();
+        let id = job["id"].as_i64().unwrap();
+        let mut done = Value::Null;
+        wait_for("the fetch job to end", || {
+            done = c
+                .get(server.url(&format!("/api/v1/jobs/{id}")))
+                .bearer_auth(&token)
+                .send()
+                .unwrap()
+                .text()
+                .map(|t| serde_json::from_str(&t).unwrap())
+                .unwrap();
+            done["finished_at"].is_i64()
+        });
+        assert_eq!(done["state"], "succeeded", "{name}: {done}");
+        let packages = done["result"]["packages"].as_i64().unwrap();
+        assert_eq!(done["result"]["fetched"].as_i64(), Some(packages), "{done}");
+        assert_eq!(rpm_requests(&up).len() as i64, packages);
+        // The command line on the snapshot: nothing left to fetch.
+        let report = env.json(&["repo", "fetch", "m", "s1"]);
+        assert_eq!(
+            report["stored"].as_i64(),
+            Some(packages),
+            "{name}: {report}"
+        );
+        assert_eq!(report["fetched"], 0);
+        // Upstream gone: the snapshot serves every package.
+        drop(up);
+        let listed: Value = env.json(&["repo", "packages", "m"]);
+        for p in listed["packages"].as_array().unwrap() {
+            let path = format!("/repos/m/s1/{}", p["location"].as_str().unwrap());
+            let (status, bytes) = get_all(&c, &server.url(&path)).unwrap();
+            assert_eq!(status, 200, "{name}: {path}");
+            assert_eq!(sha256_hex(&bytes), p["sha256"].as_str().unwrap());
+        }
+        let verify = env.ok(&["db", "verify"]);
+        assert!(!verify.contains("not fetched yet"), "{name}: {verify}");
+    }
+}

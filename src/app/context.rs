@@ -115,6 +115,9 @@ pub enum AppError {
     Gc(#[from] GcError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// `repo fetch` left packages unfetched.
+    #[error(transparent)]
+    Fetch(#[from] crate::app::ondemand::FetchIncomplete),
 }
 
 /// What owns snapshots and aliases: a repository or a view (a view when the config

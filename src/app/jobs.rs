@@ -31,6 +31,8 @@ pub enum JobKind {
     },
     /// Re-hash the pool against the catalog.
     Verify,
+    /// Download what a tree of an on-demand repository lacks.
+    Fetch { repo: String, tree: String },
 }
 
 impl JobKind {
@@ -39,12 +41,13 @@ impl JobKind {
             JobKind::Sync(_) => "sync",
             JobKind::Gc { .. } => "gc",
             JobKind::Verify => "verify",
+            JobKind::Fetch { .. } => "fetch",
         }
     }
 
     fn target(&self) -> String {
         match self {
-            JobKind::Sync(repo) => format!("repo:{repo}"),
+            JobKind::Sync(repo) | JobKind::Fetch { repo, .. } => format!("repo:{repo}"),
             _ => String::new(),
         }
     }
@@ -54,6 +57,7 @@ impl JobKind {
             JobKind::Gc { min_age, dry_run } => {
                 serde_json::json!({"min_age_secs": min_age.as_secs(), "dry_run": dry_run})
             }
+            JobKind::Fetch { tree, .. } => serde_json::json!({ "tree": tree }),
             _ => serde_json::json!({}),
         }
     }
@@ -203,7 +207,7 @@ fn info(row: JobRow, live: Option<&Progress>) -> JobInfo {
 impl App {
     /// Starts `kind` as a job and returns at once; the job runs on this runtime.
     pub async fn start_job(&self, by: &Actor, kind: JobKind) -> Result<JobInfo, AppError> {
-        if let JobKind::Sync(repo) = &kind {
+        if let JobKind::Sync(repo) | JobKind::Fetch { repo, .. } = &kind {
             match self.config.repo(repo) {
                 None => return Err(AppError::UndeclaredRepo(repo.clone())),
                 Some(r) if !r.is_mirrored() => return Err(AppError::NoFeed(repo.clone())),
@@ -259,6 +263,10 @@ impl App {
                     .map(|r| serde_json::to_value(&r).unwrap_or_default()),
                 JobKind::Verify => app
                     .verify(&progress)
+                    .await
+                    .map(|r| serde_json::to_value(&r).unwrap_or_default()),
+                JobKind::Fetch { repo, tree } => app
+                    .fetch_tree(&by, repo, tree, &progress)
                     .await
                     .map(|r| serde_json::to_value(&r).unwrap_or_default()),
             };

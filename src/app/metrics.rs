@@ -258,12 +258,12 @@ impl Metrics {
         let jobs = must(IntCounterVec::new(
             Opts::new(
                 "cairn_jobs_total",
-                "Jobs (API syncs, gc, verify) this process ran to their end, by kind and state \
+                "Jobs (API syncs, gc, verify, fetch) this process ran to their end, by kind and state \
                  (succeeded, failed, cancelled).",
             ),
             &["kind", "state"],
         ));
-        for kind in ["sync", "gc", "verify"] {
+        for kind in ["sync", "gc", "verify", "fetch"] {
             for state in ["succeeded", "failed", "cancelled"] {
                 jobs.with_label_values(&[kind, state]);
             }

@@ -190,6 +190,15 @@ pub enum RepoCommand {
         /// A repository or view (default: all).
         name: Option<String>,
     },
+    /// Download what a tree of an on_demand or streamed repository lacks (default:
+    /// latest), so it no longer depends on upstream.
+    Fetch {
+        repo: String,
+        /// A snapshot or alias (default: latest).
+        tree: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Mirror upstream: one repository with a feed, or all of them.
     Sync {
         #[arg(required_unless_present = "all", conflicts_with = "all")]

@@ -213,6 +213,27 @@ pub(super) async fn repo_cmd(app: &App, command: RepoCommand) -> Result<ExitCode
             }
         }
         RepoCommand::Sync { repo, all, json } => return sync_cmd(app, repo, all, json).await,
+        RepoCommand::Fetch { repo, tree, json } => {
+            let tree = tree.unwrap_or_else(|| "latest".to_string());
+            let progress = std::sync::Arc::new(crate::app::progress::Progress::default());
+            let signals = stop_on_signal(progress.clone());
+            let display = show_progress(progress.clone(), "fetching");
+            let result = app.fetch_tree(&actor(), &repo, &tree, &progress).await;
+            display.finish().await;
+            signals.abort();
+            let report = result?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                out!(
+                    "{repo}/{tree}: {} packages, {} fetched now ({} bytes), {} stored already",
+                    report.packages,
+                    report.fetched,
+                    report.bytes,
+                    report.stored
+                );
+            }
+        }
         RepoCommand::Packages {
             repo,
             tree,

@@ -342,6 +342,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Answer::List("JobInfo"),
     ),
     Endpoint {
+        body: Some("FetchRequest"),
+        ..e(
+            "POST",
+            "/repos/{repo}/fetch",
+            W,
+            "Download what a tree of an on_demand or streamed repository lacks (a job)",
+            202,
+            Answer::One("JobInfo"),
+        )
+    },
+    Endpoint {
         body: Some("GcRequest"),
         ..e(
             "POST",
@@ -639,6 +650,7 @@ fn operation(e: &Endpoint) -> Operation {
         super::routes::NewSnapshot,
         super::routes::AliasTarget,
         super::routes::GcRequest,
+        super::routes::FetchRequest,
         super::routes::AliasSet,
         super::upload::Uploaded,
         super::ErrorBody,

@@ -126,6 +126,13 @@ pub struct GcRequest {
     min_age: Option<String>,
 }
 
+/// `POST /repos/R/fetch`: the tree to complete (default: latest).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchRequest {
+    tree: Option<String>,
+}
+
 /// `PUT …/aliases/ALIAS`: the snapshot it is to point at.
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -363,6 +370,21 @@ async fn route(
                 );
             }
             Ok(ApiResponse::json(StatusCode::ACCEPTED, &jobs))
+        }
+        (&Method::POST, ["repos", repo, "fetch"]) => {
+            owner_check(app, who, "repos", repo, Scope::Write)?;
+            let FetchRequest { tree } = body(req)?;
+            let job = app
+                .start_job(
+                    &by,
+                    JobKind::Fetch {
+                        repo: repo.to_string(),
+                        tree: tree.unwrap_or_else(|| "latest".into()),
+                    },
+                )
+                .await
+                .map_err(fail)?;
+            Ok(accepted(&job))
         }
         (&Method::POST, ["gc"]) => {
             need(who, Scope::Admin)?;

@@ -93,6 +93,8 @@ fn on_demand_fetches_what_clients_ask_for_once_and_keeps_it() {
             .exists());
         let verify = env.ok(&["db", "verify"]);
         assert!(verify.contains("not fetched yet"), "{name}: {verify}");
+        let listed = env.json(&["repo", "packages", "m"]);
+        assert_eq!(listed["not_stored"], listed["total"], "{name}: {listed}");
 
         let server = env.serve();
         // dnf gets what it installs, through Cairn; upstream is asked for exactly that.
@@ -137,11 +139,40 @@ fn on_demand_fetches_what_clients_ask_for_once_and_keeps_it() {
             .count();
         assert_eq!(big_requests, 1, "{name}: {:?}", rpm_requests(&up));
 
+        // Pages and --json say how much is stored.
+        let listed = env.json(&["repo", "packages", "m"]);
+        let stored = installed.len() as i64 + 1;
+        assert_eq!(
+            listed["total"].as_i64().unwrap() - listed["not_stored"].as_i64().unwrap(),
+            stored,
+            "{name}: {listed}"
+        );
+        let page = c
+            .get(server.url("/repos/m/latest/"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            page.contains(&format!("({stored} stored here,")),
+            "{name}: {page}"
+        );
         // Upstream gone: what is stored is served, what is not is a 502 that says so.
+        // (The file goes too: a stopping nginx may still answer on a kept-alive
+        // connection for a moment, and then it must not have it either.)
+        let only = format!("only-keeps-{name}");
+        for e in std::fs::read_dir(dir.path().join("repo"))
+            .unwrap()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with(&only) {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
         drop(up);
         let (status, bytes) = get_all(&c, &url).unwrap();
         assert_eq!((status, sha256_hex(&bytes)), (200, big_sha.clone()));
-        let (unfetched, _) = package(&env, &format!("only-keeps-{name}"));
+        let (unfetched, _) = package(&env, &only);
         let resp = c.get(server.url(&unfetched)).send().unwrap();
         assert_eq!(resp.status(), 502, "{name}");
         let text = resp.text().unwrap();

@@ -148,6 +148,10 @@ pub struct TreePackages {
     pub owner: String,
     pub tree: String,
     pub total: i64,
+    /// Of the tree's packages (all, not only this page's), how many are left upstream
+    /// until a client asks (on_demand and streamed repositories); the others are
+    /// stored here.
+    pub not_stored: i64,
     pub packages: Vec<PackageInfo>,
 }
 
@@ -285,6 +289,7 @@ impl App {
             owner: owner.to_string(),
             tree: tree.to_string(),
             total,
+            not_stored: self.catalog.not_stored(&t).await?,
             packages: rows.into_iter().map(PackageInfo::from).collect(),
         })
     }

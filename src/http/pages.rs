@@ -443,6 +443,8 @@ struct TreeTemplate {
     unsigned: bool,
     total: i64,
     total_all: i64,
+    /// Packages of the tree left upstream until a client asks.
+    not_stored: i64,
     first: i64,
     last: i64,
     page: i64,
@@ -530,6 +532,7 @@ async fn tree_page(
         q: search.to_string(),
         total,
         total_all,
+        not_stored: catalog.not_stored(&t).await?,
         first,
         last: first + rows.len() as i64 - 1,
         page,

@@ -88,4 +88,18 @@ impl Catalog {
                 .await?;
         Ok(rows.into_iter().collect())
     }
+
+    /// How many packages of `tree` are left upstream (never fetched into the pool).
+    pub async fn not_stored(&self, tree: &PageTree) -> Result<i64> {
+        let (table, owner) = super::pages::placement(tree.kind);
+        let sql = format!(
+            "SELECT COUNT(*) FROM {table} t JOIN packages p ON p.id = t.package_id \
+             JOIN remote_packages rp ON rp.sha256 = p.sha256 \
+             WHERE t.{owner} = $1 AND rp.fetched_at IS NULL"
+        );
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(tree.id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }

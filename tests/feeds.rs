@@ -8,6 +8,17 @@ mod common;
 use common::*;
 use sha2::Digest;
 
+/// A server of `env` has no `latest` of repository `m` to serve.
+fn assert_nothing_published(env: &Env, name: &str) {
+    let server = env.serve();
+    let status = http()
+        .get(server.url("/repos/m/latest/repodata/repomd.xml"))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 404, "{name}");
+}
+
 #[test]
 fn a_file_feed_is_synced_with_the_same_verification() {
     for backend in backends() {
@@ -42,13 +53,7 @@ fn a_file_feed_is_synced_with_the_same_verification() {
             err.contains(name) && err.contains("checksum mismatch"),
             "{err}"
         );
-        let server = fresh.serve();
-        let status = http()
-            .get(server.url("/repos/m/latest/repodata/repomd.xml"))
-            .send()
-            .unwrap()
-            .status();
-        assert_eq!(status, 404, "{}", backend.name());
+        assert_nothing_published(&fresh, backend.name());
     }
 }
 
@@ -169,12 +174,6 @@ fn a_metalink_decides_which_mirrors_metadata_is_taken() {
             err.contains("repomd.xml") && err.contains("not a repomd.xml the metalink lists"),
             "{err}"
         );
-        let server = fresh.serve();
-        let status = http()
-            .get(server.url("/repos/m/latest/repodata/repomd.xml"))
-            .send()
-            .unwrap()
-            .status();
-        assert_eq!(status, 404, "{}", backend.name());
+        assert_nothing_published(&fresh, backend.name());
     }
 }

@@ -67,6 +67,12 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 1000)]
         count: usize,
+        /// Files per generated package (a distribution's packages have tens).
+        #[arg(long, default_value_t = 1)]
+        files: usize,
+        /// Changelog entries per generated package.
+        #[arg(long, default_value_t = 0)]
+        changelogs: usize,
         /// Instead, write one package with this many bytes of payload.
         #[arg(long)]
         payload_bytes: Option<usize>,

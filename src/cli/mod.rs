@@ -162,13 +162,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Generate {
         dir,
         count,
+        files,
+        changelogs,
         payload_bytes,
         name,
     } = &cli.command
     {
         let files = match payload_bytes {
             Some(bytes) => vec![crate::formats::samples::large_package(dir, name, *bytes)?],
-            None => crate::formats::samples::generate(dir, *count)?,
+            None => {
+                crate::formats::samples::generate_rich(dir, *count, (*files).max(1), *changelogs)?
+            }
         };
         out!("wrote {} packages to {}", files.len(), dir.display());
         return Ok(ExitCode::SUCCESS);

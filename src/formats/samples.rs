@@ -288,6 +288,17 @@ pub fn tricky_packages(dir: &Path) -> Result<Vec<PathBuf>, SampleError> {
 
 /// Generates `n` small valid packages named `gen-NNNNN` into `dir` (for benchmarks).
 pub fn generate(dir: &Path, n: usize) -> Result<Vec<PathBuf>, SampleError> {
+    generate_rich(dir, n, 1, 0)
+}
+
+/// [`generate`] with `files` files and `changelogs` changelog entries per package (a
+/// few hundred bytes each), so the metadata weighs what a distribution's does.
+pub fn generate_rich(
+    dir: &Path,
+    n: usize,
+    files: usize,
+    changelogs: usize,
+) -> Result<Vec<PathBuf>, SampleError> {
     std::fs::create_dir_all(dir).map_err(|source| SampleError::Io {
         path: dir.to_path_buf(),
         source,
@@ -308,6 +319,29 @@ pub fn generate(dir: &Path, n: usize) -> Result<Vec<PathBuf>, SampleError> {
                 name: name.clone(),
                 source,
             })?;
+        for f in 1..files {
+            b.with_file_contents(
+                Vec::new(),
+                FileOptions::new(format!(
+                    "/usr/share/gen/{name}/lib/python3/site-packages/{name}/module_{f:03}.py"
+                )),
+            )
+            .map_err(|source| SampleError::Build {
+                name: name.clone(),
+                source,
+            })?;
+        }
+        for c in 0..changelogs {
+            b.add_changelog_entry(
+                format!("Generated Packager <gen{c}@example.invalid> - 1.0-{c}"),
+                format!(
+                    "- Rebuilt for the mass rebuild number {c} of {name}, with a longer line\n\
+                     - Fixed issue {c} in the generated module, and updated the packaging\n\
+                     - Resolves: bz#{c}{i} (a reference to a bug tracker, as real entries have)"
+                ),
+                BUILD_TIME.saturating_sub(c as u32 * 86_400),
+            );
+        }
         out.push(write(
             build(&mut b, &name)?,
             dir,

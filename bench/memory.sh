@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Peak RSS and wall time of a cold `cairn repo sync` of a generated upstream of N
+# packages whose metadata weighs what a distribution's does (FILES files and CHANGELOGS
+# changelog entries per package), with policy = "immediate" (every package downloaded)
+# and policy = "on_demand" (metadata only), for each N. GNU time gives the peak RSS of
+# the whole process. The upstream is served by nginx on a free loopback port; each
+# sync writes into a new data dir in the working directory.
+#
+# Usage: [FILES=40] [CHANGELOGS=20] bench/memory.sh [N ...]   (default: 10000 50000 100000)
+# Needs: cargo, createrepo_c, nginx, GNU time.
+set -euo pipefail
+COUNTS=("$@")
+[ ${#COUNTS[@]} -eq 0 ] && COUNTS=(10000 50000 100000)
+FILES=${FILES:-40}
+CHANGELOGS=${CHANGELOGS:-20}
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+cargo build --release --quiet
+BIN=$PWD/target/release/cairn
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+cleanup() {
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    sleep 0.3
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/www"
+chmod -R a+rX "$WORK/www"
+start_nginx "$WORK" "$WORK/www" "$PORT"
+
+echo "$FILES files and $CHANGELOGS changelog entries per package; not pinned"
+printf '%-9s %-10s %14s %9s %12s\n' packages policy "metadata MiB" seconds "peak RSS MiB"
+for N in "${COUNTS[@]}"; do
+    REPO=$WORK/www/r$N
+    "$BIN" generate "$REPO" --count "$N" --files "$FILES" --changelogs "$CHANGELOGS" >/dev/null
+    createrepo_c --no-database --quiet --workers 2 "$REPO"
+    chmod -R a+rX "$WORK/www"
+    META=$(du -sm "$REPO/repodata" | cut -f1)
+    for POLICY in on_demand immediate; do
+        D=$WORK/$N-$POLICY
+        mkdir -p "$D"
+        cat > "$D/cairn.toml" <<TOML
+[server]
+data_dir = "$D/data"
+[[repo]]
+id = "bench"
+feed = "http://127.0.0.1:$PORT/r$N/"
+policy = "$POLICY"
+TOML
+        /usr/bin/time -f "%e %M" -o "$D/time.out" \
+            "$BIN" --config "$D/cairn.toml" repo sync bench >/dev/null 2>"$D/err" \
+            || { cat "$D/err"; exit 1; }
+        read -r secs rss < "$D/time.out"
+        printf '%-9s %-10s %14s %9.2f %12d\n' "$N" "$POLICY" "$META" "$secs" $((rss / 1024))
+        rm -rf "$D"
+    done
+    rm -rf "$REPO"
+done

@@ -277,6 +277,13 @@ fn de_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Durat
     Ok(t)
 }
 
+/// An optional [`de_timeout`].
+fn de_opt_timeout<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    de_timeout(d).map(Some)
+}
+
 fn default_max_jobs() -> usize {
     2
 }
@@ -746,6 +753,11 @@ mod tests {
         refused("feed = \"ftp://x/\"\n", &["feed", "http://", "file://"]);
         refused("max_rate = \"fast\"\n", &["max_rate", "10M"]);
         refused(
+            "feed = \"https://x/\"\ntimeout = \"5s\"\nidle_timeout = \"9s\"\n",
+            &["timeout", "not both"],
+        );
+        refused("feed = \"https://x/\"\ntimeout = \"0s\"\n", &["timeout"]);
+        refused(
             "metalink = \"https://m/\"\nkind = \"tree\"\n",
             &["metalink", "tree"],
         );
@@ -763,6 +775,26 @@ mod tests {
             ))
         );
         assert_eq!(ok.repos[0].max_rate, Some(2 * 1024 * 1024));
+        // Default timeouts; one `timeout` for both; each on its own.
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(
+            (ok.repos[0].connect_timeout(), ok.repos[0].idle_timeout()),
+            (secs(15), secs(20))
+        );
+        let t = Config::parse(
+            "[[repo]]\nid = \"a\"\nfeed = \"https://x/\"\ntimeout = \"7s\"\n\
+             [[repo]]\nid = \"b\"\nfeed = \"https://x/\"\nidle_timeout = \"9s\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (t.repos[0].connect_timeout(), t.repos[0].idle_timeout()),
+            (secs(7), secs(7))
+        );
+        assert_eq!(
+            (t.repos[1].connect_timeout(), t.repos[1].idle_timeout()),
+            (secs(15), secs(9))
+        );
         assert!(ok.repos[1].is_mirrored());
     }
 

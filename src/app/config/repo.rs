@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::de_timeout;
+use super::{de_opt_timeout, de_timeout};
 use crate::app::publish::Format;
 use crate::app::signing::Signer;
 use crate::domain::names::{self, valid_name};
@@ -107,14 +107,19 @@ pub struct RepoConfig {
     /// PEM CA certificate(s) trusted for the upstream, in addition to the system roots.
     #[serde(default)]
     pub tls_ca: Option<PathBuf>,
-    /// How long connecting to the upstream may take ("15s").
-    #[serde(default = "default_connect_timeout", deserialize_with = "de_timeout")]
-    pub connect_timeout: std::time::Duration,
-    /// How long the upstream may send nothing while a response is expected or under
-    /// way ("20s"); each request is tried 3 times, so a dead upstream fails the sync
-    /// within about a minute.
-    #[serde(default = "default_upstream_idle", deserialize_with = "de_timeout")]
-    pub idle_timeout: std::time::Duration,
+    /// `connect_timeout` and `idle_timeout` both ("30s"); not with either of them.
+    #[serde(default, deserialize_with = "de_opt_timeout")]
+    pub timeout: Option<std::time::Duration>,
+    /// `connect_timeout` as set (see [`RepoConfig::connect_timeout`]).
+    #[serde(
+        default,
+        rename = "connect_timeout",
+        deserialize_with = "de_opt_timeout"
+    )]
+    pub connect_timeout_setting: Option<std::time::Duration>,
+    /// `idle_timeout` as set (see [`RepoConfig::idle_timeout`]).
+    #[serde(default, rename = "idle_timeout", deserialize_with = "de_opt_timeout")]
+    pub idle_timeout_setting: Option<std::time::Duration>,
     /// The longest a sync may run ("6h"). When it passes, the sync stops as if
     /// interrupted: finished downloads are kept and the next sync goes on from there.
     #[serde(default = "default_sync_deadline", deserialize_with = "de_timeout")]
@@ -318,6 +323,23 @@ impl RepoConfig {
         }
     }
 
+    /// How long connecting to the upstream may take: `connect_timeout`, else
+    /// `timeout`, else 15 s.
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        self.connect_timeout_setting
+            .or(self.timeout)
+            .unwrap_or_else(default_connect_timeout)
+    }
+
+    /// How long the upstream may send nothing while a response is expected or under
+    /// way: `idle_timeout`, else `timeout`, else 20 s. Each request is tried 3 times,
+    /// so a dead upstream fails the sync within about a minute.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.idle_timeout_setting
+            .or(self.timeout)
+            .unwrap_or_else(default_upstream_idle)
+    }
+
     /// Is it mirrored from upstream (a feed, mirrorlist or metalink)?
     pub fn is_mirrored(&self) -> bool {
         self.feed.is_some() || self.mirrorlist.is_some() || self.metalink.is_some()
@@ -385,6 +407,14 @@ impl RepoConfig {
         if !valid_name(&repo.id) {
             return Err(format!(
                 "repo id {:?}: use letters, digits, '-', '_', '.', '+' or ':' (not starting with '.')",
+                repo.id
+            ));
+        }
+        if repo.timeout.is_some()
+            && (repo.connect_timeout_setting.is_some() || repo.idle_timeout_setting.is_some())
+        {
+            return Err(format!(
+                "repo {:?}: timeout sets both connect_timeout and idle_timeout: give timeout, or those two, not both",
                 repo.id
             ));
         }

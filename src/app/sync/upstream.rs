@@ -295,8 +295,8 @@ pub fn client(repo: &RepoConfig) -> Result<reqwest::Client, ClientError> {
         std::fs::read(p).map_err(|e| fail(p.display().to_string(), e.to_string()))
     };
     let mut b = reqwest::Client::builder()
-        .connect_timeout(repo.connect_timeout)
-        .read_timeout(repo.idle_timeout)
+        .connect_timeout(repo.connect_timeout())
+        .read_timeout(repo.idle_timeout())
         .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
     if let (Some(cert), Some(key)) = (&repo.tls_client_cert, &repo.tls_client_key) {
         let mut pem = read(cert)?;

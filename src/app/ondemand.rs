@@ -13,7 +13,8 @@
 //! there from then on; a `streamed` one is dropped once its readers are done.
 //!
 //! A package upstream cannot give (it is down, or no longer has it) is answered as
-//! unavailable, never as unknown: the server says 502 with the reason.
+//! unavailable, never as unknown: the server says 502 with the reason. At most
+//! [`MAX_FETCHES`] downloads run at once; requests for more packages wait their turn.
 
 use std::collections::HashMap;
 use std::io;
@@ -65,11 +66,26 @@ struct Inflight {
     state: watch::Receiver<State>,
 }
 
+/// Upstream downloads running at once, at most; requests for more packages wait.
+pub const MAX_FETCHES: usize = 32;
+
 /// The downloads in progress, and each repository's upstream.
-#[derive(Default)]
 pub struct Fetcher {
     inflight: Mutex<HashMap<String, Arc<Inflight>>>,
     sources: tokio::sync::Mutex<HashMap<String, Arc<Source>>>,
+    /// [`MAX_FETCHES`] permits: clients asking for many packages at once cannot make
+    /// the server open any number of upstream connections.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Fetcher {
+    fn default() -> Fetcher {
+        Fetcher {
+            inflight: Mutex::default(),
+            sources: tokio::sync::Mutex::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
+        }
+    }
 }
 
 fn metric(outcome: &str) {
@@ -174,6 +190,21 @@ impl Fetcher {
                 remote.repo
             ));
         };
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| "the server is shutting down".to_string())?;
+        if let Some(other) = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&remote.sha256)
+        {
+            // Started by another request while this one waited for a slot.
+            return Ok(other.clone());
+        }
         let source = self.source(&repo).await?;
         let path = app.pool.new_tmp_path();
         let file = std::fs::OpenOptions::new()
@@ -204,6 +235,7 @@ impl Fetcher {
         tokio::spawn(async move {
             let sha256 = remote.sha256.clone();
             let failed = !download(&app, repo.policy, &source, remote, path, writer, &tx).await;
+            drop(slot);
             if failed {
                 // Mirrors are read again for the next request.
                 me.sources.lock().await.remove(&repo.id);

@@ -133,6 +133,15 @@ impl Fetcher {
                 if head {
                     return Fetched::Known;
                 }
+                // Fetched by a download that ended after this request found the pool
+                // without it: served from the pool, not fetched again.
+                if let Ok(file) = std::fs::File::open(app.pool.path_of(sha256)) {
+                    let (_, verified) = watch::channel(State::Verified);
+                    let (start, end) = range.unwrap_or((0, remote.size as u64));
+                    let (tx, rx) = mpsc::channel(2);
+                    tokio::spawn(feed(file, verified, start, end, false, tx));
+                    return Fetched::Body(rx);
+                }
                 match self.start(app, remote).await {
                     Ok(i) => i,
                     Err(why) => {

@@ -69,6 +69,12 @@ struct Inflight {
 /// Upstream downloads running at once, at most; requests for more packages wait.
 pub const MAX_FETCHES: usize = 32;
 
+impl Inflight {
+    fn failed(&self) -> bool {
+        matches!(*self.state.borrow(), State::Failed(_))
+    }
+}
+
 /// The downloads in progress, and each repository's upstream.
 pub struct Fetcher {
     inflight: Mutex<HashMap<String, Arc<Inflight>>>,
@@ -106,12 +112,7 @@ impl Fetcher {
         range: Option<(u64, u64)>,
         head: bool,
     ) -> Fetched {
-        let joined = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(sha256)
-            .cloned();
+        let joined = self.running(sha256);
         let inflight = match joined {
             Some(i) if head => {
                 drop(i);
@@ -205,14 +206,9 @@ impl Fetcher {
             .acquire_owned()
             .await
             .map_err(|_| "the server is shutting down".to_string())?;
-        if let Some(other) = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&remote.sha256)
-        {
+        if let Some(other) = self.running(&remote.sha256) {
             // Started by another request while this one waited for a slot.
-            return Ok(other.clone());
+            return Ok(other);
         }
         let source = self.source(&repo).await?;
         let path = app.pool.new_tmp_path();
@@ -233,14 +229,18 @@ impl Fetcher {
         });
         {
             let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(other) = map.get(&remote.sha256) {
-                // Another request started it meanwhile: join that one.
-                let _ = std::fs::remove_file(&path);
-                return Ok(other.clone());
+            match map.get(&remote.sha256) {
+                Some(other) if !other.failed() => {
+                    // Another request started it meanwhile: join that one.
+                    let _ = std::fs::remove_file(&path);
+                    return Ok(other.clone());
+                }
+                _ => {
+                    map.insert(remote.sha256.clone(), inflight.clone());
+                }
             }
-            map.insert(remote.sha256.clone(), inflight.clone());
         }
-        let (app, me) = (app.clone(), self.clone());
+        let (app, me, mine) = (app.clone(), self.clone(), inflight.clone());
         tokio::spawn(async move {
             let sha256 = remote.sha256.clone();
             let failed = !download(&app, repo.policy, &source, remote, path, writer, &tx).await;
@@ -249,13 +249,27 @@ impl Fetcher {
                 // Mirrors are read again for the next request.
                 me.sources.lock().await.remove(&repo.id);
             }
-            // Readers keep their own handles; new requests start afresh.
-            me.inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&sha256);
+            // Readers keep their own handles; new requests start afresh. (A failed
+            // download may have been replaced by a new one already: that one stays.)
+            let mut map = me.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            if map.get(&sha256).is_some_and(|i| Arc::ptr_eq(i, &mine)) {
+                map.remove(&sha256);
+            }
         });
         Ok(inflight)
+    }
+
+    /// The download of `sha256` under way or just verified, if any (one that failed
+    /// is forgotten: the next request tries again).
+    fn running(&self, sha256: &str) -> Option<Arc<Inflight>> {
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(sha256) {
+            Some(i) if i.failed() => {
+                map.remove(sha256);
+                None
+            }
+            other => other.cloned(),
+        }
     }
 
     /// The upstream of `repo` (its feed, or the mirrors its list gives: read once and
@@ -309,11 +323,12 @@ async fn download(
             return false;
         }
     };
+    // Readers get their last bytes now; keeping the file (a file system sync) does
+    // not hold them back. They read through their own handles, whatever its name.
+    let _ = state.send(State::Verified);
     if policy == Policy::Streamed {
-        // Readers hold their own handles: the name can go now.
         let _ = std::fs::remove_file(&path);
         metric("streamed");
-        let _ = state.send(State::Verified);
         return verified;
     }
     let staged = app
@@ -333,7 +348,6 @@ async fn download(
             let _ = std::fs::remove_file(&path);
         }
     }
-    let _ = state.send(State::Verified);
     true
 }
 

@@ -367,3 +367,33 @@ fn repo_fetch_makes_a_tree_independent_of_upstream() {
         assert!(!verify.contains("not fetched yet"), "{name}: {verify}");
     }
 }
+
+#[test]
+fn on_demand_serves_upstreams_own_metadata_in_mirror_mode() {
+    for backend in backends() {
+        let name = backend.name();
+        let (dir, up, env) = {
+            let (dir, _repo, _) = upstream_tree(|r| {
+                cairn::formats::samples::demo_packages(r).unwrap();
+            });
+            let up = Upstream::start_logged(dir.path());
+            let env = mirror_env(&backend, &up, "policy = \"on_demand\"\nmode = \"mirror\"\n");
+            (dir, up, env)
+        };
+        env.ok(&["repo", "sync", "m"]);
+        assert!(rpm_requests(&up).is_empty(), "{name}");
+        let server = env.serve();
+        // Upstream's repomd.xml, byte for byte; the packages fetched when dnf asks.
+        let served = http()
+            .get(server.url("/repos/m/latest/repodata/repomd.xml"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        let upstream = std::fs::read(dir.path().join("repo/repodata/repomd.xml")).unwrap();
+        assert_eq!(served.as_ref(), upstream.as_slice(), "{name}");
+        let installed = dnf_install(&server.url("/repos/m/latest/"), &["demo-app"]);
+        assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+        assert_eq!(rpm_requests(&up).len(), installed.len(), "{name}");
+    }
+}

@@ -2,7 +2,8 @@
 # Peak RSS and wall time of a cold `cairn repo sync` of a generated upstream of N
 # packages whose metadata weighs what a distribution's does (FILES files and CHANGELOGS
 # changelog entries per package), with policy = "immediate" (every package downloaded)
-# and policy = "on_demand" (metadata only), for each N. GNU time gives the peak RSS of
+# and policy = "on_demand" (metadata only), and of `cairn import` of the same files into
+# a local repository, for each N. GNU time gives the peak RSS of
 # the whole process. The upstream is served by nginx on a free loopback port; each
 # sync writes into a new data dir in the working directory.
 #
@@ -56,5 +57,14 @@ TOML
         printf '%-9s %-10s %14s %9.2f %12d\n' "$N" "$POLICY" "$META" "$secs" $((rss / 1024))
         rm -rf "$D"
     done
-    rm -rf "$REPO"
+    # The same files imported into a local repository.
+    D=$WORK/$N-import
+    mkdir -p "$D"
+    printf '[server]\ndata_dir = "%s/data"\n[[repo]]\nid = "local"\n' "$D" > "$D/cairn.toml"
+    /usr/bin/time -f "%e %M" -o "$D/time.out" \
+        "$BIN" --config "$D/cairn.toml" import local "$REPO" >/dev/null 2>"$D/err" \
+        || { cat "$D/err"; exit 1; }
+    read -r secs rss < "$D/time.out"
+    printf '%-9s %-10s %14s %9.2f %12d\n' "$N" import "$META" "$secs" $((rss / 1024))
+    rm -rf "$D" "$REPO"
 done

@@ -397,3 +397,74 @@ fn on_demand_serves_upstreams_own_metadata_in_mirror_mode() {
         assert_eq!(rpm_requests(&up).len(), installed.len(), "{name}");
     }
 }
+
+/// The `.rpm` in `repo` whose name starts with `name-`.
+fn rpm_named(repo: &std::path::Path, name: &str) -> std::path::PathBuf {
+    std::fs::read_dir(repo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let f = p.file_name().unwrap().to_string_lossy().to_string();
+            f.starts_with(&format!("{name}-")) && f.ends_with(".rpm")
+        })
+        .unwrap_or_else(|| panic!("no {name} in {}", repo.display()))
+}
+
+#[test]
+fn on_demand_checks_package_signatures_when_it_fetches() {
+    let gpg = Gpg::new();
+    let vendor = gpg.generate("Vendor", "rsa2048");
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = gpg.export(&vendor, &keys.path().join("vendor.asc"), true);
+    let (dir, repo, _) = upstream_tree(|r| {
+        cairn::formats::samples::demo_packages(r).unwrap();
+    });
+    for name in ["demo-lib", "demo-app", "demo-tools"] {
+        gpg.rpmsign(&vendor, &rpm_named(&repo, name));
+    }
+    // demo-docs stays unsigned.
+    createrepo_dir(&repo, false);
+    let up = Upstream::start_logged(dir.path());
+    for backend in backends() {
+        let name = backend.name();
+        let keys_toml = format!(
+            "policy = \"on_demand\"\ngpgkeys = [\"{}\"]\n",
+            key_file.display()
+        );
+        // gpgcheck "require" (the default with keys): the sync fetches no package.
+        let env = mirror_env(&backend, &up, &keys_toml);
+        let before = rpm_requests(&up).len();
+        env.ok(&["repo", "sync", "m"]);
+        assert_eq!(rpm_requests(&up).len(), before, "{name}: metadata only");
+        let server = env.serve();
+        let c = http();
+        let (lib, lib_sha) = package(&env, "demo-lib");
+        let (status, bytes) = get_all(&c, &server.url(&lib)).unwrap();
+        assert_eq!((status, sha256_hex(&bytes)), (200, lib_sha), "{name}");
+        wait_for("the signer to be recorded", || {
+            let listed = env.json(&["repo", "packages", "m"]);
+            listed["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "demo-lib" && p["signature"]["key_id"] == vendor.key_id)
+        });
+        // The unsigned package never reaches a client whole, nor the pool.
+        let (docs, docs_sha) = package(&env, "demo-docs");
+        let complete = match get_all(&c, &server.url(&docs)) {
+            Ok((200, got)) => sha256_hex(&got) == docs_sha,
+            _ => false,
+        };
+        assert!(!complete, "{name}: an unsigned package served whole");
+        assert!(!blob(&env, &docs_sha).exists(), "{name}");
+        drop(server);
+
+        // "warn": served, and said in the log.
+        let warn = mirror_env(&backend, &up, &format!("{keys_toml}gpgcheck = \"warn\"\n"));
+        warn.ok(&["repo", "sync", "m"]);
+        let server = warn.serve();
+        let (docs, docs_sha) = package(&warn, "demo-docs");
+        let (status, bytes) = get_all(&c, &server.url(&docs)).unwrap();
+        assert_eq!((status, sha256_hex(&bytes)), (200, docs_sha), "{name}");
+    }
+}

@@ -243,7 +243,7 @@ impl Fetcher {
         let (app, me, mine) = (app.clone(), self.clone(), inflight.clone());
         tokio::spawn(async move {
             let sha256 = remote.sha256.clone();
-            let failed = !download(&app, repo.policy, &source, remote, path, writer, &tx).await;
+            let failed = !download(&app, &repo, &source, remote, path, writer, &tx).await;
             drop(slot);
             if failed {
                 // Mirrors are read again for the next request.
@@ -300,15 +300,19 @@ impl Fetcher {
 /// Returns whether it verified.
 async fn download(
     app: &App,
-    policy: Policy,
+    repo: &crate::app::config::RepoConfig,
     source: &Source,
     remote: RemotePackage,
     path: std::path::PathBuf,
     file: std::fs::File,
     state: &watch::Sender<State>,
 ) -> bool {
+    let policy = repo.policy;
     let url = upstream::join(source.base(), &remote.href);
-    let outcome = receive(source, &url, &remote, file, state).await;
+    let outcome = match receive(source, &url, &remote, &file, state).await {
+        Ok(()) => check_signature(app, repo, &remote, &file).await,
+        Err(e) => Err(e),
+    };
     let verified = match outcome {
         Ok(()) => true,
         Err(e) => {
@@ -384,12 +388,99 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// With `gpgcheck`, the header signature of the verified download in `file`: by a
+/// key of the repository, or (`require`) the download fails. The signer is recorded
+/// on the package's row either way.
+async fn check_signature(
+    app: &App,
+    repo: &crate::app::config::RepoConfig,
+    remote: &RemotePackage,
+    file: &std::fs::File,
+) -> Result<(), Failure> {
+    use crate::app::config::GpgCheck;
+    use crate::formats::openpgp::{self, HeaderVerdict, Keyring};
+    let mode = repo.gpgcheck();
+    if mode == GpgCheck::Off {
+        return Ok(());
+    }
+    let keyring = Keyring::load(&repo.gpgkeys).map_err(|e| Failure::After(e.to_string()))?;
+    let reader = file
+        .try_clone()
+        .map_err(|e| Failure::After(e.to_string()))?;
+    let verdict = tokio::task::spawn_blocking(move || {
+        let head = crate::formats::rpmcheck::header_signature(&mut std::io::BufReader::new(
+            PositionalReader {
+                file: reader,
+                at: 0,
+            },
+        ))
+        .map_err(|e| e.to_string())?;
+        Ok::<_, String>(openpgp::check_header(&head, Some(&keyring)))
+    })
+    .await
+    .map_err(|e| Failure::After(e.to_string()))?
+    .map_err(Failure::After)?;
+    let (signature, bad) = match verdict {
+        HeaderVerdict::Signed(info) => (
+            Some(crate::store::catalog::PackageSignature {
+                sha256: remote.sha256.clone(),
+                key_id: Some(info.key_id),
+                algorithm: info.algorithm,
+            }),
+            None,
+        ),
+        HeaderVerdict::Unsigned => (
+            Some(crate::store::catalog::PackageSignature {
+                sha256: remote.sha256.clone(),
+                key_id: None,
+                algorithm: "none".into(),
+            }),
+            Some("unsigned".to_string()),
+        ),
+        HeaderVerdict::Bad(e) => (None, Some(e.to_string())),
+    };
+    if let Some(s) = signature {
+        if let Err(e) = app.catalog.record_signatures(&[s]).await {
+            tracing::warn!("recording the signer of {}: {e}", remote.sha256);
+        }
+    }
+    match (bad, mode) {
+        (None, _) => Ok(()),
+        (Some(why), GpgCheck::Require) => Err(Failure::After(format!(
+            "{}: not signed by a key of repository {:?} ({why})",
+            remote.href, repo.id
+        ))),
+        (Some(why), _) => {
+            tracing::warn!(
+                "{}: not signed by a key of repository {:?} ({why}); served (gpgcheck = \"warn\")",
+                remote.href,
+                repo.id
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Reads a file from a position with `pread`, leaving the shared offset alone.
+struct PositionalReader {
+    file: std::fs::File,
+    at: u64,
+}
+
+impl io::Read for PositionalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 /// Receives `url` into `file`, checking size and checksums.
 async fn receive(
     source: &Source,
     url: &str,
     remote: &RemotePackage,
-    file: std::fs::File,
+    file: &std::fs::File,
     state: &watch::Sender<State>,
 ) -> Result<(), Failure> {
     let mut body = source
@@ -400,7 +491,10 @@ async fn receive(
     let mut upstream_hash =
         upstream::Hasher::new(&remote.algorithm).map_err(|e| Failure::After(e.to_string()))?;
     let mut sha256 = <sha2::Sha256 as sha2::Digest>::new();
-    let file = Arc::new(file);
+    let file = Arc::new(
+        file.try_clone()
+            .map_err(|e| Failure::After(format!("writing the download: {e}")))?,
+    );
     let mut written = 0u64;
     let _ = state.send(State::Receiving(0));
     loop {

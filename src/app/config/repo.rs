@@ -463,12 +463,6 @@ impl RepoConfig {
                     repo.id
                 ));
             }
-            if repo.gpgcheck() != GpgCheck::Off {
-                return Err(format!(
-                    "repo {:?}: policy = \"{policy}\" cannot check package signatures at sync (the packages are not downloaded then): set gpgcheck = \"off\" (repo_gpgcheck still checks upstream's metadata), or use policy = \"immediate\"",
-                    repo.id
-                ));
-            }
         }
         if repo.metalink.is_some() && repo.kind == RepoKind::Tree {
             return Err(format!(

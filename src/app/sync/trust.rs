@@ -87,7 +87,9 @@ impl Cx<'_> {
     ) -> Result<Checked, SyncError> {
         let mode = self.repo.gpgcheck();
         let mut wanted: HashMap<&str, &str> = HashMap::new();
-        for &i in up.by_location.values() {
+        // Packages left upstream are checked when they are fetched.
+        let remote: HashSet<usize> = plan.remote.iter().copied().collect();
+        for &i in up.by_location.values().filter(|i| !remote.contains(i)) {
             if let Some(sha) = plan.known.get(&i) {
                 wanted.insert(sha.as_str(), up.entries[i].href.as_str());
             }

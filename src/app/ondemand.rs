@@ -247,7 +247,7 @@ impl Fetcher {
             drop(slot);
             if failed {
                 // Mirrors are read again for the next request.
-                me.sources.lock().await.remove(&repo.id);
+                me.sources.lock().await.remove(&source_key(&repo));
             }
             // Readers keep their own handles; new requests start afresh. (A failed
             // download may have been replaced by a new one already: that one stays.)
@@ -276,7 +276,7 @@ impl Fetcher {
     /// kept while it works).
     async fn source(&self, repo: &crate::app::config::RepoConfig) -> Result<Arc<Source>, String> {
         let mut sources = self.sources.lock().await;
-        if let Some(s) = sources.get(&repo.id) {
+        if let Some(s) = sources.get(&source_key(repo)) {
             return Ok(s.clone());
         }
         let spec = repo
@@ -290,9 +290,26 @@ impl Fetcher {
             "its upstream's mirror list cannot be read".to_string()
         })?;
         let s = Arc::new(s);
-        sources.insert(repo.id.clone(), s.clone());
+        sources.insert(source_key(repo), s.clone());
         Ok(s)
     }
+}
+
+/// What a repository's [`Source`] is made from: a reload that changes any of it (the
+/// upstream, TLS, proxy, timeouts, rate) gets a new one.
+fn source_key(repo: &crate::app::config::RepoConfig) -> String {
+    format!(
+        "{}\n{:?}\n{:?} {:?} {:?} {:?}\n{:?} {:?} {:?}",
+        repo.id,
+        repo.upstream(),
+        repo.tls_client_cert,
+        repo.tls_client_key,
+        repo.tls_ca,
+        repo.proxy,
+        repo.connect_timeout(),
+        repo.idle_timeout(),
+        repo.max_rate
+    )
 }
 
 /// Downloads `remote` into `path` (through `file`), telling readers how far it got;

@@ -117,7 +117,7 @@ pub enum AppError {
     Verify(#[from] VerifyError),
     /// `repo fetch` left packages unfetched.
     #[error(transparent)]
-    Fetch(#[from] crate::app::ondemand::FetchIncomplete),
+    Fetch(#[from] crate::app::fetch::FetchIncomplete),
 }
 
 /// What owns snapshots and aliases: a repository or a view (a view when the config

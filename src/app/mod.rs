@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod config;
 pub mod context;
+pub mod fetch;
 pub mod gc;
 pub mod import;
 pub mod ingest;

@@ -398,18 +398,6 @@ fn on_demand_serves_upstreams_own_metadata_in_mirror_mode() {
     }
 }
 
-/// The `.rpm` in `repo` whose name starts with `name-`.
-fn rpm_named(repo: &std::path::Path, name: &str) -> std::path::PathBuf {
-    std::fs::read_dir(repo)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let f = p.file_name().unwrap().to_string_lossy().to_string();
-            f.starts_with(&format!("{name}-")) && f.ends_with(".rpm")
-        })
-        .unwrap_or_else(|| panic!("no {name} in {}", repo.display()))
-}
-
 #[test]
 fn on_demand_checks_package_signatures_when_it_fetches() {
     let gpg = Gpg::new();

@@ -153,22 +153,6 @@ fn signature_settings_are_checked() {
         "{err}"
     );
 }
-
-/// The demo packages upstream, by name: `repo/demo-*.rpm`.
-fn demo_file(repo: &Path, name: &str) -> std::path::PathBuf {
-    std::fs::read_dir(repo)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(&format!("{name}-"))
-        })
-        .unwrap_or_else(|| panic!("no {name} in {}", repo.display()))
-}
-
 #[test]
 fn package_signatures_are_checked_against_the_keys_and_recorded() {
     let gpg = Gpg::new();
@@ -181,9 +165,9 @@ fn package_signatures_are_checked_against_the_keys_and_recorded() {
     let (up_dir, repo) = demo_upstream_tree();
     // RSA (rpm puts it in RSAHEADER) and EdDSA (DSAHEADER) header signatures; demo-docs
     // stays unsigned.
-    gpg.rpmsign(&rsa, &demo_file(&repo, "demo-lib"));
-    gpg.rpmsign(&rsa, &demo_file(&repo, "demo-tools"));
-    gpg.rpmsign(&ed, &demo_file(&repo, "demo-app"));
+    gpg.rpmsign(&rsa, &rpm_named(&repo, "demo-lib"));
+    gpg.rpmsign(&rsa, &rpm_named(&repo, "demo-tools"));
+    gpg.rpmsign(&ed, &rpm_named(&repo, "demo-app"));
     createrepo_dir(&repo, false);
     let upstream = Upstream::start(up_dir.path());
     let keys_toml = format!(
@@ -230,7 +214,7 @@ fn package_signatures_are_checked_against_the_keys_and_recorded() {
     }
 
     // Signed by a key the repository does not trust: named with the key found.
-    gpg.rpmsign(&other, &demo_file(&repo, "demo-docs"));
+    gpg.rpmsign(&other, &rpm_named(&repo, "demo-docs"));
     createrepo_dir(&repo, false);
     let env = mirror_env(&Backend::Sqlite, &upstream, &keys_toml);
     let err = failing_sync(&env);
@@ -240,7 +224,7 @@ fn package_signatures_are_checked_against_the_keys_and_recorded() {
     );
     // Every package signed by a trusted key: the sync succeeds, and the catalog
     // records each package's signer, whatever the setting.
-    gpg.rpmsign(&ed, &demo_file(&repo, "demo-docs"));
+    gpg.rpmsign(&ed, &rpm_named(&repo, "demo-docs"));
     createrepo_dir(&repo, false);
     let report = env.json(&["repo", "sync", "m"]);
     assert_eq!(report["m"]["status"], "ok", "{report}");
@@ -314,9 +298,9 @@ fn imports_check_signatures_as_syncs_do() {
         );
         let dir = env.dir.path().join("rpms");
         cairn::formats::samples::demo_packages(&dir).unwrap();
-        gpg.rpmsign(&vendor, &demo_file(&dir, "demo-lib"));
-        gpg.rpmsign(&vendor, &demo_file(&dir, "demo-tools"));
-        gpg.rpmsign(&other, &demo_file(&dir, "demo-app"));
+        gpg.rpmsign(&vendor, &rpm_named(&dir, "demo-lib"));
+        gpg.rpmsign(&vendor, &rpm_named(&dir, "demo-tools"));
+        gpg.rpmsign(&other, &rpm_named(&dir, "demo-app"));
         // demo-docs stays unsigned.
 
         // "require" (the default with keys): the two others are skipped, named, with why.

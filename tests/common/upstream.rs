@@ -218,3 +218,15 @@ pub fn mirror_env(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
         ),
     )
 }
+
+/// The `.rpm` in `repo` whose name starts with `name-`.
+pub fn rpm_named(repo: &std::path::Path, name: &str) -> std::path::PathBuf {
+    std::fs::read_dir(repo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let f = p.file_name().unwrap().to_string_lossy().to_string();
+            f.starts_with(&format!("{name}-")) && f.ends_with(".rpm")
+        })
+        .unwrap_or_else(|| panic!("no {name} in {}", repo.display()))
+}

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cairn::formats::repodata::{self, Compression, Entry};
+use cairn::domain::package::Package;
+use cairn::formats::repodata::{self, Compression, Entry, Fragments};
 use cairn::formats::rpmread::{self, FileFacts};
 use common::*;
 
@@ -92,18 +93,23 @@ fn every_package_renders_like_createrepo_c() {
             rpmread::read_package(f, &facts).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         read.push((repodata::xml::render(&pkg), pkg));
     }
-    let hrefs: Vec<String> = read.iter().map(|(_, p)| format!("x/{}", p.pkgid)).collect();
-    let mut entries: Vec<Entry> = read
+    let mut read: Vec<(Fragments, Package, String)> = read
+        .into_iter()
+        .map(|(f, p)| {
+            let href = format!("x/{}", p.pkgid);
+            (f, p, href)
+        })
+        .collect();
+    repodata::sort_by_href(&mut read, |(_, _, h)| h.as_str());
+    let entries: Vec<Entry> = read
         .iter()
-        .zip(&hrefs)
-        .map(|((f, p), h)| Entry {
-            fragments: f,
+        .map(|(_, p, h)| Entry {
             href: h,
             time_file: p.time_file,
         })
         .collect();
-    repodata::sort_entries(&mut entries);
-    let data = repodata::build(&entries, Compression::Gzip, &[], &[]).unwrap();
+    let mut fragments = read.iter().map(|(f, _, _)| Ok(f.clone()));
+    let data = repodata::build(&entries, &mut fragments, Compression::Gzip, &[], &[]).unwrap();
     for f in &data.files {
         if f.kind == "repomd" {
             continue;
@@ -291,16 +297,16 @@ fn parsed_createrepo_c_metadata_renders_back_identically() {
         read.push((repodata::xml::render(&entry.package), entry));
     }
     assert_eq!(read.len(), files.len());
-    let mut entries: Vec<Entry> = read
+    repodata::sort_by_href(&mut read, |(_, e)| e.href.as_str());
+    let entries: Vec<Entry> = read
         .iter()
-        .map(|(frag, e)| Entry {
-            fragments: frag,
+        .map(|(_, e)| Entry {
             href: &e.href,
             time_file: e.package.time_file,
         })
         .collect();
-    repodata::sort_entries(&mut entries);
-    let data = repodata::build(&entries, Compression::Gzip, &[], &[]).unwrap();
+    let mut fragments = read.iter().map(|(f, _)| Ok(f.clone()));
+    let data = repodata::build(&entries, &mut fragments, Compression::Gzip, &[], &[]).unwrap();
     for f in data.files.iter().filter(|f| f.kind != "repomd") {
         let ours = packages_by_pkgid(&parse_xml(&decompress(&f.bytes)));
         compare(

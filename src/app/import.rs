@@ -20,7 +20,7 @@ use crate::formats::openpgp::{self, HeaderVerdict, Keyring, PgpError};
 use crate::formats::repodata::{xml, Fragments};
 use crate::formats::rpmcheck;
 use crate::formats::rpmread::{self, FileFacts};
-use crate::store::catalog::{Catalog, CatalogError, PackageSignature, PlacedFragments};
+use crate::store::catalog::{Catalog, CatalogError, PackageSignature, PackageWriter, Placed};
 use crate::store::datadir::DataDir;
 use crate::store::pool::{Pool, PoolError, Staged};
 
@@ -448,43 +448,47 @@ fn read_all(
     Ok(out)
 }
 
+/// A package of this import, as the placement and the report need it once its rows
+/// are written (its dependencies, files and changelogs are in the catalog by then).
+struct Imported {
+    path: PathBuf,
+    location: String,
+    sha256: String,
+    nevra: String,
+    time_file: i64,
+}
+
 /// The files of one import by location: the last file given for a location wins.
 struct Batch<'a> {
-    by_location: HashMap<String, &'a (Package, Fragments)>,
+    by_location: HashMap<&'a str, &'a Imported>,
     /// Locations in the order their first file was given.
-    order: Vec<String>,
+    order: Vec<&'a str>,
     /// Files whose location a later file of this import (with other content) took:
     /// (the earlier file, the later one, the location).
     superseded: Vec<(PathBuf, PathBuf, String)>,
 }
 
 impl<'a> Batch<'a> {
-    /// The files of one import (`paths[i]` is the file of `packages[i]`).
-    fn of(packages: &'a [(Package, Fragments)], paths: &[PathBuf]) -> Batch<'a> {
+    /// The packages of one import, in the order their files were given.
+    fn of(imported: &'a [Imported]) -> Batch<'a> {
         let mut batch = Batch {
             by_location: HashMap::new(),
             order: Vec::new(),
             superseded: Vec::new(),
         };
-        let mut file_of: HashMap<String, &PathBuf> = HashMap::new();
-        for (item, path) in packages.iter().zip(paths) {
-            let loc = item.0.location();
-            let earlier = file_of.insert(loc.clone(), path);
-            match batch.by_location.insert(loc.clone(), item) {
+        for item in imported {
+            let loc = item.location.as_str();
+            match batch.by_location.insert(loc, item) {
                 None => batch.order.push(loc),
-                Some(prev) if prev.0.pkgid != item.0.pkgid => {
-                    if let Some(earlier) = earlier {
-                        batch.superseded.push((earlier.clone(), path.clone(), loc));
-                    }
+                Some(prev) if prev.sha256 != item.sha256 => {
+                    batch
+                        .superseded
+                        .push((prev.path.clone(), item.path.clone(), loc.to_string()));
                 }
                 Some(_) => {}
             }
         }
         batch
-    }
-
-    fn package(&self, location: &str) -> &'a Package {
-        &self.by_location[location].0
     }
 
     /// What changes against `current`: the placements (location → package id) and, in
@@ -494,28 +498,33 @@ impl<'a> Batch<'a> {
         current: &HashMap<String, String>,
         ids: &HashMap<String, i64>,
         report: &mut ImportReport,
-    ) -> Vec<(String, i64)> {
+    ) -> Result<Vec<(String, i64)>, ImportError> {
         let new = self
             .order
             .iter()
-            .map(|loc| (loc.as_str(), self.package(loc).pkgid.as_str()));
+            .map(|loc| (*loc, self.by_location[loc].sha256.as_str()));
         let comparison = ingest::compare(current, new);
         report.unchanged = comparison.unchanged;
+        let id_of = |p: &Imported| {
+            ids.get(&p.sha256)
+                .copied()
+                .ok_or_else(|| ImportError::Task(format!("package {} has no row", p.sha256)))
+        };
         let mut placements = Vec::new();
         for (loc, old) in comparison.replaced {
-            let p = self.package(&loc);
+            let p = self.by_location[loc.as_str()];
             tracing::info!(
                 "{} replaces the package at {loc} ({} → {})",
-                p.nevra(),
+                p.nevra,
                 &old[..12.min(old.len())],
-                &p.pkgid[..12]
+                &p.sha256[..12]
             );
             report.replaced.push(Replaced {
                 location: loc.clone(),
                 old_sha256: old,
-                new_sha256: p.pkgid.clone(),
+                new_sha256: p.sha256.clone(),
             });
-            placements.push((loc, ids[&p.pkgid]));
+            placements.push((loc, id_of(p)?));
         }
         // A file whose name a later file of this import took (with other content)
         // was not placed: it replaced nothing, and is reported as superseded.
@@ -527,35 +536,107 @@ impl<'a> Batch<'a> {
             });
         }
         for loc in comparison.added {
-            let p = self.package(&loc);
-            report.added.push(p.nevra());
-            placements.push((loc, ids[&p.pkgid]));
+            let p = self.by_location[loc.as_str()];
+            report.added.push(p.nevra.clone());
+            placements.push((loc, id_of(p)?));
         }
-        placements
+        Ok(placements)
     }
 }
 
-/// Reads and stages `paths` on all cores; the readable ones, the rest in `report`.
-async fn read_files(
+/// How many files are read, staged and written to the catalog at a time: memory holds
+/// one batch of whole packages, whatever the number of files.
+const BATCH: usize = 1024;
+
+/// One batch of files read: the readable ones in input order, and the skipped ones.
+type ReadBatch = (Vec<Read>, Vec<Skipped>);
+
+/// Reads and stages `files` on all cores, [`BATCH`] at a time, sending each batch to
+/// `tx`. A pool failure (a full disk) stops the reading and is returned.
+fn read_batches(
     pool: &Pool,
     trust: &Trust,
-    paths: &[PathBuf],
-    progress: Arc<Progress>,
-    report: &mut ImportReport,
-) -> Result<Vec<Read>, ImportError> {
-    let files = collect_files(paths, &mut report.skipped);
-    progress.total.store(files.len(), Ordering::Relaxed);
-    let pool = pool.clone();
-    let trust = trust.clone();
-    let (reads, skipped) = tokio::task::spawn_blocking(move || {
+    files: &[PathBuf],
+    progress: &Progress,
+    tx: &tokio::sync::mpsc::Sender<ReadBatch>,
+) -> Result<(), PoolError> {
+    for chunk in files.chunks(BATCH) {
         let mut skipped = Vec::new();
-        let reads = read_all(&pool, &trust, &files, &mut skipped, &progress);
-        (reads, skipped)
-    })
-    .await
-    .map_err(|e| ImportError::Task(e.to_string()))?;
-    report.skipped.extend(skipped);
-    Ok(reads?)
+        let reads = read_all(pool, trust, chunk, &mut skipped, progress)?;
+        if tx.blocking_send((reads, skipped)).is_err() {
+            // The writer failed, and says why.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// What the batches of an import left for the placement: the packages read, their
+/// signatures, the pool commits of their blobs (running), and the blobs new to the pool.
+#[derive(Default)]
+struct Recorded {
+    imported: Vec<Imported>,
+    signatures: Vec<PackageSignature>,
+    commits: Vec<tokio::task::JoinHandle<Result<(), PoolError>>>,
+    new_blobs: Vec<String>,
+}
+
+/// Reads, stages and writes the rows of `files`, a batch at a time: each batch's blobs
+/// start becoming durable while the next is read, and its rows are written in the
+/// writer's transaction (committed by the caller once every blob is durable).
+async fn record_files(
+    pool: &Pool,
+    trust: &Trust,
+    files: Vec<PathBuf>,
+    progress: Arc<Progress>,
+    writer: &mut PackageWriter<'_>,
+    recorded: &mut Recorded,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadBatch>(1);
+    let reading = {
+        let pool = pool.clone();
+        let trust = trust.clone();
+        tokio::task::spawn_blocking(move || read_batches(&pool, &trust, &files, &progress, &tx))
+    };
+    while let Some((reads, skipped)) = rx.recv().await {
+        report.skipped.extend(skipped);
+        let mut staged = Vec::with_capacity(reads.len());
+        let mut packages = Vec::with_capacity(reads.len());
+        for r in reads {
+            if let Some(reason) = r.untrusted {
+                tracing::warn!("{}: {reason}", r.path.display());
+                report.untrusted.push(Skipped {
+                    path: r.path.clone(),
+                    reason,
+                });
+            }
+            if let Some(s) = r.staged {
+                if !pool.contains(&s.sha256) {
+                    recorded.new_blobs.push(s.sha256.clone());
+                }
+                staged.push(s);
+            }
+            recorded.signatures.extend(r.signature);
+            recorded.imported.push(Imported {
+                path: r.path,
+                location: r.package.location(),
+                sha256: r.package.pkgid.clone(),
+                nevra: r.package.nevra(),
+                time_file: r.package.time_file,
+            });
+            packages.push((r.package, r.fragments));
+        }
+        let pool = pool.clone();
+        recorded
+            .commits
+            .push(tokio::spawn(async move { pool.commit_async(staged).await }));
+        writer.write(&packages).await?;
+    }
+    reading
+        .await
+        .map_err(|e| ImportError::Task(e.to_string()))??;
+    Ok(())
 }
 
 /// Imports `paths` into repository `repo` and republishes its `latest`, through the
@@ -581,52 +662,56 @@ pub async fn import(
         .lease_pool_async()
         .await
         .map_err(ImportError::Lease)?;
-    let reads = read_files(pool, trust, paths, progress, &mut report).await?;
-    phase("read and staged");
-    let mut staged = Vec::with_capacity(reads.len());
-    let mut packages = Vec::with_capacity(reads.len());
-    let mut files = Vec::with_capacity(reads.len());
-    let mut signatures = Vec::with_capacity(reads.len());
-    for r in reads {
-        if let Some(reason) = r.untrusted {
-            tracing::warn!("{}: {reason}", r.path.display());
-            report.untrusted.push(Skipped {
-                path: r.path.clone(),
-                reason,
-            });
-        }
-        staged.extend(r.staged);
-        signatures.extend(r.signature);
-        packages.push((r.package, r.fragments));
-        files.push(r.path);
-    }
-    // What this import adds to the pool: given back if it fails from here on.
-    let new_blobs: Vec<String> = staged
-        .iter()
-        .filter(|s| !pool.contains(&s.sha256))
-        .map(|s| s.sha256.clone())
-        .collect();
-    let placed = place(
-        catalog,
+    let files = collect_files(paths, &mut report.skipped);
+    progress.total.store(files.len(), Ordering::Relaxed);
+    let mut writer = catalog.package_writer();
+    let mut recorded = Recorded::default();
+    let written = record_files(
         pool,
-        datadir,
-        repo,
-        format,
-        staged,
-        packages,
+        trust,
         files,
-        &signatures,
+        progress,
+        &mut writer,
+        &mut recorded,
         &mut report,
     )
     .await;
+    // Every pool commit runs to its end, whatever happened to the rows.
+    let mut durable: Result<(), ImportError> = Ok(());
+    for commit in std::mem::take(&mut recorded.commits) {
+        let done = match commit.await {
+            Ok(done) => done.map_err(ImportError::from),
+            Err(e) => Err(ImportError::Task(e.to_string())),
+        };
+        if durable.is_ok() {
+            durable = done;
+        }
+    }
+    phase("read, staged and written");
+    let placed = match (written, durable) {
+        (Ok(()), Ok(())) => {
+            place(
+                catalog,
+                pool,
+                datadir,
+                repo,
+                format,
+                writer,
+                &recorded,
+                &mut report,
+            )
+            .await
+        }
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+    };
     if let Err(e) = placed {
-        ingest::release_new_blobs(catalog, pool, datadir, lease, &new_blobs).await;
+        ingest::release_new_blobs(catalog, pool, datadir, lease, &recorded.new_blobs).await;
         return Err(e);
     }
     Ok(report)
 }
 
-/// The ingest protocol for the files read: record, compare, publish, place.
+/// The ingest protocol for the files recorded: commit, compare, publish, place.
 #[allow(clippy::too_many_arguments)]
 async fn place(
     catalog: &Catalog,
@@ -634,28 +719,21 @@ async fn place(
     datadir: &DataDir,
     repo: &str,
     format: &Format,
-    staged: Vec<Staged>,
-    mut packages: Vec<(Package, Fragments)>,
-    files: Vec<PathBuf>,
-    signatures: &[PackageSignature],
+    writer: PackageWriter<'_>,
+    recorded: &Recorded,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
-    // The rows are written while the blobs become durable, and committed after them.
-    let durable = async {
-        pool.commit_async(staged).await?;
-        phase("pool commit done");
-        Ok::<(), ImportError>(())
-    };
-    let ids = ingest::record(catalog, &mut packages, durable).await?;
-    catalog.record_signatures(signatures).await?;
-    phase("catalog rows done");
+    // Every blob is durable: the rows may be committed.
+    let ids = writer.commit().await?;
+    catalog.record_signatures(&recorded.signatures).await?;
+    phase("catalog rows committed");
 
     let locked = ingest::lock(catalog, datadir, repo).await?;
     let current = locked.current().await?;
-    let batch = Batch::of(&packages, &files);
-    let placements = batch.placements(&current, &ids, report);
+    let batch = Batch::of(&recorded.imported);
+    let placements = batch.placements(&current, &ids, report)?;
     let has_latest = catalog
         .repo(repo)
         .await?
@@ -664,17 +742,16 @@ async fn place(
         return Ok(());
     }
     // The new content = current content with the placements applied.
-    let mut items: Vec<PlacedFragments> = catalog.repo_fragments(locked.repo_id).await?;
-    let placed: std::collections::HashSet<&str> =
-        placements.iter().map(|(l, _)| l.as_str()).collect();
-    items.retain(|i| !placed.contains(i.location.as_str()));
-    for loc in &placed {
-        let (p, f) = batch.by_location[*loc];
-        items.push(PlacedFragments {
-            sha256: p.pkgid.clone(),
+    let mut items: Vec<Placed> = catalog.repo_placed(locked.repo_id).await?;
+    let placed: HashMap<&str, i64> = placements.iter().map(|(l, id)| (l.as_str(), *id)).collect();
+    items.retain(|i| !placed.contains_key(i.location.as_str()));
+    for (loc, id) in &placed {
+        let p = batch.by_location[loc];
+        items.push(Placed {
+            package_id: *id,
+            sha256: p.sha256.clone(),
             location: (*loc).to_string(),
             time_file: p.time_file,
-            fragments: f.clone(),
         });
     }
     let extras = catalog.repo_extras(locked.repo_id).await?;
@@ -682,9 +759,7 @@ async fn place(
     phase("published");
     ingest::check_blobs(
         pool,
-        placed
-            .iter()
-            .map(|l| batch.by_location[*l].0.pkgid.as_str()),
+        placed.keys().map(|l| batch.by_location[l].sha256.as_str()),
     )?;
     locked.merge(&placements, published.publication_id).await?;
     phase("placed");

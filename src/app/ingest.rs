@@ -3,9 +3,10 @@
 //!
 //! 1. the caller stages the blobs in the pool (reading files, downloading) and renders
 //!    each package's metadata fragments;
-//! 2. [`record`]: the blobs become durable while the packages' catalog rows (package,
-//!    dependencies, files, changelog, fragments) are written; the rows are committed
-//!    only after the blobs are durable;
+//! 2. the blobs become durable while the packages' catalog rows (package,
+//!    dependencies, files, changelog, fragments) are written, a batch at a time, with
+//!    one [`crate::store::catalog::PackageWriter`]; the rows are committed only after
+//!    the blobs are durable;
 //! 3. [`lock`]: the repository's write lock is taken ([`Locked`] holds it);
 //! 4. [`Locked::current`] and [`compare`]: the new content against the current one;
 //! 5. the caller publishes the new content ([`crate::app::publish`]);
@@ -16,10 +17,7 @@
 //! cannot be called without it.
 
 use std::collections::HashMap;
-use std::future::Future;
 
-use crate::domain::package::Package;
-use crate::formats::repodata::Fragments;
 use crate::store::catalog::{Catalog, CatalogError, ExtraRef};
 use crate::store::datadir::{DataDir, PoolLease, WriteLock};
 use crate::store::pool::Pool;
@@ -55,26 +53,6 @@ pub fn check_blobs<'s>(
             first: first.to_string(),
         }),
     }
-}
-
-/// Step 2: writes the catalog rows of `packages` (those the catalog does not hold yet)
-/// while `durable` makes their blobs durable, and commits the rows only once it has
-/// succeeded. Returns every package's catalog id by sha256.
-///
-/// Each package's dependency, file and changelog lists are released once its rows are
-/// written: from then on the catalog holds them, and a large sync need not.
-pub async fn record<E: From<CatalogError>>(
-    catalog: &Catalog,
-    packages: &mut [(Package, Fragments)],
-    durable: impl Future<Output = Result<(), E>>,
-) -> Result<HashMap<String, i64>, E> {
-    let ids = catalog.insert_packages_after(packages, durable).await?;
-    for (p, _) in packages.iter_mut() {
-        p.deps = Vec::new();
-        p.files = Vec::new();
-        p.changelogs = Vec::new();
-    }
-    Ok(ids)
 }
 
 /// Step 3: waits for the write lock of repository `repo` (created in the catalog if

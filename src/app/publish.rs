@@ -14,7 +14,7 @@ use crate::app::signing::Signer;
 use crate::domain::names;
 use crate::formats::repodata::{self, Carried, CarriedFile, Compression, Entry, Extra, ExtraKind};
 use crate::store::catalog::{
-    Catalog, CatalogError, ExtraRef, PlacedFragments, PublicationFile, SnapshotRow,
+    Catalog, CatalogError, ExtraRef, Placed, PublicationFile, SnapshotRow,
 };
 use crate::store::datadir::{DataDir, WriteLock};
 use crate::store::pool::{Pool, PoolError, Staged};
@@ -40,6 +40,9 @@ pub enum PublishError {
     /// The rendering thread ended abnormally (a panic).
     #[error("rendering metadata ended abnormally: {0}")]
     Task(String),
+    /// A package of the set has no rendered fragments in the catalog.
+    #[error("package {0} has no metadata fragments in the catalog: run `cairn db verify`")]
+    NoFragments(String),
 }
 
 /// What a publish did.
@@ -130,7 +133,7 @@ pub fn content_key<'a>(
 pub async fn publish_set(
     catalog: &Catalog,
     pool: &Pool,
-    items: &[PlacedFragments],
+    items: &[Placed],
     format: &Format,
     extras: &[ExtraRef],
     force_render: bool,
@@ -210,15 +213,27 @@ pub enum Pending {
         package_count: usize,
         started: Instant,
     },
-    Rendering(tokio::task::JoinHandle<Result<Prepared, PublishError>>),
+    Rendering {
+        /// The rendering thread.
+        render: tokio::task::JoinHandle<Result<Prepared, PublishError>>,
+        /// The task reading the fragments from the catalog for it.
+        read: tokio::task::JoinHandle<Result<(), PublishError>>,
+    },
 }
+
+/// How many packages' fragments are read from the catalog at a time while a
+/// publication renders (a few MB for packages with long file lists and changelogs).
+const FRAGMENT_WINDOW: usize = 512;
+
+/// A window of fragments on its way to the rendering thread.
+type Window = Result<Vec<crate::formats::repodata::Fragments>, PublishError>;
 
 /// Looks the content of `items` up and, unless an identical publication exists (or
 /// `force_render`), starts rendering its repodata.
 pub async fn begin(
     catalog: &Catalog,
     pool: &Pool,
-    items: Vec<PlacedFragments>,
+    mut items: Vec<Placed>,
     format: &Format,
     extras: ExtraBytes,
     force_render: bool,
@@ -242,11 +257,55 @@ pub async fn begin(
         }
     }
     let pool = pool.clone();
+    repodata::sort_by_href(&mut items, |i| i.location.as_str());
+    // The fragments are read from the catalog a window at a time, in the order the
+    // repodata lists the packages, while the rendering thread concatenates and
+    // compresses the windows before (so memory holds a few windows, whatever the
+    // number of packages).
+    let ids: Vec<i64> = items.iter().map(|i| i.package_id).collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Window>(2);
+    let read = tokio::spawn(read_fragments(catalog.clone(), ids, tx));
     // Rendering and compression are CPU work on all cores: keep them off the runtime.
-    Ok(Pending::Rendering(tokio::task::spawn_blocking(move || {
+    let render = tokio::task::spawn_blocking(move || {
         let extras = extras.load(&pool)?;
-        prepare(&pool, key, &items, &format, &extras, started)
-    })))
+        prepare(&pool, key, &items, rx, &format, &extras, started)
+    });
+    Ok(Pending::Rendering { render, read })
+}
+
+/// Sends the fragments of the packages `ids` to `tx`, in that order, a window at a
+/// time. Stops early when the receiver is gone (the rendering failed).
+async fn read_fragments(
+    catalog: Catalog,
+    ids: Vec<i64>,
+    tx: tokio::sync::mpsc::Sender<Window>,
+) -> Result<(), PublishError> {
+    for window in ids.chunks(FRAGMENT_WINDOW) {
+        let read = async {
+            let mut found = catalog.fragments_by_ids(window).await?;
+            window
+                .iter()
+                .map(|id| {
+                    found
+                        .remove(id)
+                        .ok_or_else(|| PublishError::NoFragments(format!("#{id}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match read.await {
+            Ok(fragments) => {
+                if tx.send(Ok(fragments)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let _ = tx.send(Err(e)).await;
+                return Err(PublishError::Task(message));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Pending {
@@ -264,9 +323,12 @@ impl Pending {
                 seconds: started.elapsed().as_secs_f64(),
                 content_version: None,
             }),
-            Pending::Rendering(rendering) => {
-                let prepared = rendering
+            Pending::Rendering { render, read } => {
+                let prepared = render
                     .await
+                    .map_err(|e| PublishError::Task(e.to_string()))??;
+                // The reader's own failure reached the rendering thread as its error.
+                read.await
                     .map_err(|e| PublishError::Task(e.to_string()))??;
                 record(catalog, pool, prepared).await
             }
@@ -286,11 +348,13 @@ pub struct Prepared {
     started: Instant,
 }
 
-/// Renders the repodata of `items` under the content `key` and stages its files.
+/// Renders the repodata of `items` (in [`repodata::sort_by_href`] order, their fragments arriving
+/// through `windows`) under the content `key` and stages its files.
 fn prepare(
     pool: &Pool,
     key: String,
-    items: &[PlacedFragments],
+    items: &[Placed],
+    mut windows: tokio::sync::mpsc::Receiver<Window>,
     format: &Format,
     side: &Side,
     started: Instant,
@@ -308,16 +372,37 @@ fn prepare(
         .iter()
         .map(|(record, bytes)| CarriedFile { record, bytes })
         .collect();
-    let mut entries: Vec<Entry<'_>> = items
+    let entries: Vec<Entry<'_>> = items
         .iter()
         .map(|i| Entry {
-            fragments: &i.fragments,
             href: &i.location,
             time_file: i.time_file,
         })
         .collect();
-    repodata::sort_entries(&mut entries);
-    let mut data = repodata::build(&entries, format.compression, &extras, &carried)?;
+    // The reader's error, kept apart so that it is returned as itself.
+    let mut failed: Option<PublishError> = None;
+    let mut fragments = std::iter::from_fn(|| windows.blocking_recv())
+        .map_while(|window| match window {
+            Ok(w) => Some(w),
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        })
+        .flatten()
+        .map(Ok);
+    let built = repodata::build(
+        &entries,
+        &mut fragments,
+        format.compression,
+        &extras,
+        &carried,
+    );
+    drop(fragments);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut data = built?;
     if let Some(signer) = &format.signer {
         let repomd = data
             .files
@@ -421,7 +506,7 @@ pub async fn publish_repo_content(
         });
     }
     // The caller holds the repository lock: the content cannot move between the reads.
-    let items = catalog.repo_fragments(repo_id).await?;
+    let items = catalog.repo_placed(repo_id).await?;
     let mut published = publish_set(catalog, pool, &items, format, &content.extras, false).await?;
     published.content_version = Some(content.version);
     Ok(published)

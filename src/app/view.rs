@@ -14,9 +14,9 @@ use crate::app::config::{Config, ViewConfig};
 use crate::app::publish::{self, Format, PublishError, Published};
 use crate::formats::repodata::parse::ParseError;
 use crate::formats::repodata::updateinfo::Nevra;
-use crate::formats::repodata::{merge, ExtraKind, Fragments};
+use crate::formats::repodata::{merge, ExtraKind};
 use crate::store::catalog::{
-    content_stamp, Catalog, CatalogError, ExtraRef, MemberPackage, PlacedFragments, ViewContent,
+    content_stamp, Catalog, CatalogError, ExtraRef, MemberPackage, Placed, ViewContent,
     ViewSnapshotRow,
 };
 use crate::store::datadir::{DataDir, LockError, PoolLease};
@@ -117,22 +117,13 @@ async fn publish_composition(
         };
         return Ok((published, placements));
     }
-    let ids: Vec<i64> = composed.iter().map(|(_, p)| p.package_id).collect();
-    let mut fragments = catalog.fragments_by_ids(&ids).await?;
-    let items: Vec<PlacedFragments> = composed
+    let items: Vec<Placed> = composed
         .iter()
-        .map(|(loc, p)| PlacedFragments {
+        .map(|(loc, p)| Placed {
+            package_id: p.package_id,
             sha256: p.sha256.clone(),
             location: loc.clone(),
             time_file: p.time_file,
-            fragments: fragments
-                .remove(&p.package_id)
-                .unwrap_or_else(|| Fragments {
-                    primary: "".into(),
-                    href_at: 0,
-                    filelists: "".into(),
-                    other: "".into(),
-                }),
         })
         .collect();
     let published = publish::publish_set(catalog, pool, &items, format, &extras, false).await?;

@@ -12,9 +12,9 @@ use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
 use super::upstream::{self, Hasher, UpstreamError};
-use super::{Cx, Plan, SyncError, Upstream};
+use super::{Cx, Listed, Plan, SyncError, Upstream};
 use crate::app::progress::Progress;
-use crate::formats::repodata::parse::{Checksum, PrimaryEntry};
+use crate::formats::repodata::parse::Checksum;
 use crate::store::catalog::SyncRun;
 use crate::store::pool::{Pool, Staged, StagedJournal, Stager};
 
@@ -348,7 +348,7 @@ impl Cx<'_> {
         let later = self.repo.policy != crate::app::config::Policy::Immediate;
         for &i in up.by_location.values() {
             let e = &up.entries[i];
-            let size = e.package.size_package as u64;
+            let size = e.size;
             let key = (e.checksum.algorithm.clone(), e.checksum.hex.clone());
             if let Some(sha) = mapped.get(&key) {
                 if self.pool.reuse(sha, size) {
@@ -397,7 +397,7 @@ impl Cx<'_> {
     pub(super) async fn download(
         &self,
         client: &super::source::Source,
-        entries: &[PrimaryEntry],
+        entries: &[Listed],
         plan: &mut Plan,
         run: &mut SyncRun,
         progress: &Progress,
@@ -410,7 +410,7 @@ impl Cx<'_> {
                 let job = Job {
                     url: upstream::join(&self.base, &e.href),
                     checksum: Some(e.checksum.clone()),
-                    size: e.package.size_package as u64,
+                    size: e.size,
                     partial_key: format!(
                         "{}-{}-{}",
                         self.repo.id, e.checksum.algorithm, e.checksum.hex
@@ -466,7 +466,7 @@ impl Cx<'_> {
     /// the blobs are durable.
     pub(super) async fn remember_checksums(
         &self,
-        entries: &[PrimaryEntry],
+        entries: &[Listed],
         known: &HashMap<usize, String>,
     ) -> Result<(), SyncError> {
         let mut learned: HashMap<&str, Vec<(String, String)>> = HashMap::new();

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use super::Listed;
 use crate::app::config::RepoConfig;
 use crate::domain::package::Package;
-use crate::formats::repodata::parse::PrimaryEntry;
 use crate::formats::repodata::updateinfo::Nevra;
 
 /// A glob in `include` or `exclude` that does not parse.
@@ -54,33 +54,40 @@ impl Filter {
     }
 }
 
-/// Keeps the newest `n` versions of each name.arch, in rpm version order.
-pub fn keep_newest(entries: Vec<PrimaryEntry>, n: usize) -> Vec<PrimaryEntry> {
-    let evr = |p: &Package| format!("{}:{}-{}", p.epoch, p.version, p.release);
-    let mut groups: HashMap<(String, String), Vec<PrimaryEntry>> = HashMap::new();
-    for e in entries {
+/// Keeps the newest `n` versions of each name.arch, in rpm version order; the kept
+/// entries stay in upstream's order.
+pub fn keep_newest(entries: Vec<Listed>, n: usize) -> Vec<Listed> {
+    let evr = |p: &Nevra| format!("{}:{}-{}", p.epoch, p.version, p.release);
+    let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
         groups
-            .entry((e.package.name.clone(), e.package.arch.clone()))
+            .entry((e.nevra.name.as_str(), e.nevra.arch.as_str()))
             .or_default()
-            .push(e);
+            .push(i);
     }
-    let mut out = Vec::new();
+    let mut keep = vec![false; entries.len()];
     for (_, mut group) in groups {
-        group.sort_by(|a, b| rpm_version::rpm_evr_compare(&evr(&b.package), &evr(&a.package)));
+        group.sort_by(|&a, &b| {
+            rpm_version::rpm_evr_compare(&evr(&entries[b].nevra), &evr(&entries[a].nevra))
+        });
         // Distinct versions: two builds of one EVR count once.
         let mut kept_versions: Vec<String> = Vec::new();
-        for e in group {
-            let v = evr(&e.package);
+        for i in group {
+            let v = evr(&entries[i].nevra);
             if !kept_versions.contains(&v) {
                 if kept_versions.len() == n {
                     continue;
                 }
                 kept_versions.push(v);
             }
-            out.push(e);
+            keep[i] = true;
         }
     }
-    out
+    entries
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, keep)| keep.then_some(e))
+        .collect()
 }
 
 /// A package's name, epoch (empty read as "0"), version, release and arch, as

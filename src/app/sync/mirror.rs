@@ -5,17 +5,19 @@ use sha2::Digest;
 
 use super::SyncError;
 use crate::app::publish;
-use crate::store::catalog::{Catalog, PlacedFragments, PublicationFile};
+use crate::store::catalog::{Catalog, PublicationFile};
 use crate::store::pool::Pool;
 
 /// Records a mirror-mode publication of `files` (path, kind, bytes) and of `blobs`
-/// (files already durable in the pool: a tree's images) for `items`.
+/// (files already durable in the pool: a tree's images) for `packages` packages, the
+/// newest of which has the file time `revision`.
 pub async fn publish_mirror(
     catalog: &Catalog,
     pool: &Pool,
     files: &[(String, String, Vec<u8>)],
     blobs: &[PublicationFile],
-    items: &[PlacedFragments],
+    packages: usize,
+    revision: i64,
 ) -> Result<i64, SyncError> {
     let mut key = sha2::Sha256::new();
     key.update(b"mirror\n");
@@ -48,8 +50,7 @@ pub async fn publish_mirror(
         publish::MIRROR_KEY_PREFIX,
         hex::encode(key.finalize())
     );
-    let revision = items.iter().map(|i| i.time_file).max().unwrap_or(0);
     Ok(catalog
-        .insert_publication(&key, revision, items.len() as i64, &records)
+        .insert_publication(&key, revision, packages as i64, &records)
         .await?)
 }

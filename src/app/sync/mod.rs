@@ -24,6 +24,7 @@
 //! - [`records`]: the metadata files; [`filter`]: what the mirror keeps;
 //! - [`download`]: packages into the pool; [`mirror`]: mirror mode's publication.
 
+mod content;
 pub mod download;
 mod error;
 pub mod filter;
@@ -40,18 +41,14 @@ use std::time::Instant;
 use sha2::Digest;
 
 use crate::app::config::{RepoConfig, RepoKind, SyncMode};
-use crate::app::ingest;
 use crate::app::progress::Progress;
-use crate::app::publish;
-use crate::domain::package::Package;
 use crate::domain::status::RunStatus;
 use crate::formats::openpgp::Keyring;
-use crate::formats::repodata::parse::{self, PackageStream, PrimaryEntry, Repomd};
+use crate::formats::repodata::parse::{self, Checksum, PrimaryStream, Repomd};
 use crate::formats::repodata::updateinfo::Nevra;
-use crate::formats::repodata::xml;
-use crate::store::catalog::{Catalog, ExtraRef, PlacedFragments, PublicationFile, SyncRun};
+use crate::store::catalog::{Catalog, SyncRun};
 use crate::store::datadir::DataDir;
-use crate::store::pool::{Pool, Staged};
+use crate::store::pool::Pool;
 pub use error::SyncError;
 
 /// Largest package accepted.
@@ -190,13 +187,40 @@ struct Cx<'a> {
     deadline: tokio::time::Instant,
 }
 
-/// Upstream's packages after the filters: the parsed entries, and which entry each
-/// published location holds (the later upstream entry wins).
+/// An upstream package as primary.xml lists it: what a sync decides on before it reads
+/// the package's whole metadata (dependencies, files, changelogs), which it does only
+/// when the package enters the catalog ([`content`]).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// `<location href>` (a tree's: from the tree root).
+    pub href: String,
+    /// Where the package is published: `href` in mirror mode (upstream's metadata
+    /// names it so), `Packages/<letter>/<file name>` otherwise.
+    pub location: String,
+    /// Upstream's checksum of the package file.
+    pub checksum: Checksum,
+    pub size: u64,
+    pub nevra: Nevra,
+    pub time_file: i64,
+    /// Which of [`Upstream::lists`] lists it, and where (0 for the first package).
+    pub list: usize,
+    pub position: usize,
+}
+
+/// Upstream's packages after the filters: the listed entries (in upstream's order),
+/// which entry each published location holds (the later upstream entry wins), and the
+/// package lists they were read from, read again when the packages enter the catalog.
 struct Upstream {
-    entries: Vec<PrimaryEntry>,
+    entries: Vec<Listed>,
     by_location: HashMap<String, usize>,
     /// Upstream's packages the filters (arch, include, exclude, keep_latest) left out.
     removed: HashSet<Nevra>,
+    lists: Vec<PackageLists>,
+}
+
+/// One repository's package lists (primary, filelists, other), verified.
+struct PackageLists {
+    docs: [records::Fetched; 3],
 }
 
 /// The records a publication carries besides the packages'.
@@ -215,14 +239,6 @@ impl SideRecords {
             SideRecords::Extras(carry) | SideRecords::Mirror(_, carry) => &carry.warnings,
         }
     }
-}
-
-/// How a sync gets the publication of its new content.
-enum Publishing {
-    /// Mirror mode: upstream's metadata bytes, for these packages.
-    Mirror(Vec<(String, String, Vec<u8>)>, Vec<PlacedFragments>),
-    /// Regenerated repodata, found or being rendered.
-    Regenerated(publish::Pending),
 }
 
 /// What the metadata phase found for the downloads and the ingest.
@@ -401,7 +417,10 @@ impl Cx<'_> {
         ));
         let plan = self.plan_downloads(&up).await?;
         let mut warnings: Vec<String> = side.warnings().to_vec();
-        warnings.extend(upstream::weak_checksums(&repomd, &up.entries));
+        warnings.extend(upstream::weak_checksums(
+            &repomd,
+            up.entries.iter().map(|e| e.checksum.algorithm.as_str()),
+        ));
         for w in &warnings {
             tracing::warn!("{}: {w}", self.repo.id);
         }
@@ -467,63 +486,69 @@ impl Cx<'_> {
     ) -> Result<Upstream, SyncError> {
         let docs = records::fetch_package_records(client, base, repomd, repomd_url).await?;
         let filter = filter::Filter::new(self.repo)?;
-        let mut entries: Vec<PrimaryEntry> = Vec::new();
+        let mut entries: Vec<Listed> = Vec::new();
         let mut removed: HashSet<Nevra> = HashSet::new();
         {
             // The parse keeps one core busy: the other makes the pool's bucket
             // directories for the packages it will most likely download.
             let buckets = self.pool.bucket_maker();
-            let mut stream = PackageStream::new(docs[0].open()?, docs[1].open()?, docs[2].open()?);
-            while let Some(mut entry) = stream.next_package()? {
+            let mut stream = PrimaryStream::new(docs[0].open()?);
+            let mut position = 0;
+            while let Some(entry) = stream.next_entry()? {
                 // A tree's variant: locations (and downloads) from the tree root.
-                if !prefix.is_empty() {
-                    entry.href = tree::under(prefix, &entry.href);
-                }
+                let href = if prefix.is_empty() {
+                    entry.href
+                } else {
+                    tree::under(prefix, &entry.href)
+                };
                 let size = entry.package.size_package;
                 if size < 0 || size as u64 > MAX_PACKAGE {
-                    return Err(SyncError::AbsurdSize {
-                        href: entry.href,
-                        size,
-                    });
+                    return Err(SyncError::AbsurdSize { href, size });
                 }
+                let nevra = filter::nevra_of(&entry.package);
                 if filter.keeps(&entry.package) {
                     if entry.checksum.algorithm == "sha256" {
                         buckets.add(&entry.checksum.hex);
                     }
-                    entries.push(entry);
+                    let location = if self.mirror() {
+                        servable(&href)?;
+                        href.clone()
+                    } else {
+                        entry.package.location()
+                    };
+                    entries.push(Listed {
+                        href,
+                        location,
+                        checksum: entry.checksum,
+                        size: size as u64,
+                        nevra,
+                        time_file: entry.package.time_file,
+                        list: 0,
+                        position,
+                    });
                 } else {
-                    removed.insert(filter::nevra_of(&entry.package));
+                    removed.insert(nevra);
                 }
+                position += 1;
             }
         }
         if let Some(n) = self.repo.keep_latest {
-            let before: Vec<Nevra> = entries
-                .iter()
-                .map(|e| filter::nevra_of(&e.package))
-                .collect();
+            let before: Vec<Nevra> = entries.iter().map(|e| e.nevra.clone()).collect();
             entries = filter::keep_newest(entries, n);
-            let kept: HashSet<Nevra> = entries
-                .iter()
-                .map(|e| filter::nevra_of(&e.package))
-                .collect();
+            let kept: HashSet<&Nevra> = entries.iter().map(|e| &e.nevra).collect();
             removed.extend(before.into_iter().filter(|n| !kept.contains(n)));
         }
         // One package per published location (the later upstream entry wins). A mirror
         // keeps upstream's locations, which its unchanged metadata names.
         let mut by_location: HashMap<String, usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
-            let loc = if self.mirror() {
-                servable(&e.href)?;
-                e.href.clone()
-            } else {
-                e.package.location()
-            };
-            by_location.insert(loc, i);
+            by_location.insert(e.location.clone(), i);
         }
         Ok(Upstream {
             entries,
             by_location,
             removed,
+            lists: vec![PackageLists { docs }],
         })
     }
 
@@ -540,7 +565,7 @@ impl Cx<'_> {
         let keep: HashSet<Nevra> = up
             .by_location
             .values()
-            .map(|&i| filter::nevra_of(&up.entries[i].package))
+            .map(|&i| up.entries[i].nevra.clone())
             .collect();
         if self.mirror() {
             let (files, carry) = self
@@ -570,158 +595,10 @@ impl Cx<'_> {
         let keep: HashSet<Nevra> = up
             .by_location
             .values()
-            .map(|&i| filter::nevra_of(&up.entries[i].package))
+            .map(|&i| up.entries[i].nevra.clone())
             .collect();
         let files = records::fetch_all_records(client, base, repomd, repomd_bytes).await?;
         let carry = records::extras_of_mirror(base, repomd, &files, &keep)?;
         Ok((files, carry))
-    }
-
-    /// The ingest protocol for the new content: the blobs become durable while the
-    /// fragments are rendered, the repodata is rendered and the rows are written; then,
-    /// under the write lock, the content is compared, published and placed.
-    async fn ingest(
-        &self,
-        up: &mut Upstream,
-        plan: Plan,
-        mut staged: Vec<Staged>,
-        side: SideRecords,
-        tree_refs: Vec<PublicationFile>,
-        repomd_sha: &str,
-    ) -> Result<SyncReport, SyncError> {
-        let (carry, mirror_files) = match side {
-            SideRecords::Extras(carry) => (carry, Vec::new()),
-            SideRecords::Mirror(files, carry) => (carry, files),
-        };
-        // Every carried document and record, with its pool reference.
-        let mut extras: Vec<(ExtraRef, Vec<u8>)> = Vec::new();
-        for (kind, bytes) in carry.opened {
-            let s = self.pool.stage_bytes(&bytes)?;
-            extras.push((
-                ExtraRef::opened(kind.name(), &s.sha256, s.size as i64),
-                bytes,
-            ));
-            staged.push(s);
-        }
-        for (record, bytes) in carry.carried {
-            let s = self.pool.stage_bytes(&bytes)?;
-            extras.push((ExtraRef::carried(&record, &s.sha256, s.size as i64), bytes));
-            staged.push(s);
-        }
-        let extra_refs: Vec<ExtraRef> = extras.iter().map(|(r, _)| r.clone()).collect();
-        // Where the packages left upstream are, recorded once their rows are.
-        let remote: Vec<(String, String, String, String, i64)> = plan
-            .remote
-            .iter()
-            .map(|&i| {
-                let e = &up.entries[i];
-                (
-                    plan.known[&i].clone(),
-                    e.href.clone(),
-                    e.checksum.algorithm.clone(),
-                    e.checksum.hex.clone(),
-                    e.package.size_package,
-                )
-            })
-            .collect();
-        // The blobs become durable on a blocking thread while the fragments are
-        // rendered and the catalog rows written; the rows are committed only after.
-        let committing = {
-            let pool = self.pool.clone();
-            tokio::spawn(async move { pool.commit_async(staged).await })
-        };
-        let durable = async {
-            committing.await.map_err(|e| SyncError::Task {
-                what: "making the downloads durable",
-                message: e.to_string(),
-            })??;
-            self.phase("pool committed");
-            Ok::<(), SyncError>(())
-        };
-        // Catalog rows from upstream's metadata, keyed by sha256, with their fragments
-        // rendered on all cores.
-        let (locations, unrendered): (Vec<&str>, Vec<Package>) = up
-            .by_location
-            .iter()
-            .map(|(loc, &i)| {
-                // Moved, not copied: only the entries' checksums are needed from here on.
-                let mut p = std::mem::take(&mut up.entries[i].package);
-                p.pkgid = plan.known[&i].clone();
-                (loc.as_str(), p)
-            })
-            .unzip();
-        let mut packages = xml::render_all(unrendered);
-        self.phase("fragments rendered");
-        let items: Vec<PlacedFragments> = packages
-            .iter()
-            .zip(&locations)
-            .map(|((p, f), loc)| PlacedFragments {
-                sha256: p.pkgid.clone(),
-                location: loc.to_string(),
-                time_file: p.time_file,
-                fragments: f.clone(),
-            })
-            .collect();
-        // The repodata is rendered and compressed while the rows are written and the
-        // blobs become durable (unless the same publication exists already).
-        let publishing = if self.mirror() {
-            Publishing::Mirror(mirror_files, items)
-        } else {
-            let extras = publish::ExtraBytes::Loaded(extras);
-            let format = self.repo.format();
-            Publishing::Regenerated(
-                publish::begin(self.catalog, self.pool, items, &format, extras, false).await?,
-            )
-        };
-        let ids = ingest::record(self.catalog, &mut packages, durable).await?;
-        self.remember_checksums(&up.entries, &plan.known).await?;
-        if !remote.is_empty() {
-            self.catalog.record_remote(self.repo_id, &remote).await?;
-        }
-        self.phase("catalog rows written");
-        // From here the repository changes: snapshots and imports of it wait for this
-        // part only, never for the downloads.
-        let locked = ingest::lock(self.catalog, self.datadir, &self.repo.id).await?;
-        let current = locked.current().await?;
-        let new = packages.iter().zip(&locations);
-        let comparison = ingest::compare(&current, new.map(|((p, _), l)| (*l, p.pkgid.as_str())));
-        let placements: Vec<(String, i64)> = packages
-            .iter()
-            .zip(&locations)
-            .map(|((p, _), loc)| (loc.to_string(), ids[&p.pkgid]))
-            .collect();
-        let publication_id = match publishing {
-            Publishing::Mirror(files, items) => {
-                mirror::publish_mirror(self.catalog, self.pool, &files, &tree_refs, &items).await?
-            }
-            Publishing::Regenerated(pending) => {
-                pending
-                    .finish(self.catalog, self.pool)
-                    .await?
-                    .publication_id
-            }
-        };
-        // Packages left upstream until asked for are not in the pool, by design.
-        let left: HashSet<&str> = remote.iter().map(|r| r.0.as_str()).collect();
-        ingest::check_blobs(
-            self.pool,
-            packages
-                .iter()
-                .map(|(p, _)| p.pkgid.as_str())
-                .filter(|sha| !left.contains(sha))
-                .chain(extra_refs.iter().map(|e| e.sha256.as_str()))
-                .chain(tree_refs.iter().map(|f| f.sha256.as_str())),
-        )?;
-        locked
-            .replace(&placements, publication_id, repomd_sha, &extra_refs)
-            .await?;
-        self.phase("published");
-        Ok(SyncReport {
-            status: RunStatus::Ok,
-            packages: packages.len(),
-            added: comparison.added.len() + comparison.replaced.len(),
-            removed: comparison.absent.len(),
-            ..Default::default()
-        })
     }
 }

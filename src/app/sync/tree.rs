@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::download::{Batch, Job};
 use super::records::{self, Carry};
 use super::upstream;
-use super::{filter, Cx, Found, SideRecords, SyncError, Upstream};
+use super::{Cx, Found, SideRecords, SyncError, Upstream};
 use crate::app::progress::Progress;
 use crate::formats::repodata::merge;
 use crate::formats::repodata::parse::{self, Checksum};
@@ -101,7 +101,10 @@ impl Cx<'_> {
             let up = self
                 .read_packages(client, &base, &repo.path, &repomd, &url)
                 .await?;
-            warnings.extend(upstream::weak_checksums(&repomd, &up.entries));
+            warnings.extend(upstream::weak_checksums(
+                &repomd,
+                up.entries.iter().map(|e| e.checksum.algorithm.as_str()),
+            ));
             let (files, carry) = self
                 .fetch_mirror_records(client, &base, &repomd, &bytes, &up)
                 .await?;
@@ -371,13 +374,19 @@ fn combine(parts: Vec<RepoPart>) -> Result<RepoPart, SyncError> {
         entries: Vec::new(),
         by_location: HashMap::new(),
         removed: HashSet::new(),
+        lists: Vec::new(),
     };
     let mut files = Vec::new();
     let mut carry = Carry::default();
     let mut opened: Vec<(ExtraKind, Vec<Vec<u8>>)> = Vec::new();
     for part in parts {
         let offset = up.entries.len();
-        up.entries.extend(part.up.entries);
+        let lists = up.lists.len();
+        up.entries.extend(part.up.entries.into_iter().map(|mut e| {
+            e.list += lists;
+            e
+        }));
+        up.lists.extend(part.up.lists);
         for (loc, i) in part.up.by_location {
             up.by_location.insert(loc, i + offset);
         }
@@ -395,11 +404,7 @@ fn combine(parts: Vec<RepoPart>) -> Result<RepoPart, SyncError> {
         }
         carry.warnings.extend(part.carry.warnings);
     }
-    let keep: HashSet<Nevra> = up
-        .entries
-        .iter()
-        .map(|e| filter::nevra_of(&e.package))
-        .collect();
+    let keep: HashSet<Nevra> = up.entries.iter().map(|e| e.nevra.clone()).collect();
     for (kind, mut docs) in opened {
         let merged = if docs.len() == 1 {
             docs.swap_remove(0)

@@ -104,6 +104,10 @@ impl Cx<'_> {
             .map(|c| c.sha256)
             .collect();
         let trusted: HashSet<String> = self.keyring.key_ids().into_iter().collect();
+        let staged_at: HashMap<&str, &Path> = staged
+            .iter()
+            .filter_map(|s| Some((s.sha256.as_str(), s.path()?)))
+            .collect();
         let mut to_read: Vec<(String, String, PathBuf)> = Vec::new();
         for (&sha, &href) in &wanted {
             let known = recorded.get(sha).cloned().flatten();
@@ -117,10 +121,9 @@ impl Cx<'_> {
                 }
             };
             if needs {
-                let path = staged
-                    .iter()
-                    .find(|s| s.sha256 == sha)
-                    .and_then(|s| s.path().map(Path::to_path_buf))
+                let path = staged_at
+                    .get(sha)
+                    .map(|p| p.to_path_buf())
                     .unwrap_or_else(|| self.pool.path_of(sha));
                 to_read.push((sha.to_string(), href.to_string(), path));
             }

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use sha2::Digest;
 
 use crate::app::config::RepoConfig;
-use crate::formats::repodata::parse::{Checksum, PrimaryEntry, Repomd};
+use crate::formats::repodata::parse::{Checksum, Repomd};
 
 /// Attempts per request (at one mirror).
 pub const ATTEMPTS: u32 = 3;
@@ -237,25 +237,31 @@ pub fn is_weak(algorithm: &str) -> bool {
 }
 
 /// The warning for upstream metadata checked with weak checksums (md5, sha1): `records`
-/// of repomd.xml and `packages` package entries use them.
-pub fn weak_checksums(repomd: &Repomd, entries: &[PrimaryEntry]) -> Option<String> {
+/// of repomd.xml and the packages whose checksum algorithms are `packages` use them.
+pub fn weak_checksums<'a>(
+    repomd: &'a Repomd,
+    packages: impl Iterator<Item = &'a str>,
+) -> Option<String> {
     let records = repomd
         .records
         .iter()
         .filter(|r| is_weak(&r.checksum.algorithm))
         .count();
-    let packages = entries
-        .iter()
-        .filter(|e| is_weak(&e.checksum.algorithm))
-        .count();
-    let mut algorithms: Vec<&str> = repomd
+    let mut weak_packages = 0;
+    let mut algorithms: Vec<&str> = Vec::new();
+    for a in repomd
         .records
         .iter()
         .map(|r| r.checksum.algorithm.as_str())
-        .chain(entries.iter().map(|e| e.checksum.algorithm.as_str()))
+        .chain(packages.inspect(|a| weak_packages += usize::from(is_weak(a))))
         .filter(|a| is_weak(a))
         .map(|a| if a == "sha" { "sha1" } else { a })
-        .collect();
+    {
+        if !algorithms.contains(&a) {
+            algorithms.push(a);
+        }
+    }
+    let packages = weak_packages;
     algorithms.sort_unstable();
     algorithms.dedup();
     if algorithms.is_empty() {

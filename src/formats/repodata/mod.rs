@@ -56,9 +56,9 @@ impl Compression {
     }
 }
 
-/// One package as it is placed into a published tree.
+/// One package as it is placed into a published tree (its fragments come separately,
+/// in the same order: see [`build`]).
 pub struct Entry<'a> {
-    pub fragments: &'a Fragments,
     /// `<location href>`, relative to the tree root.
     pub href: &'a str,
     /// The package's recorded file time (feeds the revision).
@@ -129,12 +129,16 @@ pub struct Repodata {
     pub files: Vec<MetadataFile>,
 }
 
-/// Sorts entries into createrepo_c's package order: by file name, then by full href.
-pub fn sort_entries(entries: &mut [Entry<'_>]) {
+/// Sorts packages into createrepo_c's package order by their `href`: by file name, then
+/// by full href.
+pub fn sort_by_href<T>(items: &mut [T], href: impl Fn(&T) -> &str) {
     fn base(h: &str) -> &str {
         h.rsplit('/').next().unwrap_or(h)
     }
-    entries.sort_by(|a, b| base(a.href).cmp(base(b.href)).then(a.href.cmp(b.href)));
+    items.sort_by(|a, b| {
+        let (a, b) = (href(a), href(b));
+        base(a).cmp(base(b)).then(a.cmp(b))
+    });
 }
 
 const PRIMARY_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"";
@@ -188,18 +192,20 @@ impl Kind {
 /// One compressed chunk: its place in the sequence, the file it belongs to, its bytes.
 type Compressed = (usize, usize, std::io::Result<Vec<u8>>);
 
-/// Builds `repodata/` for `entries`, which must already be in [`sort_entries`] order,
+/// Builds `repodata/` for `entries`, which must already be in [`sort_by_href`] order,
 /// with the opened `extras` compressed as the packages' files and the `carried`
-/// records as upstream had them.
+/// records as upstream had them. `fragments` yields each entry's fragments, in the
+/// entries' order; it is read once, so they need not all be in memory at a time.
 pub fn build(
     entries: &[Entry<'_>],
+    fragments: &mut dyn Iterator<Item = std::io::Result<Fragments>>,
     compression: Compression,
     extras: &[Extra<'_>],
     carried: &[CarriedFile<'_>],
 ) -> std::io::Result<Repodata> {
     let revision = entries.iter().map(|e| e.time_file).max().unwrap_or(0);
     let kinds = [Kind::Primary, Kind::Filelists, Kind::Other];
-    let compressed = package_files(entries, compression)?;
+    let compressed = package_files(entries, fragments, compression)?;
     let mut records: Vec<Record> = kinds
         .iter()
         .zip(compressed)
@@ -221,13 +227,15 @@ pub fn build(
 /// A compressed metadata file and the sha256 and size of its open form.
 type CompressedFile = (Vec<u8>, (String, u64));
 
-/// primary, filelists and other of `entries`, compressed.
+/// primary, filelists and other of `entries`, compressed, in one pass over their
+/// `fragments`.
 ///
 /// Every file is cut into chunks of whole packages, in order, hashing the open bytes on
 /// this thread while the workers compress; at most a few chunks wait at a time, so
-/// memory holds the compressed files, not the open ones.
+/// memory holds the compressed files, not the open ones nor every fragment.
 fn package_files(
     entries: &[Entry<'_>],
+    fragments: &mut dyn Iterator<Item = std::io::Result<Fragments>>,
     compression: Compression,
 ) -> std::io::Result<[CompressedFile; 3]> {
     let n = entries.len();
@@ -256,41 +264,67 @@ fn package_files(
                 }
             });
         }
-        let mut send = |k: usize, text: String| {
-            open[k].0.update(text.as_bytes());
-            open[k].1 += text.len() as u64;
-            // Fails only if every worker is gone; the missing chunk then fails below.
-            let _ = tx.send((sent, k, text));
-            sent += 1;
-        };
-        for (k, kind) in kinds.iter().enumerate() {
-            let (head, foot) = match kind {
-                Kind::Primary => (PRIMARY_HEAD, "</metadata>"),
-                Kind::Filelists => (FILELISTS_HEAD, "</filelists>"),
-                Kind::Other => (OTHER_HEAD, "</otherdata>"),
+        // Fed by this thread until the fragments end or fail; the workers end when
+        // `tx` is dropped below, whichever way the feeding ended.
+        let fed = (|| -> std::io::Result<()> {
+            let mut send = |k: usize, text: String| {
+                open[k].0.update(text.as_bytes());
+                open[k].1 += text.len() as u64;
+                // Fails only if every worker is gone; the missing chunk then fails below.
+                let _ = tx.send((sent, k, text));
+                sent += 1;
             };
-            let mut cur = String::with_capacity(CHUNK_BYTES + 64 * 1024);
-            cur.push_str(head);
-            cur.push_str(&n.to_string());
-            cur.push_str("\">\n");
+            let mut cur: [String; 3] = std::array::from_fn(|k| {
+                let head = match kinds[k] {
+                    Kind::Primary => PRIMARY_HEAD,
+                    Kind::Filelists => FILELISTS_HEAD,
+                    Kind::Other => OTHER_HEAD,
+                };
+                let mut cur = String::with_capacity(CHUNK_BYTES + 64 * 1024);
+                cur.push_str(head);
+                cur.push_str(&n.to_string());
+                cur.push_str("\">\n");
+                cur
+            });
             for e in entries {
-                match kind {
-                    Kind::Primary => e.fragments.write_primary(e.href, &mut cur),
-                    Kind::Filelists => cur.push_str(&e.fragments.filelists),
-                    Kind::Other => cur.push_str(&e.fragments.other),
-                }
-                if cur.len() >= CHUNK_BYTES {
-                    send(
-                        k,
-                        std::mem::replace(&mut cur, String::with_capacity(CHUNK_BYTES + 64 * 1024)),
-                    );
+                let f = match fragments.next() {
+                    Some(Ok(f)) => f,
+                    Some(Err(err)) => return Err(err),
+                    None => {
+                        return Err(std::io::Error::other(format!(
+                            "fewer fragments were given than the {n} packages"
+                        )))
+                    }
+                };
+                f.write_primary(e.href, &mut cur[0]);
+                cur[1].push_str(&f.filelists);
+                cur[2].push_str(&f.other);
+                for (k, text) in cur.iter_mut().enumerate() {
+                    if text.len() >= CHUNK_BYTES {
+                        let full =
+                            std::mem::replace(text, String::with_capacity(CHUNK_BYTES + 64 * 1024));
+                        send(k, full);
+                    }
                 }
             }
-            cur.push_str(foot);
-            send(k, cur);
-        }
+            if fragments.next().is_some() {
+                return Err(std::io::Error::other(format!(
+                    "more fragments were given than the {n} packages"
+                )));
+            }
+            for (k, mut text) in cur.into_iter().enumerate() {
+                text.push_str(match kinds[k] {
+                    Kind::Primary => "</metadata>",
+                    Kind::Filelists => "</filelists>",
+                    Kind::Other => "</otherdata>",
+                });
+                send(k, text);
+            }
+            Ok(())
+        })();
         drop(tx);
-    });
+        fed
+    })?;
     let mut done = done
         .into_inner()
         .map_err(|_| std::io::Error::other("a compression worker failed"))?;

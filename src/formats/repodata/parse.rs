@@ -646,6 +646,29 @@ impl<P: BufRead, F: BufRead, O: BufRead> PackageStream<P, F, O> {
     }
 }
 
+/// Reads primary alone: each package as primary.xml describes it, without the full
+/// file lists and changelogs of filelists and other (what deciding which packages to
+/// fetch needs, at a fraction of the work and memory).
+pub struct PrimaryStream<P: BufRead> {
+    primary: ElementReader<P>,
+}
+
+impl<P: BufRead> PrimaryStream<P> {
+    pub fn new(primary: P) -> Self {
+        PrimaryStream {
+            primary: ElementReader::new(primary, "primary.xml"),
+        }
+    }
+
+    /// The next package, or `None` when primary ends.
+    pub fn next_entry(&mut self) -> Result<Option<PrimaryEntry>, ParseError> {
+        match next_package_element(&mut self.primary)? {
+            Some(p) => Ok(Some(primary_entry(&p, "primary.xml")?)),
+            None => Ok(None),
+        }
+    }
+}
+
 fn next_package_element<R: BufRead>(
     r: &mut ElementReader<R>,
 ) -> Result<Option<Element>, ParseError> {

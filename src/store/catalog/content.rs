@@ -251,12 +251,11 @@ impl Catalog {
         Ok(())
     }
 
-    /// Fragments of a repository's current content, for publishing `latest`.
-    pub async fn repo_fragments(&self, repo_id: i64) -> Result<Vec<PlacedFragments>> {
-        self.placed_fragments(
-            "SELECT p.sha256, rp.location, p.time_file, f.primary_xml, f.primary_href_at, \
-             f.filelists_xml, f.other_xml FROM repo_packages rp JOIN packages p ON p.id = rp.package_id \
-             JOIN package_fragments f ON f.package_id = p.id WHERE rp.repo_id = $1",
+    /// A repository's current content, for publishing `latest`.
+    pub async fn repo_placed(&self, repo_id: i64) -> Result<Vec<Placed>> {
+        self.placed(
+            "SELECT p.id AS package_id, p.sha256, rp.location, p.time_file \
+             FROM repo_packages rp JOIN packages p ON p.id = rp.package_id WHERE rp.repo_id = $1",
             repo_id,
         )
         .await

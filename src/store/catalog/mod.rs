@@ -33,6 +33,7 @@ mod views;
 mod webhooks;
 pub use audit::{AuditFilter, AuditRow, NewToken, TokenRow};
 pub use jobs::{JobEnd, JobRow};
+pub use packages::PackageWriter;
 pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
 pub use remote::RemotePackage;
 pub use webhooks::DeliveryRow;
@@ -363,13 +364,15 @@ pub struct SyncRun {
     pub error: Option<String>,
 }
 
-/// One package as placed in a repository or snapshot, with what a publish needs.
-#[derive(Debug, Clone)]
-pub struct PlacedFragments {
+/// One package as placed in a repository, view or new content, with what a publish
+/// needs; its fragments are read by `package_id` when the repodata is rendered
+/// ([`Catalog::fragments_by_ids`]), a window at a time.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Placed {
+    pub package_id: i64,
     pub sha256: String,
     pub location: String,
     pub time_file: i64,
-    pub fragments: Fragments,
 }
 
 /// One package of a tree, as the server's index needs it.

@@ -9,9 +9,18 @@ impl Catalog {
     /// Which of `shas` are already in the catalog: sha → package id.
     pub async fn package_ids(&self, shas: &[&str]) -> Result<HashMap<String, i64>> {
         let mut conn = self.pool.acquire().await?;
+        self.package_ids_in(&mut conn, shas).await
+    }
+
+    /// [`Catalog::package_ids`] on `conn` (a transaction sees its own rows).
+    async fn package_ids_in(
+        &self,
+        conn: &mut AnyConnection,
+        shas: &[&str],
+    ) -> Result<HashMap<String, i64>> {
         let select =
             |list: &str| format!("SELECT sha256, id FROM packages WHERE sha256 IN ({list})");
-        let rows: Vec<(String, i64)> = self.select_in(&mut conn, select, &[], shas).await?;
+        let rows: Vec<(String, i64)> = self.select_in(conn, select, &[], shas).await?;
         Ok(rows.into_iter().collect())
     }
 
@@ -37,30 +46,24 @@ impl Catalog {
         durable: impl std::future::Future<Output = std::result::Result<(), E>>,
     ) -> std::result::Result<HashMap<String, i64>, E> {
         let rows = async {
-            let shas: Vec<&str> = packages.iter().map(|(p, _)| p.pkgid.as_str()).collect();
-            let mut ids = self.package_ids(&shas).await?;
-            let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            for item in packages {
-                if !ids.contains_key(&item.0.pkgid) && seen.insert(item.0.pkgid.as_str()) {
-                    fresh.push(item);
-                }
-            }
-            if fresh.is_empty() {
-                return Ok((None, ids));
-            }
-            let mut tx = self.pool.begin().await?;
-            self.write_packages(&mut tx, &fresh, &mut ids).await?;
-            Ok::<_, CatalogError>((Some(tx), ids))
+            let mut writer = self.package_writer();
+            writer.write(packages).await?;
+            Ok::<_, CatalogError>(writer)
         };
         // Both run to the end: a pool commit is never abandoned half-way.
         let (rows, durable) = tokio::join!(rows, durable);
         durable?;
-        let (tx, ids) = rows?;
-        if let Some(tx) = tx {
-            tx.commit().await.map_err(CatalogError::from)?;
+        Ok(rows?.commit().await?)
+    }
+
+    /// A writer of package rows in one transaction, for packages that arrive in
+    /// batches (a sync or import of many packages keeps one batch in memory at a time).
+    pub fn package_writer(&self) -> PackageWriter<'_> {
+        PackageWriter {
+            catalog: self,
+            tx: None,
+            ids: HashMap::new(),
         }
-        Ok(ids)
     }
 
     /// Writes the rows of `fresh` (packages not in the catalog yet) into `tx`, adding
@@ -354,21 +357,10 @@ impl Catalog {
         Ok(())
     }
 
-    pub(super) async fn placed_fragments(
-        &self,
-        sql: &'static str,
-        id: i64,
-    ) -> Result<Vec<PlacedFragments>> {
-        let rows: Vec<PlacedRow> = sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PlacedFragments {
-                sha256: r.sha256,
-                location: r.location,
-                time_file: r.time_file,
-                fragments: r.fragments.into(),
-            })
-            .collect())
+    /// The packages `sql` selects (package_id, sha256, location, time_file) for the
+    /// owner `id`.
+    pub(super) async fn placed(&self, sql: &'static str, id: i64) -> Result<Vec<Placed>> {
+        Ok(sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?)
     }
 
     /// The rendered fragments of packages, by package id.
@@ -385,6 +377,74 @@ impl Catalog {
             .into_iter()
             .map(|r| (r.package_id, r.fragments.into()))
             .collect())
+    }
+}
+
+/// Package rows written in batches into one transaction ([`Catalog::package_writer`]);
+/// nothing is visible to others until [`PackageWriter::commit`], and dropping the
+/// writer rolls everything back.
+pub struct PackageWriter<'c> {
+    catalog: &'c Catalog,
+    /// Begun with the first package the catalog does not hold.
+    tx: Option<Transaction<'static, Any>>,
+    /// sha256 → id of every package written or found so far.
+    ids: HashMap<String, i64>,
+}
+
+impl PackageWriter<'_> {
+    /// Which of `shas` the catalog holds already (committed, or written by this
+    /// writer): their ids are remembered, and the packages need not be written.
+    pub async fn known(&mut self, shas: &[&str]) -> Result<Vec<String>> {
+        let found = match &mut self.tx {
+            Some(tx) => self.catalog.package_ids_in(tx, shas).await?,
+            None => self.catalog.package_ids(shas).await?,
+        };
+        let known = found.keys().cloned().collect();
+        self.ids.extend(found);
+        Ok(known)
+    }
+
+    /// Writes the rows of those of `packages` the catalog does not hold yet.
+    pub async fn write(&mut self, packages: &[(Package, Fragments)]) -> Result<()> {
+        let unseen: Vec<&str> = packages
+            .iter()
+            .map(|(p, _)| p.pkgid.as_str())
+            .filter(|sha| !self.ids.contains_key(*sha))
+            .collect();
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        self.known(&unseen).await?;
+        let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for item in packages {
+            if !self.ids.contains_key(&item.0.pkgid) && seen.insert(item.0.pkgid.as_str()) {
+                fresh.push(item);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        if self.tx.is_none() {
+            self.tx = Some(self.catalog.pool.begin().await?);
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return Ok(());
+        };
+        self.catalog.write_packages(tx, &fresh, &mut self.ids).await
+    }
+
+    /// The id of every package written or found so far, by sha256.
+    pub fn ids(&self) -> &HashMap<String, i64> {
+        &self.ids
+    }
+
+    /// Commits the rows written; returns every package's id by sha256.
+    pub async fn commit(self) -> Result<HashMap<String, i64>> {
+        if let Some(tx) = self.tx {
+            tx.commit().await?;
+        }
+        Ok(self.ids)
     }
 }
 
@@ -537,16 +597,6 @@ impl From<FragmentsRow> for Fragments {
 #[derive(sqlx::FromRow)]
 struct IdFragmentsRow {
     package_id: i64,
-    #[sqlx(flatten)]
-    fragments: FragmentsRow,
-}
-
-/// A placed package with its fragments (see [`Catalog::placed_fragments`]).
-#[derive(sqlx::FromRow)]
-struct PlacedRow {
-    sha256: String,
-    location: String,
-    time_file: i64,
     #[sqlx(flatten)]
     fragments: FragmentsRow,
 }

@@ -545,8 +545,8 @@ impl<'a> Batch<'a> {
 }
 
 /// How many files are read, staged and written to the catalog at a time: memory holds
-/// one batch of whole packages, whatever the number of files.
-const BATCH: usize = 1024;
+/// a few batches of whole packages, whatever the number of files.
+const BATCH: usize = 256;
 
 /// One batch of files read: the readable ones in input order, and the skipped ones.
 type ReadBatch = (Vec<Read>, Vec<Skipped>);

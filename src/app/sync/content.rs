@@ -19,8 +19,10 @@ use crate::formats::repodata::{xml, Fragments};
 use crate::store::catalog::{ExtraRef, PackageWriter, Placed, PublicationFile};
 use crate::store::pool::Staged;
 
-/// How many packages are read, rendered and written to the catalog at a time.
-const BATCH: usize = 1024;
+/// How many packages are read, rendered and written to the catalog at a time (with
+/// long file lists and changelogs, about 20 KB each while in flight; a batch is being
+/// read, one waits and one is being written).
+const BATCH: usize = 256;
 
 /// A package the catalog lacks: where upstream lists it, and its sha256.
 struct Wanted {
@@ -252,7 +254,7 @@ async fn write_rows(
     if wanted.is_empty() {
         return Ok(());
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(1);
     let reading = tokio::task::spawn_blocking(move || read_wanted(&lists, &wanted, &tx));
     while let Some(batch) = rx.recv().await {
         writer.write(&batch).await?;

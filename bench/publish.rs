@@ -41,7 +41,7 @@ async fn full_publish(catalog: &Catalog, pool: &Pool, repo_id: i64, format: &For
     for _ in 0..3 {
         let t = Instant::now();
         let items = catalog.repo_placed(repo_id).await.unwrap();
-        let p = cairn::app::publish::publish_set(catalog, pool, &items, format, &[], true)
+        let p = cairn::app::publish::publish_set(catalog, pool, items, format, &[], true)
             .await
             .unwrap();
         assert!(p.rendered);

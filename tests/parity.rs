@@ -157,13 +157,12 @@ fn published_snapshot_metadata_matches_createrepo_c() {
     }
 }
 
+/// A metadata file's packages by pkgid.
+type Packages = BTreeMap<String, Node>;
+
 /// The package count of snapshot `snap` of `repo`, and its primary, filelists and
 /// other by pkgid, read from the pool.
-fn snapshot_packages(
-    env: &Env,
-    repo: &str,
-    snap: &str,
-) -> (usize, Vec<(&'static str, BTreeMap<String, Node>)>) {
+fn snapshot_packages(env: &Env, repo: &str, snap: &str) -> (usize, Vec<(&'static str, Packages)>) {
     let show = env.json(&["snapshot", "show", repo, snap]);
     let pool = env.data().join("pool");
     let mut out = Vec::new();
@@ -206,9 +205,8 @@ fn many_packages_synced_and_imported_match_createrepo_c() {
             assert_eq!(ours.len(), count, "{}: {kind}", backend.name());
             compare(kind, ours, &theirs);
             assert!(
-                ours.values().all(|p| !p
-                    .child("name")
-                    .is_some_and(|n| n.text.ends_with('3'))),
+                ours.values()
+                    .all(|p| !p.child("name").is_some_and(|n| n.text.ends_with('3'))),
                 "{}: {kind} leaves the excluded packages out",
                 backend.name()
             );

@@ -572,18 +572,16 @@ fn read_batches(
 }
 
 /// What the batches of an import left for the placement: the packages read, their
-/// signatures, the pool commits of their blobs (running), and the blobs new to the pool.
+/// signatures, and the blobs new to the pool.
 #[derive(Default)]
 struct Recorded {
     imported: Vec<Imported>,
     signatures: Vec<PackageSignature>,
-    commits: Vec<tokio::task::JoinHandle<Result<(), PoolError>>>,
     new_blobs: Vec<String>,
 }
 
-/// Reads, stages and writes the rows of `files`, a batch at a time: each batch's blobs
-/// start becoming durable while the next is read, and its rows are written in the
-/// writer's transaction (committed by the caller once every blob is durable).
+/// Reads, stages and writes the rows of `files`, a batch at a time: while the next
+/// batch is read, each batch's blobs become durable and then its rows commit.
 async fn record_files(
     pool: &Pool,
     trust: &Trust,
@@ -627,10 +625,9 @@ async fn record_files(
             });
             packages.push((r.package, r.fragments));
         }
-        let pool = pool.clone();
-        recorded
-            .commits
-            .push(tokio::spawn(async move { pool.commit_async(staged).await }));
+        // The batch's rows commit once its blobs are durable (the next batch is read
+        // meanwhile).
+        pool.commit_async(staged).await?;
         writer.write(&packages).await?;
     }
     reading
@@ -676,20 +673,9 @@ pub async fn import(
         &mut report,
     )
     .await;
-    // Every pool commit runs to its end, whatever happened to the rows.
-    let mut durable: Result<(), ImportError> = Ok(());
-    for commit in std::mem::take(&mut recorded.commits) {
-        let done = match commit.await {
-            Ok(done) => done.map_err(ImportError::from),
-            Err(e) => Err(ImportError::Task(e.to_string())),
-        };
-        if durable.is_ok() {
-            durable = done;
-        }
-    }
     phase("read, staged and written");
-    let placed = match (written, durable) {
-        (Ok(()), Ok(())) => {
+    let placed = match written {
+        Ok(()) => {
             place(
                 catalog,
                 pool,
@@ -702,7 +688,7 @@ pub async fn import(
             )
             .await
         }
-        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        Err(e) => Err(e),
     };
     if let Err(e) = placed {
         ingest::release_new_blobs(catalog, pool, datadir, lease, &recorded.new_blobs).await;
@@ -725,10 +711,9 @@ async fn place(
 ) -> Result<(), ImportError> {
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
-    // Every blob is durable: the rows may be committed.
-    let ids = writer.commit().await?;
+    let ids = writer.into_ids();
     catalog.record_signatures(&recorded.signatures).await?;
-    phase("catalog rows committed");
+    phase("signatures recorded");
 
     let locked = ingest::lock(catalog, datadir, repo).await?;
     let current = locked.current().await?;
@@ -755,7 +740,7 @@ async fn place(
         });
     }
     let extras = catalog.repo_extras(locked.repo_id).await?;
-    let published = publish::publish_set(catalog, pool, &items, format, &extras, false).await?;
+    let published = publish::publish_set(catalog, pool, items, format, &extras, false).await?;
     phase("published");
     ingest::check_blobs(
         pool,

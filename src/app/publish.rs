@@ -133,13 +133,13 @@ pub fn content_key<'a>(
 pub async fn publish_set(
     catalog: &Catalog,
     pool: &Pool,
-    items: &[Placed],
+    items: Vec<Placed>,
     format: &Format,
     extras: &[ExtraRef],
     force_render: bool,
 ) -> Result<Published, PublishError> {
     let extras = ExtraBytes::InPool(extras.to_vec());
-    begin(catalog, pool, items.to_vec(), format, extras, force_render)
+    begin(catalog, pool, Arc::new(items), format, extras, force_render)
         .await?
         .finish(catalog, pool)
         .await
@@ -229,11 +229,12 @@ const FRAGMENT_WINDOW: usize = 512;
 type Window = Result<Vec<crate::formats::repodata::Fragments>, PublishError>;
 
 /// Looks the content of `items` up and, unless an identical publication exists (or
-/// `force_render`), starts rendering its repodata.
+/// `force_render`), starts rendering its repodata. `items` is shared, not copied: a
+/// sync keeps it to place the content once the publication is recorded.
 pub async fn begin(
     catalog: &Catalog,
     pool: &Pool,
-    mut items: Vec<Placed>,
+    items: Arc<Vec<Placed>>,
     format: &Format,
     extras: ExtraBytes,
     force_render: bool,
@@ -257,18 +258,23 @@ pub async fn begin(
         }
     }
     let pool = pool.clone();
-    repodata::sort_by_href(&mut items, |i| i.location.as_str());
-    // The fragments are read from the catalog a window at a time, in the order the
-    // repodata lists the packages, while the rendering thread concatenates and
-    // compresses the windows before (so memory holds a few windows, whatever the
-    // number of packages).
-    let ids: Vec<i64> = items.iter().map(|i| i.package_id).collect();
+    // The packages in the order repodata lists them.
+    let order: Vec<usize> = {
+        let mut sorted: Vec<(usize, &Placed)> = items.iter().enumerate().collect();
+        repodata::sort_by_href(&mut sorted, |(_, p)| p.location.as_str());
+        sorted.into_iter().map(|(i, _)| i).collect()
+    };
+    // The fragments are read from the catalog a window at a time, in that order, while
+    // the rendering thread concatenates and compresses the windows before (so memory
+    // holds a few windows, whatever the number of packages).
+    let ids: Vec<i64> = order.iter().map(|&i| items[i].package_id).collect();
     let (tx, rx) = tokio::sync::mpsc::channel::<Window>(2);
     let read = tokio::spawn(read_fragments(catalog.clone(), ids, tx));
     // Rendering and compression are CPU work on all cores: keep them off the runtime.
     let render = tokio::task::spawn_blocking(move || {
         let extras = extras.load(&pool)?;
-        prepare(&pool, key, &items, rx, &format, &extras, started)
+        let sorted: Vec<&Placed> = order.iter().map(|&i| &items[i]).collect();
+        prepare(&pool, key, &sorted, rx, &format, &extras, started)
     });
     Ok(Pending::Rendering { render, read })
 }
@@ -353,7 +359,7 @@ pub struct Prepared {
 fn prepare(
     pool: &Pool,
     key: String,
-    items: &[Placed],
+    items: &[&Placed],
     mut windows: tokio::sync::mpsc::Receiver<Window>,
     format: &Format,
     side: &Side,
@@ -507,7 +513,7 @@ pub async fn publish_repo_content(
     }
     // The caller holds the repository lock: the content cannot move between the reads.
     let items = catalog.repo_placed(repo_id).await?;
-    let mut published = publish_set(catalog, pool, &items, format, &content.extras, false).await?;
+    let mut published = publish_set(catalog, pool, items, format, &content.extras, false).await?;
     published.content_version = Some(content.version);
     Ok(published)
 }

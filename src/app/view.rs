@@ -126,7 +126,7 @@ async fn publish_composition(
             time_file: p.time_file,
         })
         .collect();
-    let published = publish::publish_set(catalog, pool, &items, format, &extras, false).await?;
+    let published = publish::publish_set(catalog, pool, items, format, &extras, false).await?;
     Ok((published, placements))
 }
 

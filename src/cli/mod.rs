@@ -49,6 +49,7 @@ pub fn main() -> ExitCode {
         b.worker_threads(2);
         b
     } else {
+        give_back_large_buffers();
         tokio::runtime::Builder::new_current_thread()
     };
     let rt = match builder.enable_all().build() {
@@ -64,6 +65,24 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// For a one-shot command: every buffer of 128 KiB or more is mapped on its own and
+/// unmapped when freed, freed heap above 128 KiB is returned, and threads share two
+/// heaps, instead of glibc's defaults, which raise the mapping threshold as large
+/// buffers are freed (then keep them in the heap) and give each new thread a heap of
+/// its own, up to eight per core (a batch's reader threads each leave freed memory in
+/// theirs). A sync or import of a large repository frees hundreds of megabytes of
+/// batches, chunks and pages from phase to phase; with the defaults, the peak RSS of
+/// a 100,000-package sync was 15 % higher and of an import 27 % (bench/memory.sh),
+/// for the same time.
+fn give_back_large_buffers() {
+    // SAFETY: mallopt only sets allocator parameters; calling it at any time is allowed.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

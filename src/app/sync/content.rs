@@ -1,8 +1,8 @@
 //! A sync's new content, through the ingest protocol ([`crate::app::ingest`]): the
 //! packages the catalog does not hold yet are read again from upstream's package lists,
 //! this time whole (dependencies, files, changelogs), rendered and written to the
-//! catalog [`BATCH`] at a time while the downloads become durable; the rows are
-//! committed once they are. The repodata is then rendered from the catalog
+//! catalog [`BATCH`] at a time, each batch committed on its own once the downloads
+//! are durable. The repodata is then rendered from the catalog
 //! ([`crate::app::publish`]), and under the write lock the content is compared,
 //! published and placed. Memory holds one batch of whole packages at a time, and for
 //! every package only what [`super::Listed`] keeps, whatever the repository's size.
@@ -35,7 +35,7 @@ struct Wanted {
 type Batch = Vec<(Package, Fragments)>;
 
 impl Cx<'_> {
-    /// The ingest protocol for the new content: the blobs become durable while the
+    /// The ingest protocol for the new content: once the blobs are durable, the
     /// packages the catalog lacks are written; then the repodata is rendered from the
     /// catalog and, under the write lock, the content is compared, published and
     /// placed.
@@ -68,23 +68,7 @@ impl Cx<'_> {
             staged.push(s);
         }
         let extra_refs: Vec<ExtraRef> = extras.iter().map(|(r, _)| r.clone()).collect();
-        // Where the packages left upstream are, recorded once their rows are.
-        let remote: Vec<(String, String, String, String, i64)> = plan
-            .remote
-            .iter()
-            .map(|&i| {
-                let e = &up.entries[i];
-                (
-                    plan.known[&i].clone(),
-                    e.href.clone(),
-                    e.checksum.algorithm.clone(),
-                    e.checksum.hex.clone(),
-                    e.size as i64,
-                )
-            })
-            .collect();
-        // The blobs become durable on a blocking thread while the catalog rows are
-        // written; the rows are committed only after.
+        // The blobs become durable on a blocking thread while the content is planned.
         let committing = {
             let pool = self.pool.clone();
             tokio::spawn(async move { pool.commit_async(staged).await })
@@ -136,15 +120,29 @@ impl Cx<'_> {
             shas.len()
         );
         drop(shas);
+        // No row may name a blob that is not durable; each batch of rows then commits
+        // on its own, so that other writers of the catalog never wait long.
+        durable.await?;
         let lists = std::mem::take(&mut up.lists);
-        let rows = write_rows(lists, wanted, &mut writer);
-        // Both run to the end: a pool commit is never abandoned half-way.
-        let (rows, durable) = tokio::join!(rows, durable);
-        durable?;
-        rows?;
-        let ids = writer.commit().await?;
+        write_rows(lists, wanted, &mut writer).await?;
+        let ids = writer.into_ids();
         self.remember_checksums(&up.entries, &plan.known).await?;
-        if !remote.is_empty() {
+        if !plan.remote.is_empty() {
+            // Where the packages left upstream are.
+            let remote: Vec<(String, String, String, String, i64)> = plan
+                .remote
+                .iter()
+                .map(|&i| {
+                    let e = &up.entries[i];
+                    Ok((
+                        sha_of(i)?.to_string(),
+                        e.href.clone(),
+                        e.checksum.algorithm.clone(),
+                        e.checksum.hex.clone(),
+                        e.size as i64,
+                    ))
+                })
+                .collect::<Result<_, SyncError>>()?;
             self.catalog.record_remote(self.repo_id, &remote).await?;
         }
         self.phase("catalog rows written");
@@ -166,6 +164,7 @@ impl Cx<'_> {
             })
             .collect::<Result<Vec<Placed>, SyncError>>()?;
         drop(ids);
+        let placed = std::sync::Arc::new(placed);
         // Regenerated repodata is rendered (unless the same publication exists
         // already) from the catalog while the write lock is awaited.
         let pending = if self.mirror() {
@@ -177,7 +176,7 @@ impl Cx<'_> {
                 publish::begin(
                     self.catalog,
                     self.pool,
-                    placed.clone(),
+                    std::sync::Arc::clone(&placed),
                     &format,
                     extras,
                     false,
@@ -216,7 +215,11 @@ impl Cx<'_> {
             }
         };
         // Packages left upstream until asked for are not in the pool, by design.
-        let left: HashSet<&str> = remote.iter().map(|r| r.0.as_str()).collect();
+        let left: HashSet<&str> = plan
+            .remote
+            .iter()
+            .filter_map(|i| plan.known.get(i).map(String::as_str))
+            .collect();
         ingest::check_blobs(
             self.pool,
             placed
@@ -226,10 +229,12 @@ impl Cx<'_> {
                 .chain(extra_refs.iter().map(|e| e.sha256.as_str()))
                 .chain(tree_refs.iter().map(|f| f.sha256.as_str())),
         )?;
+        drop(left);
         let placements: Vec<(String, i64)> = placed
-            .into_iter()
-            .map(|p| (p.location, p.package_id))
+            .iter()
+            .map(|p| (p.location.clone(), p.package_id))
             .collect();
+        drop(placed);
         locked
             .replace(&placements, publication_id, repomd_sha, &extra_refs)
             .await?;

@@ -532,6 +532,7 @@ impl Cx<'_> {
                 position += 1;
             }
         }
+        entries.shrink_to_fit();
         if let Some(n) = self.repo.keep_latest {
             let before: Vec<Nevra> = entries.iter().map(|e| e.nevra.clone()).collect();
             entries = filter::keep_newest(entries, n);

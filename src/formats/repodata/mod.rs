@@ -246,6 +246,7 @@ fn package_files(
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, usize, String)>(workers);
     let rx = Mutex::new(rx);
     let done: Mutex<Vec<Compressed>> = Mutex::new(Vec::new());
+    let mut files = Assembler::default();
     let mut sent = 0;
     let mut open = [
         (Sha256::new(), 0u64),
@@ -273,6 +274,7 @@ fn package_files(
                 // Fails only if every worker is gone; the missing chunk then fails below.
                 let _ = tx.send((sent, k, text));
                 sent += 1;
+                files.take(&done);
             };
             let mut cur: [String; 3] = std::array::from_fn(|k| {
                 let head = match kinds[k] {
@@ -325,17 +327,14 @@ fn package_files(
         drop(tx);
         fed
     })?;
-    let mut done = done
-        .into_inner()
-        .map_err(|_| std::io::Error::other("a compression worker failed"))?;
-    done.sort_by_key(|(i, _, _)| *i);
-    if done.len() != sent || done.iter().enumerate().any(|(n, (i, _, _))| n != *i) {
+    files.take(&done);
+    if let Some(e) = files.failed {
+        return Err(e);
+    }
+    if files.next != sent {
         return Err(std::io::Error::other("a compression worker failed"));
     }
-    let mut stored: [Vec<u8>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    for (_, k, part) in done {
-        stored[k].extend_from_slice(&part?);
-    }
+    let mut stored = files.files;
 
     Ok(std::array::from_fn(|k| {
         let (hasher, open_size) = std::mem::replace(&mut open[k], (Sha256::new(), 0));
@@ -344,6 +343,39 @@ fn package_files(
             (hex::encode(hasher.finalize()), open_size),
         )
     }))
+}
+
+/// The compressed files being assembled: each chunk is appended to its file as soon as
+/// every chunk before it is, so only the chunks that finished early wait in memory.
+#[derive(Default)]
+struct Assembler {
+    /// The sequence number of the next chunk to append.
+    next: usize,
+    /// Chunks that finished before an earlier one: sequence → (file, bytes).
+    waiting: std::collections::BTreeMap<usize, (usize, std::io::Result<Vec<u8>>)>,
+    files: [Vec<u8>; 3],
+    /// The first chunk that failed to compress.
+    failed: Option<std::io::Error>,
+}
+
+impl Assembler {
+    /// Takes the chunks the workers finished and appends those whose turn it is.
+    fn take(&mut self, done: &Mutex<Vec<Compressed>>) {
+        if let Ok(mut done) = done.lock() {
+            for (i, k, part) in done.drain(..) {
+                self.waiting.insert(i, (k, part));
+            }
+        }
+        while let Some((k, part)) = self.waiting.remove(&self.next) {
+            match part {
+                Ok(bytes) => self.files[k].extend_from_slice(&bytes),
+                Err(e) => {
+                    self.failed.get_or_insert(e);
+                }
+            }
+            self.next += 1;
+        }
+    }
 }
 
 /// The records of the carried-through metadata, by type name (the order createrepo_c
@@ -525,15 +557,20 @@ impl Listed<'_> {
 }
 
 fn compress(data: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {
-    match compression {
+    let mut out = match compression {
         Compression::Gzip => {
             let mut enc = flate2::GzBuilder::new().write(
                 Vec::with_capacity(data.len() / 4),
                 flate2::Compression::default(),
             );
             enc.write_all(data)?;
-            enc.finish()
+            enc.finish()?
         }
-        Compression::Zstd => zstd::bulk::compress(data, 3),
-    }
+        Compression::Zstd => zstd::bulk::compress(data, 3)?,
+    };
+    // The chunks wait until every one is done: without this, each would hold the room
+    // reserved for it (a quarter of its open size; metadata compresses tenfold), and a
+    // 100,000-package repository's chunks would hold hundreds of megabytes.
+    out.shrink_to_fit();
+    Ok(out)
 }

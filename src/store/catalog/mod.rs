@@ -109,7 +109,7 @@ type Result<T> = std::result::Result<T, CatalogError>;
 /// Every SQLite connection's settings.
 const SQLITE_SETUP: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
      PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000; \
-     PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+     PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;";
 
 /// The file of a `sqlite://PATH?…` URL.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {

@@ -45,23 +45,17 @@ impl Catalog {
         packages: &[(Package, Fragments)],
         durable: impl std::future::Future<Output = std::result::Result<(), E>>,
     ) -> std::result::Result<HashMap<String, i64>, E> {
-        let rows = async {
-            let mut writer = self.package_writer();
-            writer.write(packages).await?;
-            Ok::<_, CatalogError>(writer)
-        };
-        // Both run to the end: a pool commit is never abandoned half-way.
-        let (rows, durable) = tokio::join!(rows, durable);
-        durable?;
-        Ok(rows?.commit().await?)
+        durable.await?;
+        let mut writer = self.package_writer();
+        writer.write(packages).await?;
+        Ok(writer.into_ids())
     }
 
-    /// A writer of package rows in one transaction, for packages that arrive in
-    /// batches (a sync or import of many packages keeps one batch in memory at a time).
+    /// A writer of package rows for packages that arrive in batches (a sync or import
+    /// of many packages keeps one batch in memory at a time).
     pub fn package_writer(&self) -> PackageWriter<'_> {
         PackageWriter {
             catalog: self,
-            tx: None,
             ids: HashMap::new(),
         }
     }
@@ -380,31 +374,26 @@ impl Catalog {
     }
 }
 
-/// Package rows written in batches into one transaction ([`Catalog::package_writer`]);
-/// nothing is visible to others until [`PackageWriter::commit`], and dropping the
-/// writer rolls everything back.
+/// Package rows written in batches ([`Catalog::package_writer`]), each batch in a
+/// transaction of its own, so that no other writer of the catalog waits for more than
+/// one batch. The caller writes a batch only once its blobs are durable.
 pub struct PackageWriter<'c> {
     catalog: &'c Catalog,
-    /// Begun with the first package the catalog does not hold.
-    tx: Option<Transaction<'static, Any>>,
     /// sha256 → id of every package written or found so far.
     ids: HashMap<String, i64>,
 }
 
 impl PackageWriter<'_> {
-    /// Which of `shas` the catalog holds already (committed, or written by this
-    /// writer): their ids are remembered, and the packages need not be written.
+    /// Which of `shas` the catalog holds already: their ids are remembered, and the
+    /// packages need not be written.
     pub async fn known(&mut self, shas: &[&str]) -> Result<Vec<String>> {
-        let found = match &mut self.tx {
-            Some(tx) => self.catalog.package_ids_in(tx, shas).await?,
-            None => self.catalog.package_ids(shas).await?,
-        };
+        let found = self.catalog.package_ids(shas).await?;
         let known = found.keys().cloned().collect();
         self.ids.extend(found);
         Ok(known)
     }
 
-    /// Writes the rows of those of `packages` the catalog does not hold yet.
+    /// Writes and commits the rows of those of `packages` the catalog does not hold yet.
     pub async fn write(&mut self, packages: &[(Package, Fragments)]) -> Result<()> {
         let unseen: Vec<&str> = packages
             .iter()
@@ -414,7 +403,10 @@ impl PackageWriter<'_> {
         if unseen.is_empty() {
             return Ok(());
         }
-        self.known(&unseen).await?;
+        let mut tx = self.catalog.pool.begin().await?;
+        // Looked up in the transaction: another writer may have written some since.
+        let found = self.catalog.package_ids_in(&mut tx, &unseen).await?;
+        self.ids.extend(found);
         let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for item in packages {
@@ -425,26 +417,18 @@ impl PackageWriter<'_> {
         if fresh.is_empty() {
             return Ok(());
         }
-        if self.tx.is_none() {
-            self.tx = Some(self.catalog.pool.begin().await?);
-        }
-        let Some(tx) = self.tx.as_mut() else {
-            return Ok(());
-        };
-        self.catalog.write_packages(tx, &fresh, &mut self.ids).await
+        let mut ids = HashMap::new();
+        self.catalog
+            .write_packages(&mut tx, &fresh, &mut ids)
+            .await?;
+        tx.commit().await?;
+        self.ids.extend(ids);
+        Ok(())
     }
 
-    /// The id of every package written or found so far, by sha256.
-    pub fn ids(&self) -> &HashMap<String, i64> {
-        &self.ids
-    }
-
-    /// Commits the rows written; returns every package's id by sha256.
-    pub async fn commit(self) -> Result<HashMap<String, i64>> {
-        if let Some(tx) = self.tx {
-            tx.commit().await?;
-        }
-        Ok(self.ids)
+    /// The id of every package written or found, by sha256.
+    pub fn into_ids(self) -> HashMap<String, i64> {
+        self.ids
     }
 }
 

@@ -16,7 +16,7 @@ use crate::domain::package::Package;
 use crate::domain::status::RunStatus;
 use crate::formats::repodata::parse::{PackageStream, ParseError};
 use crate::formats::repodata::{xml, Fragments};
-use crate::store::catalog::{ExtraRef, PackageWriter, Placed, PublicationFile};
+use crate::store::catalog::{ExtraRef, PackageSignature, PackageWriter, Placed, PublicationFile};
 use crate::store::pool::Staged;
 
 /// How many packages are read, rendered and written to the catalog at a time (with
@@ -39,11 +39,13 @@ impl Cx<'_> {
     /// packages the catalog lacks are written; then the repodata is rendered from the
     /// catalog and, under the write lock, the content is compared, published and
     /// placed.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn ingest(
         &self,
         up: &mut super::Upstream,
         plan: Plan,
         mut staged: Vec<Staged>,
+        signatures: Vec<PackageSignature>,
         side: SideRecords,
         tree_refs: Vec<PublicationFile>,
         repomd_sha: &str,
@@ -126,6 +128,9 @@ impl Cx<'_> {
         let lists = std::mem::take(&mut up.lists);
         write_rows(lists, wanted, &mut writer).await?;
         let ids = writer.into_ids();
+        // The header signatures read from the downloads, now that their rows exist.
+        self.catalog.record_signatures(&signatures).await?;
+        drop(signatures);
         self.remember_checksums(&up.entries, &plan.known).await?;
         if !plan.remote.is_empty() {
             // Where the packages left upstream are.

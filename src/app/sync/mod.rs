@@ -352,13 +352,20 @@ impl Cx<'_> {
             }
         };
         let ingested = self
-            .ingest(&mut up, plan, staged, side, tree_refs, &digest)
+            .ingest(
+                &mut up,
+                plan,
+                staged,
+                checked.read,
+                side,
+                tree_refs,
+                &digest,
+            )
             .await;
         // Every staged blob is now committed or removed.
         journal.discard();
         tree_journal.discard();
         let mut report = ingested?;
-        self.catalog.record_signatures(&checked.read).await?;
         report.warnings.extend(checked.warning);
         report.downloaded = run.packages_downloaded as usize;
         report.bytes = run.bytes_downloaded as u64;

@@ -274,6 +274,9 @@ impl Source {
             }
             out.extend_from_slice(&chunk);
         }
+        // Package lists are kept for the whole sync (read twice): not with up to twice
+        // their size reserved by the growth.
+        out.shrink_to_fit();
         Ok(out)
     }
 

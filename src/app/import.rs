@@ -663,7 +663,7 @@ pub async fn import(
     progress.total.store(files.len(), Ordering::Relaxed);
     let mut writer = catalog.package_writer();
     let mut recorded = Recorded::default();
-    let written = record_files(
+    let recorded_files = record_files(
         pool,
         trust,
         files,
@@ -674,7 +674,7 @@ pub async fn import(
     )
     .await;
     phase("read, staged and written");
-    let placed = match written {
+    let placed = match recorded_files {
         Ok(()) => {
             place(
                 catalog,
@@ -682,7 +682,7 @@ pub async fn import(
                 datadir,
                 repo,
                 format,
-                writer,
+                writer.ids(),
                 &recorded,
                 &mut report,
             )
@@ -691,7 +691,16 @@ pub async fn import(
         Err(e) => Err(e),
     };
     if let Err(e) = placed {
-        ingest::release_new_blobs(catalog, pool, datadir, lease, &recorded.new_blobs).await;
+        // The batches committed before the failure are taken back with their blobs.
+        ingest::release_new_blobs(
+            catalog,
+            pool,
+            datadir,
+            lease,
+            &recorded.new_blobs,
+            writer.written(),
+        )
+        .await;
         return Err(e);
     }
     Ok(report)
@@ -705,20 +714,19 @@ async fn place(
     datadir: &DataDir,
     repo: &str,
     format: &Format,
-    writer: PackageWriter<'_>,
+    ids: &HashMap<String, i64>,
     recorded: &Recorded,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let started = std::time::Instant::now();
     let phase = |what: &str| tracing::debug!("{what} at {:.3} s", started.elapsed().as_secs_f64());
-    let ids = writer.into_ids();
     catalog.record_signatures(&recorded.signatures).await?;
     phase("signatures recorded");
 
     let locked = ingest::lock(catalog, datadir, repo).await?;
     let current = locked.current().await?;
     let batch = Batch::of(&recorded.imported);
-    let placements = batch.placements(&current, &ids, report)?;
+    let placements = batch.placements(&current, ids, report)?;
     let has_latest = catalog
         .repo(repo)
         .await?

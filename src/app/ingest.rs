@@ -182,28 +182,38 @@ impl Locked<'_> {
 }
 
 /// After a failed ingest (a full disk, say): removes the blobs it newly placed in the
-/// pool that no catalog row references, so that the failure gives its space back at
-/// once instead of leaving it to `gc` (which keeps young blobs). Safe only with every
-/// writer kept out, so the caller's shared `lease` is given up for the exclusive one;
-/// when another writer is running (it may be about to reference the same blobs), or
-/// anything fails, nothing is removed and `gc` deals with them later. Returns the
-/// number of blobs and bytes removed.
+/// pool that no catalog row references but the package rows it wrote (`written`,
+/// (sha256, id), committed batch by batch), and then those rows, so that the failure
+/// gives its space back at once instead of leaving it to `gc` (which keeps young
+/// blobs). The blobs go first: on a full disk, the catalog may need their space to
+/// delete the rows (rows it cannot delete name no placed package, and `gc` removes
+/// them later). Safe only with every writer kept out, so the caller's shared `lease`
+/// is given up for the exclusive one; when another writer is running (it may be about
+/// to reference the same blobs or rows), or anything fails, nothing more is removed and
+/// `gc` deals with the rest later. Returns the number of blobs and bytes removed.
 pub async fn release_new_blobs(
     catalog: &Catalog,
     pool: &Pool,
     datadir: &DataDir,
     lease: PoolLease,
     new_blobs: &[String],
+    written: &[(String, i64)],
 ) -> (usize, u64) {
     drop(lease);
-    if new_blobs.is_empty() {
+    if new_blobs.is_empty() && written.is_empty() {
         return (0, 0);
     }
     let Ok(Some(_exclusive)) = datadir.lock_gc_async(false).await else {
         return (0, 0);
     };
+    // The rows written are about to go: what only they reference is free.
+    let ours: std::collections::HashSet<&str> = written.iter().map(|(s, _)| s.as_str()).collect();
     let referenced: std::collections::HashSet<String> = match catalog.referenced_blobs().await {
-        Ok(rows) => rows.into_iter().map(|(sha, _)| sha).collect(),
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(sha, _)| sha)
+            .filter(|sha| !ours.contains(sha.as_str()))
+            .collect(),
         Err(_) => return (0, 0),
     };
     let (mut blobs, mut bytes) = (0, 0);
@@ -217,6 +227,14 @@ pub async fn release_new_blobs(
         tracing::info!(
             "removed the {blobs} pool file(s) ({bytes} bytes) this failed operation had added"
         );
+    }
+    let ids: Vec<i64> = written.iter().map(|(_, id)| *id).collect();
+    match catalog.remove_unplaced_packages(&ids).await {
+        Ok(0) => {}
+        Ok(rows) => {
+            tracing::info!("removed the {rows} package row(s) this failed operation had written")
+        }
+        Err(e) => tracing::warn!("the package rows this failed operation wrote stay until gc: {e}"),
     }
     (blobs, bytes)
 }

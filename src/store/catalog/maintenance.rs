@@ -96,6 +96,37 @@ impl Catalog {
         })
     }
 
+    /// Removes those of the packages `ids` (rows a failed operation wrote) that nothing
+    /// places or ever placed: no repository, snapshot or view, and no displaced
+    /// `latest`. Call only with every other writer kept out (the exclusive pool lease):
+    /// another writer may be about to place them. With SQLite, the write-ahead log the
+    /// rows went through is emptied too, so the failure gives that space back (on a
+    /// full disk, the rest of the failed operation's space). Returns how many went.
+    pub async fn remove_unplaced_packages(&self, ids: &[i64]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let list = self.backend.in_clause(1, chunk.len());
+            let sql = format!(
+                "DELETE FROM packages WHERE id IN ({list}) AND {} \
+                 AND id NOT IN (SELECT package_id FROM latest_displaced)",
+                unplaced!()
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            removed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(removed)
+    }
+
     // ---- metrics ------------------------------------------------------------------
 
     /// Records a finished garbage collection or verification.

@@ -549,14 +549,25 @@ const UNUSED_PUBLICATIONS: &str = "FROM publications WHERE created_at <= $1 \
      AND id NOT IN (SELECT latest_publication_id FROM views WHERE latest_publication_id IS NOT NULL) \
      AND id NOT IN (SELECT publication_id FROM view_snapshots) \
      AND id NOT IN (SELECT publication_id FROM latest_history WHERE replaced_at >= $2)";
+/// The condition on `packages` of a package that no repository, snapshot or view
+/// places.
+macro_rules! unplaced {
+    () => {
+        "id NOT IN (SELECT package_id FROM repo_packages) \
+         AND id NOT IN (SELECT package_id FROM snapshot_packages) \
+         AND id NOT IN (SELECT package_id FROM view_latest_packages) \
+         AND id NOT IN (SELECT package_id FROM view_snapshot_packages)"
+    };
+}
+use unplaced;
+
 /// Packages no repository and no snapshot holds, older than `$1`, that no `latest`
 /// served after `$2`.
-const UNUSED_PACKAGES: &str = "FROM packages WHERE created_at <= $1 \
-     AND id NOT IN (SELECT package_id FROM repo_packages) \
-     AND id NOT IN (SELECT package_id FROM snapshot_packages) \
-     AND id NOT IN (SELECT package_id FROM view_latest_packages) \
-     AND id NOT IN (SELECT package_id FROM view_snapshot_packages) \
-     AND id NOT IN (SELECT package_id FROM latest_displaced WHERE displaced_at >= $2)";
+const UNUSED_PACKAGES: &str = concat!(
+    "FROM packages WHERE created_at <= $1 AND ",
+    unplaced!(),
+    " AND id NOT IN (SELECT package_id FROM latest_displaced WHERE displaced_at >= $2)"
+);
 
 /// Rows per multi-row INSERT (keeps parameters under both engines' limits).
 const BATCH_ROWS: usize = 500;

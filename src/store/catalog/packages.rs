@@ -57,6 +57,7 @@ impl Catalog {
         PackageWriter {
             catalog: self,
             ids: HashMap::new(),
+            written: Vec::new(),
         }
     }
 
@@ -381,6 +382,8 @@ pub struct PackageWriter<'c> {
     catalog: &'c Catalog,
     /// sha256 → id of every package written or found so far.
     ids: HashMap<String, i64>,
+    /// The packages this writer wrote: (sha256, id).
+    written: Vec<(String, i64)>,
 }
 
 impl PackageWriter<'_> {
@@ -422,8 +425,21 @@ impl PackageWriter<'_> {
             .write_packages(&mut tx, &fresh, &mut ids)
             .await?;
         tx.commit().await?;
+        self.written
+            .extend(ids.iter().map(|(sha, id)| (sha.clone(), *id)));
         self.ids.extend(ids);
         Ok(())
+    }
+
+    /// The packages this writer wrote (not those it found), as (sha256, id): what a
+    /// failed operation takes back ([`Catalog::remove_unplaced_packages`]).
+    pub fn written(&self) -> &[(String, i64)] {
+        &self.written
+    }
+
+    /// The id of every package written or found so far, by sha256.
+    pub fn ids(&self) -> &HashMap<String, i64> {
+        &self.ids
     }
 
     /// The id of every package written or found, by sha256.

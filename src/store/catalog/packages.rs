@@ -35,11 +35,9 @@ impl Catalog {
             .await
     }
 
-    /// [`Catalog::insert_packages`], with the rows written while `durable` (the pool
-    /// commit of the packages' blobs) runs, and committed only once it succeeded: the
-    /// database work overlaps the file system's, and no committed row ever points at a
-    /// blob that is not durable. If `durable` fails, nothing is committed and its error
-    /// is returned.
+    /// [`Catalog::insert_packages`] once `durable` (the pool commit of the packages'
+    /// blobs) has succeeded, so that no committed row ever points at a blob that is
+    /// not durable. If `durable` fails, nothing is written and its error is returned.
     pub async fn insert_packages_after<E: From<CatalogError>>(
         &self,
         packages: &[(Package, Fragments)],

@@ -497,8 +497,11 @@ impl Cx<'_> {
         let mut removed: HashSet<Nevra> = HashSet::new();
         {
             // The parse keeps one core busy: the other makes the pool's bucket
-            // directories for the packages it will most likely download.
-            let buckets = self.pool.bucket_maker();
+            // directories for the packages it will most likely download. A policy
+            // that fetches packages when asked for downloads none now: making their
+            // buckets (up to 65,536 directories) would only compete with the ingest.
+            let immediate = self.repo.policy == crate::app::config::Policy::Immediate;
+            let buckets = immediate.then(|| self.pool.bucket_maker());
             let mut stream = PrimaryStream::new(docs[0].open()?);
             let mut position = 0;
             while let Some(entry) = stream.next_entry()? {
@@ -514,7 +517,7 @@ impl Cx<'_> {
                 }
                 let nevra = filter::nevra_of(&entry.package);
                 if filter.keeps(&entry.package) {
-                    if entry.checksum.algorithm == "sha256" {
+                    if let Some(buckets) = &buckets {
                         buckets.add(&entry.checksum.hex);
                     }
                     let location = if self.mirror() {

@@ -38,7 +38,7 @@ pub use pages::{OwnerSummary, PackageRow, PageSnapshot, PageTree, Place};
 pub use remote::RemotePackage;
 pub use webhooks::DeliveryRow;
 
-use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
+use crate::domain::package::{Changelog, DepKind, Dependency, Package, PackageFile};
 use crate::domain::status::{RunStatus, UnknownStatus};
 use crate::formats::repodata::parse::Checksum;
 use crate::formats::repodata::{Carried, Fragments};
@@ -79,6 +79,10 @@ pub enum CatalogError {
     BadUrl(String),
     #[error("catalog row: {0}")]
     BadStatus(#[from] UnknownStatus),
+    /// A package's stored metadata fragments (which hold its file list and
+    /// changelog) cannot be read back.
+    #[error("the stored metadata of package {sha256} cannot be read back ({problem}): the catalog is damaged; restore it from a backup")]
+    BadFragments { sha256: String, problem: String },
 }
 
 impl From<sqlx::Error> for CatalogError {
@@ -730,9 +734,7 @@ impl Catalog {
         }
         let repaired = self.backfill_package_lists().await?;
         if repaired > 0 {
-            tracing::info!(
-                "restored the dependency, file and changelog rows of {repaired} synced package(s)"
-            );
+            tracing::info!("restored the dependency rows of {repaired} synced package(s)");
         }
         sqlx::query(
             "INSERT INTO catalog_repairs (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",

@@ -1,4 +1,7 @@
-//! Packages: their rows (package, dependencies, files, changelog, fragments), written once per sha256 whichever way a package arrived, and the checksums upstream names them by.
+//! Packages: their rows (package, dependencies, fragments), written once per sha256
+//! whichever way a package arrived, and the checksums upstream names them by. A
+//! package's file list and changelog are kept in its fragments only, and read from
+//! there.
 
 use super::bulk::Insert;
 use super::*;
@@ -24,8 +27,8 @@ impl Catalog {
         Ok(rows.into_iter().collect())
     }
 
-    /// Inserts packages (with their dependency, file and changelog rows and their
-    /// rendered fragments) in one transaction; packages already present are left as
+    /// Inserts packages (with their dependency rows and their rendered fragments, which
+    /// hold the file lists and changelogs) in one transaction; packages already present are left as
     /// they are. Returns sha → id for all of them.
     pub async fn insert_packages(
         &self,
@@ -121,29 +124,20 @@ impl Catalog {
         })
         .await?;
         let lists: Vec<(i64, &Package)> = fresh.iter().map(|(p, _)| (ids[&p.pkgid], p)).collect();
-        self.write_lists(conn, &lists, "").await
+        self.write_deps(conn, &lists, "").await
     }
 
-    /// Writes the dependency, file and changelog rows of packages (by id), with `tail`
-    /// after each INSERT (an `ON CONFLICT` clause, or empty).
-    async fn write_lists(
+    /// Writes the dependency rows of packages (by id), with `tail` after each INSERT
+    /// (an `ON CONFLICT` clause, or empty).
+    async fn write_deps(
         &self,
         conn: &mut AnyConnection,
         packages: &[(i64, &Package)],
         tail: &str,
     ) -> Result<()> {
         let mut deps: Vec<(i64, i64, &Dependency)> = Vec::new();
-        let mut files: Vec<(i64, i64, &PackageFile)> = Vec::new();
-        let mut logs: Vec<(i64, i64, &Changelog)> = Vec::new();
         for &(id, p) in packages {
             deps.extend(p.deps.iter().enumerate().map(|(i, d)| (id, i as i64, d)));
-            files.extend(p.files.iter().enumerate().map(|(i, f)| (id, i as i64, f)));
-            logs.extend(
-                p.changelogs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (id, i as i64, c)),
-            );
         }
         let insert = Insert {
             head: "INSERT INTO package_deps (package_id, seq, kind, name, flags, epoch, ver, rel, pre)",
@@ -162,38 +156,11 @@ impl Catalog {
                 .bind(d.rel.as_deref())
                 .bind(i64::from(d.pre))
         })
-        .await?;
-        let insert = Insert {
-            head: "INSERT INTO package_files (package_id, seq, path, kind)",
-            columns: 4,
-            tail,
-            per_statement: BATCH_ROWS * 2,
-        };
-        self.insert_rows(conn, &insert, &files, |q, (id, seq, f)| {
-            q.bind(*id)
-                .bind(*seq)
-                .bind(f.path.as_str())
-                .bind(f.kind as i64)
-        })
-        .await?;
-        let insert = Insert {
-            head: "INSERT INTO package_changelogs (package_id, seq, author, date, text)",
-            columns: 5,
-            tail,
-            per_statement: BATCH_ROWS,
-        };
-        self.insert_rows(conn, &insert, &logs, |q, (id, seq, c)| {
-            q.bind(*id)
-                .bind(*seq)
-                .bind(c.author.as_str())
-                .bind(c.date)
-                .bind(c.text.as_str())
-        })
-        .await?;
-        Ok(())
+        .await
     }
 
-    /// Reads a package back, with its dependencies, files and changelogs.
+    /// Reads a package back, with its dependencies, files and changelogs (the last two
+    /// from its fragments).
     pub async fn package(&self, sha256: &str) -> Result<Option<Package>> {
         let Some(row): Option<PackageRow> = sqlx::query_as(
             "SELECT id, sha256, name, arch, epoch, version, release, summary, description, \
@@ -213,24 +180,26 @@ impl Catalog {
         .bind(row.id)
         .fetch_all(&self.pool)
         .await?;
-        let files: Vec<FileRow> = sqlx::query_as(
-            "SELECT path, kind FROM package_files WHERE package_id = $1 ORDER BY seq",
-        )
-        .bind(row.id)
-        .fetch_all(&self.pool)
-        .await?;
-        let changelogs: Vec<ChangelogRow> = sqlx::query_as(
-            "SELECT author, date, text FROM package_changelogs WHERE package_id = $1 ORDER BY seq",
-        )
-        .bind(row.id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some(row.into_package(deps, files, changelogs)))
+        let fragments = self
+            .fragments_by_ids(&[row.id])
+            .await?
+            .remove(&row.id)
+            .ok_or_else(|| CatalogError::BadFragments {
+                sha256: row.sha256.clone(),
+                problem: "they are missing".into(),
+            })?;
+        let lists = crate::formats::repodata::package_from_fragments(&fragments).map_err(|e| {
+            CatalogError::BadFragments {
+                sha256: row.sha256.clone(),
+                problem: e.to_string(),
+            }
+        })?;
+        Ok(Some(row.into_package(deps, lists.files, lists.changelogs)))
     }
 
     /// Gives every package without dependency rows (every package provides itself,
-    /// so it has at least one) the dependency, file and changelog rows its fragments
-    /// describe. A sync of an earlier release wrote those lists into the fragments only.
+    /// so it has at least one) the dependency rows its fragments describe. A sync of
+    /// an earlier release wrote them into the fragments only.
     /// A package whose fragments do not parse is named in the log and left as it is.
     /// Returns how many packages got their rows.
     pub async fn backfill_package_lists(&self) -> Result<usize> {
@@ -248,16 +217,15 @@ impl Catalog {
                 let Some(f) = fragments.get(id) else { continue };
                 match crate::formats::repodata::package_from_fragments(f) {
                     Ok(p) => packages.push((*id, p)),
-                    Err(e) => tracing::warn!(
-                        "package {id}: its dependency, file and changelog rows cannot be \
-                         restored: {e}"
-                    ),
+                    Err(e) => {
+                        tracing::warn!("package {id}: its dependency rows cannot be restored: {e}")
+                    }
                 }
             }
             let lists: Vec<(i64, &Package)> = packages.iter().map(|(id, p)| (*id, p)).collect();
             let mut tx = self.pool.begin().await?;
             // Another process opening the catalog may be doing the same.
-            self.write_lists(&mut tx, &lists, "ON CONFLICT DO NOTHING")
+            self.write_deps(&mut tx, &lists, "ON CONFLICT DO NOTHING")
                 .await?;
             tx.commit().await?;
             repaired += lists.len();
@@ -478,8 +446,8 @@ impl PackageRow {
     fn into_package(
         self,
         deps: Vec<DepRow>,
-        files: Vec<FileRow>,
-        changelogs: Vec<ChangelogRow>,
+        files: Vec<PackageFile>,
+        changelogs: Vec<Changelog>,
     ) -> Package {
         Package {
             pkgid: self.sha256,
@@ -505,8 +473,8 @@ impl PackageRow {
             header_start: self.header_start,
             header_end: self.header_end,
             deps: deps.into_iter().map(Dependency::from).collect(),
-            files: files.into_iter().map(PackageFile::from).collect(),
-            changelogs: changelogs.into_iter().map(Changelog::from).collect(),
+            files,
+            changelogs,
         }
     }
 }
@@ -533,40 +501,6 @@ impl From<DepRow> for Dependency {
             ver: r.ver,
             rel: r.rel,
             pre: r.pre != 0,
-        }
-    }
-}
-
-/// A `package_files` row.
-#[derive(sqlx::FromRow)]
-struct FileRow {
-    path: String,
-    kind: i64,
-}
-
-impl From<FileRow> for PackageFile {
-    fn from(r: FileRow) -> PackageFile {
-        PackageFile {
-            path: r.path,
-            kind: FileKind::from_code(r.kind),
-        }
-    }
-}
-
-/// A `package_changelogs` row.
-#[derive(sqlx::FromRow)]
-struct ChangelogRow {
-    author: String,
-    date: i64,
-    text: String,
-}
-
-impl From<ChangelogRow> for Changelog {
-    fn from(r: ChangelogRow) -> Changelog {
-        Changelog {
-            author: r.author,
-            date: r.date,
-            text: r.text,
         }
     }
 }

@@ -105,3 +105,69 @@ pub fn nevra_of(p: &Package) -> Nevra {
         arch: p.arch.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::repodata::parse::Checksum;
+
+    fn listed(name: &str, version: &str, sha: char, position: usize) -> Listed {
+        Listed {
+            href: format!("{name}-{version}.rpm"),
+            location: format!("Packages/{name}-{version}-1.x86_64.rpm"),
+            checksum: Checksum {
+                algorithm: "sha256".into(),
+                hex: sha.to_string().repeat(64),
+            },
+            size: 1,
+            nevra: Nevra {
+                name: name.into(),
+                epoch: "0".into(),
+                version: version.into(),
+                release: "1".into(),
+                arch: "x86_64".into(),
+            },
+            time_file: 0,
+            list: 0,
+            position,
+        }
+    }
+
+    #[test]
+    fn keep_newest_keeps_upstreams_order() {
+        // Many names, each with an old and a new version, the new one listed first
+        // for some: the kept entries must come out in upstream's order, not grouped.
+        let mut entries = Vec::new();
+        for i in 0..64 {
+            let name = format!("p{i}");
+            let (first, second) = if i % 2 == 0 {
+                ("1.0", "2.0")
+            } else {
+                ("2.0", "1.0")
+            };
+            entries.push(listed(&name, first, 'a', entries.len()));
+            entries.push(listed(&name, second, 'b', entries.len()));
+        }
+        let kept = keep_newest(entries, 1);
+        assert_eq!(kept.len(), 64);
+        assert!(kept.iter().all(|e| e.nevra.version == "2.0"));
+        let positions: Vec<usize> = kept.iter().map(|e| e.position).collect();
+        let mut sorted = positions.clone();
+        sorted.sort_unstable();
+        assert_eq!(positions, sorted, "kept entries in upstream's order");
+    }
+
+    #[test]
+    fn of_two_builds_of_one_version_both_are_kept_in_upstreams_order() {
+        // Two builds of p-2.0 (different files, one location): both count as one
+        // version, and their order decides which one the location gets (the later).
+        let entries = vec![
+            listed("p", "2.0", 'a', 0),
+            listed("p", "1.0", 'c', 1),
+            listed("p", "2.0", 'b', 2),
+        ];
+        let kept = keep_newest(entries, 1);
+        let shas: Vec<&str> = kept.iter().map(|e| &e.checksum.hex[..1]).collect();
+        assert_eq!(shas, ["a", "b"]);
+    }
+}

@@ -663,6 +663,7 @@ pub async fn import(
     progress.total.store(files.len(), Ordering::Relaxed);
     let mut writer = catalog.package_writer();
     let mut recorded = Recorded::default();
+    let shown = Arc::clone(&progress);
     let recorded_files = record_files(
         pool,
         trust,
@@ -676,6 +677,7 @@ pub async fn import(
     phase("read, staged and written");
     let placed = match recorded_files {
         Ok(()) => {
+            shown.set_closing_stage(format!("{repo}: publishing"));
             place(
                 catalog,
                 pool,

@@ -52,24 +52,49 @@ pub struct Progress {
     pub bytes: AtomicU64,
     /// Bytes the work will read or transfer in all; 0 when not known.
     pub bytes_total: AtomicU64,
-    /// What the work is doing before it counts items (a sync fetching metadata), and
-    /// since when.
-    stage: std::sync::Mutex<Option<(String, Instant)>>,
+    /// What the work is doing before it counts items (a sync fetching metadata) or
+    /// once they are done (a sync writing catalog rows, publishing).
+    stage: std::sync::Mutex<Option<Stage>>,
+}
+
+/// A [`Progress`]'s stage: what, since when, and whether it is shown instead of the
+/// counted items (set once they are done).
+#[derive(Debug)]
+struct Stage {
+    what: String,
+    since: Instant,
+    over_items: bool,
 }
 
 impl Progress {
     /// Says what the work is doing until it counts items ("fetching URL").
     pub fn set_stage(&self, what: impl Into<String>) {
+        self.put_stage(what.into(), false);
+    }
+
+    /// Says what the work is doing once its counted items are done ("writing the
+    /// catalog rows", "publishing"): shown instead of the counts from now on.
+    pub fn set_closing_stage(&self, what: impl Into<String>) {
+        self.put_stage(what.into(), true);
+    }
+
+    fn put_stage(&self, what: String, over_items: bool) {
         if let Ok(mut stage) = self.stage.lock() {
-            *stage = Some((what.into(), Instant::now()));
+            *stage = Some(Stage {
+                what,
+                since: Instant::now(),
+                over_items,
+            });
         }
     }
 
-    fn stage(&self, now: Instant) -> Option<(String, Duration)> {
+    /// The stage to show at `now` while `total` items are counted.
+    fn stage(&self, now: Instant, total: usize) -> Option<(String, Duration)> {
         let stage = self.stage.lock().ok()?;
         stage
             .as_ref()
-            .map(|(what, since)| (what.clone(), now.saturating_duration_since(*since)))
+            .filter(|s| total == 0 || s.over_items)
+            .map(|s| (s.what.clone(), now.saturating_duration_since(s.since)))
     }
 }
 
@@ -82,16 +107,17 @@ pub struct Reading {
     pub bytes_total: u64,
     /// Bytes per second lately.
     pub rate: u64,
-    /// What the work does before it counts items, and for how long it has.
+    /// What the work does before it counts items or once they are done, and for how
+    /// long it has.
     pub stage: Option<(String, Duration)>,
 }
 
 impl Reading {
-    /// The line to show: "VERB 3/10 files, …" once items are counted, else the stage
-    /// ("fetching https://…/repomd.xml, for 12 seconds"), else "VERB 0/0 …".
+    /// The line to show: the stage ("fetching https://…/repomd.xml, for 12 seconds")
+    /// if there is one, else "VERB 3/10 files, …".
     pub fn line(&self, verb: &str) -> String {
         match &self.stage {
-            Some((what, since)) if self.total == 0 => {
+            Some((what, since)) => {
                 format!("{what}, for {}", HumanDuration(*since))
             }
             _ => format!("{verb} {}", self.describe()),
@@ -129,11 +155,6 @@ impl Reading {
             (self.done as u64, self.total as u64)
         }
     }
-
-    /// Is the work known and finished?
-    pub fn finished(&self) -> bool {
-        self.total > 0 && self.done >= self.total
-    }
 }
 
 /// Measures the byte rate of a [`Progress`] over windows of a given length.
@@ -166,13 +187,14 @@ impl Rate {
                 (bytes.saturating_sub(self.bytes_then) as f64 / elapsed.as_secs_f64()) as u64;
             (self.since, self.bytes_then) = (now, bytes);
         }
+        let total = p.total.load(Relaxed);
         let reading = Reading {
             done: p.done.load(Relaxed),
-            total: p.total.load(Relaxed),
+            total,
             bytes,
             bytes_total: p.bytes_total.load(Relaxed),
             rate: self.rate,
-            stage: p.stage(now),
+            stage: p.stage(now, total),
         };
         (reading, closed)
     }
@@ -197,7 +219,6 @@ mod tests {
             "3/10 files, 12.00 MiB of 40.00 MiB, 2.00 MiB/s, 14 seconds left"
         );
         assert_eq!(r.bar(), (12 << 20, 40 << 20));
-        assert!(!r.finished());
         // Without a byte total (an import), the bar counts files and no time is guessed.
         let r = Reading {
             bytes_total: 0,
@@ -210,7 +231,6 @@ mod tests {
             "importing 10/10 files, 12.00 MiB, 2.00 MiB/s"
         );
         assert_eq!(r.bar(), (10, 10));
-        assert!(r.finished());
     }
 
     #[test]
@@ -229,6 +249,23 @@ mod tests {
         p.total.store(3, Relaxed);
         let (r, _) = rate.read(&p, Instant::now());
         assert!(r.line("downloading").starts_with("downloading 0/3 files"));
+    }
+
+    #[test]
+    fn once_the_items_are_done_a_closing_stage_is_shown_instead_of_the_counts() {
+        let p = Progress::default();
+        let mut rate = Rate::new(Duration::from_secs(1));
+        p.set_stage("checking which packages the pool holds");
+        p.total.store(3, Relaxed);
+        p.done.store(3, Relaxed);
+        let (r, _) = rate.read(&p, Instant::now());
+        assert!(r.line("downloading").starts_with("downloading 3/3 files"));
+        p.set_closing_stage("m: writing the catalog rows of 3 new packages");
+        let (r, _) = rate.read(&p, Instant::now() + Duration::from_secs(7));
+        assert_eq!(
+            r.line("downloading"),
+            "m: writing the catalog rows of 3 new packages, for 7 seconds"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub(super) fn show_progress(
                 let (position, length) = reading.bar();
                 bar.set_length(length);
                 bar.set_position(position);
-                if reading.total > 0 {
+                if reading.total > 0 && reading.stage.is_none() {
                     bar.set_message(reading.describe());
                 } else {
                     bar.set_message(reading.line(verb));
@@ -46,9 +46,8 @@ pub(super) fn show_progress(
             } else if !terminal && closed {
                 tracing::info!("{}", reading.line(verb));
             }
-            if reading.finished() {
-                break;
-            }
+            // Counted items being done does not end the display: the work may go on
+            // in a closing stage (writing rows, publishing) until `finish`.
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = stopped.notified() => break,

@@ -49,6 +49,7 @@ impl Cx<'_> {
         side: SideRecords,
         tree_refs: Vec<PublicationFile>,
         repomd_sha: &str,
+        progress: &crate::app::progress::Progress,
     ) -> Result<SyncReport, SyncError> {
         let (carry, mirror_files) = match side {
             SideRecords::Extras(carry) => (carry, Vec::new()),
@@ -122,6 +123,11 @@ impl Cx<'_> {
             shas.len()
         );
         drop(shas);
+        progress.set_closing_stage(format!(
+            "{}: writing the catalog rows of {} new package(s)",
+            self.repo.id,
+            wanted.len()
+        ));
         // No row may name a blob that is not durable; each batch of rows then commits
         // on its own, so that other writers of the catalog never wait long.
         durable.await?;
@@ -169,6 +175,11 @@ impl Cx<'_> {
             })
             .collect::<Result<Vec<Placed>, SyncError>>()?;
         drop(ids);
+        progress.set_closing_stage(format!(
+            "{}: publishing {} package(s)",
+            self.repo.id,
+            placed.len()
+        ));
         let placed = std::sync::Arc::new(placed);
         // Regenerated repodata is rendered (unless the same publication exists
         // already) from the catalog while the write lock is awaited.

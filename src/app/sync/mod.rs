@@ -360,6 +360,7 @@ impl Cx<'_> {
                 side,
                 tree_refs,
                 &digest,
+                progress,
             )
             .await;
         // Every staged blob is now committed or removed.

@@ -28,8 +28,8 @@ impl Catalog {
     }
 
     /// Inserts packages (with their dependency rows and their rendered fragments, which
-    /// hold the file lists and changelogs) in one transaction; packages already present are left as
-    /// they are. Returns sha → id for all of them.
+    /// hold the file lists and changelogs) in one transaction; packages already present
+    /// are left as they are. Returns sha → id for all of them.
     pub async fn insert_packages(
         &self,
         packages: &[(Package, Fragments)],

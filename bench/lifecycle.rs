@@ -95,14 +95,14 @@ fn main() {
             (0..n)
                 .map(|i| {
                     let p = synthetic(i, version_of(i));
-                    let f = xml::render(&p);
+                    let f = cairn::formats::repodata::packed::pack(&xml::render(&p)).unwrap();
                     (p, f)
                 })
                 .collect::<Vec<_>>()
         };
         let v1 = fill(&|_| "1.0");
         let ids = catalog.insert_packages(&v1).await.unwrap();
-        let place = |pkgs: &[(Package, cairn::formats::repodata::Fragments)],
+        let place = |pkgs: &[(Package, cairn::formats::repodata::packed::Packed)],
                      ids: &std::collections::HashMap<String, i64>| {
             pkgs.iter()
                 .map(|(p, _)| (p.location(), ids[&p.pkgid]))

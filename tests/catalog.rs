@@ -56,7 +56,9 @@ fn package_rows_wait_for_their_blobs_to_be_durable() {
         .iter()
         .map(|f| {
             let p = rpmread::read_package(f, &file_facts(f)).unwrap();
-            let fragments = cairn::formats::repodata::xml::render(&p);
+            let fragments =
+                cairn::formats::repodata::packed::pack(&cairn::formats::repodata::xml::render(&p))
+                    .unwrap();
             (p, fragments)
         })
         .collect();

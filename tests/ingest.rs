@@ -53,6 +53,10 @@ fn package_rows(env: &Env, sha256: &str) -> BTreeMap<String, Vec<Vec<String>>> {
                         .map(|v| v.unwrap_or_else(|| "NULL".into()))
                         .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
                         .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| format!("{v:?}")))
+                        .or_else(|_| {
+                            row.try_get::<Option<Vec<u8>>, _>(i)
+                                .map(|v| v.map_or("NULL".into(), hex::encode))
+                        })
                         .unwrap_or_else(|e| panic!("{table}.{}: {e}", col.name()));
                     cells.push(format!("{}={cell}", col.name()));
                 }
@@ -256,6 +260,128 @@ fn packages_a_previous_release_synced_get_their_rows_back_and_trees_stay_identic
                 backend.name()
             );
         }
+        let server = env.serve();
+        let trees_after = (
+            served_repodata(&server, "/repos/m/latest/"),
+            served_repodata(&server, "/repos/m/s1/"),
+        );
+        assert!(
+            trees_after == trees_before,
+            "{}: served trees changed",
+            backend.name()
+        );
+        let page = http()
+            .get(server.url(&format!("/packages/{}", shas[0])))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(!page_text(&page).contains("Files (0)"), "{page}");
+    }
+}
+
+#[test]
+fn fragments_a_previous_release_kept_as_text_are_packed_when_the_catalog_opens() {
+    for backend in backends() {
+        let (up_dir, repo) = demo_upstream_tree();
+        let files: Vec<_> = std::fs::read_dir(&repo)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+            .collect();
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&backend, &upstream, "");
+        env.ok(&["repo", "sync", "m"]);
+        env.ok(&["snapshot", "create", "m", "--name", "s1"]);
+        let shas: Vec<String> = files.iter().map(|f| file_facts(f).sha256).collect();
+        let rows: Vec<_> = shas.iter().map(|s| package_rows(&env, s)).collect();
+        let mut server = env.serve();
+        let trees_before = (
+            served_repodata(&server, "/repos/m/latest/"),
+            served_repodata(&server, "/repos/m/s1/"),
+        );
+        server.stop();
+
+        // The catalog as the previous release left it: the fragments as text, in its
+        // table, and neither the migration nor the repair applied.
+        let (rt, pool) = connect(&env);
+        rt.block_on(async {
+            use cairn::formats::repodata::packed::{unpack, Packed};
+            let stored: Vec<(i64, i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT package_id, primary_href_at, primary_len, filelists_len, other_len, \
+                 packed FROM package_fragments",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_eq!(stored.len(), shas.len());
+            let (int, text) = match backend {
+                Backend::Sqlite => ("INTEGER", "TEXT"),
+                Backend::Postgres(_) => ("BIGINT", "TEXT"),
+            };
+            for s in [
+                "DROP TABLE package_fragments".to_string(),
+                format!(
+                    "CREATE TABLE package_fragments (package_id {int} NOT NULL PRIMARY KEY \
+                     REFERENCES packages(id) ON DELETE CASCADE, primary_xml {text} NOT NULL, \
+                     primary_href_at {int} NOT NULL, filelists_xml {text} NOT NULL, \
+                     other_xml {text} NOT NULL)"
+                ),
+                "DELETE FROM _sqlx_migrations WHERE version = 20261205000021".to_string(),
+                "DELETE FROM catalog_repairs WHERE name = 'packed-fragments'".to_string(),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(s))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            for (id, href_at, p, f, o, bytes) in stored {
+                let size = |n: i64| n as usize;
+                let fragments = unpack(&Packed {
+                    href_at: size(href_at),
+                    lens: [size(p), size(f), size(o)],
+                    bytes,
+                })
+                .unwrap();
+                sqlx::query(
+                    "INSERT INTO package_fragments (package_id, primary_xml, primary_href_at, \
+                     filelists_xml, other_xml) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(&*fragments.primary)
+                .bind(href_at)
+                .bind(&*fragments.filelists)
+                .bind(&*fragments.other)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        });
+
+        // The next command opens it: the rows are packed, the text table is gone.
+        env.ok(&["repo", "list"]);
+        for (sha, before) in shas.iter().zip(&rows) {
+            assert_eq!(
+                &package_rows(&env, sha),
+                before,
+                "{}: rows of {sha} after the upgrade",
+                backend.name()
+            );
+        }
+        let (rt, pool) = connect(&env);
+        let left = rt.block_on(async {
+            let left = sqlx::query("SELECT 1 FROM package_fragments_text")
+                .fetch_all(&pool)
+                .await;
+            pool.close().await;
+            left
+        });
+        assert!(
+            left.is_err(),
+            "{}: the text table is dropped",
+            backend.name()
+        );
         let server = env.serve();
         let trees_after = (
             served_repodata(&server, "/repos/m/latest/"),

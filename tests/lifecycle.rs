@@ -374,7 +374,9 @@ fn place_without_view_refresh(
 ) -> String {
     let facts = file_facts(file);
     let package = cairn::formats::rpmread::read_package(file, &facts).unwrap();
-    let fragments = cairn::formats::repodata::xml::render(&package);
+    let fragments =
+        cairn::formats::repodata::packed::pack(&cairn::formats::repodata::xml::render(&package))
+            .unwrap();
     let location = location
         .map(str::to_string)
         .unwrap_or_else(|| package.location());

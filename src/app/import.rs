@@ -17,7 +17,8 @@ pub use crate::app::progress::Progress;
 use crate::app::publish::{self, Format, PublishError, Published};
 use crate::domain::package::Package;
 use crate::formats::openpgp::{self, HeaderVerdict, Keyring, PgpError};
-use crate::formats::repodata::{xml, Fragments};
+use crate::formats::repodata::packed::{self, Packed};
+use crate::formats::repodata::xml;
 use crate::formats::rpmcheck;
 use crate::formats::rpmread::{self, FileFacts};
 use crate::store::catalog::{Catalog, CatalogError, PackageSignature, PackageWriter, Placed};
@@ -220,7 +221,7 @@ struct Read {
     staged: Option<Staged>,
     size: u64,
     package: Package,
-    fragments: Fragments,
+    fragments: Packed,
     /// Its header signature as read (`None` when unreadable).
     signature: Option<PackageSignature>,
     /// Under `gpgcheck = "warn"`: why it is not trusted.
@@ -363,7 +364,8 @@ fn read_one(pool: &Pool, path: &Path, trust: &Trust) -> Result<Read, Failure> {
     };
     let package = rpmread::package_from_metadata(&meta, &facts, rpmread::DEFAULT_CHANGELOG_LIMIT)
         .map_err(|e| e.to_string())?;
-    let fragments = xml::render(&package);
+    let fragments = packed::pack(&xml::render(&package))
+        .map_err(|e| format!("compressing its metadata: {e}"))?;
     let signature = signature.map(|s| PackageSignature {
         sha256: package.pkgid.clone(),
         ..s

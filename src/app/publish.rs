@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::signing::Signer;
 use crate::domain::names;
+use crate::formats::repodata::packed;
 use crate::formats::repodata::{self, Carried, CarriedFile, Compression, Entry, Extra, ExtraKind};
 use crate::store::catalog::{
     Catalog, CatalogError, ExtraRef, Placed, PublicationFile, SnapshotRow,
@@ -226,7 +227,7 @@ pub enum Pending {
 const FRAGMENT_WINDOW: usize = 512;
 
 /// A window of fragments on its way to the rendering thread.
-type Window = Result<Vec<crate::formats::repodata::Fragments>, PublishError>;
+type Window = Result<Vec<crate::formats::repodata::packed::Packed>, PublishError>;
 
 /// Looks the content of `items` up and, unless an identical publication exists (or
 /// `force_render`), starts rendering its repodata. `items` is shared, not copied: a
@@ -385,14 +386,30 @@ fn prepare(
             time_file: i.time_file,
         })
         .collect();
-    // The reader's error, kept apart so that it is returned as itself.
+    // The reader's error (or a package whose fragments cannot be unpacked), kept apart
+    // so that it is returned as itself.
     let mut failed: Option<PublishError> = None;
+    let mut in_order = items.iter();
     let mut fragments = std::iter::from_fn(|| windows.blocking_recv())
-        .map_while(|window| match window {
-            Ok(w) => Some(w),
-            Err(e) => {
-                failed = Some(e);
-                None
+        .map_while(|window| {
+            let unpacked = window.and_then(|w| {
+                w.iter()
+                    .map(|p| {
+                        let sha = in_order.next().map_or("", |i| i.sha256.as_str());
+                        packed::unpack(p).map_err(|e| CatalogError::BadFragments {
+                            sha256: sha.to_string(),
+                            problem: e.to_string(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(PublishError::from)
+            });
+            match unpacked {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
             }
         })
         .flatten()

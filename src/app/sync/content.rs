@@ -1,8 +1,9 @@
 //! A sync's new content, through the ingest protocol ([`crate::app::ingest`]): the
 //! packages the catalog does not hold yet are read again from upstream's package lists,
-//! this time whole (dependencies, files, changelogs), rendered and written to the
-//! catalog [`BATCH`] at a time, each batch committed on its own once the downloads
-//! are durable. The repodata is then rendered from the catalog
+//! this time whole (dependencies, files, changelogs), rendered, packed
+//! ([`crate::formats::repodata::packed`]) and written to the catalog [`BATCH`] at a
+//! time, each batch committed on its own once the downloads are durable. The repodata
+//! is then rendered from the catalog
 //! ([`crate::app::publish`]), and under the write lock the content is compared,
 //! published and placed. Memory holds one batch of whole packages at a time, and for
 //! every package only what [`super::Listed`] keeps, whatever the repository's size.
@@ -14,8 +15,8 @@ use crate::app::ingest;
 use crate::app::publish;
 use crate::domain::package::Package;
 use crate::domain::status::RunStatus;
+use crate::formats::repodata::packed::{self, Packed};
 use crate::formats::repodata::parse::{PackageStream, ParseError};
-use crate::formats::repodata::{xml, Fragments};
 use crate::store::catalog::{ExtraRef, PackageSignature, PackageWriter, Placed, PublicationFile};
 use crate::store::pool::Staged;
 
@@ -31,8 +32,9 @@ struct Wanted {
     sha256: String,
 }
 
-/// A batch of whole packages with their fragments, on its way to the catalog.
-type Batch = Vec<(Package, Fragments)>;
+/// A batch of whole packages with their packed fragments, on its way to the catalog
+/// (or the reading's error).
+type Batch = std::io::Result<Vec<(Package, Packed)>>;
 
 impl Cx<'_> {
     /// The ingest protocol for the new content: once the blobs are durable, the
@@ -278,6 +280,10 @@ async fn write_rows(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(1);
     let reading = tokio::task::spawn_blocking(move || read_wanted(&lists, &wanted, &tx));
     while let Some(batch) = rx.recv().await {
+        let batch = batch.map_err(|e| SyncError::Task {
+            what: "compressing the package metadata",
+            message: e.to_string(),
+        })?;
         writer.write(&batch).await?;
     }
     reading.await.map_err(|e| SyncError::Task {
@@ -296,7 +302,7 @@ fn read_wanted(
 ) -> Result<(), SyncError> {
     let mut next = wanted.iter().peekable();
     let mut batch: Vec<Package> = Vec::with_capacity(BATCH);
-    let send = |batch: Vec<Package>| tx.blocking_send(xml::render_all(batch)).is_ok();
+    let send = |batch: Vec<Package>| tx.blocking_send(packed::render_all(batch)).is_ok();
     for (l, list) in lists.iter().enumerate() {
         if next.peek().is_none_or(|w| w.list != l) {
             continue;

@@ -92,7 +92,8 @@ pub enum SyncError {
         #[source]
         source: std::io::Error,
     },
-    /// A task of the sync ended abnormally (a panic).
+    /// A task of the sync ended abnormally (a panic, or no memory for a compression
+    /// context).
     #[error("{what}: {message}")]
     Task { what: &'static str, message: String },
     #[error(transparent)]

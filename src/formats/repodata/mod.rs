@@ -12,6 +12,7 @@ pub mod carried;
 pub mod decompress;
 pub mod merge;
 pub mod modules;
+pub mod packed;
 pub mod parse;
 pub mod updateinfo;
 pub mod xml;

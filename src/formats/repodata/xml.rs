@@ -107,35 +107,6 @@ fn file_elem(out: &mut String, indent: &str, path: &str, kind: FileKind) {
     out.push_str("</file>\n");
 }
 
-/// Renders the fragments of many packages on all cores, keeping their order.
-pub fn render_all(packages: Vec<Package>) -> Vec<(Package, Fragments)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || packages.len() < 256 {
-        return packages
-            .into_iter()
-            .map(|p| {
-                let f = render(&p);
-                (p, f)
-            })
-            .collect();
-    }
-    let per = packages.len().div_ceil(threads);
-    let fragments: Vec<Fragments> = std::thread::scope(|scope| {
-        let parts: Vec<_> = packages
-            .chunks(per)
-            .map(|part| scope.spawn(move || part.iter().map(render).collect::<Vec<_>>()))
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
-    packages.into_iter().zip(fragments).collect()
-}
-
 /// Renders the three fragments of `pkg`.
 pub fn render(pkg: &Package) -> Fragments {
     let (primary, href_at) = render_primary(pkg);
@@ -296,63 +267,5 @@ mod tests {
         let mut a = String::new();
         escape_attr("a<b>&\"c'\r\n\t", &mut a);
         assert_eq!(a, "a&lt;b&gt;&amp;&quot;c'&#13;&#10;&#9;");
-    }
-
-    fn package(i: usize) -> Package {
-        let s = |what: &str| format!("{what}-{i}");
-        Package {
-            pkgid: format!("{i:064x}"),
-            name: s("name"),
-            arch: "noarch".into(),
-            epoch: "0".into(),
-            version: s("1.0"),
-            release: "1".into(),
-            summary: s("summary"),
-            description: s("description"),
-            packager: String::new(),
-            url: String::new(),
-            time_file: i as i64,
-            time_build: i as i64,
-            size_package: 100,
-            size_installed: 200,
-            size_archive: 300,
-            license: "MIT".into(),
-            vendor: String::new(),
-            group: String::new(),
-            buildhost: String::new(),
-            sourcerpm: String::new(),
-            header_start: 0,
-            header_end: 0,
-            deps: vec![crate::domain::package::Dependency {
-                kind: crate::domain::package::DepKind::Requires,
-                name: s("needs"),
-                flags: None,
-                epoch: None,
-                ver: None,
-                rel: None,
-                pre: false,
-            }],
-            files: vec![crate::domain::package::PackageFile {
-                path: format!("/usr/bin/{}", s("tool")),
-                kind: crate::domain::package::FileKind::File,
-            }],
-            changelogs: vec![crate::domain::package::Changelog {
-                author: "someone".into(),
-                date: i as i64,
-                text: s("- a change"),
-            }],
-        }
-    }
-
-    #[test]
-    fn rendering_on_all_cores_keeps_every_package_with_its_own_fragments() {
-        // Above the size where the work is split over threads.
-        let packages: Vec<Package> = (0..1000).map(package).collect();
-        let rendered = render_all(packages.clone());
-        assert_eq!(rendered.len(), packages.len());
-        for ((p, f), original) in rendered.iter().zip(&packages) {
-            assert_eq!(p, original, "everything the catalog rows need is kept");
-            assert_eq!(f, &render(original));
-        }
     }
 }

@@ -40,6 +40,7 @@ pub use webhooks::DeliveryRow;
 
 use crate::domain::package::{Changelog, DepKind, Dependency, Package, PackageFile};
 use crate::domain::status::{RunStatus, UnknownStatus};
+use crate::formats::repodata::packed::{self, Packed};
 use crate::formats::repodata::parse::Checksum;
 use crate::formats::repodata::{Carried, Fragments};
 use crate::store::datadir::{WriteLock, WriteLocks};
@@ -721,28 +722,39 @@ impl Catalog {
     }
 
     /// The one-time repairs of data an earlier release wrote (see the catalog-repairs
-    /// migration), each run once and recorded.
+    /// migration), each run once, in this order, and recorded.
     async fn repair(&self) -> Result<()> {
+        // The fragments first: the next repair reads them.
+        const PACKED_FRAGMENTS: &str = "packed-fragments";
         const PACKAGE_LISTS: &str = "package-lists";
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT done_at FROM catalog_repairs WHERE name = $1")
-                .bind(PACKAGE_LISTS)
-                .fetch_optional(&self.pool)
-                .await?;
-        if done.is_some() {
-            return Ok(());
+        for name in [PACKED_FRAGMENTS, PACKAGE_LISTS] {
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT done_at FROM catalog_repairs WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            if name == PACKED_FRAGMENTS {
+                let packed = self.pack_text_fragments().await?;
+                if packed > 0 {
+                    tracing::info!("compressed the stored metadata of {packed} package(s)");
+                }
+            } else {
+                let repaired = self.backfill_package_lists().await?;
+                if repaired > 0 {
+                    tracing::info!("restored the dependency rows of {repaired} synced package(s)");
+                }
+            }
+            sqlx::query(
+                "INSERT INTO catalog_repairs (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
         }
-        let repaired = self.backfill_package_lists().await?;
-        if repaired > 0 {
-            tracing::info!("restored the dependency rows of {repaired} synced package(s)");
-        }
-        sqlx::query(
-            "INSERT INTO catalog_repairs (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(PACKAGE_LISTS)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Packages: their rows (package, dependencies, fragments), written once per sha256
 //! whichever way a package arrived, and the checksums upstream names them by. A
 //! package's file list and changelog are kept in its fragments only, and read from
-//! there.
+//! there. Fragments are kept packed ([`crate::formats::repodata::packed`]): the catalog
+//! stores and returns them as they are, and unpacks them only to show one package.
 
 use super::bulk::Insert;
 use super::*;
@@ -32,7 +33,7 @@ impl Catalog {
     /// are left as they are. Returns sha → id for all of them.
     pub async fn insert_packages(
         &self,
-        packages: &[(Package, Fragments)],
+        packages: &[(Package, Packed)],
     ) -> Result<HashMap<String, i64>> {
         self.insert_packages_after(packages, async { Ok::<(), CatalogError>(()) })
             .await
@@ -43,7 +44,7 @@ impl Catalog {
     /// not durable. If `durable` fails, nothing is written and its error is returned.
     pub async fn insert_packages_after<E: From<CatalogError>>(
         &self,
-        packages: &[(Package, Fragments)],
+        packages: &[(Package, Packed)],
         durable: impl std::future::Future<Output = std::result::Result<(), E>>,
     ) -> std::result::Result<HashMap<String, i64>, E> {
         durable.await?;
@@ -67,7 +68,7 @@ impl Catalog {
     pub(super) async fn write_packages(
         &self,
         conn: &mut AnyConnection,
-        fresh: &[&(Package, Fragments)],
+        fresh: &[&(Package, Packed)],
         ids: &mut HashMap<String, i64>,
     ) -> Result<()> {
         let created = now();
@@ -109,18 +110,19 @@ impl Catalog {
             .await?;
         ids.extend(returned);
         let insert = Insert {
-            head: "INSERT INTO package_fragments (package_id, primary_xml, primary_href_at, \
-                   filelists_xml, other_xml)",
-            columns: 5,
+            head: "INSERT INTO package_fragments (package_id, primary_href_at, primary_len, \
+                   filelists_len, other_len, packed)",
+            columns: 6,
             tail: "",
             per_statement: BATCH_ROWS,
         };
         self.insert_rows(conn, &insert, fresh, |q, (p, f)| {
             q.bind(ids[&p.pkgid])
-                .bind(&*f.primary)
                 .bind(f.href_at as i64)
-                .bind(&*f.filelists)
-                .bind(&*f.other)
+                .bind(f.lens[0] as i64)
+                .bind(f.lens[1] as i64)
+                .bind(f.lens[2] as i64)
+                .bind(f.bytes.as_slice())
         })
         .await?;
         let lists: Vec<(i64, &Package)> = fresh.iter().map(|(p, _)| (ids[&p.pkgid], p)).collect();
@@ -180,7 +182,7 @@ impl Catalog {
         .bind(row.id)
         .fetch_all(&self.pool)
         .await?;
-        let fragments = self
+        let packed = self
             .fragments_by_ids(&[row.id])
             .await?
             .remove(&row.id)
@@ -188,12 +190,13 @@ impl Catalog {
                 sha256: row.sha256.clone(),
                 problem: "they are missing".into(),
             })?;
-        let lists = crate::formats::repodata::package_from_fragments(&fragments).map_err(|e| {
-            CatalogError::BadFragments {
-                sha256: row.sha256.clone(),
-                problem: e.to_string(),
-            }
-        })?;
+        let bad = |problem: String| CatalogError::BadFragments {
+            sha256: row.sha256.clone(),
+            problem,
+        };
+        let fragments = packed::unpack(&packed).map_err(|e| bad(e.to_string()))?;
+        let lists = crate::formats::repodata::package_from_fragments(&fragments)
+            .map_err(|e| bad(e.to_string()))?;
         Ok(Some(row.into_package(deps, lists.files, lists.changelogs)))
     }
 
@@ -215,7 +218,10 @@ impl Catalog {
             let mut packages = Vec::with_capacity(chunk.len());
             for id in chunk {
                 let Some(f) = fragments.get(id) else { continue };
-                match crate::formats::repodata::package_from_fragments(f) {
+                let read = packed::unpack(f).map_err(|e| e.to_string()).and_then(|f| {
+                    crate::formats::repodata::package_from_fragments(&f).map_err(|e| e.to_string())
+                });
+                match read {
                     Ok(p) => packages.push((*id, p)),
                     Err(e) => {
                         tracing::warn!("package {id}: its dependency rows cannot be restored: {e}")
@@ -231,6 +237,85 @@ impl Catalog {
             repaired += lists.len();
         }
         Ok(repaired)
+    }
+
+    /// Moves the fragments an earlier release kept as text (`package_fragments_text`)
+    /// into `package_fragments`, packed, a batch at a time (each batch in one
+    /// transaction, so a stop midway loses nothing and the next opening goes on), then
+    /// drops the emptied table. Returns how many packages it moved.
+    pub async fn pack_text_fragments(&self) -> Result<usize> {
+        let mut moved = 0;
+        // Gone already when this repair runs again (its record was lost).
+        let exists: Option<String> = sqlx::query_scalar(match self.backend {
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'package_fragments_text'"
+            }
+            Backend::Postgres => "SELECT CAST(to_regclass('package_fragments_text') AS TEXT)",
+        })
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        if exists.is_none() {
+            return Ok(0);
+        }
+        loop {
+            let rows: Vec<TextFragmentsRow> = sqlx::query_as(
+                "SELECT package_id, primary_xml, primary_href_at, filelists_xml, other_xml \
+                 FROM package_fragments_text ORDER BY package_id LIMIT 256",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut packs = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let fragments = Fragments {
+                    primary: r.primary_xml.as_str().into(),
+                    href_at: usize::try_from(r.primary_href_at).unwrap_or(usize::MAX),
+                    filelists: r.filelists_xml.as_str().into(),
+                    other: r.other_xml.as_str().into(),
+                };
+                let p = packed::pack(&fragments).map_err(|e| CatalogError::BadFragments {
+                    sha256: format!("#{}", r.package_id),
+                    problem: format!("they cannot be compressed: {e}"),
+                })?;
+                packs.push((r.package_id, p));
+            }
+            let mut tx = self.pool.begin().await?;
+            let insert = Insert {
+                head: "INSERT INTO package_fragments (package_id, primary_href_at, primary_len, \
+                       filelists_len, other_len, packed)",
+                columns: 6,
+                // Another process opening the catalog may be doing the same.
+                tail: "ON CONFLICT (package_id) DO NOTHING",
+                per_statement: BATCH_ROWS,
+            };
+            self.insert_rows(&mut tx, &insert, &packs, |q, (id, f)| {
+                q.bind(*id)
+                    .bind(f.href_at as i64)
+                    .bind(f.lens[0] as i64)
+                    .bind(f.lens[1] as i64)
+                    .bind(f.lens[2] as i64)
+                    .bind(f.bytes.as_slice())
+            })
+            .await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.package_id).collect();
+            let list = self.backend.in_clause(1, ids.len());
+            let mut q = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM package_fragments_text WHERE package_id IN ({list})"
+            )));
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+            tx.commit().await?;
+            moved += rows.len();
+        }
+        sqlx::query("DROP TABLE IF EXISTS package_fragments_text")
+            .execute(&self.pool)
+            .await?;
+        Ok(moved)
     }
 
     /// sha256 of packages known by another upstream checksum: (algorithm, digest) → sha256.
@@ -324,13 +409,13 @@ impl Catalog {
         Ok(sqlx::query_as(sql).bind(id).fetch_all(&self.pool).await?)
     }
 
-    /// The rendered fragments of packages, by package id.
-    pub async fn fragments_by_ids(&self, ids: &[i64]) -> Result<HashMap<i64, Fragments>> {
+    /// The packed fragments of packages, by package id.
+    pub async fn fragments_by_ids(&self, ids: &[i64]) -> Result<HashMap<i64, Packed>> {
         let mut conn = self.pool.acquire().await?;
         let select = |list: &str| {
             format!(
-                "SELECT package_id, primary_xml, primary_href_at, filelists_xml, other_xml \
-                 FROM package_fragments WHERE package_id IN ({list})"
+                "SELECT package_id, primary_href_at, primary_len, filelists_len, other_len, \
+                 packed FROM package_fragments WHERE package_id IN ({list})"
             )
         };
         let rows: Vec<IdFragmentsRow> = self.select_in(&mut conn, select, &[], ids).await?;
@@ -363,7 +448,7 @@ impl PackageWriter<'_> {
     }
 
     /// Writes and commits the rows of those of `packages` the catalog does not hold yet.
-    pub async fn write(&mut self, packages: &[(Package, Fragments)]) -> Result<()> {
+    pub async fn write(&mut self, packages: &[(Package, Packed)]) -> Result<()> {
         let unseen: Vec<&str> = packages
             .iter()
             .map(|(p, _)| p.pkgid.as_str())
@@ -376,7 +461,7 @@ impl PackageWriter<'_> {
         // Looked up in the transaction: another writer may have written some since.
         let found = self.catalog.package_ids_in(&mut tx, &unseen).await?;
         self.ids.extend(found);
-        let mut fresh: Vec<&(Package, Fragments)> = Vec::new();
+        let mut fresh: Vec<&(Package, Packed)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for item in packages {
             if !self.ids.contains_key(&item.0.pkgid) && seen.insert(item.0.pkgid.as_str()) {
@@ -508,21 +593,37 @@ impl From<DepRow> for Dependency {
 /// The columns of `package_fragments`.
 #[derive(sqlx::FromRow)]
 pub(super) struct FragmentsRow {
+    primary_href_at: i64,
+    primary_len: i64,
+    filelists_len: i64,
+    other_len: i64,
+    packed: Vec<u8>,
+}
+
+impl From<FragmentsRow> for Packed {
+    fn from(r: FragmentsRow) -> Packed {
+        // A negative number (a damaged row) becomes one no frame matches.
+        let size = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
+        Packed {
+            href_at: size(r.primary_href_at),
+            lens: [
+                size(r.primary_len),
+                size(r.filelists_len),
+                size(r.other_len),
+            ],
+            bytes: r.packed,
+        }
+    }
+}
+
+/// A row of the fragments an earlier release kept as text.
+#[derive(sqlx::FromRow)]
+struct TextFragmentsRow {
+    package_id: i64,
     primary_xml: String,
     primary_href_at: i64,
     filelists_xml: String,
     other_xml: String,
-}
-
-impl From<FragmentsRow> for Fragments {
-    fn from(r: FragmentsRow) -> Fragments {
-        Fragments {
-            primary: r.primary_xml.into(),
-            href_at: usize::try_from(r.primary_href_at).unwrap_or(0),
-            filelists: r.filelists_xml.into(),
-            other: r.other_xml.into(),
-        }
-    }
 }
 
 /// A package's fragments with its id.

@@ -1,7 +1,9 @@
 //! Installation trees (`kind = "tree"`): a tree built as a distribution publishes one
 //! (`.treeinfo` written by productmd, images with real checksums, two variants made
 //! with createrepo_c) is mirrored whole and served byte for byte; productmd reads what
-//! Cairn serves; dnf installs from each variant; a bad image fails the sync naming it.
+//! Cairn serves; dnf installs from each variant; a bad image fails the sync naming it;
+//! with an on-demand or streamed policy the images are downloaded and the packages
+//! fetched when asked for.
 
 mod common;
 
@@ -422,5 +424,127 @@ fn tree_settings_are_checked() {
         ),
     ] {
         assert_config_refused(toml, expected);
+    }
+}
+
+#[test]
+fn on_demand_and_streamed_trees_download_their_images_and_fetch_packages_when_asked() {
+    let up_dir = tempfile::tempdir().unwrap();
+    let tree = build_tree(up_dir.path());
+    let upstream = Upstream::start_logged(up_dir.path());
+    let rpm_requests = || -> Vec<String> {
+        upstream
+            .requests()
+            .into_iter()
+            .filter(|r| r.contains(".rpm "))
+            .collect()
+    };
+    let images = [
+        "images/pxeboot/vmlinuz",
+        "images/pxeboot/initrd.img",
+        "images/install.img",
+        "images/efiboot.img",
+    ];
+    for backend in backends() {
+        let name = backend.name();
+        let env = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "[[repo]]\nid = \"t\"\nfeed = \"{}\"\nkind = \"tree\"\npolicy = \"on_demand\"\n",
+                upstream.url("tree/")
+            ),
+        );
+        let asked_before = upstream.requests().len();
+        let rpms_before = rpm_requests().len();
+        let report = env.json(&["repo", "sync", "t"]);
+        assert_eq!(report["t"]["status"], "ok", "{name}: {report}");
+        assert_eq!(report["t"]["packages"], 4, "{name}: {report}");
+        // The sync downloaded every image and no package.
+        assert_eq!(rpm_requests().len(), rpms_before, "{name}");
+        let asked: Vec<String> = upstream.requests()[asked_before..].to_vec();
+        for image in images {
+            assert!(
+                asked.iter().any(|r| r.contains(&format!("/tree/{image} "))),
+                "{name}: {image} in {asked:?}"
+            );
+        }
+        env.ok(&["snapshot", "create", "t", "--name", "s"]);
+        let listed = env.json(&["repo", "packages", "t"]);
+        assert_eq!(listed["total"], 4, "{name}: {listed}");
+        assert_eq!(listed["not_stored"], 4, "{name}: {listed}");
+        let verify = env.ok(&["db", "verify"]);
+        assert!(verify.contains("not fetched yet"), "{name}: {verify}");
+
+        let server = env.serve();
+        let c = http();
+        // The images and .treeinfo are served from the pool, byte for byte.
+        for path in images.iter().copied().chain([".treeinfo"]) {
+            let r = c
+                .get(server.url(&format!("/repos/t/s/{path}")))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200, "{name}: {path}");
+            assert_eq!(
+                r.bytes().unwrap().to_vec(),
+                std::fs::read(tree.join(path)).unwrap(),
+                "{name}: {path}"
+            );
+        }
+        // dnf installs from a variant through Cairn: upstream is asked for exactly
+        // the packages installed, once each, and a second install asks for nothing.
+        let installed = dnf_install(&server.url("/repos/t/s/BaseOS/"), &["demo-app"]);
+        assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
+        let fetched: Vec<String> = rpm_requests()[rpms_before..].to_vec();
+        assert_eq!(fetched.len(), installed.len(), "{name}: {fetched:?}");
+        for r in &fetched {
+            assert!(r.starts_with("GET /tree/BaseOS/Packages/"), "{name}: {r}");
+            assert!(r.ends_with(" 200"), "{name}: {r}");
+        }
+        dnf_install(&server.url("/repos/t/s/BaseOS/"), &["demo-app"]);
+        assert_eq!(rpm_requests().len(), rpms_before + fetched.len(), "{name}");
+        // repo fetch completes the snapshot: the AppStream package too, then nothing
+        // is left to fetch.
+        let report = env.json(&["repo", "fetch", "t", "s"]);
+        assert_eq!(report["fetched"], 4 - fetched.len(), "{name}: {report}");
+        let again = env.json(&["repo", "fetch", "t", "s"]);
+        assert_eq!(again["fetched"], 0, "{name}: {again}");
+        let verify = env.json(&["db", "verify"]);
+        assert_eq!(verify["missing"], serde_json::json!([]), "{name}: {verify}");
+        assert_eq!(verify["corrupt"], serde_json::json!([]), "{name}: {verify}");
+
+        // Streamed: a package passes through verified, every time, and is not kept.
+        let env = Env::with_repo_toml(
+            &backend,
+            &format!(
+                "[[repo]]\nid = \"t\"\nfeed = \"{}\"\nkind = \"tree\"\npolicy = \"streamed\"\n",
+                upstream.url("tree/")
+            ),
+        );
+        env.ok(&["repo", "sync", "t"]);
+        let server = env.serve();
+        let docs = std::fs::read_dir(tree.join("AppStream/Packages"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .next()
+            .unwrap();
+        let file = docs.file_name().unwrap().to_str().unwrap().to_string();
+        let rpms_before = rpm_requests().len();
+        for _ in 0..2 {
+            let r = c
+                .get(server.url(&format!("/repos/t/latest/AppStream/Packages/{file}")))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200, "{name}: {file}");
+            assert_eq!(r.bytes().unwrap().to_vec(), std::fs::read(&docs).unwrap());
+        }
+        assert_eq!(rpm_requests().len(), rpms_before + 2, "{name}");
+        let sha = sha256_hex(&std::fs::read(&docs).unwrap());
+        let blob = env
+            .data()
+            .join("pool")
+            .join(&sha[..2])
+            .join(&sha[2..4])
+            .join(&sha);
+        assert!(!blob.exists(), "{name}: a streamed package is not kept");
     }
 }

@@ -457,12 +457,6 @@ impl RepoConfig {
                     repo.id
                 ));
             }
-            if repo.kind == RepoKind::Tree {
-                return Err(format!(
-                    "repo {:?}: policy = \"{policy}\" is for repositories; a tree (kind = \"tree\") is mirrored whole",
-                    repo.id
-                ));
-            }
         }
         if repo.metalink.is_some() && repo.kind == RepoKind::Tree {
             return Err(format!(

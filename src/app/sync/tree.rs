@@ -3,9 +3,10 @@
 //! A tree's sync reads `.treeinfo` ([`crate::formats::treeinfo`]), mirrors every
 //! repository its variants and addons name (each as mirror mode mirrors a repository:
 //! upstream's metadata bytes, packages at upstream's locations, under the variant's
-//! directory), downloads every file it names (images, stage2) into the pool through
-//! the same resumable, verified downloads packages use (checked against `[checksums]`),
-//! and carries the small files installers and people read beside them (`.discinfo`,
+//! directory; the packages are left upstream until asked for under an on-demand or
+//! streamed policy, as a repository's are), downloads every file it names (images,
+//! stage2) into the pool through the same resumable, verified downloads packages use
+//! (checked against `[checksums]`), and carries the small files installers and people read beside them (`.discinfo`,
 //! `media.repo`, `EULA`, `GPL`, the `RPM-GPG-KEY-*` files the root's listing shows,
 //! and `tree_files`). All of it becomes one publication, so a snapshot freezes the
 //! whole tree and an alias switches it at once; one bad file fails the sync, naming it,

@@ -192,7 +192,11 @@ fn open_extra(
     fetched.open_limit = record
         .open_size
         .map_or(DEFAULT_OPEN_EXTRA, |s| s.min(MAX_OPEN_EXTRA));
-    let mut open = Vec::new();
+    // Room reserved at once, up to the undeclared limit (only the pages written to
+    // become resident): a growing buffer is copied into one twice its size, and a
+    // document of nearly the limit (a bomb) would hold both at once.
+    let room = fetched.open_limit.min(DEFAULT_OPEN_EXTRA) as usize + 64 * 1024;
+    let mut open = Vec::with_capacity(room);
     fetched
         .open()?
         .read_to_end(&mut open)

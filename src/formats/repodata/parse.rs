@@ -15,8 +15,11 @@ use quick_xml::Reader;
 
 use crate::domain::package::{Changelog, DepKind, Dependency, FileKind, Package, PackageFile};
 
-/// Most bytes one `<package>` element may take (text and attributes together).
-pub const MAX_PACKAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Most bytes one `<package>` element may take (text and attributes together). Real
+/// ones take kilobytes, a few megabytes for the largest file lists (a package of
+/// 200,000 files: about 20 MB); what a hostile document can make a sync hold at once
+/// is this much, with the allocator's own overhead, so it stays under 64 MiB.
+pub const MAX_PACKAGE_BYTES: usize = 48 * 1024 * 1024;
 /// Deepest element nesting accepted inside a document.
 pub const MAX_DEPTH: usize = 16;
 
@@ -66,6 +69,10 @@ impl Element {
         self.child(name).map(|c| c.text.clone()).unwrap_or_default()
     }
 }
+
+/// What one element may take of its document, with what precedes it (whitespace,
+/// comments): [`MAX_PACKAGE_BYTES`] and some room.
+const ELEMENT_BUDGET: usize = MAX_PACKAGE_BYTES + 64 * 1024;
 
 /// A reader that hands out at most `left` more bytes until it is given a new budget:
 /// the XML reader copies a whole event (a text run, a comment) into memory before it
@@ -129,7 +136,12 @@ impl<R: BufRead> ElementReader<R> {
         reader.config_mut().check_end_names = true;
         ElementReader {
             reader,
-            buf: Vec::new(),
+            // Room for the largest event the budget lets through, reserved once (only
+            // the pages written to are ever resident): a buffer that grew instead would
+            // be copied into one twice its size at each step, and an event of nearly
+            // the whole budget (a whitespace bomb) would hold both, about three times
+            // the budget, at once.
+            buf: Vec::with_capacity(ELEMENT_BUDGET),
             file: file.to_string(),
             root: None,
             done: false,
@@ -177,7 +189,7 @@ impl<R: BufRead> ElementReader<R> {
         let mut stack: Vec<Element> = Vec::new();
         let mut bytes = 0usize;
         // Each element (with what precedes it) gets the per-element budget.
-        self.reader.get_mut().left = MAX_PACKAGE_BYTES + 64 * 1024;
+        self.reader.get_mut().left = ELEMENT_BUDGET;
         let mut buf = std::mem::take(&mut self.buf);
         let result = self.next_element_with(&mut stack, &mut bytes, &mut buf);
         self.buf = buf;

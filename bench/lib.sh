@@ -26,3 +26,21 @@ NGX
     nginx -c "$work/nginx.conf"
     sleep 0.3
 }
+
+# bench_workdir: builds the release binary ($BIN), makes a temp dir ($WORK, removed
+# when the script exits, after stopping an nginx started in it with start_nginx) and
+# picks a free loopback port ($PORT).
+bench_workdir() {
+    cargo build --release --quiet
+    BIN=$PWD/target/release/cairn
+    WORK=$(mktemp -d)
+    chmod 755 "$WORK"
+    trap bench_cleanup EXIT
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+}
+
+bench_cleanup() {
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    sleep 0.3
+    rm -rf "$WORK"
+}

@@ -16,17 +16,7 @@ FILES=${FILES:-40}
 CHANGELOGS=${CHANGELOGS:-20}
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-cargo build --release --quiet
-BIN=$PWD/target/release/cairn
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-cleanup() {
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    sleep 0.3
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench_workdir
 mkdir -p "$WORK/www"
 chmod -R a+rX "$WORK/www"
 start_nginx "$WORK" "$WORK/www" "$PORT"

@@ -16,17 +16,7 @@ SIZE=${2:-1800000}
 RUNS=${RUNS:-3}
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-cargo build --release --quiet
-BIN=$PWD/target/release/cairn
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-cleanup() {
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    sleep 0.3
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench_workdir
 REPO=$WORK/www/r
 for i in $(seq 1 "$N"); do
     "$BIN" generate "$REPO" --payload-bytes "$SIZE" --name "big$i" >/dev/null

@@ -57,15 +57,6 @@ fn package(env: &Env, name: &str) -> (String, String) {
     )
 }
 
-/// Where the pool keeps the blob `sha`.
-fn blob(env: &Env, sha: &str) -> std::path::PathBuf {
-    env.data()
-        .join("pool")
-        .join(&sha[..2])
-        .join(&sha[2..4])
-        .join(sha)
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -93,7 +84,7 @@ fn on_demand_fetches_what_clients_ask_for_once_and_keeps_it() {
         // Metadata only.
         assert!(rpm_requests(&up).is_empty(), "{name}: {:?}", up.requests());
         let (big_path, big_sha) = package(&env, "bigpkg");
-        assert!(!blob(&env, &big_sha).exists());
+        assert!(!env.blob(&big_sha).exists());
         let verify = env.ok(&["db", "verify"]);
         assert!(verify.contains("not fetched yet"), "{name}: {verify}");
         let listed = env.json(&["repo", "packages", "m"]);
@@ -213,7 +204,7 @@ fn a_package_that_does_not_verify_is_never_passed_as_complete_nor_kept() {
                 }
             }
         }
-        assert!(!blob(&env, &sha).exists(), "{name}: not kept");
+        assert!(!env.blob(&sha).exists(), "{name}: not kept");
         assert_eq!(
             rpm_requests(&up).len(),
             2,
@@ -274,7 +265,7 @@ fn a_server_killed_mid_fetch_leaves_nothing_half_stored() {
         }
         drop(resp);
         drop(server);
-        let blob = blob(&env, &sha);
+        let blob = env.blob(&sha);
         assert!(!blob.exists(), "{name}: a partial blob in the pool");
         let verify = env.ok(&["db", "verify"]);
         assert!(verify.contains("0 missing, 0 corrupt"), "{name}: {verify}");
@@ -301,7 +292,7 @@ fn streamed_packages_pass_through_verified_and_are_not_kept() {
             assert_eq!((status, sha256_hex(&bytes)), (200, sha.clone()), "{name}");
             assert_eq!(rpm_requests(&up).len(), round, "{name}: fetched every time");
         }
-        assert!(!blob(&env, &sha).exists());
+        assert!(!env.blob(&sha).exists());
         let installed = dnf_install(&server.url("/repos/m/latest/"), &["demo-app"]);
         assert!(installed.contains(&"demo-lib".to_string()), "{installed:?}");
     }
@@ -444,7 +435,7 @@ fn on_demand_checks_package_signatures_when_it_fetches() {
             _ => false,
         };
         assert!(!complete, "{name}: an unsigned package served whole");
-        assert!(!blob(&env, &docs_sha).exists(), "{name}");
+        assert!(!env.blob(&docs_sha).exists(), "{name}");
         drop(server);
 
         // "warn": served, and said in the log.

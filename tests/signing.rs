@@ -222,12 +222,7 @@ fn an_external_command_can_sign_and_what_it_writes_is_checked() {
         .next()
         .unwrap()
         .to_string();
-    let blob = env
-        .data()
-        .join("pool")
-        .join(&sha[..2])
-        .join(&sha[2..4])
-        .join(&sha);
+    let blob = env.blob(&sha);
     let mut bytes = std::fs::read(&blob).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;

@@ -139,10 +139,15 @@ fn files_under(dir: &Path) -> Vec<String> {
 }
 
 fn tree_env(backend: &Backend, upstream: &Upstream) -> Env {
+    tree_env_with(backend, upstream, "")
+}
+
+/// [`tree_env`] with `extra` lines in the repository's section.
+fn tree_env_with(backend: &Backend, upstream: &Upstream, extra: &str) -> Env {
     Env::with_repo_toml(
         backend,
         &format!(
-            "[[repo]]\nid = \"t\"\nfeed = \"{}\"\nkind = \"tree\"\n",
+            "[[repo]]\nid = \"t\"\nfeed = \"{}\"\nkind = \"tree\"\n{extra}",
             upstream.url("tree/")
         ),
     )
@@ -262,12 +267,7 @@ fn a_kickstart_tree_is_mirrored_whole_and_served_byte_identical() {
         assert_eq!(verify["missing"], serde_json::json!([]), "{verify}");
         // A damaged image in the pool is named by db verify.
         let sha = sha256_hex(&std::fs::read(tree.join("images/install.img")).unwrap());
-        let blob = env
-            .data()
-            .join("pool")
-            .join(&sha[..2])
-            .join(&sha[2..4])
-            .join(&sha);
+        let blob = env.blob(&sha);
         let mut bytes = std::fs::read(&blob).unwrap();
         bytes[10] ^= 0xff;
         std::fs::write(&blob, &bytes).unwrap();
@@ -447,13 +447,7 @@ fn on_demand_and_streamed_trees_download_their_images_and_fetch_packages_when_as
     ];
     for backend in backends() {
         let name = backend.name();
-        let env = Env::with_repo_toml(
-            &backend,
-            &format!(
-                "[[repo]]\nid = \"t\"\nfeed = \"{}\"\nkind = \"tree\"\npolicy = \"on_demand\"\n",
-                upstream.url("tree/")
-            ),
-        );
+        let env = tree_env_with(&backend, &upstream, "policy = \"on_demand\"\n");
         let asked_before = upstream.requests().len();
         let rpms_before = rpm_requests().len();
         let report = env.json(&["repo", "sync", "t"]);
@@ -513,13 +507,7 @@ fn on_demand_and_streamed_trees_download_their_images_and_fetch_packages_when_as
         assert_eq!(verify["corrupt"], serde_json::json!([]), "{name}: {verify}");
 
         // Streamed: a package passes through verified, every time, and is not kept.
-        let env = Env::with_repo_toml(
-            &backend,
-            &format!(
-                "[[repo]]\nid = \"t\"\nfeed = \"{}\"\nkind = \"tree\"\npolicy = \"streamed\"\n",
-                upstream.url("tree/")
-            ),
-        );
+        let env = tree_env_with(&backend, &upstream, "policy = \"streamed\"\n");
         env.ok(&["repo", "sync", "t"]);
         let server = env.serve();
         let docs = std::fs::read_dir(tree.join("AppStream/Packages"))
@@ -539,12 +527,9 @@ fn on_demand_and_streamed_trees_download_their_images_and_fetch_packages_when_as
         }
         assert_eq!(rpm_requests().len(), rpms_before + 2, "{name}");
         let sha = sha256_hex(&std::fs::read(&docs).unwrap());
-        let blob = env
-            .data()
-            .join("pool")
-            .join(&sha[..2])
-            .join(&sha[2..4])
-            .join(&sha);
-        assert!(!blob.exists(), "{name}: a streamed package is not kept");
+        assert!(
+            !env.blob(&sha).exists(),
+            "{name}: a streamed package is not kept"
+        );
     }
 }

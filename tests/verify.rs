@@ -4,14 +4,6 @@ mod common;
 
 use common::*;
 
-fn blob(env: &Env, sha: &str) -> std::path::PathBuf {
-    env.data()
-        .join("pool")
-        .join(&sha[..2])
-        .join(&sha[2..4])
-        .join(sha)
-}
-
 #[test]
 fn verify_reports_corrupt_missing_and_unreferenced_blobs() {
     for backend in backends() {
@@ -27,13 +19,13 @@ fn verify_reports_corrupt_missing_and_unreferenced_blobs() {
 
         let sha = |f: &std::path::Path| file_facts(f).sha256;
         let (corrupted, removed) = (sha(&files[0]), sha(&files[1]));
-        let mut bytes = std::fs::read(blob(&env, &corrupted)).unwrap();
+        let mut bytes = std::fs::read(env.blob(&corrupted)).unwrap();
         bytes[100] ^= 0x55;
-        std::fs::write(blob(&env, &corrupted), &bytes).unwrap();
-        std::fs::remove_file(blob(&env, &removed)).unwrap();
+        std::fs::write(env.blob(&corrupted), &bytes).unwrap();
+        std::fs::remove_file(env.blob(&removed)).unwrap();
         let stray = "f".repeat(64);
-        std::fs::create_dir_all(blob(&env, &stray).parent().unwrap()).unwrap();
-        std::fs::write(blob(&env, &stray), b"left over").unwrap();
+        std::fs::create_dir_all(env.blob(&stray).parent().unwrap()).unwrap();
+        std::fs::write(env.blob(&stray), b"left over").unwrap();
 
         let out = env.run(&["db", "verify", "--json"]);
         assert!(
@@ -62,10 +54,10 @@ fn damaged_blobs_are_named_refused_by_the_server_and_repaired() {
         env.ok(&["snapshot", "create", "fx", "--name", "s"]);
         let sha = |f: &std::path::Path| file_facts(f).sha256;
         let (corrupted, removed) = (sha(&files[0]), sha(&files[1]));
-        let mut bytes = std::fs::read(blob(&env, &corrupted)).unwrap();
+        let mut bytes = std::fs::read(env.blob(&corrupted)).unwrap();
         bytes[100] ^= 0x55;
-        std::fs::write(blob(&env, &corrupted), &bytes).unwrap();
-        std::fs::remove_file(blob(&env, &removed)).unwrap();
+        std::fs::write(env.blob(&corrupted), &bytes).unwrap();
+        std::fs::remove_file(env.blob(&removed)).unwrap();
 
         // verify names the package and every tree that serves it.
         let out = env.run(&["db", "verify", "--json"]);
@@ -129,7 +121,7 @@ fn damaged_blobs_are_named_refused_by_the_server_and_repaired() {
             "{repaired}"
         );
         assert_eq!(repaired["after"]["missing"].as_array().unwrap().len(), 0);
-        assert!(blob(&env, &removed).is_file());
+        assert!(env.blob(&removed).is_file());
     }
 }
 
@@ -148,17 +140,17 @@ fn a_mirror_fetches_lost_packages_again_even_when_upstream_is_unchanged() {
         rpms.sort();
         let (lost, damaged) = (file_facts(&rpms[0]).sha256, file_facts(&rpms[1]).sha256);
 
-        std::fs::remove_file(blob(&env, &lost)).unwrap();
+        std::fs::remove_file(env.blob(&lost)).unwrap();
         env.ok(&["repo", "sync", "m"]);
         assert!(
-            blob(&env, &lost).is_file(),
+            env.blob(&lost).is_file(),
             "{}: the sync fetched it again",
             backend.name()
         );
 
-        let mut bytes = std::fs::read(blob(&env, &damaged)).unwrap();
+        let mut bytes = std::fs::read(env.blob(&damaged)).unwrap();
         bytes[200] ^= 0x01;
-        std::fs::write(blob(&env, &damaged), &bytes).unwrap();
+        std::fs::write(env.blob(&damaged), &bytes).unwrap();
         let out = env.run(&["db", "verify", "--repair", "--json"]);
         let repaired: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(out.status.success(), "{}: {repaired}", backend.name());
@@ -166,7 +158,7 @@ fn a_mirror_fetches_lost_packages_again_even_when_upstream_is_unchanged() {
         assert_eq!(repaired["synced"], serde_json::json!(["m"]), "{repaired}");
         assert_eq!(repaired["after"]["corrupt"].as_array().unwrap().len(), 0);
         assert_eq!(
-            cairn::app::verify::sha256_of(&blob(&env, &damaged)).unwrap(),
+            cairn::app::verify::sha256_of(&env.blob(&damaged)).unwrap(),
             damaged
         );
         assert!(

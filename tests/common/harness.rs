@@ -129,6 +129,15 @@ impl Env {
         self.dir.path().join("data")
     }
 
+    /// Where the pool keeps the blob `sha`.
+    pub fn blob(&self, sha: &str) -> PathBuf {
+        self.data()
+            .join("pool")
+            .join(&sha[..2])
+            .join(&sha[2..4])
+            .join(sha)
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--config").arg(&self.config).args(args);

@@ -109,24 +109,37 @@ impl Catalog {
             })
             .await?;
         ids.extend(returned);
+        let fragments: Vec<(i64, &Packed)> =
+            fresh.iter().map(|(p, f)| (ids[&p.pkgid], f)).collect();
+        self.write_fragments(conn, &fragments, "").await?;
+        let lists: Vec<(i64, &Package)> = fresh.iter().map(|(p, _)| (ids[&p.pkgid], p)).collect();
+        self.write_deps(conn, &lists, "").await
+    }
+
+    /// Writes the packed fragments of packages (by id), with `tail` after each INSERT
+    /// (an `ON CONFLICT` clause, or empty).
+    async fn write_fragments(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[(i64, &Packed)],
+        tail: &str,
+    ) -> Result<()> {
         let insert = Insert {
             head: "INSERT INTO package_fragments (package_id, primary_href_at, primary_len, \
                    filelists_len, other_len, packed)",
             columns: 6,
-            tail: "",
+            tail,
             per_statement: BATCH_ROWS,
         };
-        self.insert_rows(conn, &insert, fresh, |q, (p, f)| {
-            q.bind(ids[&p.pkgid])
+        self.insert_rows(conn, &insert, rows, |q, (id, f)| {
+            q.bind(*id)
                 .bind(f.href_at as i64)
                 .bind(f.lens[0] as i64)
                 .bind(f.lens[1] as i64)
                 .bind(f.lens[2] as i64)
                 .bind(f.bytes.as_slice())
         })
-        .await?;
-        let lists: Vec<(i64, &Package)> = fresh.iter().map(|(p, _)| (ids[&p.pkgid], p)).collect();
-        self.write_deps(conn, &lists, "").await
+        .await
     }
 
     /// Writes the dependency rows of packages (by id), with `tail` after each INSERT
@@ -283,23 +296,10 @@ impl Catalog {
                 packs.push((r.package_id, p));
             }
             let mut tx = self.pool.begin().await?;
-            let insert = Insert {
-                head: "INSERT INTO package_fragments (package_id, primary_href_at, primary_len, \
-                       filelists_len, other_len, packed)",
-                columns: 6,
-                // Another process opening the catalog may be doing the same.
-                tail: "ON CONFLICT (package_id) DO NOTHING",
-                per_statement: BATCH_ROWS,
-            };
-            self.insert_rows(&mut tx, &insert, &packs, |q, (id, f)| {
-                q.bind(*id)
-                    .bind(f.href_at as i64)
-                    .bind(f.lens[0] as i64)
-                    .bind(f.lens[1] as i64)
-                    .bind(f.lens[2] as i64)
-                    .bind(f.bytes.as_slice())
-            })
-            .await?;
+            let packed_rows: Vec<(i64, &Packed)> = packs.iter().map(|(id, p)| (*id, p)).collect();
+            // Another process opening the catalog may be doing the same.
+            self.write_fragments(&mut tx, &packed_rows, "ON CONFLICT (package_id) DO NOTHING")
+                .await?;
             let ids: Vec<i64> = rows.iter().map(|r| r.package_id).collect();
             let list = self.backend.in_clause(1, ids.len());
             let mut q = sqlx::query(AssertSqlSafe(format!(

@@ -2,7 +2,8 @@
 //! a sync fetches metadata only; the first request for a package fetches it (once,
 //! however many clients ask), streams it while it is verified, and keeps it (or, when
 //! streamed, does not); bad bytes are never passed as complete; an upstream that is
-//! gone gives 502 for what is not stored and 200 for what is.
+//! gone gives 502 for what is not stored and 200 for what is; however many packages
+//! clients ask for at once, at most `MAX_FETCHES` are fetched from upstream at a time.
 
 mod common;
 
@@ -445,5 +446,68 @@ fn on_demand_checks_package_signatures_when_it_fetches() {
         let (docs, docs_sha) = package(&warn, "demo-docs");
         let (status, bytes) = get_all(&c, &server.url(&docs)).unwrap();
         assert_eq!((status, sha256_hex(&bytes)), (200, docs_sha), "{name}");
+    }
+}
+
+#[test]
+fn clients_asking_for_many_packages_at_once_share_a_bounded_number_of_upstream_fetches() {
+    let count = cairn::app::ondemand::MAX_FETCHES + 8;
+    let (dir, _repo, _) = upstream_tree(|r| {
+        for i in 0..count {
+            cairn::formats::samples::large_package(r, &format!("slot{i}"), 256 * 1024).unwrap();
+        }
+    });
+    // Each download takes about 4 s: long enough to see how many run at once.
+    let up = Upstream::start_counted(dir.path(), "64k");
+    let backend = &backends()[0];
+    let env = mirror_env(backend, &up, "policy = \"on_demand\"\n");
+    env.ok(&["repo", "sync", "m"]);
+    let listed: Value = env.json(&["repo", "packages", "m"]);
+    let packages: Vec<(String, String)> = listed["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                format!("/repos/m/latest/{}", p["location"].as_str().unwrap()),
+                p["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(packages.len(), count);
+    let server = env.serve();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let most = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(up.responses_being_written());
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            most
+        });
+        let clients: Vec<_> = packages
+            .iter()
+            .map(|(path, sha)| {
+                let url = server.url(path);
+                s.spawn(move || {
+                    let (status, bytes) = get_all(&http(), &url).unwrap();
+                    assert_eq!(status, 200, "{url}");
+                    assert_eq!(&sha256_hex(&bytes), sha, "{url}");
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    // Every client got its package; upstream never wrote more responses at once than
+    // there are fetch slots, and all of them were in use.
+    assert_eq!(most, cairn::app::ondemand::MAX_FETCHES, "responses at once");
+    // Each is kept once verified (the clients got their last bytes before that).
+    for (_, sha) in &packages {
+        wait_for(&format!("{sha} to be kept"), || env.blob(sha).exists());
     }
 }

@@ -45,6 +45,37 @@ impl Upstream {
         )
     }
 
+    /// Serves `root` at most `rate` bytes per second per connection, with nginx's
+    /// counters of the connections it has open (see [`Upstream::responses_being_written`]).
+    pub fn start_counted(root: &Path, rate: &str) -> Upstream {
+        Upstream::start_with(
+            root,
+            "",
+            &format!(
+                "root {}; limit_rate {rate}; location = /nginx-status {{ stub_status; limit_rate 0; }}",
+                root.display()
+            ),
+        )
+    }
+
+    /// How many responses nginx is writing now, the one giving this count left out
+    /// (only for an upstream started with [`Upstream::start_counted`]).
+    pub fn responses_being_written(&self) -> usize {
+        let status = http()
+            .get(self.url("nginx-status"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        // "... Reading: 0 Writing: 3 Waiting: 1"
+        let writing = status
+            .split_whitespace()
+            .skip_while(|w| *w != "Writing:")
+            .nth(1)
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("nginx status: {status:?}"));
+        writing - 1
+    }
+
     /// Serves `root`, logging every request (see [`Upstream::requests`]).
     pub fn start_logged(root: &Path) -> Upstream {
         Upstream::start_busy_while(root, None, &[])

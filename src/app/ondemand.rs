@@ -243,8 +243,7 @@ impl Fetcher {
         let (app, me, mine) = (app.clone(), self.clone(), inflight.clone());
         tokio::spawn(async move {
             let sha256 = remote.sha256.clone();
-            let failed = !download(&app, &repo, &source, remote, path, writer, &tx).await;
-            drop(slot);
+            let failed = !download(&app, &repo, &source, remote, path, writer, &tx, slot).await;
             if failed {
                 // Mirrors are read again for the next request.
                 me.sources.lock().await.remove(&source_key(&repo));
@@ -315,6 +314,7 @@ fn source_key(repo: &crate::app::config::RepoConfig) -> String {
 /// Downloads `remote` into `path` (through `file`), telling readers how far it got;
 /// verified, keeps it in the pool (`on_demand`) or drops the file (`streamed`).
 /// Returns whether it verified.
+#[allow(clippy::too_many_arguments)]
 async fn download(
     app: &App,
     repo: &crate::app::config::RepoConfig,
@@ -323,6 +323,7 @@ async fn download(
     path: std::path::PathBuf,
     file: std::fs::File,
     state: &watch::Sender<State>,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> bool {
     let policy = repo.policy;
     let url = upstream::join(source.base(), &remote.href);
@@ -330,6 +331,9 @@ async fn download(
         Ok(()) => check_signature(app, repo, &remote, &file).await,
         Err(e) => Err(e),
     };
+    // Upstream is done with: the next download may start while this one is kept (a
+    // file system sync, which can take long when much else is being written).
+    drop(slot);
     let verified = match outcome {
         Ok(()) => true,
         Err(e) => {

@@ -6,11 +6,7 @@
 //! writer thread of their own beside their final names ([`Stager`], for many small
 //! downloads; dot-files ending in `.tmp`). [`Pool::commit`] then
 //! makes the whole batch durable with one `syncfs`, renames each temp file to its final
-//! name and syncs again so the renames are durable. A batch of a few blobs (a package
-//! fetched on demand, a publication's files) is synced file by file instead: each temp
-//! file, then, after the renames, the directories that name them, so that its cost
-//! does not grow with whatever else is being written to the file system. A file under
-//! its final name is
+//! name and syncs again so the renames are durable. A file under its final name is
 //! therefore always complete; a crash leaves at most stray temp files and never a
 //! partial blob. Temp files name their writer's process: when it is gone, the next
 //! process to open the pool removes them, in `tmp/` and in the buckets its stager's
@@ -47,12 +43,6 @@ pub const STALE_TMP: Duration = Duration::from_secs(24 * 3600);
 
 /// Batches at least this large are placed by one thread per core.
 const PARALLEL_COMMIT: usize = 64;
-
-/// Batches up to this many blobs are made durable file by file (an fsync of each and
-/// of the directories that name it) instead of by syncing the whole file system, whose
-/// cost grows with whatever else is being written there: a package fetched on demand,
-/// a publication's few files, a small import.
-const SMALL_COMMIT: usize = 8;
 
 /// Errors of the pool layer; each names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -381,9 +371,6 @@ impl Pool {
         if staged.is_empty() {
             return Ok(());
         }
-        if staged.len() <= SMALL_COMMIT {
-            return self.commit_each(staged);
-        }
         self.syncfs()?;
         // Directory creation and renames dominate a large commit; spread them over the
         // cores, each thread taking whole top-level buckets (fewer shared directory locks).
@@ -415,35 +402,6 @@ impl Pool {
         };
         if moved {
             self.syncfs()?;
-        }
-        Ok(())
-    }
-
-    /// [`Pool::commit`] of a few blobs: each temp file is synced and renamed, then the
-    /// directories that name it are synced: its bucket (`ab/cd`), `ab` and the pool's
-    /// root, whichever of them this or another process just created (a directory
-    /// with nothing new to write syncs at once).
-    fn commit_each(&self, staged: Vec<Staged>) -> Result<(), PoolError> {
-        let sync = |path: &Path| {
-            File::open(path)
-                .and_then(|f| f.sync_all())
-                .map_err(io_err(path))
-        };
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for s in &staged {
-            let Some(tmp) = &s.tmp else { continue };
-            sync(tmp)?;
-            let dest = self.path_of(&s.sha256);
-            for d in dest.ancestors().skip(1).take(3) {
-                if !dirs.iter().any(|x| x == d) {
-                    dirs.push(d.to_path_buf());
-                }
-            }
-        }
-        if self.place(staged)? {
-            for d in &dirs {
-                sync(d)?;
-            }
         }
         Ok(())
     }

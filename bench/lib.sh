@@ -44,3 +44,24 @@ bench_cleanup() {
     sleep 0.3
     rm -rf "$WORK"
 }
+
+# timed_sync DIR FEED POLICY: a cold `cairn repo sync` of FEED with POLICY into a new
+# data dir under DIR (removed afterwards); prints "SECONDS PEAK_RSS_MIB" (GNU time).
+timed_sync() {
+    local d=$1 feed=$2 policy=$3 secs rss
+    mkdir -p "$d"
+    cat > "$d/cairn.toml" <<TOML
+[server]
+data_dir = "$d/data"
+[[repo]]
+id = "bench"
+feed = "$feed"
+policy = "$policy"
+TOML
+    /usr/bin/time -f "%e %M" -o "$d/time.out" \
+        "$BIN" --config "$d/cairn.toml" repo sync bench >/dev/null 2>"$d/err" \
+        || { cat "$d/err" >&2; return 1; }
+    read -r secs rss < "$d/time.out"
+    rm -rf "$d"
+    echo "$secs $((rss / 1024))"
+}

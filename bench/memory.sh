@@ -30,22 +30,8 @@ for N in "${COUNTS[@]}"; do
     chmod -R a+rX "$WORK/www"
     META=$(du -sm "$REPO/repodata" | cut -f1)
     for POLICY in on_demand immediate; do
-        D=$WORK/$N-$POLICY
-        mkdir -p "$D"
-        cat > "$D/cairn.toml" <<TOML
-[server]
-data_dir = "$D/data"
-[[repo]]
-id = "bench"
-feed = "http://127.0.0.1:$PORT/r$N/"
-policy = "$POLICY"
-TOML
-        /usr/bin/time -f "%e %M" -o "$D/time.out" \
-            "$BIN" --config "$D/cairn.toml" repo sync bench >/dev/null 2>"$D/err" \
-            || { cat "$D/err"; exit 1; }
-        read -r secs rss < "$D/time.out"
-        printf '%-9s %-10s %14s %9.2f %12d\n' "$N" "$POLICY" "$META" "$secs" $((rss / 1024))
-        rm -rf "$D"
+        read -r secs rss < <(timed_sync "$WORK/$N-$POLICY" "http://127.0.0.1:$PORT/r$N/" "$POLICY")
+        printf '%-9s %-10s %14s %9.2f %12d\n' "$N" "$POLICY" "$META" "$secs" "$rss"
     done
     # The same files imported into a local repository.
     D=$WORK/$N-import

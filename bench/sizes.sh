@@ -28,21 +28,7 @@ echo "$N packages of $SIZE bytes ($(du -sm "$REPO" | cut -f1) MiB); not pinned"
 printf '%-4s %-10s %9s %12s\n' run policy seconds "peak RSS MiB"
 for RUN in $(seq 1 "$RUNS"); do
 for POLICY in on_demand immediate; do
-    D=$WORK/$POLICY
-    mkdir -p "$D"
-    cat > "$D/cairn.toml" <<TOML
-[server]
-data_dir = "$D/data"
-[[repo]]
-id = "bench"
-feed = "http://127.0.0.1:$PORT/r/"
-policy = "$POLICY"
-TOML
-    /usr/bin/time -f "%e %M" -o "$D/time.out" \
-        "$BIN" --config "$D/cairn.toml" repo sync bench >/dev/null 2>"$D/err" \
-        || { cat "$D/err"; exit 1; }
-    read -r secs rss < "$D/time.out"
-    printf '%-4s %-10s %9.2f %12d\n' "$RUN" "$POLICY" "$secs" $((rss / 1024))
-    rm -rf "$D"
+    read -r secs rss < <(timed_sync "$WORK/$POLICY" "http://127.0.0.1:$PORT/r/" "$POLICY")
+    printf '%-4s %-10s %9.2f %12d\n' "$RUN" "$POLICY" "$secs" "$rss"
 done
 done

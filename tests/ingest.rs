@@ -387,3 +387,55 @@ fn fragments_a_previous_release_kept_as_text_are_packed_when_the_catalog_opens()
         );
     }
 }
+
+#[test]
+fn a_damaged_stored_package_fails_a_publish_and_its_reading_naming_it() {
+    for backend in backends() {
+        let (up_dir, repo) = demo_upstream_tree();
+        let upstream = Upstream::start(up_dir.path());
+        let env = mirror_env(&backend, &upstream, "");
+        env.ok(&["repo", "sync", "m"]);
+        let sha = file_facts(&rpm_named(&repo, "demo-lib")).sha256;
+        // Bytes that are no zstd frame, where the package's fragments were.
+        let garbage = match backend {
+            Backend::Sqlite => "X'00010203'",
+            Backend::Postgres(_) => "decode('00010203', 'hex')",
+        };
+        execute(
+            &env,
+            &[&format!(
+                "UPDATE package_fragments SET packed = {garbage} \
+                 WHERE package_id = (SELECT id FROM packages WHERE sha256 = '{sha}')"
+            )],
+        );
+        // Rendering latest again (in zstd now) reads every package's fragments.
+        let config = env.dir.path().join("cairn.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str("compression = \"zstd\"\n");
+        std::fs::write(&config, text).unwrap();
+        let err = run_failing(&env, &["repo", "republish", "m"]);
+        assert!(
+            err.contains(&sha) && err.contains("cannot be read back"),
+            "{}: {err}",
+            backend.name()
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let read = rt.block_on(async {
+            let catalog = cairn::store::catalog::Catalog::connect(&env.database_url())
+                .await
+                .unwrap();
+            let read = catalog.package(&sha).await;
+            catalog.close().await;
+            read
+        });
+        assert!(
+            matches!(
+                read,
+                Err(cairn::store::catalog::CatalogError::BadFragments { ref sha256, .. })
+                    if *sha256 == sha
+            ),
+            "{}: {read:?}",
+            backend.name()
+        );
+    }
+}
